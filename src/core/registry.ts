@@ -1,0 +1,267 @@
+/**
+ * The device registry: the hub's single source of truth about devices, their services and values.
+ * Every change is validated first (a refused input changes nothing) and announced on the bus.
+ */
+import type { Catalog, ServiceSpec } from './catalog.js';
+import { coerceTyped, coerceValue, type CharacteristicSpec, type HapValue } from './coerce.js';
+import { findService, serviceLabel, type DeviceRecord, type DeviceState } from './device.js';
+import type { CharacteristicRef, EventBus } from './events.js';
+import { fail, ok, type Result } from './result.js';
+import { MAX_SERVICE_INDEX, type MetaField, type ServiceAddress } from './topic.js';
+
+/** An accessory holds at most 100 services, one of which is AccessoryInformation. */
+export const MAX_SERVICES_PER_DEVICE = 99;
+const META_MAX_LEN = 64;
+
+export interface RegistryOptions {
+  /** How long a written value is shown before it reverts when the device does not confirm it. */
+  writeTimeoutMs: number;
+  now?: () => number;
+}
+
+/** Whether a message came live from the device, or is a broker's replay of a retained message. */
+export interface Origin {
+  live: boolean;
+}
+
+export type WriteResult = Result<HapValue> & { offline?: boolean };
+
+interface PendingWrite {
+  requested: HapValue;
+  timer: NodeJS.Timeout;
+}
+
+export class DeviceRegistry {
+  readonly #devices = new Map<string, DeviceRecord>();
+  readonly #pending = new Map<string, PendingWrite>();
+  readonly #now: () => number;
+
+  constructor(
+    private readonly bus: EventBus,
+    private readonly catalog: Catalog,
+    private readonly options: RegistryOptions,
+  ) {
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Loads saved devices at start-up, before any feature listens; announces nothing. */
+  restore(devices: Iterable<DeviceRecord>): void {
+    for (const device of devices) this.#devices.set(device.id, device);
+  }
+
+  get(id: string): DeviceRecord | undefined {
+    return this.#devices.get(id);
+  }
+
+  list(): DeviceRecord[] {
+    return [...this.#devices.values()];
+  }
+
+  get size(): number {
+    return this.#devices.size;
+  }
+
+  /** Resolves a service and characteristic name against the catalog, refusing what HAP would not take. */
+  resolve(address: ServiceAddress, characteristic: string): Result<{ service: ServiceSpec; characteristic: CharacteristicSpec }> {
+    const service = this.catalog.service(address.service);
+    if (!service.ok) return service;
+    const spec = this.catalog.characteristic(service.value, characteristic);
+    if (!spec.ok) return spec;
+    return ok({ service: service.value, characteristic: spec.value });
+  }
+
+  /** A device reported a characteristic value (`HomeKit/<id>/<Service>[/<i>]/<Char> <text>`). */
+  reportValue(deviceId: string, address: ServiceAddress, characteristic: string, text: string, origin: Origin): Result<HapValue> {
+    const resolved = this.resolve(address, characteristic);
+    if (!resolved.ok) return resolved;
+    const { characteristic: spec } = resolved.value;
+    if (!spec.perms.includes('pr') && !spec.perms.includes('ev')) {
+      return fail(`${spec.name} is write-only in HomeKit; a device cannot report it`);
+    }
+    const coerced = coerceValue(spec, text);
+    if (!coerced.ok) return coerced;
+
+    let device = this.#devices.get(deviceId);
+    const existing = device && findService(device, address);
+    if (device && !existing && device.services.length >= MAX_SERVICES_PER_DEVICE) {
+      return fail(`device ${deviceId} already has ${MAX_SERVICES_PER_DEVICE} services, the most one HomeKit accessory can hold`);
+    }
+    if (address.index > MAX_SERVICE_INDEX) return fail(`service index ${address.index} is above ${MAX_SERVICE_INDEX}`);
+
+    device ??= this.#create(deviceId);
+    this.#touch(device, origin);
+    let service = existing;
+    if (!service) {
+      service = { service: address.service, index: address.index, values: {} };
+      device.services.push(service);
+      this.bus.emit('service:added', device, service);
+    }
+    const value = coerced.value;
+    const changed = service.values[spec.name] !== value;
+    service.values[spec.name] = value;
+    const ref: CharacteristicRef = { deviceId, service: address.service, index: address.index, characteristic: spec.name };
+    this.#settlePending(ref);
+    this.bus.emit('value', ref, value, changed);
+    return ok(value);
+  }
+
+  /** `HomeKit/<id>/$name` and friends: text that fills AccessoryInformation. */
+  reportMeta(deviceId: string, field: MetaField, text: string, origin: Origin): Result<string> {
+    const value = text.trim();
+    if (value.length === 0) return fail(`$${field} is empty`);
+    if ([...value].length > META_MAX_LEN) return fail(`$${field} is at most ${META_MAX_LEN} characters`);
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(value)) return fail(`$${field} must not contain control characters`);
+    const device = this.#devices.get(deviceId) ?? this.#create(deviceId);
+    this.#touch(device, origin);
+    if (device.meta[field] !== value) {
+      device.meta[field] = value;
+      this.bus.emit('device:meta', device);
+    }
+    return ok(value);
+  }
+
+  /**
+   * `$state`: `online`, `offline`, `sleeping [seconds until wake]`, `removed`; an empty payload
+   * (a cleared retained state) also removes the device.
+   */
+  reportState(deviceId: string, text: string, origin: Origin): Result<string> {
+    const [word = '', argument, ...extra] = text.trim().split(/\s+/);
+    const state = word.toLowerCase();
+    if (state === 'removed' || state === '') {
+      this.remove(deviceId, state === '' ? 'its retained $state was cleared' : 'it said $state removed');
+      return ok('removed');
+    }
+    if (state !== 'online' && state !== 'offline' && state !== 'sleeping') {
+      return fail(`'${word}' is not a device state: use online, offline, sleeping [seconds] or removed`);
+    }
+    if (extra.length > 0 || (argument !== undefined && state !== 'sleeping')) {
+      return fail(`$state ${state} takes ${state === 'sleeping' ? 'at most one argument (seconds until wake)' : 'no argument'}`);
+    }
+    let wakeAt: number | undefined;
+    if (argument !== undefined) {
+      const seconds = Number(argument);
+      if (!/^\d+(\.\d+)?$/.test(argument) || !Number.isFinite(seconds)) {
+        return fail(`'${argument}' is not a sleep duration: give whole seconds until the device wakes`);
+      }
+      wakeAt = this.#now() + seconds * 1000;
+    }
+    const device = this.#devices.get(deviceId) ?? this.#create(deviceId);
+    if (origin.live) device.lastSeen = this.#now();
+    this.#setState(device, state, wakeAt);
+    return ok(state);
+  }
+
+  /** Forgets a device; features take it out of HomeKit and clear its retained topics. */
+  remove(deviceId: string, reason: string): boolean {
+    const device = this.#devices.get(deviceId);
+    if (!device) return false;
+    this.#devices.delete(deviceId);
+    for (const [key, pending] of this.#pending) {
+      if (key.startsWith(`${deviceId}/`)) {
+        clearTimeout(pending.timer);
+        this.#pending.delete(key);
+      }
+    }
+    this.bus.emit('device:removed', device, reason);
+    return true;
+  }
+
+  /** Removes devices silent for longer than `ttlMs`; a sleeping device counts from its wake time. */
+  sweep(ttlMs: number): string[] {
+    const now = this.#now();
+    const expired = this.list().filter((d) => now - lastSign(d) > ttlMs);
+    for (const device of expired) this.remove(device.id, `silent since ${new Date(lastSign(device)).toISOString()}`);
+    return expired.map((d) => d.id);
+  }
+
+  /**
+   * A controller asks for a new value. It is validated like device input, announced for the MQTT
+   * side to publish as `/set`, and shown until the device confirms or the timeout reverts it.
+   */
+  requestWrite(ref: CharacteristicRef, value: unknown): WriteResult {
+    const device = this.#devices.get(ref.deviceId);
+    if (!device) return fail(`no device ${ref.deviceId}`);
+    if (device.state === 'offline') return { ...fail(`device ${ref.deviceId} is offline`), offline: true };
+    if (!findService(device, ref)) return fail(`device ${ref.deviceId} has no service ${serviceLabel(ref)}`);
+    const resolved = this.resolve(ref, ref.characteristic);
+    if (!resolved.ok) return resolved;
+    const { characteristic: spec } = resolved.value;
+    if (!spec.perms.includes('pw')) return fail(`${spec.name} is read-only`);
+    const coerced = coerceTyped(spec, value);
+    if (!coerced.ok) return coerced;
+
+    const key = refKey(ref);
+    const previous = this.#pending.get(key);
+    if (previous) clearTimeout(previous.timer);
+    const timer = setTimeout(() => this.#revert(ref), this.options.writeTimeoutMs);
+    timer.unref();
+    this.#pending.set(key, { requested: coerced.value, timer });
+    this.bus.emit('write:requested', { ...ref }, coerced.value);
+    return coerced;
+  }
+
+  /** What a controller reads: the written value while it awaits confirmation, else the reported one. */
+  read(ref: CharacteristicRef): { state: DeviceState; value: HapValue | undefined } | undefined {
+    const device = this.#devices.get(ref.deviceId);
+    if (!device) return undefined;
+    const pending = this.#pending.get(refKey(ref));
+    const value = pending ? pending.requested : findService(device, ref)?.values[ref.characteristic];
+    return { state: device.state, value };
+  }
+
+  /** Stops the write timers; used on shutdown. */
+  close(): void {
+    for (const pending of this.#pending.values()) clearTimeout(pending.timer);
+    this.#pending.clear();
+  }
+
+  #create(id: string): DeviceRecord {
+    const now = this.#now();
+    const device: DeviceRecord = { id, meta: {}, state: 'online', lastSeen: now, createdAt: now, services: [] };
+    this.#devices.set(id, device);
+    this.bus.emit('device:added', device);
+    return device;
+  }
+
+  /** A live message proves the device is awake and connected. */
+  #touch(device: DeviceRecord, origin: Origin): void {
+    if (!origin.live) return;
+    device.lastSeen = this.#now();
+    if (device.state !== 'online') this.#setState(device, 'online', undefined);
+  }
+
+  #setState(device: DeviceRecord, state: DeviceState, wakeAt: number | undefined): void {
+    const previous = device.state;
+    device.state = state;
+    if (wakeAt === undefined) delete device.wakeAt;
+    else device.wakeAt = wakeAt;
+    if (previous !== state) this.bus.emit('device:state', device, previous);
+  }
+
+  #settlePending(ref: CharacteristicRef): void {
+    const key = refKey(ref);
+    const pending = this.#pending.get(key);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    this.#pending.delete(key);
+  }
+
+  #revert(ref: CharacteristicRef): void {
+    const key = refKey(ref);
+    const pending = this.#pending.get(key);
+    if (!pending) return;
+    this.#pending.delete(key);
+    const device = this.#devices.get(ref.deviceId);
+    const confirmed = device && findService(device, ref)?.values[ref.characteristic];
+    this.bus.emit('write:reverted', ref, confirmed, pending.requested);
+  }
+}
+
+function refKey(ref: CharacteristicRef): string {
+  return `${ref.deviceId}/${ref.service}/${ref.index}/${ref.characteristic}`;
+}
+
+function lastSign(device: DeviceRecord): number {
+  return device.state === 'sleeping' && device.wakeAt !== undefined ? Math.max(device.lastSeen, device.wakeAt) : device.lastSeen;
+}
