@@ -22,9 +22,10 @@ export class HapCatalog implements Catalog {
   readonly #services = new Map<string, ServiceSpec & { type: ServiceClass }>();
   readonly #characteristics = new Map<string, CharacteristicSpec & { type: CharacteristicClass }>();
   readonly #unsupported = new Map<string, string>();
+  readonly #nameOfUuid = new Map<string, string>();
 
   constructor() {
-    const nameOfUuid = new Map<string, string>();
+    const nameOfUuid = this.#nameOfUuid;
     for (const [name, value] of Object.entries(Characteristic)) {
       if (!isDefinition(value)) continue;
       const type = value as unknown as CharacteristicClass;
@@ -61,6 +62,11 @@ export class HapCatalog implements Catalog {
     const spec = this.#characteristics.get(name);
     if (!spec) return fail(`unknown characteristic '${name}'`);
     return ok(spec);
+  }
+
+  /** HAP-NodeJS's name for a characteristic type, e.g. CurrentTemperature. */
+  nameOf(characteristicUuid: string): string | undefined {
+    return this.#nameOfUuid.get(characteristicUuid);
   }
 
   serviceNames(): string[] {

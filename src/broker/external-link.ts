@@ -1,0 +1,86 @@
+/** The hub as a client of an external broker (e.g. Mosquitto), over MQTT.js. */
+import { randomBytes } from 'node:crypto';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { InboundMessage } from '../core/ingest.js';
+import type { Logger } from '../log/logger.js';
+import type { HubLink, PublishOptions } from './hub-link.js';
+
+export interface ExternalLinkOptions {
+  url: string;
+  username?: string | undefined;
+  password?: string | undefined;
+}
+
+export async function connectExternal(options: ExternalLinkOptions, log: Logger): Promise<HubLink> {
+  const url = new URL(options.url);
+  const username = options.username ?? (url.username ? decodeURIComponent(url.username) : undefined);
+  const password = options.password ?? (url.password ? decodeURIComponent(url.password) : undefined);
+  url.username = '';
+  url.password = '';
+  const address = url.toString().replace(/\/$/, '');
+  const client = mqtt.connect(address, {
+    clientId: username ?? `mqttkit-hub-${randomBytes(4).toString('hex')}`,
+    ...(username !== undefined ? { username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    protocolVersion: 4,
+    reconnectPeriod: 2000,
+    connectTimeout: 10_000,
+  });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error) => {
+      client.end(true);
+      reject(new Error(`cannot connect to the MQTT broker at ${address}: ${error.message}; check --mqtt-url and the broker's credentials`));
+    };
+    client.once('connect', () => {
+      client.off('error', onError);
+      resolve();
+    });
+    client.once('error', onError);
+  });
+  // From here on, MQTT.js reconnects by itself (and re-subscribes); we only report it.
+  client.on('offline', () => log.warn({ broker: address }, 'lost the MQTT broker; reconnecting'));
+  client.on('reconnect', () => log.debug({ broker: address }, 'reconnecting to the MQTT broker'));
+  client.on('connect', () => log.info({ broker: address }, 'connected to the MQTT broker'));
+  client.on('error', (error) => log.error({ broker: address, err: error.message }, 'MQTT broker connection error'));
+  return new ExternalLink(client, address);
+}
+
+class ExternalLink implements HubLink {
+  readonly #handlers: Array<[string, (message: InboundMessage) => void]> = [];
+
+  constructor(
+    private readonly client: MqttClient,
+    readonly address: string,
+  ) {
+    client.on('message', (topic, payload, packet) => {
+      // A message with the retain flag set arrives only as a replay on subscribe (MQTT 3.1.1 clears it on live delivery).
+      const message = { topic, payload, live: !packet.retain };
+      for (const [filter, handler] of this.#handlers) if (matches(filter, topic)) handler(message);
+    });
+  }
+
+  async subscribe(filter: string, handler: (message: InboundMessage) => void): Promise<void> {
+    this.#handlers.push([filter, handler]);
+    await this.client.subscribeAsync(filter, { qos: 1 });
+  }
+
+  async publish(topic: string, payload: string | Buffer, options: PublishOptions): Promise<void> {
+    await this.client.publishAsync(topic, payload, options);
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync();
+  }
+}
+
+/** MQTT filter matching for the hub's few subscriptions (`+` one level, trailing `#` the rest). */
+export function matches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

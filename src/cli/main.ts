@@ -1,0 +1,11 @@
+/** The `mqttkit` command line. Each command lives in its own file and registers itself here. */
+import { Command } from 'commander';
+import { VERSION } from '../hub/version.js';
+import { registerStart } from './start-command.js';
+
+const program = new Command('mqttkit')
+  .description('A home hub that bridges MQTT devices and Apple HomeKit')
+  .version(VERSION)
+  .showHelpAfterError('(run with --help for usage)');
+registerStart(program);
+await program.parseAsync(process.argv);

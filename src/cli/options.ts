@@ -1,0 +1,143 @@
+/**
+ * `mqttkit start` options: flags override MQTTKIT_* environment variables, which override
+ * `<data dir>/config.json`, which overrides the defaults. A bad value stops start-up with a message
+ * naming the option, where it came from, and what is allowed.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { didYouMean } from '../core/suggest.js';
+import type { HubOptions } from '../hub/hub.js';
+import { checkPincode } from '../homekit/pincode.js';
+import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
+
+export const CONFIG_FILE = 'config.json';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const host = z.string().refine((v) => isIP(v) !== 0 || /^[A-Za-z0-9.-]{1,253}$/.test(v));
+const duration = z.coerce.string().transform((v, ctx) => {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
+  if (!match) {
+    ctx.addIssue({ code: 'custom', message: 'bad duration' });
+    return z.NEVER;
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 's'];
+  return Number(match[1]) * unit!;
+});
+
+interface OptionSpec {
+  flag: string;
+  env: string;
+  allowed: string;
+  schema: z.ZodType;
+  fallback?: unknown;
+  /** Not accepted from config.json (where the config file lives, or secrets better kept elsewhere). */
+  notInFile?: boolean;
+}
+
+export const START_OPTIONS = {
+  dataDir: { flag: '--data-dir', env: 'MQTTKIT_DATA_DIR', allowed: 'a folder path', schema: z.string().min(1), fallback: './data', notInFile: true },
+  mqttPort: { flag: '--mqtt-port', env: 'MQTTKIT_MQTT_PORT', allowed: 'a port number 0-65535 (0 picks a free one)', schema: port, fallback: 1883 },
+  mqttHost: { flag: '--mqtt-host', env: 'MQTTKIT_MQTT_HOST', allowed: 'an IP address or host name to listen on', schema: host, fallback: '0.0.0.0' },
+  mqttUrl: { flag: '--mqtt-url', env: 'MQTTKIT_MQTT_URL', allowed: 'a broker URL such as mqtt://user:pass@192.168.1.2:1883 (mqtt, mqtts, ws, wss)', schema: z.string().refine(isBrokerUrl) },
+  mqttUsername: { flag: '--mqtt-username', env: 'MQTTKIT_MQTT_USERNAME', allowed: 'the user name the hub logs in to the external broker with', schema: z.string().min(1) },
+  mqttPassword: { flag: '--mqtt-password', env: 'MQTTKIT_MQTT_PASSWORD', allowed: 'the password for --mqtt-username', schema: z.string().min(1), notInFile: true },
+  hapPort: { flag: '--hap-port', env: 'MQTTKIT_HAP_PORT', allowed: 'a port number 0-65535 (bridge n uses port + n; 0 picks free ones)', schema: port, fallback: 51826 },
+  hapHost: { flag: '--hap-host', env: 'MQTTKIT_HAP_HOST', allowed: 'an IP address to serve HomeKit on (default: all)', schema: z.string().refine((v) => isIP(v) !== 0) },
+  httpPort: { flag: '--http-port', env: 'MQTTKIT_HTTP_PORT', allowed: 'a port number 0-65535', schema: port, fallback: 8581 },
+  pincode: { flag: '--pincode', env: 'MQTTKIT_PINCODE', allowed: 'a setup code like 123-45-654', schema: z.string().refine((v) => checkPincode(v).ok) },
+  bridgeName: { flag: '--bridge-name', env: 'MQTTKIT_BRIDGE_NAME', allowed: 'a name of 2-64 letters, digits and spaces', schema: z.string().regex(/^[\p{L}\p{N}][\p{L}\p{N} ']{0,62}[\p{L}\p{N}]$/u), fallback: 'mqttkit' },
+  logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
+  deviceTtl: { flag: '--device-ttl', env: 'MQTTKIT_DEVICE_TTL', allowed: 'a duration such as 7d, 12h, 30m or 90s', schema: duration, fallback: '7d' },
+  confirmTimeout: { flag: '--confirm-timeout', env: 'MQTTKIT_CONFIRM_TIMEOUT', allowed: 'a duration such as 10s or 1500ms', schema: duration, fallback: '10s' },
+} satisfies Record<string, OptionSpec>;
+
+export type StartOptionName = keyof typeof START_OPTIONS;
+export type RawOptions = Partial<Record<StartOptionName, string>>;
+
+export interface ResolvedStart {
+  hub: HubOptions;
+  logLevel: LogLevel;
+}
+
+export class OptionError extends Error {}
+
+function isBrokerUrl(value: string): boolean {
+  try {
+    return ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
+/** Reads flags, environment and config file into the hub's options, or throws an OptionError that says what to fix. */
+export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = process.env): ResolvedStart {
+  const dataDir = resolve(flags.dataDir ?? env.MQTTKIT_DATA_DIR ?? String(START_OPTIONS.dataDir.fallback));
+  const file = readConfigFile(dataDir);
+  const values: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+  for (const [name, spec] of Object.entries(START_OPTIONS) as Array<[StartOptionName, OptionSpec]>) {
+    const fromFlag = flags[name];
+    const fromEnv = env[spec.env];
+    const fromFile = file[name];
+    const [raw, source] =
+      fromFlag !== undefined ? [fromFlag, spec.flag] : fromEnv !== undefined && fromEnv !== '' ? [fromEnv, spec.env] : fromFile !== undefined ? [fromFile, `${CONFIG_FILE} "${name}"`] : [spec.fallback, 'default'];
+    if (raw === undefined) continue;
+    const parsed = spec.schema.safeParse(raw);
+    if (!parsed.success) {
+      const where = source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`;
+      throw new OptionError(`${where}: '${String(raw)}' is not valid; expected ${spec.allowed}`);
+    }
+    values[name] = parsed.data;
+    sources[name] = source;
+  }
+  if (values.mqttUrl !== undefined) {
+    for (const name of ['mqttPort', 'mqttHost'] as const) {
+      if (sources[name] !== 'default') {
+        throw new OptionError(`${START_OPTIONS.mqttUrl.flag} uses an external broker, so ${START_OPTIONS[name].flag} (set by ${sources[name]}) has no meaning: drop one of them`);
+      }
+    }
+  }
+  const v = values as {
+    mqttPort: number; mqttHost: string; mqttUrl?: string; mqttUsername?: string; mqttPassword?: string; hapPort: number; hapHost?: string;
+    httpPort: number; pincode?: string; bridgeName: string; logLevel: LogLevel; deviceTtl: number; confirmTimeout: number;
+  };
+  return {
+    logLevel: v.logLevel,
+    hub: {
+      dataDir,
+      mqtt: v.mqttUrl !== undefined ? { kind: 'external', url: v.mqttUrl, username: v.mqttUsername, password: v.mqttPassword } : { kind: 'embedded', host: v.mqttHost, port: v.mqttPort },
+      hapPort: v.hapPort,
+      hapHost: v.hapHost,
+      httpPort: v.httpPort,
+      pincode: v.pincode,
+      bridgeName: v.bridgeName,
+      deviceTtlMs: v.deviceTtl,
+      writeTimeoutMs: v.confirmTimeout,
+    },
+  };
+}
+
+function readConfigFile(dataDir: string): Record<string, unknown> {
+  const path = join(dataDir, CONFIG_FILE);
+  if (!existsSync(path)) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new OptionError(`${path} is not valid JSON (${(error as Error).message}): fix it or remove it`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new OptionError(`${path} must hold a JSON object such as {"mqttPort": 1883}`);
+  }
+  const allowed = Object.entries(START_OPTIONS as Record<string, OptionSpec>).filter(([, s]) => !s.notInFile).map(([n]) => n);
+  for (const key of Object.keys(parsed)) {
+    if (!allowed.includes(key)) {
+      const spec = (START_OPTIONS as Record<string, OptionSpec>)[key];
+      const why = spec?.notInFile ? `"${key}" cannot be set in the config file; use ${spec.flag} or ${spec.env}` : `unknown setting "${key}"${didYouMean(key, allowed)}`;
+      throw new OptionError(`${path}: ${why} (known: ${allowed.join(', ')})`);
+    }
+  }
+  return parsed as Record<string, unknown>;
+}

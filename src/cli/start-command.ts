@@ -1,0 +1,79 @@
+/** `mqttkit start`: resolve options, run the hub, stop cleanly on SIGINT/SIGTERM. */
+import type { Command } from 'commander';
+import { Hub } from '../hub/hub.js';
+import { createLogger } from '../log/logger.js';
+import { startBanner } from './banner.js';
+import { OptionError, resolveStartOptions, START_OPTIONS, type RawOptions } from './options.js';
+
+/** A hub that does not stop within this time is killed: SIGTERM must mean "gone soon". */
+const STOP_DEADLINE_MS = 5000;
+
+export function registerStart(program: Command): void {
+  const command = program
+    .command('start')
+    .description('run the hub: MQTT broker (or a link to yours) and the HomeKit bridge')
+    .addHelpText(
+      'after',
+      `
+Each option can also come from an environment variable (shown) or from <data-dir>/config.json
+(the option's camelCase name, e.g. {"mqttPort": 1884}); flags win over variables, variables over the file.
+
+Examples:
+  $ mqttkit start
+  $ mqttkit start --data-dir /var/lib/mqttkit --pincode 031-45-154
+  $ mqttkit start --mqtt-url mqtt://192.168.1.2:1883 --mqtt-username hub
+  $ MQTTKIT_LOG_LEVEL=debug npm start`,
+    );
+  for (const [name, spec] of Object.entries(START_OPTIONS)) {
+    const placeholder = name === 'pincode' ? 'XXX-XX-XXX' : name.endsWith('Port') ? 'N' : name === 'logLevel' ? 'LEVEL' : 'VALUE';
+    const fallback = 'fallback' in spec ? ` (default: ${String(spec.fallback)})` : '';
+    command.option(`${spec.flag} <${placeholder}>`, `${spec.allowed}${fallback} [${spec.env}]`);
+  }
+  command.action(async (flags: RawOptions) => {
+    let resolved;
+    try {
+      resolved = resolveStartOptions(flags);
+    } catch (error) {
+      if (!(error instanceof OptionError)) throw error;
+      console.error(`mqttkit: ${error.message}`);
+      process.exit(2);
+    }
+    // Everything the hub writes (HomeKit keys, state, runtime file) is for its owner only.
+    process.umask(0o077);
+    const log = createLogger(resolved.logLevel);
+    let hub: Hub;
+    try {
+      hub = await Hub.start(resolved.hub, log);
+    } catch (error) {
+      log.fatal(`cannot start: ${(error as Error).message}`);
+      log.flush();
+      process.exitCode = 1;
+      setTimeout(() => process.exit(1), 200).unref();
+      return;
+    }
+    console.log(await startBanner(hub));
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info(`${signal}: stopping`);
+      setTimeout(() => {
+        log.error('did not stop in time; exiting');
+        process.exit(1);
+      }, STOP_DEADLINE_MS).unref();
+      hub.stop().then(
+        () => {
+          log.info('stopped');
+          log.flush();
+          process.exit(0);
+        },
+        (error: Error) => {
+          log.error({ err: error }, 'error while stopping');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+}

@@ -1,0 +1,128 @@
+/**
+ * One device as one bridged HAP accessory. Ids are deterministic (UUID from the device id, subtype
+ * from the service index), so HAP-NodeJS's identifier cache gives the same AID/IIDs after a restart.
+ */
+import {
+  Accessory,
+  Characteristic,
+  HAPStatus,
+  HapStatusError,
+  Perms,
+  Service,
+  uuid,
+  type CharacteristicValue,
+} from 'hap-nodejs';
+import type { HapValue } from '../core/coerce.js';
+import { serviceLabel, type DeviceRecord, type DeviceState, type ServiceRecord } from '../core/device.js';
+import type { CharacteristicRef } from '../core/events.js';
+import type { ServiceAddress } from '../core/topic.js';
+import type { HapCatalog } from './catalog.js';
+import { homeKitFirmware, homeKitName } from './display-name.js';
+
+export interface AccessoryHooks {
+  /** Answers reads from the hub's state; never waits on MQTT. */
+  read(ref: CharacteristicRef): { state: DeviceState; value: HapValue | undefined } | undefined;
+  /** Forwards a controller's write; `offline` answers "No Response". */
+  write(ref: CharacteristicRef, value: CharacteristicValue): { ok: boolean; error?: string; offline?: boolean };
+}
+
+const NO_RESPONSE = () => new HapStatusError(HAPStatus.SERVICE_COMMUNICATION_FAILURE);
+
+export function accessoryUuid(deviceId: string): string {
+  return uuid.generate(`mqttkit:${deviceId}`);
+}
+
+export class DeviceAccessory {
+  readonly accessory: Accessory;
+  /** The value a characteristic had before the device reported any: what a revert falls back to. */
+  readonly #initial = new Map<Characteristic, CharacteristicValue | null>();
+
+  constructor(
+    private readonly device: DeviceRecord,
+    private readonly catalog: HapCatalog,
+    private readonly hooks: AccessoryHooks,
+  ) {
+    // new Accessory() brings its one AccessoryInformation service; we only fill it, never add one.
+    this.accessory = new Accessory(homeKitName(device.meta.name ?? device.id), accessoryUuid(device.id));
+    this.updateInformation();
+    for (const service of device.services) this.addService(service);
+  }
+
+  get deviceId(): string {
+    return this.device.id;
+  }
+
+  updateInformation(): void {
+    const meta = this.device.meta;
+    const info = this.accessory.getService(Service.AccessoryInformation)!;
+    info
+      .updateCharacteristic(Characteristic.Manufacturer, homeKitName(meta.manufacturer ?? 'mqttkit', 'mqttkit'))
+      .updateCharacteristic(Characteristic.Model, homeKitName(meta.model ?? 'MQTT device', 'MQTT device'))
+      .updateCharacteristic(Characteristic.SerialNumber, this.device.id)
+      .updateCharacteristic(Characteristic.FirmwareRevision, homeKitFirmware(meta.firmware ?? '') ?? '0.0.0');
+    if (meta.name) info.updateCharacteristic(Characteristic.Name, homeKitName(meta.name));
+  }
+
+  addService(record: ServiceRecord): void {
+    if (this.#service(record)) return;
+    const spec = this.catalog.service(record.service);
+    if (!spec.ok) return; // the registry admitted it through the same catalog; unreachable in practice
+    const name = homeKitName(`${this.device.meta.name ?? this.device.id} ${record.index === 0 ? '' : serviceLabel(record)}`);
+    const service = new spec.value.type(name, record.index === 0 ? undefined : String(record.index));
+    for (const characteristic of service.characteristics) this.#wire(record, characteristic);
+    this.accessory.addService(service);
+    for (const [name, value] of Object.entries(record.values)) this.setValue(record, name, value);
+  }
+
+  /** Shows a value in HomeKit (notifying subscribed controllers); adds an optional characteristic on first use. */
+  setValue(address: ServiceAddress, characteristicName: string, value: HapValue | undefined): void {
+    const service = this.#service(address);
+    if (!service) return;
+    const characteristic = this.#characteristic(address, service, characteristicName);
+    if (!characteristic) return;
+    characteristic.updateValue(value ?? this.#initial.get(characteristic) ?? null);
+  }
+
+  #service(address: ServiceAddress): Service | undefined {
+    const spec = this.catalog.service(address.service);
+    if (!spec.ok) return undefined;
+    return this.accessory.services.find(
+      (s) => s.UUID === spec.value.uuid && (address.index === 0 ? s.subtype === undefined : s.subtype === String(address.index)),
+    );
+  }
+
+  #characteristic(address: ServiceAddress, service: Service, name: string): Characteristic | undefined {
+    const serviceSpec = this.catalog.service(address.service);
+    if (!serviceSpec.ok) return undefined;
+    const spec = this.catalog.characteristic(serviceSpec.value, name);
+    if (!spec.ok) return undefined;
+    const existing = service.characteristics.find((c) => c.UUID === spec.value.uuid);
+    if (existing) return existing;
+    // Only characteristics the catalog found in the service's definition get here: never "added anyway".
+    const added = service.addCharacteristic(spec.value.type);
+    this.#wire(address, added);
+    return added;
+  }
+
+  #wire(address: ServiceAddress, characteristic: Characteristic): void {
+    this.#initial.set(characteristic, characteristic.value);
+    if (characteristic.UUID === Characteristic.Name.UUID) return;
+    const name = this.catalog.nameOf(characteristic.UUID);
+    if (!name) return;
+    const ref: CharacteristicRef = { deviceId: this.device.id, service: address.service, index: address.index, characteristic: name };
+    if (characteristic.props.perms.includes(Perms.PAIRED_READ)) {
+      characteristic.onGet(() => {
+        const state = this.hooks.read(ref);
+        if (!state || state.state === 'offline') throw NO_RESPONSE();
+        return state.value ?? characteristic.value;
+      });
+    }
+    if (characteristic.props.perms.includes(Perms.PAIRED_WRITE)) {
+      characteristic.onSet((value) => {
+        const result = this.hooks.write(ref, value);
+        if (result.ok) return;
+        throw result.offline ? NO_RESPONSE() : new HapStatusError(HAPStatus.INVALID_VALUE_IN_REQUEST);
+      });
+    }
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Wires the core (registry, event bus) to its features (MQTT I/O, HomeKit, persistence) and starts
+ * and stops them in order. Nothing here knows a protocol detail.
+ */
+import { chmodSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DeviceTopics } from '../broker/device-topics.js';
+import { EmbeddedBroker } from '../broker/embedded-broker.js';
+import { connectExternal } from '../broker/external-link.js';
+import type { HubLink } from '../broker/hub-link.js';
+import { EventBus } from '../core/events.js';
+import { DeviceRegistry } from '../core/registry.js';
+import { HapCatalog } from '../homekit/catalog.js';
+import { HomeKitBridges, type BridgeStatus } from '../homekit/homekit-bridges.js';
+import { generatePincode } from '../homekit/pincode.js';
+import type { Logger } from '../log/logger.js';
+import { RegistryPersistence } from '../store/registry-persistence.js';
+import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
+import { StateStore } from '../store/state-store.js';
+import { VERSION } from './version.js';
+
+export type MqttOptions = { kind: 'embedded'; host: string; port: number } | { kind: 'external'; url: string; username?: string | undefined; password?: string | undefined };
+
+export interface HubOptions {
+  dataDir: string;
+  mqtt: MqttOptions;
+  hapPort: number;
+  hapHost?: string | undefined;
+  httpPort: number;
+  /** Overrides (and replaces) the stored setup code; one is generated on first start otherwise. */
+  pincode?: string | undefined;
+  bridgeName: string;
+  deviceTtlMs: number;
+  writeTimeoutMs: number;
+}
+
+export const PINCODE_SETTING = 'homekit.pincode';
+
+export class Hub {
+  readonly #stops: Array<() => void | Promise<void>> = [];
+
+  private constructor(
+    readonly options: HubOptions,
+    readonly registry: DeviceRegistry,
+    readonly bus: EventBus,
+    readonly pincode: string,
+    readonly mqttAddress: string,
+    private readonly homekit: HomeKitBridges,
+  ) {}
+
+  static async start(options: HubOptions, log: Logger): Promise<Hub> {
+    const running = runningHubPid(options.dataDir);
+    if (running) throw new Error(`a hub is already running on ${options.dataDir} (pid ${running}): stop it first or use another --data-dir`);
+    mkdirSync(join(options.dataDir, 'homekit'), { recursive: true, mode: 0o700 });
+    // The data dir holds HomeKit keys: owner-only, whatever the umask.
+    chmodSync(options.dataDir, 0o700);
+    const homekitDir = join(options.dataDir, 'homekit');
+    chmodSync(homekitDir, 0o700);
+    for (const file of readdirSync(homekitDir)) chmodSync(join(homekitDir, file), 0o600);
+
+    const stops: Array<() => void | Promise<void>> = [];
+    const undo = async () => {
+      for (const stop of stops.reverse()) await stop();
+    };
+    try {
+      const store = new StateStore(join(options.dataDir, 'mqttkit.db'));
+      stops.push(() => store.close());
+      const pincode = options.pincode ?? store.getSetting(PINCODE_SETTING) ?? generatePincode();
+      store.setSetting(PINCODE_SETTING, pincode);
+
+      const bus = new EventBus((event, error) => log.error({ event, err: error }, 'event listener failed'));
+      const catalog = new HapCatalog();
+      const registry = new DeviceRegistry(bus, catalog, { writeTimeoutMs: options.writeTimeoutMs });
+      registry.restore(store.loadDevices());
+      stops.push(() => registry.close());
+
+      const persistence = new RegistryPersistence(bus, registry, store);
+      persistence.start();
+      stops.push(() => persistence.stop());
+
+      const homekit = new HomeKitBridges(bus, registry, store, catalog, log.child({ part: 'homekit' }), {
+        storagePath: join(options.dataDir, 'homekit'),
+        port: options.hapPort,
+        host: options.hapHost,
+        pincode,
+        bridgeName: options.bridgeName,
+        version: VERSION,
+      });
+      stops.push(() => homekit.stop());
+      await homekit.start();
+
+      let link: HubLink;
+      let broker: EmbeddedBroker | undefined;
+      if (options.mqtt.kind === 'embedded') {
+        broker = await EmbeddedBroker.start({ host: options.mqtt.host, port: options.mqtt.port }, log.child({ part: 'broker' }));
+        const started = broker;
+        stops.push(() => started.close());
+        link = broker.link();
+      } else {
+        link = await connectExternal(options.mqtt, log.child({ part: 'mqtt' }));
+      }
+      stops.push(() => link.close());
+      const topics = new DeviceTopics(link, registry, bus, log.child({ part: 'mqtt' }));
+      await topics.start();
+      stops.push(() => topics.stop());
+
+      // Sweep often enough that a device is removed within ~10% of its TTL, at most once a minute.
+      const sweep = setInterval(() => registry.sweep(options.deviceTtlMs), Math.min(60_000, Math.max(1000, options.deviceTtlMs / 10)));
+      sweep.unref();
+      stops.push(() => clearInterval(sweep));
+
+      const hub = new Hub(options, registry, bus, pincode, link.address, homekit);
+      hub.#stops.push(...stops);
+      const mqtt = broker ? { address: link.address, embedded: true, host: broker.host, port: broker.port } : { address: link.address, embedded: false };
+      const startedAt = new Date().toISOString();
+      const saveRuntime = () =>
+        writeRuntime(options.dataDir, {
+          pid: process.pid,
+          startedAt,
+          mqtt,
+          bridges: hub.bridges().map(({ index, name, port, username, setupURI }) => ({ index, name, port, username, setupURI })),
+          httpPort: options.httpPort,
+        });
+      saveRuntime();
+      // A new bridge (past 149 devices) opens while running; keep the file current.
+      homekit.onPublished = saveRuntime;
+      return hub;
+    } catch (error) {
+      await undo();
+      throw error;
+    }
+  }
+
+  bridges(): BridgeStatus[] {
+    return this.homekit.bridges();
+  }
+
+  async stop(): Promise<void> {
+    for (const stop of this.#stops.splice(0).reverse()) await stop();
+    removeRuntime(this.options.dataDir);
+  }
+}

@@ -1,0 +1,38 @@
+/** Opens the hub's SQLite file: owner-only (it holds pairing-related state), WAL, migrated. */
+import Database from 'better-sqlite3';
+import { closeSync, openSync, chmodSync } from 'node:fs';
+
+export type Db = Database.Database;
+
+/** Each entry moves the schema one version up; never edit one that has shipped. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE devices (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at INTEGER NOT NULL);
+   CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE bridges (idx INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+   CREATE TABLE bridge_members (device_id TEXT PRIMARY KEY, bridge INTEGER NOT NULL REFERENCES bridges(idx));`,
+];
+
+export function openDatabase(file: string): Db {
+  // Create the file owner-only before SQLite does, so it never exists with wider permissions.
+  closeSync(openSync(file, 'a', 0o600));
+  chmodSync(file, 0o600);
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new Error(`the state database is from a newer mqttkit (schema ${version}, this one knows ${MIGRATIONS.length}): upgrade mqttkit`);
+  }
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

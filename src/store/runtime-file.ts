@@ -1,0 +1,44 @@
+/**
+ * `<data dir>/hub.json`: written while a hub runs, so CLI commands and tests find its ports, and a
+ * second hub on the same data dir is refused instead of corrupting state.
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface RuntimeInfo {
+  pid: number;
+  startedAt: string;
+  mqtt: { address: string; embedded: boolean; host?: string; port?: number };
+  bridges: Array<{ index: number; name: string; port: number | undefined; username: string; setupURI: string | undefined }>;
+  httpPort: number;
+}
+
+export const RUNTIME_FILE = 'hub.json';
+
+export function readRuntime(dataDir: string): RuntimeInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, RUNTIME_FILE), 'utf8')) as RuntimeInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid of a hub that is running on this data dir, if any (a stale file from a crash is ignored). */
+export function runningHubPid(dataDir: string): number | undefined {
+  const info = readRuntime(dataDir);
+  if (!info || info.pid === process.pid) return undefined;
+  try {
+    process.kill(info.pid, 0);
+    return info.pid;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeRuntime(dataDir: string, info: RuntimeInfo): void {
+  writeFileSync(join(dataDir, RUNTIME_FILE), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+}
+
+export function removeRuntime(dataDir: string): void {
+  rmSync(join(dataDir, RUNTIME_FILE), { force: true });
+}

@@ -1,0 +1,80 @@
+/**
+ * Persistence behind a small interface, so nothing else writes SQL: devices, settings, and which
+ * HomeKit bridge each device lives on.
+ */
+import type { DeviceRecord } from '../core/device.js';
+import { openDatabase, type Db } from './database.js';
+
+export interface BridgeIdentity {
+  index: number;
+  /** HAP "username": the bridge's MAC-like id, fixed for its lifetime. */
+  username: string;
+}
+
+export class StateStore {
+  readonly #db: Db;
+  readonly #statements;
+
+  constructor(file: string) {
+    this.#db = openDatabase(file);
+    const db = this.#db;
+    this.#statements = {
+      devices: db.prepare<[], { doc: string }>('SELECT doc FROM devices ORDER BY id'),
+      upsertDevice: db.prepare('INSERT INTO devices (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at'),
+      deleteDevice: db.prepare('DELETE FROM devices WHERE id = ?'),
+      getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
+      setSetting: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      bridges: db.prepare<[], { idx: number; username: string }>('SELECT idx, username FROM bridges ORDER BY idx'),
+      addBridge: db.prepare('INSERT INTO bridges (idx, username, created_at) VALUES (?, ?, ?)'),
+      members: db.prepare<[], { device_id: string; bridge: number }>('SELECT device_id, bridge FROM bridge_members'),
+      assign: db.prepare('INSERT INTO bridge_members (device_id, bridge) VALUES (?, ?) ON CONFLICT(device_id) DO UPDATE SET bridge = excluded.bridge'),
+      unassign: db.prepare('DELETE FROM bridge_members WHERE device_id = ?'),
+    };
+  }
+
+  loadDevices(): DeviceRecord[] {
+    return this.#statements.devices.all().map((row) => JSON.parse(row.doc) as DeviceRecord);
+  }
+
+  saveDevices(devices: Iterable<DeviceRecord>): void {
+    const now = Date.now();
+    this.#db.transaction(() => {
+      for (const device of devices) this.#statements.upsertDevice.run(device.id, JSON.stringify(device), now);
+    })();
+  }
+
+  deleteDevice(id: string): void {
+    this.#db.transaction(() => {
+      this.#statements.deleteDevice.run(id);
+      this.#statements.unassign.run(id);
+    })();
+  }
+
+  getSetting(key: string): string | undefined {
+    return this.#statements.getSetting.get(key)?.value;
+  }
+
+  setSetting(key: string, value: string): void {
+    this.#statements.setSetting.run(key, value);
+  }
+
+  bridges(): BridgeIdentity[] {
+    return this.#statements.bridges.all().map((row) => ({ index: row.idx, username: row.username }));
+  }
+
+  addBridge(bridge: BridgeIdentity): void {
+    this.#statements.addBridge.run(bridge.index, bridge.username, Date.now());
+  }
+
+  bridgeMembers(): Map<string, number> {
+    return new Map(this.#statements.members.all().map((row) => [row.device_id, row.bridge]));
+  }
+
+  assignBridge(deviceId: string, bridge: number): void {
+    this.#statements.assign.run(deviceId, bridge);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
