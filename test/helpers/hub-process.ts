@@ -1,0 +1,83 @@
+/** Runs the real `mqttkit start` in a child process on free loopback ports and a temp data dir. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readRuntime, type RuntimeInfo } from '../../src/store/runtime-file.js';
+
+export const PINCODE = '031-45-154';
+export const BIN = fileURLToPath(new URL('../../../bin/mqttkit.js', import.meta.url));
+
+export interface RunningHub {
+  child: ChildProcess;
+  dataDir: string;
+  info: RuntimeInfo;
+  output(): string;
+  /** Sends the signal and resolves with the exit code once the process is gone. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Re-reads hub.json (bridges opened later show there). */
+  refresh(): RuntimeInfo;
+}
+
+export function tempDataDir(): string {
+  return mkdtempSync(join(tmpdir(), 'mqttkit-test-'));
+}
+
+export function removeDataDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export async function startHub(options: { dataDir?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<RunningHub> {
+  const dataDir = options.dataDir ?? tempDataDir();
+  const args = [
+    BIN, 'start', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--hap-host', '127.0.0.1',
+    '--hap-port', '0', '--pincode', PINCODE, '--log-level', 'info', ...(options.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const deadline = Date.now() + 30_000;
+  let info: RuntimeInfo | undefined;
+  while (!info) {
+    const candidate = readRuntime(dataDir);
+    if (candidate?.pid === child.pid && output.includes('mqttkit is running')) info = candidate;
+    else if (child.exitCode !== null) throw new Error(`hub exited with ${child.exitCode}:\n${output}`);
+    else if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`hub did not start within 30 s:\n${output}`);
+    } else await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    child,
+    dataDir,
+    info,
+    output: () => output,
+    refresh: () => readRuntime(dataDir)!,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (process.env.MQTTKIT_TEST_DEBUG) process.stderr.write(`--- hub output (${dataDir}) ---\n${output}\n`);
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Polls `probe` until it returns a value that is not undefined/false, or fails after `ms`. */
+export async function eventually<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, ms = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + ms;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
