@@ -41,6 +41,7 @@ export class DeviceTopics {
         this.log.warn({ device: outcome.deviceId }, `refused: ${outcome.error}`);
       }
       this.bus.emit('input:refused', { topic: message.topic, error: outcome.error, ...(outcome.deviceId ? { deviceId: outcome.deviceId } : {}) });
+      // [P-15]
       if (outcome.deviceId) this.#send(deviceFieldTopic(outcome.deviceId, 'error'), outcome.error, 0, false);
     });
   }
@@ -49,6 +50,7 @@ export class DeviceTopics {
     for (const off of this.#unsubscribe.splice(0)) off();
   }
 
+  /** [P-16] */
   #clearRetained(device: DeviceRecord): void {
     const topics = [
       ...device.services.flatMap((s) => Object.keys(s.values).map((c) => valueTopic(device.id, s, c))),

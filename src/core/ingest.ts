@@ -30,6 +30,7 @@ export function ingest(registry: DeviceRegistry, message: InboundMessage): Inges
   // Our own output (`/set`, `$error`) comes back to us through the subscription.
   if (topic.kind === 'set' || topic.kind === 'hub-output') return ok('ignored');
 
+  // [P-3] [P-17] text payloads of bounded size
   if (message.payload.length > MAX_PAYLOAD_BYTES) {
     return refuse(`payload of ${message.payload.length} bytes is too large (at most ${MAX_PAYLOAD_BYTES})`);
   }
@@ -45,7 +46,7 @@ export function ingest(registry: DeviceRegistry, message: InboundMessage): Inges
     const result = registry.reportState(deviceId, text, origin);
     return result.ok ? { ...ok('applied'), deviceId } : refuse(result.error);
   }
-  // An empty payload clears a retained message; it is never a value.
+  // [P-3] An empty payload clears a retained message; it is never a value.
   if (text.length === 0) return ok('ignored');
   const result =
     topic.kind === 'meta'

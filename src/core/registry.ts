@@ -78,7 +78,7 @@ export class DeviceRegistry {
     if (!spec.perms.includes('pr') && !spec.perms.includes('ev')) {
       return fail(`${spec.name} is write-only in HomeKit; a device cannot report it`);
     }
-    const coerced = coerceValue(spec, text);
+    const coerced = coerceValue(spec, text); // [P-9] [P-10]
     if (!coerced.ok) return coerced;
 
     let device = this.#devices.get(deviceId);
@@ -167,7 +167,7 @@ export class DeviceRegistry {
     return true;
   }
 
-  /** Removes devices silent for longer than `ttlMs`; a sleeping device counts from its wake time. */
+  /** [P-13] Removes devices silent for longer than `ttlMs`; a sleeping device counts from its wake time. */
   sweep(ttlMs: number): string[] {
     const now = this.#now();
     const expired = this.list().filter((d) => now - lastSign(d) > ttlMs);
@@ -182,6 +182,7 @@ export class DeviceRegistry {
   requestWrite(ref: CharacteristicRef, value: unknown): WriteResult {
     const device = this.#devices.get(ref.deviceId);
     if (!device) return fail(`no device ${ref.deviceId}`);
+    // [P-14] writes to an offline device fail with No Response; nothing is published
     if (device.state === 'offline') return { ...fail(`device ${ref.deviceId} is offline`), offline: true };
     if (!findService(device, ref)) return fail(`device ${ref.deviceId} has no service ${serviceLabel(ref)}`);
     const resolved = this.resolve(ref, ref.characteristic);

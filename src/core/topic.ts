@@ -54,6 +54,7 @@ export function parseTopic(topic: string): Result<ParsedTopic> & { deviceId?: st
   const levels = topic.split('/');
   if (levels[0] !== TOPIC_ROOT) return fail(`topic ${truncate(topic)}: not under ${TOPIC_ROOT}/`);
   const deviceId = levels[1] ?? '';
+  // [P-2] device ids
   if (!isValidDeviceId(deviceId)) return fail(`topic ${truncate(topic)}: ${deviceIdProblem(deviceId)}`);
   const refuse = (why: string) => ({ ...fail<ParsedTopic>(`topic ${truncate(topic)}: ${why}`), deviceId });
 
@@ -64,14 +65,14 @@ export function parseTopic(topic: string): Result<ParsedTopic> & { deviceId?: st
 
   if (first.startsWith('$')) {
     if (rest.length !== 1) return refuse(`'${first}' takes no further levels`);
-    if (first === '$state') return ok({ kind: 'state', deviceId });
+    if (first === '$state') return ok({ kind: 'state', deviceId }); // [P-12]
     if (HUB_OUTPUT_TOPICS.includes(first)) return ok({ kind: 'hub-output', deviceId });
-    const field = META_FIELDS.find((f) => `$${f}` === first);
+    const field = META_FIELDS.find((f) => `$${f}` === first); // [P-11]
     if (field) return ok({ kind: 'meta', deviceId, field });
     return refuse(`unknown field '${first}' (known: ${KNOWN_DOLLAR_TOPICS.join(', ')})${didYouMean(first, KNOWN_DOLLAR_TOPICS)}`);
   }
 
-  // [Service, Char] | [Service, index, Char] | [Service, Char, set] | [Service, index, Char, set]
+  // [P-8] [Service, Char] | [Service, index, Char] | [Service, Char, set] | [Service, index, Char, set]
   let body = rest;
   let kind: 'value' | 'set' = 'value';
   const last = rest[rest.length - 1];

@@ -12,6 +12,7 @@ type ServiceClass = typeof Service & (new (displayName?: string, subtype?: strin
 type CharacteristicClass = new () => Characteristic;
 
 /** Services that describe the accessory or a controller transport rather than a device function. */
+/** [P-7] */
 const NOT_PUBLISHABLE: Record<string, string> = {
   AccessoryInformation: 'AccessoryInformation is filled by the hub: publish $name, $manufacturer, $model or $firmware instead',
   ProtocolInformation: 'ProtocolInformation belongs to the bridge itself',
@@ -55,6 +56,7 @@ export class HapCatalog implements Catalog {
 
   characteristic(service: ServiceSpec, name: string): Result<CharacteristicSpec & { type: CharacteristicClass }> {
     const all = [...service.required, ...service.optional];
+    // [P-6] only what the service defines
     if (!all.includes(name)) {
       const known = this.#characteristics.has(name) ? `${service.name} has no characteristic '${name}'` : `unknown characteristic '${name}' for ${service.name}`;
       return fail(`${known}${didYouMean(name, all)} (it has: ${all.filter((n) => n !== 'Name').join(', ')})`);
