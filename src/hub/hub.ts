@@ -17,6 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { RegistryPersistence } from '../store/registry-persistence.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
 import { StateStore } from '../store/state-store.js';
+import { logActivity } from './activity-log.js';
 import { VERSION } from './version.js';
 
 export type MqttOptions = { kind: 'embedded'; host: string; port: number } | { kind: 'external'; url: string; username?: string | undefined; password?: string | undefined };
@@ -73,6 +74,7 @@ export class Hub {
       const registry = new DeviceRegistry(bus, catalog, { writeTimeoutMs: options.writeTimeoutMs });
       registry.restore(store.loadDevices());
       stops.push(() => registry.close());
+      stops.push(logActivity(bus, log));
 
       const persistence = new RegistryPersistence(bus, registry, store);
       persistence.start();

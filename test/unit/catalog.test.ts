@@ -21,6 +21,7 @@ describe('service and characteristic names', () => {
     assert.equal(result.ok, false);
     if (!result.ok) assert.match(result.error, /unknown service type 'TemperatureSenser'; did you mean 'TemperatureSensor'\?/);
     const lower = catalog.service('lightbulb');
+    assert.equal(lower.ok, false);
     if (!lower.ok) assert.match(lower.error, /did you mean 'Lightbulb'/);
   });
 
