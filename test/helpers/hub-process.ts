@@ -30,9 +30,10 @@ export function removeDataDir(dir: string): void {
 
 export async function startHub(options: { dataDir?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<RunningHub> {
   const dataDir = options.dataDir ?? tempDataDir();
+  const external = options.args?.includes('--mqtt-url') ?? false;
   const args = [
-    BIN, 'start', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--hap-host', '127.0.0.1',
-    '--hap-port', '0', '--pincode', PINCODE, '--log-level', 'info', ...(options.args ?? []),
+    BIN, 'start', '--data-dir', dataDir, ...(external ? [] : ['--mqtt-host', '127.0.0.1', '--mqtt-port', '0']),
+    '--hap-host', '127.0.0.1', '--hap-port', '0', '--pincode', PINCODE, '--log-level', 'info', ...(options.args ?? []),
   ];
   const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
