@@ -28,12 +28,21 @@ export function removeDataDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export async function startHub(options: { dataDir?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<RunningHub> {
+export interface StartHubOptions {
+  dataDir?: string;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** null: let the hub generate (or reuse) its own setup code. */
+  pincode?: string | null;
+}
+
+export async function startHub(options: StartHubOptions = {}): Promise<RunningHub> {
   const dataDir = options.dataDir ?? tempDataDir();
   const external = options.args?.includes('--mqtt-url') ?? false;
   const args = [
     BIN, 'start', '--data-dir', dataDir, ...(external ? [] : ['--mqtt-host', '127.0.0.1', '--mqtt-port', '0']),
-    '--hap-host', '127.0.0.1', '--hap-port', '0', '--pincode', PINCODE, '--log-level', 'info', ...(options.args ?? []),
+    '--hap-host', '127.0.0.1', '--hap-port', '0', ...(options.pincode === null ? [] : ['--pincode', options.pincode ?? PINCODE]),
+    '--log-level', 'info', ...(options.args ?? []),
   ];
   const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
