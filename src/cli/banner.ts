@@ -1,4 +1,5 @@
 /** What `mqttkit start` prints for people: the setup code, a QR code to scan, and where devices connect. */
+import { networkInterfaces } from 'node:os';
 import QRCode from 'qrcode';
 import type { Hub } from '../hub/hub.js';
 
@@ -15,7 +16,18 @@ export async function startBanner(hub: Hub): Promise<string> {
     lines.push('', `Scan with the Home app to add "${bridge.name}" (or enter the code ${hub.pincode}):`);
     lines.push(await QRCode.toString(bridge.setupURI!, { type: 'terminal', small: true }));
   }
-  lines.push(`Devices connect to MQTT at ${hub.mqttAddress}`);
+  lines.push(`Devices connect to MQTT at ${reachableAddresses(hub.mqttAddress).join(' or ')}`);
   lines.push(`  and publish e.g.: HomeKit/esp8266_12345678/TemperatureSensor/CurrentTemperature 20.5`, '');
   return lines.join('\n');
+}
+
+/** A broker listening on all interfaces is reached at this machine's LAN addresses, not at 0.0.0.0. */
+function reachableAddresses(address: string): string[] {
+  const url = new URL(address);
+  if (url.hostname !== '0.0.0.0' && url.hostname !== '[::]') return [address];
+  const lan = Object.values(networkInterfaces())
+    .flat()
+    .filter((i) => i && i.family === 'IPv4' && !i.internal)
+    .map((i) => `${url.protocol}//${i!.address}:${url.port}`);
+  return lan.length > 0 ? lan : [`${url.protocol}//127.0.0.1:${url.port}`];
 }

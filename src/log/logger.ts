@@ -10,6 +10,6 @@ export function createLogger(level: LogLevel, pretty = process.stdout.isTTY === 
   return pino({
     level,
     base: undefined,
-    transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } },
+    transport: { target: 'pino-pretty', options: { colorize: true, singleLine: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } },
   });
 }
