@@ -2,13 +2,30 @@
  * The embedded broker: aedes on a TCP listener. The hub talks to it in-process (AedesLink), so an
  * MQTT message reaches HomeKit without a network hop.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { Aedes, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
+import { createServer as createTlsServer } from 'node:tls';
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import type { InboundMessage } from '../core/ingest.js';
 import type { Logger } from '../log/logger.js';
 import { OncePerKey } from '../log/once.js';
+import { mayPublish, maySubscribe, type AccountRole } from '../security/access-policy.js';
+import { NOT_AUTHORIZED, type Registration } from '../security/registration.js';
 import type { HubLink, PublishOptions } from './hub-link.js';
 import { InflowLimiter } from './inflow-limiter.js';
+
+/**
+ * aedes can only refuse a publish by closing the client. A device that publishes outside its space
+ * is usually misconfigured, not hostile, so its message is sent here instead: a `$` topic, which no
+ * wildcard subscription matches and no device may subscribe to. [S-4]
+ */
+const DISCARD_TOPIC = '$mqttkit/discarded';
+
+export interface TlsListenerOptions {
+  port: number;
+  certFile: string;
+  keyFile: string;
+}
 
 export interface EmbeddedBrokerOptions {
   host: string;
@@ -18,24 +35,58 @@ export interface EmbeddedBrokerOptions {
   /** Sustained messages a second one client may publish, and the burst above it. */
   messagesPerSecond?: number;
   burst?: number;
+  /** Who may connect; every client must authenticate. */
+  registration: Registration;
+  tls?: TlsListenerOptions | undefined;
 }
 
 export class EmbeddedBroker {
   private constructor(
     readonly aedes: Aedes,
-    private readonly server: Server,
+    private readonly servers: Server[],
     readonly host: string,
     readonly port: number,
+    readonly tlsPort: number | undefined,
   ) {}
 
   static async start(options: EmbeddedBrokerOptions, log: Logger): Promise<EmbeddedBroker> {
     const maxPayload = options.maxPayloadBytes ?? 64 * 1024;
     const limiter = new InflowLimiter(options.messagesPerSecond ?? 100, options.burst ?? 500);
     const once = new OncePerKey();
+    const roles = new WeakMap<Client, AccountRole>();
     const aedes = await Aedes.createBroker({
-      // A publish refused here closes the client: the remedy for a flood or an oversized message.
+      authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
+        const address = remoteAddress(client);
+        const refuse = (returnCode: number, reason: string) => {
+          log.warn({ client: client.id, address }, `connection refused: ${reason}`);
+          done(Object.assign(new Error(reason), { returnCode }) as AuthenticateError, false);
+        };
+        // [S-1] One device, one session: a second connection with the same client id would kick the first.
+        if (username !== undefined && client.id !== username) return refuse(NOT_AUTHORIZED, `client id '${client.id}' must equal the username '${username}'`);
+        options.registration.authenticate(username, password?.toString('utf8'), address).then(
+          (outcome) => {
+            if (!outcome.ok) return done(Object.assign(new Error(outcome.reason), { returnCode: outcome.returnCode }) as AuthenticateError, false);
+            // [S-3] a device's last will must lie in its own space too
+            const will = (client as Client & { _will?: { topic: string } })._will;
+            if (will && !mayPublish(outcome.role, client.id, will.topic)) return refuse(NOT_AUTHORIZED, `last will topic ${will.topic} lies outside the device's own topics`);
+            roles.set(client, outcome.role);
+            done(null, true);
+          },
+          (error: Error) => {
+            log.error({ client: client.id, err: error.message }, 'authentication failed');
+            done(Object.assign(new Error('server error'), { returnCode: 3 }) as AuthenticateError, false);
+          },
+        );
+      },
+      authorizeSubscribe(client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void) {
+        const role = roles.get(client) ?? 'device';
+        if (maySubscribe(role, client.id, subscription.topic)) return callback(null, subscription);
+        if (once.first(`sub:${client.id}:${subscription.topic}`)) log.warn({ client: client.id, filter: subscription.topic }, 'subscription outside the device\'s own topics refused');
+        callback(null, null); // SUBACK 0x80
+      },
+      // A publish refused with an error closes the client: the remedy for a flood or an oversized message.
       authorizePublish(client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void) {
-        if (!client) return callback(null);
+        if (!client) return callback(null); // a will whose client is gone: checked when it connected
         const size = packet.payload?.length ?? 0;
         if (size > maxPayload) {
           if (once.first(`size:${client.id}`)) log.warn({ client: client.id, topic: packet.topic, bytes: size }, `payload over ${maxPayload} bytes: disconnecting the client`);
@@ -45,6 +96,11 @@ export class EmbeddedBroker {
           if (once.first(`rate:${client.id}`)) log.warn({ client: client.id }, 'client publishes faster than the hub admits (flood): disconnecting it');
           return callback(new Error('rate limit'));
         }
+        if (!mayPublish(roles.get(client) ?? 'device', client.id, packet.topic)) {
+          if (once.first(`pub:${client.id}:${packet.topic}`)) log.warn({ client: client.id, topic: packet.topic }, 'publish outside the device\'s own topics dropped');
+          packet.topic = DISCARD_TOPIC;
+          packet.retain = false;
+        }
         callback(null);
       },
     });
@@ -52,24 +108,37 @@ export class EmbeddedBroker {
     aedes.on('clientError', (client: Client, error: Error) => log.debug({ client: client.id, err: error.message }, 'MQTT client error'));
     aedes.on('connectionError', (client: Client, error: Error) => log.debug({ client: client?.id, err: error.message }, 'MQTT connection error'));
 
-    const server = createServer(aedes.handle);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) => {
-        aedes.close();
-        reject(
-          new Error(
-            error.code === 'EADDRINUSE'
-              ? `MQTT port ${options.port} on ${options.host} is in use (another broker, e.g. Mosquitto?): stop it, choose another --mqtt-port, or use it with --mqtt-url`
-              : `cannot listen for MQTT on ${options.host}:${options.port}: ${error.message}`,
-          ),
-        );
-      });
-      server.listen(options.port, options.host, () => resolve());
-    });
-    server.on('error', (error) => log.error({ err: error }, 'MQTT listener error'));
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : options.port;
-    return new EmbeddedBroker(aedes, server, options.host, port);
+    const servers: Server[] = [];
+    try {
+      const port = await listen(createServer(aedes.handle), options.host, options.port, '--mqtt-port', servers);
+      let tlsPort: number | undefined;
+      if (options.tls) {
+        const tls = options.tls;
+        const read = (file: string, what: string) => {
+          try {
+            return readFileSync(file);
+          } catch (error) {
+            throw new Error(`cannot read the TLS ${what} ${file}: ${(error as Error).message}`);
+          }
+        };
+        const server = createTlsServer({ cert: read(tls.certFile, 'certificate (--tls-cert)'), key: read(tls.keyFile, 'key (--tls-key)') }, aedes.handle);
+        server.on('tlsClientError', (error) => log.debug({ err: error.message }, 'TLS handshake failed'));
+        tlsPort = await listen(server, options.host, tls.port, '--mqtts-port', servers);
+      }
+      for (const server of servers) server.on('error', (error) => log.error({ err: error }, 'MQTT listener error'));
+      return new EmbeddedBroker(aedes, servers, options.host, port, tlsPort);
+    } catch (error) {
+      for (const server of servers) server.close();
+      aedes.close();
+      throw error;
+    }
+  }
+
+  /** Closes a client's connection (its account was removed or reset). */
+  disconnect(clientId: string): void {
+    // aedes keeps connected clients by id; the map is public in JS but missing from its typings.
+    const clients = (this.aedes as unknown as { clients: Record<string, { close(): void } | undefined> }).clients;
+    clients[clientId]?.close();
   }
 
   link(): HubLink {
@@ -78,7 +147,7 @@ export class EmbeddedBroker {
 
   async close(): Promise<void> {
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
   }
 }
 
@@ -113,4 +182,27 @@ class AedesLink implements HubLink {
       await new Promise<void>((resolve) => this.aedes.unsubscribe(filter, deliver, () => resolve()));
     }
   }
+}
+
+function listen(server: Server, host: string, port: number, flag: string, started: Server[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          error.code === 'EADDRINUSE'
+            ? `MQTT port ${port} on ${host} is in use (another broker, e.g. Mosquitto?): stop it, choose another ${flag}, or use it with --mqtt-url`
+            : `cannot listen for MQTT on ${host}:${port}: ${error.message}`,
+        ),
+      ),
+    );
+    server.listen(port, host, () => {
+      started.push(server);
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    });
+  });
+}
+
+function remoteAddress(client: Client): string | undefined {
+  return (client.conn as { remoteAddress?: string }).remoteAddress;
 }

@@ -1,11 +1,17 @@
 /** The `mqttkit` command line. Each command lives in its own file and registers itself here. */
 import { Command } from 'commander';
 import { VERSION } from '../hub/version.js';
+import { registerDevice } from './device-command.js';
+import { registerMosquittoConfig } from './mosquitto-config-command.js';
 import { registerStart } from './start-command.js';
+import { registerUser } from './user-command.js';
 
 const program = new Command('mqttkit')
   .description('A home hub that bridges MQTT devices and Apple HomeKit')
   .version(VERSION)
   .showHelpAfterError('(run with --help for usage)');
 registerStart(program);
+registerDevice(program);
+registerUser(program);
+registerMosquittoConfig(program);
 await program.parseAsync(process.argv);

@@ -11,6 +11,8 @@ import { didYouMean } from '../core/suggest.js';
 import type { HubOptions } from '../hub/hub.js';
 import { checkPincode } from '../homekit/pincode.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
+import { REGISTRATION_POLICIES, type RegistrationPolicy } from '../security/registration.js';
+import { readBrokerCredentials } from '../store/broker-credentials.js';
 
 export const CONFIG_FILE = 'config.json';
 
@@ -48,6 +50,10 @@ export const START_OPTIONS = {
   httpPort: { flag: '--http-port', env: 'MQTTKIT_HTTP_PORT', allowed: 'a port number 0-65535', schema: port, fallback: 8581 },
   pincode: { flag: '--pincode', env: 'MQTTKIT_PINCODE', allowed: 'a setup code like 123-45-654', schema: z.string().refine((v) => checkPincode(v).ok) },
   bridgeName: { flag: '--bridge-name', env: 'MQTTKIT_BRIDGE_NAME', allowed: 'a name of 2-64 letters, digits and spaces', schema: z.string().regex(/^[\p{L}\p{N}][\p{L}\p{N} ']{0,62}[\p{L}\p{N}]$/u), fallback: 'mqttkit' },
+  registration: { flag: '--registration', env: 'MQTTKIT_REGISTRATION', allowed: 'open (a new device registers with its first password), approve (it waits for mqttkit device approve) or closed (only devices added with mqttkit device add)', schema: z.enum(REGISTRATION_POLICIES), fallback: 'open' },
+  mqttsPort: { flag: '--mqtts-port', env: 'MQTTKIT_MQTTS_PORT', allowed: 'a port number 0-65535 for MQTT over TLS (needs --tls-cert and --tls-key)', schema: port },
+  tlsCert: { flag: '--tls-cert', env: 'MQTTKIT_TLS_CERT', allowed: 'the PEM certificate file for --mqtts-port', schema: z.string().min(1) },
+  tlsKey: { flag: '--tls-key', env: 'MQTTKIT_TLS_KEY', allowed: 'the PEM private key file for --mqtts-port', schema: z.string().min(1) },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
   deviceTtl: { flag: '--device-ttl', env: 'MQTTKIT_DEVICE_TTL', allowed: 'a duration such as 7d, 12h, 30m or 90s', schema: duration, fallback: '7d' },
   confirmTimeout: { flag: '--confirm-timeout', env: 'MQTTKIT_CONFIRM_TIMEOUT', allowed: 'a duration such as 10s or 1500ms', schema: duration, fallback: '10s' },
@@ -102,12 +108,29 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
   const v = values as {
     mqttPort: number; mqttHost: string; mqttUrl?: string; mqttUsername?: string; mqttPassword?: string; hapPort: number; hapHost?: string;
     httpPort: number; pincode?: string; bridgeName: string; logLevel: LogLevel; deviceTtl: number; confirmTimeout: number;
+    registration: RegistrationPolicy; mqttsPort?: number; tlsCert?: string; tlsKey?: string;
   };
+  const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
+  if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
+  if (v.mqttUrl !== undefined && tlsGiven > 0) throw new OptionError('--mqtts-port belongs to the embedded broker; with --mqtt-url configure TLS on your broker');
+  if (v.mqttUrl !== undefined && sources.registration !== 'default' && v.registration !== 'closed') {
+    throw new OptionError(`--registration ${v.registration} needs the embedded broker: an external broker cannot register devices on first connect, so devices are added with 'mqttkit device add'`);
+  }
+  const saved = v.mqttUrl !== undefined && v.mqttUsername === undefined ? readBrokerCredentials(dataDir) : undefined;
   return {
     logLevel: v.logLevel,
     hub: {
       dataDir,
-      mqtt: v.mqttUrl !== undefined ? { kind: 'external', url: v.mqttUrl, username: v.mqttUsername, password: v.mqttPassword } : { kind: 'embedded', host: v.mqttHost, port: v.mqttPort },
+      mqtt:
+        v.mqttUrl !== undefined
+          ? { kind: 'external', url: v.mqttUrl, username: v.mqttUsername ?? saved?.username, password: v.mqttPassword ?? saved?.password }
+          : {
+              kind: 'embedded',
+              host: v.mqttHost,
+              port: v.mqttPort,
+              registration: v.registration,
+              tls: v.mqttsPort !== undefined ? { port: v.mqttsPort, certFile: resolve(v.tlsCert!), keyFile: resolve(v.tlsKey!) } : undefined,
+            },
       hapPort: v.hapPort,
       hapHost: v.hapHost,
       httpPort: v.httpPort,

@@ -5,7 +5,7 @@
 import { chmodSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceTopics } from '../broker/device-topics.js';
-import { EmbeddedBroker } from '../broker/embedded-broker.js';
+import { EmbeddedBroker, type TlsListenerOptions } from '../broker/embedded-broker.js';
 import { connectExternal } from '../broker/external-link.js';
 import type { HubLink } from '../broker/hub-link.js';
 import { EventBus } from '../core/events.js';
@@ -17,10 +17,15 @@ import type { Logger } from '../log/logger.js';
 import { RegistryPersistence } from '../store/registry-persistence.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
 import { StateStore } from '../store/state-store.js';
+import { AccountStore } from '../store/account-store.js';
+import { DATABASE_FILE, openDatabase } from '../store/database.js';
+import { Registration, type RegistrationPolicy } from '../security/registration.js';
 import { logActivity } from './activity-log.js';
 import { VERSION } from './version.js';
 
-export type MqttOptions = { kind: 'embedded'; host: string; port: number } | { kind: 'external'; url: string; username?: string | undefined; password?: string | undefined };
+export type MqttOptions =
+  | { kind: 'embedded'; host: string; port: number; registration: RegistrationPolicy; tls?: TlsListenerOptions | undefined }
+  | { kind: 'external'; url: string; username?: string | undefined; password?: string | undefined };
 
 export interface HubOptions {
   dataDir: string;
@@ -64,8 +69,10 @@ export class Hub {
       for (const stop of stops.reverse()) await stop();
     };
     try {
-      const store = new StateStore(join(options.dataDir, 'mqttkit.db'));
-      stops.push(() => store.close());
+      const db = openDatabase(join(options.dataDir, DATABASE_FILE));
+      stops.push(() => void db.close());
+      const store = new StateStore(db);
+      const accounts = new AccountStore(db);
       const pincode = options.pincode ?? store.getSetting(PINCODE_SETTING) ?? generatePincode();
       store.setSetting(PINCODE_SETTING, pincode);
 
@@ -94,7 +101,9 @@ export class Hub {
       let link: HubLink;
       let broker: EmbeddedBroker | undefined;
       if (options.mqtt.kind === 'embedded') {
-        broker = await EmbeddedBroker.start({ host: options.mqtt.host, port: options.mqtt.port }, log.child({ part: 'broker' }));
+        const brokerLog = log.child({ part: 'broker' });
+        const registration = new Registration(accounts, options.mqtt.registration, brokerLog);
+        broker = await EmbeddedBroker.start({ host: options.mqtt.host, port: options.mqtt.port, registration, tls: options.mqtt.tls }, brokerLog);
         const started = broker;
         stops.push(() => started.close());
         link = broker.link();
@@ -105,6 +114,16 @@ export class Hub {
       const topics = new DeviceTopics(link, registry, bus, log.child({ part: 'mqtt' }));
       await topics.start();
       stops.push(() => topics.stop());
+
+      // The CLI works on the data dir; requests that need the running hub wait in the database.
+      const requests = setInterval(() => {
+        accounts.takeRequests((action, target) => {
+          if (action === 'remove-device') registry.remove(target, "removed with 'mqttkit device remove'");
+          broker?.disconnect(target);
+        });
+      }, 500);
+      requests.unref();
+      stops.push(() => clearInterval(requests));
 
       // Sweep often enough that a device is removed within ~10% of its TTL, at most once a minute.
       const sweep = setInterval(() => registry.sweep(options.deviceTtlMs), Math.min(60_000, Math.max(1000, options.deviceTtlMs / 10)));

@@ -10,13 +10,25 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE bridges (idx INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
    CREATE TABLE bridge_members (device_id TEXT PRIMARY KEY, bridge INTEGER NOT NULL REFERENCES bridges(idx));`,
+  `CREATE TABLE accounts (
+     name TEXT PRIMARY KEY,
+     role TEXT NOT NULL CHECK (role IN ('device', 'admin')),
+     status TEXT NOT NULL CHECK (status IN ('active', 'pending')),
+     secret TEXT,
+     created_at INTEGER NOT NULL,
+     last_login_at INTEGER,
+     last_address TEXT
+   );
+   CREATE TABLE hub_requests (id INTEGER PRIMARY KEY, action TEXT NOT NULL, target TEXT NOT NULL, created_at INTEGER NOT NULL);`,
 ];
+
+export const DATABASE_FILE = 'mqttkit.db';
 
 export function openDatabase(file: string): Db {
   // Create the file owner-only before SQLite does, so it never exists with wider permissions.
   closeSync(openSync(file, 'a', 0o600));
   chmodSync(file, 0o600);
-  const db = new Database(file);
+  const db = new Database(file, { timeout: 5000 });
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');

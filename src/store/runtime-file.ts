@@ -8,7 +8,7 @@ import { join } from 'node:path';
 export interface RuntimeInfo {
   pid: number;
   startedAt: string;
-  mqtt: { address: string; embedded: boolean; host?: string; port?: number };
+  mqtt: { address: string; embedded: boolean; host?: string; port?: number; tlsPort?: number | undefined };
   bridges: Array<{ index: number; name: string; port: number | undefined; username: string; setupURI: string | undefined }>;
   httpPort: number;
 }

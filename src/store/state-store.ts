@@ -3,7 +3,7 @@
  * HomeKit bridge each device lives on.
  */
 import type { DeviceRecord } from '../core/device.js';
-import { openDatabase, type Db } from './database.js';
+import type { Db } from './database.js';
 
 export interface BridgeIdentity {
   index: number;
@@ -15,9 +15,8 @@ export class StateStore {
   readonly #db: Db;
   readonly #statements;
 
-  constructor(file: string) {
-    this.#db = openDatabase(file);
-    const db = this.#db;
+  constructor(db: Db) {
+    this.#db = db;
     this.#statements = {
       devices: db.prepare<[], { doc: string }>('SELECT doc FROM devices ORDER BY id'),
       upsertDevice: db.prepare('INSERT INTO devices (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at'),
@@ -74,7 +73,4 @@ export class StateStore {
     this.#statements.assign.run(deviceId, bridge);
   }
 
-  close(): void {
-    this.#db.close();
-  }
 }

@@ -1,7 +1,7 @@
 /** One misbehaving device must not take the hub down or starve the others. */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import mqtt from 'mqtt';
+import { connectDevice } from '../helpers/mqtt-device.js';
 import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { characteristicId, pair } from '../helpers/homekit-controller.js';
 
@@ -15,12 +15,12 @@ describe('abuse', { timeout: 120_000 }, () => {
   it('cuts off a flooding client and an oversized message while another device keeps getting through', async () => {
     hub = await startHub();
     const url = hub.info.mqtt.address;
-    const good = await mqtt.connectAsync(url, { clientId: 'good', protocolVersion: 4 });
+    const good = await connectDevice(url, 'good');
     await good.publishAsync('HomeKit/good/TemperatureSensor/CurrentTemperature', '10', { qos: 1 });
     const { client: controller } = await pair(hub.info.bridges[0]!.port!);
     const id = await eventually(async () => characteristicId(await controller.getAccessories(), 'good', 'TemperatureSensor', 'CurrentTemperature'), 10_000, 'good device');
 
-    const flooder = await mqtt.connectAsync(url, { clientId: 'flooder', protocolVersion: 4, reconnectPeriod: 0 });
+    const flooder = await connectDevice(url, 'flooder');
     const flooderClosed = new Promise<void>((resolve) => flooder.once('close', () => resolve()));
     for (let i = 0; i < 20_000; i++) flooder.publish('HomeKit/flooder/TemperatureSensor/CurrentTemperature', String(i % 50), { qos: 0 });
     // Meanwhile the good device goes on reporting.
@@ -31,7 +31,7 @@ describe('abuse', { timeout: 120_000 }, () => {
     await flooderClosed;
     flooder.end(true);
 
-    const big = await mqtt.connectAsync(url, { clientId: 'big', protocolVersion: 4, reconnectPeriod: 0 });
+    const big = await connectDevice(url, 'big');
     const bigClosed = new Promise<void>((resolve) => big.once('close', () => resolve()));
     big.publish('HomeKit/big/TemperatureSensor/CurrentTemperature', Buffer.alloc(200_000, 0x31), { qos: 0 });
     await bigClosed;

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
+import { connectDevice } from '../helpers/mqtt-device.js';
 import type { HttpClient } from 'hap-controller';
 import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import {
@@ -21,12 +22,7 @@ import {
 const NO_RESPONSE = -70402;
 
 async function device(url: string, id: string, will?: { topic: string; payload: string }): Promise<MqttClient> {
-  return mqtt.connectAsync(url, {
-    clientId: id,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    ...(will ? { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true } } : {}),
-  });
+  return connectDevice(url, id, will ? { will } : {});
 }
 
 describe('bridge end to end', { timeout: 120_000 }, () => {

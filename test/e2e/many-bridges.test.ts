@@ -1,7 +1,7 @@
 /** Past HomeKit's 149 accessories per bridge, the hub opens a second bridge; devices stay put across restarts. */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import mqtt from 'mqtt';
+import { addAdmin, connectAdmin } from '../helpers/mqtt-device.js';
 import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { assertValidDatabase, pair, reconnect, type AccessoryDb, type PairingData } from '../helpers/homekit-controller.js';
 import { Characteristic } from 'hap-nodejs';
@@ -25,7 +25,8 @@ describe('more than 149 devices', { timeout: 180_000 }, () => {
 
   it('puts 149 on the first bridge and the rest on a second; a restart keeps each device on its bridge', async () => {
     hub = await startHub();
-    const client = await mqtt.connectAsync(hub.info.mqtt.address, { clientId: 'fleet', protocolVersion: 4 });
+    // One admin account publishes for the whole fleet (a device may only publish its own topics).
+    const client = await connectAdmin(hub.info.mqtt.address, 'fleet', addAdmin(hub.dataDir, 'fleet'));
     for (let i = 0; i < DEVICES; i++) {
       await client.publishAsync(`HomeKit/sensor-${String(i).padStart(3, '0')}/TemperatureSensor/CurrentTemperature`, String(i % 40), { qos: 1 });
     }

@@ -1,0 +1,148 @@
+/** `mqttkit device list|add|approve|reset|remove`: device accounts, on the embedded or an external broker. */
+import type { Command } from 'commander';
+import { accountNameProblem } from '../security/access-policy.js';
+import { generatePassword, hashPassword } from '../security/password-hash.js';
+import type { Account } from '../store/account-store.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, withDynsec, type Workspace, type WorkspaceFlags } from './workspace.js';
+
+type Flags = WorkspaceFlags & { json?: boolean };
+
+export function registerDevice(program: Command): void {
+  const device = program
+    .command('device')
+    .description('manage device accounts: who may connect to the broker')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mqttkit device list
+  $ mqttkit device add garage-door          # prints the password to flash into the device
+  $ mqttkit device approve esp8266_12345678  # with --registration approve
+  $ mqttkit device reset esp8266_12345678    # a reflashed device may register a new password
+  $ mqttkit device remove esp8266_12345678   # forget it: account, HomeKit accessory, retained topics`,
+    );
+
+  addWorkspaceOptions(device.command('list').description('list device accounts and their state'))
+    .option('--json', 'print JSON')
+    .action(action((flags: Flags) => withWorkspace(flags, false, (ws) => list(ws, flags.json === true))));
+
+  addWorkspaceOptions(device.command('add <id>').description('provision a device and print its generated password'))
+    .option('--json', 'print JSON')
+    .action(action((id: string, flags: Flags) => withWorkspace(flags, true, (ws) => add(ws, id, flags.json === true))));
+
+  addWorkspaceOptions(device.command('approve <id>').description('let a device that waits for approval connect')).action(
+    action((id: string, flags: Flags) =>
+      withWorkspace(flags, false, (ws) => {
+        const account = existing(ws, id);
+        if (account.status !== 'pending') throw new CliError(`device ${id} does not wait for approval (it is ${describe(account)})`);
+        ws.accounts.setStatus(id, 'active');
+        console.log(`Device ${id} approved: it connects with the password it presented at its next attempt.`);
+      }),
+    ),
+  );
+
+  addWorkspaceOptions(device.command('reset <id>').description('forget a device\'s password (embedded broker) or set a new one (external broker)'))
+    .option('--json', 'print JSON')
+    .action(
+      action((id: string, flags: Flags) =>
+        withWorkspace(flags, false, async (ws) => {
+          existing(ws, id);
+          if (ws.externalUrl) {
+            const password = generatePassword();
+            await withDynsec(ws, (dynsec) => dynsec.setPassword(id, password));
+            ws.accounts.setSecret(id, await hashPassword(password));
+            printPassword(id, password, flags.json === true, 'new password');
+          } else {
+            ws.accounts.setSecret(id, null);
+            console.log(`Device ${id} reset: the next password it presents becomes its password.`);
+          }
+          ws.accounts.request('disconnect', id);
+        }),
+      ),
+    );
+
+  addWorkspaceOptions(device.command('remove <id>').description('remove a device: its account, its HomeKit accessory and its retained topics')).action(
+    action((id: string, flags: Flags) =>
+      withWorkspace(flags, false, async (ws) => {
+        const hadAccount = ws.accounts.remove(id);
+        const known = ws.store.loadDevices().some((d) => d.id === id);
+        if (!hadAccount && !known) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
+        if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.removeDevice(id));
+        if (ws.hubPid) ws.accounts.request('remove-device', id);
+        else ws.store.deleteDevice(id);
+        console.log(`Device ${id} removed${ws.hubPid ? ' (the running hub takes it out of HomeKit now)' : ''}.`);
+      }),
+    ),
+  );
+}
+
+async function withWorkspace(flags: WorkspaceFlags, create: boolean, fn: (ws: Workspace) => Promise<void> | void): Promise<void> {
+  const ws = openWorkspace(flags, { create });
+  try {
+    await fn(ws);
+  } finally {
+    ws.close();
+  }
+}
+
+function existing(ws: Workspace, id: string): Account {
+  const account = ws.accounts.get(id);
+  if (!account || account.role !== 'device') throw new CliError(`no device account ${id} (see 'mqttkit device list')`);
+  return account;
+}
+
+async function add(ws: Workspace, id: string, json: boolean): Promise<void> {
+  const problem = accountNameProblem(id);
+  if (problem) throw new CliError(`device id ${problem}`, 2);
+  if (ws.accounts.get(id)) throw new CliError(`${id} exists already: use 'mqttkit device reset ${id}' for a new password`);
+  const password = generatePassword();
+  if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.provisionDevice(id, password));
+  ws.accounts.create(id, 'device', 'active', await hashPassword(password));
+  printPassword(id, password, json, 'password');
+}
+
+function printPassword(id: string, password: string, json: boolean, what: string): void {
+  if (json) {
+    console.log(JSON.stringify({ id, username: id, clientId: id, password }));
+    return;
+  }
+  console.log(`Device ${id} can connect now. Configure it with (shown only this once):`);
+  console.log(`  client id / username: ${id}`);
+  console.log(`  ${what}: ${password}`);
+}
+
+function describe(account: Account): string {
+  if (account.status === 'pending') return 'waiting for approval';
+  if (account.secret === null) return 'reset: next password registers';
+  return 'registered';
+}
+
+function list(ws: Workspace, json: boolean): void {
+  const accounts = ws.accounts.list().filter((a) => a.role === 'device');
+  const devices = new Map(ws.store.loadDevices().map((d) => [d.id, d]));
+  const ids = [...new Set([...accounts.map((a) => a.name), ...devices.keys()])].sort();
+  const rows = ids.map((id) => {
+    const account = accounts.find((a) => a.name === id);
+    const device = devices.get(id);
+    return {
+      id,
+      account: account ? describe(account) : 'none',
+      state: device?.state ?? 'unknown',
+      services: device?.services.length ?? 0,
+      lastLogin: account?.lastLoginAt ? new Date(account.lastLoginAt).toISOString() : null,
+      address: account?.lastAddress ?? null,
+    };
+  });
+  if (json) {
+    console.log(JSON.stringify(rows, null, 2));
+    return;
+  }
+  if (rows.length === 0) {
+    console.log('No devices yet.');
+    return;
+  }
+  const header = ['DEVICE', 'ACCOUNT', 'STATE', 'SERVICES', 'LAST LOGIN', 'ADDRESS'];
+  const table = rows.map((r) => [r.id, r.account, r.state, String(r.services), r.lastLogin ?? '-', r.address ?? '-']);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+  for (const row of [header, ...table]) console.log(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+}

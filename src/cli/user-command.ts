@@ -1,0 +1,71 @@
+/** `mqttkit user add|list|remove`: admin accounts (scripts, tools) that may touch every topic. */
+import type { Command } from 'commander';
+import { HUB_ROLE } from '../broker/mosquitto/mosquitto-config.js';
+import { accountNameProblem } from '../security/access-policy.js';
+import { generatePassword, hashPassword } from '../security/password-hash.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, withDynsec, type WorkspaceFlags } from './workspace.js';
+
+type Flags = WorkspaceFlags & { admin?: boolean; json?: boolean };
+
+export function registerUser(program: Command): void {
+  const user = program
+    .command('user')
+    .description('manage admin accounts, which may publish and subscribe to every topic')
+    .addHelpText('after', '\nExamples:\n  $ mqttkit user add node-red --admin\n  $ mqttkit user list\n  $ mqttkit user remove node-red');
+
+  addWorkspaceOptions(user.command('add <name>').description('create an admin account and print its generated password'))
+    .option('--admin', 'full access to every topic (the only kind of user account)')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (name: string, flags: Flags) => {
+        if (!flags.admin) throw new CliError('user accounts are admin accounts: add --admin (devices get accounts with mqttkit device add)', 2);
+        const problem = accountNameProblem(name);
+        if (problem) throw new CliError(`user name ${problem}`, 2);
+        const ws = openWorkspace(flags, { create: true });
+        try {
+          if (ws.accounts.get(name)) throw new CliError(`${name} exists already`);
+          const password = generatePassword();
+          if (ws.externalUrl) {
+            await withDynsec(ws, (dynsec) => dynsec.run({ command: 'createClient', username: name, password, roles: [{ rolename: HUB_ROLE }] }));
+          }
+          ws.accounts.create(name, 'admin', 'active', await hashPassword(password));
+          if (flags.json) console.log(JSON.stringify({ username: name, password }));
+          else console.log(`Admin ${name} created. Password (shown only this once): ${password}`);
+        } finally {
+          ws.close();
+        }
+      }),
+    );
+
+  addWorkspaceOptions(user.command('list').description('list admin accounts'))
+    .option('--json', 'print JSON')
+    .action(
+      action((flags: Flags) => {
+        const ws = openWorkspace(flags);
+        try {
+          const admins = ws.accounts.list().filter((a) => a.role === 'admin').map((a) => ({ name: a.name, lastLogin: a.lastLoginAt ? new Date(a.lastLoginAt).toISOString() : null }));
+          if (flags.json) console.log(JSON.stringify(admins, null, 2));
+          else if (admins.length === 0) console.log('No admin accounts.');
+          else for (const a of admins) console.log(`${a.name}  last login ${a.lastLogin ?? 'never'}`);
+        } finally {
+          ws.close();
+        }
+      }),
+    );
+
+  addWorkspaceOptions(user.command('remove <name>').description('remove an admin account')).action(
+    action(async (name: string, flags: Flags) => {
+      const ws = openWorkspace(flags);
+      try {
+        const account = ws.accounts.get(name);
+        if (!account || account.role !== 'admin') throw new CliError(`no admin account ${name}`);
+        if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'deleteClient', username: name }, ['not found']));
+        ws.accounts.remove(name);
+        ws.accounts.request('disconnect', name);
+        console.log(`Admin ${name} removed.`);
+      } finally {
+        ws.close();
+      }
+    }),
+  );
+}

@@ -1,0 +1,99 @@
+/**
+ * What the management commands (`device`, `user`, …) work on: the data dir's database, whether a hub
+ * runs there, and which broker it uses. They work with the hub running or not.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { AccountStore } from '../store/account-store.js';
+import { readBrokerCredentials } from '../store/broker-credentials.js';
+import { DATABASE_FILE, openDatabase, type Db } from '../store/database.js';
+import { readRuntime, runningHubPid } from '../store/runtime-file.js';
+import { StateStore } from '../store/state-store.js';
+import { DynsecClient } from '../broker/mosquitto/dynsec.js';
+import { CONFIG_FILE } from './options.js';
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+export interface Workspace {
+  dataDir: string;
+  db: Db;
+  accounts: AccountStore;
+  store: StateStore;
+  hubPid: number | undefined;
+  /** Set when devices live on an external broker (Mosquitto) rather than the embedded one. */
+  externalUrl: string | undefined;
+  close(): void;
+}
+
+export interface WorkspaceFlags {
+  dataDir?: string;
+  mqttUrl?: string;
+}
+
+export function addWorkspaceOptions(command: Command): Command {
+  return command
+    .option('--data-dir <DIR>', 'the hub\'s data dir (default: ./data) [MQTTKIT_DATA_DIR]')
+    .option('--mqtt-url <URL>', 'the external broker devices use, if any (default: from the data dir\'s config) [MQTTKIT_MQTT_URL]');
+}
+
+export function openWorkspace(flags: WorkspaceFlags, { create = false } = {}): Workspace {
+  const dataDir = resolve(flags.dataDir ?? process.env.MQTTKIT_DATA_DIR ?? './data');
+  if (!existsSync(join(dataDir, DATABASE_FILE))) {
+    if (!create) throw new CliError(`no mqttkit data in ${dataDir}: pass --data-dir, or start the hub there first`);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  }
+  const db = openDatabase(join(dataDir, DATABASE_FILE));
+  const runtime = readRuntime(dataDir);
+  const hubPid = runningHubPid(dataDir);
+  const externalUrl =
+    flags.mqttUrl ?? (process.env.MQTTKIT_MQTT_URL || undefined) ?? configuredUrl(dataDir) ?? (hubPid && runtime && !runtime.mqtt.embedded ? runtime.mqtt.address : undefined);
+  return { dataDir, db, accounts: new AccountStore(db), store: new StateStore(db), hubPid, externalUrl, close: () => db.close() };
+}
+
+function configuredUrl(dataDir: string): string | undefined {
+  try {
+    const config = JSON.parse(readFileSync(join(dataDir, CONFIG_FILE), 'utf8')) as { mqttUrl?: unknown };
+    return typeof config.mqttUrl === 'string' ? config.mqttUrl : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs `fn` with the dynamic-security API of the workspace's external broker. */
+export async function withDynsec<T>(workspace: Workspace, fn: (dynsec: DynsecClient) => Promise<T>): Promise<T> {
+  const credentials = readBrokerCredentials(workspace.dataDir);
+  if (!credentials || !workspace.externalUrl) {
+    throw new CliError(`devices live on ${workspace.externalUrl ?? 'an external broker'}, but ${workspace.dataDir} holds no broker login: run 'mqttkit mosquitto-config' with this --data-dir`);
+  }
+  const dynsec = await DynsecClient.connect(workspace.externalUrl, credentials.username, credentials.password);
+  try {
+    return await fn(dynsec);
+  } finally {
+    await dynsec.close();
+  }
+}
+
+/** Wraps an action: a CliError prints its message and sets the exit code; the database is closed. */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (error) {
+      if (error instanceof CliError) {
+        console.error(`mqttkit: ${error.message}`);
+        process.exitCode = error.exitCode;
+        return;
+      }
+      console.error(`mqttkit: ${(error as Error).message}`);
+      process.exitCode = 1;
+    }
+  };
+}

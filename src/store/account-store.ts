@@ -1,0 +1,106 @@
+/** MQTT accounts (devices and admins) and the requests the CLI leaves for a running hub. */
+import type { AccountRole } from '../security/access-policy.js';
+import type { Db } from './database.js';
+
+export type AccountStatus = 'active' | 'pending';
+
+export interface Account {
+  name: string;
+  role: AccountRole;
+  status: AccountStatus;
+  /** scrypt hash; null when the next password presented registers (new or reset). */
+  secret: string | null;
+  createdAt: number;
+  lastLoginAt: number | null;
+  lastAddress: string | null;
+}
+
+export type HubRequestAction = 'remove-device' | 'disconnect';
+
+interface Row {
+  name: string;
+  role: AccountRole;
+  status: AccountStatus;
+  secret: string | null;
+  created_at: number;
+  last_login_at: number | null;
+  last_address: string | null;
+}
+
+const toAccount = (r: Row): Account => ({
+  name: r.name,
+  role: r.role,
+  status: r.status,
+  secret: r.secret,
+  createdAt: r.created_at,
+  lastLoginAt: r.last_login_at,
+  lastAddress: r.last_address,
+});
+
+export class AccountStore {
+  readonly #s;
+
+  constructor(db: Db) {
+    this.#s = {
+      get: db.prepare<[string], Row>('SELECT * FROM accounts WHERE name = ?'),
+      list: db.prepare<[], Row>('SELECT * FROM accounts ORDER BY role, name'),
+      insert: db.prepare('INSERT INTO accounts (name, role, status, secret, created_at) VALUES (?, ?, ?, ?, ?)'),
+      setSecret: db.prepare('UPDATE accounts SET secret = ? WHERE name = ?'),
+      setStatus: db.prepare('UPDATE accounts SET status = ? WHERE name = ?'),
+      login: db.prepare('UPDATE accounts SET last_login_at = ?, last_address = ? WHERE name = ?'),
+      remove: db.prepare('DELETE FROM accounts WHERE name = ?'),
+      request: db.prepare('INSERT INTO hub_requests (action, target, created_at) VALUES (?, ?, ?)'),
+      requests: db.prepare<[], { id: number; action: HubRequestAction; target: string }>('SELECT id, action, target FROM hub_requests ORDER BY id'),
+      done: db.prepare('DELETE FROM hub_requests WHERE id = ?'),
+    };
+  }
+
+  get(name: string): Account | undefined {
+    const row = this.#s.get.get(name);
+    return row ? toAccount(row) : undefined;
+  }
+
+  list(): Account[] {
+    return this.#s.list.all().map(toAccount);
+  }
+
+  /** Inserts; false when the name exists already (a concurrent registration won the race). */
+  create(name: string, role: AccountRole, status: AccountStatus, secret: string | null): boolean {
+    try {
+      this.#s.insert.run(name, role, status, secret, Date.now());
+      return true;
+    } catch (error) {
+      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return false;
+      throw error;
+    }
+  }
+
+  setSecret(name: string, secret: string | null): void {
+    this.#s.setSecret.run(secret, name);
+  }
+
+  setStatus(name: string, status: AccountStatus): void {
+    this.#s.setStatus.run(status, name);
+  }
+
+  recordLogin(name: string, address: string | undefined): void {
+    this.#s.login.run(Date.now(), address ?? null, name);
+  }
+
+  remove(name: string): boolean {
+    return this.#s.remove.run(name).changes > 0;
+  }
+
+  /** Leaves a request for a running hub (it polls); harmless when none runs. */
+  request(action: HubRequestAction, target: string): void {
+    this.#s.request.run(action, target, Date.now());
+  }
+
+  /** Hands out pending requests, removing each once handled. */
+  takeRequests(handle: (action: HubRequestAction, target: string) => void): void {
+    for (const r of this.#s.requests.all()) {
+      this.#s.done.run(r.id);
+      handle(r.action, r.target);
+    }
+  }
+}

@@ -1,0 +1,36 @@
+/** Devices and admins as MQTT.js clients, logging in the way mqttkit expects (client id = username). */
+import { spawnSync } from 'node:child_process';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { BIN } from './hub-process.js';
+
+export const devicePassword = (id: string) => `pw-${id}-0123456789`;
+
+export function connectDevice(url: string, id: string, options: { password?: string; will?: { topic: string; payload: string } } & IClientOptions = {}): Promise<MqttClient> {
+  const { password, will, ...rest } = options;
+  return mqtt.connectAsync(url, {
+    clientId: id,
+    username: id,
+    password: password ?? devicePassword(id),
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    ...(will ? { will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true } } : {}),
+    ...rest,
+  });
+}
+
+/** Runs the mqttkit CLI to completion. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...env } });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Creates an admin account through the CLI and returns its password. */
+export function addAdmin(dataDir: string, name: string, extra: string[] = []): string {
+  const result = cli(['user', 'add', name, '--admin', '--json', '--data-dir', dataDir, ...extra]);
+  if (result.status !== 0) throw new Error(`user add failed: ${result.stderr}`);
+  return (JSON.parse(result.stdout) as { password: string }).password;
+}
+
+export async function connectAdmin(url: string, name: string, password: string): Promise<MqttClient> {
+  return mqtt.connectAsync(url, { clientId: name, username: name, password, protocolVersion: 4, reconnectPeriod: 0 });
+}
