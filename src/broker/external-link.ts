@@ -5,6 +5,11 @@ import type { InboundMessage } from '../core/ingest.js';
 import type { Logger } from '../log/logger.js';
 import type { HubLink, PublishOptions } from './hub-link.js';
 
+const MIN_RECONNECT_MS = 1000;
+const MAX_RECONNECT_MS = 30_000;
+/** Publishes kept while the broker is away; beyond that the oldest news is stale anyway. */
+const MAX_QUEUED = 1000;
+
 export interface ExternalLinkOptions {
   url: string;
   username?: string | undefined;
@@ -23,7 +28,7 @@ export async function connectExternal(options: ExternalLinkOptions, log: Logger)
     ...(username !== undefined ? { username } : {}),
     ...(password !== undefined ? { password } : {}),
     protocolVersion: 4,
-    reconnectPeriod: 2000,
+    reconnectPeriod: MIN_RECONNECT_MS,
     connectTimeout: 10_000,
   });
   await new Promise<void>((resolve, reject) => {
@@ -37,20 +42,30 @@ export async function connectExternal(options: ExternalLinkOptions, log: Logger)
     });
     client.once('error', onError);
   });
-  // From here on, MQTT.js reconnects by itself (and re-subscribes); we only report it.
+  // From here on, MQTT.js reconnects by itself (and re-subscribes). Its interval is fixed, so we
+  // double it after each failed attempt (up to 30 s) and reset it once connected.
   client.on('offline', () => log.warn({ broker: address }, 'lost the MQTT broker; reconnecting'));
-  client.on('reconnect', () => log.debug({ broker: address }, 'reconnecting to the MQTT broker'));
-  client.on('connect', () => log.info({ broker: address }, 'connected to the MQTT broker'));
+  client.on('close', () => {
+    client.options.reconnectPeriod = Math.min(MAX_RECONNECT_MS, (client.options.reconnectPeriod ?? MIN_RECONNECT_MS) * 2);
+  });
+  client.on('reconnect', () => log.debug({ broker: address, nextInMs: client.options.reconnectPeriod }, 'reconnecting to the MQTT broker'));
+  client.on('connect', () => {
+    client.options.reconnectPeriod = MIN_RECONNECT_MS;
+    log.info({ broker: address }, 'connected to the MQTT broker');
+  });
   client.on('error', (error) => log.error({ broker: address, err: error.message }, 'MQTT broker connection error'));
-  return new ExternalLink(client, address);
+  return new ExternalLink(client, address, log);
 }
 
 class ExternalLink implements HubLink {
   readonly #handlers: Array<[string, (message: InboundMessage) => void]> = [];
+  #queued = 0;
+  #dropping = false;
 
   constructor(
     private readonly client: MqttClient,
     readonly address: string,
+    private readonly log: Logger,
   ) {
     client.on('message', (topic, payload, packet) => {
       // A message with the retain flag set arrives only as a replay on subscribe (MQTT 3.1.1 clears it on live delivery).
@@ -65,7 +80,20 @@ class ExternalLink implements HubLink {
   }
 
   async publish(topic: string, payload: string | Buffer, options: PublishOptions): Promise<void> {
-    await this.client.publishAsync(topic, payload, options);
+    const queued = !this.client.connected;
+    if (queued) {
+      if (this.#queued >= MAX_QUEUED) {
+        if (!this.#dropping) this.log.warn({ broker: this.address, queued: this.#queued }, 'broker away too long: dropping further messages until it is back');
+        this.#dropping = true;
+        return;
+      }
+      this.#queued++;
+    }
+    try {
+      await this.client.publishAsync(topic, payload, options);
+    } finally {
+      if (queued && --this.#queued === 0) this.#dropping = false;
+    }
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 /** `mqttkit mosquitto-config <dir>`: a Mosquitto setup that enforces mqttkit's rules, and the hub's login to it. */
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { dynsecState, findDynsecPlugin, HUB_ACCOUNT, mosquittoConf } from '../broker/mosquitto/mosquitto-config.js';
@@ -50,10 +51,25 @@ Then:
         writeFileSync(dynsecFile, `${JSON.stringify(dynsecState(hubPassword), null, 2)}\n`, { mode: 0o600 });
         chmodSync(dynsecFile, 0o600);
         writeBrokerCredentials(dataDir, { username: HUB_ACCOUNT, password: hubPassword });
+        // Started as root, Mosquitto drops to its own user, which must read and rewrite the accounts file.
+        const owner = process.getuid?.() === 0 ? brokerUser() : undefined;
+        if (owner) for (const path of [target, dynsecFile]) chownSync(path, owner.uid, owner.gid);
         console.log(`Wrote ${join(target, 'mosquitto.conf')} and ${dynsecFile}.`);
         console.log(`The hub's broker login (${HUB_ACCOUNT}) is kept in ${dataDir}.`);
+        if (!owner) console.log(`Mosquitto must be able to read and write ${dynsecFile}: run it as ${userInfo().username} or chown the file to its user.`);
         console.log(`Start Mosquitto with: mosquitto -c ${join(target, 'mosquitto.conf')}`);
         console.log(`Then: mqttkit start --data-dir ${dataDir} --mqtt-url mqtt://127.0.0.1:${port}`);
       }),
     );
+}
+
+/** The `mosquitto` system user that Debian's package creates, if present. */
+function brokerUser(): { uid: number; gid: number } | undefined {
+  try {
+    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('mosquitto:'));
+    const [, , uid, gid] = line?.split(':') ?? [];
+    return uid && gid ? { uid: Number(uid), gid: Number(gid) } : undefined;
+  } catch {
+    return undefined;
+  }
 }

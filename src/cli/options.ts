@@ -54,6 +54,7 @@ export const START_OPTIONS = {
   mqttsPort: { flag: '--mqtts-port', env: 'MQTTKIT_MQTTS_PORT', allowed: 'a port number 0-65535 for MQTT over TLS (needs --tls-cert and --tls-key)', schema: port },
   tlsCert: { flag: '--tls-cert', env: 'MQTTKIT_TLS_CERT', allowed: 'the PEM certificate file for --mqtts-port', schema: z.string().min(1) },
   tlsKey: { flag: '--tls-key', env: 'MQTTKIT_TLS_KEY', allowed: 'the PEM private key file for --mqtts-port', schema: z.string().min(1) },
+  authMaxDelay: { flag: '--auth-max-delay', env: 'MQTTKIT_AUTH_MAX_DELAY', allowed: 'a duration: the longest pause after a wrong password (it doubles from 100ms per failure)', schema: duration, fallback: '5s' },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
   deviceTtl: { flag: '--device-ttl', env: 'MQTTKIT_DEVICE_TTL', allowed: 'a duration such as 7d, 12h, 30m or 90s', schema: duration, fallback: '7d' },
   confirmTimeout: { flag: '--confirm-timeout', env: 'MQTTKIT_CONFIRM_TIMEOUT', allowed: 'a duration such as 10s or 1500ms', schema: duration, fallback: '10s' },
@@ -108,7 +109,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
   const v = values as {
     mqttPort: number; mqttHost: string; mqttUrl?: string; mqttUsername?: string; mqttPassword?: string; hapPort: number; hapHost?: string;
     httpPort: number; pincode?: string; bridgeName: string; logLevel: LogLevel; deviceTtl: number; confirmTimeout: number;
-    registration: RegistrationPolicy; mqttsPort?: number; tlsCert?: string; tlsKey?: string;
+    registration: RegistrationPolicy; mqttsPort?: number; tlsCert?: string; tlsKey?: string; authMaxDelay: number;
   };
   const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
   if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
@@ -129,6 +130,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
               host: v.mqttHost,
               port: v.mqttPort,
               registration: v.registration,
+              authMaxDelayMs: v.authMaxDelay,
               tls: v.mqttsPort !== undefined ? { port: v.mqttsPort, certFile: resolve(v.tlsCert!), keyFile: resolve(v.tlsKey!) } : undefined,
             },
       hapPort: v.hapPort,

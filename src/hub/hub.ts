@@ -19,12 +19,13 @@ import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-fil
 import { StateStore } from '../store/state-store.js';
 import { AccountStore } from '../store/account-store.js';
 import { DATABASE_FILE, openDatabase } from '../store/database.js';
+import { AuthThrottle, DEFAULT_THROTTLE } from '../security/auth-throttle.js';
 import { Registration, type RegistrationPolicy } from '../security/registration.js';
 import { logActivity } from './activity-log.js';
 import { VERSION } from './version.js';
 
 export type MqttOptions =
-  | { kind: 'embedded'; host: string; port: number; registration: RegistrationPolicy; tls?: TlsListenerOptions | undefined }
+  | { kind: 'embedded'; host: string; port: number; registration: RegistrationPolicy; authMaxDelayMs: number; tls?: TlsListenerOptions | undefined }
   | { kind: 'external'; url: string; username?: string | undefined; password?: string | undefined };
 
 export interface HubOptions {
@@ -102,7 +103,8 @@ export class Hub {
       let broker: EmbeddedBroker | undefined;
       if (options.mqtt.kind === 'embedded') {
         const brokerLog = log.child({ part: 'broker' });
-        const registration = new Registration(accounts, options.mqtt.registration, brokerLog);
+        const throttle = new AuthThrottle({ ...DEFAULT_THROTTLE, maxDelayMs: options.mqtt.authMaxDelayMs });
+        const registration = new Registration(accounts, options.mqtt.registration, brokerLog, throttle);
         broker = await EmbeddedBroker.start({ host: options.mqtt.host, port: options.mqtt.port, registration, tls: options.mqtt.tls }, brokerLog);
         const started = broker;
         stops.push(() => started.close());

@@ -1,69 +1,128 @@
-/** `--mqtt-url`: the hub as a client of a real Mosquitto, including what retained messages do across restarts. */
+/**
+ * `--mqtt-url` with a real Mosquitto configured by `mqttkit mosquitto-config`: devices provisioned
+ * through the CLI (dynamic-security plugin), the same allow/deny results as the embedded broker, and
+ * a working bridge both ways.
+ */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import mqtt from 'mqtt';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
-import { accessoryBySerial, assertValidDatabase, characteristicId, characteristicValue, pair, reconnect } from '../helpers/homekit-controller.js';
-import { startMosquitto, type RunningMosquitto } from '../helpers/mosquitto.js';
+import type { MqttClient } from 'mqtt';
+import { eventually, removeDataDir, startHub, tempDataDir, type RunningHub } from '../helpers/hub-process.js';
+import { accessoryBySerial, characteristicId, characteristicValue, pair, reconnect } from '../helpers/homekit-controller.js';
+import { freePort, startMosquitto, type RunningMosquitto } from '../helpers/mosquitto.js';
+import { cli, connectDevice } from '../helpers/mqtt-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
-describe('external broker (Mosquitto)', { timeout: 120_000 }, () => {
+async function subackCode(client: MqttClient, filter: string): Promise<number> {
+  try {
+    return (await client.subscribeAsync(filter, { qos: 1 }))[0]!.qos;
+  } catch (error) {
+    const granted = (error as { packet?: { granted?: number[] } }).packet?.granted;
+    if (granted) return granted[0]!;
+    throw error;
+  }
+}
+
+async function refused(url: string, id: string, password: string): Promise<boolean> {
+  try {
+    (await connectDevice(url, id, { password })).end(true);
+    return false;
+  } catch (error) {
+    return [4, 5].includes((error as { code?: number }).code ?? 0);
+  }
+}
+
+describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000 }, () => {
   let broker: RunningMosquitto | undefined;
   let hub: RunningHub | undefined;
+  const confDir = mkdtempSync(join(tmpdir(), 'mqttkit-mosquitto-conf-'));
+  const clients: MqttClient[] = [];
   after(async () => {
+    for (const c of clients) c.end(true);
     await hub?.stop('SIGKILL');
     if (hub) removeDataDir(hub.dataDir);
     await broker?.stop();
+    rmSync(confDir, { recursive: true, force: true });
   });
 
-  it('bridges devices on Mosquitto both ways, and a removed device stays gone after a restart', async (t) => {
+  it('provisions devices with the CLI, enforces the same rules, and bridges both ways', async (t) => {
     const binary = requireTool(t, 'mosquitto', ['mosquitto', '/usr/sbin/mosquitto'], 'apt-get install mosquitto');
     if (!binary) return;
-    broker = await startMosquitto(binary);
-    // Devices publish retained before the hub exists: the hub must pick them up on subscribe.
-    const lamp = await mqtt.connectAsync(broker.url, { clientId: 'lamp', protocolVersion: 4, reconnectPeriod: 0 });
-    await lamp.publishAsync('HomeKit/lamp/Lightbulb/On', '1', { qos: 1, retain: true });
-    await lamp.publishAsync('HomeKit/lamp/$name', 'Hall lamp', { qos: 1, retain: true });
-    const old = await mqtt.connectAsync(broker.url, { clientId: 'old', protocolVersion: 4, reconnectPeriod: 0 });
-    await old.publishAsync('HomeKit/old/TemperatureSensor/CurrentTemperature', '18', { qos: 1, retain: true });
+    const dataDir = tempDataDir();
+    const port = await freePort();
+    const generated = cli(['mosquitto-config', confDir, '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1']);
+    assert.equal(generated.status, 0, generated.stderr);
+    broker = await startMosquitto(binary, { config: join(confDir, 'mosquitto.conf'), port });
+    const url = broker.url;
+    assert.ok(await refused(url, 'anyone', 'anonymous-guess'), 'unknown clients are refused');
 
-    hub = await startHub({ args: ['--mqtt-url', broker.url] });
+    hub = await startHub({ dataDir, args: ['--mqtt-url', url] });
     assert.equal(hub.info.mqtt.embedded, false);
+
+    const passwords: Record<string, string> = {};
+    for (const id of ['thermo', 'relay']) {
+      const added = cli(['device', 'add', id, '--json', '--data-dir', dataDir]);
+      assert.equal(added.status, 0, added.stderr);
+      passwords[id] = (JSON.parse(added.stdout) as { password: string }).password;
+    }
+    assert.ok(await refused(url, 'thermo', 'not-the-password'), 'wrong password refused');
+
+    const thermo = await connectDevice(url, 'thermo', { password: passwords.thermo! });
+    const relay = await connectDevice(url, 'relay', { password: passwords.relay! });
+    clients.push(thermo, relay);
+    await thermo.publishAsync('HomeKit/thermo/TemperatureSensor/CurrentTemperature', '19.5', { qos: 1 });
+    await relay.publishAsync('HomeKit/relay/Switch/On', '1', { qos: 1, retain: true });
+
     const { client: controller, pairing } = await pair(hub.info.bridges[0]!.port!);
-    const db = await eventually(async () => {
+    let db = await eventually(async () => {
       const current = await controller.getAccessories();
-      return accessoryBySerial(current, 'lamp') && accessoryBySerial(current, 'old') ? current : undefined;
-    }, 10_000, 'retained devices');
-    assertValidDatabase(db);
-    assert.ok([true, 1].includes(characteristicValue(db, 'lamp', 'Lightbulb', 'On') as number));
+      return accessoryBySerial(current, 'thermo') && accessoryBySerial(current, 'relay') ? current : undefined;
+    }, 10_000, 'both devices in HomeKit');
+    assert.equal(characteristicValue(db, 'thermo', 'TemperatureSensor', 'CurrentTemperature'), 19.5);
 
+    // Foreign publish: without effect. Foreign subscriptions: refused. Own: granted.
+    await thermo.publishAsync('HomeKit/relay/Switch/On', '0', { qos: 1 });
+    await thermo.publishAsync('HomeKit/thermo/TemperatureSensor/CurrentTemperature', '20.5', { qos: 1 });
+    db = await eventually(async () => {
+      const current = await controller.getAccessories();
+      return characteristicValue(current, 'thermo', 'TemperatureSensor', 'CurrentTemperature') === 20.5 ? current : undefined;
+    }, 5000, 'the new temperature');
+    assert.ok([true, 1].includes(characteristicValue(db, 'relay', 'Switch', 'On') as number), 'relay unchanged');
+    for (const filter of ['HomeKit/#', 'HomeKit/relay/#', 'cmnd/relay/#']) assert.equal(await subackCode(thermo, filter), 128, filter);
+    assert.equal(await subackCode(thermo, 'HomeKit/thermo/#'), 1);
+
+    // HomeKit write -> the relay.
     const sets: string[] = [];
-    await lamp.subscribeAsync('HomeKit/lamp/+/+/set', { qos: 1 });
-    lamp.on('message', (topic, payload) => sets.push(`${topic} ${payload.toString()}`));
-    await controller.setCharacteristics({ [characteristicId(db, 'lamp', 'Lightbulb', 'On')!]: false });
-    await eventually(() => sets.includes('HomeKit/lamp/Lightbulb/On/set 0'), 5000, '/set through Mosquitto');
+    await relay.subscribeAsync('HomeKit/relay/+/+/set', { qos: 1 });
+    relay.on('message', (topic, payload) => sets.push(`${topic} ${payload.toString()}`));
+    await controller.setCharacteristics({ [characteristicId(db, 'relay', 'Switch', 'On')!]: false });
+    await eventually(() => sets.includes('HomeKit/relay/Switch/On/set 0'), 5000, '/set through Mosquitto');
+    await relay.publishAsync('HomeKit/relay/Switch/On', '0', { qos: 1, retain: true });
 
-    await old.publishAsync('HomeKit/old/$state', 'removed', { qos: 1 });
-    await eventually(async () => !accessoryBySerial(await controller.getAccessories(), 'old'), 10_000, 'removal');
+    // Removal through the CLI: account gone at the broker, accessory gone, retained topics cleared.
+    const removed = cli(['device', 'remove', 'relay', '--data-dir', dataDir]);
+    assert.equal(removed.status, 0, removed.stderr);
+    await eventually(async () => !accessoryBySerial(await controller.getAccessories(), 'relay'), 10_000, 'relay removed');
+    assert.ok(await refused(url, 'relay', passwords.relay!), 'its account is gone from Mosquitto');
     await controller.close();
 
     assert.equal(await hub.stop('SIGTERM'), 0);
-    hub = await startHub({ dataDir: hub.dataDir, args: ['--mqtt-url', broker.url] });
+    hub = await startHub({ dataDir, args: ['--mqtt-url', url] });
     const again = reconnect(hub.info.bridges[0]!.port!, pairing);
     await new Promise((r) => setTimeout(r, 1000)); // let retained messages replay
     const after = await again.getAccessories();
-    assert.ok(accessoryBySerial(after, 'lamp'));
-    assert.equal(accessoryBySerial(after, 'old'), undefined, 'its retained topics were cleared, so it does not come back');
+    assert.ok(accessoryBySerial(after, 'thermo'));
+    assert.equal(accessoryBySerial(after, 'relay'), undefined, 'its retained topics were cleared, so it does not come back');
     await again.close();
-    lamp.end(true);
-    old.end(true);
   });
 
   it('stops with a clear message when the external broker cannot be reached', async () => {
-    const unreachable = await startHub({ args: ['--mqtt-url', 'mqtt://127.0.0.1:1'] }).then(
+    const message = await startHub({ args: ['--mqtt-url', 'mqtt://127.0.0.1:1'] }).then(
       () => assert.fail('the hub started without its broker'),
       (error: Error) => error.message,
     );
-    assert.match(unreachable, /cannot connect to the MQTT broker at mqtt:\/\/127\.0\.0\.1:1.*check --mqtt-url/);
+    assert.match(message, /cannot connect to the MQTT broker at mqtt:\/\/127\.0\.0\.1:1.*check --mqtt-url/);
   });
 });

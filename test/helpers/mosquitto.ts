@@ -25,11 +25,12 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startMosquitto(binary: string, extraConfig: string[] = []): Promise<RunningMosquitto> {
+/** Starts Mosquitto with `config`, or with an anonymous loopback-only config when none is given. */
+export async function startMosquitto(binary: string, given?: { config: string; port: number }): Promise<RunningMosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'mqttkit-mosquitto-'));
-  const port = await freePort();
-  const config = join(dir, 'mosquitto.conf');
-  writeFileSync(config, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', ...extraConfig, ''].join('\n'));
+  const port = given?.port ?? (await freePort());
+  const config = given?.config ?? join(dir, 'mosquitto.conf');
+  if (!given) writeFileSync(config, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', ''].join('\n'));
   const child = spawn(binary, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));

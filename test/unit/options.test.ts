@@ -11,7 +11,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 describe('start options', () => {
   it('uses the documented defaults', () => {
     const { hub, logLevel } = resolveStartOptions({ dataDir: dir }, {});
-    assert.deepEqual(hub.mqtt, { kind: 'embedded', host: '0.0.0.0', port: 1883 });
+    assert.deepEqual(hub.mqtt, { kind: 'embedded', host: '0.0.0.0', port: 1883, registration: 'open', authMaxDelayMs: 5000, tls: undefined });
     assert.equal(hub.hapPort, 51826);
     assert.equal(hub.httpPort, 8581);
     assert.equal(hub.bridgeName, 'mqttkit');
@@ -41,6 +41,9 @@ describe('start options', () => {
     [{ mqttUrl: 'http://x' }, {}, /--mqtt-url: 'http:\/\/x' is not valid/],
     [{ mqttUrl: 'mqtt://x:1883', mqttPort: '1884' }, {}, /--mqtt-url uses an external broker, so --mqtt-port .* has no meaning/],
     [{ bridgeName: 'my_bridge!' }, {}, /--bridge-name/],
+    [{ registration: 'maybe' }, {}, /--registration: 'maybe' is not valid; expected open .*, approve .* or closed/],
+    [{ mqttUrl: 'mqtt://x:1883', registration: 'open' }, {}, /--registration open needs the embedded broker/],
+    [{ mqttsPort: '8883' }, {}, /--mqtts-port, --tls-cert and --tls-key go together/],
   ];
   for (const [flags, env, message] of bad) {
     it(`refuses ${JSON.stringify({ ...flags, ...env })}`, () => {
