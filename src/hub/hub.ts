@@ -134,7 +134,7 @@ export class Hub {
 
       const hub = new Hub(options, registry, bus, pincode, link.address, homekit);
       hub.#stops.push(...stops);
-      const mqtt = broker ? { address: link.address, embedded: true, host: broker.host, port: broker.port } : { address: link.address, embedded: false };
+      const mqtt = broker ? { address: link.address, embedded: true, host: broker.host, port: broker.port, tlsPort: broker.tlsPort } : { address: link.address, embedded: false };
       const startedAt = new Date().toISOString();
       const saveRuntime = () =>
         writeRuntime(options.dataDir, {

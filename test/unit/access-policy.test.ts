@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { filterCovers, mayPublish, maySubscribe } from '../../src/security/access-policy.js';
+import { AuthThrottle, failureDelay } from '../../src/security/auth-throttle.js';
+import { deviceAcls } from '../../src/broker/mosquitto/dynsec.js';
+
+describe('access policy', () => {
+  it('lets a device publish only in its own spaces', () => {
+    for (const topic of ['HomeKit/a/Switch/On', 'HomeKit/a/$state', 'stat/a/OTA', 'tele/a/x/y']) assert.ok(mayPublish('device', 'a', topic), topic);
+    for (const topic of ['HomeKit/b/Switch/On', 'HomeKit/ab/Switch/On', 'cmnd/a/OTA', 'a/OTA', 'stat/b/x', '$SYS/x', 'HomeKit']) {
+      assert.ok(!mayPublish('device', 'a', topic), topic);
+    }
+    assert.ok(mayPublish('admin', 'node-red', 'HomeKit/b/Switch/On'));
+  });
+
+  it('lets a device subscribe only inside its own spaces, wildcards included', () => {
+    for (const filter of ['HomeKit/a/#', 'HomeKit/a/+/+/set', 'HomeKit/a', 'cmnd/a/#', 'cmnd/a/OTA', 'a/OTA']) assert.ok(maySubscribe('device', 'a', filter), filter);
+    for (const filter of ['#', 'HomeKit/#', 'HomeKit/+/Switch/On', 'HomeKit/b/#', 'cmnd/#', '+/OTA', 'b/OTA', 'a/#', 'stat/a/#']) {
+      assert.ok(!maySubscribe('device', 'a', filter), filter);
+    }
+    assert.ok(maySubscribe('admin', 'x', '#'));
+  });
+
+  it('compares filters level by level', () => {
+    assert.ok(filterCovers('a/+/c', 'a/b/c'));
+    assert.ok(filterCovers('a/+/c', 'a/+/c'));
+    assert.ok(!filterCovers('a/+/c', 'a/#'));
+    assert.ok(!filterCovers('a/b', 'a/b/c'));
+    assert.ok(filterCovers('a/#', 'a/b/#'));
+  });
+
+  it('gives Mosquitto the same spaces as dynamic-security ACLs', () => {
+    const acls = deviceAcls('dev');
+    assert.deepEqual(acls.filter((a) => a.acltype === 'publishClientSend').map((a) => a.topic), ['HomeKit/dev/#', 'stat/dev/#', 'tele/dev/#']);
+    assert.deepEqual(acls.filter((a) => a.acltype === 'subscribePattern').map((a) => a.topic), ['HomeKit/dev/#', 'cmnd/dev/#', 'dev/OTA']);
+  });
+});
+
+describe('authentication throttle', () => {
+  it('doubles the pause per failure up to the cap', () => {
+    assert.deepEqual([0, 1, 2, 3, 4, 10, 60].map((n) => failureDelay(n)), [0, 100, 200, 400, 800, 5000, 5000]);
+  });
+
+  it('runs attempts for a key one at a time, holding a failure\'s turn for its penalty; other keys go ahead', async () => {
+    const throttle = new AuthThrottle({ baseDelayMs: 40, maxDelayMs: 40, forgetAfterMs: 60_000 });
+    const order: string[] = [];
+    const attempt = (key: string, name: string, ok: boolean) =>
+      throttle.run([key], async () => {
+        order.push(name);
+        return ok;
+      }).then(() => order.push(`${name} done`));
+    await Promise.all([attempt('id:x', 'x wrong', false), attempt('id:x', 'x right', true), attempt('id:y', 'y right', true)]);
+    assert.deepEqual(order, ['x wrong', 'y right', 'y right done', 'x wrong done', 'x right', 'x right done']);
+  });
+});
