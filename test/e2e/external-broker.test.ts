@@ -12,18 +12,8 @@ import type { MqttClient } from 'mqtt';
 import { eventually, removeDataDir, startHub, tempDataDir, type RunningHub } from '../helpers/hub-process.js';
 import { accessoryBySerial, characteristicId, characteristicValue, pair, reconnect } from '../helpers/homekit-controller.js';
 import { freePort, startMosquitto, type RunningMosquitto } from '../helpers/mosquitto.js';
-import { cli, connectDevice } from '../helpers/mqtt-device.js';
+import { cli, connectDevice, subackCode } from '../helpers/mqtt-device.js';
 import { requireTool } from '../helpers/system-tools.js';
-
-async function subackCode(client: MqttClient, filter: string): Promise<number> {
-  try {
-    return (await client.subscribeAsync(filter, { qos: 1 }))[0]!.qos;
-  } catch (error) {
-    const granted = (error as { packet?: { granted?: number[] } }).packet?.granted;
-    if (granted) return granted[0]!;
-    throw error;
-  }
-}
 
 async function refused(url: string, id: string, password: string): Promise<boolean> {
   try {
@@ -100,6 +90,13 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     await controller.setCharacteristics({ [characteristicId(db, 'relay', 'Switch', 'On')!]: false });
     await eventually(() => sets.includes('HomeKit/relay/Switch/On/set 0'), 5000, '/set through Mosquitto');
     await relay.publishAsync('HomeKit/relay/Switch/On', '0', { qos: 1, retain: true });
+
+    // Reset sets a new password at the broker (Mosquitto cannot let the device choose one).
+    const reset = cli(['device', 'reset', 'thermo', '--json', '--data-dir', dataDir]);
+    assert.equal(reset.status, 0, reset.stderr);
+    const fresh = (JSON.parse(reset.stdout) as { password: string }).password;
+    assert.ok(await refused(url, 'thermo', passwords.thermo!), 'the old password no longer works');
+    (await connectDevice(url, 'thermo', { password: fresh })).end(true);
 
     // Removal through the CLI: account gone at the broker, accessory gone, retained topics cleared.
     const removed = cli(['device', 'remove', 'relay', '--data-dir', dataDir]);

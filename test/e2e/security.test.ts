@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { accessoryBySerial, characteristicValue, pair } from '../helpers/homekit-controller.js';
-import { cli, connectDevice, devicePassword } from '../helpers/mqtt-device.js';
+import { cli, connectDevice, devicePassword, subackCode } from '../helpers/mqtt-device.js';
 
 const hubs: RunningHub[] = [];
 const clients: MqttClient[] = [];
@@ -47,18 +47,6 @@ async function refusal(url: string, id: string, password: string, extra = {}): P
     return 0;
   } catch (error) {
     return (error as { code?: number }).code ?? -1;
-  }
-}
-
-/** The SUBACK code for one filter: the granted QoS, or 128 for a refusal (MQTT.js rejects on 128). */
-async function subackCode(client: MqttClient, filter: string): Promise<number> {
-  try {
-    const granted = await client.subscribeAsync(filter, { qos: 1 });
-    return granted[0]!.qos;
-  } catch (error) {
-    const packet = (error as { packet?: { granted?: number[] } }).packet;
-    if (packet?.granted) return packet.granted[0]!;
-    throw error;
   }
 }
 

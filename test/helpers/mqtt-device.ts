@@ -34,3 +34,14 @@ export function addAdmin(dataDir: string, name: string, extra: string[] = []): s
 export async function connectAdmin(url: string, name: string, password: string): Promise<MqttClient> {
   return mqtt.connectAsync(url, { clientId: name, username: name, password, protocolVersion: 4, reconnectPeriod: 0 });
 }
+
+/** The SUBACK code for one filter: the granted QoS, or 128 for a refusal (MQTT.js rejects on 128). */
+export async function subackCode(client: MqttClient, filter: string): Promise<number> {
+  try {
+    return (await client.subscribeAsync(filter, { qos: 1 }))[0]!.qos;
+  } catch (error) {
+    const granted = (error as { packet?: { granted?: number[] } }).packet?.granted;
+    if (granted) return granted[0]!;
+    throw error;
+  }
+}
