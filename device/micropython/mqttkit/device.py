@@ -279,9 +279,13 @@ class Device:
             if handler is None:
                 self.log('unknown command %s (known: %s)' % (name, ', '.join(sorted(self.commands))))
                 return
-            answer = self._guard(handler, self, argument)
+            try:
+                answer = handler(self, argument)
+            except Exception as e:
+                commands.record_exception(e)
+                answer = 'command %s failed: %r (details: msg_exception)' % (name, e)
             if answer is not None:
-                self.log(answer if isinstance(answer, str) else json.dumps(answer))
+                self.log(commands.encode(answer))
 
     def _announce_offline(self):
         try:

@@ -42,7 +42,11 @@ if MICROPYTHON:
         return sys.platform  # 'esp32', 'esp8266', 'rp2', ...
 
     def random_bytes(n):
-        return os.urandom(n)
+        # ESP32/ESP8266 have a hardware RNG behind os.urandom; ports without it seed random from it.
+        if hasattr(os, 'urandom'):
+            return os.urandom(n)
+        import random
+        return bytes(random.getrandbits(8) for _ in range(n))
 
     def mem_free():
         gc.collect()

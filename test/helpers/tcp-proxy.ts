@@ -1,0 +1,42 @@
+/** A loopback TCP proxy whose connections the test can cut, to drop a device's broker link mid-stream. */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+export class TcpProxy {
+  #server: Server | undefined;
+  readonly #sockets = new Set<Socket>();
+  port = 0;
+
+  constructor(private readonly targetPort: number) {}
+
+  async start(port = 0): Promise<number> {
+    const server = createServer((client) => {
+      const upstream = connect(this.targetPort, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.#sockets.add(s);
+        s.on('close', () => this.#sockets.delete(s));
+        s.on('error', () => {});
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+    this.#server = server;
+    this.port = (server.address() as { port: number }).port;
+    return this.port;
+  }
+
+  /** Drops every connection and refuses new ones for `ms`, then listens again on the same port. */
+  async cut(ms: number): Promise<void> {
+    await this.stop();
+    await new Promise((r) => setTimeout(r, ms));
+    await this.start(this.port);
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    for (const s of this.#sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
