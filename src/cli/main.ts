@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { VERSION } from '../hub/version.js';
 import { registerDevice } from './device-command.js';
 import { registerMosquittoConfig } from './mosquitto-config-command.js';
+import { registerSimulate } from './simulate-command.js';
 import { registerStart } from './start-command.js';
 import { registerUser } from './user-command.js';
 
@@ -14,4 +15,5 @@ registerStart(program);
 registerDevice(program);
 registerUser(program);
 registerMosquittoConfig(program);
+registerSimulate(program);
 await program.parseAsync(process.argv);

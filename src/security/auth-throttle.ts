@@ -35,10 +35,18 @@ export class AuthThrottle {
 
   /**
    * Runs `attempt` in turn for all `keys`; when it returns false, waits the penalty before the next
-   * attempt on those keys may run. Resolves with the attempt's result.
+   * attempt on those keys may run. Resolves with the attempt's result. `lenientKeys` (an address) join
+   * the queue only once they have failures: many devices behind one address (NAT, a simulator) must
+   * not wait on each other's honest logins.
    */
-  async run(keys: string[], attempt: () => Promise<boolean>): Promise<boolean> {
-    const states = [...new Set(keys)].sort().map((key) => this.#state(key));
+  async run(keys: string[], attempt: () => Promise<boolean>, lenientKeys: string[] = []): Promise<boolean> {
+    const now = this.now();
+    const strict = lenientKeys.filter((key) => {
+      const state = this.#keys.get(key);
+      return state !== undefined && state.failures > 0 && now - state.lastFailure <= this.options.forgetAfterMs;
+    });
+    const states = [...new Set([...keys, ...strict])].sort().map((key) => this.#state(key));
+    const lenient = lenientKeys.filter((key) => !strict.includes(key)).map((key) => this.#state(key));
     let release!: () => void;
     const turn = new Promise<void>((resolve) => (release = resolve));
     const ahead = Promise.all(states.map((s) => s.queue));
@@ -50,12 +58,12 @@ export class AuthThrottle {
         for (const s of states) s.failures = 0;
         return true;
       }
-      const now = this.now();
-      for (const s of states) {
-        s.failures = now - s.lastFailure > this.options.forgetAfterMs ? 1 : s.failures + 1;
-        s.lastFailure = now;
+      const failedAt = this.now();
+      for (const s of [...states, ...lenient]) {
+        s.failures = failedAt - s.lastFailure > this.options.forgetAfterMs ? 1 : s.failures + 1;
+        s.lastFailure = failedAt;
       }
-      await new Promise((r) => setTimeout(r, Math.max(...states.map((s) => failureDelay(s.failures, this.options)))));
+      await new Promise((r) => setTimeout(r, Math.max(...[...states, ...lenient].map((s) => failureDelay(s.failures, this.options)))));
       return false;
     } finally {
       release();

@@ -41,11 +41,15 @@ export class Registration {
     if (!password) return refuse(BAD_CREDENTIALS, 'no password: a device must present the password it generated');
 
     let outcome: AuthOutcome | undefined;
-    await this.throttle.run([`id:${name}`, `address:${address ?? '?'}`], async () => {
-      const result = await this.#check(name, password);
-      outcome = result.outcome;
-      return !result.penalize;
-    });
+    await this.throttle.run(
+      [`id:${name}`],
+      async () => {
+        const result = await this.#check(name, password);
+        outcome = result.outcome;
+        return !result.penalize;
+      },
+      [`address:${address ?? '?'}`],
+    );
     if (!outcome!.ok) return refuse(outcome!.returnCode, outcome!.reason);
     this.accounts.recordLogin(name, address);
     return outcome!;

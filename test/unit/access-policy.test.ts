@@ -52,4 +52,22 @@ describe('authentication throttle', () => {
     await Promise.all([attempt('id:x', 'x wrong', false), attempt('id:x', 'x right', true), attempt('id:y', 'y right', true)]);
     assert.deepEqual(order, ['x wrong', 'y right', 'y right done', 'x wrong done', 'x right', 'x right done']);
   });
+
+  it('lets honest logins from one address run side by side, and queues that address once it fails', async () => {
+    const throttle = new AuthThrottle({ baseDelayMs: 40, maxDelayMs: 40, forgetAfterMs: 60_000 });
+    const order: string[] = [];
+    const attempt = (id: string, ok: boolean) =>
+      throttle.run([`id:${id}`], async () => {
+        order.push(`${id} start`);
+        await new Promise((r) => setTimeout(r, 5));
+        order.push(`${id} end`);
+        return ok;
+      }, ['address:10.0.0.9']);
+    await Promise.all([attempt('a', true), attempt('b', true)]);
+    assert.deepEqual(order.slice(0, 2), ['a start', 'b start'], 'no queue without failures');
+    order.length = 0;
+    await attempt('c', false);
+    await Promise.all([attempt('d', true), attempt('e', true)]);
+    assert.deepEqual(order, ['c start', 'c end', 'd start', 'd end', 'e start', 'e end'], 'one at a time after a failure');
+  });
 });
