@@ -3,7 +3,7 @@
  * writes, observability commands, last will, stored identity, reconnects, and deep sleep.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { HttpClient } from 'hap-controller';
@@ -149,5 +149,13 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     assert.equal(read.characteristics[0]!.value, 12.5, 'the last value, not No Response');
     const listed = JSON.parse(cli(['device', 'list', '--json', '--data-dir', hub.dataDir]).stdout) as Array<{ id: string; state: string }>;
     assert.equal(listed.find((d) => d.id === 'sleepy-1')?.state, 'sleeping');
+  });
+
+  it('reboots after too long without broker contact, and remembers why', async (t) => {
+    if (!python3(t)) return;
+    const unreachable = start(PROBE, { device_id: 'lonely-1', port: 1, reset_after: 1, backoff_min: 0.2 });
+    await eventually(() => unreachable.events.filter((e) => e.started === 'lonely-1').length >= 2, 10_000, 'a restart of the device loop');
+    await unreachable.kill();
+    assert.equal(readFileSync(join(unreachable.root, 'last_reboot.txt'), 'utf8'), 'no broker contact for 1 s');
   });
 });
