@@ -84,8 +84,9 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     assert.match(await command('probe-1', 'msg_exception'), /ZeroDivisionError/);
     assert.equal(await command('probe-1', 'msg_rm'), 'messages removed');
     assert.equal(await command('probe-1', 'msg_exception'), 'no exception recorded');
-    const version = JSON.parse(await command('probe-1', 'getversion')) as { firmware: string; library: string; python: string };
-    assert.equal(version.firmware, '2.3.4');
+    const version = JSON.parse(await command('probe-1', 'getversion')) as { firmware: string; app: string; library: string; python: string };
+    assert.equal(version.app, '2.3.4');
+    assert.equal(version.firmware, '1.0.0');
     assert.match(version.python, /^cpython 3\./);
     assert.match(await command('probe-1', 'nonsense'), /unknown command nonsense \(known: .*stats/);
   });

@@ -56,7 +56,8 @@ def msg_rm(_device, _argument):
 def getversion(device, _argument):
     from .device import VERSION
     return {
-        'firmware': device.meta.get('firmware'),
+        'firmware': port.firmware_version(),
+        'app': device.meta.get('firmware'),
         'library': VERSION,
         'platform': port.platform_name(),
         'python': '%s %s' % (sys.implementation.name, '.'.join(str(n) for n in sys.implementation.version[:3])),

@@ -7,6 +7,7 @@ from . import port
 from .identity import load_identity
 from .mqtt import MQTTClient, MQTTError, Refused
 from . import commands
+from .ota import Receiver
 
 VERSION = '0.1.0'
 INFLIGHT_WINDOW = 10
@@ -74,6 +75,8 @@ class Device:
         self.inflight = []  # (pid, message) sent at QoS 1 and not yet acknowledged
         self.handlers = {}
         self.commands = commands.default_commands()
+        self.ota = Receiver(self)
+        self.ota_pending = False
         self.timers = []
         self.stats = {'reconnects': 0, 'published': 0, 'received': 0, 'dropped': 0}
         self.started = port.ticks_ms()
@@ -149,10 +152,18 @@ class Device:
             port.reset()
 
     def sleep(self, seconds):
-        # Announce sleep, give pending commands a moment, flush, leave cleanly (no last will), sleep.
+        # Give pending commands a moment, stay awake while the hub has an OTA job for us (up to
+        # pending_wait seconds), announce sleep, flush, leave cleanly (no last will), sleep.
+        if self.connected:
+            until = port.ticks_ms() + 500
+            while self.connected and port.ticks_diff(until, port.ticks_ms()) > 0:
+                self.step(50)
+            until = port.ticks_ms() + self.config.get('pending_wait', 120) * 1000
+            while self.connected and self.ota_pending and port.ticks_diff(until, port.ticks_ms()) > 0:
+                self.step(50)
         if self.connected:
             self._enqueue(self.base + '/$state', 'sleeping %d' % seconds, True)
-            until = port.ticks_ms() + 500
+            until = port.ticks_ms() + 200
             while self.connected and port.ticks_diff(until, port.ticks_ms()) > 0:
                 self.step(50)
             self._flush()
@@ -207,7 +218,7 @@ class Device:
         self.backoff = self.config['backoff_min']
         self.last_contact = self.last_ping = port.ticks_ms()
         try:
-            for topic in (self.base + '/+/+/set', self.base + '/+/+/+/set', 'cmnd/%s/OTA' % self.id):
+            for topic in (self.base + '/+/+/set', self.base + '/+/+/+/set', 'cmnd/%s/OTA' % self.id, 'cmnd/%s/OTA/pending' % self.id, '%s/OTA' % self.id):
                 client.subscribe(topic, 1)
             # Metadata and state go first, ahead of anything queued while away.
             head = [('%s/$%s' % (self.base, f), str(v), True) for f, v in self.meta.items()]
@@ -218,6 +229,16 @@ class Device:
             self._lost(str(e))
             return
         self.status('broker ok', '%s:%s' % (self.config['broker'], self.config['port']))
+
+    def _flush_now(self, timeout_ms=2000):
+        # Before a reset: get the queue out and acknowledged, briefly.
+        until = port.ticks_ms() + timeout_ms
+        while self.connected and (self.queue or self.inflight) and port.ticks_diff(until, port.ticks_ms()) > 0:
+            try:
+                self._flush()
+                self.client.check_msg(20)
+            except MQTTError:
+                break
 
     def _retry_later(self):
         self.next_attempt = port.ticks_ms() + int(self.backoff * 1000)
@@ -272,6 +293,13 @@ class Device:
             result = self._guard(callback, value)
             self.publish(service, characteristic, value if result is None else result, index)
             return
+        if topic == '%s/OTA' % self.id:
+            self.ota.on_trigger(text)
+            return
+        if topic == 'cmnd/%s/OTA/pending' % self.id:
+            # The hub keeps this retained while an OTA job waits for this device: do not sleep yet.
+            self.ota_pending = text.strip() == '1'
+            return
         if topic == 'cmnd/%s/OTA' % self.id:
             name = text.strip().split(' ')[0]
             argument = text.strip()[len(name):].strip()
@@ -304,6 +332,7 @@ def run_app(main):
     # CPython a reset restarts main() with fresh state and deep sleep returns.
     while True:
         try:
+            port.firmware_boot()
             main()
             return
         except port.Reset:

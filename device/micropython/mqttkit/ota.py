@@ -1,0 +1,231 @@
+# The OTA receiver (docs/ota.md): pull transfers triggered on <id>/OTA, staged under temporary names and
+# made live only by `commit`; file hashes; firmware to the spare partition with keepversion/rollback.
+import json
+
+from . import port
+
+try:
+    import hashlib
+except ImportError:
+    import uhashlib as hashlib
+try:
+    import binascii
+except ImportError:
+    import ubinascii as binascii
+try:
+    import socket
+except ImportError:
+    import usocket as socket
+
+CHUNK = 512  # bytes held in memory at once
+PART = '.part'  # being received
+STAGED = '.new'  # received and verified, waiting for commit
+OLD = '.old'  # the live file during a commit, until the commit is complete
+FIRMWARE = '$firmware'
+# Files that are the device's own state, not its code: never reported or replaced by a sync.
+PRIVATE = ('mqtt_password', 'last_exception.txt', 'last_reboot.txt', 'device_id', 'boot.json', 'firmware_a.bin', 'firmware_b.bin')
+
+
+def parse_trigger(text):
+    # host|port|filename|hash[|reboot]  (seed 002's format; hash may be sha256:<hex>)
+    parts = text.strip().split('|')
+    if len(parts) not in (4, 5):
+        raise ValueError('expected host|port|filename|hash[|reboot], got %d fields' % len(parts))
+    host, port_text, filename, digest = parts[:4]
+    reboot = len(parts) == 5 and parts[4] == '1'
+    algorithm = 'sha1'
+    if digest.startswith('sha256:'):
+        algorithm, digest = 'sha256', digest[7:]
+    if not filename or filename.startswith('/') or '..' in filename.split('/'):
+        raise ValueError('unsafe file name %r' % filename)
+    return host, int(port_text), filename, algorithm, digest.lower(), reboot
+
+
+def hex_digest(h):
+    return binascii.hexlify(h.digest()).decode()
+
+
+def file_hash(name, algorithm='sha1'):
+    h = getattr(hashlib, algorithm)()
+    with open(port.path(name), 'rb') as f:
+        while True:
+            chunk = f.read(CHUNK)
+            if not chunk:
+                break
+            h.update(chunk)
+    return hex_digest(h)
+
+
+def _listing(directory=''):
+    # Relative paths of every regular file under the root (os.ilistdir exists on both interpreters' ports).
+    import os
+    names = []
+    base = port.path(directory) if directory else (port.ROOT or '/')
+    for entry in os.listdir(base) if hasattr(os, 'listdir') else [e[0] for e in os.ilistdir(base)]:
+        relative = directory + '/' + entry if directory else entry
+        mode = os.stat(port.path(relative))[0]
+        if mode & 0x4000:
+            if entry not in ('__pycache__',):
+                names.extend(_listing(relative))
+        else:
+            names.append(relative)
+    return names
+
+
+def hashes():
+    out = {}
+    for name in _listing():
+        if name in PRIVATE or name.endswith(PART) or name.endswith(STAGED) or name.endswith(OLD) or name.endswith('.tmp'):
+            continue
+        out[name] = file_hash(name)
+    return out
+
+
+def _ensure_directory(name):
+    import os
+    parts = name.split('/')[:-1]
+    built = ''
+    for part in parts:
+        built = built + '/' + part if built else part
+        try:
+            os.mkdir(port.path(built))
+        except OSError:
+            pass
+
+
+class FileSink:
+    # Receives into <name>.part; finish() makes it <name>.new (staged for commit).
+    def __init__(self, name):
+        self.name = name
+        _ensure_directory(name)
+        self.f = open(port.path(name + PART), 'wb')
+
+    def write(self, chunk):
+        self.f.write(chunk)
+
+    def finish(self):
+        import os
+        self.f.close()
+        port.remove_file(self.name + STAGED)
+        os.rename(port.path(self.name + PART), port.path(self.name + STAGED))
+
+    def abort(self):
+        try:
+            self.f.close()
+        except OSError:
+            pass
+        port.remove_file(self.name + PART)
+
+
+def receive(host, port_number, filename, algorithm, expected, timeout=20):
+    # Streams the file while hashing, CHUNK bytes at a time. A file is staged (<name>.new) only when the
+    # hash matches; firmware goes to the spare partition, which boots only if the hash matched.
+    # Returns (ok, hash, error). Nothing live is touched here.
+    h = getattr(hashlib, algorithm)()
+    size = 0
+    sink = None
+    sock = socket.socket()
+    try:
+        sink = port.firmware_sink() if filename == FIRMWARE else FileSink(filename)
+        sock.settimeout(timeout)
+        sock.connect(socket.getaddrinfo(host, port_number, 0, socket.SOCK_STREAM)[0][-1])
+        read = getattr(sock, 'recv', None) or sock.read
+        while True:
+            chunk = read(CHUNK)
+            if not chunk:
+                break
+            h.update(chunk)
+            sink.write(chunk)
+            size += len(chunk)
+    except Exception as e:
+        if sink is not None:
+            sink.abort()
+        return False, None, 'transfer failed after %d bytes: %r' % (size, e)
+    finally:
+        sock.close()
+    actual = hex_digest(h)
+    if actual != expected:
+        sink.abort()
+        return False, actual, 'hash mismatch: expected %s, got %s (%d bytes)' % (expected, actual, size)
+    sink.finish()
+    return True, actual, None
+
+
+def staged():
+    return [name[:-len(STAGED)] for name in _listing() if name.endswith(STAGED)]
+
+
+def commit():
+    # All or nothing: move live files aside, put every staged file in place; on any failure put the
+    # old files back and keep the staged ones for another try.
+    import os
+    names = staged()
+    moved = []
+    placed = []
+    try:
+        for name in names:
+            try:
+                os.rename(port.path(name), port.path(name + OLD))
+                moved.append(name)
+            except OSError:
+                pass  # a new file: nothing live to move aside
+        for name in names:
+            os.rename(port.path(name + STAGED), port.path(name))
+            placed.append(name)
+    except OSError as e:
+        for name in placed:
+            os.rename(port.path(name), port.path(name + STAGED))
+        for name in moved:
+            os.rename(port.path(name + OLD), port.path(name))
+        return {'committed': [], 'error': 'commit failed, old files kept: %r' % e}
+    for name in moved:
+        port.remove_file(name + OLD)
+    return {'committed': names}
+
+
+class Receiver:
+    # Wires the OTA commands and the <id>/OTA trigger into a Device.
+    def __init__(self, device):
+        self.device = device
+        commands = device.commands
+        commands['open'] = self.open
+        commands['commit'] = lambda d, a: commit()
+        commands['reboot'] = self.reboot
+        commands['hashes'] = lambda d, a: hashes()
+        commands['keepversion'] = lambda d, a: port.firmware_keep()
+        commands['partitions'] = lambda d, a: port.firmware_partitions()
+
+    def open(self, device, _argument):
+        address = device.client.sock.getsockname()[0] if device.client and device.client.sock and hasattr(device.client.sock, 'getsockname') else None
+        device._enqueue('stat/%s/OTA' % device.id, json.dumps({'address': address}), False)
+        return 'ota open at %s' % address
+
+    def reboot(self, device, _argument):
+        from . import commands
+        commands.record_reboot('reboot command')
+        device.log('rebooting')
+        device._flush_now()
+        port.reset()
+
+    def on_trigger(self, text):
+        device = self.device
+        try:
+            host, port_number, filename, algorithm, expected, reboot = parse_trigger(text)
+        except ValueError as e:
+            device._enqueue('stat/%s/OTA' % device.id, json.dumps({'file': None, 'ok': False, 'hash': None, 'error': str(e)}), False)
+            return
+        ok, actual, error = receive(host, port_number, filename, algorithm, expected)
+        report = {'file': filename, 'ok': ok, 'hash': actual, 'error': error}
+        if ok and reboot:
+            if filename != FIRMWARE:
+                result = commit()
+                if result.get('error'):
+                    report['ok'] = False
+                    report['error'] = result['error']
+                    reboot = False
+        device._enqueue('stat/%s/OTA' % device.id, json.dumps(report), False)
+        if ok and reboot:
+            from . import commands
+            commands.record_reboot('update of %s' % filename)
+            device._flush_now()
+            port.reset()
