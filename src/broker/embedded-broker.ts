@@ -134,6 +134,16 @@ export class EmbeddedBroker {
     }
   }
 
+  /** The addresses of a connected client's socket: where it is, and where it reaches us. */
+  route(clientId: string): { deviceAddress: string; hubAddress: string } | undefined {
+    const clients = (this.aedes as unknown as { clients: Record<string, Client | undefined> }).clients;
+    const conn = clients[clientId]?.conn as { remoteAddress?: string; localAddress?: string } | undefined;
+    const strip = (a: string | undefined) => (a?.startsWith('::ffff:') ? a.slice(7) : a);
+    const deviceAddress = strip(conn?.remoteAddress);
+    const hubAddress = strip(conn?.localAddress);
+    return deviceAddress && hubAddress ? { deviceAddress, hubAddress } : undefined;
+  }
+
   /** Closes a client's connection (its account was removed or reset). */
   disconnect(clientId: string): void {
     // aedes keeps connected clients by id; the map is public in JS but missing from its typings.

@@ -7,7 +7,7 @@ import { action, addWorkspaceOptions, CliError, openWorkspace, withDynsec, type 
 
 type Flags = WorkspaceFlags & { json?: boolean };
 
-export function registerDevice(program: Command): void {
+export function registerDevice(program: Command): Command {
   const device = program
     .command('device')
     .description('manage device accounts: who may connect to the broker')
@@ -74,6 +74,7 @@ Examples:
       }),
     ),
   );
+  return device;
 }
 
 async function withWorkspace(flags: WorkspaceFlags, create: boolean, fn: (ws: Workspace) => Promise<void> | void): Promise<void> {

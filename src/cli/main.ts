@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { VERSION } from '../hub/version.js';
 import { registerDevice } from './device-command.js';
+import { registerObserve } from './observe-command.js';
+import { registerOta } from './ota-command.js';
 import { registerMosquittoConfig } from './mosquitto-config-command.js';
 import { registerSimulate } from './simulate-command.js';
 import { registerStart } from './start-command.js';
@@ -12,7 +14,9 @@ const program = new Command('mqttkit')
   .version(VERSION)
   .showHelpAfterError('(run with --help for usage)');
 registerStart(program);
-registerDevice(program);
+const device = registerDevice(program);
+registerObserve(program, device);
+registerOta(program);
 registerUser(program);
 registerMosquittoConfig(program);
 registerSimulate(program);

@@ -55,6 +55,8 @@ export const START_OPTIONS = {
   tlsCert: { flag: '--tls-cert', env: 'MQTTKIT_TLS_CERT', allowed: 'the PEM certificate file for --mqtts-port', schema: z.string().min(1) },
   tlsKey: { flag: '--tls-key', env: 'MQTTKIT_TLS_KEY', allowed: 'the PEM private key file for --mqtts-port', schema: z.string().min(1) },
   authMaxDelay: { flag: '--auth-max-delay', env: 'MQTTKIT_AUTH_MAX_DELAY', allowed: 'a duration: the longest pause after a wrong password (it doubles from 100ms per failure)', schema: duration, fallback: '5s' },
+  otaHost: { flag: '--ota-host', env: 'MQTTKIT_OTA_HOST', allowed: "this machine's address as devices see it, for OTA downloads (needed with --mqtt-url)", schema: z.string().refine((v) => isIP(v) !== 0) },
+  otaRebootTimeout: { flag: '--ota-reboot-timeout', env: 'MQTTKIT_OTA_REBOOT_TIMEOUT', allowed: 'a duration: how long an update waits for a rebooting device', schema: duration, fallback: '90s' },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
   deviceTtl: { flag: '--device-ttl', env: 'MQTTKIT_DEVICE_TTL', allowed: 'a duration such as 7d, 12h, 30m or 90s', schema: duration, fallback: '7d' },
   confirmTimeout: { flag: '--confirm-timeout', env: 'MQTTKIT_CONFIRM_TIMEOUT', allowed: 'a duration such as 10s or 1500ms', schema: duration, fallback: '10s' },
@@ -110,6 +112,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     mqttPort: number; mqttHost: string; mqttUrl?: string; mqttUsername?: string; mqttPassword?: string; hapPort: number; hapHost?: string;
     httpPort: number; pincode?: string; bridgeName: string; logLevel: LogLevel; deviceTtl: number; confirmTimeout: number;
     registration: RegistrationPolicy; mqttsPort?: number; tlsCert?: string; tlsKey?: string; authMaxDelay: number;
+    otaHost?: string; otaRebootTimeout: number;
   };
   const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
   if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
@@ -140,6 +143,8 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       bridgeName: v.bridgeName,
       deviceTtlMs: v.deviceTtl,
       writeTimeoutMs: v.confirmTimeout,
+      otaRebootTimeoutMs: v.otaRebootTimeout,
+      otaHost: v.otaHost,
     },
   };
 }

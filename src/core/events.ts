@@ -17,6 +17,8 @@ export interface HubEvents {
   'device:removed': [device: DeviceRecord, reason: string];
   'device:state': [device: DeviceRecord, previous: DeviceState];
   'device:meta': [device: DeviceRecord];
+  /** A device said `$state online` live: it has (re)connected, perhaps after a reboot. */
+  'device:announced': [device: DeviceRecord];
   'service:added': [device: DeviceRecord, service: ServiceRecord];
   /** A characteristic value reported by the device (changed or not). */
   value: [ref: CharacteristicRef, value: HapValue, changed: boolean];

@@ -149,6 +149,7 @@ export class DeviceRegistry {
     const device = this.#devices.get(deviceId) ?? this.#create(deviceId);
     if (origin.live) device.lastSeen = this.#now();
     this.#setState(device, state, wakeAt);
+    if (origin.live && state === 'online') this.bus.emit('device:announced', device);
     return ok(state);
   }
 

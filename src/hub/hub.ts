@@ -17,6 +17,9 @@ import type { Logger } from '../log/logger.js';
 import { RegistryPersistence } from '../store/registry-persistence.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
 import { StateStore } from '../store/state-store.js';
+import { OtaStore } from '../store/ota-store.js';
+import { DeviceChannel } from '../ota/device-channel.js';
+import { OtaService } from '../ota/ota-service.js';
 import { AccountStore } from '../store/account-store.js';
 import { DATABASE_FILE, openDatabase } from '../store/database.js';
 import { AuthThrottle, DEFAULT_THROTTLE } from '../security/auth-throttle.js';
@@ -39,6 +42,10 @@ export interface HubOptions {
   bridgeName: string;
   deviceTtlMs: number;
   writeTimeoutMs: number;
+  /** How long an OTA job waits for a rebooting device to come back. */
+  otaRebootTimeoutMs: number;
+  /** The hub's address for devices' OTA downloads when the broker cannot tell it (external broker). */
+  otaHost?: string | undefined;
 }
 
 export const PINCODE_SETTING = 'homekit.pincode';
@@ -117,13 +124,34 @@ export class Hub {
       await topics.start();
       stops.push(() => topics.stop());
 
+      const otaStore = new OtaStore(db);
+      const channel = new DeviceChannel(link, otaStore, log.child({ part: 'ota' }));
+      await channel.start();
+      const started = broker;
+      const ota = new OtaService(link, channel, otaStore, registry, bus, log.child({ part: 'ota' }), (id) => started?.route(id), {
+        transferTimeoutMs: 60_000,
+        rebootTimeoutMs: options.otaRebootTimeoutMs,
+        commandTimeoutMs: 15_000,
+        hubAddress: options.otaHost,
+      });
+      ota.start();
+      stops.push(() => ota.stop());
+
       // The CLI works on the data dir; requests that need the running hub wait in the database.
       const requests = setInterval(() => {
-        accounts.takeRequests((action, target) => {
-          if (action === 'remove-device') registry.remove(target, "removed with 'mqttkit device remove'");
-          broker?.disconnect(target);
-        });
-      }, 500);
+        for (const request of accounts.requests.claimNew()) {
+          if (request.action === 'command') {
+            channel.command(request.target, request.argument ?? '', 15_000).then(
+              (answer) => accounts.requests.finish(request.id, { answer }),
+              (error: Error) => accounts.requests.finish(request.id, { error: error.message }),
+            );
+            continue;
+          }
+          if (request.action === 'remove-device') registry.remove(request.target, "removed with 'mqttkit device remove'");
+          broker?.disconnect(request.target);
+          accounts.requests.finish(request.id, { done: true });
+        }
+      }, 250);
       requests.unref();
       stops.push(() => clearInterval(requests));
 

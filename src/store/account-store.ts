@@ -1,6 +1,7 @@
 /** MQTT accounts (devices and admins) and the requests the CLI leaves for a running hub. */
 import type { AccountRole } from '../security/access-policy.js';
 import type { Db } from './database.js';
+import { RequestStore, type HubRequestAction } from './request-store.js';
 
 export type AccountStatus = 'active' | 'pending';
 
@@ -15,7 +16,6 @@ export interface Account {
   lastAddress: string | null;
 }
 
-export type HubRequestAction = 'remove-device' | 'disconnect';
 
 interface Row {
   name: string;
@@ -49,10 +49,8 @@ export class AccountStore {
       setStatus: db.prepare('UPDATE accounts SET status = ? WHERE name = ?'),
       login: db.prepare('UPDATE accounts SET last_login_at = ?, last_address = ? WHERE name = ?'),
       remove: db.prepare('DELETE FROM accounts WHERE name = ?'),
-      request: db.prepare('INSERT INTO hub_requests (action, target, created_at) VALUES (?, ?, ?)'),
-      requests: db.prepare<[], { id: number; action: HubRequestAction; target: string }>('SELECT id, action, target FROM hub_requests ORDER BY id'),
-      done: db.prepare('DELETE FROM hub_requests WHERE id = ?'),
     };
+    this.requests = new RequestStore(db);
   }
 
   get(name: string): Account | undefined {
@@ -91,16 +89,10 @@ export class AccountStore {
     return this.#s.remove.run(name).changes > 0;
   }
 
+  readonly requests: RequestStore;
+
   /** Leaves a request for a running hub (it polls); harmless when none runs. */
   request(action: HubRequestAction, target: string): void {
-    this.#s.request.run(action, target, Date.now());
-  }
-
-  /** Hands out pending requests, removing each once handled. */
-  takeRequests(handle: (action: HubRequestAction, target: string) => void): void {
-    for (const r of this.#s.requests.all()) {
-      this.#s.done.run(r.id);
-      handle(r.action, r.target);
-    }
+    this.requests.add(action, target);
   }
 }

@@ -20,6 +20,20 @@ const MIGRATIONS: readonly string[] = [
      last_address TEXT
    );
    CREATE TABLE hub_requests (id INTEGER PRIMARY KEY, action TEXT NOT NULL, target TEXT NOT NULL, created_at INTEGER NOT NULL);`,
+  `ALTER TABLE hub_requests ADD COLUMN argument TEXT;
+   ALTER TABLE hub_requests ADD COLUMN state TEXT NOT NULL DEFAULT 'new';
+   ALTER TABLE hub_requests ADD COLUMN result TEXT;
+   CREATE TABLE ota_jobs (
+     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, device TEXT NOT NULL, spec TEXT NOT NULL,
+     state TEXT NOT NULL, message TEXT, progress TEXT, rollout_id INTEGER,
+     created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER);
+   CREATE TABLE ota_transfers (
+     id INTEGER PRIMARY KEY, job_id INTEGER, device TEXT NOT NULL, file TEXT NOT NULL,
+     bytes INTEGER NOT NULL, ok INTEGER NOT NULL, error TEXT, at INTEGER NOT NULL);
+   CREATE TABLE rollouts (id INTEGER PRIMARY KEY, spec TEXT NOT NULL, state TEXT NOT NULL, message TEXT, created_at INTEGER NOT NULL, finished_at INTEGER);
+   CREATE TABLE device_logs (id INTEGER PRIMARY KEY, device TEXT NOT NULL, topic TEXT NOT NULL, text TEXT NOT NULL, at INTEGER NOT NULL);
+   CREATE INDEX device_logs_by_device ON device_logs (device, id);
+   CREATE TABLE device_info (device TEXT PRIMARY KEY, info TEXT NOT NULL, updated_at INTEGER NOT NULL);`,
 ];
 
 export const DATABASE_FILE = 'mqttkit.db';

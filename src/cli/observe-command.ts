@@ -1,0 +1,117 @@
+/** `mqttkit cmd`, `mqttkit logs`, `mqttkit devices`, `mqttkit device show`: what devices say and are. */
+import type { Command } from 'commander';
+import { OtaStore } from '../store/ota-store.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, type WorkspaceFlags } from './workspace.js';
+
+type Flags = WorkspaceFlags & { json?: boolean; follow?: boolean; lines?: string; timeout?: string };
+
+export function registerObserve(program: Command, device: Command): void {
+  addWorkspaceOptions(program.command('cmd <device> <command...>').description('send a command on cmnd/<device>/OTA and print the answer'))
+    .option('--timeout <S>', 'seconds to wait for the answer', '15')
+    .addHelpText('after', '\nExamples:\n  $ mqttkit cmd esp32_a1b2c3d4 stats\n  $ mqttkit cmd esp32_a1b2c3d4 msg_exception')
+    .action(
+      action(async (deviceId: string, words: string[], flags: Flags) => {
+        const ws = openWorkspace(flags);
+        try {
+          if (!ws.hubPid) throw new CliError(`no hub is running on ${ws.dataDir}: commands go through the running hub`);
+          const id = ws.accounts.requests.add('command', deviceId, words.join(' '));
+          const deadline = Date.now() + (Number(flags.timeout) || 15) * 1000 + 2000;
+          for (;;) {
+            const { done, result } = ws.accounts.requests.result(id);
+            if (done) {
+              const answer = result as { answer?: string; error?: string };
+              if (answer.error) throw new CliError(answer.error);
+              console.log(answer.answer);
+              return;
+            }
+            if (Date.now() > deadline) throw new CliError('the hub did not handle the command in time');
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        } finally {
+          ws.close();
+        }
+      }),
+    );
+
+  addWorkspaceOptions(program.command('logs <device>').description("print a device's stat/<device>/Log and OTA reports"))
+    .option('-f, --follow', 'keep printing new lines')
+    .option('-n, --lines <N>', 'how many earlier lines', '20')
+    .action(
+      action(async (deviceId: string, flags: Flags) => {
+        const ws = openWorkspace(flags);
+        try {
+          const store = new OtaStore(ws.db);
+          let after = Math.max(0, store.lastLogId(deviceId) - (Number(flags.lines) || 20));
+          for (;;) {
+            for (const line of store.logsAfter(deviceId, after)) {
+              console.log(`${new Date(line.at).toISOString()} ${line.topic.endsWith('/OTA') ? 'OTA' : 'Log'} ${line.text}`);
+              after = line.id;
+            }
+            if (!flags.follow) return;
+            await new Promise((r) => setTimeout(r, 300));
+          }
+        } finally {
+          ws.close();
+        }
+      }),
+    );
+
+  const show = (flags: Flags) => {
+    const ws = openWorkspace(flags);
+    try {
+      const store = new OtaStore(ws.db);
+      return {
+        ws,
+        rows: ws.store.loadDevices().map((d) => {
+          const info = store.info(d.id);
+          return {
+            id: d.id,
+            name: d.meta.name ?? null,
+            state: d.state,
+            lastSeen: new Date(d.lastSeen).toISOString(),
+            address: info.address ?? ws.accounts.get(d.id)?.lastAddress ?? null,
+            firmware: info.firmware ?? null,
+            app: info.app ?? d.meta.firmware ?? null,
+            lastReboot: info.lastReboot ?? null,
+            lastException: info.lastException ?? null,
+            services: d.services.map((s) => ({ service: s.service, index: s.index, values: s.values })),
+            ota: store.deviceJobs(d.id).map((j) => ({ id: j.id, kind: j.kind, state: j.state, message: j.message, finishedAt: j.finishedAt })),
+          };
+        }),
+      };
+    } catch (error) {
+      ws.close();
+      throw error;
+    }
+  };
+
+  addWorkspaceOptions(program.command('devices').description('list devices with their state, version and health'))
+    .option('--json', 'print JSON')
+    .action(
+      action((flags: Flags) => {
+        const { ws, rows } = show(flags);
+        ws.close();
+        if (flags.json) return console.log(JSON.stringify(rows, null, 2));
+        if (rows.length === 0) return console.log('No devices yet.');
+        for (const r of rows) console.log(`${r.id.padEnd(24)} ${r.state.padEnd(9)} ${(r.firmware ?? '-').padEnd(10)} ${r.address ?? '-'}  last seen ${r.lastSeen}`);
+      }),
+    );
+
+  addWorkspaceOptions(device.command('show <id>').description('everything the hub knows about one device'))
+    .option('--json', 'print JSON')
+    .action(
+      action((id: string, flags: Flags) => {
+        const { ws, rows } = show(flags);
+        ws.close();
+        const row = rows.find((r) => r.id === id);
+        if (!row) throw new CliError(`no device ${id} (see 'mqttkit devices')`);
+        if (flags.json) return console.log(JSON.stringify(row, null, 2));
+        for (const [key, value] of Object.entries(row)) {
+          if (key === 'services' || key === 'ota') continue;
+          console.log(`${key.padEnd(14)} ${value ?? '-'}`);
+        }
+        for (const s of row.services) console.log(`service        ${s.service}${s.index ? `/${s.index}` : ''} ${JSON.stringify(s.values)}`);
+        for (const j of row.ota) console.log(`ota            #${j.id} ${j.kind} ${j.state} ${j.message ?? ''}`);
+      }),
+    );
+}

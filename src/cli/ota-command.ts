@@ -1,0 +1,212 @@
+/**
+ * `mqttkit ota push|sync|firmware|jobs|rollout`: queue OTA jobs for the running hub (through the data
+ * dir's database, where they survive restarts) and follow them to the end.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { readManifest } from '../ota/manifest.js';
+import { devicePathProblem } from '../ota/protocol.js';
+import { FINISHED, OtaStore, type Job } from '../store/ota-store.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, type Workspace, type WorkspaceFlags } from './workspace.js';
+
+type Flags = WorkspaceFlags & { json?: boolean; as?: string; reboot?: boolean; devices?: string; canary?: string; concurrency?: string; resume?: boolean; wait?: boolean };
+
+export function registerOta(program: Command): void {
+  const ota = program
+    .command('ota')
+    .description('update files and firmware on devices over the air')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mqttkit ota push esp32_a1b2c3d4 build/main.py
+  $ mqttkit ota push esp32_a1b2c3d4 settings.json --as config.json --no-reboot
+  $ mqttkit ota sync esp32_a1b2c3d4 profiles/switch/manifest.json
+  $ mqttkit ota firmware esp32_a1b2c3d4 firmware.app.bin
+  $ mqttkit ota rollout profiles/switch/manifest.json --devices 'relay-*' --canary 1 --concurrency 3
+  $ mqttkit ota jobs
+
+A job for a sleeping or offline device waits (across hub restarts) until the device is back.`,
+    );
+
+  addWorkspaceOptions(ota.command('push <device> <file>').description('send one file (the device commits it and reboots)'))
+    .option('--as <PATH>', 'the path on the device (default: the file name)')
+    .option('--no-reboot', 'commit without rebooting')
+    .option('--no-wait', 'queue the job and return')
+    .option('--json', 'print the finished job as JSON')
+    .action(
+      action((device: string, file: string, flags: Flags) =>
+        withHub(flags, async (ws, store) => {
+          const local = resolve(file);
+          if (!existsSync(local)) throw new CliError(`${file} does not exist`, 2);
+          const as = flags.as ?? local.split('/').pop()!;
+          const problem = devicePathProblem(as);
+          if (problem) throw new CliError(`--as: ${problem}`, 2);
+          await follow(store, store.addJob('push', known(ws, device), { file: local, as, reboot: flags.reboot !== false }), flags);
+        }),
+      ),
+    );
+
+  addWorkspaceOptions(ota.command('sync <device> <manifest>').description('send the files that differ from the manifest, commit, reboot, verify'))
+    .option('--no-wait', 'queue the job and return')
+    .option('--json', 'print the finished job as JSON')
+    .action(
+      action((device: string, manifest: string, flags: Flags) =>
+        withHub(flags, async (ws, store) => {
+          readManifestOrFail(manifest);
+          await follow(store, store.addJob('sync', known(ws, device), { manifest: resolve(manifest) }), flags);
+        }),
+      ),
+    );
+
+  addWorkspaceOptions(ota.command('firmware <device> <image>').description('write firmware to the spare partition; confirm it only if the device comes back on it'))
+    .option('--no-wait', 'queue the job and return')
+    .option('--json', 'print the finished job as JSON')
+    .action(
+      action((device: string, image: string, flags: Flags) =>
+        withHub(flags, async (ws, store) => {
+          if (!existsSync(resolve(image))) throw new CliError(`${image} does not exist`, 2);
+          await follow(store, store.addJob('firmware', known(ws, device), { image: resolve(image) }), flags);
+        }),
+      ),
+    );
+
+  addWorkspaceOptions(ota.command('jobs').description('list queued, running and finished jobs'))
+    .option('--json', 'print JSON')
+    .action(
+      action((flags: Flags) => {
+        const ws = openWorkspace(flags);
+        try {
+          const jobs = new OtaStore(ws.db).jobs(50);
+          if (flags.json) console.log(JSON.stringify(jobs, null, 2));
+          else if (jobs.length === 0) console.log('No OTA jobs yet.');
+          else for (const j of jobs) console.log(`#${j.id}  ${j.kind.padEnd(8)} ${j.device.padEnd(24)} ${j.state.padEnd(11)} ${j.message ?? j.progress?.step ?? ''}`);
+        } finally {
+          ws.close();
+        }
+      }),
+    );
+
+  addWorkspaceOptions(ota.command('rollout [manifest]').description('sync a fleet: canaries first, then the rest K at a time; stops at the first failure'))
+    .option('--devices <PATTERN>', "which devices: 'all' or a pattern such as 'relay-*'")
+    .option('--canary <N>', 'devices updated (and verified) first', '1')
+    .option('--concurrency <K>', 'devices updated at once after the canaries', '2')
+    .option('--resume', 'continue the last rollout (after a failure is fixed, or to follow it again)')
+    .option('--json', 'print the result as JSON')
+    .action(
+      action((manifest: string | undefined, flags: Flags) =>
+        withHub(flags, async (ws, store) => {
+          let id: number;
+          if (flags.resume) {
+            const last = ws.db.prepare<[], { id: number }>('SELECT id FROM rollouts ORDER BY id DESC LIMIT 1').get();
+            if (!last) throw new CliError('there is no rollout to resume');
+            id = last.id;
+            ws.db.prepare("UPDATE rollouts SET state = 'running', message = NULL WHERE id = ?").run(id);
+          } else {
+            if (!manifest || !flags.devices) throw new CliError('give a manifest and --devices (or --resume)', 2);
+            readManifestOrFail(manifest);
+            const devices = match(ws, flags.devices);
+            if (devices.length === 0) throw new CliError(`no device matches '${flags.devices}'`);
+            const canary = whole(flags.canary ?? '1', '--canary', 0);
+            const concurrency = whole(flags.concurrency ?? '2', '--concurrency', 1);
+            id = store.addRollout({ manifest: resolve(manifest), pattern: flags.devices, canary, concurrency, devices });
+            if (!flags.json) console.log(`rollout #${id}: ${devices.length} devices, ${Math.min(canary, devices.length)} canary, ${concurrency} at a time`);
+          }
+          await followRollout(ws, store, id, flags.json === true);
+        }),
+      ),
+    );
+}
+
+async function withHub(flags: WorkspaceFlags, fn: (ws: Workspace, store: OtaStore) => Promise<void>): Promise<void> {
+  const ws = openWorkspace(flags);
+  try {
+    if (!ws.hubPid) throw new CliError(`no hub is running on ${ws.dataDir}: start it with 'mqttkit start --data-dir ${ws.dataDir}' (jobs run in the hub)`);
+    await fn(ws, new OtaStore(ws.db));
+  } finally {
+    ws.close();
+  }
+}
+
+function known(ws: Workspace, device: string): string {
+  if (!ws.store.loadDevices().some((d) => d.id === device)) throw new CliError(`no device ${device} (see 'mqttkit devices')`);
+  return device;
+}
+
+function match(ws: Workspace, pattern: string): string[] {
+  const ids = ws.store.loadDevices().map((d) => d.id).sort();
+  if (pattern === 'all') return ids;
+  const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  return ids.filter((id) => regex.test(id));
+}
+
+function readManifestOrFail(file: string): void {
+  try {
+    readManifest(file);
+  } catch (error) {
+    throw new CliError((error as Error).message, 2);
+  }
+}
+
+function whole(text: string, flag: string, min: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) throw new CliError(`${flag}: '${text}' is not a whole number of at least ${min}`, 2);
+  return n;
+}
+
+/** Follows a job to its end with a progress bar (on a terminal); the exit code tells the outcome. */
+async function follow(store: OtaStore, id: number, flags: Flags): Promise<void> {
+  if (flags.wait === false) {
+    console.log(flags.json ? JSON.stringify(store.job(id)) : `job #${id} queued`);
+    return;
+  }
+  const tty = process.stdout.isTTY === true && !flags.json;
+  const bar = tty ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} bytes | {step}', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
+  let announced = false;
+  let job = store.job(id)!;
+  while (!FINISHED.includes(job.state)) {
+    if (job.state === 'queued' && !announced && !flags.json) {
+      console.log(`job #${id} queued: it starts when ${job.device} is online`);
+      announced = true;
+    }
+    if (bar && job.progress) {
+      if (!bar.isActive) bar.start(Math.max(1, job.progress.bytesTotal), 0, { step: job.progress.step });
+      bar.setTotal(Math.max(1, job.progress.bytesTotal));
+      bar.update(job.progress.bytes, { step: job.progress.step });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    job = store.job(id)!;
+  }
+  bar?.stop();
+  report(job, flags.json === true, store);
+}
+
+function report(job: Job, json: boolean, store: OtaStore): void {
+  if (json) console.log(JSON.stringify({ ...job, transfers: store.transfers(job.id) }, null, 2));
+  else console.log(`${job.state === 'succeeded' ? 'ok' : job.state}: ${job.device}: ${job.message ?? ''}`);
+  if (job.state !== 'succeeded') process.exitCode = 1;
+}
+
+async function followRollout(ws: Workspace, store: OtaStore, id: number, json: boolean): Promise<void> {
+  const printed = new Map<string, string>();
+  for (;;) {
+    const rollout = store.rollout(id)!;
+    for (const job of store.rolloutJobs(id)) {
+      const line = `${job.device}: ${job.state}${job.message ? ` (${job.message})` : ''}`;
+      if (!json && printed.get(`${job.id}`) !== job.state) {
+        console.log(`  ${line}`);
+        printed.set(`${job.id}`, job.state);
+      }
+    }
+    if (rollout.state !== 'running') {
+      if (json) console.log(JSON.stringify({ ...rollout, jobs: store.rolloutJobs(id) }, null, 2));
+      else console.log(`rollout #${id} ${rollout.state}: ${rollout.message ?? ''}`);
+      if (rollout.state !== 'succeeded') process.exitCode = 1;
+      return;
+    }
+    if (!ws.hubPid) throw new CliError('the hub stopped; the rollout continues when it starts again (mqttkit ota rollout --resume to follow it)');
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
