@@ -165,9 +165,10 @@ async function follow(store: OtaStore, id: number, flags: Flags): Promise<void> 
   const tty = process.stdout.isTTY === true && !flags.json;
   const bar = tty ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} bytes | {step}', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
   let announced = false;
+  const queuedAt = Date.now();
   let job = store.job(id)!;
   while (!FINISHED.includes(job.state)) {
-    if (job.state === 'queued' && !announced && !flags.json) {
+    if (job.state === 'queued' && !announced && !flags.json && Date.now() - queuedAt > 1000) {
       console.log(`job #${id} queued: it starts when ${job.device} is online`);
       announced = true;
     }

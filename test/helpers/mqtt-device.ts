@@ -1,5 +1,5 @@
 /** Devices and admins as MQTT.js clients, logging in the way mqttkit expects (client id = username). */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { BIN } from './hub-process.js';
 
@@ -22,6 +22,18 @@ export function connectDevice(url: string, id: string, options: { password?: str
 export function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...env } });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Runs the mqttkit CLI without blocking the test's event loop (devices and servers keep running). */
+export function cliAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('exit', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 /** Creates an admin account through the CLI and returns its password. */

@@ -6,15 +6,16 @@ import time
 MICROPYTHON = sys.implementation.name == 'micropython'
 
 
-class Reset(Exception):
-    # Raised by reset() on CPython: run_app() restarts the device loop, as a board would reboot.
+class Reset(BaseException):
+    # Raised by reset() on CPython: run_app() restarts the device loop, as a board would reboot. A
+    # BaseException, so that handlers guarding against ordinary errors let it through.
     pass
 
 
-class DeepSleep(Exception):
+class DeepSleep(BaseException):
     # Raised by deep_sleep() on CPython: run_app() returns, as a board would power down.
     def __init__(self, ms):
-        Exception.__init__(self, 'deep sleep for %d ms' % ms)
+        BaseException.__init__(self, "deep sleep for %d ms" % ms)
         self.ms = ms
 
 
