@@ -85,6 +85,9 @@ export class OtaService {
       this.#running.set(job.device, job.id);
       void this.#run(job).finally(() => {
         this.#running.delete(job.device);
+        // What the device says about itself may have changed (version, reboot reason): ask again.
+        const device = this.registry.get(job.device);
+        if (device?.state === 'online') this.#observe(device);
         this.#tick();
       });
     }

@@ -145,6 +145,10 @@ describe('OTA', { timeout: 300_000 }, () => {
     assert.equal(readFileSync(join(device.root, 'lib/two.py'), 'utf8'), 'VALUE = 22\n');
     assert.match(second.job.message, /1 of 3 files sent.*verified/);
 
+    const stats = await cliAsync(['cmd', 'ota-a', 'stats', '--data-dir', hub.dataDir]);
+    assert.equal(stats.status, 0, stats.stderr);
+    assert.ok((JSON.parse(stats.stdout) as { uptime_s: number }).uptime_s >= 0);
+
     const third = await ota(['sync', 'ota-a', join(work, 'manifest.txt')]);
     assert.deepEqual(third.job.transfers, []);
     assert.match(third.job.message, /up to date/);
@@ -167,6 +171,13 @@ describe('OTA', { timeout: 300_000 }, () => {
     assert.match(broken.job.message, /came back on the old version 2\.0\.0; keepversion not sent/);
     const logsAfter = (await cliAsync(['logs', 'ota-fw', '-n', '1000', '--data-dir', hub.dataDir])).stdout;
     assert.equal(kept(logsAfter), kept(logsBefore), 'no keepversion answered after the broken image');
+    const shown = JSON.parse((await cliAsync(['device', 'show', 'ota-fw', '--json', '--data-dir', hub.dataDir])).stdout) as { firmware: string; lastReboot: string; ota: Array<{ state: string }> };
+    assert.equal(shown.firmware, '2.0.0');
+    assert.deepEqual(shown.ota.map((j) => j.state), ['rolled-back', 'succeeded']);
+    await eventually(async () => {
+      const again = JSON.parse((await cliAsync(['device', 'show', 'ota-fw', '--json', '--data-dir', hub.dataDir])).stdout) as { lastReboot: string };
+      return /rolled back: firmware 3\.0\.0 did not start/.test(again.lastReboot);
+    }, 10_000, 'the hub to learn the reboot reason');
   });
 
   it('a job for a sleeping device waits, survives a hub restart, and completes when the device wakes', async (t) => {

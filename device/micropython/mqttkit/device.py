@@ -297,7 +297,7 @@ class Device:
             self.ota.on_trigger(text)
             return
         if topic == 'cmnd/%s/OTA/pending' % self.id:
-            # The hub keeps this retained while an OTA job waits for this device: do not sleep yet.
+            # [O-7] The hub keeps this retained while an OTA job waits for this device: do not sleep yet.
             self.ota_pending = text.strip() == '1'
             return
         if topic == 'cmnd/%s/OTA' % self.id:

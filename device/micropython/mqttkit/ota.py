@@ -27,7 +27,7 @@ PRIVATE = ('mqtt_password', 'last_exception.txt', 'last_reboot.txt', 'device_id'
 
 
 def parse_trigger(text):
-    # host|port|filename|hash[|reboot]  (seed 002's format; hash may be sha256:<hex>)
+    # [O-1] [O-2] host|port|filename|hash[|reboot]  (seed 002's format; hash may be sha256:<hex>)
     parts = text.strip().split('|')
     if len(parts) not in (4, 5):
         raise ValueError('expected host|port|filename|hash[|reboot], got %d fields' % len(parts))
@@ -156,7 +156,7 @@ def staged():
 
 
 def commit():
-    # All or nothing: move live files aside, put every staged file in place; on any failure put the
+    # [O-5] All or nothing: move live files aside, put every staged file in place; on any failure put the
     # old files back and keep the staged ones for another try.
     import os
     names = staged()
@@ -215,7 +215,7 @@ class Receiver:
             device._enqueue('stat/%s/OTA' % device.id, json.dumps({'file': None, 'ok': False, 'hash': None, 'error': str(e)}), False)
             return
         ok, actual, error = receive(host, port_number, filename, algorithm, expected)
-        report = {'file': filename, 'ok': ok, 'hash': actual, 'error': error}
+        report = {'file': filename, 'ok': ok, 'hash': actual, 'error': error}  # [O-3]
         if ok and reboot:
             if filename != FIRMWARE:
                 result = commit()
