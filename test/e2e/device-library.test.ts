@@ -10,7 +10,7 @@ import type { HttpClient } from 'hap-controller';
 import type { MqttClient } from 'mqtt';
 import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { accessoryBySerial, characteristicId, characteristicValue, pair } from '../helpers/homekit-controller.js';
-import { addAdmin, cli, connectAdmin } from '../helpers/mqtt-device.js';
+import { addAdmin, cli, cliAsync, connectAdmin } from '../helpers/mqtt-device.js';
 import { deviceRoot, EXAMPLES, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -37,12 +37,14 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     devices.push(device);
     return device;
   };
-  /** Sends a command on cmnd/<id>/OTA and returns the device's answer on stat/<id>/Log. */
+  /**
+   * Sends a command through the hub (`mqttkit cmd`), which keeps one command in flight per device, so
+   * its own questions to the device (version, reboot reason) cannot be mistaken for the answer.
+   */
   const command = async (id: string, text: string) => {
-    const since = messages.length;
-    await admin.publishAsync(`cmnd/${id}/OTA`, text, { qos: 1 });
-    const answer = await eventually(() => messages.slice(since).find((m) => m.topic === `stat/${id}/Log`), 5000, `the answer to ${text}`);
-    return answer.payload;
+    const result = await cliAsync(['cmd', id, text, '--data-dir', hub.dataDir]);
+    assert.equal(result.status, 0, result.stderr);
+    return result.stdout.trimEnd();
   };
 
   before(async () => {
