@@ -17,6 +17,7 @@ export async function startBanner(hub: Hub): Promise<string> {
     lines.push(await QRCode.toString(bridge.setupURI!, { type: 'terminal', small: true }));
   }
   lines.push(`Devices connect to MQTT at ${reachableAddresses(hub.mqttAddress).join(' or ')}`);
+  if (hub.webPort !== undefined) lines.push(`Dashboard: ${reachableAddresses(`http://${hub.options.httpHost}:${hub.webPort}`).join(' or ')}`);
   lines.push(`  and publish e.g.: HomeKit/esp8266_12345678/TemperatureSensor/CurrentTemperature 20.5`, '');
   return lines.join('\n');
 }

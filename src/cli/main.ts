@@ -7,6 +7,7 @@ import { registerOta } from './ota-command.js';
 import { registerMosquittoConfig } from './mosquitto-config-command.js';
 import { registerSimulate } from './simulate-command.js';
 import { registerStart } from './start-command.js';
+import { registerToken } from './token-command.js';
 import { registerUser } from './user-command.js';
 
 const program = new Command('mqttkit')
@@ -20,4 +21,5 @@ registerOta(program);
 registerUser(program);
 registerMosquittoConfig(program);
 registerSimulate(program);
+registerToken(program);
 await program.parseAsync(process.argv);

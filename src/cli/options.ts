@@ -47,7 +47,9 @@ export const START_OPTIONS = {
   mqttPassword: { flag: '--mqtt-password', env: 'MQTTKIT_MQTT_PASSWORD', allowed: 'the password for --mqtt-username', schema: z.string().min(1), notInFile: true },
   hapPort: { flag: '--hap-port', env: 'MQTTKIT_HAP_PORT', allowed: 'a port number 0-65535 (bridge n uses port + n; 0 picks free ones)', schema: port, fallback: 51826 },
   hapHost: { flag: '--hap-host', env: 'MQTTKIT_HAP_HOST', allowed: 'an IP address to serve HomeKit on (default: all)', schema: z.string().refine((v) => isIP(v) !== 0) },
-  httpPort: { flag: '--http-port', env: 'MQTTKIT_HTTP_PORT', allowed: 'a port number 0-65535', schema: port, fallback: 8581 },
+  httpPort: { flag: '--http-port', env: 'MQTTKIT_HTTP_PORT', allowed: 'a port number 0-65535 for the dashboard and API (-1: none)', schema: z.coerce.number().int().min(-1).max(65535), fallback: 8581 },
+  httpHost: { flag: '--http-host', env: 'MQTTKIT_HTTP_HOST', allowed: 'the address the dashboard listens on', schema: host, fallback: '0.0.0.0' },
+  historyRetention: { flag: '--history-retention', env: 'MQTTKIT_HISTORY_RETENTION', allowed: 'a duration such as 30d: how long value history is kept', schema: duration, fallback: '30d' },
   pincode: { flag: '--pincode', env: 'MQTTKIT_PINCODE', allowed: 'a setup code like 123-45-654', schema: z.string().refine((v) => checkPincode(v).ok) },
   bridgeName: { flag: '--bridge-name', env: 'MQTTKIT_BRIDGE_NAME', allowed: 'a name of 2-64 letters, digits and spaces', schema: z.string().regex(/^[\p{L}\p{N}][\p{L}\p{N} ']{0,62}[\p{L}\p{N}]$/u), fallback: 'mqttkit' },
   registration: { flag: '--registration', env: 'MQTTKIT_REGISTRATION', allowed: 'open (a new device registers with its first password), approve (it waits for mqttkit device approve) or closed (only devices added with mqttkit device add)', schema: z.enum(REGISTRATION_POLICIES), fallback: 'open' },
@@ -112,7 +114,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     mqttPort: number; mqttHost: string; mqttUrl?: string; mqttUsername?: string; mqttPassword?: string; hapPort: number; hapHost?: string;
     httpPort: number; pincode?: string; bridgeName: string; logLevel: LogLevel; deviceTtl: number; confirmTimeout: number;
     registration: RegistrationPolicy; mqttsPort?: number; tlsCert?: string; tlsKey?: string; authMaxDelay: number;
-    otaHost?: string; otaRebootTimeout: number;
+    otaHost?: string; otaRebootTimeout: number; httpHost: string; historyRetention: number;
   };
   const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
   if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
@@ -139,6 +141,8 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       hapPort: v.hapPort,
       hapHost: v.hapHost,
       httpPort: v.httpPort,
+      httpHost: v.httpHost,
+      historyRetentionMs: v.historyRetention,
       pincode: v.pincode,
       bridgeName: v.bridgeName,
       deviceTtlMs: v.deviceTtl,

@@ -17,6 +17,10 @@ import type { Logger } from '../log/logger.js';
 import { RegistryPersistence } from '../store/registry-persistence.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
 import { StateStore } from '../store/state-store.js';
+import { HistoryStore } from '../store/history-store.js';
+import { HistoryRecorder } from '../store/history-recorder.js';
+import { WebStore } from '../store/web-store.js';
+import { WebServer } from '../web/server.js';
 import { OtaStore } from '../store/ota-store.js';
 import { DeviceChannel } from '../ota/device-channel.js';
 import { OtaService } from '../ota/ota-service.js';
@@ -36,7 +40,10 @@ export interface HubOptions {
   mqtt: MqttOptions;
   hapPort: number;
   hapHost?: string | undefined;
+  /** The dashboard and API; -1 turns them off. */
   httpPort: number;
+  httpHost: string;
+  historyRetentionMs: number;
   /** Overrides (and replaces) the stored setup code; one is generated on first start otherwise. */
   pincode?: string | undefined;
   bridgeName: string;
@@ -60,6 +67,7 @@ export class Hub {
     readonly pincode: string,
     readonly mqttAddress: string,
     private readonly homekit: HomeKitBridges,
+    readonly webPort: number | undefined,
   ) {}
 
   static async start(options: HubOptions, log: Logger): Promise<Hub> {
@@ -137,6 +145,36 @@ export class Hub {
       ota.start();
       stops.push(() => ota.stop());
 
+      const history = new HistoryStore(db);
+      const recorder = new HistoryRecorder(bus, history, options.historyRetentionMs);
+      recorder.start();
+      stops.push(() => recorder.stop());
+
+      let webPort: number | undefined;
+      if (options.httpPort !== -1) {
+        const web = new WebServer({
+          registry,
+          bus,
+          ota: otaStore,
+          history,
+          accounts,
+          web: new WebStore(db),
+          channel,
+          bridges: () => homekit.bridges(),
+          pincode,
+          policy: options.mqtt.kind === 'embedded' ? options.mqtt.registration : 'closed',
+          dataDir: options.dataDir,
+          log: log.child({ part: 'web' }),
+          removeDevice: (id) => {
+            accounts.remove(id);
+            registry.remove(id, 'removed from the dashboard');
+            broker?.disconnect(id);
+          },
+        });
+        webPort = await web.start(options.httpHost, options.httpPort);
+        stops.push(() => web.stop());
+      }
+
       // The CLI works on the data dir; requests that need the running hub wait in the database.
       const requests = setInterval(() => {
         for (const request of accounts.requests.claimNew()) {
@@ -160,7 +198,7 @@ export class Hub {
       sweep.unref();
       stops.push(() => clearInterval(sweep));
 
-      const hub = new Hub(options, registry, bus, pincode, link.address, homekit);
+      const hub = new Hub(options, registry, bus, pincode, link.address, homekit, webPort);
       hub.#stops.push(...stops);
       const mqtt = broker ? { address: link.address, embedded: true, host: broker.host, port: broker.port, tlsPort: broker.tlsPort } : { address: link.address, embedded: false };
       const startedAt = new Date().toISOString();
@@ -170,7 +208,7 @@ export class Hub {
           startedAt,
           mqtt,
           bridges: hub.bridges().map(({ index, name, port, username, setupURI }) => ({ index, name, port, username, setupURI })),
-          httpPort: options.httpPort,
+          httpPort: webPort,
         });
       saveRuntime();
       // A new bridge (past 149 devices) opens while running; keep the file current.

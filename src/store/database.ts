@@ -34,6 +34,11 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE device_logs (id INTEGER PRIMARY KEY, device TEXT NOT NULL, topic TEXT NOT NULL, text TEXT NOT NULL, at INTEGER NOT NULL);
    CREATE INDEX device_logs_by_device ON device_logs (device, id);
    CREATE TABLE device_info (device TEXT PRIMARY KEY, info TEXT NOT NULL, updated_at INTEGER NOT NULL);`,
+  `CREATE TABLE history (device TEXT NOT NULL, service TEXT NOT NULL, idx INTEGER NOT NULL, characteristic TEXT NOT NULL, at INTEGER NOT NULL, value REAL NOT NULL);
+   CREATE INDEX history_by_series ON history (device, service, idx, characteristic, at);
+   CREATE TABLE web_users (name TEXT PRIMARY KEY, secret TEXT NOT NULL, created_at INTEGER NOT NULL);
+   CREATE TABLE web_sessions (token_hash TEXT PRIMARY KEY, user TEXT NOT NULL, expires_at INTEGER NOT NULL);
+   CREATE TABLE api_tokens (token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);`,
 ];
 
 export const DATABASE_FILE = 'mqttkit.db';

@@ -10,7 +10,7 @@ export interface RuntimeInfo {
   startedAt: string;
   mqtt: { address: string; embedded: boolean; host?: string; port?: number; tlsPort?: number | undefined };
   bridges: Array<{ index: number; name: string; port: number | undefined; username: string; setupURI: string | undefined }>;
-  httpPort: number;
+  httpPort: number | undefined;
 }
 
 export const RUNTIME_FILE = 'hub.json';

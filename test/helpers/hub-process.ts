@@ -41,7 +41,7 @@ export async function startHub(options: StartHubOptions = {}): Promise<RunningHu
   const external = options.args?.includes('--mqtt-url') ?? false;
   const args = [
     BIN, 'start', '--data-dir', dataDir, ...(external ? [] : ['--mqtt-host', '127.0.0.1', '--mqtt-port', '0']),
-    '--hap-host', '127.0.0.1', '--hap-port', '0', ...(options.pincode === null ? [] : ['--pincode', options.pincode ?? PINCODE]),
+    '--hap-host', '127.0.0.1', '--hap-port', '0', '--http-host', '127.0.0.1', '--http-port', '0', ...(options.pincode === null ? [] : ['--pincode', options.pincode ?? PINCODE]),
     '--log-level', 'info', ...(options.args ?? []),
   ];
   const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });

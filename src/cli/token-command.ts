@@ -1,0 +1,48 @@
+/** `mqttkit token create|list|remove`: API tokens for scripts (Authorization: Bearer <token>). */
+import type { Command } from 'commander';
+import { WebStore } from '../store/web-store.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, type WorkspaceFlags } from './workspace.js';
+
+type Flags = WorkspaceFlags & { json?: boolean };
+
+export function registerToken(program: Command): void {
+  const token = program
+    .command('token')
+    .description('API tokens for scripts that use the HTTP API')
+    .addHelpText('after', "\nExamples:\n  $ mqttkit token create home-assistant\n  $ curl -H 'Authorization: Bearer mk_…' http://hub:8581/api/devices");
+  const withStore = (flags: Flags, fn: (store: WebStore) => void) => {
+    const ws = openWorkspace(flags, { create: true });
+    try {
+      fn(new WebStore(ws.db));
+    } finally {
+      ws.close();
+    }
+  };
+  addWorkspaceOptions(token.command('create <name>').description('create a token and print it (shown only once)'))
+    .option('--json', 'print JSON')
+    .action(
+      action((name: string, flags: Flags) =>
+        withStore(flags, (store) => {
+          if (store.tokens().some((t) => t.name === name)) throw new CliError(`a token named ${name} exists already`);
+          const value = store.createToken(name);
+          console.log(flags.json ? JSON.stringify({ name, token: value }) : `Token ${name} (shown only this once):\n${value}`);
+        }),
+      ),
+    );
+  addWorkspaceOptions(token.command('list').description('list token names'))
+    .option('--json', 'print JSON')
+    .action(action((flags: Flags) => withStore(flags, (store) => {
+      const tokens = store.tokens();
+      if (flags.json) console.log(JSON.stringify(tokens));
+      else if (tokens.length === 0) console.log('No API tokens.');
+      else for (const t of tokens) console.log(`${t.name}  created ${new Date(t.createdAt).toISOString()}`);
+    })));
+  addWorkspaceOptions(token.command('remove <name>').description('revoke a token')).action(
+    action((name: string, flags: Flags) =>
+      withStore(flags, (store) => {
+        if (!store.removeToken(name)) throw new CliError(`no token named ${name}`);
+        console.log(`Token ${name} revoked.`);
+      }),
+    ),
+  );
+}

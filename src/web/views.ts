@@ -1,0 +1,45 @@
+/** What the API shows of a device: its record, with each characteristic's format and limits for controls. */
+import type { DeviceRecord } from '../core/device.js';
+import type { DeviceRegistry } from '../core/registry.js';
+import type { AccountStore } from '../store/account-store.js';
+import type { OtaStore } from '../store/ota-store.js';
+
+export function deviceView(device: DeviceRecord, deps: { registry: DeviceRegistry; ota: OtaStore; accounts: AccountStore }) {
+  const info = deps.ota.info(device.id);
+  return {
+    id: device.id,
+    name: device.meta.name ?? device.id,
+    meta: device.meta,
+    state: device.state,
+    lastSeen: device.lastSeen,
+    wakeAt: device.wakeAt ?? null,
+    address: info.address ?? deps.accounts.get(device.id)?.lastAddress ?? null,
+    firmware: info.firmware ?? null,
+    app: info.app ?? device.meta.firmware ?? null,
+    lastReboot: info.lastReboot ?? null,
+    lastException: info.lastException ?? null,
+    services: device.services.map((service) => {
+      const spec = deps.registry.resolve(service, Object.keys(service.values)[0] ?? '');
+      const names = new Set([...Object.keys(service.values), ...(spec.ok ? spec.value.service.required.filter((n) => n !== 'Name') : [])]);
+      return {
+        service: service.service,
+        index: service.index,
+        characteristics: [...names].map((name) => {
+          const c = deps.registry.resolve(service, name);
+          const s = c.ok ? c.value.characteristic : undefined;
+          return {
+            name,
+            value: service.values[name] ?? null,
+            format: s?.format ?? 'string',
+            writable: s?.perms.includes('pw') ?? false,
+            unit: s?.unit ?? null,
+            minValue: s?.minValue ?? null,
+            maxValue: s?.maxValue ?? null,
+            minStep: s?.minStep ?? null,
+            validValues: s?.validValues ?? null,
+          };
+        }),
+      };
+    }),
+  };
+}
