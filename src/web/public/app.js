@@ -40,8 +40,12 @@ const fileToBase64 = (file) =>
 
 // ---- live events -------------------------------------------------------------------------------
 function connectEvents() {
-  if (state.events) return;
+  if (state.events && state.events.readyState !== EventSource.CLOSED) return;
   state.events = new EventSource('/api/events');
+  // The browser retries a dropped stream by itself, except after an error status: then we do.
+  state.events.addEventListener('error', () => {
+    if (state.events.readyState === EventSource.CLOSED) setTimeout(connectEvents, 2000);
+  });
   state.events.addEventListener('device', (e) => {
     const d = JSON.parse(e.data);
     state.devices.set(d.id, d);
@@ -114,7 +118,7 @@ function devicesPage() {
     if (rows.length === 0) body.append(h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No devices yet: flash one, or run `npx mqttkit simulate --devices 5`.')));
   };
   render();
-  main.replaceChildren(h('h1', {}, 'Devices'), h('table', { id: 'devices' }, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Id'), h('th', {}, 'State'), h('th', {}, 'Values'), h('th', {}, 'Last seen'))), body));
+  main.replaceChildren(h('h1', {}, 'Devices'), h('div', { class: 'table-wrap' }, h('table', { id: 'devices' }, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Id'), h('th', {}, 'State'), h('th', {}, 'Values'), h('th', {}, 'Last seen'))), body)));
   return (kind) => kind === 'device' && render();
 }
 
@@ -141,7 +145,7 @@ async function devicePage(id) {
   state.devices.set(id, detail);
   const services = h('div', { class: 'grid' });
   const meta = h('dl');
-  const log = h('pre', { class: 'log', id: 'log' });
+  const log = h('pre', { class: 'log', id: 'log' }, 'No log lines yet (devices that answer commands log here).\n');
   const charts = h('div', { class: 'chart' });
   let lastLog = 0;
   const render = () => {
@@ -194,6 +198,7 @@ async function devicePage(id) {
   const poll = async () => {
     if (!document.body.contains(log)) return;
     const lines = await api(`/api/devices/${encodeURIComponent(id)}/logs?after=${lastLog}`).catch(() => []);
+    if (lastLog === 0 && lines.length > 0) log.textContent = '';
     for (const line of lines) {
       log.textContent += `${new Date(line.at).toLocaleTimeString()} ${line.text}\n`;
       lastLog = line.id;
@@ -303,7 +308,9 @@ async function route() {
     return;
   }
   document.getElementById('nav').hidden = false;
-  if (state.devices.size === 0) for (const d of await api('/api/devices')) state.devices.set(d.id, d);
+  // A fresh list on every page: the live stream then keeps it current.
+  const fresh = await api('/api/devices');
+  state.devices = new Map(fresh.map((d) => [d.id, d]));
   connectEvents();
   try {
     const pages = { devices: devicesPage, device: () => devicePage(decodeURIComponent(arg)), pairing: pairingPage, ota: otaPage, security: securityPage };

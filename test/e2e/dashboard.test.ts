@@ -1,0 +1,136 @@
+/// <reference lib="dom" />
+/**
+ * The dashboard in real Chromium (Debian's, driven by playwright-core): first-run account, live device
+ * table, a switch toggled from the page, the pairing QR code, an OTA update with progress, a chart.
+ * Writes the screenshots the README links to.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, it } from 'node:test';
+import jsQRModule from 'jsqr';
+import type { MqttClient } from 'mqtt';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { PNG } from 'pngjs';
+import { BIN, eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { addAdmin, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
+import { deviceRoot, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
+import { requireTool } from '../helpers/system-tools.js';
+
+// jsqr is CommonJS with its function on `default`.
+const jsQR = (jsQRModule as unknown as { default: (data: Uint8ClampedArray, width: number, height: number) => { data: string } | null }).default;
+const SCREENSHOTS = fileURLToPath(new URL('../../../docs/screenshots', import.meta.url));
+
+describe('dashboard in Chromium', { timeout: 240_000 }, () => {
+  let hub: RunningHub | undefined;
+  let browser: Browser | undefined;
+  let sim: ChildProcess | undefined;
+  let probe: RunningDevice | undefined;
+  let admin: MqttClient | undefined;
+  const work = mkdtempSync(join(tmpdir(), 'mqttkit-dash-'));
+
+  after(async () => {
+    await browser?.close();
+    sim?.kill('SIGKILL');
+    await probe?.kill();
+    admin?.end(true);
+    await hub?.stop('SIGKILL');
+    if (hub) removeDataDir(hub.dataDir);
+    if (probe) removeRoot(probe.root);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('takes a new user from the first visit to a live, controllable fleet', async (t) => {
+    const executable = requireTool(t, 'chromium', ['/usr/bin/chromium', 'chromium', 'chromium-browser'], 'apt-get install chromium');
+    const python = requireTool(t, 'python3', ['python3'], 'apt-get install python3');
+    if (!executable || !python) return;
+    hub = await startHub();
+    const base = `http://127.0.0.1:${hub.info.httpPort}`;
+    admin = await connectAdmin(hub.info.mqtt.address, 'watcher', addAdmin(hub.dataDir, 'watcher'));
+    const sets: string[] = [];
+    await admin.subscribeAsync('HomeKit/+/+/+/set', { qos: 1 });
+    admin.on('message', (topic, payload) => sets.push(`${topic} ${payload.toString()}`));
+
+    browser = await chromium.launch({
+      executablePath: executable,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    const page: Page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+    const consoleErrors: string[] = [];
+    page.on('pageerror', (error) => consoleErrors.push(error.message));
+
+    // 1. First visit: create the admin account (there is no default password), and land on the devices table.
+    await page.goto(base);
+    await page.waitForSelector('text=Create the admin account');
+    await page.fill('#password', 'a long dashboard password');
+    await page.click('#submit');
+    await page.waitForSelector('table#devices');
+
+    // Three simulated devices appear in the open table, without a reload.
+    sim = spawn(process.execPath, [BIN, 'simulate', '--devices', '3', '--kinds', 'switch,temperature,lightbulb', '--interval', '1', '--data-dir', hub.dataDir], { stdio: 'ignore' });
+    await page.waitForFunction(() => document.querySelectorAll('table#devices tr[data-device]').length === 3, undefined, { timeout: 20_000 });
+    const ids = await page.$$eval('tr[data-device]', (rows) => rows.map((r) => r.getAttribute('data-device')));
+    assert.deepEqual(ids.sort(), ['sim-lightbulb-3', 'sim-switch-1', 'sim-temperature-2']);
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.waitForTimeout(1500); // a reading or two, so the table shows values
+    await page.screenshot({ path: join(SCREENSHOTS, 'devices.png') });
+
+    // Toggle the switch from its page: the device gets /set on MQTT and confirms; the page shows it.
+    await page.click('a[href="#/device/sim-switch-1"]');
+    const toggle = page.locator('#ctl-Switch-0-On');
+    await toggle.waitFor();
+    assert.equal(await toggle.isChecked(), false);
+    await toggle.check();
+    await eventually(() => sets.includes('HomeKit/sim-switch-1/Switch/On/set 1'), 5000, 'the /set message');
+    await page.waitForFunction(() => (document.querySelector('#ctl-Switch-0-On') as HTMLInputElement | null)?.checked === true);
+    await eventually(async () => (await (await page.request.get(`${base}/api/devices/sim-switch-1`)).json()).services[0].characteristics[0].value === true, 5000, 'the confirmed value');
+
+    // 2. Pairing: the QR code decodes to the hub's setup URI, and the setup code is shown.
+    await page.goto(`${base}/#/pairing`);
+    const qr = page.locator('.qr').first();
+    await qr.waitFor();
+    assert.equal(await page.textContent('#setup-code'), '031-45-154');
+    const png = PNG.sync.read(await qr.screenshot());
+    const decoded = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
+    assert.ok(decoded, 'the QR code decodes');
+    assert.equal(decoded.data, hub.refresh().bridges[0]!.setupURI);
+    assert.match(decoded.data, /^X-HM:\/\//);
+
+    // 5. History chart: 100 temperature values, then the device page draws the chart.
+    const thermo = await connectDevice(hub.info.mqtt.address, 'chart-thermo');
+    await thermo.publishAsync('HomeKit/chart-thermo/$name', 'Kitchen', { qos: 1, retain: true });
+    for (let i = 0; i < 100; i++) await thermo.publishAsync('HomeKit/chart-thermo/TemperatureSensor/CurrentTemperature', (20 + Math.sin(i / 8) * 3).toFixed(1), { qos: 1 });
+    await new Promise((r) => setTimeout(r, 1500)); // history is written once a second
+    await page.goto(`${base}/#/device/chart-thermo`);
+    await page.waitForSelector('[data-chart="TemperatureSensor/CurrentTemperature"] canvas', { timeout: 10_000 });
+    const drawn = await page.$eval('[data-chart="TemperatureSensor/CurrentTemperature"] canvas', (c) => (c as HTMLCanvasElement).width > 100);
+    assert.ok(drawn, 'the chart canvas is drawn');
+    await page.screenshot({ path: join(SCREENSHOTS, 'device.png'), fullPage: true });
+    thermo.end(true);
+
+    // 3. OTA from the page: a CPython device, a file picked in the form, progress, then "done".
+    probe = runDevice(python, PROBE, deviceRoot({ broker: '127.0.0.1', port: hub.info.mqtt.port, device_id: 'dash-probe', backoff_min: 0.2 }));
+    await probe.waitFor((e) => e.status === 'broker ok', 15_000, 'the probe to connect');
+    await page.goto(`${base}/#/ota`);
+    await page.waitForSelector('#ota-device option[value="dash-probe"]', { state: 'attached' });
+    await page.selectOption('#ota-device', 'dash-probe');
+    const upload = join(work, 'hello.py');
+    writeFileSync(upload, 'print("hello from the dashboard")\n');
+    await page.setInputFiles('#ota-files', upload);
+    await page.click('#ota-start');
+    await page.waitForSelector('li[data-state="running"], li[data-state="succeeded"]', { timeout: 15_000 });
+    await page.waitForSelector('li[data-state="succeeded"] .job-state:text("done")', { timeout: 60_000 });
+    await page.screenshot({ path: join(SCREENSHOTS, 'ota.png') });
+
+    // Phone-sized screens get the same pages.
+    await page.setViewportSize({ width: 390, height: 800 });
+    await page.goto(`${base}/#/devices`);
+    await page.waitForSelector('tr[data-device="sim-switch-1"]');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
+    assert.ok(overflow, 'no horizontal scrolling on a phone');
+    assert.deepEqual(consoleErrors, [], 'no script errors in the page');
+  });
+});
