@@ -36,6 +36,7 @@ export function registerObserve(program: Command, device: Command): void {
   addWorkspaceOptions(program.command('logs <device>').description("print a device's stat/<device>/Log and OTA reports"))
     .option('-f, --follow', 'keep printing new lines')
     .option('-n, --lines <N>', 'how many earlier lines', '20')
+    .addHelpText('after', '\nExamples:\n  $ mqttkit logs esp32_a1b2c3d4\n  $ mqttkit logs esp32_a1b2c3d4 -f -n 100')
     .action(
       action(async (deviceId: string, flags: Flags) => {
         const ws = openWorkspace(flags);
@@ -87,6 +88,7 @@ export function registerObserve(program: Command, device: Command): void {
 
   addWorkspaceOptions(program.command('devices').description('list devices with their state, version and health'))
     .option('--json', 'print JSON')
+    .addHelpText('after', "\nExamples:\n  $ mqttkit devices\n  $ mqttkit devices --json | jq '.[] | select(.state == \"offline\") | .id'")
     .action(
       action((flags: Flags) => {
         const { ws, rows } = show(flags);
