@@ -68,6 +68,16 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
     await page.fill('#password', 'a long dashboard password');
     await page.click('#submit');
     await page.waitForSelector('table#devices');
+    // Log out and in again, as a returning user.
+    await page.click('#logout');
+    await page.waitForSelector('text=Log in');
+    await page.fill('#username', 'admin');
+    await page.fill('#password', 'not the password');
+    await page.click('#submit');
+    await page.waitForSelector('text=wrong username or password');
+    await page.fill('#password', 'a long dashboard password');
+    await page.click('#submit');
+    await page.waitForSelector('table#devices');
 
     // Three simulated devices appear in the open table, without a reload.
     sim = spawn(process.execPath, [BIN, 'simulate', '--devices', '3', '--kinds', 'switch,temperature,lightbulb', '--interval', '1', '--data-dir', hub.dataDir], { stdio: 'ignore' });

@@ -252,6 +252,7 @@ async function otaPage() {
   const select = h('select', { id: 'ota-device' }, devices.map((d) => h('option', { value: d.id }, `${d.name} (${d.id}, ${d.state})`)));
   const files = h('input', { type: 'file', id: 'ota-files', multiple: true });
   const prefix = h('input', { type: 'text', id: 'ota-prefix', placeholder: 'e.g. lib/ (optional)' });
+  const firmware = h('input', { type: 'file', id: 'ota-firmware' });
   const error = h('p', { class: 'error' });
   const list = h('ul', { id: 'jobs' });
   const render = () => list.replaceChildren(...state.jobs.map(jobView));
@@ -274,6 +275,20 @@ async function otaPage() {
       h('label', { for: 'ota-files' }, 'Files (only those that changed are sent; the device reboots and is verified)'), files,
       h('label', { for: 'ota-prefix' }, 'Folder on the device'), prefix,
       h('p', {}, h('button', { type: 'submit', id: 'ota-start' }, 'Start update')), error),
+    h('form', { class: 'card', onsubmit: async (e) => {
+      e.preventDefault();
+      error.textContent = '';
+      try {
+        const image = firmware.files[0];
+        if (!image) throw new Error('pick a firmware image');
+        if (!confirm(`Write ${image.name} to ${select.value}'s spare partition and reboot it?`)) return;
+        await post('/api/ota/firmware', { device: select.value, image: await fileToBase64(image) });
+        state.jobs = await api('/api/ota/jobs');
+        render();
+      } catch (err) { error.textContent = err.message; }
+    } },
+      h('label', { for: 'ota-firmware' }, 'Firmware image (.app.bin): confirmed only if the device comes back on it, else rolled back'), firmware,
+      h('p', {}, h('button', { type: 'submit', id: 'ota-firmware-start' }, 'Update firmware'))),
     h('h2', {}, 'Jobs'),
     list,
   );
