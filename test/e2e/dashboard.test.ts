@@ -22,7 +22,8 @@ import { requireTool } from '../helpers/system-tools.js';
 
 // jsqr is CommonJS with its function on `default`.
 const jsQR = (jsQRModule as unknown as { default: (data: Uint8ClampedArray, width: number, height: number) => { data: string } | null }).default;
-const SCREENSHOTS = fileURLToPath(new URL('../../../docs/screenshots', import.meta.url));
+// `npm run screenshots` refreshes the README's pictures; ordinary runs write them to a temp folder.
+const SCREENSHOTS = process.env.MQTTKIT_SCREENSHOTS === 'docs' ? fileURLToPath(new URL('../../../docs/screenshots', import.meta.url)) : join(tmpdir(), 'mqttkit-screenshots');
 
 describe('dashboard in Chromium', { timeout: 240_000 }, () => {
   let hub: RunningHub | undefined;
