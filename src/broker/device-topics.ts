@@ -13,6 +13,8 @@ import { OncePerKey } from '../log/once.js';
 import type { HubLink } from './hub-link.js';
 
 export class DeviceTopics {
+  /** Messages seen on HomeKit/#, for /api/metrics and the benchmarks. */
+  readonly counters = { received: 0, applied: 0, refused: 0 };
   readonly #once = new OncePerKey();
   readonly #unsubscribe: Array<() => void> = [];
 
@@ -34,8 +36,13 @@ export class DeviceTopics {
       }),
     );
     await this.link.subscribe(`${TOPIC_ROOT}/#`, (message) => {
+      this.counters.received++;
       const outcome = ingest(this.registry, message);
-      if (outcome.ok) return;
+      if (outcome.ok) {
+        if (outcome.value === 'applied') this.counters.applied++;
+        return;
+      }
+      this.counters.refused++;
       // One line per device and problem, then quiet: a device repeating a mistake must not flood the log.
       if (this.#once.first(`${outcome.deviceId ?? '?'}|${outcome.error}`)) {
         this.log.warn({ device: outcome.deviceId }, `refused: ${outcome.error}`);

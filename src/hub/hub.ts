@@ -129,6 +129,7 @@ export class Hub {
       }
       stops.push(() => link.close());
       const topics = new DeviceTopics(link, registry, bus, log.child({ part: 'mqtt' }));
+      const counters = () => ({ ...topics.counters });
       await topics.start();
       stops.push(() => topics.stop());
 
@@ -165,6 +166,7 @@ export class Hub {
           policy: options.mqtt.kind === 'embedded' ? options.mqtt.registration : 'closed',
           dataDir: options.dataDir,
           log: log.child({ part: 'web' }),
+          counters,
           removeDevice: (id) => {
             accounts.remove(id);
             registry.remove(id, 'removed from the dashboard');

@@ -43,6 +43,8 @@ export interface WebDeps {
   log: Logger;
   /** Removes a device the way `mqttkit device remove` does. */
   removeDevice: (id: string) => void;
+  /** Message counters of the MQTT side. */
+  counters: () => { received: number; applied: number; refused: number };
 }
 
 const COOKIE = 'mqttkit_session';
@@ -259,6 +261,18 @@ export class WebServer {
       const to = q.to ?? Date.now();
       const from = q.from ?? to - 24 * 3_600_000;
       return { points: d.history.series({ deviceId: q.device, service: q.service, index: q.index, characteristic: q.characteristic }, from, to, q.points) };
+    });
+
+    app.get('/api/metrics', async () => {
+      const cpu = process.cpuUsage();
+      return {
+        uptimeS: Math.round(process.uptime()),
+        devices: d.registry.size,
+        messages: d.counters(),
+        rssBytes: process.memoryUsage().rss,
+        cpuUserMs: Math.round(cpu.user / 1000),
+        cpuSystemMs: Math.round(cpu.system / 1000),
+      };
     });
 
     app.get('/api/events', (request, reply) => this.#events(request, reply));

@@ -33,7 +33,7 @@ describe('HTTP API', { timeout: 120_000 }, () => {
   const endpoints: Array<[string, string]> = [
     ['GET', '/api/devices'], ['GET', '/api/devices/x'], ['DELETE', '/api/devices/x'], ['POST', '/api/devices/x/set'], ['POST', '/api/devices/x/command'],
     ['GET', '/api/devices/x/logs'], ['GET', '/api/pairing'], ['GET', '/api/registration'], ['POST', '/api/registration/x/approve'], ['POST', '/api/registration/x/reset'],
-    ['GET', '/api/ota/jobs'], ['POST', '/api/ota/sync'], ['POST', '/api/ota/push'], ['POST', '/api/ota/firmware'], ['GET', '/api/history'], ['GET', '/api/events'],
+    ['GET', '/api/ota/jobs'], ['POST', '/api/ota/sync'], ['POST', '/api/ota/push'], ['POST', '/api/ota/firmware'], ['GET', '/api/history'], ['GET', '/api/events'], ['GET', '/api/metrics'],
   ];
 
   it('refuses every endpoint without a session or token (401), but serves the login page and assets', async () => {
