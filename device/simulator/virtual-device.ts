@@ -30,7 +30,8 @@ export class VirtualDevice {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   readonly #startedAt = Date.now();
-  readonly stats = { published: 0, received: 0, reconnects: 0 };
+  /** `published` counts device topics (HomeKit/…), `answers` the replies to commands (stat/…). */
+  readonly stats = { published: 0, answers: 0, received: 0, reconnects: 0 };
 
   constructor(readonly options: VirtualDeviceOptions) {
     this.kind = KINDS[options.kind];
@@ -132,7 +133,8 @@ export class VirtualDevice {
   async #publish(topic: string, payload: string, retain: boolean): Promise<void> {
     if (!this.#client?.connected) return;
     await this.#client.publishAsync(topic, payload, { qos: 1, retain });
-    this.stats.published++;
+    if (topic.startsWith('HomeKit/')) this.stats.published++;
+    else this.stats.answers++;
   }
 
   #onMessage(topic: string, text: string): void {

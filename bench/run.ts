@@ -1,0 +1,55 @@
+/**
+ * `npm run bench [-- --quick] [-- --only N,M] [-- --out DIR]`: runs the scenarios against real hubs on
+ * free ports, prints a markdown table (each figure beside its floor) and writes the JSON results.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { flood, load, scale } from './scenarios/fleet.js';
+import { latency } from './scenarios/latency.js';
+import { ota } from './scenarios/ota.js';
+import type { Row } from './stats.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1]!.split(',').map(Number) : undefined;
+const outDir = args.includes('--out') ? args[args.indexOf('--out') + 1]! : fileURLToPath(new URL('../../bench/results', import.meta.url));
+
+const scenarios: Array<[number, string, () => Promise<Row[]>]> = [
+  [1, 'latency', () => latency(quick ? { immediate: 10, batched: 4, writes: 10 } : { immediate: 300, batched: 200, writes: 300 })],
+  [3, 'load', () => load(quick ? { devices: 20, seconds: 3 } : { devices: 500, seconds: 60 })],
+  [4, 'scale', () => scale(quick ? { devices: 160 } : { devices: 1000 })],
+  [5, 'ota', () => ota(quick ? { bytes: 128 * 1024 } : { bytes: 1024 * 1024 })],
+  [6, 'flood', () => flood(quick ? { messages: 5000, seconds: 2 } : { messages: 50_000, seconds: 15 })],
+];
+
+const rows: Row[] = [];
+const failures: string[] = [];
+const started = Date.now();
+for (const [n, name, run] of scenarios) {
+  if (only && !only.includes(n)) continue;
+  process.stderr.write(`scenario ${n} (${name})…\n`);
+  try {
+    rows.push(...(await run()));
+  } catch (error) {
+    failures.push(`${name}: ${(error as Error).stack ?? error}`);
+    process.stderr.write(`scenario ${name} failed: ${(error as Error).message}\n`);
+  }
+}
+
+const table = [
+  '| scenario | metric | mqttkit | floor | ratio | target | met |',
+  '|---|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.scenario} | ${r.metric} | ${r.value} ${r.unit} | ${r.floor ?? ''} | ${r.ratio ?? ''} | ${r.target ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : 'no'} |`),
+].join('\n');
+console.log(table);
+mkdirSync(outDir, { recursive: true });
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const file = join(outDir, `${stamp}${quick ? '-quick' : ''}.json`);
+writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), quick, seconds: Math.round((Date.now() - started) / 1000), node: process.version, rows, failures }, null, 2)}\n`);
+process.stderr.write(`results: ${file}\n`);
+if (failures.length > 0) {
+  process.stderr.write(failures.join('\n') + '\n');
+  process.exitCode = 1;
+}
+process.exit();
