@@ -13,10 +13,14 @@ export interface LatencyOptions {
   writes: number;
 }
 
+/** The first samples warm up connections and JIT; they are run but not counted. */
+const WARM_UP = 3;
+
 async function measure(n: number, once: (i: number) => Promise<number>, gapMs = 5): Promise<Summary> {
   const samples: number[] = [];
-  for (let i = 0; i < n; i++) {
-    samples.push(await once(i));
+  for (let i = 0; i < n + WARM_UP; i++) {
+    const sample = await once(i);
+    if (i >= WARM_UP) samples.push(sample);
     await sleep(gapMs);
   }
   return summarize(samples);
