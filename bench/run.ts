@@ -17,7 +17,7 @@ const outDir = args.includes('--out') ? args[args.indexOf('--out') + 1]! : fileU
 
 const scenarios: Array<[number, string, () => Promise<Row[]>]> = [
   [1, 'latency', () => latency(quick ? { immediate: 10, batched: 4, writes: 10 } : { immediate: 300, batched: 200, writes: 300 })],
-  [3, 'load', () => load(quick ? { devices: 20, seconds: 3 } : { devices: 500, seconds: 60 })],
+  [3, 'load', () => load(quick ? { devices: 20, seconds: 3 } : { devices: Number(process.env.BENCH_DEVICES ?? 500), seconds: Number(process.env.BENCH_SECONDS ?? 60) })],
   [4, 'scale', () => scale(quick ? { devices: 160 } : { devices: 1000 })],
   [5, 'ota', () => ota(quick ? { bytes: 128 * 1024 } : { bytes: 1024 * 1024 })],
   [6, 'flood', () => flood(quick ? { messages: 5000, seconds: 2 } : { messages: 50_000, seconds: 15 })],

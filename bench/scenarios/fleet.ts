@@ -21,9 +21,9 @@ function memory(pid: number): { rss: number; peak: number } {
   return { rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
 
-async function metrics(hub: RunningHub, token: string): Promise<{ messages: { received: number } }> {
+async function metrics(hub: RunningHub, token: string): Promise<{ messages: { received: number }; heapUsedBytes: number }> {
   const response = await fetch(`http://127.0.0.1:${hub.info.httpPort}/api/metrics`, { headers: { authorization: `Bearer ${token}` } });
-  return (await response.json()) as { messages: { received: number } };
+  return (await response.json()) as { messages: { received: number }; heapUsedBytes: number };
 }
 
 /** A paired controller and a motion sensor device, to sample event latency while something else happens. */
@@ -80,8 +80,10 @@ export async function load(options: { devices: number; seconds: number }): Promi
     const elapsed = (now() - t0) / 1000;
     const cpu = ((cpuSeconds(hub.child.pid!) - cpuBefore) / elapsed) * 100;
     await sleep(500);
-    const published = fleet.devices.reduce((n, d) => n + d.stats.published, 0) + probe.sent + 1;
-    const received = (await metrics(hub, token)).messages.received - before;
+    // The probe's first message went out before the `before` snapshot; only its samples count here.
+    const published = fleet.devices.reduce((n, d) => n + d.stats.published, 0) + probe.sent;
+    const after = await metrics(hub, token);
+    const received = after.messages.received - before;
     const mem = memory(hub.child.pid!);
     await fleet.stop();
     await probe.close();
@@ -94,6 +96,7 @@ export async function load(options: { devices: number; seconds: number }): Promi
       row(name, 'hub CPU (user+sys) under load', cpu, '% of a core', { target: ['< 50 %', (v) => v < 50] }),
       row(name, 'hub RSS at the end of the load', mem.rss / 1048576, 'MB', { target: ['< 150 MB', (v) => v < 150] }),
       row(name, 'hub peak RSS (since start)', mem.peak / 1048576, 'MB'),
+      row(name, 'hub JavaScript heap in use at the end', after.heapUsedBytes / 1048576, 'MB'),
       ...latencyRows(`${name}: event latency`, summarize(latencies), undefined),
     ];
   } finally {

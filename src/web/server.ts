@@ -270,6 +270,8 @@ export class WebServer {
         devices: d.registry.size,
         messages: d.counters(),
         rssBytes: process.memoryUsage().rss,
+        heapUsedBytes: process.memoryUsage().heapUsed,
+        externalBytes: process.memoryUsage().external + process.memoryUsage().arrayBuffers,
         cpuUserMs: Math.round(cpu.user / 1000),
         cpuSystemMs: Math.round(cpu.system / 1000),
       };

@@ -249,7 +249,8 @@ function jobView(job) {
 async function otaPage() {
   state.jobs = await api('/api/ota/jobs');
   const devices = [...state.devices.values()].sort((a, b) => a.id.localeCompare(b.id));
-  const select = h('select', { id: 'ota-device' }, devices.map((d) => h('option', { value: d.id }, `${d.name} (${d.id}, ${d.state})`)));
+  const select = h('select', { id: 'ota-device', multiple: true, size: Math.min(8, Math.max(3, devices.length)) }, devices.map((d) => h('option', { value: d.id }, `${d.name} (${d.id}, ${d.state})`)));
+  const chosen = () => [...select.selectedOptions].map((o) => o.value);
   const files = h('input', { type: 'file', id: 'ota-files', multiple: true });
   const prefix = h('input', { type: 'text', id: 'ota-prefix', placeholder: 'e.g. lib/ (optional)' });
   const firmware = h('input', { type: 'file', id: 'ota-firmware' });
@@ -265,13 +266,16 @@ async function otaPage() {
       try {
         const picked = [...files.files];
         if (picked.length === 0) throw new Error('pick one or more files');
+        const targets = chosen();
+        if (targets.length === 0) throw new Error('pick one or more devices');
         const payload = await Promise.all(picked.map(async (f) => ({ path: prefix.value + f.name, content: await fileToBase64(f) })));
-        await post('/api/ota/sync', { device: select.value, files: payload });
+        // One job per device: each is verified on its own; sleeping devices get theirs when they wake.
+        for (const device of targets) await post('/api/ota/sync', { device, files: payload });
         state.jobs = await api('/api/ota/jobs');
         render();
       } catch (err) { error.textContent = err.message; }
     } },
-      h('label', { for: 'ota-device' }, 'Device'), select,
+      h('label', { for: 'ota-device' }, 'Devices (Ctrl/⌘-click for several)'), select,
       h('label', { for: 'ota-files' }, 'Files (only those that changed are sent; the device reboots and is verified)'), files,
       h('label', { for: 'ota-prefix' }, 'Folder on the device'), prefix,
       h('p', {}, h('button', { type: 'submit', id: 'ota-start' }, 'Start update')), error),
@@ -281,8 +285,11 @@ async function otaPage() {
       try {
         const image = firmware.files[0];
         if (!image) throw new Error('pick a firmware image');
-        if (!confirm(`Write ${image.name} to ${select.value}'s spare partition and reboot it?`)) return;
-        await post('/api/ota/firmware', { device: select.value, image: await fileToBase64(image) });
+        const targets = chosen();
+        if (targets.length === 0) throw new Error('pick one or more devices');
+        if (!confirm(`Write ${image.name} to the spare partition of ${targets.join(', ')} and reboot?`)) return;
+        const content = await fileToBase64(image);
+        for (const device of targets) await post('/api/ota/firmware', { device, image: content });
         state.jobs = await api('/api/ota/jobs');
         render();
       } catch (err) { error.textContent = err.message; }
