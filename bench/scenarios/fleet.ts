@@ -75,6 +75,7 @@ export async function load(options: { devices: number; seconds: number }): Promi
     }
     const idleCpu = ((cpuSeconds(hub.child.pid!) - idleCpuStart) / ((now() - idleStart) / 1000)) * 100;
     const idleMemory = memory(hub.child.pid!);
+    probe.sent = 0; // the idle samples went out before the `before` snapshot below
     const fleet = new Fleet({ url: hub.info.mqtt.address, devices: options.devices, kinds: ['temperature'], prefix: 'load', secret: 'bench', interval: 0.5, jitter: 0.2, sleepSeconds: 60, concurrency: 16 });
     const before = (await metrics(hub, token)).messages.received;
     const connectStart = now();
