@@ -15,6 +15,7 @@ export interface HubRequest {
 
 export class RequestStore {
   readonly #s;
+  #prunedAt = 0;
 
   constructor(db: Db) {
     this.#s = {
@@ -33,7 +34,10 @@ export class RequestStore {
 
   /** Claims every new request (each exactly once) and hands it out. */
   claimNew(): HubRequest[] {
-    this.#s.prune.run(Date.now() - 3_600_000);
+    if (Date.now() - this.#prunedAt > 60_000) {
+      this.#prunedAt = Date.now();
+      this.#s.prune.run(Date.now() - 3_600_000);
+    }
     return this.#s.fresh.all().filter((r) => this.#s.claim.run(r.id).changes === 1);
   }
 
