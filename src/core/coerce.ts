@@ -46,10 +46,6 @@ export function isIntegerFormat(format: HapFormat): boolean {
   return format in FORMAT_RANGE;
 }
 
-export function isNumericFormat(format: HapFormat): boolean {
-  return format === 'float' || isIntegerFormat(format);
-}
-
 /** Parse a text payload into a value HomeKit accepts for this characteristic, or say why not. */
 export function coerceValue(spec: CharacteristicSpec, text: string): Result<HapValue> {
   const raw = text.trim();

@@ -3,7 +3,6 @@ import type { HapValue } from './coerce.js';
 import type { MetaField, ServiceAddress } from './topic.js';
 
 export type DeviceState = 'online' | 'offline' | 'sleeping';
-export const DEVICE_STATES: readonly DeviceState[] = ['online', 'offline', 'sleeping'];
 
 export interface ServiceRecord extends ServiceAddress {
   /** Last values the device reported, by characteristic name. */

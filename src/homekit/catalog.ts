@@ -71,10 +71,6 @@ export class HapCatalog implements Catalog {
     return this.#nameOfUuid.get(characteristicUuid);
   }
 
-  serviceNames(): string[] {
-    return [...this.#services.keys()];
-  }
-
   #textlessRequirement(spec: ServiceSpec): string | undefined {
     const textless = spec.required.filter((n) => TEXTLESS_FORMATS.includes(this.#characteristics.get(n)?.format ?? ''));
     return textless.length > 0 ? `${spec.name} needs binary controller data (${textless.join(', ')}) and cannot be driven over MQTT` : undefined;

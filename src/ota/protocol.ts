@@ -8,8 +8,6 @@ export const FIRMWARE_TARGET = '$firmware';
 export const triggerTopic = (deviceId: string) => `${deviceId}/OTA`;
 export const commandTopic = (deviceId: string) => `cmnd/${deviceId}/OTA`;
 export const pendingTopic = (deviceId: string) => `cmnd/${deviceId}/OTA/pending`;
-export const logTopic = (deviceId: string) => `stat/${deviceId}/Log`;
-export const reportTopic = (deviceId: string) => `stat/${deviceId}/OTA`;
 
 export function sha1(bytes: Buffer): string {
   return createHash('sha1').update(bytes).digest('hex');
