@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { readManifest } from '../ota/manifest.js';
 import { devicePathProblem } from '../ota/protocol.js';
 import { FINISHED, OtaStore, type Job } from '../store/ota-store.js';
-import { action, addWorkspaceOptions, CliError, openWorkspace, type Workspace, type WorkspaceFlags } from './workspace.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, wholeNumber, type Workspace, type WorkspaceFlags } from './workspace.js';
 
 type Flags = WorkspaceFlags & { json?: boolean; as?: string; reboot?: boolean; devices?: string; canary?: string; concurrency?: string; resume?: boolean; wait?: boolean };
 
@@ -109,8 +109,8 @@ A job for a sleeping or offline device waits (across hub restarts) until the dev
             readManifestOrFail(manifest);
             const devices = match(ws, flags.devices);
             if (devices.length === 0) throw new CliError(`no device matches '${flags.devices}'`);
-            const canary = whole(flags.canary ?? '1', '--canary', 0);
-            const concurrency = whole(flags.concurrency ?? '2', '--concurrency', 1);
+            const canary = wholeNumber(flags.canary ?? '1', '--canary', 0);
+            const concurrency = wholeNumber(flags.concurrency ?? '2', '--concurrency', 1);
             id = store.addRollout({ manifest: resolve(manifest), pattern: flags.devices, canary, concurrency, devices });
             if (!flags.json) console.log(`rollout #${id}: ${devices.length} devices, ${Math.min(canary, devices.length)} canary, ${concurrency} at a time`);
           }
@@ -150,11 +150,6 @@ function readManifestOrFail(file: string): void {
   }
 }
 
-function whole(text: string, flag: string, min: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new CliError(`${flag}: '${text}' is not a whole number of at least ${min}`, 2);
-  return n;
-}
 
 /** Follows a job to its end with a progress bar (on a terminal); the exit code tells the outcome. */
 async function follow(store: OtaStore, id: number, flags: Flags): Promise<void> {

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { Fleet } from '../../device/simulator/fleet.js';
 import { KIND_NAMES, type KindName } from '../../device/simulator/kinds.js';
 import { readRuntime } from '../store/runtime-file.js';
-import { action, CliError } from './workspace.js';
+import { action, CliError, wholeNumber } from './workspace.js';
 
 interface Flags {
   devices: string;
@@ -36,7 +36,7 @@ export function registerSimulate(program: Command): void {
     .addHelpText('after', '\nExamples:\n  $ npm start                         # in one terminal\n  $ npx mqttkit simulate --devices 20  # in another: the Home app fills up\n  $ npx mqttkit simulate --devices 500 --kinds temperature --interval 0.5')
     .action(
       action(async (flags: Flags) => {
-        const devices = whole(flags.devices, '--devices', 1, 5000);
+        const devices = wholeNumber(flags.devices, '--devices', 1, 5000);
         const kinds = flags.kinds.split(',').map((k) => k.trim()) as KindName[];
         const unknown = kinds.filter((k) => !KIND_NAMES.includes(k));
         if (unknown.length > 0) throw new CliError(`--kinds: unknown ${unknown.join(', ')}; use ${KIND_NAMES.join(', ')}`, 2);
@@ -88,11 +88,6 @@ function simulatorSecret(dataDir: string): string {
   return secret;
 }
 
-function whole(text: string, flag: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new CliError(`${flag}: '${text}' is not a whole number from ${min} to ${max}`, 2);
-  return n;
-}
 
 function positive(text: string, flag: string): number {
   const n = Number(text);
