@@ -201,3 +201,17 @@ function readConfigFile(dataDir: string): Record<string, unknown> {
   }
   return parsed as Record<string, unknown>;
 }
+
+/**
+ * One start option for a command other than `start` (e.g. the OTA cap for `mqttkit ota push`), with
+ * the same precedence: the command's flag, the variable, the data dir's config.json, the default.
+ */
+export function resolveStartOption<T>(name: StartOptionName, flag: string | undefined, dataDir: string, env: NodeJS.ProcessEnv = process.env): T | undefined {
+  const spec: OptionSpec = START_OPTIONS[name];
+  const fromFile = flag === undefined && !env[spec.env] ? readConfigFile(dataDir)[name] : undefined;
+  const [raw, source] = flag !== undefined ? [flag, spec.flag] : env[spec.env] ? [env[spec.env], spec.env] : fromFile !== undefined ? [fromFile, `${CONFIG_FILE} "${name}"`] : [spec.fallback, 'default'];
+  if (raw === undefined) return undefined;
+  const parsed = spec.schema.safeParse(raw);
+  if (!parsed.success) throw new OptionError(`${source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`}: '${String(raw)}' is not valid; expected ${spec.allowed}`);
+  return parsed.data as T;
+}
