@@ -15,7 +15,8 @@ describe('Host names the hub answers to (DNS rebinding)', { timeout: 120_000 }, 
   let port: number;
 
   before(async () => {
-    hub = await startHub({ args: ['--http-allowed-hosts', 'hub.example,Nas.Lan.'] });
+    // Through the variable (the flag is tried below): same option, and an old hub would start too.
+    hub = await startHub({ env: { MQTTKIT_HTTP_ALLOWED_HOSTS: 'hub.example,Nas.Lan.' } });
     port = hub.info.httpPort!;
   });
   after(async () => {

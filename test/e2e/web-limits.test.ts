@@ -74,7 +74,7 @@ describe('web limits', { timeout: 180_000 }, () => {
   const base64 = (bytes: number) => Buffer.alloc(bytes, 7).toString('base64');
 
   before(async () => {
-    hub = await startHub({ args: ['--ota-max-file-size', '64k'] });
+    hub = await startHub({ env: { MQTTKIT_OTA_MAX_FILE_SIZE: '64k' } });
     port = hub.info.httpPort!;
     const device = await connectDevice(hub.info.mqtt.address, DEVICE);
     device.on('error', () => {});
@@ -186,7 +186,7 @@ describe('web limits', { timeout: 180_000 }, () => {
     const manifest = join(dir, 'manifest.txt');
     writeFileSync(manifest, `${big} main.py\n`);
     const args = ['--data-dir', hub.dataDir, '--no-wait'];
-    const push = cli(['ota', 'push', DEVICE, big, ...args], { MQTTKIT_OTA_MAX_FILE_SIZE: '' });
+    const push = cli(['ota', 'push', DEVICE, big, ...args], { MQTTKIT_OTA_MAX_FILE_SIZE: '' }); // the default
     assert.equal(push.status, 2, push.stderr);
     assert.match(push.stderr, /firmware\.bin is 20\.1 MiB, over the OTA limit of 16 MiB \(--ota-max-file-size\)/);
     const firmware = cli(['ota', 'firmware', DEVICE, big, ...args]);
