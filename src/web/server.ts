@@ -170,7 +170,10 @@ export class WebServer {
     app.post('/api/setup', login, async (request, reply) => {
       if (d.web.hasUsers()) return reply.code(409).send({ error: 'the admin account exists already: log in' });
       const body = credentials.parse(request.body);
-      d.web.addUser(body.username, await hashPassword(body.password));
+      const secret = await hashPassword(body.password);
+      // Two first-run setups racing: only the first to finish hashing creates the admin.
+      if (d.web.hasUsers()) return reply.code(409).send({ error: 'the admin account exists already: log in' });
+      d.web.addUser(body.username, secret);
       d.log.info({ user: body.username }, 'dashboard admin account created');
       return this.#login(reply, body.username);
     });
@@ -180,7 +183,9 @@ export class WebServer {
       let ok = false;
       await this.#throttle.run([`web:${body.username}`], async () => {
         const user = d.web.user(body.username);
-        ok = user !== undefined && (await verifyPassword(body.password, user.secret));
+        // An unknown name costs the same scrypt work as a known one: timing does not tell which exist.
+        const checked = await verifyPassword(body.password, user?.secret ?? (await this.#decoy()));
+        ok = user !== undefined && checked;
         return ok;
       }, [`address:${request.ip}`]);
       if (!ok) {
@@ -334,6 +339,11 @@ export class WebServer {
   #login(reply: FastifyReply, user: string) {
     const token = this.deps.web.createSession(user);
     return reply.setCookie(COOKIE, token, { httpOnly: true, sameSite: 'strict', path: '/', maxAge: 30 * 24 * 3600 }).send({ user });
+  }
+
+  #decoySecret: Promise<string> | undefined;
+  #decoy(): Promise<string> {
+    return (this.#decoySecret ??= hashPassword(randomUUID()));
   }
 
   #uploadDir(): string {

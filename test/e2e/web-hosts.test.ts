@@ -77,3 +77,21 @@ describe('Host names the hub answers to (DNS rebinding)', { timeout: 120_000 }, 
     assert.match(result.stderr, /--http-allowed-hosts: 'good\.example,bad name!' is not valid; expected more names the dashboard answers to/);
   });
 });
+
+describe('first-run setup', { timeout: 60_000 }, () => {
+  it('creates one admin when setups race (the others answer 409)', async () => {
+    const hub = await startHub();
+    try {
+      const port = hub.info.httpPort!;
+      const answers = await Promise.all(
+        ['admin', 'racer1', 'racer2', 'racer3'].map((username) =>
+          rawRequest(port, { method: 'POST', path: '/api/setup', ...json({ username, password: 'correct horse battery' }), headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${port}` } }),
+        ),
+      );
+      assert.deepEqual(answers.map((a) => a.status).sort(), [200, 409, 409, 409], answers.map((a) => a.body).join('\n'));
+    } finally {
+      await hub.stop('SIGKILL');
+      removeDataDir(hub.dataDir);
+    }
+  });
+});
