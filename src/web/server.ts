@@ -365,11 +365,14 @@ export class WebServer {
     reply.hijack();
     const out = reply.raw;
     out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    const send = (event: string, data: unknown) => {
+    let closed = false;
+    const write = (text: string) => {
+      if (closed || out.writableEnded || out.destroyed) return;
       // A client that stops reading is dropped instead of buffered without end (EventSource reconnects).
       if (out.writableLength > STREAM_BACKLOG) out.destroy();
-      else out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      else out.write(text);
     };
+    const send = (event: string, data: unknown) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     const changed = new Set<string>();
     const queue = (id: string) => changed.add(id);
     const offs = [
@@ -391,18 +394,25 @@ export class WebServer {
       const now = JSON.stringify(d.ota.jobs(20));
       if (now !== jobs) send('jobs', JSON.parse(now));
       jobs = now;
-      if (++ticks % 60 === 0) out.write(': keep-alive\n\n');
+      if (++ticks % 60 === 0) write(': keep-alive\n\n');
       // A stream lasts only as long as its session or token: logging out or revoking ends it.
-      if (ticks % 20 === 0 && !auth.valid()) out.end();
+      if (ticks % 20 === 0 && !auth.valid()) {
+        out.end();
+        close();
+      }
     }, 250);
-    send('hello', { devices: d.registry.size });
-    out.once('close', () => {
+    const close = () => {
+      if (closed) return;
+      closed = true;
       clearInterval(timer);
       offs.forEach((off) => off());
       const left = (this.#streams.get(auth.key) ?? 1) - 1;
       if (left > 0) this.#streams.set(auth.key, left);
       else this.#streams.delete(auth.key);
-    });
+    };
+    out.once('close', close);
+    out.on('error', () => {}); // a reset connection is the reader leaving; 'close' follows
+    send('hello', { devices: d.registry.size });
   }
 }
 
