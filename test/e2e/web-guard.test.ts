@@ -179,6 +179,11 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
     assert.equal(pairing.status, 200);
     assert.ok(pairing.body.includes(PINCODE));
     assert.equal((await rawRequest(port, { path: '/api/session' })).status, 200, 'public without login');
+    const unknown = await rawRequest(port, { path: '/api/nope', headers: { cookie } });
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.body, /no API endpoint GET \/api\/nope/);
+    const head = await rawRequest(port, { method: 'HEAD', path: '/api/events', headers: { cookie } });
+    assert.equal(head.status, 404, 'HEAD opens no stream');
   });
 
   it('answers 401 (or an unrouted 404) to every spelling of every protected route without login', async () => {
