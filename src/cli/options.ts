@@ -13,6 +13,8 @@ import { checkPincode } from '../homekit/pincode.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
 import { REGISTRATION_POLICIES, type RegistrationPolicy } from '../security/registration.js';
 import { readBrokerCredentials } from '../store/broker-credentials.js';
+import { OTA_MAX_FILE_SIZE_DEFAULT, OTA_MAX_FILE_SIZE_RANGE, parseSize } from '../ota/file-size.js';
+import { canonicalHost } from '../web/allowed-hosts.js';
 
 export const CONFIG_FILE = 'config.json';
 
@@ -26,6 +28,25 @@ const duration = z.coerce.string().transform((v, ctx) => {
   }
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 's'];
   return Number(match[1]) * unit!;
+});
+/** `a,b` (flag, variable) or `["a", "b"]` (config file): host names or addresses. */
+const hostList = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
+  const names = (Array.isArray(v) ? v : v.split(',')).map((n) => n.trim()).filter((n) => n !== '');
+  const canonical = names.map(canonicalHost);
+  if (names.length > 100 || canonical.some((n) => n === undefined)) {
+    ctx.addIssue({ code: 'custom', message: 'bad host name' });
+    return z.NEVER;
+  }
+  return canonical as string[];
+});
+/** `512k`, `16M`, `16MiB` or a number of bytes, within the OTA cap's range. */
+export const otaFileSize = z.coerce.string().transform((v, ctx) => {
+  const bytes = parseSize(v);
+  if (bytes === undefined || bytes < OTA_MAX_FILE_SIZE_RANGE.min || bytes > OTA_MAX_FILE_SIZE_RANGE.max) {
+    ctx.addIssue({ code: 'custom', message: 'bad size' });
+    return z.NEVER;
+  }
+  return bytes;
 });
 
 interface OptionSpec {
@@ -49,6 +70,8 @@ export const START_OPTIONS = {
   hapHost: { flag: '--hap-host', env: 'MQTTKIT_HAP_HOST', allowed: 'an IP address to serve HomeKit on (default: all)', schema: z.string().refine((v) => isIP(v) !== 0) },
   httpPort: { flag: '--http-port', env: 'MQTTKIT_HTTP_PORT', allowed: 'a port number 0-65535 for the dashboard and API (-1: none)', schema: z.coerce.number().int().min(-1).max(65535), fallback: 8581 },
   httpHost: { flag: '--http-host', env: 'MQTTKIT_HTTP_HOST', allowed: 'the address the dashboard listens on', schema: host, fallback: '0.0.0.0' },
+  httpAllowedHosts: { flag: '--http-allowed-hosts', env: 'MQTTKIT_HTTP_ALLOWED_HOSTS', allowed: "more names the dashboard answers to, comma-separated, e.g. hub.example.com,nas.lan (its addresses, localhost, the machine's name and <name>.local always work)", schema: hostList },
+  otaMaxFileSize: { flag: '--ota-max-file-size', env: 'MQTTKIT_OTA_MAX_FILE_SIZE', allowed: 'a size from 4KiB to 256MiB such as 512k, 16M or 16MiB: the largest file an OTA update sends', schema: otaFileSize, fallback: OTA_MAX_FILE_SIZE_DEFAULT },
   historyRetention: { flag: '--history-retention', env: 'MQTTKIT_HISTORY_RETENTION', allowed: 'a duration such as 30d: how long value history is kept', schema: duration, fallback: '30d' },
   pincode: { flag: '--pincode', env: 'MQTTKIT_PINCODE', allowed: 'a setup code like 123-45-654', schema: z.string().refine((v) => checkPincode(v).ok) },
   bridgeName: { flag: '--bridge-name', env: 'MQTTKIT_BRIDGE_NAME', allowed: 'a name of 2-64 letters, digits and spaces', schema: z.string().regex(/^[\p{L}\p{N}][\p{L}\p{N} ']{0,62}[\p{L}\p{N}]$/u), fallback: 'mqttkit' },
@@ -115,6 +138,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     httpPort: number; pincode?: string; bridgeName: string; logLevel: LogLevel; deviceTtl: number; confirmTimeout: number;
     registration: RegistrationPolicy; mqttsPort?: number; tlsCert?: string; tlsKey?: string; authMaxDelay: number;
     otaHost?: string; otaRebootTimeout: number; httpHost: string; historyRetention: number;
+    httpAllowedHosts?: string[]; otaMaxFileSize: number;
   };
   const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
   if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
@@ -142,6 +166,8 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       hapHost: v.hapHost,
       httpPort: v.httpPort,
       httpHost: v.httpHost,
+      httpAllowedHosts: v.httpAllowedHosts ?? [],
+      otaMaxFileSize: v.otaMaxFileSize,
       historyRetentionMs: v.historyRetention,
       pincode: v.pincode,
       bridgeName: v.bridgeName,
@@ -174,4 +200,18 @@ function readConfigFile(dataDir: string): Record<string, unknown> {
     }
   }
   return parsed as Record<string, unknown>;
+}
+
+/**
+ * One start option for a command other than `start` (e.g. the OTA cap for `mqttkit ota push`), with
+ * the same precedence: the command's flag, the variable, the data dir's config.json, the default.
+ */
+export function resolveStartOption<T>(name: StartOptionName, flag: string | undefined, dataDir: string, env: NodeJS.ProcessEnv = process.env): T | undefined {
+  const spec: OptionSpec = START_OPTIONS[name];
+  const fromFile = flag === undefined && !env[spec.env] ? readConfigFile(dataDir)[name] : undefined;
+  const [raw, source] = flag !== undefined ? [flag, spec.flag] : env[spec.env] ? [env[spec.env], spec.env] : fromFile !== undefined ? [fromFile, `${CONFIG_FILE} "${name}"`] : [spec.fallback, 'default'];
+  if (raw === undefined) return undefined;
+  const parsed = spec.schema.safeParse(raw);
+  if (!parsed.success) throw new OptionError(`${source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`}: '${String(raw)}' is not valid; expected ${spec.allowed}`);
+  return parsed.data as T;
 }

@@ -2,16 +2,20 @@
  * `mqttkit ota push|sync|firmware|jobs|rollout`: queue OTA jobs for the running hub (through the data
  * dir's database, where they survive restarts) and follow them to the end.
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { relative, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
+import { fileSizeProblem } from '../ota/file-size.js';
 import { readManifest } from '../ota/manifest.js';
 import { devicePathProblem } from '../ota/protocol.js';
 import { FINISHED, OtaStore, type Job } from '../store/ota-store.js';
+import { OptionError, resolveStartOption } from './options.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, wholeNumber, type Workspace, type WorkspaceFlags } from './workspace.js';
 
-type Flags = WorkspaceFlags & { json?: boolean; as?: string; reboot?: boolean; devices?: string; canary?: string; concurrency?: string; resume?: boolean; wait?: boolean };
+type Flags = WorkspaceFlags & { json?: boolean; as?: string; reboot?: boolean; devices?: string; canary?: string; concurrency?: string; resume?: boolean; wait?: boolean; otaMaxFileSize?: string };
+
+const SIZE_OPTION = ['--ota-max-file-size <SIZE>', 'the largest file to send, e.g. 512k or 32M (default: as the hub: config.json or 16MiB) [MQTTKIT_OTA_MAX_FILE_SIZE]'] as const;
 
 export function registerOta(program: Command): void {
   const ota = program
@@ -34,6 +38,7 @@ A job for a sleeping or offline device waits (across hub restarts) until the dev
   addWorkspaceOptions(ota.command('push <device> <file>').description('send one file (the device commits it and reboots)'))
     .option('--as <PATH>', 'the path on the device (default: the file name)')
     .option('--no-reboot', 'commit without rebooting')
+    .option(...SIZE_OPTION)
     .option('--no-wait', 'queue the job and return')
     .option('--json', 'print the finished job as JSON')
     .action(
@@ -41,6 +46,7 @@ A job for a sleeping or offline device waits (across hub restarts) until the dev
         withHub(flags, async (ws, store) => {
           const local = resolve(file);
           if (!existsSync(local)) throw new CliError(`${file} does not exist`, 2);
+          checkSize(file, flags, ws);
           const as = flags.as ?? local.split('/').pop()!;
           const problem = devicePathProblem(as);
           if (problem) throw new CliError(`--as: ${problem}`, 2);
@@ -50,24 +56,27 @@ A job for a sleeping or offline device waits (across hub restarts) until the dev
     );
 
   addWorkspaceOptions(ota.command('sync <device> <manifest>').description('send the files that differ from the manifest, commit, reboot, verify'))
+    .option(...SIZE_OPTION)
     .option('--no-wait', 'queue the job and return')
     .option('--json', 'print the finished job as JSON')
     .action(
       action((device: string, manifest: string, flags: Flags) =>
         withHub(flags, async (ws, store) => {
-          readManifestOrFail(manifest);
+          readManifestOrFail(manifest, flags, ws);
           await follow(store, store.addJob('sync', known(ws, device), { manifest: resolve(manifest) }), flags);
         }),
       ),
     );
 
   addWorkspaceOptions(ota.command('firmware <device> <image>').description('write firmware to the spare partition; confirm it only if the device comes back on it'))
+    .option(...SIZE_OPTION)
     .option('--no-wait', 'queue the job and return')
     .option('--json', 'print the finished job as JSON')
     .action(
       action((device: string, image: string, flags: Flags) =>
         withHub(flags, async (ws, store) => {
           if (!existsSync(resolve(image))) throw new CliError(`${image} does not exist`, 2);
+          checkSize(image, flags, ws);
           await follow(store, store.addJob('firmware', known(ws, device), { image: resolve(image) }), flags);
         }),
       ),
@@ -94,6 +103,7 @@ A job for a sleeping or offline device waits (across hub restarts) until the dev
     .option('--canary <N>', 'devices updated (and verified) first', '1')
     .option('--concurrency <K>', 'devices updated at once after the canaries', '2')
     .option('--resume', 'continue the last rollout (after a failure is fixed, or to follow it again)')
+    .option(...SIZE_OPTION)
     .option('--json', 'print the result as JSON')
     .action(
       action((manifest: string | undefined, flags: Flags) =>
@@ -106,7 +116,7 @@ A job for a sleeping or offline device waits (across hub restarts) until the dev
             ws.db.prepare("UPDATE rollouts SET state = 'running', message = NULL WHERE id = ?").run(id);
           } else {
             if (!manifest || !flags.devices) throw new CliError('give a manifest and --devices (or --resume)', 2);
-            readManifestOrFail(manifest);
+            readManifestOrFail(manifest, flags, ws);
             const devices = match(ws, flags.devices);
             if (devices.length === 0) throw new CliError(`no device matches '${flags.devices}'`);
             const canary = wholeNumber(flags.canary ?? '1', '--canary', 0);
@@ -142,12 +152,27 @@ function match(ws: Workspace, pattern: string): string[] {
   return ids.filter((id) => regex.test(id));
 }
 
-function readManifestOrFail(file: string): void {
+function readManifestOrFail(file: string, flags: Flags, ws: Workspace): void {
+  let entries;
   try {
-    readManifest(file);
+    entries = readManifest(file);
   } catch (error) {
     throw new CliError((error as Error).message, 2);
   }
+  for (const entry of entries) checkSize(relative(process.cwd(), entry.local) || entry.local, flags, ws, `${file}: `);
+}
+
+/** [A-6] The OTA cap, checked on the file's size before anything reads it. */
+function checkSize(file: string, flags: Flags, ws: Workspace, prefix = ''): void {
+  let limit: number;
+  try {
+    limit = resolveStartOption<number>('otaMaxFileSize', flags.otaMaxFileSize, ws.dataDir)!;
+  } catch (error) {
+    if (error instanceof OptionError) throw new CliError(error.message, 2);
+    throw error;
+  }
+  const problem = fileSizeProblem(file, statSync(resolve(file)).size, limit);
+  if (problem) throw new CliError(`${prefix}${problem}`, 2);
 }
 
 

@@ -43,6 +43,10 @@ export interface HubOptions {
   /** The dashboard and API; -1 turns them off. */
   httpPort: number;
   httpHost: string;
+  /** More Host names the dashboard answers to (docs/api.md ). */
+  httpAllowedHosts?: readonly string[] | undefined;
+  /** The largest OTA file, in bytes (docs/api.md ). */
+  otaMaxFileSize?: number | undefined;
   historyRetentionMs: number;
   /** Overrides (and replaces) the stored setup code; one is generated on first start otherwise. */
   pincode?: string | undefined;
@@ -167,6 +171,8 @@ export class Hub {
           dataDir: options.dataDir,
           log: log.child({ part: 'web' }),
           counters,
+          allowedHosts: options.httpAllowedHosts,
+          otaMaxFileSize: options.otaMaxFileSize,
           removeDevice: (id) => {
             accounts.remove(id);
             registry.remove(id, 'removed from the dashboard');

@@ -1,7 +1,9 @@
 /**
  * The web feature: a JSON API (docs/api.md), a live event stream (Server-Sent Events), and the
  * dashboard's static files. Everything but the login page and static assets needs a session cookie
- * or an API token; state changes from a browser must come from the dashboard's own origin.
+ * or an API token; state changes from a browser must come from the dashboard's own origin. Those
+ * rules live in one hook (guard.ts) that runs for every matched route; a route opts out of the login
+ * requirement only where it is registered (`config: { public: true }`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -9,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import fastifyCookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import QRCode from 'qrcode';
 import { z } from 'zod';
 import type { EventBus } from '../core/events.js';
@@ -24,8 +26,11 @@ import { hashPassword, verifyPassword } from '../security/password-hash.js';
 import type { RegistrationPolicy } from '../security/registration.js';
 import type { AccountStore } from '../store/account-store.js';
 import type { HistoryStore } from '../store/history-store.js';
+import { base64Length, fileSizeProblem, formatSize, KIB, MIB } from '../ota/file-size.js';
 import type { OtaStore } from '../store/ota-store.js';
 import type { WebStore } from '../store/web-store.js';
+import { HostAllowlist } from './allowed-hosts.js';
+import { guard, SESSION_COOKIE } from './guard.js';
 import { deviceView } from './views.js';
 
 export interface WebDeps {
@@ -45,45 +50,94 @@ export interface WebDeps {
   removeDevice: (id: string) => void;
   /** Message counters of the MQTT side. */
   counters: () => { received: number; applied: number; refused: number };
+  /** [A-5] Host names the API answers to besides the hub's own (`--http-allowed-hosts`). */
+  allowedHosts?: readonly string[];
+  /** [A-6] The largest file an OTA upload may carry (`--ota-max-file-size`), in bytes. */
+  otaMaxFileSize?: number;
 }
 
-const COOKIE = 'mqttkit_session';
+const COOKIE = SESSION_COOKIE;
 const PUBLIC = join(dirname(fileURLToPath(import.meta.url)), '../../../src/web/public');
 const UPLOT = join(dirname(fileURLToPath(import.meta.url)), '../../../node_modules/uplot/dist');
 
+// [A-6] Every field is bounded before any work is done on it; messages never echo the input.
+/** The shape of an id, to look one up (the rules for new ids are the registry's). */
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+const deviceId = z.string().min(1, 'required').regex(ID, 'not a device id (1-64 letters, digits, _ or -)');
+const name = z.string().min(1, 'required').max(64, 'at most 64 characters');
 const credentials = z.object({
   username: z.string().min(1, 'required').max(64).refine((v) => !accountNameProblem(v), 'use 1-64 letters, digits, _ or -'),
   password: z.string().min(10, 'at least 10 characters').max(200),
 });
-const setBody = z.object({ service: z.string().min(1), index: z.number().int().min(0).max(99).default(0), characteristic: z.string().min(1), value: z.union([z.boolean(), z.number(), z.string()]) });
+const setBody = z.object({ service: name, index: z.number().int().min(0).max(99).default(0), characteristic: name, value: z.union([z.boolean(), z.number(), z.string().max(8192)]) });
 const commandBody = z.object({ command: z.string().min(1).max(200) });
-const upload = z.object({ path: z.string().min(1).max(200), content: z.string().max(16 * 1024 * 1024) });
-const syncBody = z.object({ device: z.string().min(1), files: z.array(upload).min(1).max(100) });
-const pushBody = z.object({ device: z.string().min(1), file: upload, reboot: z.boolean().default(true) });
-const firmwareBody = z.object({ device: z.string().min(1), image: z.string().min(1) });
+const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64');
+const upload = z.object({ path: z.string().min(1).max(200), content: base64 });
+const syncBody = z.object({ device: deviceId, files: z.array(upload).min(1).max(100) });
+const pushBody = z.object({ device: deviceId, file: upload, reboot: z.boolean().default(true) });
+const firmwareBody = z.object({ device: deviceId, image: base64.min(1, 'required') });
+const idParams = z.object({ id: deviceId });
+const logsQuery = z.object({ after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional() });
+/** Milliseconds since the epoch, within the range a Date holds. */
+const instant = z.coerce.number().int().min(0).max(8.64e15);
+
+/** [A-6] Request bodies: small unless the route says otherwise. */
+const BODY_LIMIT = 16 * KIB;
+const LOGIN_BODY_LIMIT = 4 * KIB;
+/** Room for the JSON around an upload's base64 text (device id, paths, keys). */
+const UPLOAD_OVERHEAD = 4 * KIB;
+/** Live event streams one user (or token) may hold open at once (a tab holds one). */
+export const MAX_STREAMS_PER_USER = 20;
+/** Unsent event bytes a stream may queue before the hub drops the reader. */
+const STREAM_BACKLOG = 1 * MIB;
 
 export class WebServer {
   readonly #app: FastifyInstance;
   readonly #throttle = new AuthThrottle({ baseDelayMs: 200, maxDelayMs: 5000, forgetAfterMs: 15 * 60_000 });
+  readonly #routeList: RouteOptions[] = [];
+  readonly #streams = new Map<string, number>();
+  readonly #otaMax: number;
   port = 0;
 
   constructor(private readonly deps: WebDeps) {
-    this.#app = Fastify({ logger: false, bodyLimit: 24 * 1024 * 1024 });
+    this.#otaMax = deps.otaMaxFileSize ?? 16 * MIB;
+    // A body must arrive within the request timeout: a client trickling bytes cannot hold a request open.
+    this.#app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, requestTimeout: 120_000 });
+  }
+
+  /** Every route the server has (method, path pattern, whether it is public): what the route-walking test covers. */
+  get routes(): Array<{ method: string; url: string; public: boolean }> {
+    return this.#routeList.flatMap((r) => [r.method].flat().map((method) => ({ method, url: r.url, public: r.config?.public === true })));
   }
 
   async start(host: string, port: number): Promise<number> {
     const app = this.#app;
+    app.addHook('onRoute', (route: RouteOptions) => {
+      this.#routeList.push(route);
+    });
+    app.decorateRequest('auth', null);
     await app.register(fastifyCookie);
-    await app.register(fastifyStatic, { root: PUBLIC, prefix: '/', index: 'index.html' });
-    await app.register(fastifyStatic, { root: UPLOT, prefix: '/vendor/uplot/', decorateReply: false });
-    app.addHook('onRequest', (request, reply, done) => this.#guard(request, reply, done));
-    app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => {
-      if (error instanceof z.ZodError) return reply.code(400).send({ error: error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') });
+    // [A-4] one check for every matched route (and for requests that match none).
+    app.addHook('onRequest', guard({ web: this.deps.web, hosts: new HostAllowlist(host, this.deps.allowedHosts ?? []) }));
+    await app.register(async (assets) => {
+      // The dashboard's files are public: the login page is one of them.
+      assets.addHook('onRoute', (route: RouteOptions) => void (route.config = { ...route.config, public: true }));
+      await assets.register(fastifyStatic, { root: PUBLIC, prefix: '/', index: 'index.html' });
+      await assets.register(fastifyStatic, { root: UPLOT, prefix: '/vendor/uplot/', decorateReply: false });
+    });
+    app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+      if (error instanceof z.ZodError) return reply.code(400).send({ error: error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ').slice(0, 1000) });
+      if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: tooLarge(request) });
       const status = error.statusCode ?? 500;
       if (status >= 500) this.deps.log.error({ err: error }, 'API error');
-      return reply.code(status).send({ error: status >= 500 ? 'internal error (see the hub log)' : error.message });
+      return reply.code(status).send({ error: status >= 500 ? 'internal error (see the hub log)' : error.message.slice(0, 300) });
     });
     this.#routes(app);
+    // Anything else under /api is a JSON 404, behind the same check (a stranger learns nothing).
+    app.all('/api', async (request, reply) => reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }));
+    app.all('/api/*', async (request, reply) => reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }));
+    await app.ready();
+    this.deps.log.debug({ routes: this.routes }, 'web routes');
     await app.listen({ host, port });
     const address = app.server.address();
     this.port = typeof address === 'object' && address ? address.port : port;
@@ -94,54 +148,44 @@ export class WebServer {
     await this.#app.close();
   }
 
-  /** [A-1] sessions and tokens; [A-2] same-origin state changes. */
-  #guard(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
-    const url = request.url.split('?')[0]!;
-    if (!url.startsWith('/api/')) return done();
-    const open = ['/api/session', '/api/setup', '/api/login'].includes(url);
-    const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
-    const cookie = request.cookies[COOKIE];
-    const user = bearer ? this.deps.web.tokenName(bearer) : cookie ? this.deps.web.sessionUser(cookie) : undefined;
-    (request as FastifyRequest & { user?: string }).user = user;
-    if (!open && !user) {
-      void reply.code(401).send({ error: bearer ? 'invalid API token' : 'log in first (or send an API token: Authorization: Bearer …)' });
-      return;
-    }
-    if (!bearer && !['GET', 'HEAD', 'OPTIONS'].includes(request.method)) {
-      const origin = request.headers.origin;
-      const expected = `${request.protocol}://${request.headers.host}`;
-      if (origin !== expected) {
-        void reply.code(403).send({ error: `cross-origin request refused (origin ${origin ?? 'missing'}, expected ${expected})` });
-        return;
-      }
-    }
-    done();
-  }
-
   #routes(app: FastifyInstance): void {
     const d = this.deps;
     const device = (id: string) => {
+      if (!ID.test(id)) throw Object.assign(new Error('not a device id (1-64 letters, digits, _ or -)'), { statusCode: 400 });
       const found = d.registry.get(id);
       if (!found) throw Object.assign(new Error(`no device ${id}`), { statusCode: 404 });
       return found;
     };
+    const login = { bodyLimit: LOGIN_BODY_LIMIT, config: { public: true } };
+    const max = this.#otaMax;
+    const upload = { bodyLimit: base64Length(max) + UPLOAD_OVERHEAD, config: { tooLarge: `files up to the OTA limit of ${formatSize(max)}, base64-encoded (--ota-max-file-size)` } };
+    /** [A-6] checks the decoded size from the base64 length, before decoding it. */
+    const fits = (label: string, content: string) => {
+      const problem = fileSizeProblem(label, Buffer.byteLength(content, 'base64'), max);
+      if (problem) throw Object.assign(new Error(problem), { statusCode: 413 });
+    };
 
-    app.get('/api/session', async (request) => ({ setupNeeded: !d.web.hasUsers(), user: (request as FastifyRequest & { user?: string }).user ?? null }));
+    app.get('/api/session', { config: { public: true } }, async (request) => ({ setupNeeded: !d.web.hasUsers(), user: request.auth?.user ?? null }));
 
-    app.post('/api/setup', async (request, reply) => {
+    app.post('/api/setup', login, async (request, reply) => {
       if (d.web.hasUsers()) return reply.code(409).send({ error: 'the admin account exists already: log in' });
       const body = credentials.parse(request.body);
-      d.web.addUser(body.username, await hashPassword(body.password));
+      const secret = await hashPassword(body.password);
+      // Two first-run setups racing: only the first to finish hashing creates the admin.
+      if (d.web.hasUsers()) return reply.code(409).send({ error: 'the admin account exists already: log in' });
+      d.web.addUser(body.username, secret);
       d.log.info({ user: body.username }, 'dashboard admin account created');
       return this.#login(reply, body.username);
     });
 
-    app.post('/api/login', async (request, reply) => {
-      const body = credentials.pick({ username: true }).extend({ password: z.string().min(1, 'required') }).parse(request.body);
+    app.post('/api/login', login, async (request, reply) => {
+      const body = credentials.pick({ username: true }).extend({ password: z.string().min(1, 'required').max(1024) }).parse(request.body);
       let ok = false;
       await this.#throttle.run([`web:${body.username}`], async () => {
         const user = d.web.user(body.username);
-        ok = user !== undefined && (await verifyPassword(body.password, user.secret));
+        // An unknown name costs the same scrypt work as a known one: timing does not tell which exist.
+        const checked = await verifyPassword(body.password, user?.secret ?? (await this.#decoy()));
+        ok = user !== undefined && checked;
         return ok;
       }, [`address:${request.ip}`]);
       if (!ok) {
@@ -151,7 +195,7 @@ export class WebServer {
       return this.#login(reply, body.username);
     });
 
-    app.post('/api/logout', async (request, reply) => {
+    app.post('/api/logout', { bodyLimit: LOGIN_BODY_LIMIT }, async (request, reply) => {
       const cookie = request.cookies[COOKIE];
       if (cookie) d.web.endSession(cookie);
       return reply.clearCookie(COOKIE, { path: '/' }).send({ ok: true });
@@ -183,7 +227,11 @@ export class WebServer {
       }
     });
 
-    app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/api/devices/:id/logs', async (request) => d.ota.logsAfter(request.params.id, Number(request.query.after ?? 0) || Math.max(0, d.ota.lastLogId(request.params.id) - 100)));
+    app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/api/devices/:id/logs', async (request) => {
+      const { id } = idParams.parse(request.params);
+      const { after } = logsQuery.parse(request.query);
+      return d.ota.logsAfter(id, after || Math.max(0, d.ota.lastLogId(id) - 100));
+    });
 
     app.get('/api/pairing', async () => {
       const bridges = d.bridges();
@@ -200,12 +248,14 @@ export class WebServer {
       accounts: d.accounts.list().filter((a) => a.role === 'device').map((a) => ({ id: a.name, status: a.status, passwordSet: a.secret !== null, lastLogin: a.lastLoginAt, address: a.lastAddress })),
     }));
     app.post<{ Params: { id: string } }>('/api/registration/:id/approve', async (request, reply) => {
+      idParams.parse(request.params);
       const account = d.accounts.get(request.params.id);
       if (account?.status !== 'pending') return reply.code(404).send({ error: `${request.params.id} does not wait for approval` });
       d.accounts.setStatus(request.params.id, 'active');
       return { approved: request.params.id };
     });
     app.post<{ Params: { id: string } }>('/api/registration/:id/reset', async (request, reply) => {
+      idParams.parse(request.params);
       if (!d.accounts.get(request.params.id)) return reply.code(404).send({ error: `no device account ${request.params.id}` });
       d.accounts.setSecret(request.params.id, null);
       d.accounts.request('disconnect', request.params.id);
@@ -213,9 +263,12 @@ export class WebServer {
     });
 
     app.get('/api/ota/jobs', async () => d.ota.jobs(100));
-    app.post('/api/ota/sync', async (request) => {
+    app.post('/api/ota/sync', upload, async (request) => {
       const body = syncBody.parse(request.body);
       device(body.device);
+      for (const f of body.files) fits(f.path, f.content);
+      const total = body.files.reduce((n, f) => n + Buffer.byteLength(f.content, 'base64'), 0);
+      if (total > max) throw Object.assign(new Error(`the files are ${formatSize(total)} together, over the OTA limit of ${formatSize(max)} for one sync (--ota-max-file-size)`), { statusCode: 413 });
       const dir = this.#uploadDir();
       const files: Record<string, string> = {};
       for (const f of body.files) {
@@ -229,18 +282,20 @@ export class WebServer {
       writeFileSync(manifest, JSON.stringify({ files }));
       return { job: d.ota.addJob('sync', body.device, { manifest }) };
     });
-    app.post('/api/ota/push', async (request) => {
+    app.post('/api/ota/push', upload, async (request) => {
       const body = pushBody.parse(request.body);
       device(body.device);
+      fits(body.file.path, body.file.content);
       const problem = devicePathProblem(body.file.path);
       if (problem) throw Object.assign(new Error(problem), { statusCode: 400 });
       const local = join(this.#uploadDir(), 'file.bin');
       writeFileSync(local, Buffer.from(body.file.content, 'base64'));
       return { job: d.ota.addJob('push', body.device, { file: local, as: body.file.path, reboot: body.reboot }) };
     });
-    app.post('/api/ota/firmware', async (request) => {
+    app.post('/api/ota/firmware', upload, async (request) => {
       const body = firmwareBody.parse(request.body);
       device(body.device);
+      fits('the firmware image', body.image);
       const local = join(this.#uploadDir(), 'firmware.bin');
       writeFileSync(local, Buffer.from(body.image, 'base64'));
       return { job: d.ota.addJob('firmware', body.device, { image: local }) };
@@ -249,12 +304,12 @@ export class WebServer {
     app.get<{ Querystring: Record<string, string | undefined> }>('/api/history', async (request) => {
       const q = z
         .object({
-          device: z.string().min(1),
-          service: z.string().min(1),
-          index: z.coerce.number().int().min(0).default(0),
-          characteristic: z.string().min(1),
-          from: z.coerce.number().optional(),
-          to: z.coerce.number().optional(),
+          device: deviceId,
+          service: name,
+          index: z.coerce.number().int().min(0).max(99).default(0),
+          characteristic: name,
+          from: instant.optional(),
+          to: instant.optional(),
           points: z.coerce.number().int().min(2).max(5000).default(500),
         })
         .parse(request.query);
@@ -277,12 +332,18 @@ export class WebServer {
       };
     });
 
-    app.get('/api/events', (request, reply) => this.#events(request, reply));
+    // No HEAD twin: a stream answered to HEAD would never end.
+    app.get('/api/events', { exposeHeadRoute: false }, (request, reply) => this.#events(request, reply));
   }
 
   #login(reply: FastifyReply, user: string) {
     const token = this.deps.web.createSession(user);
     return reply.setCookie(COOKIE, token, { httpOnly: true, sameSite: 'strict', path: '/', maxAge: 30 * 24 * 3600 }).send({ user });
+  }
+
+  #decoySecret: Promise<string> | undefined;
+  #decoy(): Promise<string> {
+    return (this.#decoySecret ??= hashPassword(randomUUID()));
   }
 
   #uploadDir(): string {
@@ -294,10 +355,24 @@ export class WebServer {
   /** [A-3] Server-Sent Events: device changes as they happen, OTA job progress and device logs. */
   #events(request: FastifyRequest, reply: FastifyReply): void {
     const d = this.deps;
+    const auth = request.auth!; // the guard let only holders of a session or token get here
+    const open = this.#streams.get(auth.key) ?? 0;
+    if (open >= MAX_STREAMS_PER_USER) {
+      void reply.code(429).send({ error: `${auth.user} has ${open} live event streams open, the most one user may hold: close other dashboard tabs or scripts` });
+      return;
+    }
+    this.#streams.set(auth.key, open + 1);
     reply.hijack();
     const out = reply.raw;
     out.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    const send = (event: string, data: unknown) => out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    let closed = false;
+    const write = (text: string) => {
+      if (closed || out.writableEnded || out.destroyed) return;
+      // A client that stops reading is dropped instead of buffered without end (EventSource reconnects).
+      if (out.writableLength > STREAM_BACKLOG) out.destroy();
+      else out.write(text);
+    };
+    const send = (event: string, data: unknown) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     const changed = new Set<string>();
     const queue = (id: string) => changed.add(id);
     const offs = [
@@ -319,12 +394,33 @@ export class WebServer {
       const now = JSON.stringify(d.ota.jobs(20));
       if (now !== jobs) send('jobs', JSON.parse(now));
       jobs = now;
-      if (++ticks % 60 === 0) out.write(': keep-alive\n\n');
+      if (++ticks % 60 === 0) write(': keep-alive\n\n');
+      // A stream lasts only as long as its session or token: logging out or revoking ends it.
+      if (ticks % 20 === 0 && !auth.valid()) {
+        out.end();
+        close();
+      }
     }, 250);
-    send('hello', { devices: d.registry.size });
-    request.raw.on('close', () => {
+    const close = () => {
+      if (closed) return;
+      closed = true;
       clearInterval(timer);
       offs.forEach((off) => off());
-    });
+      const left = (this.#streams.get(auth.key) ?? 1) - 1;
+      if (left > 0) this.#streams.set(auth.key, left);
+      else this.#streams.delete(auth.key);
+    };
+    out.once('close', close);
+    out.on('error', () => {}); // a reset connection is the reader leaving; 'close' follows
+    send('hello', { devices: d.registry.size });
   }
+}
+
+/** [A-6] The 413 answer: the route's limit, and for uploads what it is made of. */
+function tooLarge(request: FastifyRequest): string {
+  const route = `${request.method} ${request.routeOptions.url ?? request.url.slice(0, 100)}`;
+  const length = Number(request.headers['content-length']);
+  const size = Number.isFinite(length) && length > 0 ? ` (${formatSize(length)})` : '';
+  const hint = request.routeOptions.config.tooLarge;
+  return `the request body${size} is over the limit of ${formatSize(request.routeOptions.bodyLimit)} for ${route}${hint ? `: ${hint}` : ''}`;
 }
