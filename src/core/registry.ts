@@ -40,8 +40,8 @@ export interface RestoreOptions {
 export interface RestoreOutcome {
   /** Stored records the hub cannot use: held aside, untouched, until their device is removed. */
   held: Array<{ id: string; problem: string }>;
-  /** Restored devices the presence rules took offline: worth saving. */
-  changed: DeviceRecord[];
+  /** Restored devices the presence rules took offline (in memory: a record is saved when its device speaks). */
+  changed: string[];
 }
 
 interface PendingWrite {
@@ -83,7 +83,7 @@ export class DeviceRegistry {
       this.#devices.set(device.id, device);
       if (device.state === 'online' && (options.noneConnected || this.#overdue(device))) {
         device.state = 'offline';
-        outcome.changed.push(device);
+        outcome.changed.push(device.id);
       }
     }
     return outcome;

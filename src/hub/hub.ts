@@ -100,9 +100,8 @@ export class Hub {
       const restored = registry.restore(store.loadDevices((id, problem) => damaged.push({ id, problem })), { noneConnected: options.mqtt.kind === 'embedded' });
       for (const { id, problem } of damaged) registry.hold(id, problem);
       for (const { id, problem } of [...damaged, ...restored.held]) {
-        log.error({ device: id, problem }, `device ${id} left out: its stored record cannot be used (${problem}); kept untouched: remove the device to start it afresh`);
+        log.error({ device: id, problem }, `device ${id} left out: its stored record cannot be used (${problem}); kept untouched: remove it (mqttkit device remove ${id}) to start it afresh`);
       }
-      if (restored.changed.length > 0) store.saveDevices(restored.changed);
       stops.push(() => registry.close());
       stops.push(logActivity(bus, log));
 
