@@ -263,7 +263,7 @@ class Device:
     def _keepalive(self):
         now = port.ticks_ms()
         keepalive = self.config['keepalive']
-        if port.ticks_diff(now, self.last_ping) > keepalive * 500:
+        if keepalive > 0 and port.ticks_diff(now, self.last_ping) > keepalive * 500:
             self.client.ping()
             self.last_ping = now
         # [P-20] the heartbeat: nothing said for a keepalive period, so say the keepalive again
