@@ -102,11 +102,6 @@ export class HomeKitBridges {
     }));
   }
 
-  /** Devices left out of HomeKit because their accessory could not be built, with the reason. */
-  problems(): Array<{ deviceId: string; error: string }> {
-    return [...this.#problems].map(([deviceId, error]) => ({ deviceId, error }));
-  }
-
   #listen(): void {
     const on = this.#unsubscribe;
     on.push(
