@@ -21,6 +21,8 @@ export interface VirtualDeviceOptions {
 }
 
 const VERSION = '0.1.0-sim';
+/** MQTT keepalive, also promised to the hub as `$keepalive` [P-20]: the simulator behaves like the library. */
+const KEEPALIVE_S = 60;
 
 export class VirtualDevice {
   readonly kind: Kind;
@@ -28,6 +30,9 @@ export class VirtualDevice {
   readonly #random: () => number;
   #client: MqttClient | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  /** When it last published under HomeKit/<id>/ (what the hub hears of it). */
+  #lastSaid = Date.now();
   #stopped = false;
   readonly #startedAt = Date.now();
   /** `published` counts device topics (HomeKit/…), `answers` the replies to commands (stat/…). */
@@ -56,6 +61,7 @@ export class VirtualDevice {
       protocolVersion: 4,
       reconnectPeriod: 2000,
       connectTimeout: 15_000,
+      keepalive: KEEPALIVE_S,
       will: { topic: `${base}/$state`, payload: Buffer.from('offline'), qos: 1, retain: true },
     });
     this.#client = client;
@@ -66,11 +72,17 @@ export class VirtualDevice {
     await client.subscribeAsync([`${base}/+/+/set`, `cmnd/${id}/OTA`], { qos: 1 });
     await this.#announce();
     this.#schedule();
+    // [P-20] the heartbeat: a keepalive period without a word, so say the keepalive again
+    this.#heartbeat = setInterval(() => {
+      if (Date.now() - this.#lastSaid >= KEEPALIVE_S * 1000) void this.#publish(`${base}/$keepalive`, String(KEEPALIVE_S), false).catch(() => {});
+    }, 1000);
+    this.#heartbeat.unref();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#heartbeat);
     const client = this.#client;
     if (!client) return;
     if (client.connected) await client.publishAsync(`HomeKit/${this.id}/$state`, 'offline', { qos: 1, retain: true }).catch(() => {});
@@ -87,6 +99,7 @@ export class VirtualDevice {
       ['$state', 'online'],
     ];
     for (const [field, value] of meta) await this.#publish(`${base}/${field}`, value, true);
+    await this.#publish(`${base}/$keepalive`, String(KEEPALIVE_S), false);
     await this.#report();
   }
 
@@ -133,7 +146,10 @@ export class VirtualDevice {
   async #publish(topic: string, payload: string, retain: boolean): Promise<void> {
     if (!this.#client?.connected) return;
     await this.#client.publishAsync(topic, payload, { qos: 1, retain });
-    if (topic.startsWith('HomeKit/')) this.stats.published++;
+    if (topic.startsWith('HomeKit/')) {
+      this.stats.published++;
+      this.#lastSaid = Date.now();
+    }
     else this.stats.answers++;
   }
 

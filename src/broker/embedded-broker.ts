@@ -38,6 +38,8 @@ export interface EmbeddedBrokerOptions {
   /** Who may connect; every client must authenticate. */
   registration: Registration;
   tls?: TlsListenerOptions | undefined;
+  /** A device's own connection closed (clean DISCONNECT included); admins and the hub itself are no devices. */
+  onDeviceGone?: (deviceId: string) => void;
 }
 
 export class EmbeddedBroker {
@@ -104,7 +106,11 @@ export class EmbeddedBroker {
         callback(null);
       },
     });
-    aedes.on('clientDisconnect', (client: Client) => limiter.forget(client.id));
+    aedes.on('clientDisconnect', (client: Client) => {
+      limiter.forget(client.id);
+      // [P-19] aedes emits this for every authenticated client's close; client id = device id [S-1].
+      if (roles.get(client) === 'device') options.onDeviceGone?.(client.id);
+    });
     aedes.on('clientError', (client: Client, error: Error) => log.debug({ client: client.id, err: error.message }, 'MQTT client error'));
     aedes.on('connectionError', (client: Client, error: Error) => log.debug({ client: client?.id, err: error.message }, 'MQTT connection error'));
 

@@ -65,7 +65,8 @@ Examples:
     action((id: string, flags: Flags) =>
       withWorkspace(flags, false, async (ws) => {
         const hadAccount = ws.accounts.remove(id);
-        const known = ws.store.loadDevices().some((d) => d.id === id);
+        const damaged: string[] = []; // a record the hub holds aside can be removed too
+        const known = ws.store.loadDevices((bad) => damaged.push(bad)).some((d) => d.id === id) || damaged.includes(id);
         if (!hadAccount && !known) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
         if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.removeDevice(id));
         if (ws.hubPid) ws.accounts.request('remove-device', id);

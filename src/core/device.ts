@@ -17,6 +17,8 @@ export interface DeviceRecord {
   lastSeen: number;
   /** Epoch ms a sleeping device said it would wake up. */
   wakeAt?: number;
+  /** [P-20] Seconds within which the device promised its next live message; unset: no promise. */
+  keepalive?: number;
   createdAt: number;
   services: ServiceRecord[];
 }

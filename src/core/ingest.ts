@@ -51,6 +51,8 @@ export function ingest(registry: DeviceRegistry, message: InboundMessage): Inges
   const result =
     topic.kind === 'meta'
       ? registry.reportMeta(deviceId, topic.field, text, origin)
-      : registry.reportValue(deviceId, topic, topic.characteristic, text, origin);
+      : topic.kind === 'keepalive'
+        ? registry.reportKeepalive(deviceId, text, origin)
+        : registry.reportValue(deviceId, topic, topic.characteristic, text, origin);
   return result.ok ? { ...ok('applied'), deviceId } : refuse(result.error);
 }

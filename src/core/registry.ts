@@ -5,13 +5,19 @@
 import type { Catalog, ServiceSpec } from './catalog.js';
 import { coerceTyped, coerceValue, type CharacteristicSpec, type HapValue } from './coerce.js';
 import { findService, serviceLabel, type DeviceRecord, type DeviceState } from './device.js';
+import { parseDeviceRecord } from './device-record.js';
 import type { CharacteristicRef, EventBus } from './events.js';
 import { fail, ok, type Result } from './result.js';
-import { MAX_SERVICE_INDEX, type MetaField, type ServiceAddress } from './topic.js';
+import { serviceConflict } from './service-conflict.js';
+import { isValidDeviceId, MAX_SERVICE_INDEX, truncate, type MetaField, type ServiceAddress } from './topic.js';
 
 /** An accessory holds at most 100 services, one of which is AccessoryInformation. */
 export const MAX_SERVICES_PER_DEVICE = 99;
 const META_MAX_LEN = 64;
+/** [P-20] The longest keepalive a device may announce: MQTT's own limit, in seconds. */
+export const MAX_KEEPALIVE_S = 65535;
+/** [P-20] A device is offline after this many keepalive periods without a live message (as MQTT brokers do). */
+export const KEEPALIVE_GRACE = 1.5;
 
 export interface RegistryOptions {
   /** How long a written value is shown before it reverts when the device does not confirm it. */
@@ -26,6 +32,18 @@ export interface Origin {
 
 export type WriteResult = Result<HapValue> & { offline?: boolean };
 
+export interface RestoreOptions {
+  /** No device is connected yet (the embedded broker starts with the hub): none is online until it speaks. */
+  noneConnected?: boolean;
+}
+
+export interface RestoreOutcome {
+  /** Stored records the hub cannot use: held aside, untouched, until their device is removed. */
+  held: Array<{ id: string; problem: string }>;
+  /** Restored devices the presence rules took offline (in memory: a record is saved when its device speaks). */
+  changed: string[];
+}
+
 interface PendingWrite {
   requested: HapValue;
   timer: NodeJS.Timeout;
@@ -34,6 +52,8 @@ interface PendingWrite {
 export class DeviceRegistry {
   readonly #devices = new Map<string, DeviceRecord>();
   readonly #pending = new Map<string, PendingWrite>();
+  /** Devices whose stored record could not be used, and why; their input is refused until removed. */
+  readonly #held = new Map<string, string>();
   readonly #now: () => number;
 
   constructor(
@@ -44,9 +64,42 @@ export class DeviceRegistry {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Loads saved devices at start-up, before any feature listens; announces nothing. */
-  restore(devices: Iterable<DeviceRecord>): void {
-    for (const device of devices) this.#devices.set(device.id, device);
+  /**
+   * Loads saved devices at start-up, before any feature listens; announces nothing. A record that is
+   * not a device record is held aside (see hold). Presence is not restored on trust: [P-19] with the
+   * embedded broker no device is connected yet, and [P-20] a device past its keepalive is not online.
+   */
+  restore(records: Iterable<unknown>, options: RestoreOptions = {}): RestoreOutcome {
+    const outcome: RestoreOutcome = { held: [], changed: [] };
+    for (const record of records) {
+      const parsed = parseDeviceRecord(record);
+      if (!parsed.ok) {
+        const id = idOf(record);
+        outcome.held.push({ id, problem: parsed.error });
+        this.hold(id, parsed.error);
+        continue;
+      }
+      const device = parsed.value;
+      this.#devices.set(device.id, device);
+      if (device.state === 'online' && (options.noneConnected || this.#overdue(device))) {
+        device.state = 'offline';
+        outcome.changed.push(device.id);
+      }
+    }
+    return outcome;
+  }
+
+  /**
+   * Holds a device's stored record aside without reading it (it could not be parsed, or is not a device
+   * record): its data stays as it is, and its messages are refused until the device is removed.
+   */
+  hold(id: string, problem: string): void {
+    if (isValidDeviceId(id) && !this.#devices.has(id)) this.#held.set(id, problem);
+  }
+
+  /** Devices held aside, and why. */
+  held(): Array<{ id: string; problem: string }> {
+    return [...this.#held].map(([id, problem]) => ({ id, problem }));
   }
 
   get(id: string): DeviceRecord | undefined {
@@ -72,6 +125,8 @@ export class DeviceRegistry {
 
   /** A device reported a characteristic value (`HomeKit/<id>/<Service>[/<i>]/<Char> <text>`). */
   reportValue(deviceId: string, address: ServiceAddress, characteristic: string, text: string, origin: Origin): Result<HapValue> {
+    const held = this.#heldProblem(deviceId);
+    if (held) return held;
     const resolved = this.resolve(address, characteristic);
     if (!resolved.ok) return resolved;
     const { characteristic: spec } = resolved.value;
@@ -87,6 +142,13 @@ export class DeviceRegistry {
       return fail(`device ${deviceId} already has ${MAX_SERVICES_PER_DEVICE} services, the most one HomeKit accessory can hold`);
     }
     if (address.index > MAX_SERVICE_INDEX) return fail(`service index ${address.index} is above ${MAX_SERVICE_INDEX}`);
+    if (device && !existing) {
+      const conflict = serviceConflict(device.services, address, (name) => {
+        const spec = this.catalog.service(name);
+        return spec.ok ? spec.value.uuid : undefined;
+      });
+      if (conflict) return fail(conflict); // [P-8]
+    }
 
     device ??= this.#create(deviceId);
     this.#touch(device, origin);
@@ -107,6 +169,8 @@ export class DeviceRegistry {
 
   /** `HomeKit/<id>/$name` and friends: text that fills AccessoryInformation. */
   reportMeta(deviceId: string, field: MetaField, text: string, origin: Origin): Result<string> {
+    const held = this.#heldProblem(deviceId);
+    if (held) return held;
     const value = text.trim();
     if (value.length === 0) return fail(`$${field} is empty`);
     if ([...value].length > META_MAX_LEN) return fail(`$${field} is at most ${META_MAX_LEN} characters`);
@@ -132,6 +196,8 @@ export class DeviceRegistry {
       this.remove(deviceId, state === '' ? 'its retained $state was cleared' : 'it said $state removed');
       return ok('removed');
     }
+    const held = this.#heldProblem(deviceId);
+    if (held) return held;
     if (state !== 'online' && state !== 'offline' && state !== 'sleeping') {
       return fail(`'${word}' is not a device state: use online, offline, sleeping [seconds] or removed`);
     }
@@ -147,15 +213,55 @@ export class DeviceRegistry {
       wakeAt = this.#now() + seconds * 1000;
     }
     const device = this.#devices.get(deviceId) ?? this.#create(deviceId);
+    // [P-20] A broker's replay of a retained `online` is old news once the device's keepalive has passed.
+    if (!origin.live && state === 'online' && this.#overdue(device)) return ok(state);
     if (origin.live) device.lastSeen = this.#now();
     this.#setState(device, state, wakeAt);
-    if (origin.live && state === 'online') this.bus.emit('device:announced', device);
+    if (origin.live && state === 'online') {
+      // A new session starts: it announces its own keepalive (or none) after this. [P-20]
+      if (device.keepalive !== undefined) this.#setKeepalive(device, undefined);
+      this.bus.emit('device:announced', device);
+    }
     return ok(state);
+  }
+
+  /**
+   * [P-20] `$keepalive <seconds>`: the device promises a live message at least every so many seconds
+   * (it republishes `$keepalive` when it has nothing else to say); `0` withdraws the promise.
+   */
+  reportKeepalive(deviceId: string, text: string, origin: Origin): Result<string> {
+    const held = this.#heldProblem(deviceId);
+    if (held) return held;
+    const value = text.trim();
+    const seconds = Number(value);
+    if (!/^\d{1,5}$/.test(value) || seconds > MAX_KEEPALIVE_S) {
+      return fail(`'${truncate(value)}' is not a keepalive: give whole seconds 1-${MAX_KEEPALIVE_S} (your MQTT keepalive), or 0 to withdraw it`);
+    }
+    const device = this.#devices.get(deviceId) ?? this.#create(deviceId);
+    this.#touch(device, origin);
+    this.#setKeepalive(device, seconds === 0 ? undefined : seconds);
+    return ok(value);
+  }
+
+  /**
+   * [P-19] The device's own MQTT connection closed (clean DISCONNECT included): it is offline, unless it
+   * said it is sleeping. Only the embedded broker can tell.
+   */
+  connectionClosed(deviceId: string): void {
+    const device = this.#devices.get(deviceId);
+    if (device?.state === 'online') this.#setState(device, 'offline', undefined);
+  }
+
+  /** [P-20] Takes offline every online device silent for longer than its keepalive allows; returns their ids. */
+  checkPresence(): string[] {
+    const overdue = this.list().filter((d) => d.state === 'online' && this.#overdue(d));
+    for (const device of overdue) this.#setState(device, 'offline', undefined);
+    return overdue.map((d) => d.id);
   }
 
   /** Forgets a device; features take it out of HomeKit and clear its retained topics. */
   remove(deviceId: string, reason: string): boolean {
-    const device = this.#devices.get(deviceId);
+    const device = this.#devices.get(deviceId) ?? this.#release(deviceId);
     if (!device) return false;
     this.#devices.delete(deviceId);
     for (const [key, pending] of this.#pending) {
@@ -218,6 +324,31 @@ export class DeviceRegistry {
     this.#pending.clear();
   }
 
+  #heldProblem(deviceId: string): Result<never> | undefined {
+    const problem = this.#held.get(deviceId);
+    if (problem === undefined) return undefined;
+    return fail(
+      `the hub has a stored record of ${deviceId} that it cannot use (${problem}); it is kept untouched and the device is left out: remove the device (dashboard, or 'mqttkit device remove ${deviceId}') to start it afresh`,
+    );
+  }
+
+  /** A held device being removed: a stand-in record, so every feature forgets it as usual. */
+  #release(deviceId: string): DeviceRecord | undefined {
+    if (!this.#held.delete(deviceId)) return undefined;
+    return { id: deviceId, meta: {}, state: 'offline', lastSeen: 0, createdAt: 0, services: [] };
+  }
+
+  #overdue(device: DeviceRecord): boolean {
+    return device.keepalive !== undefined && this.#now() - device.lastSeen > device.keepalive * 1000 * KEEPALIVE_GRACE;
+  }
+
+  #setKeepalive(device: DeviceRecord, seconds: number | undefined): void {
+    if (device.keepalive === seconds) return;
+    if (seconds === undefined) delete device.keepalive;
+    else device.keepalive = seconds;
+    this.bus.emit('device:meta', device); // saved with the device; shown nowhere in HomeKit
+  }
+
   #create(id: string): DeviceRecord {
     const now = this.#now();
     const device: DeviceRecord = { id, meta: {}, state: 'online', lastSeen: now, createdAt: now, services: [] };
@@ -258,6 +389,12 @@ export class DeviceRegistry {
     const confirmed = device && findService(device, ref)?.values[ref.characteristic];
     this.bus.emit('write:reverted', ref, confirmed, pending.requested);
   }
+}
+
+/** The id a stored record names, for the log, whatever the record's shape. */
+function idOf(record: unknown): string {
+  const id = typeof record === 'object' && record !== null ? (record as { id?: unknown }).id : undefined;
+  return typeof id === 'string' ? id.slice(0, 64) : '(no id)';
 }
 
 function refKey(ref: CharacteristicRef): string {

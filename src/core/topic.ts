@@ -19,7 +19,7 @@ export type MetaField = (typeof META_FIELDS)[number];
 
 /** Topics the hub itself publishes under a device; reading them back is not input. */
 const HUB_OUTPUT_TOPICS = ['$error'];
-const KNOWN_DOLLAR_TOPICS = ['$state', ...META_FIELDS.map((f) => `$${f}`), ...HUB_OUTPUT_TOPICS];
+const KNOWN_DOLLAR_TOPICS = ['$state', '$keepalive', ...META_FIELDS.map((f) => `$${f}`), ...HUB_OUTPUT_TOPICS];
 
 /** A service of a device: `index` 0 is the unindexed service, 1..99 the indexed ones. */
 export interface ServiceAddress {
@@ -32,6 +32,7 @@ export type ParsedTopic =
   | ({ kind: 'set'; deviceId: string; characteristic: string } & ServiceAddress)
   | { kind: 'meta'; deviceId: string; field: MetaField }
   | { kind: 'state'; deviceId: string }
+  | { kind: 'keepalive'; deviceId: string }
   | { kind: 'hub-output'; deviceId: string };
 
 export interface TopicError {
@@ -66,6 +67,7 @@ export function parseTopic(topic: string): Result<ParsedTopic> & { deviceId?: st
   if (first.startsWith('$')) {
     if (rest.length !== 1) return refuse(`'${first}' takes no further levels`);
     if (first === '$state') return ok({ kind: 'state', deviceId }); // [P-12]
+    if (first === '$keepalive') return ok({ kind: 'keepalive', deviceId }); // [P-20]
     if (HUB_OUTPUT_TOPICS.includes(first)) return ok({ kind: 'hub-output', deviceId });
     const field = META_FIELDS.find((f) => `$${f}` === first); // [P-11]
     if (field) return ok({ kind: 'meta', deviceId, field });

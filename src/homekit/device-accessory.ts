@@ -17,7 +17,7 @@ import { serviceLabel, type DeviceRecord, type DeviceState, type ServiceRecord }
 import type { CharacteristicRef } from '../core/events.js';
 import type { ServiceAddress } from '../core/topic.js';
 import type { HapCatalog } from './catalog.js';
-import { homeKitFirmware, homeKitName } from './display-name.js';
+import { homeKitFirmware, homeKitName, isNameCharacteristic } from './display-name.js';
 
 export interface AccessoryHooks {
   /** Answers reads from the hub's state; never waits on MQTT. */
@@ -45,7 +45,7 @@ export class DeviceAccessory {
     // new Accessory() brings its one AccessoryInformation service; we only fill it, never add one.
     this.accessory = new Accessory(homeKitName(device.meta.name ?? device.id), accessoryUuid(device.id));
     this.updateInformation();
-    for (const service of device.services) this.addService(service);
+    for (const service of this.#buildOrder(device.services)) this.addService(service);
   }
 
   get deviceId(): string {
@@ -63,15 +63,32 @@ export class DeviceAccessory {
     if (meta.name) info.updateCharacteristic(Characteristic.Name, homeKitName(meta.name));
   }
 
+  /**
+   * Adds a service with its known values, all or nothing: the service is complete before it joins the
+   * accessory, so a refusal by HAP-NodeJS (same UUID without a subtype, over 100 services) leaves the
+   * accessory as it was. Throws that refusal to the caller.
+   */
   addService(record: ServiceRecord): void {
     if (this.#service(record)) return;
     const spec = this.catalog.service(record.service);
     if (!spec.ok) return; // the registry admitted it through the same catalog; unreachable in practice
-    const name = homeKitName(`${this.device.meta.name ?? this.device.id} ${record.index === 0 ? '' : serviceLabel(record)}`);
-    const service = new spec.value.type(name, record.index === 0 ? undefined : String(record.index));
-    for (const characteristic of service.characteristics) this.#wire(record, characteristic);
-    this.accessory.addService(service);
-    for (const [name, value] of Object.entries(record.values)) this.setValue(record, name, value);
+    const service = new spec.value.type(this.#defaultName(record), record.index === 0 ? undefined : String(record.index));
+    const wired = [...service.characteristics];
+    try {
+      for (const characteristic of service.characteristics) this.#wire(record, characteristic);
+      for (const [name, value] of Object.entries(record.values)) {
+        const characteristic = this.#characteristic(record, service, name);
+        if (characteristic) {
+          wired.push(characteristic);
+          characteristic.updateValue(this.#shown(record, characteristic, value));
+        }
+      }
+      this.accessory.addService(service);
+    } catch (error) {
+      for (const characteristic of wired) this.#initial.delete(characteristic);
+      service.removeAllListeners();
+      throw error;
+    }
   }
 
   /** Shows a value in HomeKit (notifying subscribed controllers); adds an optional characteristic on first use. */
@@ -80,7 +97,7 @@ export class DeviceAccessory {
     if (!service) return;
     const characteristic = this.#characteristic(address, service, characteristicName);
     if (!characteristic) return;
-    characteristic.updateValue(value ?? this.#initial.get(characteristic) ?? null);
+    characteristic.updateValue(this.#shown(address, characteristic, value ?? this.#initial.get(characteristic) ?? null));
   }
 
   #service(address: ServiceAddress): Service | undefined {
@@ -89,6 +106,32 @@ export class DeviceAccessory {
     return this.accessory.services.find(
       (s) => s.UUID === spec.value.uuid && (address.index === 0 ? s.subtype === undefined : s.subtype === String(address.index)),
     );
+  }
+
+  /**
+   * HAP-NodeJS refuses a service without a subtype once one of the same type with a subtype exists, but
+   * not the other way round. The registry no longer admits that order [P-8]; records saved before it
+   * did are built unindexed-first (ids are keyed by type and subtype, so the order changes no id).
+   */
+  #buildOrder(services: readonly ServiceRecord[]): ServiceRecord[] {
+    const uuid = (s: ServiceRecord) => {
+      const spec = this.catalog.service(s.service);
+      return spec.ok ? spec.value.uuid : s.service;
+    };
+    const indexed = new Set(services.filter((s) => s.index !== 0).map(uuid));
+    const first = services.filter((s) => s.index === 0 && indexed.has(uuid(s)));
+    return [...first, ...services.filter((s) => !first.includes(s))];
+  }
+
+  /** The name a service gets from the hub: `Desk lamp`, `relay1 Switch 2`. */
+  #defaultName(address: ServiceAddress): string {
+    return homeKitName(`${this.device.meta.name ?? this.device.id} ${address.index === 0 ? '' : serviceLabel(address)}`);
+  }
+
+  /** [P-11] Every name HomeKit shows passes the one name rule, whoever wrote it (device or controller). */
+  #shown(address: ServiceAddress, characteristic: Characteristic, value: CharacteristicValue | null): CharacteristicValue | null {
+    if (value === null || !isNameCharacteristic(characteristic.UUID)) return value;
+    return homeKitName(String(value), this.#defaultName(address));
   }
 
   #characteristic(address: ServiceAddress, service: Service, name: string): Characteristic | undefined {
@@ -114,15 +157,19 @@ export class DeviceAccessory {
       characteristic.onGet(() => {
         const state = this.hooks.read(ref);
         if (!state || state.state === 'offline') throw NO_RESPONSE();
-        return state.value ?? characteristic.value;
+        return this.#shown(address, characteristic, state.value ?? characteristic.value);
       });
     }
     if (characteristic.props.perms.includes(Perms.PAIRED_WRITE)) {
-      characteristic.onSet((value) => {
+      characteristic.onSet((written) => {
+        const value = this.#shown(address, characteristic, written) ?? written;
         const result = this.hooks.write(ref, value);
+        // HAP-NodeJS keeps (and tells other controllers) the written value; show the clean one instead.
+        if (result.ok && value !== written) setImmediate(() => characteristic.updateValue(value));
         if (result.ok) return;
         throw result.offline ? NO_RESPONSE() : new HapStatusError(HAPStatus.INVALID_VALUE_IN_REQUEST);
       });
     }
   }
 }
+

@@ -55,6 +55,8 @@ export class HomeKitBridges {
   readonly #accessories = new Map<string, { slot: BridgeSlot; accessory: DeviceAccessory }>();
   readonly #unsubscribe: Array<() => void> = [];
   #members = new Map<string, number>();
+  /** Devices HomeKit could not be given, and why; their records stay in the registry and the store. */
+  readonly #problems = new Map<string, string>();
   #started = false;
   /** Called after a bridge is published (its port is known). */
   onPublished: () => void = () => {};
@@ -105,8 +107,13 @@ export class HomeKitBridges {
     on.push(
       this.bus.on('service:added', (device, service) => {
         const entry = this.#accessories.get(device.id);
-        if (entry) entry.accessory.addService(service);
-        else this.#attach(device);
+        if (!entry) return this.#attach(device);
+        try {
+          entry.accessory.addService(service);
+        } catch (error) {
+          // The accessory stays as it was; the service shows after the next start if HAP can hold it then.
+          this.log.error({ device: device.id, service: service.service, index: service.index, err: message(error) }, 'HomeKit could not add the service; the accessory keeps its other services');
+        }
       }),
       this.bus.on('value', (ref, value) => this.#accessories.get(ref.deviceId)?.accessory.setValue(ref, ref.characteristic, value)),
       this.bus.on('device:meta', (device) => this.#accessories.get(device.id)?.accessory.updateInformation()),
@@ -121,46 +128,79 @@ export class HomeKitBridges {
     );
   }
 
-  /** Puts a device's accessory on its bridge (the saved one, else the first with room). */
+  /**
+   * Puts a device's accessory on its bridge (the saved one, else the first with room). One device's
+   * data must never stop the hub: an accessory that cannot be built (HAP-NodeJS refuses its services,
+   * or its stored record holds values it cannot take) is left out, named in the log, and its record
+   * kept untouched for a later version or for the user to remove.
+   */
   #attach(device: DeviceRecord): void {
-    const accessory = new DeviceAccessory(device, this.catalog, {
-      read: (ref) => this.registry.read(ref),
-      write: (ref: CharacteristicRef, value: CharacteristicValue) => this.registry.requestWrite(ref, value as HapValue),
-    });
+    let accessory: DeviceAccessory;
+    try {
+      accessory = new DeviceAccessory(device, this.catalog, {
+        read: (ref) => this.registry.read(ref),
+        write: (ref: CharacteristicRef, value: CharacteristicValue) => this.registry.requestWrite(ref, value as HapValue),
+      });
+    } catch (error) {
+      this.#leaveOut(device.id, message(error));
+      return;
+    }
     let slot = this.#slotFor(device.id);
     if (!slot) {
       slot = this.#slots.find((s) => s.accessories.size < MAX_ACCESSORIES_PER_BRIDGE) ?? this.#newSlot();
       this.store.assignBridge(device.id, slot.identity.index);
       this.#members.set(device.id, slot.identity.index);
     }
+    try {
+      slot.bridge.addBridgedAccessory(accessory.accessory);
+    } catch (error) {
+      this.#leaveOut(device.id, message(error));
+      return;
+    }
+    this.#problems.delete(device.id);
     slot.accessories.set(device.id, accessory);
     this.#accessories.set(device.id, { slot, accessory });
-    slot.bridge.addBridgedAccessory(accessory.accessory);
     if (this.#started && !slot.published) void this.#publish(slot).catch((error: Error) => this.log.error({ err: error }, 'could not publish a new HomeKit bridge'));
     else if (slot.published) this.#assignIds(slot);
   }
 
+  #leaveOut(deviceId: string, reason: string): void {
+    if (this.#problems.get(deviceId) !== reason) {
+      this.log.error({ device: deviceId, err: reason }, `device ${deviceId} left out of HomeKit: its accessory cannot be built (${reason}); its data is kept: fix or remove the device (mqttkit device remove ${deviceId})`);
+    }
+    this.#problems.set(deviceId, reason);
+  }
+
   #detach(deviceId: string): void {
     const entry = this.#accessories.get(deviceId);
+    const home = entry?.slot ?? this.#slotFor(deviceId);
     this.#members.delete(deviceId);
-    if (!entry) return;
-    this.#accessories.delete(deviceId);
-    entry.slot.accessories.delete(deviceId);
-    entry.slot.bridge.removeBridgedAccessory(entry.accessory.accessory);
-    if (entry.slot.published) this.#assignIds(entry.slot);
+    this.#problems.delete(deviceId);
+    if (entry) {
+      this.#accessories.delete(deviceId);
+      entry.slot.accessories.delete(deviceId);
+      entry.slot.bridge.removeBridgedAccessory(entry.accessory.accessory);
+    }
+    if (home?.published) this.#assignIds(home); // its ids go now (unless a left-out device keeps them)
   }
 
   /**
    * Fixes (and saves) the new device's ids now rather than at the next controller request, so a crash
    * cannot lose them. Automatic purging is off (at publish it would drop ids of devices not yet
-   * re-created); purging here drops only removed devices, as all known ones are attached.
+   * re-created); purging here drops only removed devices, as all known ones are attached. While a
+   * device of this bridge is left out (its accessory could not be built), nothing is purged, so it
+   * keeps its AID and IIDs for when it can be shown again.
    */
   #assignIds(slot: BridgeSlot): void {
     if (slot.idsPending) return;
     slot.idsPending = true;
     setImmediate(() => {
       slot.idsPending = false;
-      slot.bridge.purgeUnusedIDs();
+      const leftOut = [...this.#problems.keys(), ...this.registry.held().map((h) => h.id)];
+      const keeping = leftOut.some((id) => this.#members.get(id) === slot.identity.index);
+      if (!keeping) slot.bridge.purgeUnusedIDs();
+      // Assigns (and saves) ids without expiring any; public in HAP-NodeJS's typings, though undocumented.
+      else if (slot.bridge._identifierCache) slot.bridge._assignIDs(slot.bridge._identifierCache);
     });
   }
 
@@ -209,6 +249,12 @@ export class HomeKitBridges {
     this.log.info({ bridge: slot.bridge.displayName, port: slot.port, accessories: slot.accessories.size }, 'HomeKit bridge published');
     this.onPublished();
   }
+}
+
+/** An error's message, bounded: it may quote device input. */
+function message(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.length <= 300 ? text : `${text.slice(0, 300)}…`;
 }
 
 /** HAP-NodeJS has no error handler on its listening socket; a busy port would crash the hub. */

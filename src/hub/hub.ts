@@ -99,7 +99,13 @@ export class Hub {
       const bus = new EventBus((event, error) => log.error({ event, err: error }, 'event listener failed'));
       const catalog = new HapCatalog();
       const registry = new DeviceRegistry(bus, catalog, { writeTimeoutMs: options.writeTimeoutMs });
-      registry.restore(store.loadDevices());
+      // One device's data never stops the hub: records it cannot use are held aside, named, kept as they are.
+      const damaged: Array<{ id: string; problem: string }> = [];
+      const restored = registry.restore(store.loadDevices((id, problem) => damaged.push({ id, problem })), { noneConnected: options.mqtt.kind === 'embedded' });
+      for (const { id, problem } of damaged) registry.hold(id, problem);
+      for (const { id, problem } of [...damaged, ...restored.held]) {
+        log.error({ device: id, problem }, `device ${id} left out: its stored record cannot be used (${problem}); kept untouched: remove it (mqttkit device remove ${id}) to start it afresh`);
+      }
       stops.push(() => registry.close());
       stops.push(logActivity(bus, log));
 
@@ -124,7 +130,10 @@ export class Hub {
         const brokerLog = log.child({ part: 'broker' });
         const throttle = new AuthThrottle({ ...DEFAULT_THROTTLE, maxDelayMs: options.mqtt.authMaxDelayMs });
         const registration = new Registration(accounts, options.mqtt.registration, brokerLog, throttle);
-        broker = await EmbeddedBroker.start({ host: options.mqtt.host, port: options.mqtt.port, registration, tls: options.mqtt.tls }, brokerLog);
+        broker = await EmbeddedBroker.start(
+          { host: options.mqtt.host, port: options.mqtt.port, registration, tls: options.mqtt.tls, onDeviceGone: (id) => registry.connectionClosed(id) },
+          brokerLog,
+        );
         const started = broker;
         stops.push(() => started.close());
         link = broker.link();
@@ -200,6 +209,11 @@ export class Hub {
       }, 250);
       requests.unref();
       stops.push(() => clearInterval(requests));
+
+      // [P-20] Devices silent past their announced keepalive go offline (checked every second).
+      const presence = setInterval(() => registry.checkPresence(), 1000);
+      presence.unref();
+      stops.push(() => clearInterval(presence));
 
       // Sweep often enough that a device is removed within ~10% of its TTL, at most once a minute.
       const sweep = setInterval(() => registry.sweep(options.deviceTtlMs), Math.min(60_000, Math.max(1000, options.deviceTtlMs / 10)));

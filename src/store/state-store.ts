@@ -18,7 +18,7 @@ export class StateStore {
   constructor(db: Db) {
     this.#db = db;
     this.#statements = {
-      devices: db.prepare<[], { doc: string }>('SELECT doc FROM devices ORDER BY id'),
+      devices: db.prepare<[], { id: string; doc: string }>('SELECT id, doc FROM devices ORDER BY id'),
       upsertDevice: db.prepare('INSERT INTO devices (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at'),
       deleteDevice: db.prepare('DELETE FROM devices WHERE id = ?'),
       getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
@@ -31,8 +31,17 @@ export class StateStore {
     };
   }
 
-  loadDevices(): DeviceRecord[] {
-    return this.#statements.devices.all().map((row) => JSON.parse(row.doc) as DeviceRecord);
+  /** Saved devices; a row that is not JSON is skipped (and named to `onDamaged`), never fatal, never changed. */
+  loadDevices(onDamaged?: (id: string, problem: string) => void): DeviceRecord[] {
+    const devices: DeviceRecord[] = [];
+    for (const row of this.#statements.devices.all()) {
+      try {
+        devices.push(JSON.parse(row.doc) as DeviceRecord);
+      } catch (error) {
+        onDamaged?.(row.id, `its saved record is not JSON (${(error as Error).message.slice(0, 100)})`);
+      }
+    }
+    return devices;
   }
 
   saveDevices(devices: Iterable<DeviceRecord>): void {

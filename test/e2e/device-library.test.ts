@@ -154,6 +154,22 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     assert.equal(listed.find((d) => d.id === 'sleepy-1')?.state, 'sleeping');
   });
 
+  it('promises its keepalive to the hub and keeps it with heartbeats while idle, so it stays online [P-20]', async (t) => {
+    if (!python3(t)) return;
+    const beat = start(PROBE, { device_id: 'beat-1', keepalive: 2 });
+    await beat.waitFor((e) => e.status === 'broker ok', 10_000, 'the connection');
+    const id = await eventually(async () => characteristicId(await controller.getAccessories(), 'beat-1', 'Switch', 'On'), 10_000, 'the accessory');
+    const since = Date.now();
+    const beats = () => messages.filter((m) => m.topic === 'HomeKit/beat-1/$keepalive' && m.payload === '2' && m.at >= since);
+    // Idle for over 3 keepalives: the hub would call it offline after 3 s of silence.
+    await eventually(() => beats().length >= 3, 10_000, 'three heartbeats');
+    const read = (await controller.getCharacteristics([id])).characteristics[0] as { value?: unknown; status?: number };
+    assert.equal(read.status, undefined, 'still answering, not No Response');
+    const announced = messages.filter((m) => m.topic.startsWith('HomeKit/beat-1/$')).map((m) => m.topic.slice('HomeKit/beat-1/'.length));
+    assert.ok(announced.indexOf('$keepalive') > announced.indexOf('$state'), `$keepalive follows $state online: ${announced.join(', ')}`);
+    await beat.kill();
+  });
+
   it('reboots after too long without broker contact, and remembers why', async (t) => {
     if (!python3(t)) return;
     const unreachable = start(PROBE, { device_id: 'lonely-1', port: 1, reset_after: 1, backoff_min: 0.2 });

@@ -82,6 +82,7 @@ class Device:
         self.started = port.ticks_ms()
         self.last_contact = port.ticks_ms()
         self.last_ping = port.ticks_ms()
+        self.last_said = port.ticks_ms()  # last publish under HomeKit/<id>/: what the hub sees of us
         self.next_attempt = 0
         self.backoff = self.config['backoff_min']
         self.wifi_up = port.wifi_connect(self.config.get('wifi_ssid'), self.config.get('wifi_password'))
@@ -194,6 +195,8 @@ class Device:
             topic, payload, retain = message
             self.inflight.append((self.client.publish(topic, payload, 1, retain), message))
             self.stats['published'] += 1
+            if topic.startswith(self.base + '/'):
+                self.last_said = port.ticks_ms()
 
     def _try_connect(self):
         now = port.ticks_ms()
@@ -223,6 +226,9 @@ class Device:
             # Metadata and state go first, ahead of anything queued while away.
             head = [('%s/$%s' % (self.base, f), str(v), True) for f, v in self.meta.items()]
             head.append((self.base + '/$state', 'online', True))
+            if self.config['keepalive'] > 0:
+                # [P-20] promise the hub a message every keepalive period (an external broker hides our pings)
+                head.append((self.base + '/$keepalive', '%d' % self.config['keepalive'], False))
             self.queue = head + self.queue
             self._flush()
         except MQTTError as e:
@@ -256,9 +262,14 @@ class Device:
 
     def _keepalive(self):
         now = port.ticks_ms()
-        if port.ticks_diff(now, self.last_ping) > self.config['keepalive'] * 500:
+        keepalive = self.config['keepalive']
+        if keepalive > 0 and port.ticks_diff(now, self.last_ping) > keepalive * 500:
             self.client.ping()
             self.last_ping = now
+        # [P-20] the heartbeat: nothing said for a keepalive period, so say the keepalive again
+        if keepalive > 0 and port.ticks_diff(now, self.last_said) >= keepalive * 1000:
+            self.last_said = now
+            self._enqueue(self.base + '/$keepalive', '%d' % keepalive, False)
 
     def _watch_wifi(self):
         up = self.wifi_up()
