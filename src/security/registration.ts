@@ -5,7 +5,8 @@
  */
 import type { Logger } from '../log/logger.js';
 import type { AccountStore } from '../store/account-store.js';
-import { accountNameProblem, type AccountRole } from './access-policy.js';
+import { isReservedDeviceId } from '../core/topic.js';
+import { mqttAccountNameProblem, type AccountRole } from './access-policy.js';
 import { AuthThrottle } from './auth-throttle.js';
 import { hashPassword, verifyPassword } from './password-hash.js';
 
@@ -16,10 +17,12 @@ export type RegistrationPolicy = (typeof REGISTRATION_POLICIES)[number];
 export const MIN_PASSWORD_LENGTH = 8;
 
 /** MQTT 3.1.1 CONNACK return codes. */
+export const IDENTIFIER_REJECTED = 2;
 export const BAD_CREDENTIALS = 4;
 export const NOT_AUTHORIZED = 5;
+type RefusalCode = typeof IDENTIFIER_REJECTED | typeof BAD_CREDENTIALS | typeof NOT_AUTHORIZED;
 
-export type AuthOutcome = { ok: true; role: AccountRole } | { ok: false; returnCode: typeof BAD_CREDENTIALS | typeof NOT_AUTHORIZED; reason: string };
+export type AuthOutcome = { ok: true; role: AccountRole } | { ok: false; returnCode: RefusalCode; reason: string };
 
 export class Registration {
   constructor(
@@ -30,14 +33,15 @@ export class Registration {
   ) {}
 
   async authenticate(name: string | undefined, password: string | undefined, address: string | undefined): Promise<AuthOutcome> {
-    const refuse = (returnCode: 4 | 5, reason: string): AuthOutcome => {
+    const refuse = (returnCode: RefusalCode, reason: string): AuthOutcome => {
       // Never the password: only who, from where, and why.
       this.log.warn({ client: name, address }, `connection refused: ${reason}`);
       return { ok: false, returnCode, reason };
     };
     if (!name) return refuse(BAD_CREDENTIALS, 'no username: a device logs in with its device id as username');
-    const problem = accountNameProblem(name);
-    if (problem) return refuse(BAD_CREDENTIALS, `username ${problem}`);
+    const problem = mqttAccountNameProblem(name);
+    // [P-2] A reserved id is refused at every login, so an account made before the reservation cannot use it either.
+    if (problem) return refuse(isReservedDeviceId(name) ? IDENTIFIER_REJECTED : BAD_CREDENTIALS, `username ${problem}`);
     if (!password) return refuse(BAD_CREDENTIALS, 'no password: a device must present the password it generated');
 
     let outcome: AuthOutcome | undefined;
