@@ -13,7 +13,7 @@ import { mayPublish, maySubscribe, type AccountRole } from '../security/access-p
 import { NOT_AUTHORIZED, type Registration } from '../security/registration.js';
 import type { HubLink, PublishOptions } from './hub-link.js';
 import { InflowLimiter } from './inflow-limiter.js';
-import { describeViolation, guardSocket, publishLimit, type PacketViolation } from './packet-guard.js';
+import { describeViolation, guardSocket, MAX_PAYLOAD_BYTES, publishLimit, type PacketViolation } from './packet-guard.js';
 
 /**
  * aedes can only refuse a publish by closing the client. A device that publishes outside its space
@@ -63,7 +63,7 @@ export class EmbeddedBroker {
   ) {}
 
   static async start(options: EmbeddedBrokerOptions, log: Logger): Promise<EmbeddedBroker> {
-    const maxPayload = options.maxPayloadBytes ?? 64 * 1024;
+    const maxPayload = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
     const limiter = new InflowLimiter(options.messagesPerSecond ?? 100, options.burst ?? 500);
     const once = new OncePerKey();
     const roles = new WeakMap<Client, AccountRole>();
@@ -77,7 +77,7 @@ export class EmbeddedBroker {
         };
         // [S-1] One device, one session: a second connection with the same client id would kick the first.
         if (username !== undefined && client.id !== username) return refuse(NOT_AUTHORIZED, `client id '${client.id}' must equal the username '${username}'`);
-        options.registration.authenticate(username, password?.toString('utf8'), address).then(
+        options.registration.authenticate(username, password?.toString('utf8'), address, () => client.closed).then(
           (outcome) => {
             if (!outcome.ok) return done(Object.assign(new Error(outcome.reason), { returnCode: outcome.returnCode }) as AuthenticateError, false);
             // [S-3] a device's last will must lie in its own space too

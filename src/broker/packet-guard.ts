@@ -7,6 +7,9 @@
  */
 import type { Socket } from 'node:net';
 
+/** [S-4] The largest PUBLISH payload a client may send (both brokers). */
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
+
 /** Packet types of MQTT 3.1.1 (the high nibble of the first byte). */
 const CONNECT = 1;
 const TYPE_NAMES = ['reserved', 'CONNECT', 'CONNACK', 'PUBLISH', 'PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP', 'SUBSCRIBE', 'SUBACK', 'UNSUBSCRIBE', 'UNSUBACK', 'PINGREQ', 'PINGRESP', 'DISCONNECT', 'reserved'];

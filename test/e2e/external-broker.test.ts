@@ -93,6 +93,11 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     await thermo.publishAsync('tele/thermo/STATE', 'below', { qos: 1 });
     await eventually(() => watched.includes('tele/thermo/STATE'), 5000, 'tele/thermo/STATE at the watcher');
     assert.deepEqual(watched, ['tele/thermo/STATE'], 'the bare tele/thermo was not delivered');
+    // [S-4] The generated config caps packets like the embedded broker: an oversized message cuts the client off.
+    const watcherClosed = new Promise<boolean>((resolve) => watcher.once('close', () => resolve(true)));
+    watcher.on('error', () => {});
+    watcher.publish('tele/thermo/big', Buffer.alloc(200_000, 0x31), { qos: 0 });
+    assert.ok(await Promise.race([watcherClosed, new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]), 'Mosquitto cut off a 200 KB message');
     const reserved = cli(['device', 'add', 'OTA', '--data-dir', dataDir]);
     assert.equal(reserved.status, 2);
     assert.match(reserved.stderr, /reserved/);
