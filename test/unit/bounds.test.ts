@@ -21,13 +21,13 @@ describe('did-you-mean bounds', () => {
   it('compares a bounded number of candidates', () => {
     let consumed = 0;
     function* many() {
-      for (;;) {
+      for (let i = 0; i < 100_000; i++) {
         consumed++;
-        yield `Name${consumed}`;
+        yield `Name${i}`;
       }
     }
     assert.equal(closestName('Switch', many()), undefined);
-    assert.ok(consumed <= 1001, `${consumed} candidates read`);
+    assert.ok(consumed <= 1001, `${consumed} of 100000 candidates read`);
   });
 });
 
