@@ -29,8 +29,11 @@ const DISCARD_TOPIC = '$mqttkit/discarded';
 const MAX_CONNECT_BYTES = 8 * 1024;
 /** [S-4] A client that has not sent its CONNECT by then is cut off (aedes' default is 30 s). */
 const CONNECT_TIMEOUT_MS = 5000;
-/** A TLS client that has not finished its handshake by then is cut off (Node's default is 120 s). */
-const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * A TLS client that has not finished its handshake by then is cut off (Node's default is 120 s). An
+ * ESP8266 needs seconds for an RSA handshake, so this is generous.
+ */
+const TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
 
 export interface TlsListenerOptions {
   port: number;
