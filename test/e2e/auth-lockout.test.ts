@@ -17,7 +17,7 @@ import { rawConnack } from '../helpers/raw-mqtt.js';
 /** What the issue demands. Generous already: on an idle machine it takes a few ms. */
 const WITHIN_MS = 2000;
 
-function connectFrom(port: number, localAddress: string, id: string, password: string): Promise<MqttClient> {
+function connectFrom(port: number, localAddress: string, id: string, password: string, connectTimeout = 15_000): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
     const client = new MqttClient(() => tcpConnect({ port, host: '127.0.0.1', localAddress }), {
       clientId: id,
@@ -25,7 +25,7 @@ function connectFrom(port: number, localAddress: string, id: string, password: s
       password,
       protocolVersion: 4,
       reconnectPeriod: 0,
-      connectTimeout: 15_000,
+      connectTimeout,
     });
     client.on('error', () => {}); // MQTT.js may report again after close
     client.once('connect', () => resolve(client));
@@ -37,10 +37,10 @@ function connectFrom(port: number, localAddress: string, id: string, password: s
   });
 }
 
-/** The CONNACK code of an attempt: 0 when it got in (the client is closed again). */
+/** The CONNACK code of a guess: 0 when it got in (the client is closed again); a guesser waits 5 s. */
 async function attempt(port: number, localAddress: string, id: string, password: string): Promise<number> {
   try {
-    (await connectFrom(port, localAddress, id, password)).end(true);
+    (await connectFrom(port, localAddress, id, password, 5000)).end(true);
     return 0;
   } catch (error) {
     return (error as { code?: number }).code ?? -1;
