@@ -18,7 +18,7 @@ describe('long names from a device', { timeout: 120_000 }, () => {
     if (hub) removeDataDir(hub.dataDir);
   });
 
-  it('refuses 60 KB names and levels quickly, with short errors and log lines, and keeps serving', async () => {
+  it('refuses 60 KB names and levels quickly, with short errors and log lines, and keeps serving', async (t) => {
     hub = await startHub({ args: ['--log-level', 'debug'] });
     const url = hub.info.mqtt.address;
     const device = await connectDevice(url, 'long-1');
@@ -39,9 +39,11 @@ describe('long names from a device', { timeout: 120_000 }, () => {
     for (const topic of topics) await device.publishAsync(topic, '1', { qos: 1 });
     await eventually(() => errors.length >= topics.length, 20_000, `${topics.length} refusals on $error (got ${errors.length})`);
     const spent = cpuMs(hub.child.pid!) - before;
-    // Unbounded, each 60 KB name costs ~380 ms of edit distance: 16 of them over 6 s. Bounded, the hub
-    // spends a few ms on each (moving 60 KB through MQTT). Generous: a loaded machine must not fail it.
-    assert.ok(spent < 2000, `the hub spent ${spent} ms of CPU on ${topics.length} refusals`);
+    t.diagnostic(`the hub spent ${spent} ms of CPU on ${topics.length} refusals`);
+    // Unbounded, the 8 unknown 60 KB service names alone cost 1.5-2.5 s of edit distance here; bounded,
+    // all 18 refusals take ~30 ms (moving 60 KB through MQTT). CPU time, not wall time: load elsewhere
+    // on the machine does not inflate it much, and the bound leaves a wide margin either way.
+    assert.ok(spent < 1000, `the hub spent ${spent} ms of CPU on ${topics.length} refusals`);
     for (const error of errors) assert.ok(error.length < 1024, `a $error of ${error.length} characters: ${error.slice(0, 120)}…`);
     assert.match(errors[0]!, /too long/);
 
