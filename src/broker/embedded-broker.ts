@@ -3,7 +3,7 @@
  * MQTT message reaches HomeKit without a network hop.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import type { InboundMessage } from '../core/ingest.js';
@@ -13,6 +13,7 @@ import { mayPublish, maySubscribe, type AccountRole } from '../security/access-p
 import { NOT_AUTHORIZED, type Registration } from '../security/registration.js';
 import type { HubLink, PublishOptions } from './hub-link.js';
 import { InflowLimiter } from './inflow-limiter.js';
+import { describeViolation, guardSocket, MAX_PAYLOAD_BYTES, publishLimit, type PacketViolation } from './packet-guard.js';
 
 /**
  * aedes can only refuse a publish by closing the client. A device that publishes outside its space
@@ -20,6 +21,19 @@ import { InflowLimiter } from './inflow-limiter.js';
  * wildcard subscription matches and no device may subscribe to. [S-4]
  */
 const DISCARD_TOPIC = '$mqttkit/discarded';
+
+/**
+ * [S-4] Largest CONNECT: client id and username (64 each), a password, a last will. Read before anyone
+ * is authenticated, so it stays small.
+ */
+const MAX_CONNECT_BYTES = 8 * 1024;
+/** [S-4] A client that has not sent its CONNECT by then is cut off (aedes' default is 30 s). */
+const CONNECT_TIMEOUT_MS = 5000;
+/**
+ * A TLS client that has not finished its handshake by then is cut off (Node's default is 120 s). An
+ * ESP8266 needs seconds for an RSA handshake, so this is generous.
+ */
+const TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
 
 export interface TlsListenerOptions {
   port: number;
@@ -37,6 +51,8 @@ export interface EmbeddedBrokerOptions {
   burst?: number;
   /** Who may connect; every client must authenticate. */
   registration: Registration;
+  /** How long a new connection may take to send its CONNECT. */
+  connectTimeoutMs?: number;
   tls?: TlsListenerOptions | undefined;
   /** A device's own connection closed (clean DISCONNECT included); admins and the hub itself are no devices. */
   onDeviceGone?: (deviceId: string) => void;
@@ -52,11 +68,12 @@ export class EmbeddedBroker {
   ) {}
 
   static async start(options: EmbeddedBrokerOptions, log: Logger): Promise<EmbeddedBroker> {
-    const maxPayload = options.maxPayloadBytes ?? 64 * 1024;
+    const maxPayload = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
     const limiter = new InflowLimiter(options.messagesPerSecond ?? 100, options.burst ?? 500);
     const once = new OncePerKey();
     const roles = new WeakMap<Client, AccountRole>();
     const aedes = await Aedes.createBroker({
+      connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
       authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
         const address = remoteAddress(client);
         const refuse = (returnCode: number, reason: string) => {
@@ -65,7 +82,7 @@ export class EmbeddedBroker {
         };
         // [S-1] One device, one session: a second connection with the same client id would kick the first.
         if (username !== undefined && client.id !== username) return refuse(NOT_AUTHORIZED, `client id '${client.id}' must equal the username '${username}'`);
-        options.registration.authenticate(username, password?.toString('utf8'), address).then(
+        options.registration.authenticate(username, password?.toString('utf8'), address, () => client.closed).then(
           (outcome) => {
             if (!outcome.ok) return done(Object.assign(new Error(outcome.reason), { returnCode: outcome.returnCode }) as AuthenticateError, false);
             // [S-3] a device's last will must lie in its own space too
@@ -114,9 +131,20 @@ export class EmbeddedBroker {
     aedes.on('clientError', (client: Client, error: Error) => log.debug({ client: client.id, err: error.message }, 'MQTT client error'));
     aedes.on('connectionError', (client: Client, error: Error) => log.debug({ client: client?.id, err: error.message }, 'MQTT connection error'));
 
+    // [S-4] Packet sizes are checked on the socket, before aedes buffers a packet (packet-guard.ts).
+    const limits = { connectBytes: MAX_CONNECT_BYTES, packetBytes: publishLimit(maxPayload) };
+    const accept = (socket: Socket) => {
+      aedes.handle(socket);
+      guardSocket(socket, limits, (violation: PacketViolation) => {
+        const client = (socket as Socket & { client?: Client }).client?.id;
+        const address = socket.remoteAddress;
+        if (once.first(`guard:${client ?? address}:${violation.kind}`)) log.warn({ client, address }, describeViolation(violation, maxPayload));
+      });
+    };
+
     const servers: Server[] = [];
     try {
-      const port = await listen(createServer(aedes.handle), options.host, options.port, '--mqtt-port', servers);
+      const port = await listen(createServer(accept), options.host, options.port, '--mqtt-port', servers);
       let tlsPort: number | undefined;
       if (options.tls) {
         const tls = options.tls;
@@ -127,7 +155,7 @@ export class EmbeddedBroker {
             throw new Error(`cannot read the TLS ${what} ${file}: ${(error as Error).message}`);
           }
         };
-        const server = createTlsServer({ cert: read(tls.certFile, 'certificate (--tls-cert)'), key: read(tls.keyFile, 'key (--tls-key)') }, aedes.handle);
+        const server = createTlsServer({ cert: read(tls.certFile, 'certificate (--tls-cert)'), key: read(tls.keyFile, 'key (--tls-key)'), handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, accept);
         server.on('tlsClientError', (error) => log.debug({ err: error.message }, 'TLS handshake failed'));
         tlsPort = await listen(server, options.host, tls.port, '--mqtts-port', servers);
       }

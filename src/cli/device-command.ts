@@ -1,6 +1,6 @@
 /** `mqttkit device list|add|approve|reset|remove`: device accounts, on the embedded or an external broker. */
 import type { Command } from 'commander';
-import { accountNameProblem } from '../security/access-policy.js';
+import { mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
 import type { Account } from '../store/account-store.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, withDynsec, type Workspace, type WorkspaceFlags } from './workspace.js';
@@ -94,7 +94,7 @@ function existing(ws: Workspace, id: string): Account {
 }
 
 async function add(ws: Workspace, id: string, json: boolean): Promise<void> {
-  const problem = accountNameProblem(id);
+  const problem = mqttAccountNameProblem(id);
   if (problem) throw new CliError(`device id ${problem}`, 2);
   if (ws.accounts.get(id)) throw new CliError(`${id} exists already: use 'mqttkit device reset ${id}' for a new password`);
   const password = generatePassword();

@@ -1,7 +1,7 @@
 /** `mqttkit user add|list|remove`: admin accounts (scripts, tools) that may touch every topic. */
 import type { Command } from 'commander';
 import { HUB_ROLE } from '../broker/mosquitto/mosquitto-config.js';
-import { accountNameProblem } from '../security/access-policy.js';
+import { mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, withDynsec, type WorkspaceFlags } from './workspace.js';
 
@@ -19,7 +19,7 @@ export function registerUser(program: Command): void {
     .action(
       action(async (name: string, flags: Flags) => {
         if (!flags.admin) throw new CliError('user accounts are admin accounts: add --admin (devices get accounts with mqttkit device add)', 2);
-        const problem = accountNameProblem(name);
+        const problem = mqttAccountNameProblem(name);
         if (problem) throw new CliError(`user name ${problem}`, 2);
         const ws = openWorkspace(flags, { create: true });
         try {

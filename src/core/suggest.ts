@@ -1,3 +1,13 @@
+/**
+ * Did-you-mean suggestions for refused names. The distance costs |a|·|b| steps, so the name is bounded
+ * first: a typo of a HAP name is short, and a 60 KB name from a device must cost nothing. [P-4]
+ */
+
+/** Names longer than this get no suggestion (no HAP name comes close to it). */
+export const MAX_SUGGEST_LENGTH = 64;
+/** At most this many candidates are compared (HAP has some 250 characteristics). */
+const MAX_CANDIDATES = 1000;
+
 /** Levenshtein distance, case-insensitive: misspellings differ by a letter or two and often by case. */
 export function editDistance(a: string, b: string): number {
   const s = a.toLowerCase();
@@ -19,16 +29,21 @@ export function editDistance(a: string, b: string): number {
  * (more than a third of the letters wrong). A case-only difference always matches.
  */
 export function closestName(name: string, candidates: Iterable<string>): string | undefined {
+  if (name.length === 0 || name.length > MAX_SUGGEST_LENGTH) return undefined;
+  const allowed = Math.max(2, Math.ceil(name.length / 3));
   let best: string | undefined;
   let bestDistance = Infinity;
+  let compared = 0;
   for (const candidate of candidates) {
+    if (++compared > MAX_CANDIDATES) break;
+    // The distance is at least the difference in length: skip the candidates that cannot be close.
+    if (candidate.length > MAX_SUGGEST_LENGTH || Math.abs(candidate.length - name.length) > Math.min(allowed, bestDistance)) continue;
     const distance = editDistance(name, candidate);
     if (distance < bestDistance) {
       best = candidate;
       bestDistance = distance;
     }
   }
-  const allowed = Math.max(2, Math.ceil(name.length / 3));
   return bestDistance <= allowed ? best : undefined;
 }
 

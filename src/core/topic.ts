@@ -13,6 +13,15 @@ export const MAX_SERVICE_INDEX = 99;
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const INDEX = /^[1-9][0-9]?$/;
 const NAME = /^[A-Za-z][A-Za-z0-9]*$/;
+/** [P-4] Longest service type or characteristic name (HAP's longest is under 40). */
+export const MAX_NAME_LENGTH = 64;
+
+/**
+ * [P-2] Ids no device may take, compared case-insensitively: the roots of the hub's topics, and `OTA`.
+ * `<x>/OTA` is device x's OTA trigger (docs/ota.md), so a device `OTA` would own `HomeKit/OTA`,
+ * `stat/OTA` and `tele/OTA`, and a device `cmnd` would read `cmnd/OTA`. (`$…` ids are invalid anyway.)
+ */
+export const RESERVED_DEVICE_IDS = [TOPIC_ROOT, 'cmnd', 'stat', 'tele', 'OTA'] as const;
 
 export const META_FIELDS = ['name', 'manufacturer', 'model', 'firmware'] as const;
 export type MetaField = (typeof META_FIELDS)[number];
@@ -43,12 +52,21 @@ export interface TopicError {
 
 const SHAPE = `expected ${TOPIC_ROOT}/<deviceId>/<ServiceType>[/<index>]/<Characteristic> or ${TOPIC_ROOT}/<deviceId>/$<field>`;
 
+/** The id's syntax only; see also isReservedDeviceId. */
 export function isValidDeviceId(id: string): boolean {
   return DEVICE_ID.test(id);
 }
 
-export function deviceIdProblem(id: string): string {
-  return `device id '${truncate(id)}' is invalid: use 1-64 letters, digits, '_' or '-'`;
+export function isReservedDeviceId(id: string): boolean {
+  const lower = id.toLowerCase();
+  return RESERVED_DEVICE_IDS.some((reserved) => reserved.toLowerCase() === lower);
+}
+
+/** Why `id` cannot be a device id, or undefined when it can. */
+export function deviceIdProblem(id: string): string | undefined {
+  if (!isValidDeviceId(id)) return `device id '${truncate(id)}' is invalid: use 1-64 letters, digits, '_' or '-'`;
+  if (isReservedDeviceId(id)) return `device id '${id}' is reserved (${RESERVED_DEVICE_IDS.join(', ')} name the hub's topics, in any case): give the device another id`;
+  return undefined;
 }
 
 export function parseTopic(topic: string): Result<ParsedTopic> & { deviceId?: string } {
@@ -56,7 +74,8 @@ export function parseTopic(topic: string): Result<ParsedTopic> & { deviceId?: st
   if (levels[0] !== TOPIC_ROOT) return fail(`topic ${truncate(topic)}: not under ${TOPIC_ROOT}/`);
   const deviceId = levels[1] ?? '';
   // [P-2] device ids
-  if (!isValidDeviceId(deviceId)) return fail(`topic ${truncate(topic)}: ${deviceIdProblem(deviceId)}`);
+  const idProblem = deviceIdProblem(deviceId);
+  if (idProblem) return fail(`topic ${truncate(topic)}: ${idProblem}`);
   const refuse = (why: string) => ({ ...fail<ParsedTopic>(`topic ${truncate(topic)}: ${why}`), deviceId });
 
   const rest = levels.slice(2);
@@ -71,7 +90,7 @@ export function parseTopic(topic: string): Result<ParsedTopic> & { deviceId?: st
     if (HUB_OUTPUT_TOPICS.includes(first)) return ok({ kind: 'hub-output', deviceId });
     const field = META_FIELDS.find((f) => `$${f}` === first); // [P-11]
     if (field) return ok({ kind: 'meta', deviceId, field });
-    return refuse(`unknown field '${first}' (known: ${KNOWN_DOLLAR_TOPICS.join(', ')})${didYouMean(first, KNOWN_DOLLAR_TOPICS)}`);
+    return refuse(`unknown field '${truncate(first)}' (known: ${KNOWN_DOLLAR_TOPICS.join(', ')})${didYouMean(first, KNOWN_DOLLAR_TOPICS)}`);
   }
 
   // [P-8] [Service, Char] | [Service, index, Char] | [Service, Char, set] | [Service, index, Char, set]
@@ -94,6 +113,10 @@ export function parseTopic(topic: string): Result<ParsedTopic> & { deviceId?: st
     }
     index = Number(maybeIndex);
     characteristic = maybeCharacteristic;
+  }
+  // [P-4] names are bounded before any work is done on them (the did-you-mean search, the catalog)
+  for (const [name, what] of [[service, 'service type'], [characteristic, 'characteristic']] as const) {
+    if (name.length > MAX_NAME_LENGTH) return refuse(`a ${what} name of ${name.length} characters is too long ('${truncate(name, 40)}'): at most ${MAX_NAME_LENGTH}`);
   }
   if (!NAME.test(service)) return refuse(`'${truncate(service)}' is not a service type name (letters and digits, e.g. TemperatureSensor)`);
   if (!NAME.test(characteristic)) {

@@ -26,7 +26,8 @@ import { DeviceChannel } from '../ota/device-channel.js';
 import { OtaService } from '../ota/ota-service.js';
 import { AccountStore } from '../store/account-store.js';
 import { DATABASE_FILE, openDatabase } from '../store/database.js';
-import { AuthThrottle, DEFAULT_THROTTLE } from '../security/auth-throttle.js';
+import { DEFAULT_THROTTLE } from '../security/auth-throttle.js';
+import { LoginThrottle } from '../security/login-throttle.js';
 import { Registration, type RegistrationPolicy } from '../security/registration.js';
 import { logActivity } from './activity-log.js';
 import { VERSION } from './version.js';
@@ -128,7 +129,7 @@ export class Hub {
       let broker: EmbeddedBroker | undefined;
       if (options.mqtt.kind === 'embedded') {
         const brokerLog = log.child({ part: 'broker' });
-        const throttle = new AuthThrottle({ ...DEFAULT_THROTTLE, maxDelayMs: options.mqtt.authMaxDelayMs });
+        const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, maxDelayMs: options.mqtt.authMaxDelayMs });
         const registration = new Registration(accounts, options.mqtt.registration, brokerLog, throttle);
         broker = await EmbeddedBroker.start(
           { host: options.mqtt.host, port: options.mqtt.port, registration, tls: options.mqtt.tls, onDeviceGone: (id) => registry.connectionClosed(id) },

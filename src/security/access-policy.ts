@@ -2,13 +2,24 @@
  * Who may touch which topics (docs/security.md). One definition, used by the embedded broker's hooks
  * and turned into Mosquitto dynamic-security ACLs, so both brokers enforce the same rules.
  */
-import { isValidDeviceId } from '../core/topic.js';
+import { isReservedDeviceId, isValidDeviceId, RESERVED_DEVICE_IDS, truncate } from '../core/topic.js';
 
 export type AccountRole = 'device' | 'admin';
 
-/** [S-3] The topic spaces of device `<id>`: filters in MQTT syntax. */
+/**
+ * The hub's own account at an external broker (HUB_ACCOUNT in broker/mosquitto/mosquitto-config.ts):
+ * `device add mqttkit-hub` would replace it with a device.
+ */
+const HUB_BROKER_ACCOUNT = 'mqttkit-hub';
+
+/**
+ * [S-3] The topic spaces of device `<id>`: filters in MQTT syntax. A device publishes at least one
+ * level below its id (`+/#`, where a bare `#` would also match `<root>/<id>` itself): so no device can
+ * publish a two-level topic, and `<x>/OTA`, another device's OTA trigger, is out of every device's
+ * reach by construction, whatever the ids ([P-2] reserves the colliding ones as well).
+ */
 export function devicePublishSpace(id: string): string[] {
-  return [`HomeKit/${id}/#`, `stat/${id}/#`, `tele/${id}/#`];
+  return [`HomeKit/${id}/+/#`, `stat/${id}/+/#`, `tele/${id}/+/#`];
 }
 
 export function deviceSubscribeSpace(id: string): string[] {
@@ -47,6 +58,17 @@ export function filterCovers(space: string, filter: string): boolean {
   return s.length === f.length || (s.length === f.length + 1 && s[f.length] === '#');
 }
 
+/** The syntax of an account name (MQTT or web). */
 export function accountNameProblem(name: string): string | undefined {
-  return isValidDeviceId(name) ? undefined : `'${name}' is not a valid name: use 1-64 letters, digits, '_' or '-'`;
+  return isValidDeviceId(name) ? undefined : `'${truncate(name)}' is not a valid name: use 1-64 letters, digits, '_' or '-'`;
+}
+
+/** [S-1] An MQTT account (device or admin) is also a client id at the broker: reserved ids stay free. */
+export function mqttAccountNameProblem(name: string): string | undefined {
+  const syntax = accountNameProblem(name);
+  if (syntax) return syntax;
+  // [P-2]
+  if (isReservedDeviceId(name)) return `'${name}' is reserved: ${RESERVED_DEVICE_IDS.join(', ')} name the hub's topics (in any case); choose another name`;
+  if (name === HUB_BROKER_ACCOUNT) return `'${name}' is reserved for the hub's own account at an external broker; choose another name`;
+  return undefined;
 }

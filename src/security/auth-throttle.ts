@@ -1,5 +1,6 @@
 /**
- * Slows password guessing. Attempts for one account, and from one address, run one at a time; a
+ * Slows password guessing at the web login (MQTT logins use login-throttle.ts, keyed by address only,
+ * and reuse this file's delays). Attempts for one account, and from one address, run one at a time; a
  * failed attempt holds its turn for a delay that doubles with each recent failure (up to a cap).
  * A correct password is never delayed by its own key, so the real device gets in as soon as the
  * guesses ahead of it have run, and failures are forgotten after a quiet period.

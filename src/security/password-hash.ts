@@ -11,39 +11,74 @@ const P = 1;
 const KEY_LENGTH = 32;
 const PREFIX = 'scrypt';
 
+interface Job {
+  id: number;
+  password: string;
+  salt: string;
+  keyLength: number;
+  N: number;
+  r: number;
+  p: number;
+  resolve: (key: Buffer) => void;
+  reject: (error: Error) => void;
+}
+
 let worker: Worker | undefined;
 let nextId = 0;
-const waiting = new Map<number, { resolve: (key: Buffer) => void; reject: (error: Error) => void }>();
+let running: Job | undefined;
+/**
+ * Checking a password someone logs in with goes ahead of hashing a new one: a storm of new ids
+ * registering must not keep a known device waiting behind their hashes (issue 10, finding 5).
+ */
+const queues = { verify: [] as Job[], hash: [] as Job[] };
 
-/** Hashes run one at a time in a dedicated thread (see hash-worker.ts for why). */
-function scrypt(password: string, salt: Buffer, keyLength: number, options: { N: number; r: number; p: number }): Promise<Buffer> {
-  if (!worker) {
-    worker = new Worker(new URL('./hash-worker.js', import.meta.url));
-    worker.on('message', (answer: { id: number; key?: string; error?: string }) => {
-      const pending = waiting.get(answer.id);
-      waiting.delete(answer.id);
-      // An idle hashing thread must not keep a finished CLI command (or a stopping hub) alive.
-      if (waiting.size === 0) worker?.unref();
-      if (answer.key !== undefined) pending?.resolve(Buffer.from(answer.key, 'base64'));
-      else pending?.reject(new Error(answer.error ?? 'scrypt failed'));
-    });
-    worker.on('error', (error) => {
-      for (const pending of waiting.values()) pending.reject(error);
-      waiting.clear();
-      worker = undefined;
-    });
+function startWorker(): Worker {
+  const started = new Worker(new URL('./hash-worker.js', import.meta.url));
+  started.on('message', (answer: { id: number; key?: string; error?: string }) => {
+    const job = running;
+    if (!job || job.id !== answer.id) return;
+    running = undefined;
+    if (answer.key !== undefined) job.resolve(Buffer.from(answer.key, 'base64'));
+    else job.reject(new Error(answer.error ?? 'scrypt failed'));
+    next();
+  });
+  started.on('error', (error) => {
+    worker = undefined;
+    const job = running;
+    running = undefined;
+    job?.reject(error);
+    next();
+  });
+  return started;
+}
+
+/** Hands the next job to the hashing thread; one at a time, so priorities hold. */
+function next(): void {
+  if (running) return;
+  const job = queues.verify.shift() ?? queues.hash.shift();
+  if (!job) {
+    // An idle hashing thread must not keep a finished CLI command (or a stopping hub) alive.
+    worker?.unref();
+    return;
   }
-  const id = nextId++;
+  running = job;
+  worker ??= startWorker();
   worker.ref();
+  const { resolve: _resolve, reject: _reject, ...request } = job;
+  worker.postMessage(request);
+}
+
+/** scrypt in one dedicated thread (see hash-worker.ts for why). */
+function scrypt(priority: keyof typeof queues, password: string, salt: Buffer, keyLength: number, options: { N: number; r: number; p: number }): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    waiting.set(id, { resolve, reject });
-    worker!.postMessage({ id, password, salt: salt.toString('base64'), keyLength, ...options });
+    queues[priority].push({ id: nextId++, password, salt: salt.toString('base64'), keyLength, ...options, resolve, reject });
+    next();
   });
 }
 
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);
-  const key = await scrypt(password, salt, KEY_LENGTH, { N, r: R, p: P });
+  const key = await scrypt('hash', password, salt, KEY_LENGTH, { N, r: R, p: P });
   return [PREFIX, N, R, P, salt.toString('base64'), key.toString('base64')].join('$');
 }
 
@@ -51,7 +86,7 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const [prefix, n, r, p, salt, key] = stored.split('$');
   if (prefix !== PREFIX || !n || !r || !p || !salt || !key) return false;
   const expected = Buffer.from(key, 'base64');
-  const actual = await scrypt(password, Buffer.from(salt, 'base64'), expected.length, { N: Number(n), r: Number(r), p: Number(p) });
+  const actual = await scrypt('verify', password, Buffer.from(salt, 'base64'), expected.length, { N: Number(n), r: Number(r), p: Number(p) });
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
 

@@ -83,6 +83,25 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     for (const filter of ['HomeKit/#', 'HomeKit/relay/#', 'cmnd/relay/#']) assert.equal(await subackCode(thermo, filter), 128, filter);
     assert.equal(await subackCode(thermo, 'HomeKit/thermo/#'), 1);
 
+    // [S-3] The same spaces at Mosquitto: a bare <root>/<id> is never delivered, what lies below is. [P-2] reserved ids.
+    const watcher = await connectDevice(url, 'watcher', { password: (JSON.parse(cli(['user', 'add', 'watcher', '--admin', '--json', '--data-dir', dataDir]).stdout) as { password: string }).password });
+    clients.push(watcher);
+    const watched: string[] = [];
+    watcher.on('message', (topic) => watched.push(topic));
+    await watcher.subscribeAsync('tele/#', { qos: 1 });
+    await thermo.publishAsync('tele/thermo', 'bare', { qos: 1 });
+    await thermo.publishAsync('tele/thermo/STATE', 'below', { qos: 1 });
+    await eventually(() => watched.includes('tele/thermo/STATE'), 5000, 'tele/thermo/STATE at the watcher');
+    assert.deepEqual(watched, ['tele/thermo/STATE'], 'the bare tele/thermo was not delivered');
+    // [S-4] The generated config caps packets like the embedded broker: an oversized message cuts the client off.
+    const watcherClosed = new Promise<boolean>((resolve) => watcher.once('close', () => resolve(true)));
+    watcher.on('error', () => {});
+    watcher.publish('tele/thermo/big', Buffer.alloc(200_000, 0x31), { qos: 0 });
+    assert.ok(await Promise.race([watcherClosed, new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]), 'Mosquitto cut off a 200 KB message');
+    const reserved = cli(['device', 'add', 'OTA', '--data-dir', dataDir]);
+    assert.equal(reserved.status, 2);
+    assert.match(reserved.stderr, /reserved/);
+
     // HomeKit write -> the relay.
     const sets: string[] = [];
     await relay.subscribeAsync('HomeKit/relay/+/+/set', { qos: 1 });

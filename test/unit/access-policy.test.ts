@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { filterCovers, mayPublish, maySubscribe } from '../../src/security/access-policy.js';
+import { accountNameProblem, filterCovers, mayPublish, maySubscribe, mqttAccountNameProblem } from '../../src/security/access-policy.js';
+import { HUB_ACCOUNT } from '../../src/broker/mosquitto/mosquitto-config.js';
 import { AuthThrottle, failureDelay } from '../../src/security/auth-throttle.js';
 import { deviceAcls } from '../../src/broker/mosquitto/dynsec.js';
 
@@ -10,6 +11,9 @@ describe('access policy', () => {
     for (const topic of ['HomeKit/b/Switch/On', 'HomeKit/ab/Switch/On', 'cmnd/a/OTA', 'a/OTA', 'stat/b/x', '$SYS/x', 'HomeKit']) {
       assert.ok(!mayPublish('device', 'a', topic), topic);
     }
+    // [S-3] Never a bare <root>/<id>: that is device <root>'s OTA trigger when <id> is OTA.
+    for (const topic of ['HomeKit/a', 'stat/a', 'tele/a']) assert.ok(!mayPublish('device', 'a', topic), topic);
+    for (const topic of ['HomeKit/OTA', 'stat/OTA', 'tele/OTA']) assert.ok(!mayPublish('device', 'OTA', topic), topic);
     assert.ok(mayPublish('admin', 'node-red', 'HomeKit/b/Switch/On'));
   });
 
@@ -31,8 +35,16 @@ describe('access policy', () => {
 
   it('gives Mosquitto the same spaces as dynamic-security ACLs', () => {
     const acls = deviceAcls('dev');
-    assert.deepEqual(acls.filter((a) => a.acltype === 'publishClientSend').map((a) => a.topic), ['HomeKit/dev/#', 'stat/dev/#', 'tele/dev/#']);
+    assert.deepEqual(acls.filter((a) => a.acltype === 'publishClientSend').map((a) => a.topic), ['HomeKit/dev/+/#', 'stat/dev/+/#', 'tele/dev/+/#']);
     assert.deepEqual(acls.filter((a) => a.acltype === 'subscribePattern').map((a) => a.topic), ['HomeKit/dev/#', 'cmnd/dev/#', 'dev/OTA']);
+  });
+});
+
+describe('account names', () => {
+  it('keeps the ids that name the hub\'s topics, and the hub\'s broker account, from MQTT accounts', () => {
+    for (const name of ['HomeKit', 'homekit', 'OTA', 'ota', 'Stat', 'tele', 'CMND', HUB_ACCOUNT]) assert.match(mqttAccountNameProblem(name) ?? '', /reserved/, name);
+    for (const name of ['esp8266_12345678', 'ota-1', 'HomeKit2', 'node-red']) assert.equal(mqttAccountNameProblem(name), undefined, name);
+    assert.equal(accountNameProblem('OTA'), undefined, 'a web login name is not an MQTT id');
   });
 });
 

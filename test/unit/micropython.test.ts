@@ -112,4 +112,17 @@ print(commands.getversion(d, '')['python'].startswith('micropython'), commands.m
 print(d.step(0) is None, d.connected)
 `), "mp-1 32 True\n[('HomeKit/mp-1/Switch/On', '1', False), ('HomeKit/mp-1/Switch/2/On', '0', False)]\nTrue wake from deep sleep\nTrue False");
   });
+
+  it('refuses a reserved device id, in any case ([P-2])', () => {
+    assert.equal(run(`
+from mqttkit.identity import load_identity
+for name in ('OTA', 'homekit', 'Stat', 'tele', 'cmnd'):
+    try:
+        load_identity({'device_id': name})
+        print('accepted', name)
+    except ValueError as e:
+        print('reserved' in str(e))
+print(load_identity({'device_id': 'ota-1'})[0])
+`), 'True\nTrue\nTrue\nTrue\nTrue\nota-1');
+  });
 });

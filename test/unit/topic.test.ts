@@ -49,6 +49,15 @@ describe('topic grammar', () => {
     ['HomeKit/dev/$name/extra', /takes no further levels/],
     ['HomeKit/dev/Swi-tch/On', /not a service type name/],
     ['Other/dev/Switch/On', /not under HomeKit/],
+    // [P-2] ids that name the hub's topics, in any case
+    ['HomeKit/OTA/Switch/On', /device id 'OTA' is reserved/],
+    ['HomeKit/homekit/Switch/On', /device id 'homekit' is reserved/],
+    ['HomeKit/Stat/$name', /device id 'Stat' is reserved/],
+    ['HomeKit/tele/Switch/On', /reserved/],
+    ['HomeKit/cmnd/Switch/On', /reserved/],
+    // [P-4] names are bounded before a did-you-mean search runs on them
+    ['HomeKit/dev/' + 'S'.repeat(65) + '/On', /service type name of 65 characters is too long/],
+    ['HomeKit/dev/Switch/' + 'O'.repeat(60_000), /characteristic name of 60000 characters is too long/],
   ];
   for (const [topic, expected] of refusals) {
     it(`refuses ${topic.slice(0, 40)}`, () => {
@@ -57,6 +66,14 @@ describe('topic grammar', () => {
       if (!parsed.ok) assert.match(parsed.error, expected);
     });
   }
+
+  it('keeps every refusal short, whatever the device sent', () => {
+    for (const topic of [`HomeKit/dev/${'x'.repeat(60_000)}/On`, `HomeKit/dev/$${'n'.repeat(60_000)}`, `HomeKit/${'d'.repeat(60_000)}/Switch/On`, `HomeKit/dev/Switch/${'7'.repeat(60_000)}/On`]) {
+      const parsed = parseTopic(topic);
+      assert.equal(parsed.ok, false);
+      if (!parsed.ok) assert.ok(parsed.error.length < 400, `${parsed.error.length} characters: ${parsed.error.slice(0, 200)}`);
+    }
+  });
 
   it('keeps the device id of a refused topic so the device can be told', () => {
     const parsed = parseTopic('HomeKit/dev/TemperatureSensor');

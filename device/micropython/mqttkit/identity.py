@@ -4,6 +4,8 @@ from . import port
 
 ID_FILE = 'device_id'
 PASSWORD_FILE = 'mqtt_password'
+# Topic roots of the hub (docs/protocol.md [P-2]): the hub refuses these ids, in any case.
+RESERVED_IDS = ('homekit', 'cmnd', 'stat', 'tele', 'ota')
 
 
 def valid_id(text):
@@ -21,6 +23,8 @@ def load_identity(config):
         device_id = '%s_%s' % (port.platform_name(), port.unique_id()[-8:])
     if not valid_id(device_id):
         raise ValueError('device id %r is invalid: use 1-64 letters, digits, _ or -' % device_id)
+    if device_id.lower() in RESERVED_IDS:
+        raise ValueError('device id %r is reserved (HomeKit, cmnd, stat, tele, OTA name the hub\'s topics): choose another' % device_id)
     password = (port.read_file(PASSWORD_FILE) or '').strip()
     if not password:
         password = ''.join('%02x' % b for b in port.random_bytes(16))

@@ -5,9 +5,15 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
+import { MAX_PAYLOAD_BYTES, publishLimit } from '../packet-guard.js';
 
 export const HUB_ACCOUNT = 'mqttkit-hub';
 export const HUB_ROLE = 'mqttkit-hub';
+/**
+ * [S-4] The embedded broker's packet cap, as a whole packet (type byte and a 3-byte length included):
+ * Mosquitto disconnects a client whose packet header announces more, before reading it.
+ */
+export const MAX_PACKET_SIZE = publishLimit(MAX_PAYLOAD_BYTES) + 4;
 /** Mosquitto's own default is 101; it reads the count from the file, so we can afford a real one. */
 const PBKDF2_ITERATIONS = 100_000;
 
@@ -25,6 +31,7 @@ export function mosquittoConf(input: MosquittoConfigInput): string {
     '# add devices with `mqttkit device add <id> --mqtt-url mqtt://<this broker>`.',
     'per_listener_settings false',
     'allow_anonymous false',
+    `max_packet_size ${MAX_PACKET_SIZE}`,
     `listener ${input.port}${input.host === '0.0.0.0' ? '' : ` ${input.host}`}`,
     `plugin ${input.pluginPath}`,
     `plugin_opt_config_file ${input.dynsecFile}`,
