@@ -17,6 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { RegistryPersistence } from '../store/registry-persistence.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
 import { StateStore } from '../store/state-store.js';
+import { ensureStateUsable } from '../store/state-check.js';
 import { HistoryStore } from '../store/history-store.js';
 import { HistoryRecorder } from '../store/history-recorder.js';
 import { WebStore } from '../store/web-store.js';
@@ -53,6 +54,8 @@ export interface HubOptions {
   otaRebootTimeoutMs: number;
   /** The hub's address for devices' OTA downloads when the broker cannot tell it (external broker). */
   otaHost?: string | undefined;
+  /** `--reset-state`: move damaged state files aside and start with what is left, instead of refusing. */
+  resetState?: boolean | undefined;
 }
 
 export const PINCODE_SETTING = 'homekit.pincode';
@@ -73,6 +76,8 @@ export class Hub {
   static async start(options: HubOptions, log: Logger): Promise<Hub> {
     const running = runningHubPid(options.dataDir);
     if (running) throw new Error(`a hub is already running on ${options.dataDir} (pid ${running}): stop it first or use another --data-dir`);
+    // [D-3] Before anything is created or opened: a damaged store is refused by name, never replaced.
+    ensureStateUsable(options.dataDir, options.resetState === true, (line) => log.warn(line));
     mkdirSync(join(options.dataDir, 'homekit'), { recursive: true, mode: 0o700 });
     // The data dir holds HomeKit keys: owner-only, whatever the umask.
     chmodSync(options.dataDir, 0o700);
@@ -212,9 +217,17 @@ export class Hub {
           bridges: hub.bridges().map(({ index, name, port, username, setupURI }) => ({ index, name, port, username, setupURI })),
           httpPort: webPort,
         });
+      // [D-4] A published bridge has keys and ids on disk; from now on their loss is damage.
+      const markPublished = () => {
+        for (const bridge of hub.bridges()) if (bridge.port !== undefined) store.markBridgePublished(bridge.username);
+      };
+      markPublished();
       saveRuntime();
       // A new bridge (past 149 devices) opens while running; keep the file current.
-      homekit.onPublished = saveRuntime;
+      homekit.onPublished = () => {
+        markPublished();
+        saveRuntime();
+      };
       return hub;
     } catch (error) {
       await undo();

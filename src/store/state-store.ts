@@ -11,6 +11,12 @@ export interface BridgeIdentity {
   username: string;
 }
 
+/** Settings key that records that a bridge was published, so its HomeKit keys exist and must not vanish. */
+export const PUBLISHED_SETTING_PREFIX = 'homekit.published.';
+
+/** HAP-NodeJS names a bridge's files by its username without colons: `AccessoryInfo.0E5A3C9F1B22.json`. */
+export const bridgeFileId = (username: string) => username.replace(/:/g, '').toUpperCase();
+
 export class StateStore {
   readonly #db: Db;
   readonly #statements;
@@ -63,6 +69,12 @@ export class StateStore {
 
   addBridge(bridge: BridgeIdentity): void {
     this.#statements.addBridge.run(bridge.index, bridge.username, Date.now());
+  }
+
+  /** [D-4] Records that a bridge's keys and ids are on disk (after its first publish). */
+  markBridgePublished(username: string): void {
+    const key = PUBLISHED_SETTING_PREFIX + bridgeFileId(username);
+    if (this.getSetting(key) === undefined) this.setSetting(key, new Date().toISOString());
   }
 
   bridgeMembers(): Map<string, number> {
