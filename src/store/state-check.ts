@@ -89,9 +89,9 @@ export function checkState(dataDir: string, { deep = true } = {}): StateProblem[
 }
 
 /** The message that refuses to start: each file with its problem, then the ways out. */
-export function describeProblems(dataDir: string, problems: StateProblem[]): string {
+export function describeProblems(dataDir: string, problems: StateProblem[], refusing = 'start'): string {
   return [
-    `the state in ${dataDir} is damaged; refusing to start, so that nothing in it is overwritten:`,
+    `the state in ${dataDir} is damaged; refusing to ${refusing}, so that nothing in it is overwritten:`,
     ...problems.map((p) => `  - ${p.file} ${p.problem}`),
     'Ways out:',
     `  - restore a backup: mqttkit restore <backup file> --data-dir ${dataDir} --force`,
@@ -161,7 +161,10 @@ function readDatabase(file: string, deep: boolean): DatabaseFacts | string {
   if (problem) return problem;
   let db: Database.Database | undefined;
   try {
-    db = new Database(file, { readonly: true, fileMustExist: true });
+    // Opened read-write only to let SQLite remove the -wal/-shm files it creates when it closes (a
+    // read-only connection leaves them behind); nothing is written. After a crash the -wal exists
+    // already and may hold commits, so then read-only, to leave it as found.
+    db = new Database(file, { readonly: existsSync(`${file}-wal`), fileMustExist: true });
     if (deep) {
       const result = db.pragma('quick_check', { simple: true });
       if (result !== 'ok') return `fails SQLite's integrity check (${String(result)})`;
