@@ -18,6 +18,7 @@ import { RegistryPersistence } from '../store/registry-persistence.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
 import { StateStore } from '../store/state-store.js';
 import { ensureStateUsable } from '../store/state-check.js';
+import { Downtime, HEARTBEAT_MS } from '../store/downtime.js';
 import { HistoryStore } from '../store/history-store.js';
 import { HistoryRecorder } from '../store/history-recorder.js';
 import { WebStore } from '../store/web-store.js';
@@ -201,9 +202,24 @@ export class Hub {
       stops.push(() => clearInterval(requests));
 
       // Sweep often enough that a device is removed within ~10% of its TTL, at most once a minute.
-      const sweep = setInterval(() => registry.sweep(options.deviceTtlMs), Math.min(60_000, Math.max(1000, options.deviceTtlMs / 10)));
+      // [D-5] Only silence while the hub ran counts: a hub that was off must not come back to an empty house.
+      const downtime = new Downtime(store);
+      const gap = downtime.start(registry.list().reduce<number | undefined>((newest, d) => Math.max(newest ?? 0, d.lastSeen), undefined));
+      if (gap && gap[1] - gap[0] > options.deviceTtlMs / 10) log.info(`the hub was not running for ${Math.round((gap[1] - gap[0]) / 60_000)} min; that time does not count against silent devices`);
+      const sweepNow = () => {
+        registry.sweep(options.deviceTtlMs, (from, to) => downtime.within(from, to));
+        downtime.prune(Math.min(Date.now(), ...registry.list().map((d) => d.lastSeen)));
+      };
+      sweepNow();
+      const sweep = setInterval(sweepNow, Math.min(60_000, Math.max(1000, options.deviceTtlMs / 10)));
       sweep.unref();
-      stops.push(() => clearInterval(sweep));
+      const heartbeat = setInterval(() => downtime.heartbeat(), HEARTBEAT_MS);
+      heartbeat.unref();
+      stops.push(() => {
+        clearInterval(sweep);
+        clearInterval(heartbeat);
+        downtime.heartbeat();
+      });
 
       const hub = new Hub(options, registry, bus, pincode, link.address, homekit, webPort);
       hub.#stops.push(...stops);
