@@ -46,6 +46,9 @@ const MIGRATIONS: readonly string[] = [
 
 export const DATABASE_FILE = 'mqttkit.db';
 
+/** The schema version this mqttkit writes (SQLite's user_version). */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
 /** Every SQLite file starts with these 16 bytes. */
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
