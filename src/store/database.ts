@@ -83,16 +83,31 @@ export function databaseFileProblem(file: string): string | undefined {
 }
 
 /**
- * [D-2] WAL, and synchronous=FULL: each commit is on disk before the hub acts on it (before HAP-NodeJS
- * writes the keys of a bridge the database has just recorded, before a device is told it is
- * registered). NORMAL would survive kill -9 but may lose the last commits in a power cut, and those can
- * be the ones that pair with files on disk. Value and history writes are batched once a second, so
- * the extra fsyncs stay few.
+ * [D-2] WAL with synchronous=NORMAL: a commit survives a crash of the process (kill -9) at once, and a
+ * power cut once SQLite or the kernel has flushed the WAL (seconds). The database stays consistent
+ * either way. Writes that must be on disk before the hub acts on them go through `durably()`.
  */
 function configure(db: Db): void {
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
+}
+
+/**
+ * [D-2] Runs `fn` as one transaction whose commit is on disk (fsync of the WAL, which also carries every
+ * earlier commit) before this returns: for the rows that identities and files depend on, e.g. a bridge
+ * recorded before HAP-NodeJS writes its keys, an account before its device is told it is registered,
+ * the setup code before it is shown. A commit costs an fsync (~3 ms on an SSD, more on an SD card),
+ * so value, history and log writes, which are many and cheap to lose, stay NORMAL.
+ */
+export function durably<T>(db: Db, fn: () => T): T {
+  if (db.inTransaction) return fn(); // the outer transaction decides
+  db.pragma('synchronous = FULL');
+  try {
+    return db.transaction(fn)();
+  } finally {
+    db.pragma('synchronous = NORMAL');
+  }
 }
 
 /**
