@@ -18,6 +18,7 @@ import { RegistryPersistence } from '../store/registry-persistence.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
 import { StateStore } from '../store/state-store.js';
 import { ensureStateUsable } from '../store/state-check.js';
+import { removeStaleTempFiles } from '../store/atomic-file.js';
 import { Downtime, HEARTBEAT_MS } from '../store/downtime.js';
 import { HistoryStore } from '../store/history-store.js';
 import { HistoryRecorder } from '../store/history-recorder.js';
@@ -85,6 +86,7 @@ export class Hub {
     const homekitDir = join(options.dataDir, 'homekit');
     chmodSync(homekitDir, 0o700);
     for (const file of readdirSync(homekitDir)) chmodSync(join(homekitDir, file), 0o600);
+    for (const dir of [options.dataDir, homekitDir]) for (const name of removeStaleTempFiles(dir)) log.info(`removed ${name}, left by an interrupted write`);
 
     const stops: Array<() => void | Promise<void>> = [];
     const undo = async () => {

@@ -5,7 +5,7 @@
  * never a prefix of either. See docs/data.md.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** Temp files start with this, so directory scans (ours, and HAP-NodeJS's) skip them. */
@@ -54,4 +54,30 @@ export function syncDirectory(dir: string): void {
 export function removeFileDurably(file: string): void {
   rmSync(file, { force: true });
   syncDirectory(dirname(file));
+}
+
+/**
+ * Removes temp files that a crash left in `dir` (a write interrupted before its rename). Only old
+ * ones: a younger one may belong to a write in progress in another process (the CLI).
+ */
+export function removeStaleTempFiles(dir: string, olderThanMs = 3_600_000): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(TEMP_PREFIX)) continue;
+    const path = join(dir, name);
+    try {
+      if (Date.now() - statSync(path).mtimeMs < olderThanMs) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(name);
+    } catch {
+      // gone meanwhile, or not ours to remove: leave it
+    }
+  }
+  return removed;
 }

@@ -1,14 +1,14 @@
 /** State files are replaced whole or not at all: after a failed write or a kill -9 mid-write, the old content is intact. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import fs, { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import fs, { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readBrokerCredentials, writeBrokerCredentials } from '../../src/store/broker-credentials.js';
-import { writeFileAtomic } from '../../src/store/atomic-file.js';
+import { removeStaleTempFiles, writeFileAtomic } from '../../src/store/atomic-file.js';
 
 const dirs: string[] = [];
 function dir(): string {
@@ -50,6 +50,17 @@ describe('atomic state files', () => {
     assert.equal(calls, 2, 'the simulated failure happened midway');
     assert.equal(readFileSync(file, 'utf8'), '{"old":true}');
     assert.deepEqual(readdirSync(d), ['state.json'], 'the half-written temp file is removed');
+  });
+
+  it('clears temp files an interrupted write left behind, but not one a write may still be using', () => {
+    const d = dir();
+    writeFileSync(join(d, '.tmp-hub.json.123.abcd'), '{"half":');
+    writeFileSync(join(d, '.tmp-hub.json.456.ef01'), '{"in progress":');
+    writeFileSync(join(d, 'hub.json'), '{}');
+    const twoHoursAgo = new Date(Date.now() - 7_200_000);
+    utimesSync(join(d, '.tmp-hub.json.123.abcd'), twoHoursAgo, twoHoursAgo);
+    assert.deepEqual(removeStaleTempFiles(d), ['.tmp-hub.json.123.abcd']);
+    assert.deepEqual(readdirSync(d).sort(), ['.tmp-hub.json.456.ef01', 'hub.json']);
   });
 
   it('never leaves a partial broker-credentials.json when the writer is killed with SIGKILL mid-write', { timeout: 120_000 }, async () => {
