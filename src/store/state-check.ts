@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { syncDirectory } from './atomic-file.js';
+import { BROKER_CREDENTIALS_FILE } from './broker-credentials.js';
 import { DATABASE_FILE, databaseFileProblem } from './database.js';
 import { bridgeFileId, PUBLISHED_SETTING_PREFIX } from './state-store.js';
 
@@ -46,6 +47,11 @@ export function checkState(dataDir: string, { deep = true } = {}): StateProblem[
     const file = `${HOMEKIT_DIR}/${name}`;
     const problem = homeKitFileProblem(name, readFileSync(join(dataDir, file), 'utf8'));
     if (problem) problems.push({ file, problem, reset: { moveAside: [file] } });
+  }
+  const credentials = join(dataDir, BROKER_CREDENTIALS_FILE);
+  if (existsSync(credentials)) {
+    const problem = credentialsProblem(readFileSync(credentials, 'utf8'));
+    if (problem) problems.push({ file: BROKER_CREDENTIALS_FILE, problem: `${problem}: the hub cannot log in to the external broker; run 'mqttkit mosquitto-config' again`, reset: { moveAside: [BROKER_CREDENTIALS_FILE] } });
   }
   const dbPath = join(dataDir, DATABASE_FILE);
   if (!existsSync(dbPath)) {
@@ -210,4 +216,14 @@ export function homeKitFileProblem(name: string, text: string): string | undefin
     if (typeof cache !== 'object' || cache === null || Object.values(cache).some((id) => typeof id !== 'number')) return 'lacks its id table (cache)';
   }
   return undefined;
+}
+
+function credentialsProblem(text: string): string | undefined {
+  if (text.length === 0) return 'is empty (0 bytes)';
+  try {
+    const value = JSON.parse(text) as { username?: unknown; password?: unknown } | null;
+    return typeof value?.username === 'string' && typeof value.password === 'string' ? undefined : 'lacks the username or password';
+  } catch {
+    return 'is not valid JSON (cut short?)';
+  }
 }

@@ -63,6 +63,7 @@ describe('a damaged store is refused at start, by name', { timeout: 240_000 }, (
     ['a truncated IdentifierCache file (AIDs)', (dir) => cut(dir, homekitFile(dir, 'IdentifierCache')), /IdentifierCache\.[0-9A-F]{12}\.json is not valid JSON/],
     ['a deleted AccessoryInfo file', (dir) => (rmSync(join(dir, homekitFile(dir, 'AccessoryInfo'))), 'AccessoryInfo'), /AccessoryInfo\.[0-9A-F]{12}\.json is missing/],
     ['a deleted mqttkit.db beside HomeKit keys', (dir) => (rmSync(join(dir, 'mqttkit.db')), 'mqttkit.db'), /mqttkit\.db is missing, while homekit\/ holds HomeKit keys/],
+    ['a truncated broker-credentials.json', (dir) => (writeFileSync(join(dir, 'broker-credentials.json'), '{"username": "mqttkit-hub", "pass'), 'broker-credentials.json'), /broker-credentials\.json is not valid JSON/],
     ['a file that is not SQLite as mqttkit.db', (dir) => (writeFileSync(join(dir, 'mqttkit.db'), 'x'.repeat(4096)), 'mqttkit.db'), /mqttkit\.db is not an SQLite database/],
   ];
   for (const [what, damage, message] of damages) {
