@@ -19,7 +19,6 @@ import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-fil
 import { StateStore } from '../store/state-store.js';
 import { ensureStateUsable } from '../store/state-check.js';
 import { removeStaleTempFiles } from '../store/atomic-file.js';
-import { Downtime, HEARTBEAT_MS } from '../store/downtime.js';
 import { HistoryStore } from '../store/history-store.js';
 import { HistoryRecorder } from '../store/history-recorder.js';
 import { WebStore } from '../store/web-store.js';
@@ -32,6 +31,7 @@ import { DATABASE_FILE, openDatabase } from '../store/database.js';
 import { AuthThrottle, DEFAULT_THROTTLE } from '../security/auth-throttle.js';
 import { Registration, type RegistrationPolicy } from '../security/registration.js';
 import { logActivity } from './activity-log.js';
+import { DeviceExpiry } from './device-expiry.js';
 import { VERSION } from './version.js';
 
 export type MqttOptions =
@@ -203,25 +203,9 @@ export class Hub {
       requests.unref();
       stops.push(() => clearInterval(requests));
 
-      // Sweep often enough that a device is removed within ~10% of its TTL, at most once a minute.
-      // [D-5] Only silence while the hub ran counts: a hub that was off must not come back to an empty house.
-      const downtime = new Downtime(store);
-      const gap = downtime.start(registry.list().reduce<number | undefined>((newest, d) => Math.max(newest ?? 0, d.lastSeen), undefined));
-      if (gap && gap[1] - gap[0] > options.deviceTtlMs / 10) log.info(`the hub was not running for ${Math.round((gap[1] - gap[0]) / 60_000)} min; that time does not count against silent devices`);
-      const sweepNow = () => {
-        registry.sweep(options.deviceTtlMs, (from, to) => downtime.within(from, to));
-        downtime.prune(Math.min(Date.now(), ...registry.list().map((d) => d.lastSeen)));
-      };
-      sweepNow();
-      const sweep = setInterval(sweepNow, Math.min(60_000, Math.max(1000, options.deviceTtlMs / 10)));
-      sweep.unref();
-      const heartbeat = setInterval(() => downtime.heartbeat(), HEARTBEAT_MS);
-      heartbeat.unref();
-      stops.push(() => {
-        clearInterval(sweep);
-        clearInterval(heartbeat);
-        downtime.heartbeat();
-      });
+      const expiry = new DeviceExpiry(registry, store, options.deviceTtlMs, log);
+      expiry.start();
+      stops.push(() => expiry.stop());
 
       const hub = new Hub(options, registry, bus, pincode, link.address, homekit, webPort);
       hub.#stops.push(...stops);
