@@ -62,7 +62,6 @@ Examples:
       setTimeout(() => process.exit(1), 200).unref();
       return;
     }
-    console.log(await startBanner(hub));
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -84,7 +83,9 @@ Examples:
         },
       );
     };
+    // Before the banner: whoever reads "mqttkit is running" may signal at once.
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
+    console.log(await startBanner(hub));
   });
 }
