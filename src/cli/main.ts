@@ -1,5 +1,6 @@
 /** The `mqttkit` command line. Each command lives in its own file and registers itself here. */
 import { Command } from 'commander';
+import { registerBackup } from './backup-command.js';
 import { VERSION } from '../hub/version.js';
 import { registerDevice } from './device-command.js';
 import { registerObserve } from './observe-command.js';
@@ -22,4 +23,5 @@ registerUser(program);
 registerMosquittoConfig(program);
 registerSimulate(program);
 registerToken(program);
+registerBackup(program);
 await program.parseAsync(process.argv);

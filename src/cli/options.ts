@@ -18,17 +18,53 @@ import { canonicalHost } from '../web/allowed-hosts.js';
 
 export const CONFIG_FILE = 'config.json';
 
-const port = z.coerce.number().int().min(0).max(65535);
-const host = z.string().refine((v) => isIP(v) !== 0 || /^[A-Za-z0-9.-]{1,253}$/.test(v));
-const duration = z.coerce.string().transform((v, ctx) => {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
-  if (!match) {
-    ctx.addIssue({ code: 'custom', message: 'bad duration' });
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const DAY_MS = UNIT_MS.d;
+
+/** A whole number within [min, max]; every source arrives as text (a JSON number as its digits). */
+const wholeNumber = (min: number, max: number) =>
+  z.string().transform((v, ctx) => {
+    const n = Number(v.trim());
+    if (!/^-?\d+$/.test(v.trim())) ctx.addIssue({ code: 'custom', message: 'not a whole number' });
+    else if (n < min || n > max) ctx.addIssue({ code: 'custom', message: `${n} is outside ${min}-${max}` });
+    else return n;
     return z.NEVER;
-  }
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 's'];
-  return Number(match[1]) * unit!;
-});
+  });
+const port = wholeNumber(0, 65535);
+const host = z.string().refine((v) => isIP(v) !== 0 || /^[A-Za-z0-9.-]{1,253}$/.test(v));
+
+/** Shows a length of time in the largest unit that divides it: 3600000 → 1h. */
+export function formatDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) if (ms >= UNIT_MS[unit] && ms % UNIT_MS[unit] === 0) return `${ms / UNIT_MS[unit]}${unit}`;
+  return `${ms}ms`;
+}
+
+interface DurationRange {
+  min: number;
+  max: number;
+  /** A bare number (no unit) below this is refused: it is too easy to mean minutes or days and get seconds. */
+  unitRequiredBelow?: number;
+}
+
+/** A duration like 90s, 1500ms, 12h or 7d, in milliseconds, within a range; a bare number counts seconds. */
+const duration = ({ min, max, unitRequiredBelow }: DurationRange) =>
+  z.string().transform((v, ctx) => {
+    const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(v.trim());
+    if (!match) {
+      ctx.addIssue({ code: 'custom', message: 'not a duration' });
+      return z.NEVER;
+    }
+    const ms = Math.round(Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS ?? 's']);
+    const bare = match[2] === undefined;
+    if (bare && unitRequiredBelow !== undefined && ms < unitRequiredBelow) {
+      ctx.addIssue({ code: 'custom', message: `a bare number counts seconds, so this means ${match[1]} seconds; under ${formatDuration(unitRequiredBelow)} write the unit, e.g. 12h` });
+    } else if (ms < min) {
+      ctx.addIssue({ code: 'custom', message: `${formatDuration(ms)}${bare ? ' (a bare number counts seconds)' : ''} is shorter than the minimum, ${formatDuration(min)}` });
+    } else if (ms > max) {
+      ctx.addIssue({ code: 'custom', message: `${formatDuration(ms)} is longer than the maximum, ${formatDuration(max)}` });
+    } else return ms;
+    return z.NEVER;
+  });
 /** `a,b` (flag, variable) or `["a", "b"]` (config file): host names or addresses. */
 const hostList = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
   const names = (Array.isArray(v) ? v : v.split(',')).map((n) => n.trim()).filter((n) => n !== '');
@@ -60,31 +96,31 @@ interface OptionSpec {
 }
 
 export const START_OPTIONS = {
-  dataDir: { flag: '--data-dir', env: 'MQTTKIT_DATA_DIR', allowed: 'a folder path', schema: z.string().min(1), fallback: './data', notInFile: true },
-  mqttPort: { flag: '--mqtt-port', env: 'MQTTKIT_MQTT_PORT', allowed: 'a port number 0-65535 (0 picks a free one)', schema: port, fallback: 1883 },
-  mqttHost: { flag: '--mqtt-host', env: 'MQTTKIT_MQTT_HOST', allowed: 'an IP address or host name to listen on', schema: host, fallback: '0.0.0.0' },
+  dataDir: { flag: '--data-dir', env: 'MQTTKIT_DATA_DIR', allowed: 'a folder path, e.g. /var/lib/mqttkit', schema: z.string().min(1), fallback: './data', notInFile: true },
+  mqttPort: { flag: '--mqtt-port', env: 'MQTTKIT_MQTT_PORT', allowed: 'a port number 0-65535 (0 picks a free one), e.g. 1883', schema: port, fallback: 1883 },
+  mqttHost: { flag: '--mqtt-host', env: 'MQTTKIT_MQTT_HOST', allowed: 'an IP address or host name to listen on, e.g. 0.0.0.0', schema: host, fallback: '0.0.0.0' },
   mqttUrl: { flag: '--mqtt-url', env: 'MQTTKIT_MQTT_URL', allowed: 'a broker URL such as mqtt://user:pass@192.168.1.2:1883 (mqtt, mqtts, ws, wss)', schema: z.string().refine(isBrokerUrl) },
-  mqttUsername: { flag: '--mqtt-username', env: 'MQTTKIT_MQTT_USERNAME', allowed: 'the user name the hub logs in to the external broker with', schema: z.string().min(1) },
+  mqttUsername: { flag: '--mqtt-username', env: 'MQTTKIT_MQTT_USERNAME', allowed: 'the user name the hub logs in to the external broker with, e.g. mqttkit-hub', schema: z.string().min(1) },
   mqttPassword: { flag: '--mqtt-password', env: 'MQTTKIT_MQTT_PASSWORD', allowed: 'the password for --mqtt-username', schema: z.string().min(1), notInFile: true },
-  hapPort: { flag: '--hap-port', env: 'MQTTKIT_HAP_PORT', allowed: 'a port number 0-65535 (bridge n uses port + n; 0 picks free ones)', schema: port, fallback: 51826 },
-  hapHost: { flag: '--hap-host', env: 'MQTTKIT_HAP_HOST', allowed: 'an IP address to serve HomeKit on (default: all)', schema: z.string().refine((v) => isIP(v) !== 0) },
-  httpPort: { flag: '--http-port', env: 'MQTTKIT_HTTP_PORT', allowed: 'a port number 0-65535 for the dashboard and API (-1: none)', schema: z.coerce.number().int().min(-1).max(65535), fallback: 8581 },
-  httpHost: { flag: '--http-host', env: 'MQTTKIT_HTTP_HOST', allowed: 'the address the dashboard listens on', schema: host, fallback: '0.0.0.0' },
+  hapPort: { flag: '--hap-port', env: 'MQTTKIT_HAP_PORT', allowed: 'a port number 0-65535 (bridge n uses port + n; 0 picks free ones), e.g. 51826', schema: port, fallback: 51826 },
+  hapHost: { flag: '--hap-host', env: 'MQTTKIT_HAP_HOST', allowed: 'an IP address to serve HomeKit on (default: all), e.g. 192.168.1.10', schema: z.string().refine((v) => isIP(v) !== 0) },
+  httpPort: { flag: '--http-port', env: 'MQTTKIT_HTTP_PORT', allowed: 'a port number 0-65535 for the dashboard and API (-1: none), e.g. 8581', schema: wholeNumber(-1, 65535), fallback: 8581 },
+  httpHost: { flag: '--http-host', env: 'MQTTKIT_HTTP_HOST', allowed: 'the address the dashboard listens on, e.g. 127.0.0.1', schema: host, fallback: '0.0.0.0' },
   httpAllowedHosts: { flag: '--http-allowed-hosts', env: 'MQTTKIT_HTTP_ALLOWED_HOSTS', allowed: "more names the dashboard answers to, comma-separated, e.g. hub.example.com,nas.lan (its addresses, localhost, the machine's name and <name>.local always work)", schema: hostList },
   otaMaxFileSize: { flag: '--ota-max-file-size', env: 'MQTTKIT_OTA_MAX_FILE_SIZE', allowed: 'a size from 4KiB to 256MiB such as 512k, 16M or 16MiB: the largest file an OTA update sends', schema: otaFileSize, fallback: OTA_MAX_FILE_SIZE_DEFAULT },
-  historyRetention: { flag: '--history-retention', env: 'MQTTKIT_HISTORY_RETENTION', allowed: 'a duration such as 30d: how long value history is kept', schema: duration, fallback: '30d' },
+  historyRetention: { flag: '--history-retention', env: 'MQTTKIT_HISTORY_RETENTION', allowed: 'a duration such as 30d, from 1h to 3650d: how long value history is kept', schema: duration({ min: 3_600_000, max: 3650 * DAY_MS }), fallback: '30d' },
   pincode: { flag: '--pincode', env: 'MQTTKIT_PINCODE', allowed: 'a setup code like 123-45-654', schema: z.string().refine((v) => checkPincode(v).ok) },
-  bridgeName: { flag: '--bridge-name', env: 'MQTTKIT_BRIDGE_NAME', allowed: 'a name of 2-64 letters, digits and spaces', schema: z.string().regex(/^[\p{L}\p{N}][\p{L}\p{N} ']{0,62}[\p{L}\p{N}]$/u), fallback: 'mqttkit' },
+  bridgeName: { flag: '--bridge-name', env: 'MQTTKIT_BRIDGE_NAME', allowed: 'a name of 2-64 letters, digits and spaces, e.g. Living room', schema: z.string().regex(/^[\p{L}\p{N}][\p{L}\p{N} ']{0,62}[\p{L}\p{N}]$/u), fallback: 'mqttkit' },
   registration: { flag: '--registration', env: 'MQTTKIT_REGISTRATION', allowed: 'open (a new device registers with its first password), approve (it waits for mqttkit device approve) or closed (only devices added with mqttkit device add)', schema: z.enum(REGISTRATION_POLICIES), fallback: 'open' },
-  mqttsPort: { flag: '--mqtts-port', env: 'MQTTKIT_MQTTS_PORT', allowed: 'a port number 0-65535 for MQTT over TLS (needs --tls-cert and --tls-key)', schema: port },
-  tlsCert: { flag: '--tls-cert', env: 'MQTTKIT_TLS_CERT', allowed: 'the PEM certificate file for --mqtts-port', schema: z.string().min(1) },
-  tlsKey: { flag: '--tls-key', env: 'MQTTKIT_TLS_KEY', allowed: 'the PEM private key file for --mqtts-port', schema: z.string().min(1) },
-  authMaxDelay: { flag: '--auth-max-delay', env: 'MQTTKIT_AUTH_MAX_DELAY', allowed: 'a duration: the longest pause after a wrong password (it doubles from 100ms per failure)', schema: duration, fallback: '5s' },
-  otaHost: { flag: '--ota-host', env: 'MQTTKIT_OTA_HOST', allowed: "this machine's address as devices see it, for OTA downloads (needed with --mqtt-url)", schema: z.string().refine((v) => isIP(v) !== 0) },
-  otaRebootTimeout: { flag: '--ota-reboot-timeout', env: 'MQTTKIT_OTA_REBOOT_TIMEOUT', allowed: 'a duration: how long an update waits for a rebooting device', schema: duration, fallback: '90s' },
+  mqttsPort: { flag: '--mqtts-port', env: 'MQTTKIT_MQTTS_PORT', allowed: 'a port number 0-65535 for MQTT over TLS (needs --tls-cert and --tls-key), e.g. 8883', schema: port },
+  tlsCert: { flag: '--tls-cert', env: 'MQTTKIT_TLS_CERT', allowed: 'the PEM certificate file for --mqtts-port, e.g. /etc/mqttkit/cert.pem', schema: z.string().min(1) },
+  tlsKey: { flag: '--tls-key', env: 'MQTTKIT_TLS_KEY', allowed: 'the PEM private key file for --mqtts-port, e.g. /etc/mqttkit/key.pem', schema: z.string().min(1) },
+  authMaxDelay: { flag: '--auth-max-delay', env: 'MQTTKIT_AUTH_MAX_DELAY', allowed: 'a duration such as 5s, from 100ms to 10m: the longest pause after a wrong password (it doubles from 100ms per failure)', schema: duration({ min: 100, max: 600_000 }), fallback: '5s' },
+  otaHost: { flag: '--ota-host', env: 'MQTTKIT_OTA_HOST', allowed: "this machine's address as devices see it, for OTA downloads (needed with --mqtt-url), e.g. 192.168.1.10", schema: z.string().refine((v) => isIP(v) !== 0) },
+  otaRebootTimeout: { flag: '--ota-reboot-timeout', env: 'MQTTKIT_OTA_REBOOT_TIMEOUT', allowed: 'a duration such as 90s, from 5s to 1h: how long an update waits for a rebooting device', schema: duration({ min: 5000, max: 3_600_000 }), fallback: '90s' },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
-  deviceTtl: { flag: '--device-ttl', env: 'MQTTKIT_DEVICE_TTL', allowed: 'a duration such as 7d, 12h, 30m or 90s', schema: duration, fallback: '7d' },
-  confirmTimeout: { flag: '--confirm-timeout', env: 'MQTTKIT_CONFIRM_TIMEOUT', allowed: 'a duration such as 10s or 1500ms', schema: duration, fallback: '10s' },
+  deviceTtl: { flag: '--device-ttl', env: 'MQTTKIT_DEVICE_TTL', allowed: 'a duration such as 7d or 12h, from 1h to 3650d (under a day, with its unit): devices silent this long are removed', schema: duration({ min: 3_600_000, max: 3650 * DAY_MS, unitRequiredBelow: DAY_MS }), fallback: '7d' },
+  confirmTimeout: { flag: '--confirm-timeout', env: 'MQTTKIT_CONFIRM_TIMEOUT', allowed: 'a duration such as 10s or 1500ms, from 100ms to 5m', schema: duration({ min: 100, max: 300_000 }), fallback: '10s' },
 } satisfies Record<string, OptionSpec>;
 
 export type StartOptionName = keyof typeof START_OPTIONS;
@@ -118,10 +154,16 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     const [raw, source] =
       fromFlag !== undefined ? [fromFlag, spec.flag] : fromEnv !== undefined && fromEnv !== '' ? [fromEnv, spec.env] : fromFile !== undefined ? [fromFile, `${CONFIG_FILE} "${name}"`] : [spec.fallback, 'default'];
     if (raw === undefined) continue;
-    const parsed = spec.schema.safeParse(raw);
+    const where = source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`;
+    // Flags and variables are text; config.json may hold numbers (or a list of names): all go through the same text parser.
+    const text = Array.isArray(raw) && raw.every((item) => typeof item === 'string') ? raw.join(',') : raw;
+    if (typeof text !== 'string' && typeof text !== 'number') {
+      throw new OptionError(`${where}: ${JSON.stringify(raw)} is not valid; expected ${spec.allowed} (a string or a number, not ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw})`);
+    }
+    const parsed = spec.schema.safeParse(String(text));
     if (!parsed.success) {
-      const where = source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`;
-      throw new OptionError(`${where}: '${String(raw)}' is not valid; expected ${spec.allowed}`);
+      const reason = parsed.error.issues.map((issue) => issue.message).find((m) => m !== '' && !m.startsWith('Invalid'));
+      throw new OptionError(`${where}: '${String(raw)}' is not valid; expected ${spec.allowed}${reason ? ` (${reason})` : ''}`);
     }
     values[name] = parsed.data;
     sources[name] = source;

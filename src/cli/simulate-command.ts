@@ -1,11 +1,12 @@
 /** `mqttkit simulate`: a fleet of virtual devices for demos, tests and benchmarks. */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Fleet } from '../../device/simulator/fleet.js';
 import { KIND_NAMES, type KindName } from '../../device/simulator/kinds.js';
 import { readRuntime } from '../store/runtime-file.js';
+import { writeFileAtomic } from '../store/atomic-file.js';
 import { action, CliError, wholeNumber } from './workspace.js';
 
 interface Flags {
@@ -84,7 +85,7 @@ function simulatorSecret(dataDir: string): string {
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
   const secret = randomBytes(32).toString('hex');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  writeFileSync(file, secret, { mode: 0o600 });
+  writeFileAtomic(file, secret);
   return secret;
 }
 

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { Hub } from '../hub/hub.js';
 import { createLogger } from '../log/logger.js';
+import { DamagedStateError } from '../store/state-check.js';
 import { startBanner } from './banner.js';
 import { OptionError, resolveStartOptions, START_OPTIONS, type RawOptions } from './options.js';
 
@@ -29,10 +30,12 @@ Examples:
     const fallback = 'fallback' in spec ? ` (default: ${String(spec.fallback)})` : '';
     command.option(`${spec.flag} <${placeholder}>`, `${spec.allowed}${fallback} [${spec.env}]`);
   }
-  command.action(async (flags: RawOptions) => {
+  command.option('--reset-state', 'when the state in the data dir is damaged, move the damaged files aside (<name>.damaged-<time>) and start with what is left, instead of refusing to start');
+  command.action(async (flags: RawOptions & { resetState?: boolean }) => {
     let resolved;
     try {
       resolved = resolveStartOptions(flags);
+      resolved.hub.resetState = flags.resetState === true;
     } catch (error) {
       if (!(error instanceof OptionError)) throw error;
       console.error(`mqttkit: ${error.message}`);
@@ -45,13 +48,20 @@ Examples:
     try {
       hub = await Hub.start(resolved.hub, log);
     } catch (error) {
+      if (error instanceof DamagedStateError) {
+        // Several lines a person reads and acts on: not squeezed into one log record.
+        log.flush();
+        console.error(`mqttkit: ${error.message}`);
+        process.exitCode = 1;
+        setTimeout(() => process.exit(1), 200).unref();
+        return;
+      }
       log.fatal(`cannot start: ${(error as Error).message}`);
       log.flush();
       process.exitCode = 1;
       setTimeout(() => process.exit(1), 200).unref();
       return;
     }
-    console.log(await startBanner(hub));
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -73,7 +83,9 @@ Examples:
         },
       );
     };
+    // Before the banner: whoever reads "mqttkit is running" may signal at once.
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
+    console.log(await startBanner(hub));
   });
 }

@@ -9,6 +9,7 @@ import { AccountStore } from '../store/account-store.js';
 import { readBrokerCredentials } from '../store/broker-credentials.js';
 import { DATABASE_FILE, openDatabase, type Db } from '../store/database.js';
 import { readRuntime, runningHubPid } from '../store/runtime-file.js';
+import { checkState, describeProblems } from '../store/state-check.js';
 import { StateStore } from '../store/state-store.js';
 import { DynsecClient } from '../broker/mosquitto/dynsec.js';
 import { CONFIG_FILE } from './options.js';
@@ -46,6 +47,9 @@ export function addWorkspaceOptions(command: Command): Command {
 
 export function openWorkspace(flags: WorkspaceFlags, { create = false } = {}): Workspace {
   const dataDir = resolve(flags.dataDir ?? process.env.MQTTKIT_DATA_DIR ?? './data');
+  // [D-3] A command must not turn a damaged store into a new one either (SQLite takes an empty file for an empty database).
+  const problems = checkState(dataDir, { deep: false });
+  if (problems.length > 0) throw new CliError(describeProblems(dataDir, problems, 'use it'));
   if (!existsSync(join(dataDir, DATABASE_FILE))) {
     if (!create) throw new CliError(`no mqttkit data in ${dataDir}: pass --data-dir, or start the hub there first`);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });

@@ -274,10 +274,13 @@ export class DeviceRegistry {
     return true;
   }
 
-  /** [P-13] Removes devices silent for longer than `ttlMs`; a sleeping device counts from its wake time. */
-  sweep(ttlMs: number): string[] {
+  /**
+   * [P-13] Removes devices silent for longer than `ttlMs`; a sleeping device counts from its wake time.
+   * `downtime(from, to)` is how long the hub itself was not running in that span: not the device's silence.
+   */
+  sweep(ttlMs: number, downtime: (from: number, to: number) => number = () => 0): string[] {
     const now = this.#now();
-    const expired = this.list().filter((d) => now - lastSign(d) > ttlMs);
+    const expired = this.list().filter((d) => now - lastSign(d) - downtime(lastSign(d), now) > ttlMs);
     for (const device of expired) this.remove(device.id, `silent since ${new Date(lastSign(device)).toISOString()}`);
     return expired.map((d) => d.id);
   }

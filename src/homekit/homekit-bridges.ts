@@ -5,12 +5,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { Bridge, Categories, Characteristic, HAPStorage, Service, uuid, type CharacteristicValue } from 'hap-nodejs';
+import { Bridge, Categories, Characteristic, Service, uuid, type CharacteristicValue } from 'hap-nodejs';
 import type { HapValue } from '../core/coerce.js';
 import type { DeviceRecord } from '../core/device.js';
 import type { CharacteristicRef, EventBus } from '../core/events.js';
 import type { DeviceRegistry } from '../core/registry.js';
 import type { Logger } from '../log/logger.js';
+import { useHapFileStorage } from '../store/hap-storage.js';
 import type { BridgeIdentity, StateStore } from '../store/state-store.js';
 import type { HapCatalog } from './catalog.js';
 import { DeviceAccessory } from './device-accessory.js';
@@ -72,7 +73,7 @@ export class HomeKitBridges {
 
   /** Re-creates every known device on its bridge before publishing: HomeKit drops what a published bridge lacks. */
   async start(): Promise<void> {
-    HAPStorage.setCustomStoragePath(this.options.storagePath);
+    useHapFileStorage(this.options.storagePath);
     setHapListenHost(this.options.host);
     this.#members = this.store.bridgeMembers();
     for (const identity of this.store.bridges()) this.#openSlot(identity);

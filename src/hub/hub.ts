@@ -17,6 +17,8 @@ import type { Logger } from '../log/logger.js';
 import { RegistryPersistence } from '../store/registry-persistence.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
 import { StateStore } from '../store/state-store.js';
+import { ensureStateUsable } from '../store/state-check.js';
+import { removeStaleTempFiles } from '../store/atomic-file.js';
 import { HistoryStore } from '../store/history-store.js';
 import { HistoryRecorder } from '../store/history-recorder.js';
 import { WebStore } from '../store/web-store.js';
@@ -30,6 +32,7 @@ import { DEFAULT_THROTTLE } from '../security/auth-throttle.js';
 import { LoginThrottle } from '../security/login-throttle.js';
 import { Registration, type RegistrationPolicy } from '../security/registration.js';
 import { logActivity } from './activity-log.js';
+import { DeviceExpiry } from './device-expiry.js';
 import { VERSION } from './version.js';
 
 export type MqttOptions =
@@ -58,6 +61,8 @@ export interface HubOptions {
   otaRebootTimeoutMs: number;
   /** The hub's address for devices' OTA downloads when the broker cannot tell it (external broker). */
   otaHost?: string | undefined;
+  /** `--reset-state`: move damaged state files aside and start with what is left, instead of refusing. */
+  resetState?: boolean | undefined;
 }
 
 export const PINCODE_SETTING = 'homekit.pincode';
@@ -78,12 +83,15 @@ export class Hub {
   static async start(options: HubOptions, log: Logger): Promise<Hub> {
     const running = runningHubPid(options.dataDir);
     if (running) throw new Error(`a hub is already running on ${options.dataDir} (pid ${running}): stop it first or use another --data-dir`);
+    // [D-3] Before anything is created or opened: a damaged store is refused by name, never replaced.
+    ensureStateUsable(options.dataDir, options.resetState === true, (line) => log.warn(line));
     mkdirSync(join(options.dataDir, 'homekit'), { recursive: true, mode: 0o700 });
     // The data dir holds HomeKit keys: owner-only, whatever the umask.
     chmodSync(options.dataDir, 0o700);
     const homekitDir = join(options.dataDir, 'homekit');
     chmodSync(homekitDir, 0o700);
     for (const file of readdirSync(homekitDir)) chmodSync(join(homekitDir, file), 0o600);
+    for (const dir of [options.dataDir, homekitDir]) for (const name of removeStaleTempFiles(dir)) log.info(`removed ${name}, left by an interrupted write`);
 
     const stops: Array<() => void | Promise<void>> = [];
     const undo = async () => {
@@ -216,10 +224,9 @@ export class Hub {
       presence.unref();
       stops.push(() => clearInterval(presence));
 
-      // Sweep often enough that a device is removed within ~10% of its TTL, at most once a minute.
-      const sweep = setInterval(() => registry.sweep(options.deviceTtlMs), Math.min(60_000, Math.max(1000, options.deviceTtlMs / 10)));
-      sweep.unref();
-      stops.push(() => clearInterval(sweep));
+      const expiry = new DeviceExpiry(registry, store, options.deviceTtlMs, log);
+      expiry.start();
+      stops.push(() => expiry.stop());
 
       const hub = new Hub(options, registry, bus, pincode, link.address, homekit, webPort);
       hub.#stops.push(...stops);
@@ -233,9 +240,17 @@ export class Hub {
           bridges: hub.bridges().map(({ index, name, port, username, setupURI }) => ({ index, name, port, username, setupURI })),
           httpPort: webPort,
         });
+      // [D-4] A published bridge has keys and ids on disk; from now on their loss is damage.
+      const markPublished = () => {
+        for (const bridge of hub.bridges()) if (bridge.port !== undefined) store.markBridgePublished(bridge.username);
+      };
+      markPublished();
       saveRuntime();
       // A new bridge (past 149 devices) opens while running; keep the file current.
-      homekit.onPublished = saveRuntime;
+      homekit.onPublished = () => {
+        markPublished();
+        saveRuntime();
+      };
       return hub;
     } catch (error) {
       await undo();

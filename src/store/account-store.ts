@@ -1,6 +1,6 @@
 /** MQTT accounts (devices and admins) and the requests the CLI leaves for a running hub. */
 import type { AccountRole } from '../security/access-policy.js';
-import type { Db } from './database.js';
+import { durably, type Db } from './database.js';
 import { RequestStore, type HubRequestAction } from './request-store.js';
 
 export type AccountStatus = 'active' | 'pending';
@@ -37,10 +37,13 @@ const toAccount = (r: Row): Account => ({
   lastAddress: r.last_address,
 });
 
+/** Account changes are on disk before a device or person is told they happened ([D-2]); logins are not. */
 export class AccountStore {
   readonly #s;
+  readonly #db: Db;
 
   constructor(db: Db) {
+    this.#db = db;
     this.#s = {
       get: db.prepare<[string], Row>('SELECT * FROM accounts WHERE name = ?'),
       list: db.prepare<[], Row>('SELECT * FROM accounts ORDER BY role, name'),
@@ -65,7 +68,7 @@ export class AccountStore {
   /** Inserts; false when the name exists already (a concurrent registration won the race). */
   create(name: string, role: AccountRole, status: AccountStatus, secret: string | null): boolean {
     try {
-      this.#s.insert.run(name, role, status, secret, Date.now());
+      durably(this.#db, () => this.#s.insert.run(name, role, status, secret, Date.now()));
       return true;
     } catch (error) {
       if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return false;
@@ -74,11 +77,11 @@ export class AccountStore {
   }
 
   setSecret(name: string, secret: string | null): void {
-    this.#s.setSecret.run(secret, name);
+    durably(this.#db, () => this.#s.setSecret.run(secret, name));
   }
 
   setStatus(name: string, status: AccountStatus): void {
-    this.#s.setStatus.run(status, name);
+    durably(this.#db, () => this.#s.setStatus.run(status, name));
   }
 
   recordLogin(name: string, address: string | undefined): void {
@@ -86,7 +89,7 @@ export class AccountStore {
   }
 
   remove(name: string): boolean {
-    return this.#s.remove.run(name).changes > 0;
+    return durably(this.#db, () => this.#s.remove.run(name).changes > 0);
   }
 
   readonly requests: RequestStore;

@@ -2,8 +2,9 @@
  * The hub's own login for an external broker, written by `mqttkit mosquitto-config` into the data
  * dir (owner-only), so neither the config file nor the command line has to carry the password.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from './atomic-file.js';
 
 export const BROKER_CREDENTIALS_FILE = 'broker-credentials.json';
 
@@ -22,5 +23,5 @@ export function readBrokerCredentials(dataDir: string): BrokerCredentials | unde
 }
 
 export function writeBrokerCredentials(dataDir: string, credentials: BrokerCredentials): void {
-  writeFileSync(join(dataDir, BROKER_CREDENTIALS_FILE), `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  writeFileAtomic(join(dataDir, BROKER_CREDENTIALS_FILE), `${JSON.stringify(credentials, null, 2)}\n`);
 }

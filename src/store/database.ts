@@ -1,6 +1,9 @@
-/** Opens the hub's SQLite file: owner-only (it holds pairing-related state), WAL, migrated. */
+/** The hub's SQLite file: owner-only (it holds pairing-related state), WAL, migrated. See docs/data.md. */
 import Database from 'better-sqlite3';
-import { closeSync, openSync, chmodSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, linkSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { syncDirectory, TEMP_PREFIX } from './atomic-file.js';
 
 export type Db = Database.Database;
 
@@ -43,16 +46,95 @@ const MIGRATIONS: readonly string[] = [
 
 export const DATABASE_FILE = 'mqttkit.db';
 
+/** The schema version this mqttkit writes (SQLite's user_version). */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Every SQLite file starts with these 16 bytes. */
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+/**
+ * Opens the hub's database, creating it when there is none. An existing file that is empty or not
+ * SQLite is refused, never treated as a new database: SQLite itself would take a zero-length file
+ * for an empty database and the hub would start as a new install.
+ */
 export function openDatabase(file: string): Db {
-  // Create the file owner-only before SQLite does, so it never exists with wider permissions.
-  closeSync(openSync(file, 'a', 0o600));
+  if (!existsSync(file)) createDatabase(file);
+  const problem = databaseFileProblem(file);
+  if (problem) throw new Error(`${file} ${problem}: refusing to use it; see 'mqttkit start --help' (--reset-state) or restore a backup`);
   chmodSync(file, 0o600);
-  const db = new Database(file, { timeout: 5000 });
+  const db = new Database(file, { timeout: 5000, fileMustExist: true });
+  configure(db);
+  migrate(db);
+  return db;
+}
+
+/** What is wrong with an existing database file at first sight (size and header), or undefined. */
+export function databaseFileProblem(file: string): string | undefined {
+  const size = statSync(file).size;
+  if (size === 0) return 'is empty (0 bytes)';
+  const header = Buffer.alloc(SQLITE_HEADER.length);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return header.equals(SQLITE_HEADER) ? undefined : 'is not an SQLite database';
+}
+
+/**
+ * [D-2] WAL with synchronous=NORMAL: a commit survives a crash of the process (kill -9) at once, and a
+ * power cut once SQLite or the kernel has flushed the WAL (seconds). The database stays consistent
+ * either way. Writes that must be on disk before the hub acts on them go through `durably()`.
+ */
+function configure(db: Db): void {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  migrate(db);
-  return db;
+}
+
+/**
+ * [D-2] Runs `fn` as one transaction whose commit is on disk (fsync of the WAL, which also carries every
+ * earlier commit) before this returns: for the rows that identities and files depend on, e.g. a bridge
+ * recorded before HAP-NodeJS writes its keys, an account before its device is told it is registered,
+ * the setup code before it is shown. A commit costs an fsync (~3 ms on an SSD, more on an SD card),
+ * so value, history and log writes, which are many and cheap to lose, stay NORMAL.
+ */
+export function durably<T>(db: Db, fn: () => T): T {
+  if (db.inTransaction) return fn(); // the outer transaction decides
+  db.pragma('synchronous = FULL');
+  try {
+    return db.transaction(fn)();
+  } finally {
+    db.pragma('synchronous = NORMAL');
+  }
+}
+
+/**
+ * [D-1] A new database is built beside its final name and renamed into place complete, so a crash
+ * during the first start can never leave an empty `mqttkit.db`. Owner-only from the first byte.
+ */
+function createDatabase(file: string): void {
+  const temp = join(dirname(file), `${TEMP_PREFIX}${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}`);
+  closeSync(openSync(temp, 'wx', 0o600));
+  try {
+    const db = new Database(temp, { fileMustExist: true });
+    try {
+      configure(db);
+      migrate(db);
+    } finally {
+      db.close();
+    }
+    // link, not rename: if another process (the CLI, a second hub) created the file meanwhile, keep theirs.
+    try {
+      linkSync(temp, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  } finally {
+    for (const suffix of ['', '-wal', '-shm']) rmSync(temp + suffix, { force: true });
+  }
+  syncDirectory(dirname(file));
 }
 
 function migrate(db: Db): void {

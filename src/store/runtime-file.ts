@@ -2,8 +2,9 @@
  * `<data dir>/hub.json`: written while a hub runs, so CLI commands and tests find its ports, and a
  * second hub on the same data dir is refused instead of corrupting state.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from './atomic-file.js';
 
 export interface RuntimeInfo {
   pid: number;
@@ -36,7 +37,7 @@ export function runningHubPid(dataDir: string): number | undefined {
 }
 
 export function writeRuntime(dataDir: string, info: RuntimeInfo): void {
-  writeFileSync(join(dataDir, RUNTIME_FILE), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+  writeFileAtomic(join(dataDir, RUNTIME_FILE), `${JSON.stringify(info, null, 2)}\n`);
 }
 
 export function removeRuntime(dataDir: string): void {

@@ -3,13 +3,19 @@
  * HomeKit bridge each device lives on.
  */
 import type { DeviceRecord } from '../core/device.js';
-import type { Db } from './database.js';
+import { durably, type Db } from './database.js';
 
 export interface BridgeIdentity {
   index: number;
   /** HAP "username": the bridge's MAC-like id, fixed for its lifetime. */
   username: string;
 }
+
+/** Settings key that records that a bridge was published, so its HomeKit keys exist and must not vanish. */
+export const PUBLISHED_SETTING_PREFIX = 'homekit.published.';
+
+/** HAP-NodeJS names a bridge's files by its username without colons: `AccessoryInfo.0E5A3C9F1B22.json`. */
+export const bridgeFileId = (username: string) => username.replace(/:/g, '').toUpperCase();
 
 export class StateStore {
   readonly #db: Db;
@@ -62,24 +68,33 @@ export class StateStore {
     return this.#statements.getSetting.get(key)?.value;
   }
 
+  /** Settings are few and rarely written (setup code, marks, a heartbeat a minute): each is on disk when this returns. */
   setSetting(key: string, value: string): void {
-    this.#statements.setSetting.run(key, value);
+    durably(this.#db, () => this.#statements.setSetting.run(key, value));
   }
 
   bridges(): BridgeIdentity[] {
     return this.#statements.bridges.all().map((row) => ({ index: row.idx, username: row.username }));
   }
 
+  /** [D-4] On disk before HAP-NodeJS writes the bridge's keys, so no key file is ever without its bridge. */
   addBridge(bridge: BridgeIdentity): void {
-    this.#statements.addBridge.run(bridge.index, bridge.username, Date.now());
+    durably(this.#db, () => this.#statements.addBridge.run(bridge.index, bridge.username, Date.now()));
+  }
+
+  /** [D-4] Records that a bridge's keys and ids are on disk (after its first publish). */
+  markBridgePublished(username: string): void {
+    const key = PUBLISHED_SETTING_PREFIX + bridgeFileId(username);
+    if (this.getSetting(key) === undefined) this.setSetting(key, new Date().toISOString());
   }
 
   bridgeMembers(): Map<string, number> {
     return new Map(this.#statements.members.all().map((row) => [row.device_id, row.bridge]));
   }
 
+  /** Which bridge a device lives on decides its AID: kept durably. */
   assignBridge(deviceId: string, bridge: number): void {
-    this.#statements.assign.run(deviceId, bridge);
+    durably(this.#db, () => this.#statements.assign.run(deviceId, bridge));
   }
 
 }

@@ -3,7 +3,7 @@
  * tokens are long random values stored only as SHA-256 hashes (they carry their own entropy).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Db } from './database.js';
+import { durably, type Db } from './database.js';
 
 const SESSION_MS = 30 * 24 * 3_600_000;
 
@@ -11,8 +11,10 @@ export const tokenHash = (token: string) => createHash('sha256').update(token).d
 
 export class WebStore {
   readonly #s;
+  readonly #db: Db;
 
   constructor(db: Db) {
+    this.#db = db;
     this.#s = {
       users: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM web_users'),
       user: db.prepare<[string], { name: string; secret: string }>('SELECT name, secret FROM web_users WHERE name = ?'),
@@ -37,7 +39,7 @@ export class WebStore {
   }
 
   addUser(name: string, secret: string): void {
-    this.#s.addUser.run(name, secret, Date.now());
+    durably(this.#db, () => this.#s.addUser.run(name, secret, Date.now()));
   }
 
   createSession(user: string): string {
@@ -58,7 +60,7 @@ export class WebStore {
   /** Creates an API token; the token itself is shown once and never stored. */
   createToken(name: string): string {
     const token = `mk_${randomBytes(32).toString('base64url')}`;
-    this.#s.addToken.run(tokenHash(token), name, Date.now());
+    durably(this.#db, () => this.#s.addToken.run(tokenHash(token), name, Date.now()));
     return token;
   }
 
@@ -71,6 +73,6 @@ export class WebStore {
   }
 
   removeToken(name: string): boolean {
-    return this.#s.dropToken.run(name).changes > 0;
+    return durably(this.#db, () => this.#s.dropToken.run(name).changes > 0);
   }
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { OptionError, resolveStartOptions } from '../../src/cli/options.js';
+import { OptionError, resolveStartOptions, START_OPTIONS } from '../../src/cli/options.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mqttkit-options-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -59,6 +59,79 @@ describe('start options', () => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ mqttPassword: 'x' }));
     assert.throws(() => resolveStartOptions({ dataDir: dir }, {}), /cannot be set in the config file; use --mqtt-password or MQTTKIT_MQTT_PASSWORD/);
     rmSync(join(dir, 'config.json'));
+  });
+
+  /** The message for a config.json that holds only `setting`, or 'ok' when it is accepted. */
+  function fromFile(setting: Record<string, unknown>): string {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(setting));
+    try {
+      resolveStartOptions({ dataDir: dir }, {});
+      return 'ok';
+    } catch (error) {
+      if (!(error instanceof OptionError)) throw error;
+      return error.message;
+    } finally {
+      rmSync(join(dir, 'config.json'));
+    }
+  }
+
+  it('refuses a device TTL that would empty the house: a bare number under a day, or anything under an hour', () => {
+    for (const value of ['0', 0, '3600', 3600, '600']) {
+      const message = fromFile({ deviceTtl: value });
+      assert.match(message, /^--device-ttl \(set by config\.json "deviceTtl"\): '\d+' is not valid; expected a duration such as 7d or 12h, from 1h to 3650d/, String(value));
+      assert.match(message, /a bare number counts seconds, so this means \d+ seconds; under 1d write the unit, e\.g\. 12h/);
+    }
+    assert.match(fromFile({ deviceTtl: '30m' }), /'30m' is not valid; .*\(30m is shorter than the minimum, 1h\)/);
+    assert.match(fromFile({ deviceTtl: '0s' }), /\(0ms is shorter than the minimum, 1h\)/);
+    assert.match(fromFile({ deviceTtl: '3651d' }), /\(3651d is longer than the maximum, 3650d\)/);
+    assert.throws(() => resolveStartOptions({ dataDir: dir, deviceTtl: '5' }, {}), /--device-ttl: '5' is not valid; .*a bare number counts seconds/);
+    assert.throws(() => resolveStartOptions({ dataDir: dir }, { MQTTKIT_DEVICE_TTL: '59m' }), /--device-ttl \(set by MQTTKIT_DEVICE_TTL\): '59m' is not valid/);
+    for (const [value, ms] of [['1h', 3_600_000], ['12h', 43_200_000], ['1.5d', 129_600_000], ['86400', 86_400_000], [604800, 604_800_000]] as const) {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ deviceTtl: value }));
+      assert.equal(resolveStartOptions({ dataDir: dir }, {}).hub.deviceTtlMs, ms, String(value));
+      rmSync(join(dir, 'config.json'));
+    }
+  });
+
+  it('keeps every duration within a sane range', () => {
+    const cases: Array<[string, string, string, string, string]> = [
+      // option, too short, shortest allowed, longest allowed, too long
+      ['confirmTimeout', '50ms', '100ms', '5m', '6m'],
+      ['authMaxDelay', '10ms', '100ms', '10m', '1h'],
+      ['otaRebootTimeout', '1s', '5s', '1h', '2h'],
+      ['historyRetention', '10m', '1h', '3650d', '4000d'],
+      ['deviceTtl', '59m', '1h', '3650d', '3651d'],
+    ];
+    for (const [option, short, min, max, long] of cases) {
+      assert.match(fromFile({ [option]: short }), /is shorter than the minimum/, `${option} ${short}`);
+      assert.equal(fromFile({ [option]: min }), 'ok', `${option} ${min}`);
+      assert.equal(fromFile({ [option]: max }), 'ok', `${option} ${max}`);
+      assert.match(fromFile({ [option]: long }), /is longer than the maximum/, `${option} ${long}`);
+    }
+  });
+
+  it('reads numbers in config.json the same whether written as JSON numbers or strings', () => {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ mqttPort: 1883, hapPort: '51830', httpPort: -1, confirmTimeout: 2, authMaxDelay: '2' }));
+    const { hub } = resolveStartOptions({ dataDir: dir }, {});
+    rmSync(join(dir, 'config.json'));
+    assert.equal(hub.mqtt.kind === 'embedded' && hub.mqtt.port, 1883);
+    assert.equal(hub.hapPort, 51830);
+    assert.equal(hub.httpPort, -1);
+    assert.equal(hub.writeTimeoutMs, 2000);
+    assert.equal(hub.mqtt.kind === 'embedded' && hub.mqtt.authMaxDelayMs, 2000);
+    assert.match(fromFile({ mqttPort: 1883.5 }), /--mqtt-port \(set by config\.json "mqttPort"\): '1883\.5' is not valid; expected a port number 0-65535 .*e\.g\. 1883 \(not a whole number\)/);
+    assert.match(fromFile({ mqttPort: '' }), /--mqtt-port .*'' is not valid/, 'an empty port is not port 0');
+    assert.match(fromFile({ hapPort: 70000 }), /'70000' is not valid; .*\(70000 is outside 0-65535\)/);
+    assert.match(fromFile({ mqttPort: true }), /--mqtt-port \(set by config\.json "mqttPort"\): true is not valid; .*\(a string or a number, not boolean\)/);
+    assert.match(fromFile({ deviceTtl: { days: 7 } }), /--device-ttl .*is not valid; .*\(a string or a number, not object\)/);
+    assert.match(fromFile({ bridgeName: null }), /--bridge-name .*\(a string or a number, not null\)/);
+  });
+
+  it('shows the allowed range or an example for every setting a person types', () => {
+    for (const [name, spec] of Object.entries(START_OPTIONS)) {
+      if (['mqttPassword', 'registration', 'logLevel', 'pincode'].includes(name)) continue;
+      assert.match(spec.allowed, /e\.g\.|such as/, `${name}: ${spec.allowed}`);
+    }
   });
 
   it('configures an external broker from --mqtt-url', () => {
