@@ -107,7 +107,8 @@ describe('one device\'s data never stops the hub (finding 8)', { timeout: 120_00
     // Plant records HAP-NodeJS cannot hold, or the hub cannot read, beside the good ones.
     const file = join(hub.dataDir, DATABASE_FILE);
     const db = new Database(file);
-    const doc = (id: string, services: unknown) => JSON.stringify({ id, meta: {}, state: 'online', lastSeen: 1, createdAt: 1, services });
+    // Seen just now: a record from long ago would be expired by the start-up sweep (device TTL), not held.
+    const doc = (id: string, services: unknown) => JSON.stringify({ id, meta: {}, state: 'online', lastSeen: Date.now(), createdAt: Date.now(), services });
     const hundred = [{ service: 'Switch', index: 0, values: {} }, ...Array.from({ length: 99 }, (_, i) => ({ service: 'Switch', index: i + 1, values: { On: true } }))];
     const saved = db.prepare<[string], { doc: string }>('SELECT doc FROM devices WHERE id = ?').get('spoiled')!.doc;
     const planted: Record<string, string> = {
