@@ -50,7 +50,7 @@ export class Faults {
     this.counts[kind]++;
     const err = describeFault(error);
     if (!this.#once.first(`${kind}|${JSON.stringify(context)}|${err.message}`)) return;
-    this.log.error({ ...context, err, faults: this.snapshot() }, `${WHAT[kind]} (the hub keeps running): ${err.message}`);
+    this.log.error({ ...context, fault: err, faults: this.snapshot() }, `${WHAT[kind]} (the hub keeps running): ${err.message}`);
   }
 
   /**
