@@ -53,6 +53,8 @@ export class OtaService {
   readonly #rollouts = new Set<number>();
   readonly #offs: Array<() => void> = [];
   #timer: NodeJS.Timeout | undefined;
+  /** Set when the hub stops: a job cut short by that stays `running` in the store and runs again at the next start. */
+  #stopped = false;
 
   constructor(
     private readonly link: HubLink,
@@ -81,6 +83,7 @@ export class OtaService {
   }
 
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
     for (const off of this.#offs.splice(0)) off();
   }
@@ -121,6 +124,7 @@ export class OtaService {
   }
 
   #release(job: Job): void {
+    if (this.#stopped) return;
     try {
       releaseUploads(this.store, this.options.uploadsRoot, job);
     } catch (error) {
@@ -156,6 +160,7 @@ export class OtaService {
         .finally(() => {
           this.#running.delete(job.device);
           this.#aborts.delete(job.id);
+          if (this.#stopped) return;
           this.#release(job);
           // What the device says about itself may have changed (version, reboot reason): ask again.
           const device = this.registry.get(job.device);
@@ -202,6 +207,7 @@ export class OtaService {
       state = cause instanceof JobFailure ? cause.state : 'failed';
       message = cause instanceof Error ? cause.message : String(cause);
     }
+    if (this.#stopped) return log.info(`OTA ${job.kind} interrupted by the hub stopping; it runs again at the next start`);
     // A job cancelled meanwhile keeps its `cancelled`: the first end wins.
     if (this.store.finishJob(job.id, state, message)) {
       if (state === 'succeeded') log.info(`OTA ${job.kind} succeeded: ${message}`);

@@ -229,6 +229,34 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.equal(existsSync(kept.folder), false, 'the failed job\'s upload folder is gone');
   });
 
+  it('a rollout whose job is cancelled starts no other device; ota cancel --rollout stops a whole rollout', async () => {
+    const h = await harness();
+    for (const id of ['roll-1', 'roll-2', 'roll-3']) await h.state(id, 'offline');
+    const manifest = join(work, 'manifest.txt');
+    writeFileSync(manifest, `${userFile} main.py\n`);
+    const rolloutJobs = async () => (JSON.parse((await cliAsync(['ota', 'jobs', '--json', '--data-dir', h.dataDir])).stdout) as JobJson[]).filter((j) => j.device.startsWith('roll-'));
+
+    // Cancel the canary's job: the rollout ends `cancelled`, the other two devices are never started.
+    const first = cliAsync(['ota', 'rollout', manifest, '--devices', 'roll-*', '--canary', '1', '--data-dir', h.dataDir]);
+    const canary = await eventually(async () => (await rolloutJobs())[0], 10_000, 'the canary job');
+    assert.equal(canary.device, 'roll-1');
+    assert.equal((await cliAsync(['ota', 'cancel', String(canary.id), '--data-dir', h.dataDir])).status, 0);
+    const followed = await first;
+    assert.equal(followed.status, 1);
+    assert.match(followed.stdout, new RegExp(`rollout #1 cancelled: canary roll-1's job #${canary.id} was cancelled by 'mqttkit ota cancel'.*; 2 devices were not touched`));
+    assert.equal((await rolloutJobs()).length, 1, 'no other device was started');
+
+    // A whole rollout: its queued canary job is cancelled with it.
+    const second = cliAsync(['ota', 'rollout', manifest, '--devices', 'roll-*', '--canary', '1', '--data-dir', h.dataDir]);
+    await eventually(async () => (await rolloutJobs()).length === 2, 10_000, 'the second canary job');
+    const stopped = await cliAsync(['ota', 'cancel', '--rollout', '2', '--data-dir', h.dataDir]);
+    assert.equal(stopped.status, 0, stopped.stderr);
+    assert.match(stopped.stdout, /rollout #2 cancelled: 1 unfinished job\(s\) cancelled, 2 device\(s\) not started/);
+    assert.match((await second).stdout, /rollout #2 cancelled: cancelled by 'mqttkit ota cancel'/);
+    const jobs = await rolloutJobs();
+    assert.deepEqual(jobs.map((j) => j.state), ['cancelled', 'cancelled']);
+  });
+
   it('at start, upload folders no unfinished job needs are removed; a queued job keeps its folder across the restart', async () => {
     const h = await harness();
     await h.state('sleeper', 'offline');
