@@ -4,12 +4,13 @@
  * fail, and the API's upload folders go when their job ends or the hub starts. Real hub processes.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { BIN, eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { addAdmin, cli, cliAsync, connectAdmin } from '../helpers/mqtt-device.js';
 import { deviceRoot, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
@@ -19,6 +20,22 @@ interface JobJson {
   device: string;
   state: string;
   message: string | null;
+}
+
+/** Runs the CLI (e.g. a rollout that follows to its end); killed after `ms` so a hang fails the test instead. */
+function cliBounded(args: string[], ms = 60_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.once('exit', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr: status === null ? `${stderr}\n(killed after ${ms} ms)` : stderr });
+    });
+  });
 }
 
 /** One hub with an admin client (to play devices' `$state`) and an API token. */
@@ -146,7 +163,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('a job for a device that is online but not connected fails with a clear message and the hub lives on, also after a restart; ota cancel ends a running job', async () => {
+  it('a job for a device that is online but not connected fails with a clear message and the hub lives on, also after a restart; ota cancel ends a running job', { timeout: 150_000 }, async () => {
     const h = await harness();
     // `ghost` said `$state online`, but nothing is connected as ghost: nobody will ever answer it.
     await h.state('ghost', 'online');
@@ -180,7 +197,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.doesNotMatch(h.hub.output(), /unhandled|uncaught/i);
   });
 
-  it('ota cancel works with the hub stopped, and says when there is nothing to cancel', async () => {
+  it('ota cancel works with the hub stopped, and says when there is nothing to cancel', { timeout: 150_000 }, async () => {
     const h = await harness();
     await h.state('dozy', 'offline');
     const queued = await h.push('dozy', userFile);
@@ -200,7 +217,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.match(usage.stderr, /give a job number, or --rollout <id>/);
   });
 
-  it('the API cancels a queued job and removes its upload; a removed device\'s queued job fails and its upload goes', async () => {
+  it('the API cancels a queued job and removes its upload; a removed device\'s queued job fails and its upload goes', { timeout: 150_000 }, async () => {
     const h = await harness();
     await h.state('napper', 'offline');
     const kept = await h.upload('napper');
@@ -229,7 +246,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.equal(existsSync(kept.folder), false, 'the failed job\'s upload folder is gone');
   });
 
-  it('a rollout whose job is cancelled starts no other device; ota cancel --rollout stops a whole rollout', async () => {
+  it('a rollout whose job is cancelled starts no other device; ota cancel --rollout stops a whole rollout', { timeout: 150_000 }, async () => {
     const h = await harness();
     for (const id of ['roll-1', 'roll-2', 'roll-3']) await h.state(id, 'offline');
     const manifest = join(work, 'manifest.txt');
@@ -237,7 +254,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     const rolloutJobs = async () => (JSON.parse((await cliAsync(['ota', 'jobs', '--json', '--data-dir', h.dataDir])).stdout) as JobJson[]).filter((j) => j.device.startsWith('roll-'));
 
     // Cancel the canary's job: the rollout ends `cancelled`, the other two devices are never started.
-    const first = cliAsync(['ota', 'rollout', manifest, '--devices', 'roll-*', '--canary', '1', '--data-dir', h.dataDir]);
+    const first = cliBounded(['ota', 'rollout', manifest, '--devices', 'roll-*', '--canary', '1', '--data-dir', h.dataDir]);
     const canary = await eventually(async () => (await rolloutJobs())[0], 10_000, 'the canary job');
     assert.equal(canary.device, 'roll-1');
     assert.equal((await cliAsync(['ota', 'cancel', String(canary.id), '--data-dir', h.dataDir])).status, 0);
@@ -247,7 +264,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.equal((await rolloutJobs()).length, 1, 'no other device was started');
 
     // A whole rollout: its queued canary job is cancelled with it.
-    const second = cliAsync(['ota', 'rollout', manifest, '--devices', 'roll-*', '--canary', '1', '--data-dir', h.dataDir]);
+    const second = cliBounded(['ota', 'rollout', manifest, '--devices', 'roll-*', '--canary', '1', '--data-dir', h.dataDir]);
     await eventually(async () => (await rolloutJobs()).length === 2, 10_000, 'the second canary job');
     const stopped = await cliAsync(['ota', 'cancel', '--rollout', '2', '--data-dir', h.dataDir]);
     assert.equal(stopped.status, 0, stopped.stderr);
@@ -257,7 +274,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.deepEqual(jobs.map((j) => j.state), ['cancelled', 'cancelled']);
   });
 
-  it('at start, upload folders no unfinished job needs are removed; a queued job keeps its folder across the restart', async () => {
+  it('at start, upload folders no unfinished job needs are removed; a queued job keeps its folder across the restart', { timeout: 150_000 }, async () => {
     const h = await harness();
     await h.state('sleeper', 'offline');
     const queued = await h.upload('sleeper');
@@ -270,7 +287,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.equal((await h.job(queued.id)).state, 'queued');
   });
 
-  it("a job that succeeds takes its upload folder with it", async (t: TestContext) => {
+  it("a job that succeeds takes its upload folder with it", { timeout: 150_000 }, async (t: TestContext) => {
     const python = requireTool(t, 'python3', ['python3'], 'apt-get install python3');
     if (!python) return;
     const h = await harness();
