@@ -406,8 +406,9 @@ export class OtaService {
     };
     const end = (failure: Job, untouched: number, canaryPhase: boolean) => {
       const what = `${canaryPhase ? 'canary ' : ''}${failure.device}`;
-      if (failure.state === 'cancelled') this.store.finishRollout(id, 'cancelled', `${what}'s job #${failure.id} was ${failure.message ?? 'cancelled'}; ${untouched} devices were not touched`);
-      else this.store.finishRollout(id, 'failed', `${what} failed (${failure.message}); ${untouched} devices were not touched`);
+      const rest = `${canaryPhase ? 'the other ' : ''}${untouched} devices were not touched`;
+      if (failure.state === 'cancelled') this.store.finishRollout(id, 'cancelled', `${what}'s job #${failure.id} was ${failure.message ?? 'cancelled'}; ${rest}`);
+      else this.store.finishRollout(id, 'failed', `${what} failed (${failure.message}); ${rest}`);
     };
 
     const canaries = devices.slice(0, canary);
