@@ -323,6 +323,7 @@ export class OtaService {
     );
     let report: TransferReport;
     try {
+      signal.throwIfAborted(); // cancelled while the server opened: trigger nothing
       await this.link.publish(triggerTopic(job.device), triggerMessage(route.hubAddress, server.port, target, hash, reboot), { qos: 1, retain: false });
       const parsed = parseReport(await waiting.answer);
       report = parsed.ok ? parsed.value : { file: target, ok: false, hash: null, error: parsed.error };
