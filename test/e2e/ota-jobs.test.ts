@@ -13,6 +13,7 @@ import type { MqttClient } from 'mqtt';
 import { BIN, eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { addAdmin, cli, cliAsync, connectAdmin } from '../helpers/mqtt-device.js';
 import { deviceRoot, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
+import { startMosquitto, type RunningMosquitto } from '../helpers/mosquitto.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 interface JobJson {
@@ -41,12 +42,20 @@ function cliBounded(args: string[], ms = 60_000): Promise<{ status: number | nul
 /** One hub with an admin client (to play devices' `$state`) and an API token. */
 class Harness {
   hub!: RunningHub;
-  admin!: MqttClient;
+  admin: MqttClient | undefined;
   token = '';
 
+  /** `args`: extra `mqttkit start` options; an external broker has no admin account here (no `$state` play). */
+  constructor(private readonly args: string[] = []) {}
+
+  get external(): boolean {
+    return this.args.includes('--mqtt-url');
+  }
+
   async start(dataDir?: string): Promise<void> {
-    this.hub = await startHub(dataDir ? { dataDir } : {});
+    this.hub = await startHub({ args: this.args, ...(dataDir ? { dataDir } : {}) });
     if (!this.token) this.token = (JSON.parse(cli(['token', 'create', 'tests', '--json', '--data-dir', this.hub.dataDir]).stdout) as { token: string }).token;
+    if (this.external) return;
     const password = dataDir ? this.adminPassword : (this.adminPassword = addAdmin(this.hub.dataDir, 'tester'));
     this.admin = await connectAdmin(this.hub.info.mqtt.address, 'tester', password);
     this.admin.on('error', () => {}); // MQTT.js may report errors after close
@@ -55,7 +64,7 @@ class Harness {
   adminPassword = '';
 
   async restart(): Promise<void> {
-    this.admin.end(true);
+    this.admin?.end(true);
     assert.equal(await this.hub.stop('SIGTERM'), 0, this.hub.output());
     await this.start(this.hub.dataDir);
   }
@@ -71,8 +80,8 @@ class Harness {
 
   /** What a device's own `$state` message would do: the registry believes it. */
   async state(device: string, state: 'online' | 'offline'): Promise<void> {
-    await this.admin.publishAsync(`HomeKit/${device}/Switch/On`, '0', { qos: 1, retain: false });
-    await this.admin.publishAsync(`HomeKit/${device}/$state`, state, { qos: 1, retain: false });
+    await this.admin!.publishAsync(`HomeKit/${device}/Switch/On`, '0', { qos: 1, retain: false });
+    await this.admin!.publishAsync(`HomeKit/${device}/$state`, state, { qos: 1, retain: false });
     await eventually(async () => (await this.devices()).some((d) => d.id === device && d.state === state), 10_000, `${device} ${state}`);
   }
 
@@ -146,8 +155,9 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
   const roots: string[] = [];
   const devices: RunningDevice[] = [];
 
-  const harness = async () => {
-    const h = new Harness();
+  let mosquitto: RunningMosquitto | undefined;
+  const harness = async (args: string[] = []) => {
+    const h = new Harness(args);
     harnesses.push(h);
     await h.start();
     dirs.push(h.dataDir);
@@ -158,6 +168,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
   after(async () => {
     for (const d of devices) await d.kill();
     for (const h of harnesses) await h.stop();
+    await mosquitto?.stop();
     dirs.forEach(removeDataDir);
     roots.forEach(removeRoot);
     rmSync(work, { recursive: true, force: true });
@@ -301,5 +312,22 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     const done = await h.jobIn(job.id, ['succeeded'], 60_000);
     assert.match(done.message!, /transferred and committed/);
     assert.equal(existsSync(job.folder), false, 'the folder went with the job');
+  });
+
+  it('over an external broker, the device says its address (open) and the push goes through', { timeout: 150_000 }, async (t: TestContext) => {
+    const python = requireTool(t, 'python3', ['python3'], 'apt-get install python3');
+    const binary = python && requireTool(t, 'mosquitto', ['mosquitto', '/usr/sbin/mosquitto'], 'apt-get install mosquitto');
+    if (!python || !binary) return;
+    mosquitto = await startMosquitto(binary);
+    const h = await harness(['--mqtt-url', mosquitto.url, '--ota-host', '127.0.0.1']);
+    const root = deviceRoot({ broker: '127.0.0.1', port: mosquitto.port, device_id: 'ext-a', backoff_min: 0.2, backoff_max: 1 });
+    roots.push(root);
+    const device = runDevice(python, PROBE, root);
+    devices.push(device);
+    await device.waitFor((e) => e.status === 'broker ok', 15_000, 'the device to connect');
+    await eventually(async () => (await h.devices()).some((d) => d.id === 'ext-a' && d.state === 'online'), 10_000, 'ext-a online');
+    const job = await h.upload('ext-a', 'VALUE = 2\n', false);
+    const done = await h.jobIn(job.id, ['succeeded', 'failed'], 60_000);
+    assert.equal(done.state, 'succeeded', done.message ?? '');
   });
 });
