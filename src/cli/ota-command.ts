@@ -1,19 +1,22 @@
 /**
- * `mqttkit ota push|sync|firmware|jobs|rollout`: queue OTA jobs for the running hub (through the data
- * dir's database, where they survive restarts) and follow them to the end.
+ * `mqttkit ota push|sync|firmware|jobs|rollout|cancel`: queue OTA jobs for the running hub (through the
+ * data dir's database, where they survive restarts), follow them to the end, or end them.
  */
 import { existsSync, statSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { relative, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { fileSizeProblem } from '../ota/file-size.js';
+import { cancelJobInStore, cancelRolloutInStore, type CancelOutcome, type RolloutCancelOutcome } from '../ota/job-control.js';
 import { readManifest } from '../ota/manifest.js';
+import { uploadsRoot } from '../ota/uploads.js';
 import { devicePathProblem } from '../ota/protocol.js';
 import { FINISHED, OtaStore, type Job } from '../store/ota-store.js';
 import { OptionError, resolveStartOption } from './options.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, wholeNumber, type Workspace, type WorkspaceFlags } from './workspace.js';
 
-type Flags = WorkspaceFlags & { json?: boolean; as?: string; reboot?: boolean; devices?: string; canary?: string; concurrency?: string; resume?: boolean; wait?: boolean; otaMaxFileSize?: string };
+type Flags = WorkspaceFlags & { json?: boolean; as?: string; reboot?: boolean; devices?: string; canary?: string; concurrency?: string; resume?: boolean; wait?: boolean; otaMaxFileSize?: string; rollout?: string };
 
 const SIZE_OPTION = ['--ota-max-file-size <SIZE>', 'the largest file to send, e.g. 512k or 32M (default: as the hub: config.json or 16MiB) [MQTTKIT_OTA_MAX_FILE_SIZE]'] as const;
 
@@ -31,8 +34,11 @@ Examples:
   $ mqttkit ota firmware esp32_a1b2c3d4 firmware.app.bin
   $ mqttkit ota rollout profiles/switch/manifest.json --devices 'relay-*' --canary 1 --concurrency 3
   $ mqttkit ota jobs
+  $ mqttkit ota cancel 12
+  $ mqttkit ota cancel --rollout 3
 
-A job for a sleeping or offline device waits (across hub restarts) until the device is back.`,
+A job for a sleeping or offline device waits (across hub restarts) until the device is back.
+A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
     );
 
   addWorkspaceOptions(ota.command('push <device> <file>').description('send one file (the device commits it and reboots)'))
@@ -110,9 +116,9 @@ A job for a sleeping or offline device waits (across hub restarts) until the dev
         withHub(flags, async (ws, store) => {
           let id: number;
           if (flags.resume) {
-            const last = ws.db.prepare<[], { id: number }>('SELECT id FROM rollouts ORDER BY id DESC LIMIT 1').get();
-            if (!last) throw new CliError('there is no rollout to resume');
-            id = last.id;
+            const last = store.lastRolloutId();
+            if (last === undefined) throw new CliError('there is no rollout to resume');
+            id = last;
             ws.db.prepare("UPDATE rollouts SET state = 'running', message = NULL WHERE id = ?").run(id);
           } else {
             if (!manifest || !flags.devices) throw new CliError('give a manifest and --devices (or --resume)', 2);
@@ -128,6 +134,59 @@ A job for a sleeping or offline device waits (across hub restarts) until the dev
         }),
       ),
     );
+
+  addWorkspaceOptions(ota.command('cancel [job]').description('end a queued or running job (a running transfer stops at once), or a whole rollout'))
+    .option('--rollout <ID>', 'cancel a rollout: no other device starts, its unfinished jobs are cancelled')
+    .option('--json', 'print the outcome as JSON')
+    .addHelpText('after', '\nWorks whether the hub runs or not. Cancelling a job that has ended changes nothing (exit code 1).')
+    .action(
+      action(async (job: string | undefined, flags: Flags) => {
+        if ((job === undefined) === (flags.rollout === undefined)) throw new CliError('give a job number, or --rollout <id> (see mqttkit ota jobs)', 2);
+        const id = flags.rollout !== undefined ? wholeNumber(flags.rollout, '--rollout', 1) : wholeNumber(job!, 'job', 1);
+        const ws = openWorkspace(flags);
+        try {
+          const outcome = await cancel(ws, flags.rollout !== undefined ? 'cancel-rollout' : 'cancel-job', id);
+          if (flags.json) console.log(JSON.stringify(outcome, null, 2));
+          else console.log(outcome.message);
+          if (outcome.outcome !== 'cancelled') process.exitCode = 1;
+        } finally {
+          ws.close();
+        }
+      }),
+    );
+}
+
+/** Who cancels from this shell: shown in the job's message. */
+function canceller(): string {
+  let user = '';
+  try {
+    user = ` as ${userInfo().username}`;
+  } catch {
+    // no user name in this environment (a container without /etc/passwd entry)
+  }
+  return `'mqttkit ota cancel'${user}`;
+}
+
+/**
+ * The running hub cancels (it also stops the work in flight), through a request in the database;
+ * with no hub running, the CLI ends the job in the database itself. [O-9]
+ */
+async function cancel(ws: Workspace, action: 'cancel-job' | 'cancel-rollout', id: number): Promise<CancelOutcome | RolloutCancelOutcome> {
+  const store = new OtaStore(ws.db);
+  if (!ws.hubPid) {
+    const by = `${canceller()} (the hub was not running)`;
+    const root = uploadsRoot(ws.dataDir);
+    const cancelJob = (jobId: number) => cancelJobInStore(store, root, jobId, by);
+    return action === 'cancel-job' ? cancelJob(id) : cancelRolloutInStore(store, id, by, cancelJob);
+  }
+  const request = ws.accounts.requests.add(action, String(id), canceller());
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { done, result } = ws.accounts.requests.result(request);
+    if (done) return result as CancelOutcome | RolloutCancelOutcome;
+    if (Date.now() > deadline) throw new CliError(`the hub on ${ws.dataDir} (pid ${ws.hubPid}) did not handle the cancel within 10 s; it may be busy or stuck: try again, or stop it and cancel then`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function withHub(flags: WorkspaceFlags, fn: (ws: Workspace, store: OtaStore) => Promise<void>): Promise<void> {

@@ -1,5 +1,6 @@
 /** `mqttkit start`: resolve options, run the hub, stop cleanly on SIGINT/SIGTERM. */
 import type { Command } from 'commander';
+import { Faults } from '../hub/faults.js';
 import { Hub } from '../hub/hub.js';
 import { createLogger } from '../log/logger.js';
 import { DamagedStateError } from '../store/state-check.js';
@@ -44,9 +45,12 @@ Examples:
     // Everything the hub writes (HomeKit keys, state, runtime file) is for its owner only.
     process.umask(0o077);
     const log = createLogger(resolved.logLevel);
+    // From here on no unhandled rejection or uncaught exception ends the hub: logged, counted, survived.
+    const faults = new Faults(log);
+    faults.installProcessHandlers();
     let hub: Hub;
     try {
-      hub = await Hub.start(resolved.hub, log);
+      hub = await Hub.start(resolved.hub, log, faults);
     } catch (error) {
       if (error instanceof DamagedStateError) {
         // Several lines a person reads and acts on: not squeezed into one log record.
@@ -73,7 +77,7 @@ Examples:
       }, STOP_DEADLINE_MS).unref();
       hub.stop().then(
         () => {
-          log.info('stopped');
+          log.info({ faults: faults.snapshot() }, 'stopped');
           log.flush();
           process.exit(0);
         },

@@ -54,7 +54,9 @@ export class EventBus {
     if (!set) return;
     for (const listener of set) {
       try {
-        listener(...args);
+        // An async listener's rejection is its error too: caught here, not left unhandled.
+        const result: unknown = listener(...args);
+        if (result instanceof Promise) result.catch((error: unknown) => this.onListenerError(event, error));
       } catch (error) {
         this.onListenerError(event, error);
       }

@@ -33,6 +33,9 @@ import { LoginThrottle } from '../security/login-throttle.js';
 import { Registration, type RegistrationPolicy } from '../security/registration.js';
 import { logActivity } from './activity-log.js';
 import { DeviceExpiry } from './device-expiry.js';
+import { Faults } from './faults.js';
+import { installTestFaults } from './test-faults.js';
+import { uploadsRoot } from '../ota/uploads.js';
 import { VERSION } from './version.js';
 
 export type MqttOptions =
@@ -80,7 +83,8 @@ export class Hub {
     readonly webPort: number | undefined,
   ) {}
 
-  static async start(options: HubOptions, log: Logger): Promise<Hub> {
+  /** `faults` counts what the hub survived (the start command also feeds it process-level faults). */
+  static async start(options: HubOptions, log: Logger, faults = new Faults(log)): Promise<Hub> {
     const running = runningHubPid(options.dataDir);
     if (running) throw new Error(`a hub is already running on ${options.dataDir} (pid ${running}): stop it first or use another --data-dir`);
     // [D-3] Before anything is created or opened: a damaged store is refused by name, never replaced.
@@ -105,7 +109,8 @@ export class Hub {
       const pincode = options.pincode ?? store.getSetting(PINCODE_SETTING) ?? generatePincode();
       store.setSetting(PINCODE_SETTING, pincode);
 
-      const bus = new EventBus((event, error) => log.error({ event, err: error }, 'event listener failed'));
+      const bus = new EventBus((event, error) => faults.record('listenerErrors', error, { event }));
+      stops.push(installTestFaults(bus));
       const catalog = new HapCatalog();
       const registry = new DeviceRegistry(bus, catalog, { writeTimeoutMs: options.writeTimeoutMs });
       // One device's data never stops the hub: records it cannot use are held aside, named, kept as they are.
@@ -164,6 +169,7 @@ export class Hub {
         rebootTimeoutMs: options.otaRebootTimeoutMs,
         commandTimeoutMs: 15_000,
         hubAddress: options.otaHost,
+        uploadsRoot: uploadsRoot(options.dataDir),
       });
       ota.start();
       stops.push(() => ota.stop());
@@ -191,6 +197,8 @@ export class Hub {
           counters,
           allowedHosts: options.httpAllowedHosts,
           otaMaxFileSize: options.otaMaxFileSize,
+          faults: () => faults.snapshot(),
+          cancelJob: (id, by) => ota.cancel(id, by),
           removeDevice: (id) => {
             accounts.remove(id);
             registry.remove(id, 'removed from the dashboard');
@@ -204,6 +212,12 @@ export class Hub {
       // The CLI works on the data dir; requests that need the running hub wait in the database.
       const requests = setInterval(() => {
         for (const request of accounts.requests.claimNew()) {
+          if (request.action === 'cancel-job' || request.action === 'cancel-rollout') {
+            const by = request.argument ?? "'mqttkit ota cancel'";
+            const outcome = request.action === 'cancel-job' ? ota.cancel(Number(request.target), by) : ota.cancelRollout(Number(request.target), by);
+            accounts.requests.finish(request.id, outcome);
+            continue;
+          }
           if (request.action === 'command') {
             channel.command(request.target, request.argument ?? '', 15_000).then(
               (answer) => accounts.requests.finish(request.id, { answer }),

@@ -33,10 +33,14 @@ export class DeviceChannel {
       if (!match || !message.live) return;
       const [, device, channel] = match as unknown as [string, string, 'Log' | 'OTA'];
       const text = message.payload.toString('utf8').slice(0, 64 * 1024);
-      this.store.appendLog(device, message.topic, text);
+      try {
+        this.store.appendLog(device, message.topic, text);
+      } catch (error) {
+        // A full disk must not stop answers from reaching the jobs that wait for them.
+        this.log.error({ device, err: (error as Error).message }, 'cannot keep a device log line');
+      }
       for (const waiter of this.#waiters) {
         if (waiter.device === device && waiter.channel === channel && waiter.accept(text)) {
-          this.#waiters.delete(waiter);
           waiter.resolve(text);
           break;
         }
@@ -44,25 +48,43 @@ export class DeviceChannel {
     });
   }
 
-  /** The next message on stat/<id>/<channel> that `accept` takes, or an error after `timeoutMs`. */
-  next(device: string, channel: 'Log' | 'OTA', timeoutMs: number, accept: (text: string) => boolean = () => true): { answer: Promise<string>; cancel(): void } {
-    let waiter!: Waiter;
-    let timer: NodeJS.Timeout;
+  /**
+   * The next message on stat/<id>/<channel> that `accept` takes; rejects after `timeoutMs`, on
+   * `cancel()`, or when `signal` aborts (with its reason). Nobody has to wait for the answer: a wait
+   * whose caller gave up never becomes an unhandled rejection.
+   */
+  next(
+    device: string,
+    channel: 'Log' | 'OTA',
+    timeoutMs: number,
+    accept: (text: string) => boolean = () => true,
+    signal?: AbortSignal,
+  ): { answer: Promise<string>; cancel(): void } {
+    let cancel!: () => void;
     const answer = new Promise<string>((resolve, reject) => {
-      timer = setTimeout(() => {
+      const done = () => {
+        clearTimeout(timer);
         this.#waiters.delete(waiter);
-        reject(new Error(`${device} did not answer on stat/${device}/${channel} within ${Math.round(timeoutMs / 1000)} s`));
-      }, timeoutMs);
-      waiter = { device, channel, accept, resolve: (text) => (clearTimeout(timer), resolve(text)) };
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const fail = (error: unknown) => (done(), reject(error));
+      const onAbort = () => fail(signal!.reason);
+      const waiter: Waiter = { device, channel, accept, resolve: (text) => (done(), resolve(text)) };
+      const timer = setTimeout(() => fail(new Error(`${device} did not answer on stat/${device}/${channel} within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+      cancel = () => fail(new Error(`the wait for ${device} on stat/${device}/${channel} was cancelled`));
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.add(waiter);
     });
-    return { answer, cancel: () => (clearTimeout(timer), this.#waiters.delete(waiter)) };
+    answer.catch(() => {});
+    return { answer, cancel };
   }
 
   /** Sends one command and resolves with the device's answer. Commands to one device run in turn. */
-  command(device: string, text: string, timeoutMs = 10_000): Promise<string> {
+  command(device: string, text: string, timeoutMs = 10_000, signal?: AbortSignal): Promise<string> {
     const run = async () => {
-      const waiting = this.next(device, 'Log', timeoutMs);
+      signal?.throwIfAborted();
+      const waiting = this.next(device, 'Log', timeoutMs, undefined, signal);
       try {
         await this.link.publish(commandTopic(device), text, { qos: 1, retain: false });
       } catch (error) {
@@ -75,16 +97,24 @@ export class DeviceChannel {
     const previous = this.#queues.get(device) ?? Promise.resolve();
     const result = previous.catch(() => {}).then(run);
     this.#queues.set(device, result);
+    // Forget the queue once it is idle, so devices that come and go do not pile up here.
+    const forget = () => {
+      if (this.#queues.get(device) === result) this.#queues.delete(device);
+    };
+    result.then(forget, forget);
     return result;
   }
 
-  /** A command whose answer is JSON. */
-  async commandJson<T>(device: string, text: string, timeoutMs = 10_000): Promise<T> {
-    const answer = await this.command(device, text, timeoutMs);
+  /** A command whose answer is a JSON object. */
+  async commandJson<T extends object>(device: string, text: string, timeoutMs = 10_000, signal?: AbortSignal): Promise<T> {
+    const answer = await this.command(device, text, timeoutMs, signal);
+    let value: unknown;
     try {
-      return JSON.parse(answer) as T;
+      value = JSON.parse(answer);
     } catch {
-      throw new Error(`${device} answered ${text} with '${answer.slice(0, 200)}', not JSON`);
+      throw new Error(`${device} answered '${text}' with '${answer.slice(0, 200)}', not JSON`);
     }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${device} answered '${text}' with '${answer.slice(0, 200)}', not a JSON object`);
+    return value as T;
   }
 }

@@ -3,6 +3,8 @@
  * retained "pending" flag so sleeping devices stay awake for them, drives fleet rollouts canary-first,
  * and records what devices say about themselves (version, last reboot, last exception).
  * Jobs live in the database, so they survive restarts and the CLI can queue and follow them.
+ * No job can take the process down: every wait it starts is ended (answered, timed out, cancelled or
+ * aborted) and every failure becomes the job's end state with a message. [O-9]
  */
 import { readFileSync } from 'node:fs';
 import type { HubLink } from '../broker/hub-link.js';
@@ -12,9 +14,11 @@ import type { DeviceRegistry } from '../core/registry.js';
 import type { Logger } from '../log/logger.js';
 import { FINISHED, type Job, type JobProgress, type JobState, type OtaStore } from '../store/ota-store.js';
 import type { DeviceChannel } from './device-channel.js';
+import { cancelJobInStore, cancelRolloutInStore, describeJob, neededUploads, releaseUploads, type CancelOutcome, type RolloutCancelOutcome } from './job-control.js';
 import { readManifest } from './manifest.js';
 import { FIRMWARE_TARGET, parseReport, pendingTopic, sha1, triggerMessage, triggerTopic, type TransferReport } from './protocol.js';
 import { servePull } from './pull-server.js';
+import { sweepUploads } from './uploads.js';
 
 export interface DeviceRoute {
   /** Where the device connects from: the only address the pull server serves. */
@@ -29,6 +33,8 @@ export interface OtaOptions {
   commandTimeoutMs: number;
   /** The hub's address for devices when the broker cannot tell (external broker). */
   hubAddress?: string | undefined;
+  /** `<data dir>/uploads`: the API's files for jobs, removed when their job ends. [O-10] */
+  uploadsRoot: string;
 }
 
 class JobFailure extends Error {
@@ -42,10 +48,13 @@ class JobFailure extends Error {
 
 export class OtaService {
   readonly #running = new Map<string, number>(); // device -> job id
+  readonly #aborts = new Map<number, AbortController>(); // running job id -> its abort
   readonly #pendingFlags = new Set<string>();
   readonly #rollouts = new Set<number>();
   readonly #offs: Array<() => void> = [];
   #timer: NodeJS.Timeout | undefined;
+  /** Set when the hub stops: a job cut short by that stays `running` in the store and runs again at the next start. */
+  #stopped = false;
 
   constructor(
     private readonly link: HubLink,
@@ -60,21 +69,83 @@ export class OtaService {
 
   start(): void {
     this.store.requeueRunning();
+    // Before the API takes new uploads: whatever no unfinished job needs is left over. [O-10]
+    for (const folder of sweepUploads(this.options.uploadsRoot, neededUploads(this.store, this.options.uploadsRoot))) {
+      this.log.info({ folder }, 'removed an upload folder no unfinished job needs');
+    }
     this.#offs.push(
       this.bus.on('device:announced', (device) => this.#observe(device)),
       this.bus.on('device:state', () => this.#tick()),
+      this.bus.on('device:removed', (device, reason) => this.#deviceRemoved(device.id, reason)),
     );
     this.#timer = setInterval(() => this.#tick(), 300);
     this.#timer.unref();
   }
 
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
     for (const off of this.#offs.splice(0)) off();
   }
 
-  /** Starts every queued job whose device is online and idle; raises or clears the pending flags. */
+  /**
+   * Ends a queued or running job as `cancelled`: a running one stops at once (its pull server closes,
+   * its waits end). Says what happened, or why nothing did. [O-9]
+   */
+  cancel(id: number, by: string): CancelOutcome {
+    const outcome = cancelJobInStore(this.store, this.options.uploadsRoot, id, by);
+    if (outcome.outcome === 'cancelled') {
+      this.#aborts.get(id)?.abort(new JobFailure(`cancelled by ${by}`, 'cancelled'));
+      this.log.info({ job: id, device: outcome.job?.device }, `${outcome.message} by ${by}`);
+    }
+    return outcome;
+  }
+
+  /** Stops a rollout (it starts no other device) and cancels its unfinished jobs. */
+  cancelRollout(id: number, by: string): RolloutCancelOutcome {
+    const outcome = cancelRolloutInStore(this.store, id, by, (jobId) => this.cancel(jobId, `${by} (rollout #${id})`));
+    if (outcome.outcome === 'cancelled') this.log.info({ rollout: id }, `${outcome.message} by ${by}`);
+    return outcome;
+  }
+
+  /** A removed device's jobs cannot run: the running one stops, the queued ones fail. */
+  #deviceRemoved(device: string, reason: string): void {
+    const running = this.#running.get(device);
+    if (running !== undefined) this.#aborts.get(running)?.abort(new JobFailure(`${device} was removed during the job (${reason})`));
+    for (const job of this.store.jobsIn('queued')) if (job.device === device) this.#end(job, 'failed', `${device} was removed (${reason}): queue the job again when the device is back`);
+  }
+
+  /** Ends a job that did not run (or whose run is over) and frees its upload folder. */
+  #end(job: Job, state: JobState, message: string): boolean {
+    const ended = this.store.finishJob(job.id, state, message);
+    if (ended) this.log.warn({ device: job.device, job: job.id }, `${describeJob(job)} ${state}: ${message}`);
+    this.#release(job);
+    return ended;
+  }
+
+  #release(job: Job): void {
+    if (this.#stopped) return;
+    try {
+      releaseUploads(this.store, this.options.uploadsRoot, job);
+    } catch (error) {
+      this.log.warn({ job: job.id, err: (error as Error).message }, 'cannot remove the job\'s upload folder');
+    }
+  }
+
+  /** Runs from timers and events: whatever goes wrong is logged, never thrown at them. */
   #tick(): void {
+    try {
+      this.#tickOnce();
+    } catch (error) {
+      this.log.error({ err: error }, 'OTA job scheduling failed');
+    }
+  }
+
+  /** Starts every queued job whose device is online and idle; raises or clears the pending flags. */
+  #tickOnce(): void {
+    for (const job of this.store.jobsIn('queued')) {
+      if (!this.registry.get(job.device)) this.#end(job, 'failed', `there is no device ${job.device} any more (it was removed): queue the job again when the device is back`);
+    }
     const queued = this.store.jobsIn('queued');
     const waiting = new Set(queued.map((j) => j.device));
     for (const device of waiting) this.#setPending(device, true);
@@ -82,19 +153,32 @@ export class OtaService {
     for (const job of queued) {
       if (this.#running.has(job.device) || this.registry.get(job.device)?.state !== 'online') continue;
       if (!this.store.startJob(job.id)) continue;
+      const abort = new AbortController();
       this.#running.set(job.device, job.id);
-      void this.#run(job).finally(() => {
-        this.#running.delete(job.device);
-        // What the device says about itself may have changed (version, reboot reason): ask again.
-        const device = this.registry.get(job.device);
-        if (device?.state === 'online') this.#observe(device);
-        this.#tick();
-      });
+      this.#aborts.set(job.id, abort);
+      this.#run(job, abort.signal)
+        .finally(() => {
+          this.#running.delete(job.device);
+          this.#aborts.delete(job.id);
+          if (this.#stopped) return;
+          this.#release(job);
+          // What the device says about itself may have changed (version, reboot reason): ask again.
+          const device = this.registry.get(job.device);
+          if (device?.state === 'online') this.#observe(device);
+          this.#tick();
+        })
+        .catch((error: unknown) => this.log.error({ job: job.id, err: error }, 'OTA job bookkeeping failed'));
     }
     for (const id of this.store.runningRollouts()) {
       if (!this.#rollouts.has(id)) {
         this.#rollouts.add(id);
-        void this.#driveRollout(id).finally(() => this.#rollouts.delete(id));
+        this.#driveRollout(id)
+          .catch((error: unknown) => {
+            this.log.error({ rollout: id, err: error }, 'rollout failed');
+            this.store.finishRollout(id, 'failed', `the hub could not drive it: ${(error as Error).message}`);
+          })
+          .catch((error: unknown) => this.log.error({ rollout: id, err: error }, 'cannot record the rollout\'s failure'))
+          .finally(() => this.#rollouts.delete(id));
       }
     }
   }
@@ -104,21 +188,30 @@ export class OtaService {
     if (pending) this.#pendingFlags.add(device);
     else this.#pendingFlags.delete(device);
     // Retained, so a sleepy device sees it as soon as it wakes and subscribes. [O-7]
-    this.link.publish(pendingTopic(device), pending ? '1' : '', { qos: 1, retain: true }).catch(() => {});
+    this.link.publish(pendingTopic(device), pending ? '1' : '', { qos: 1, retain: true }).catch((error: Error) => {
+      this.log.debug({ device, err: error.message }, 'cannot publish the OTA pending flag');
+    });
   }
 
-  async #run(job: Job): Promise<void> {
+  async #run(job: Job, signal: AbortSignal): Promise<void> {
     const log = this.log.child({ device: job.device, job: job.id });
     log.info(`OTA ${job.kind} started`);
+    let state: JobState;
+    let message: string;
     try {
-      const message = job.kind === 'push' ? await this.#push(job) : job.kind === 'sync' ? await this.#sync(job) : await this.#firmware(job);
-      this.store.finishJob(job.id, 'succeeded', message);
-      log.info(`OTA ${job.kind} succeeded: ${message}`);
+      message = job.kind === 'push' ? await this.#push(job, signal) : job.kind === 'sync' ? await this.#sync(job, signal) : await this.#firmware(job, signal);
+      state = 'succeeded';
     } catch (error) {
-      const state = error instanceof JobFailure ? error.state : 'failed';
-      const message = (error as Error).message;
-      this.store.finishJob(job.id, state, message);
-      log.warn(`OTA ${job.kind} ${state}: ${message}`);
+      // Aborted (cancelled, device removed): that is the job's end, whatever the step in flight made of it.
+      const cause = signal.aborted ? (signal.reason as unknown) : error;
+      state = cause instanceof JobFailure ? cause.state : 'failed';
+      message = cause instanceof Error ? cause.message : String(cause);
+    }
+    if (this.#stopped) return log.info(`OTA ${job.kind} interrupted by the hub stopping; it runs again at the next start`);
+    // A job cancelled meanwhile keeps its `cancelled`: the first end wins.
+    if (this.store.finishJob(job.id, state, message)) {
+      if (state === 'succeeded') log.info(`OTA ${job.kind} succeeded: ${message}`);
+      else log.warn(`OTA ${job.kind} ${state}: ${message}`);
     }
   }
 
@@ -126,132 +219,176 @@ export class OtaService {
     this.store.setProgress(job.id, progress);
   }
 
-  async #push(job: Job): Promise<string> {
+  /** The device's command channel for one job: the command timeout, and the job's abort. */
+  #commands(job: Job, signal: AbortSignal) {
+    const timeout = this.options.commandTimeoutMs;
+    return {
+      text: (command: string) => this.channel.command(job.device, command, timeout, signal),
+      json: <T extends object>(command: string) => this.channel.commandJson<T>(job.device, command, timeout, signal),
+    };
+  }
+
+  async #push(job: Job, signal: AbortSignal): Promise<string> {
     const spec = job.spec as { file: string; as: string; reboot: boolean };
+    const ask = this.#commands(job, signal);
     const bytes = readLocal(spec.file);
     this.#progress(job, { files: 0, filesTotal: 1, bytes: 0, bytesTotal: bytes.length, step: `sending ${spec.as}` });
     const since = Date.now();
-    const report = await this.#transfer(job, spec.as, bytes, spec.reboot);
+    const report = await this.#transfer(job, spec.as, bytes, spec.reboot, signal);
     if (!report.ok) throw new JobFailure(`${spec.as}: ${report.error ?? 'transfer failed'}`);
     this.#progress(job, { files: 1, filesTotal: 1, bytes: bytes.length, bytesTotal: bytes.length, step: 'done' });
     if (!spec.reboot) {
-      const committed = await this.channel.commandJson<{ committed: string[]; error?: string }>(job.device, 'commit', this.options.commandTimeoutMs);
-      if (committed.error) throw new JobFailure(committed.error);
+      const committed = await ask.json<{ committed?: string[]; error?: string }>('commit');
+      if (committed.error) throw new JobFailure(String(committed.error));
       return `${spec.as} (${bytes.length} bytes) transferred and committed`;
     }
-    await this.#backOnline(job.device, since);
+    await this.#backOnline(job.device, since, signal);
     return `${spec.as} (${bytes.length} bytes) transferred; the device rebooted and is back`;
   }
 
-  async #sync(job: Job): Promise<string> {
+  async #sync(job: Job, signal: AbortSignal): Promise<string> {
     const spec = job.spec as { manifest: string };
+    const ask = this.#commands(job, signal);
     const entries = readManifest(spec.manifest).map((e) => ({ ...e, bytes: readLocal(e.local) }));
     const wanted = new Map(entries.map((e) => [e.path, sha1(e.bytes)]));
     this.#progress(job, { files: 0, filesTotal: entries.length, bytes: 0, bytesTotal: 0, step: 'asking for hashes' });
-    const before = await this.channel.commandJson<Record<string, string>>(job.device, 'hashes', this.options.commandTimeoutMs);
+    const before = await ask.json<Record<string, unknown>>('hashes');
     const changed = entries.filter((e) => before[e.path] !== wanted.get(e.path));
     if (changed.length === 0) return `up to date (${entries.length} files)`;
     const bytesTotal = changed.reduce((n, e) => n + e.bytes.length, 0);
     let bytesDone = 0;
     for (const [i, entry] of changed.entries()) {
       this.#progress(job, { files: i, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: `sending ${entry.path}` });
-      const report = await this.#transfer(job, entry.path, entry.bytes, false);
+      const report = await this.#transfer(job, entry.path, entry.bytes, false, signal);
       if (!report.ok) throw new JobFailure(`${entry.path}: ${report.error ?? 'transfer failed'} (nothing was committed)`);
       bytesDone += entry.bytes.length;
     }
     this.#progress(job, { files: changed.length, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: 'committing' });
-    const committed = await this.channel.commandJson<{ committed: string[]; error?: string }>(job.device, 'commit', this.options.commandTimeoutMs);
-    if (committed.error) throw new JobFailure(committed.error);
+    const committed = await ask.json<{ committed?: string[]; error?: string }>('commit');
+    if (committed.error) throw new JobFailure(String(committed.error));
     this.#progress(job, { files: changed.length, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: 'rebooting' });
     const since = Date.now();
-    await this.channel.command(job.device, 'reboot', this.options.commandTimeoutMs);
-    await this.#backOnline(job.device, since);
+    await ask.text('reboot');
+    await this.#backOnline(job.device, since, signal);
     this.#progress(job, { files: changed.length, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: 'verifying' });
-    const after = await this.channel.commandJson<Record<string, string>>(job.device, 'hashes', this.options.commandTimeoutMs);
+    const after = await ask.json<Record<string, unknown>>('hashes');
     const wrong = entries.filter((e) => after[e.path] !== wanted.get(e.path)).map((e) => e.path);
     if (wrong.length > 0) throw new JobFailure(`after the update these files differ from the manifest: ${wrong.join(', ')}`);
     return `${changed.length} of ${entries.length} files sent (${bytesDone} bytes), committed, rebooted, verified`;
   }
 
-  async #firmware(job: Job): Promise<string> {
+  async #firmware(job: Job, signal: AbortSignal): Promise<string> {
     const spec = job.spec as { image: string };
+    const ask = this.#commands(job, signal);
     const image = readLocal(spec.image);
-    const partitions = await this.channel.commandJson<{ count: number }>(job.device, 'partitions', this.options.commandTimeoutMs);
+    const partitions = await ask.json<{ count?: unknown }>('partitions');
+    if (typeof partitions.count !== 'number') throw new JobFailure(`${job.device} answered 'partitions' without a count: it cannot be updated over the air`);
     if (partitions.count < 2) throw new JobFailure(`${job.device} has a single firmware partition: it cannot be updated over the air`);
-    const before = (await this.channel.commandJson<{ firmware: string }>(job.device, 'getversion', this.options.commandTimeoutMs)).firmware;
+    const before = (await ask.json<{ firmware?: string }>('getversion')).firmware;
     this.#progress(job, { files: 0, filesTotal: 1, bytes: 0, bytesTotal: image.length, step: 'sending the image' });
-    const report = await this.#transfer(job, FIRMWARE_TARGET, image, false);
+    const report = await this.#transfer(job, FIRMWARE_TARGET, image, false, signal);
     if (!report.ok) throw new JobFailure(`firmware: ${report.error ?? 'transfer failed'}`);
     this.#progress(job, { files: 1, filesTotal: 1, bytes: image.length, bytesTotal: image.length, step: 'rebooting into the new firmware' });
     const since = Date.now();
-    await this.channel.command(job.device, 'reboot', this.options.commandTimeoutMs);
+    await ask.text('reboot');
     // [O-6] keepversion only for a device that came back, answers, and runs the new version.
-    let after: string;
+    let after: string | undefined;
     try {
-      await this.#backOnline(job.device, since);
-      after = (await this.channel.commandJson<{ firmware: string }>(job.device, 'getversion', this.options.commandTimeoutMs)).firmware;
+      await this.#backOnline(job.device, since, signal);
+      after = (await ask.json<{ firmware?: string }>('getversion')).firmware;
     } catch (error) {
       throw new JobFailure(`rolled back: ${(error as Error).message}; keepversion not sent`, 'rolled-back');
     }
     if (after === before) throw new JobFailure(`rolled back: the device came back on the old version ${before}; keepversion not sent`, 'rolled-back');
-    await this.channel.command(job.device, 'keepversion', this.options.commandTimeoutMs);
-    this.store.updateInfo(job.device, { firmware: after });
+    await ask.text('keepversion');
+    this.store.updateInfo(job.device, after === undefined ? {} : { firmware: after });
     return `firmware ${before} -> ${after}, confirmed (keepversion sent)`;
   }
 
   /** One pull transfer [O-1]: serve the bytes, trigger the device, wait for its report. */
-  async #transfer(job: Job, target: string, bytes: Buffer, reboot: boolean): Promise<TransferReport> {
-    const route = await this.#routeTo(job.device);
+  async #transfer(job: Job, target: string, bytes: Buffer, reboot: boolean, signal: AbortSignal): Promise<TransferReport> {
+    const route = await this.#routeTo(job.device, signal);
+    signal.throwIfAborted();
     const hash = sha1(bytes);
     const server = await servePull({ bytes, host: route.hubAddress, allowedAddress: route.deviceAddress, timeoutMs: this.options.transferTimeoutMs, log: this.log, deviceId: job.device });
-    const waiting = this.channel.next(job.device, 'OTA', this.options.transferTimeoutMs, (text) => {
-      const report = parseReport(text);
-      return report.ok && report.value.file === target;
-    });
+    const waiting = this.channel.next(
+      job.device,
+      'OTA',
+      this.options.transferTimeoutMs,
+      (text) => {
+        const report = parseReport(text);
+        return report.ok && report.value.file === target;
+      },
+      signal,
+    );
     let report: TransferReport;
     try {
+      signal.throwIfAborted(); // cancelled while the server opened: trigger nothing
       await this.link.publish(triggerTopic(job.device), triggerMessage(route.hubAddress, server.port, target, hash, reboot), { qos: 1, retain: false });
       const parsed = parseReport(await waiting.answer);
       report = parsed.ok ? parsed.value : { file: target, ok: false, hash: null, error: parsed.error };
     } catch (error) {
-      waiting.cancel();
       report = { file: target, ok: false, hash: null, error: (error as Error).message };
     } finally {
+      waiting.cancel();
       server.close();
     }
     this.store.recordTransfer({ jobId: job.id, device: job.device, file: target, bytes: bytes.length, ok: report.ok, error: report.error, at: Date.now() });
     return report;
   }
 
-  async #routeTo(device: string): Promise<DeviceRoute> {
+  async #routeTo(device: string, signal: AbortSignal): Promise<DeviceRoute> {
     const known = this.route(device);
     if (known) return known;
     // An external broker does not tell us the device's address: the device does, after `open`. [O-4]
-    const waiting = this.channel.next(device, 'OTA', this.options.commandTimeoutMs, (text) => text.includes('"address"'));
-    await this.channel.command(device, 'open', this.options.commandTimeoutMs);
-    const { address } = JSON.parse(await waiting.answer) as { address?: string };
-    if (!address || !this.options.hubAddress) throw new JobFailure(`cannot route a transfer to ${device}: ${address ? 'set --ota-host to the hub\'s address' : 'the device did not say its address'}`);
+    // Both waits are awaited together and ended together, whichever fails first. [O-9]
+    const timeout = this.options.commandTimeoutMs;
+    const waiting = this.channel.next(device, 'OTA', timeout, (text) => text.includes('"address"'), signal);
+    let text: string;
+    try {
+      [, text] = await Promise.all([this.channel.command(device, 'open', timeout, signal), waiting.answer]);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      throw new JobFailure(
+        `cannot reach ${device}: it is marked online but did not answer 'open' within ${Math.round(timeout / 1000)} s (is it still connected, and does it run the mqttkit device library?): ${(error as Error).message}`,
+      );
+    } finally {
+      waiting.cancel();
+    }
+    let address: unknown;
+    try {
+      address = (JSON.parse(text) as { address?: unknown }).address;
+    } catch {
+      throw new JobFailure(`cannot route a transfer to ${device}: its 'open' answer '${text.slice(0, 200)}' is not JSON`);
+    }
+    if (typeof address !== 'string' || !address || !this.options.hubAddress) {
+      throw new JobFailure(`cannot route a transfer to ${device}: ${typeof address === 'string' && address ? "set --ota-host to the hub's address" : 'the device did not say its address'}`);
+    }
     return { deviceAddress: address, hubAddress: this.options.hubAddress };
   }
 
   /** Waits for a live `$state online` after `since` (the device rebooted and reconnected). */
-  #backOnline(device: string, since: number): Promise<void> {
+  #backOnline(device: string, since: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        off();
-        reject(new Error(`${device} did not come back online within ${Math.round(this.options.rebootTimeoutMs / 1000)} s`));
-      }, this.options.rebootTimeoutMs);
-      const off = this.bus.on('device:announced', (d) => {
-        if (d.id === device && Date.now() > since) {
-          clearTimeout(timer);
-          off();
-          resolve();
-        }
-      });
+      const offs: Array<() => void> = [];
+      const end = () => {
+        clearTimeout(timer);
+        offs.forEach((off) => off());
+        signal.removeEventListener('abort', onAbort);
+      };
+      const onAbort = () => (end(), reject(signal.reason));
+      const timer = setTimeout(() => (end(), reject(new Error(`${device} did not come back online within ${Math.round(this.options.rebootTimeoutMs / 1000)} s`))), this.options.rebootTimeoutMs);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      offs.push(
+        this.bus.on('device:announced', (d) => {
+          if (d.id === device && Date.now() > since) (end(), resolve());
+        }),
+      );
     });
   }
 
-  /** Canary devices first; then the rest, K at a time; stop at the first failure. [O-8] */
+  /** Canary devices first; then the rest, K at a time; stop at the first failure or a cancel. [O-8] */
   async #driveRollout(id: number): Promise<void> {
     const rollout = this.store.rollout(id);
     if (!rollout) return;
@@ -259,41 +396,44 @@ export class OtaService {
     const latest = () => new Map(this.store.rolloutJobs(id).map((j) => [j.device, j]));
     const finished = (j: Job | undefined) => j !== undefined && FINISHED.includes(j.state);
     const failedJob = () => [...latest().values()].find((j) => finished(j) && j.state !== 'succeeded');
+    // `mqttkit ota cancel --rollout` ends it in the store: from then on, nothing new starts.
+    const stopped = () => this.store.rollout(id)?.state !== 'running';
     const waitFor = async (ids: string[]) => {
-      while (!ids.every((d) => finished(latest().get(d)))) await sleep(200);
+      while (!stopped() && !ids.every((d) => finished(latest().get(d)))) await sleep(200);
     };
     const launch = (device: string) => {
       const job = latest().get(device);
       if (!job || (finished(job) && job.state !== 'succeeded')) this.store.addJob('sync', device, { manifest }, id);
     };
+    const end = (failure: Job, untouched: number, canaryPhase: boolean) => {
+      const what = `${canaryPhase ? 'canary ' : ''}${failure.device}`;
+      const rest = `${canaryPhase ? 'the other ' : ''}${untouched} devices were not touched`;
+      if (failure.state === 'cancelled') this.store.finishRollout(id, 'cancelled', `${what}'s job #${failure.id} was ${failure.message ?? 'cancelled'}; ${rest}`);
+      else this.store.finishRollout(id, 'failed', `${what} failed (${failure.message}); ${rest}`);
+    };
 
     const canaries = devices.slice(0, canary);
     canaries.forEach(launch);
     await waitFor(canaries);
+    if (stopped()) return;
     let failure = failedJob();
-    if (failure) {
-      this.store.finishRollout(id, 'failed', `canary ${failure.device} failed (${failure.message}); the other ${devices.length - canaries.length} devices were not touched`);
-      return;
-    }
+    if (failure) return end(failure, devices.length - canaries.length, true);
     const rest = devices.slice(canary);
     const inFlight = new Set<string>();
     for (const device of rest) {
       if (latest().get(device)?.state === 'succeeded') continue;
-      while (inFlight.size >= concurrency) {
+      while (inFlight.size >= concurrency && !stopped()) {
         await sleep(200);
         for (const d of inFlight) if (finished(latest().get(d))) inFlight.delete(d);
       }
-      if ((failure = failedJob())) break;
+      if (stopped() || (failure = failedJob())) break;
       launch(device);
       inFlight.add(device);
     }
     await waitFor([...inFlight]);
+    if (stopped()) return;
     failure = failedJob();
-    if (failure) {
-      const untouched = rest.filter((d) => !latest().has(d)).length;
-      this.store.finishRollout(id, 'failed', `${failure.device} failed (${failure.message}); ${untouched} devices were not touched`);
-      return;
-    }
+    if (failure) return end(failure, rest.filter((d) => !latest().has(d)).length, false);
     this.store.finishRollout(id, 'succeeded', `${devices.length} devices updated`);
   }
 
@@ -312,7 +452,7 @@ export class OtaService {
       } catch {
         if (info.answersCommands === undefined) this.store.updateInfo(device.id, { answersCommands: false });
       }
-    })();
+    })().catch((error: unknown) => this.log.warn({ device: device.id, err: (error as Error).message }, 'cannot record what the device says about itself'));
   }
 }
 

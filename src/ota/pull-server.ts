@@ -22,6 +22,7 @@ export async function servePull(options: { bytes: Buffer; host: string; allowedA
   const served = new Promise<boolean>((resolve) => (settle = resolve));
   let done = false;
   const server = createServer((socket: Socket) => {
+    socket.on('error', () => settle(false));
     const from = normalizeAddress(socket.remoteAddress);
     if (done || from !== normalizeAddress(allowedAddress)) {
       log.warn({ device: deviceId, from, expected: allowedAddress }, 'OTA transfer connection from an unexpected address refused');
@@ -31,7 +32,6 @@ export async function servePull(options: { bytes: Buffer; host: string; allowedA
     done = true;
     clearTimeout(timer);
     server.close();
-    socket.on('error', () => settle(false));
     socket.end(bytes, () => settle(true));
   });
   const timer = setTimeout(() => {
@@ -42,8 +42,19 @@ export async function servePull(options: { bytes: Buffer; host: string; allowedA
   }, options.timeoutMs);
   timer.unref();
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error: Error) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot open the OTA transfer server on ${options.host}: ${error.message}`));
+    });
     server.listen(0, options.host, () => resolve());
+  });
+  // After listening, an error (rare: the socket layer) ends this transfer, never the process.
+  server.on('error', (error) => {
+    log.warn({ device: deviceId, err: error.message }, 'OTA transfer server failed');
+    done = true;
+    clearTimeout(timer);
+    server.close();
+    settle(false);
   });
   return {
     port: (server.address() as { port: number }).port,

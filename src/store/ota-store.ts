@@ -3,6 +3,7 @@ import type { Db } from './database.js';
 
 export type JobKind = 'push' | 'sync' | 'firmware';
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'rolled-back' | 'cancelled';
+/** The end states: a job in one of them never changes again. [O-9] */
 export const FINISHED: readonly JobState[] = ['succeeded', 'failed', 'rolled-back', 'cancelled'];
 
 export interface JobProgress {
@@ -40,7 +41,7 @@ export interface Transfer {
 export interface Rollout {
   id: number;
   spec: { manifest: string; pattern: string; canary: number; concurrency: number; devices: string[] };
-  state: 'running' | 'succeeded' | 'failed';
+  state: 'running' | 'succeeded' | 'failed' | 'cancelled';
   message: string | null;
   createdAt: number;
 }
@@ -98,13 +99,16 @@ export class OtaStore {
       start: db.prepare("UPDATE ota_jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'"),
       requeue: db.prepare("UPDATE ota_jobs SET state = 'queued', message = ? WHERE state = 'running'"),
       progress: db.prepare('UPDATE ota_jobs SET progress = ? WHERE id = ?'),
-      finish: db.prepare('UPDATE ota_jobs SET state = ?, message = ?, finished_at = ? WHERE id = ?'),
+      // Only an unfinished job ends: the first end wins (a cancel is not overwritten by the run it stopped).
+      finish: db.prepare("UPDATE ota_jobs SET state = ?, message = ?, finished_at = ? WHERE id = ? AND state IN ('queued', 'running')"),
+      unfinished: db.prepare<[], JobRow>("SELECT * FROM ota_jobs WHERE state IN ('queued', 'running') ORDER BY id"),
       transfer: db.prepare('INSERT INTO ota_transfers (job_id, device, file, bytes, ok, error, at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       transfers: db.prepare<[number], { job_id: number | null; device: string; file: string; bytes: number; ok: number; error: string | null; at: number }>('SELECT * FROM ota_transfers WHERE job_id = ? ORDER BY id'),
       addRollout: db.prepare("INSERT INTO rollouts (spec, state, created_at) VALUES (?, 'running', ?)"),
       rollout: db.prepare<[number], { id: number; spec: string; state: Rollout['state']; message: string | null; created_at: number }>('SELECT * FROM rollouts WHERE id = ?'),
       runningRollouts: db.prepare<[], { id: number }>("SELECT id FROM rollouts WHERE state = 'running' ORDER BY id"),
-      finishRollout: db.prepare('UPDATE rollouts SET state = ?, message = ?, finished_at = ? WHERE id = ?'),
+      finishRollout: db.prepare("UPDATE rollouts SET state = ?, message = ?, finished_at = ? WHERE id = ? AND state = 'running'"),
+      lastRollout: db.prepare<[], { id: number }>('SELECT id FROM rollouts ORDER BY id DESC LIMIT 1'),
       log: db.prepare('INSERT INTO device_logs (device, topic, text, at) VALUES (?, ?, ?, ?)'),
       prune: db.prepare('DELETE FROM device_logs WHERE device = ? AND id <= (SELECT id FROM device_logs WHERE device = ? ORDER BY id DESC LIMIT 1 OFFSET ?)'),
       logsAfter: db.prepare<[string, number, number], { id: number; topic: string; text: string; at: number }>('SELECT id, topic, text, at FROM device_logs WHERE device = ? AND id > ? ORDER BY id LIMIT ?'),
@@ -153,8 +157,14 @@ export class OtaStore {
     this.#s.progress.run(JSON.stringify(progress), id);
   }
 
-  finishJob(id: number, state: JobState, message: string): void {
-    this.#s.finish.run(state, message, Date.now(), id);
+  /** Ends a queued or running job; false if it had ended already (its end stays). */
+  finishJob(id: number, state: JobState, message: string): boolean {
+    return this.#s.finish.run(state, message, Date.now(), id).changes === 1;
+  }
+
+  /** Queued and running jobs: those that still need their files. */
+  unfinishedJobs(): Job[] {
+    return this.#s.unfinished.all().map(toJob);
   }
 
   recordTransfer(t: Transfer): void {
@@ -178,8 +188,13 @@ export class OtaStore {
     return this.#s.runningRollouts.all().map((r) => r.id);
   }
 
-  finishRollout(id: number, state: Rollout['state'], message: string): void {
-    this.#s.finishRollout.run(state, message, Date.now(), id);
+  /** Ends a running rollout; false if it had ended already. */
+  finishRollout(id: number, state: Rollout['state'], message: string): boolean {
+    return this.#s.finishRollout.run(state, message, Date.now(), id).changes === 1;
+  }
+
+  lastRolloutId(): number | undefined {
+    return this.#s.lastRollout.get()?.id;
   }
 
   appendLog(device: string, topic: string, text: string): void {

@@ -4,7 +4,7 @@
  */
 import type { Db } from './database.js';
 
-export type HubRequestAction = 'remove-device' | 'disconnect' | 'command';
+export type HubRequestAction = 'remove-device' | 'disconnect' | 'command' | 'cancel-job' | 'cancel-rollout';
 
 export interface HubRequest {
   id: number;

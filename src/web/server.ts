@@ -19,6 +19,7 @@ import type { DeviceRegistry } from '../core/registry.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import type { Logger } from '../log/logger.js';
 import type { DeviceChannel } from '../ota/device-channel.js';
+import type { CancelOutcome } from '../ota/job-control.js';
 import { devicePathProblem, FIRMWARE_TARGET } from '../ota/protocol.js';
 import { accountNameProblem } from '../security/access-policy.js';
 import { AuthThrottle } from '../security/auth-throttle.js';
@@ -54,6 +55,10 @@ export interface WebDeps {
   allowedHosts?: readonly string[];
   /** [A-6] The largest file an OTA upload may carry (`--ota-max-file-size`), in bytes. */
   otaMaxFileSize?: number;
+  /** Faults the hub survived (unhandled rejections, uncaught exceptions, listener errors). */
+  faults: () => { unhandledRejections: number; uncaughtExceptions: number; listenerErrors: number };
+  /** Ends a queued or running OTA job; `by` names who asked. */
+  cancelJob: (id: number, by: string) => CancelOutcome;
 }
 
 const COOKIE = SESSION_COOKIE;
@@ -263,7 +268,15 @@ export class WebServer {
     });
 
     app.get('/api/ota/jobs', async () => d.ota.jobs(100));
-    app.post('/api/ota/sync', upload, async (request) => {
+    app.post<{ Params: { id: string } }>('/api/ota/jobs/:id/cancel', async (request, reply) => {
+      const id = Number(request.params.id);
+      if (!/^\d{1,15}$/.test(request.params.id) || id < 1) return reply.code(400).send({ error: `'${request.params.id.slice(0, 40)}' is not a job number` });
+      const user = request.auth?.user ?? 'someone';
+      const outcome = d.cancelJob(id, `${user} (API)`);
+      const status = { cancelled: 200, finished: 409, unknown: 404 }[outcome.outcome];
+      return reply.code(status).send(outcome.outcome === 'cancelled' ? { cancelled: id, message: outcome.message, job: outcome.job } : { error: outcome.message, job: outcome.job ?? null });
+    });
+        app.post('/api/ota/sync', upload, async (request) => {
       const body = syncBody.parse(request.body);
       device(body.device);
       for (const f of body.files) fits(f.path, f.content);
@@ -329,6 +342,7 @@ export class WebServer {
         externalBytes: process.memoryUsage().external + process.memoryUsage().arrayBuffers,
         cpuUserMs: Math.round(cpu.user / 1000),
         cpuSystemMs: Math.round(cpu.system / 1000),
+        faults: d.faults(),
       };
     });
 

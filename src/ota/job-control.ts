@@ -1,0 +1,66 @@
+/**
+ * Ending jobs from outside their run: cancelling a job or a rollout, and the upload folders that go
+ * with an ended job. [O-9] The running hub calls these through OtaService (which also stops the work
+ * in flight); the CLI calls them on the database directly when no hub runs.
+ */
+import { FINISHED, type Job, type OtaStore } from '../store/ota-store.js';
+import { jobUploadFolders, removeJobUploads } from './uploads.js';
+
+export interface CancelOutcome {
+  outcome: 'cancelled' | 'finished' | 'unknown';
+  /** One sentence for the person who asked. */
+  message: string;
+  job?: Job;
+}
+
+export interface RolloutCancelOutcome {
+  outcome: 'cancelled' | 'finished' | 'unknown';
+  message: string;
+  jobs: CancelOutcome[];
+}
+
+export const describeJob = (job: Pick<Job, 'id' | 'kind' | 'device'>) => `job #${job.id} (${job.kind} for ${job.device})`;
+
+/** Upload folders still needed: those of unfinished jobs and of running rollouts. */
+export function neededUploads(store: OtaStore, root: string): Set<string> {
+  const specs = [...store.unfinishedJobs().map((j) => j.spec), ...store.runningRollouts().map((id) => store.rollout(id)?.spec ?? {})];
+  return new Set(specs.flatMap((spec) => jobUploadFolders(root, spec as Record<string, unknown>)));
+}
+
+/** Removes an ended job's upload folder (if it has one and no unfinished job shares it). */
+export function releaseUploads(store: OtaStore, root: string, job: Job): string[] {
+  return removeJobUploads(root, job.spec, neededUploads(store, root));
+}
+
+/** Ends a queued or running job as `cancelled` in the store; says so, or why not. */
+export function cancelJobInStore(store: OtaStore, root: string, id: number, by: string): CancelOutcome {
+  const job = store.job(id);
+  if (!job) return { outcome: 'unknown', message: `there is no job #${id} (see 'mqttkit ota jobs')` };
+  if (!store.finishJob(id, 'cancelled', `cancelled by ${by}`)) {
+    const ended = store.job(id)!;
+    return { outcome: 'finished', job: ended, message: `${describeJob(ended)} had already ended: ${ended.state}${ended.message ? ` (${ended.message})` : ''}; nothing to cancel` };
+  }
+  try {
+    releaseUploads(store, root, job);
+  } catch {
+    // Left for the sweep at the next start: the cancel itself happened.
+  }
+  return { outcome: 'cancelled', job: store.job(id)!, message: `${describeJob(job)} cancelled${job.state === 'running' ? ' while it ran' : ' before it started'}` };
+}
+
+/** Stops a running rollout (no device is started any more) and cancels its unfinished jobs. */
+export function cancelRolloutInStore(store: OtaStore, id: number, by: string, cancelJob: (jobId: number) => CancelOutcome): RolloutCancelOutcome {
+  const rollout = store.rollout(id);
+  if (!rollout) return { outcome: 'unknown', message: `there is no rollout #${id}`, jobs: [] };
+  const stopped = store.finishRollout(id, 'cancelled', `cancelled by ${by}`);
+  const jobs = store
+    .rolloutJobs(id)
+    .filter((j) => !FINISHED.includes(j.state))
+    .map((j) => cancelJob(j.id));
+  if (!stopped && jobs.length === 0) {
+    const ended = store.rollout(id)!;
+    return { outcome: 'finished', message: `rollout #${id} had already ended: ${ended.state}${ended.message ? ` (${ended.message})` : ''}; nothing to cancel`, jobs };
+  }
+  const untouched = rollout.spec.devices.length - store.rolloutJobs(id).length;
+  return { outcome: 'cancelled', message: `rollout #${id} cancelled: ${jobs.length} unfinished job(s) cancelled, ${untouched} device(s) not started`, jobs };
+}
