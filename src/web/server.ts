@@ -142,7 +142,8 @@ export class WebServer {
     app.all('/api', async (request, reply) => reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }));
     app.all('/api/*', async (request, reply) => reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }));
     await app.ready();
-    this.deps.log.debug({ routes: this.routes }, 'web routes');
+    // One line per route: log lines are bounded (a long list would be cut), and tests read them all.
+    for (const route of this.routes) this.deps.log.debug({ route }, 'web route');
     await app.listen({ host, port });
     const address = app.server.address();
     this.port = typeof address === 'object' && address ? address.port : port;
