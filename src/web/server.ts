@@ -22,7 +22,8 @@ import type { DeviceChannel } from '../ota/device-channel.js';
 import type { CancelOutcome } from '../ota/job-control.js';
 import { devicePathProblem, FIRMWARE_TARGET } from '../ota/protocol.js';
 import { accountNameProblem } from '../security/access-policy.js';
-import { AuthThrottle } from '../security/auth-throttle.js';
+import { KnownPasswords } from '../security/known-passwords.js';
+import { LoginThrottle } from '../security/login-throttle.js';
 import { hashPassword, verifyPassword } from '../security/password-hash.js';
 import type { RegistrationPolicy } from '../security/registration.js';
 import type { AccountStore } from '../store/account-store.js';
@@ -98,7 +99,9 @@ const STREAM_BACKLOG = 1 * MIB;
 
 export class WebServer {
   readonly #app: FastifyInstance;
-  readonly #throttle = new AuthThrottle({ baseDelayMs: 200, maxDelayMs: 5000, forgetAfterMs: 15 * 60_000 });
+  /** [S-2] as for devices: guesses are slowed by the address they come from, never by the account they name. */
+  readonly #throttle = new LoginThrottle({ baseDelayMs: 200, maxDelayMs: 5000, forgetAfterMs: 15 * 60_000 });
+  readonly #known = new KnownPasswords(1000);
   readonly #routeList: RouteOptions[] = [];
   readonly #streams = new Map<string, number>();
   readonly #otaMax: number;
@@ -180,20 +183,29 @@ export class WebServer {
       // Two first-run setups racing: only the first to finish hashing creates the admin.
       if (d.web.hasUsers()) return reply.code(409).send({ error: 'the admin account exists already: log in' });
       d.web.addUser(body.username, secret);
+      this.#known.remember(body.username, secret, body.password);
       d.log.info({ user: body.username }, 'dashboard admin account created');
       return this.#login(reply, body.username);
     });
 
     app.post('/api/login', login, async (request, reply) => {
       const body = credentials.pick({ username: true }).extend({ password: z.string().min(1, 'required').max(1024) }).parse(request.body);
+      // A password that already logged in since the hub started gets in at once: guesses for the same
+      // name (from anywhere) cannot keep the owner out.
+      const known = d.web.user(body.username);
+      if (known && this.#known.matches(body.username, known.secret, body.password)) return this.#login(reply, body.username);
       let ok = false;
-      await this.#throttle.run([`web:${body.username}`], async () => {
+      const admitted = await this.#throttle.run(request.ip, async () => {
+        // A guesser that hung up while waiting its turn costs no scrypt work (and no penalty either).
+        if (request.raw.socket.destroyed) return true;
         const user = d.web.user(body.username);
         // An unknown name costs the same scrypt work as a known one: timing does not tell which exist.
         const checked = await verifyPassword(body.password, user?.secret ?? (await this.#decoy()));
         ok = user !== undefined && checked;
+        if (ok) this.#known.remember(body.username, user!.secret, body.password);
         return ok;
-      }, [`address:${request.ip}`]);
+      });
+      if (!admitted) return reply.code(429).send({ error: 'too many login attempts from your address at once: wait a moment and try again' });
       if (!ok) {
         d.log.warn({ user: body.username, address: request.ip }, 'dashboard login refused');
         return reply.code(401).send({ error: 'wrong username or password' });
