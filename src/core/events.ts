@@ -20,8 +20,8 @@ export interface HubEvents {
   /** A device said `$state online` live: it has (re)connected, perhaps after a reboot. */
   'device:announced': [device: DeviceRecord];
   'service:added': [device: DeviceRecord, service: ServiceRecord];
-  /** A characteristic value reported by the device (changed or not). */
-  value: [ref: CharacteristicRef, value: HapValue, changed: boolean];
+  /** A characteristic value reported by the device (changed or not); `first`: the service had no value for it yet. */
+  value: [ref: CharacteristicRef, value: HapValue, changed: boolean, first: boolean];
   /** A controller (HomeKit, later the dashboard) asks the device to take a value. */
   'write:requested': [ref: CharacteristicRef, value: HapValue];
   /** The device did not confirm a write in time: show its last confirmed value again. */

@@ -159,11 +159,12 @@ export class DeviceRegistry {
       this.bus.emit('service:added', device, service);
     }
     const value = coerced.value;
+    const first = !Object.hasOwn(service.values, spec.name);
     const changed = service.values[spec.name] !== value;
     service.values[spec.name] = value;
     const ref: CharacteristicRef = { deviceId, service: address.service, index: address.index, characteristic: spec.name };
     this.#settlePending(ref);
-    this.bus.emit('value', ref, value, changed);
+    this.bus.emit('value', ref, value, changed, first);
     return ok(value);
   }
 

@@ -17,7 +17,7 @@ import { serviceLabel, type DeviceRecord, type DeviceState, type ServiceRecord }
 import type { CharacteristicRef } from '../core/events.js';
 import type { ServiceAddress } from '../core/topic.js';
 import type { HapCatalog } from './catalog.js';
-import { homeKitFirmware, homeKitName, isNameCharacteristic } from './display-name.js';
+import { homeKitFirmware, homeKitName, homeKitSerial, isNameCharacteristic } from './display-name.js';
 
 export interface AccessoryHooks {
   /** Answers reads from the hub's state; never waits on MQTT. */
@@ -58,7 +58,7 @@ export class DeviceAccessory {
     info
       .updateCharacteristic(Characteristic.Manufacturer, homeKitName(meta.manufacturer ?? 'mqttkit', 'mqttkit'))
       .updateCharacteristic(Characteristic.Model, homeKitName(meta.model ?? 'MQTT device', 'MQTT device'))
-      .updateCharacteristic(Characteristic.SerialNumber, this.device.id)
+      .updateCharacteristic(Characteristic.SerialNumber, homeKitSerial(this.device.id))
       .updateCharacteristic(Characteristic.FirmwareRevision, homeKitFirmware(meta.firmware ?? '') ?? '0.0.0');
     if (meta.name) info.updateCharacteristic(Characteristic.Name, homeKitName(meta.name));
   }

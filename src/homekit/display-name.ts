@@ -36,7 +36,26 @@ export function homeKitName(text: string, fallback = LAST_RESORT): string {
 
 function clean(text: string): string {
   const name = String(text).normalize('NFC').replace(FORMAT, '').replace(WHITESPACE, ' ').replace(CONTROL_OR_MARK, '').replace(DISALLOWED, ' ').replace(/ +/g, ' ').replace(EDGE, '');
-  return [...name].slice(0, MAX_LENGTH).join('').replace(EDGE, '');
+  return cut(name, MAX_LENGTH).replace(EDGE, '');
+}
+
+/** At most `max` UTF-16 units (what HAP counts), never splitting a character beyond U+FFFF. */
+function cut(text: string, max: number): string {
+  let out = '';
+  for (const char of text) {
+    if (out.length + char.length > max) break;
+    out += char;
+  }
+  return out;
+}
+
+/**
+ * HAP-NodeJS ignores a SerialNumber of one character ("HomeKit will reject this accessory"), leaving
+ * a default one that several devices would share. Device ids are 1-64 of [A-Za-z0-9_-]; a ':' cannot
+ * occur in one, so the longer form never equals another device's id.
+ */
+export function homeKitSerial(deviceId: string): string {
+  return deviceId.length > 1 ? deviceId : `mqttkit:${deviceId}`;
 }
 
 /** Characteristics HomeKit displays as a name: their values pass through homeKitName wherever they come from. */

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { Bridge, Categories, Characteristic, Service, uuid, type CharacteristicValue } from 'hap-nodejs';
+import { Bridge, Categories, Characteristic, CharacteristicEventTypes, Service, uuid, type CharacteristicValue } from 'hap-nodejs';
 import type { HapValue } from '../core/coerce.js';
 import type { DeviceRecord } from '../core/device.js';
 import type { CharacteristicRef, EventBus } from '../core/events.js';
@@ -222,8 +222,14 @@ export class HomeKitBridges {
     const name = homeKitName(identity.index === 0 ? this.options.bridgeName : `${this.options.bridgeName} ${identity.index + 1}`, 'mqttkit');
     const bridge = new Bridge(name, uuid.generate(`mqttkit:bridge:${identity.username}`));
     bridge.disableUnusedIDPurge();
-    bridge
-      .getService(Service.AccessoryInformation)!
+    const info = bridge.getService(Service.AccessoryInformation)!;
+    // mDNS settles a name conflict (two bridges called "mqttkit" on one network) by renaming one
+    // "mqttkit (2)", and HAP-NodeJS writes that into the bridge's Name: clean it like every other name.
+    info.getCharacteristic(Characteristic.Name).on(CharacteristicEventTypes.CHANGE, ({ newValue }) => {
+      const clean = homeKitName(String(newValue), 'mqttkit');
+      if (clean !== newValue) info.updateCharacteristic(Characteristic.Name, clean);
+    });
+    info
       .updateCharacteristic(Characteristic.Manufacturer, 'mqttkit')
       .updateCharacteristic(Characteristic.Model, 'mqttkit bridge')
       .updateCharacteristic(Characteristic.SerialNumber, identity.username)

@@ -27,7 +27,9 @@ export class RegistryPersistence {
       this.bus.on('service:added', now),
       this.bus.on('device:meta', later),
       this.bus.on('device:state', later),
-      this.bus.on('value', (ref) => this.#save(ref.deviceId, false)),
+      // A first value may add an optional characteristic to HomeKit (with an iid controllers keep using):
+      // saved at once like a new service, so a crash cannot drop it (found by the kill -9 property test).
+      this.bus.on('value', (ref, _value, _changed, first) => this.#save(ref.deviceId, first)),
       this.bus.on('device:removed', (device) => {
         this.#dirty.delete(device.id);
         this.store.deleteDevice(device.id);
