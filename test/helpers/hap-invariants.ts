@@ -173,8 +173,8 @@ export function idsBySerial(db: AccessoryDb): Map<string, AccessoryIds> {
 
 /**
  * What changed for one accessory that must not: its aid, a service that vanished or changed type,
- * a characteristic whose iid changed. `allowMissingCharacteristics`: an optional characteristic added
- * by a value that was never saved may be absent after a crash (its iid must still match if present).
+ * a characteristic whose iid changed or that is gone. `allowMissingCharacteristics` tolerates a gone
+ * characteristic (to hunt past that known failure); one that is there must still have its iid.
  */
 export function idChanges(id: string, before: AccessoryIds, after: AccessoryIds | undefined, allowMissingCharacteristics = false): string[] {
   if (!after) return [`device ${show(id)} (aid ${before.aid}) is gone`];

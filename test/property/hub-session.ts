@@ -18,7 +18,7 @@ import { pair, reconnect, serviceUuid, characteristicUuid, type AccessoryDb, typ
 import { hubLogProblems } from '../helpers/hub-log.js';
 import { removeDataDir, startHub, tempDataDir, type RunningHub } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
-import { describeStep, RESERVED_IDS, type Message, type Scenario, type Step } from './scenario.js';
+import { describeStep, mayBeRefused, type Avoid, type Message, type Scenario, type Step } from './scenario.js';
 
 const ANSWER_MS = 15_000;
 
@@ -48,6 +48,8 @@ interface DeviceLink {
 export interface SessionOptions {
   /** Print each step as it runs (MQTTKIT_PROP_VERBOSE=1). */
   verbose?: boolean;
+  /** Known findings to tolerate while hunting for others (MQTTKIT_PROP_AVOID). */
+  avoid?: Avoid;
 }
 
 /**
@@ -167,7 +169,7 @@ class HubSession {
       delete link.droppedAt;
     } catch (error) {
       const why = (error as Error).message;
-      if (first && RESERVED_IDS.has(id)) link.refused = why;
+      if (first && mayBeRefused(id)) link.refused = why;
       else problems.push(`device ${show(id)} cannot connect${first ? '' : ' again after the restart (its account was registered)'}: ${why}`);
     }
   }
@@ -269,7 +271,8 @@ class HubSession {
     }
     for (const [id, before] of this.#known) {
       if (removed.has(id)) continue; // removed (perhaps re-created) in this step: new ids are allowed
-      problems.push(...idChanges(id, before, ids.get(id), afterKill));
+      // 'lost-optional': an optional characteristic seen < 1 s before a kill -9 may vanish (found by the kill loop)
+      problems.push(...idChanges(id, before, ids.get(id), afterKill && (this.options.avoid?.has('lost-optional') ?? false)));
     }
     const output = hub.output();
     for (const p of hubLogProblems(output.slice(this.#logMark))) problems.push(`hub log: ${p.why}: ${p.line}`);

@@ -30,7 +30,7 @@ describe('random device traffic, HomeKit writes and restarts', { timeout: timeLi
       runs++;
       const scenario = materialize(spec, avoid);
       if (verbose) process.stdout.write(`# run ${runs}\n${describeScenario(scenario).replace(/^/gm, '# ')}\n`);
-      await runScenario(scenario, { verbose });
+      await runScenario(scenario, { verbose, avoid });
     });
     const details = await fc.check(property, {
       numRuns,

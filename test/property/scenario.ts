@@ -30,6 +30,15 @@ export const DEVICE_POOL = [
 /** Ids the issue reserves (finding 6): after the fix their CONNECT is refused; the test accepts either. */
 export const RESERVED_IDS = new Set(['HomeKit', 'OTA', 'stat', 'tele', 'cmnd']);
 
+/**
+ * May the hub refuse this id at its first CONNECT? Reserved ids, and one-character ids (HomeKit
+ * rejects a one-character SerialNumber, so a fix may refuse them). Every other id of the protocol's
+ * grammar must be accepted.
+ */
+export function mayBeRefused(id: string): boolean {
+  return RESERVED_IDS.has(id) || id.length === 1;
+}
+
 export const SERVICES = [
   'Switch',
   'Outlet',

@@ -1,0 +1,70 @@
+/**
+ * Cases the property tests (messages.test.ts, kill-loop.test.ts) found, kept as fixed tests so they
+ * stay fixed. Each names the finding of issue 10 it belongs to, or says "new". Scenario cases run
+ * through the same runner and invariants as the property test; the scenario is the shrunk one.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { characteristicId, pair, reconnect } from '../helpers/homekit-controller.js';
+import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { connectDevice } from '../helpers/mqtt-device.js';
+import { disposeTemplate, runScenario } from './hub-session.js';
+import type { Message, Scenario } from './scenario.js';
+
+const say = (from: string, topic: string, payload: string | Uint8Array, retain = false): Message => ({ from, topic, payload, retain });
+
+describe('cases found by the property tests', { timeout: 120_000 }, () => {
+  after(() => disposeTemplate());
+
+  // found by property test (messages.test.ts): new finding. HAP-NodeJS ignores a one-character
+  // SerialNumber ("HomeKit will reject this accessory") and leaves "Default-SerialNumber", so a
+  // device with a one-character id (valid per [P-2]) shows with a serial HomeKit rejects, and two
+  // such devices share one serial. The hub may instead refuse one-character ids at CONNECT.
+  it('a one-character device id gets a serial number HomeKit accepts, or is refused (new)', async () => {
+    const scenario: Scenario = {
+      devices: ['-', 'x', 'esp8266_12345678'],
+      steps: [
+        {
+          kind: 'publish',
+          messages: [say('-', 'HomeKit/-/Switch/On', '1'), say('x', 'HomeKit/x/Switch/On', '1'), say('esp8266_12345678', 'HomeKit/esp8266_12345678/Switch/On', '1')],
+        },
+      ],
+    };
+    await runScenario(scenario);
+  });
+
+  // found by property test (kill-loop.test.ts): new finding. A device's first value for an optional
+  // characteristic (Lightbulb Brightness) adds it to HomeKit with an iid at once, but the value is
+  // saved only with the next batched flush (1 s); a kill -9 before that drops the characteristic
+  // from the accessory after the restart, so HomeKit loses it, and scenes using it break.
+  describe('an optional characteristic HomeKit has seen survives kill -9 (new)', () => {
+    let hub: RunningHub | undefined;
+    after(async () => {
+      await hub?.stop('SIGKILL');
+      if (hub) removeDataDir(hub.dataDir);
+    });
+
+    it('keeps Brightness, with its iid, after a kill -9 right after it first appeared', async () => {
+      hub = await startHub();
+      const { client, pairing } = await pair(hub.info.bridges[0]!.port!);
+      const lamp = await connectDevice(hub.info.mqtt.address, 'lamp1');
+      lamp.on('error', () => {});
+      await lamp.publishAsync('HomeKit/lamp1/Lightbulb/On', '1', { qos: 1 });
+      await lamp.publishAsync('HomeKit/lamp1/Lightbulb/Brightness', '40', { qos: 1 });
+      const seen = await eventually(async () => characteristicId(await client.getAccessories(), 'lamp1', 'Lightbulb', 'Brightness'), 5000, 'Brightness in /accessories');
+      await client.close();
+      lamp.end(true);
+
+      const dataDir = hub.dataDir;
+      await hub.stop('SIGKILL');
+      hub = await startHub({ dataDir });
+      const controller = reconnect(hub.info.bridges[0]!.port!, pairing);
+      try {
+        const db = await controller.getAccessories();
+        assert.equal(characteristicId(db, 'lamp1', 'Lightbulb', 'Brightness'), seen, 'Brightness is still there with the same aid.iid after kill -9');
+      } finally {
+        await controller.close();
+      }
+    });
+  });
+});
