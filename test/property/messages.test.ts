@@ -30,7 +30,12 @@ describe('random device traffic, HomeKit writes and restarts', { timeout: timeLi
       runs++;
       const scenario = materialize(spec, avoid);
       if (verbose) process.stdout.write(`# run ${runs}\n${describeScenario(scenario).replace(/^/gm, '# ')}\n`);
-      await runScenario(scenario, { verbose, avoid });
+      const started = performance.now();
+      try {
+        await runScenario(scenario, { verbose, avoid });
+      } finally {
+        if (env.MQTTKIT_PROP_PROGRESS) process.stderr.write(`run ${runs}: ${scenario.steps.length} steps, ${Math.round(performance.now() - started)} ms\n`);
+      }
     });
     const details = await fc.check(property, {
       numRuns,
