@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { isValidHapName } from '../helpers/hap-invariants.js';
 import { characteristicId, pair, reconnect } from '../helpers/homekit-controller.js';
 import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
@@ -95,6 +96,45 @@ describe('cases found by the property tests', { timeout: 120_000 }, () => {
       } finally {
         for (const device of devices) device.end(true);
         await controller.close();
+      }
+    });
+  });
+
+  // found by property test (kill-loop.test.ts, while other hubs ran on the machine): new finding.
+  // Two hubs with the same bridge name on one network (the default is "mqttkit" for every install):
+  // mDNS (ciao) resolves the conflict by renaming one "mqttkit (2)", and HAP-NodeJS writes that into
+  // the bridge's Name characteristic (and saves it with the pairings): a name with parentheses, which
+  // breaks HomeKit's name rule. Seen within 0.2 s of the second hub's start.
+  describe('two hubs with the same bridge name on one network (new)', () => {
+    const hubs: RunningHub[] = [];
+    after(async () => {
+      for (const hub of hubs) {
+        await hub.stop('SIGKILL');
+        removeDataDir(hub.dataDir);
+      }
+    });
+
+    it('both bridges keep a Name that passes the HomeKit name rule', async () => {
+      const name = `Twin ${Math.random().toString(36).slice(2, 8)}`;
+      hubs.push(await startHub({ args: ['--bridge-name', name] }), await startHub({ args: ['--bridge-name', name] }));
+      const controllers = await Promise.all(hubs.map(async (hub) => (await pair(hub.info.bridges[0]!.port!)).client));
+      try {
+        const bridgeName = async (i: number) => {
+          const info = (await controllers[i]!.getAccessories()).accessories.find((a) => a.aid === 1)!.services[0]!;
+          return info.characteristics.find((c) => c.description === 'Name')!.value as string;
+        };
+        // Wait until mDNS has settled the conflict (one bridge renamed), or 5 s without a rename.
+        const names = await eventually(async () => {
+          const current = [await bridgeName(0), await bridgeName(1)];
+          return current.some((n) => n !== name) ? current : undefined;
+        }, 5000, 'the mDNS name conflict to settle').catch(async () => [await bridgeName(0), await bridgeName(1)]);
+        assert.deepEqual(
+          names.filter((n) => !isValidHapName(n)),
+          [],
+          `bridge names ${JSON.stringify(names)}: each must pass HAP-NodeJS's name rule`,
+        );
+      } finally {
+        for (const controller of controllers) await controller.close();
       }
     });
   });

@@ -58,9 +58,15 @@ export interface SessionOptions {
  */
 let template: Promise<{ dir: string; pairing: PairingData }> | undefined;
 
+/**
+ * A bridge name no other hub on this machine uses: hubs of parallel tests all advertise "mqttkit" on
+ * mDNS, and a name conflict makes HAP-NodeJS rename the bridge "mqttkit (2)" (see found-cases.test.ts).
+ */
+export const BRIDGE_ARGS = ['--bridge-name', `Prop ${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}`];
+
 function pairedTemplate(): Promise<{ dir: string; pairing: PairingData }> {
   template ??= (async () => {
-    const hub = await startHub();
+    const hub = await startHub({ args: BRIDGE_ARGS });
     try {
       const { client, pairing } = await pair(hub.info.bridges[0]!.port!);
       await client.close();
@@ -117,7 +123,7 @@ class HubSession {
     const { dir, pairing } = await pairedTemplate();
     cpSync(dir, this.#dataDir, { recursive: true });
     this.#pairing = pairing;
-    this.#hub = await startHub({ dataDir: this.#dataDir });
+    this.#hub = await startHub({ dataDir: this.#dataDir, args: BRIDGE_ARGS });
     this.#controller = reconnect(this.#hub.info.bridges[0]!.port!, pairing);
     const problems: string[] = [];
     await Promise.all(this.scenario.devices.map((id) => this.#connect(id, true, problems)));
@@ -213,7 +219,7 @@ class HubSession {
     for (const p of hubLogProblems(hub.output().slice(this.#logMark))) problems.push(`hub log while stopping: ${p.why}: ${p.line}`);
     this.#logMark = 0;
     try {
-      this.#hub = await startHub({ dataDir: this.#dataDir });
+      this.#hub = await startHub({ dataDir: this.#dataDir, args: BRIDGE_ARGS });
     } catch (error) {
       problems.push(`the hub does not start again on the same data dir: ${(error as Error).message.slice(0, 3000)}`);
       this.#fail(problems);

@@ -26,6 +26,8 @@ import { connectDevice } from '../helpers/mqtt-device.js';
 const ROUNDS = Number(process.env.MQTTKIT_KILL_ROUNDS ?? 5);
 const NEW_PER_ROUND = 4;
 const SEED = Number(process.env.MQTTKIT_KILL_SEED ?? Math.floor(Math.random() * 2 ** 31));
+/** Hunting past a known failure: MQTTKIT_KILL_AVOID=lost-optional tolerates an optional characteristic gone after a kill. */
+const TOLERATE_LOST_OPTIONAL = (process.env.MQTTKIT_KILL_AVOID ?? '').includes('lost-optional');
 
 /** mulberry32: a seeded generator, so a failing round can be replayed with its seed. */
 function generator(seed: number): () => number {
@@ -99,7 +101,8 @@ describe('kill -9 loop', { timeout: 180_000 }, () => {
     try {
       for (let round = 0; round <= ROUNDS; round++) {
         if (round > 0) checkFilesAfterKill(dataDir, round);
-        hub = await startHub({ dataDir, pincode: null });
+        // A bridge name of its own: parallel tests' hubs advertise "mqttkit" too (see found-cases.test.ts).
+        hub = await startHub({ dataDir, pincode: null, args: ['--bridge-name', `Kill loop ${SEED.toString(36)}`] });
         const port = hub.info.bridges[0]!.port!;
         const url = hub.info.mqtt.address;
 
@@ -121,7 +124,7 @@ describe('kill -9 loop', { timeout: 180_000 }, () => {
           assert.deepEqual(hapProblems(db), [], `${context(round)}: /accessories breaks HAP rules`);
           // Every acknowledged device is there with the same AID and IIDs.
           const ids = idsBySerial(db);
-          const changes = [...ack.ids].flatMap(([id, before]) => idChanges(id, before, ids.get(id)));
+          const changes = [...ack.ids].flatMap(([id, before]) => idChanges(id, before, ids.get(id), TOLERATE_LOST_OPTIONAL));
           assert.deepEqual(changes, [], `${context(round)}: acknowledged AIDs/IIDs changed after kill -9`);
           owner ??= controller;
         }
@@ -143,7 +146,6 @@ describe('kill -9 loop', { timeout: 180_000 }, () => {
         }
         if (round === ROUNDS) break;
 
-        if (process.env.KILL_DEBUG) console.error("round", round, "verified");
         // Value traffic from the known devices, in the background until the kill.
         let stopped = false;
         const pump = async (id: string, client: MqttClient) => {
@@ -186,7 +188,6 @@ describe('kill -9 loop', { timeout: 180_000 }, () => {
         }, 15_000, `${context(round)}: the new devices in /accessories`);
         for (const [id, ids] of seen) ack.ids.set(id, ids);
 
-        if (process.env.KILL_DEBUG) console.error("round", round, "acked", seen.size);
         // kill -9 mid-traffic, with more registrations and a controller read in flight.
         const inFlight = Array.from({ length: NEW_PER_ROUND }, (_, i) => register(`k${round}-late${i}`, false).catch(() => {}));
         void owner!.getAccessories().catch(() => {});
@@ -194,9 +195,7 @@ describe('kill -9 loop', { timeout: 180_000 }, () => {
         await hub.stop('SIGKILL');
         stopped = true;
         for (const client of clients.splice(0)) client.end(true); // fails what is still in flight
-        if (process.env.KILL_DEBUG) console.error("round", round, "killed");
         await Promise.all([...pumps, ...inFlight]);
-        if (process.env.KILL_DEBUG) console.error("round", round, "drained");
         for (const controller of controllers.splice(0)) await controller.close().catch(() => {});
       }
     } finally {

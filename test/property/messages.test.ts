@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { disposeTemplate, runScenario } from './hub-session.js';
+import { disposeTemplate, InvariantFailure, runScenario } from './hub-session.js';
 import { avoidFromEnv, describeScenario, materialize, scenarioArbitrary, type ScenarioSpec } from './scenario.js';
 
 const env = process.env;
@@ -46,6 +46,9 @@ describe('random device traffic, HomeKit writes and restarts', { timeout: timeLi
     if (details.failed) {
       const [spec] = details.counterexample!;
       const scenario = materialize(spec, avoid);
+      // Steps after the one that broke an invariant never ran: leave them out of the report.
+      const failedAt = details.errorInstance instanceof InvariantFailure ? details.errorInstance.step : scenario.steps.length;
+      scenario.steps = scenario.steps.slice(0, failedAt);
       const replay = `MQTTKIT_PROP_SEED=${details.seed} MQTTKIT_PROP_PATH=${details.counterexamplePath}${avoid.size ? ` MQTTKIT_PROP_AVOID=${[...avoid].join(',')}` : ''} node --test dist/test/property/messages.test.js`;
       assert.fail(
         [
