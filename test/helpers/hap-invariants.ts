@@ -9,7 +9,7 @@
  *   rounds), integers for integer formats, in valid-values / valid-values-range when given;
  * - strings within maxLen (64 by default, counted as HAP-NodeJS counts: UTF-16 units) and well-formed
  *   (no lone surrogate: iOS drops an accessory whose JSON is not valid UTF-8);
- * - Name and ConfiguredName pass HAP-NodeJS's checkName rule;
+ * - Name, and ConfiguredName when not empty, pass HAP-NodeJS's checkName rule;
  * - SerialNumber and Model longer than one character, and serial numbers unique among bridged
  *   accessories (HAP-NodeJS: "otherwise HomeKit will reject this accessory").
  */
@@ -110,7 +110,8 @@ function valueProblems(c: HapCharacteristic): string[] {
       const maxLen = c.maxLen ?? DEFAULT_MAX_LEN;
       if (value.length > maxLen) problems.push(`string of ${value.length} UTF-16 units exceeds maxLen ${maxLen}: ${show(value)}`);
       if (LONE_SURROGATE.test(value)) problems.push(`string is not well-formed Unicode (lone surrogate): ${show(value)}`);
-      if ((c.type === NAME || c.type === CONFIGURED_NAME) && !isValidHapName(value)) {
+      // HAP-NodeJS checks ConfiguredName only when set (Characteristic.js: `value.length > 0 && ...`).
+      if ((c.type === NAME || (c.type === CONFIGURED_NAME && value.length > 0)) && !isValidHapName(value)) {
         problems.push(`name ${show(value)} breaks HAP-NodeJS's name rule (letters, digits, spaces, ' . , - only; letter or digit at both ends)`);
       }
       if ((c.type === SERIAL || c.type === MODEL) && value.length <= 1) problems.push(`${c.description} ${show(value)} must be longer than 1 character`);
