@@ -291,7 +291,7 @@ export interface Scenario {
   steps: Step[];
 }
 
-/** Patterns of known findings a local hunt can leave out: MQTTKIT_PROP_AVOID=8,9 (see the README of this folder). */
+/** Patterns of known findings a local hunt can leave out: MQTTKIT_PROP_AVOID=8,9 (keys in test/property/README.md). */
 export type Avoid = ReadonlySet<string>;
 
 export function avoidFromEnv(): Avoid {
