@@ -121,7 +121,9 @@ type Body =
   | { b: 'meta'; field: 'name' | 'model' | 'firmware' | 'manufacturer'; text: string }
   | { b: 'state'; text: string }
   | { b: 'raw'; pick: number; payload: string }
-  | { b: 'cross'; to: number; body: Body };
+  | { b: 'cross'; to: number; body: Body }
+  /** Many services of one type at once: indexes 1..count (the limit is 99 per device). */
+  | { b: 'burst'; service: number; count: number };
 
 interface MessageSpec {
   slot: number;
@@ -226,15 +228,18 @@ const baseBody: fc.Arbitrary<Body> = fc.oneof(
     weight: 8,
     arbitrary: fc.record({
       b: fc.constant('value' as const),
-      service: fc.oneof({ weight: 9, arbitrary: fc.nat(SERVICES.length - 1) }, { weight: 1, arbitrary: fc.constantFrom(...ODD_SERVICES) }),
+      // The first few services most often, so one device's messages meet on the same service.
+      service: fc.oneof({ weight: 6, arbitrary: fc.nat(3) }, { weight: 4, arbitrary: fc.nat(SERVICES.length - 1) }, { weight: 1, arbitrary: fc.constantFrom(...ODD_SERVICES) }),
       index: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 5, arbitrary: fc.integer({ min: 1, max: 3 }) }, { weight: 1, arbitrary: fc.constantFrom(99, 100, '01', 'x', '0') }),
-      characteristic: fc.oneof({ weight: 9, arbitrary: fc.nat(30) }, { weight: 2, arbitrary: fc.constantFrom(...ODD_CHARACTERISTICS) }),
+      // -1: the service's main characteristic (its first required one other than Name)
+      characteristic: fc.oneof({ weight: 6, arbitrary: fc.constant(-1) }, { weight: 5, arbitrary: fc.nat(30) }, { weight: 2, arbitrary: fc.constantFrom(...ODD_CHARACTERISTICS) }),
       value: valueSpec,
     }),
   },
   { weight: 2, arbitrary: fc.record({ b: fc.constant('meta' as const), field: fc.constantFrom('name' as const, 'model' as const, 'firmware' as const, 'manufacturer' as const), text: oddText }) },
   { weight: 2, arbitrary: fc.record({ b: fc.constant('state' as const), text: fc.constantFrom(...STATE_TEXTS) }) },
   { weight: 1, arbitrary: fc.record({ b: fc.constant('raw' as const), pick: fc.nat(RAW_TOPICS.length - 1), payload: fc.constantFrom('1', '', 'online', 'x'.repeat(40)) }) },
+  { weight: 1, arbitrary: fc.record({ b: fc.constant('burst' as const), service: fc.nat(SERVICES.length - 1), count: fc.constantFrom(5, 40, 98, 99, 100) }) },
 );
 
 const body: fc.Arbitrary<Body> = fc.oneof({ weight: 12, arbitrary: baseBody }, { weight: 1, arbitrary: fc.record({ b: fc.constant('cross' as const), to: fc.nat(5), body: baseBody }) });
@@ -332,6 +337,17 @@ export function materialize(spec: ScenarioSpec, avoid: Avoid = new Set()): Scena
         owner = at(b.to);
         b = b.body;
       }
+      if (b.b === 'burst') {
+        const service = SERVICES[b.service % SERVICES.length]!;
+        const first = characteristicsOf(service).find((c) => c.name !== 'Name' && c.props.perms.includes('pr'));
+        if (!first) continue;
+        if (avoid.has('8') && (indexing.get(`${owner}|${service}`) ?? 'indexed') !== 'indexed') continue;
+        if (avoid.has('8')) indexing.set(`${owner}|${service}`, 'indexed');
+        for (let i = 1; i <= b.count; i++) {
+          messages.push({ from, topic: `HomeKit/${owner}/${service}/${i}/${first.name}`, payload: renderValue(first.props, { v: 'valid', frac: 0.5 }), retain: m.retain });
+        }
+        continue;
+      }
       const rendered = renderBody(owner, b, avoid);
       if (!rendered) continue;
       if (avoid.has('8') && rendered.address) {
@@ -366,11 +382,15 @@ function renderBody(id: string, b: Body, avoid: Avoid): { topic: string; payload
     }
     case 'cross':
       return renderBody(id, b.body, avoid);
+    case 'burst':
+      return undefined; // expanded by materialize
     case 'value': {
       const service = typeof b.service === 'number' ? SERVICES[b.service % SERVICES.length]! : b.service;
       if (avoid.has('7') && service.length > 300) return undefined;
       const own = characteristicsOf(service);
-      const characteristic = typeof b.characteristic === 'number' ? (own.length > 0 ? own[b.characteristic % own.length]!.name : 'On') : b.characteristic;
+      const main = own.find((c) => c.name !== 'Name')?.name ?? 'On';
+      const characteristic =
+        b.characteristic === -1 ? main : typeof b.characteristic === 'number' ? (own.length > 0 ? own[b.characteristic % own.length]!.name : 'On') : b.characteristic;
       if (avoid.has('7') && characteristic.length > 300) return undefined;
       if (avoid.has('9') && (characteristic === 'Name' || characteristic === 'ConfiguredName')) return undefined;
       const props = own.find((c) => c.name === characteristic)?.props ?? propsOf(characteristic);
