@@ -17,6 +17,38 @@ const say = (from: string, topic: string, payload: string | Uint8Array, retain =
 describe('cases found by the property tests', { timeout: 120_000 }, () => {
   after(() => disposeTemplate());
 
+  // found by property test (messages.test.ts): known finding 8. One device publishes a service type
+  // both indexed and unindexed: the running hub logs "event listener failed" (Cannot add a Service
+  // with the same UUID ...), and the restart after it fails.
+  it('Lightbulb/1/On then Lightbulb/On: the hub keeps a valid accessory and starts again (finding 8)', async () => {
+    await runScenario({
+      devices: ['LAMP', 'esp8266_12345678'],
+      steps: [
+        { kind: 'publish', messages: [say('esp8266_12345678', 'HomeKit/esp8266_12345678/Lightbulb/1/On', '1'), say('esp8266_12345678', 'HomeKit/esp8266_12345678/Lightbulb/On', '1')] },
+        { kind: 'restart', signal: 'SIGTERM' },
+        { kind: 'publish', messages: [say('LAMP', 'HomeKit/LAMP/Switch/On', '1')] },
+      ],
+    });
+  });
+
+  // found by property test (messages.test.ts): known finding 9. A per-service Name reaches HomeKit
+  // as published ("AA==", markup, bidi controls), breaking the HomeKit name rule.
+  it('per-service Name is cleaned like $name (finding 9)', async () => {
+    await runScenario({
+      devices: ['esp8266_12345678', 'LAMP'],
+      steps: [
+        {
+          kind: 'publish',
+          messages: [
+            say('esp8266_12345678', 'HomeKit/esp8266_12345678/Switch/Name', 'AA=='),
+            say('LAMP', 'HomeKit/LAMP/Switch/1/Name', '<b>Kitchen\u202egnp.exe</b>'),
+            say('LAMP', 'HomeKit/LAMP/Switch/1/On', '1'),
+          ],
+        },
+      ],
+    });
+  });
+
   // found by property test (messages.test.ts): new finding. HAP-NodeJS ignores a one-character
   // SerialNumber ("HomeKit will reject this accessory") and leaves "Default-SerialNumber", so a
   // device with a one-character id (valid per [P-2]) shows with a serial HomeKit rejects, and two
