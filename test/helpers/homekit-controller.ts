@@ -1,4 +1,5 @@
 /** A real HomeKit controller (hap-controller) over loopback, with lookups by device id and type name. */
+import { generateKeyPairSync } from 'node:crypto';
 import { HttpClient, PairMethods } from 'hap-controller';
 import { Characteristic, Service } from 'hap-nodejs';
 import { PINCODE } from './hub-process.js';
@@ -10,9 +11,9 @@ export type { AccessoryDb, PairingData };
 const SERIAL = Characteristic.SerialNumber.UUID;
 const INFO = Service.AccessoryInformation.UUID;
 
-export async function pair(port: number): Promise<{ client: HttpClient; pairing: PairingData }> {
+export async function pair(port: number, pincode = PINCODE): Promise<{ client: HttpClient; pairing: PairingData }> {
   const client = new HttpClient(`mqttkit-test-${port}`, '127.0.0.1', port);
-  await client.pairSetup(PINCODE, PairMethods.PairSetup);
+  await client.pairSetup(pincode, PairMethods.PairSetup);
   const pairing = client.getLongTermData();
   if (!pairing) throw new Error('pairing left no long-term data');
   return { client, pairing };
@@ -20,6 +21,25 @@ export async function pair(port: number): Promise<{ client: HttpClient; pairing:
 
 export function reconnect(port: number, pairing: PairingData): HttpClient {
   return new HttpClient(`mqttkit-test-${port}`, '127.0.0.1', port, pairing);
+}
+
+/**
+ * A second controller (as when the owner shares the home): an admin adds its key with Add Pairing;
+ * the returned pairing data lets it pair-verify on its own. Resolves once the bridge has accepted it.
+ */
+export async function addController(admin: HttpClient, adminPairing: PairingData, identifier: string): Promise<PairingData> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  const seed = Buffer.from(jwk.d!, 'base64url');
+  const ltpk = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
+  await admin.addPairing(identifier, ltpk, false);
+  return {
+    ...adminPairing,
+    iOSDevicePairingID: Buffer.from(identifier).toString('hex'),
+    // libsodium's ed25519 secret key: seed followed by the public key
+    iOSDeviceLTSK: Buffer.concat([seed, ltpk]).toString('hex'),
+    iOSDeviceLTPK: ltpk.toString('hex'),
+  };
 }
 
 /** Service and characteristic type UUIDs by HAP-NodeJS name. */
