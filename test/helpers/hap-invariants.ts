@@ -45,6 +45,15 @@ export function serialOf(accessory: Accessory): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+/**
+ * The device id behind an accessory: its SerialNumber, where mqttkit writes a one-character id as
+ * `mqttkit:<id>` (HAP-NodeJS ignores one-character serials).
+ */
+export function deviceIdOf(accessory: Accessory): string | undefined {
+  const serial = serialOf(accessory);
+  return serial?.startsWith('mqttkit:') ? serial.slice('mqttkit:'.length) : serial;
+}
+
 /** Every broken rule of the list above, one line each, naming the accessory and iid. */
 export function hapProblems(db: AccessoryDb): string[] {
   const problems: string[] = [];
@@ -161,7 +170,7 @@ export function idsBySerial(db: AccessoryDb): Map<string, AccessoryIds> {
   const result = new Map<string, AccessoryIds>();
   for (const accessory of db.accessories) {
     if (accessory.aid === 1) continue;
-    const serial = serialOf(accessory);
+    const serial = deviceIdOf(accessory);
     if (serial === undefined) continue;
     const services = new Map<string, Map<string, number>>();
     for (const s of accessory.services) {

@@ -13,7 +13,7 @@ import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HttpClient } from 'hap-controller';
 import type { MqttClient } from 'mqtt';
-import { hapProblems, idChanges, idsBySerial, serialOf, show, type AccessoryIds } from '../helpers/hap-invariants.js';
+import { hapProblems, deviceIdOf, idChanges, idsBySerial, show, type AccessoryIds } from '../helpers/hap-invariants.js';
 import { pair, reconnect, serviceUuid, characteristicUuid, type AccessoryDb, type PairingData } from '../helpers/homekit-controller.js';
 import { hubLogProblems } from '../helpers/hub-log.js';
 import { removeDataDir, startHub, tempDataDir, type RunningHub } from '../helpers/hub-process.js';
@@ -193,7 +193,7 @@ class HubSession {
 
   async #write(step: Extract<Step, { kind: 'write' }>): Promise<void> {
     const db = this.#lastDb;
-    const accessory = db?.accessories.find((a) => a.aid !== 1 && serialOf(a) === step.device);
+    const accessory = db?.accessories.find((a) => a.aid !== 1 && deviceIdOf(a) === step.device);
     const service = accessory?.services.filter((s) => s.type === serviceUuid(step.service))[step.nth];
     const characteristic = service?.characteristics.find((c) => c.type === characteristicUuid(step.characteristic));
     if (!accessory || !characteristic) {
