@@ -106,6 +106,8 @@ class HubSession {
   readonly #devices = new Map<string, DeviceLink>();
   /** Ids of each device's accessory as last read: what must not change. */
   #known = new Map<string, AccessoryIds>();
+  /** Every aid seen in this run, with the device that had it: an aid is never handed to another device. */
+  readonly #aidOwners = new Map<number, string>();
   /** Devices that published at least once in their own space (only they may have an accessory). */
   readonly #publishedOwn = new Set<string>();
   #lastDb: AccessoryDb | undefined;
@@ -274,6 +276,15 @@ class HubSession {
     for (const serial of ids.keys()) {
       if (!this.scenario.devices.includes(serial)) problems.push(`an accessory has SerialNumber ${show(serial)}, which is no device's id`);
       else if (!this.#publishedOwn.has(serial)) problems.push(`an accessory for ${show(serial)} appeared, though that device never published in its own topics`);
+    }
+    for (const [serial, { aid }] of ids) {
+      const owner = this.#aidOwners.get(aid);
+      // A controller that missed the removal would take the new device for the old one: same aid, and
+      // the same iids for the same services, so the old device's room, name and automations apply to it.
+      if (owner !== undefined && owner !== serial && !this.options.avoid?.has('aid-reuse')) {
+        problems.push(`aid ${aid}, which was device ${show(owner)}'s, now belongs to device ${show(serial)}`);
+      }
+      this.#aidOwners.set(aid, serial);
     }
     for (const [id, before] of this.#known) {
       if (removed.has(id)) continue; // removed (perhaps re-created) in this step: new ids are allowed
