@@ -199,7 +199,7 @@ export class HomeKitBridges {
       slot.idsPending = false;
       const leftOut = [...this.#problems.keys(), ...this.registry.held().map((h) => h.id)];
       const keeping = leftOut.some((id) => this.#members.get(id) === slot.identity.index);
-      if (!keeping) slot.bridge.purgeUnusedIDs();
+      if (!keeping) purgeKeepingAidCounter(slot.bridge);
       // Assigns (and saves) ids without expiring any; public in HAP-NodeJS's typings, though undocumented.
       else if (slot.bridge._identifierCache) slot.bridge._assignIDs(slot.bridge._identifierCache);
     });
@@ -263,6 +263,23 @@ function message(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
   return text.length <= 300 ? text : `${text.slice(0, 300)}…`;
 }
+
+/**
+ * HAP-NodeJS's purge keeps only the ids used by the accessories present; with none left (the last
+ * device removed) that drops the "next AID" counter too, and the next new device would get the removed
+ * one's aid, so a controller that missed the removal takes it for the old one (rooms, names and
+ * automations are stored by aid). An aid is never handed out twice: the counter survives the purge.
+ */
+function purgeKeepingAidCounter(bridge: Bridge): void {
+  const cache = bridge._identifierCache;
+  const next = cache?.getCache(NEXT_AID);
+  bridge.purgeUnusedIDs();
+  if (cache && next !== undefined && cache.getCache(NEXT_AID) === undefined) {
+    cache.setCache(NEXT_AID, next);
+    cache.save();
+  }
+}
+const NEXT_AID = '|nextAID';
 
 /** HAP-NodeJS has no error handler on its listening socket; a busy port would crash the hub. */
 function assertPortFree(port: number, host: string | undefined): Promise<void> {
