@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { accountNameProblem, filterCovers, mayPublish, maySubscribe, mqttAccountNameProblem } from '../../src/security/access-policy.js';
 import { HUB_ACCOUNT } from '../../src/broker/mosquitto/mosquitto-config.js';
-import { AuthThrottle, failureDelay } from '../../src/security/auth-throttle.js';
+import { failureDelay } from '../../src/security/auth-throttle.js';
 import { deviceAcls } from '../../src/broker/mosquitto/dynsec.js';
 
 describe('access policy', () => {
@@ -51,35 +51,5 @@ describe('account names', () => {
 describe('authentication throttle', () => {
   it('doubles the pause per failure up to the cap', () => {
     assert.deepEqual([0, 1, 2, 3, 4, 10, 60].map((n) => failureDelay(n)), [0, 100, 200, 400, 800, 5000, 5000]);
-  });
-
-  it('runs attempts for a key one at a time, holding a failure\'s turn for its penalty; other keys go ahead', async () => {
-    const throttle = new AuthThrottle({ baseDelayMs: 40, maxDelayMs: 40, forgetAfterMs: 60_000 });
-    const order: string[] = [];
-    const attempt = (key: string, name: string, ok: boolean) =>
-      throttle.run([key], async () => {
-        order.push(name);
-        return ok;
-      }).then(() => order.push(`${name} done`));
-    await Promise.all([attempt('id:x', 'x wrong', false), attempt('id:x', 'x right', true), attempt('id:y', 'y right', true)]);
-    assert.deepEqual(order, ['x wrong', 'y right', 'y right done', 'x wrong done', 'x right', 'x right done']);
-  });
-
-  it('lets honest logins from one address run side by side, and queues that address once it fails', async () => {
-    const throttle = new AuthThrottle({ baseDelayMs: 40, maxDelayMs: 40, forgetAfterMs: 60_000 });
-    const order: string[] = [];
-    const attempt = (id: string, ok: boolean) =>
-      throttle.run([`id:${id}`], async () => {
-        order.push(`${id} start`);
-        await new Promise((r) => setTimeout(r, 5));
-        order.push(`${id} end`);
-        return ok;
-      }, ['address:10.0.0.9']);
-    await Promise.all([attempt('a', true), attempt('b', true)]);
-    assert.deepEqual(order.slice(0, 2), ['a start', 'b start'], 'no queue without failures');
-    order.length = 0;
-    await attempt('c', false);
-    await Promise.all([attempt('d', true), attempt('e', true)]);
-    assert.deepEqual(order, ['c start', 'c end', 'd start', 'd end', 'e start', 'e end'], 'one at a time after a failure');
   });
 });
