@@ -4,18 +4,10 @@
  */
 import { scryptSync } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
+import type { HashRequest } from './password-hash.js';
 
-interface Request {
-  id: number;
-  password: string;
-  salt: string;
-  keyLength: number;
-  N: number;
-  r: number;
-  p: number;
-}
 
-parentPort!.on('message', (request: Request) => {
+parentPort!.on('message', (request: HashRequest) => {
   try {
     const key = scryptSync(request.password, Buffer.from(request.salt, 'base64'), request.keyLength, { N: request.N, r: request.r, p: request.p, maxmem: 256 * request.N * request.r });
     parentPort!.postMessage({ id: request.id, key: key.toString('base64') });

@@ -11,7 +11,8 @@ const P = 1;
 const KEY_LENGTH = 32;
 const PREFIX = 'scrypt';
 
-interface Job {
+/** What the hashing thread is asked (hash-worker.ts). */
+export interface HashRequest {
   id: number;
   password: string;
   salt: string;
@@ -19,6 +20,9 @@ interface Job {
   N: number;
   r: number;
   p: number;
+}
+
+interface Job extends HashRequest {
   resolve: (key: Buffer) => void;
   reject: (error: Error) => void;
 }
