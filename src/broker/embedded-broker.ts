@@ -124,7 +124,7 @@ export class EmbeddedBroker {
       },
     });
     aedes.on('clientDisconnect', (client: Client) => {
-      limiter.forget(client.id);
+      // The client's rate bucket stays (inflow-limiter.ts): reconnecting must not refill it.
       // [P-19] aedes emits this for every authenticated client's close; client id = device id [S-1].
       if (roles.get(client) === 'device') options.onDeviceGone?.(client.id);
     });

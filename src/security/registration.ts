@@ -32,7 +32,8 @@ export type AuthOutcome = { ok: true; role: AccountRole } | { ok: false; returnC
 /**
  * [S-2] New passwords being hashed at once (registrations, and re-registrations after a reset). Each
  * costs a scrypt run; a device retries a refusal, so a storm of new ids waits its turn instead of
- * queueing thousands of hashes.
+ * queueing thousands of hashes. `total` binds addresses that have one in flight already: an address
+ * with none always gets its first.
  */
 export interface RegistrationLimits {
   perAddress: number;
@@ -104,7 +105,10 @@ export class Registration {
   /** Takes a registration slot; the reason when none is free. */
   #enterRegistration(address: string): string | undefined {
     const fromAddress = this.#registering.get(address) ?? 0;
-    if (this.#registeringTotal >= this.limits.total) return `${this.#registeringTotal} new devices are registering already`;
+    // An address with none in flight gets one whatever the total: else a few busy addresses, each under
+    // its own cap, would hold every slot and keep each other address's new device out for as long as
+    // they kept at it.
+    if (fromAddress > 0 && this.#registeringTotal >= this.limits.total) return `${this.#registeringTotal} new devices are registering already`;
     if (fromAddress >= this.limits.perAddress) return `${fromAddress} new devices from ${address} are registering already`;
     this.#registering.set(address, fromAddress + 1);
     this.#registeringTotal++;

@@ -5,7 +5,7 @@
  * rules live in one hook (guard.ts) that runs for every matched route; a route opts out of the login
  * requirement only where it is registered (`config: { public: true }`).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
@@ -295,18 +295,26 @@ export class WebServer {
       for (const f of body.files) fits(f.path, f.content);
       const total = body.files.reduce((n, f) => n + Buffer.byteLength(f.content, 'base64'), 0);
       if (total > max) throw Object.assign(new Error(`the files are ${formatSize(total)} together, over the OTA limit of ${formatSize(max)} for one sync (--ota-max-file-size)`), { statusCode: 413 });
-      const dir = this.#uploadDir();
-      const files: Record<string, string> = {};
+      // Every path is checked before the upload folder exists: a refused sync leaves nothing behind. [O-10]
       for (const f of body.files) {
         const problem = devicePathProblem(f.path);
         if (problem || f.path === FIRMWARE_TARGET) throw Object.assign(new Error(problem ?? 'use /api/ota/firmware for firmware'), { statusCode: 400 });
-        const local = join(dir, `${Object.keys(files).length}.bin`);
-        writeFileSync(local, Buffer.from(f.content, 'base64'));
-        files[f.path] = local;
       }
-      const manifest = join(dir, 'manifest.json');
-      writeFileSync(manifest, JSON.stringify({ files }));
-      return { job: d.ota.addJob('sync', body.device, { manifest }) };
+      const dir = this.#uploadDir();
+      try {
+        const files: Record<string, string> = {};
+        for (const f of body.files) {
+          const local = join(dir, `${Object.keys(files).length}.bin`);
+          writeFileSync(local, Buffer.from(f.content, 'base64'));
+          files[f.path] = local;
+        }
+        const manifest = join(dir, 'manifest.json');
+        writeFileSync(manifest, JSON.stringify({ files }));
+        return { job: d.ota.addJob('sync', body.device, { manifest }) };
+      } catch (error) {
+        rmSync(dir, { recursive: true, force: true });
+        throw error;
+      }
     });
     app.post('/api/ota/push', upload, async (request) => {
       const body = pushBody.parse(request.body);
