@@ -13,6 +13,8 @@ import { isValidDeviceId, MAX_SERVICE_INDEX, truncate, type MetaField, type Serv
 
 /** An accessory holds at most 100 services, one of which is AccessoryInformation. */
 export const MAX_SERVICES_PER_DEVICE = 99;
+/** The longest `$state sleeping <seconds>` the hub accepts: 30 days. */
+export const MAX_SLEEP_SECONDS = 30 * 86_400;
 const META_MAX_LEN = 64;
 /** [P-20] The longest keepalive a device may announce: MQTT's own limit, in seconds. */
 export const MAX_KEEPALIVE_S = 65535;
@@ -209,8 +211,10 @@ export class DeviceRegistry {
     if (argument !== undefined) {
       const seconds = Number(argument);
       if (!/^\d+(\.\d+)?$/.test(argument) || !Number.isFinite(seconds)) {
-        return fail(`'${argument}' is not a sleep duration: give whole seconds until the device wakes`);
+        return fail(`'${truncate(argument, 20)}' is not a sleep duration: give whole seconds until the device wakes`);
       }
+      // [P-12] A wake time decades away would keep a dead device from ever expiring.
+      if (seconds > MAX_SLEEP_SECONDS) return fail(`a sleep of ${truncate(argument, 20)} s is longer than the longest the hub waits for (${MAX_SLEEP_SECONDS} s, 30 days)`);
       wakeAt = this.#now() + seconds * 1000;
     }
     const device = this.#devices.get(deviceId) ?? this.#create(deviceId);

@@ -102,6 +102,19 @@ describe('device registry', () => {
     assert.deepEqual(registry.sweep(3_600_000), ['sleepy']);
   });
 
+  it('refuses a sleep longer than 30 days, which would keep a dead device from ever expiring', () => {
+    const { registry, send, advance } = setup();
+    send('HomeKit/sleepy/TemperatureSensor/CurrentTemperature', '20');
+    const refused = send('HomeKit/sleepy/$state', `sleeping ${'9'.repeat(300)}`);
+    assert.ok(!refused.ok);
+    assert.match(refused.error, /longer than the longest the hub waits for/);
+    assert.ok(refused.error.length < 200, 'the refusal does not echo the whole number');
+    assert.equal(registry.get('sleepy')!.state, 'online');
+    assert.ok(send('HomeKit/sleepy/$state', 'sleeping 2592000').ok, '30 days is fine');
+    advance(31 * 86_400_000);
+    assert.deepEqual(registry.sweep(3_600_000), ['sleepy']);
+  });
+
   it('shows a write until confirmed, and reverts it when the device stays silent', async () => {
     const { registry, send, events } = setup(30);
     send('HomeKit/sw/Switch/On', '0');
