@@ -83,7 +83,8 @@ describe('cases found by the property tests', { timeout: 120_000 }, () => {
     });
   });
 
-  // found while widening the property test's invariants (AIDs are never reused): new finding. When the
+  // found by property test (messages.test.ts, its "an aid is never handed to another device" check;
+  // shrunk: Switch/1/On, `$state " "`, then another device's Switch/On): new finding. When the
   // last device on a bridge is removed, HAP-NodeJS's id purge also drops its "next AID" counter, so
   // the next new device gets the removed one's aid (2), and, with the same services, the same iids.
   // A controller that missed the removal takes the new device for the old one: its room, name and
