@@ -296,10 +296,12 @@ class HubSession {
     // A graceful restart changes no value HomeKit shows: each read-only value (a writable one may have
     // been pending) is what it was, or the default that HAP-NodeJS shows for a device that is offline
     // (after the restart a device may count as offline until it speaks).
-    if (restartedGracefully && this.#lastDb && !this.options.avoid?.has('restart-values')) {
+    if (restartedGracefully && this.#lastDb) {
       const before = readOnlyValues(this.#lastDb);
       for (const [key, value] of readOnlyValues(db!)) {
         const old = before.get(key);
+        // 'service-names': services renamed by a restart after $name changed (found case)
+        if (value.what === 'Name' && this.options.avoid?.has('service-names')) continue;
         if (old && old.serial === value.serial && !removed.has(value.serial) && JSON.stringify(old.value) !== JSON.stringify(value.value) && !value.isDefault) {
           problems.push(`device ${show(value.serial)} ${value.what} (${key}) showed ${show(old.value)} before the restart and ${show(value.value)} after`);
         }
