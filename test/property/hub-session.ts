@@ -37,7 +37,7 @@ export class InvariantFailure extends Error {
 interface DeviceLink {
   id: string;
   client?: MqttClient;
-  /** Why the hub refused this id's first CONNECT (only reserved ids may be refused). */
+  /** Why the hub refused this id's first CONNECT (see mayBeRefused: reserved and one-character ids). */
   refused?: string;
   /** Sentinel keys waiting for their `$error` echo. */
   waiting: Map<string, () => void>;
