@@ -37,7 +37,7 @@ export class InvariantFailure extends Error {
 interface DeviceLink {
   id: string;
   client?: MqttClient;
-  /** Why the hub refused this id's first CONNECT (only reserved ids may be refused). */
+  /** Why the hub refused this id's first CONNECT (see mayBeRefused: reserved and one-character ids). */
   refused?: string;
   /** Sentinel keys waiting for their `$error` echo. */
   waiting: Map<string, () => void>;
@@ -139,15 +139,17 @@ class HubSession {
     const problems: string[] = [];
     const removed = new Set<string>();
     let afterKill = false;
+    let graceful = false;
     if (step.kind === 'publish') {
       await this.#publish(step.messages, removed);
     } else if (step.kind === 'write') {
       await this.#write(step);
     } else {
       afterKill = step.signal === 'SIGKILL';
+      graceful = !afterKill;
       await this.#restart(step.signal, problems);
     }
-    await this.#check(problems, removed, afterKill);
+    await this.#check(problems, removed, afterKill, graceful);
     if (this.options.verbose) process.stdout.write(`# step ${index} (${Math.round(performance.now() - started)} ms): ${describeStep(step).join('\n#   ')}\n`);
   }
 
@@ -230,7 +232,7 @@ class HubSession {
     await Promise.all(this.scenario.devices.map((id) => this.#connect(id, false, problems)));
   }
 
-  async #check(problems: string[], removed: Set<string>, afterKill: boolean): Promise<void> {
+  async #check(problems: string[], removed: Set<string>, afterKill: boolean, restartedGracefully = false): Promise<void> {
     const hub = this.#hub!;
     // The hub answers on MQTT: each device's sentinel comes back as $error.
     await Promise.all(
@@ -291,6 +293,20 @@ class HubSession {
       // 'lost-optional': an optional characteristic seen < 1 s before a kill -9 may vanish (found by the kill loop)
       problems.push(...idChanges(id, before, ids.get(id), afterKill && (this.options.avoid?.has('lost-optional') ?? false)));
     }
+    // A graceful restart changes no value HomeKit shows: each read-only value (a writable one may have
+    // been pending) is what it was, or the default that HAP-NodeJS shows for a device that is offline
+    // (after the restart a device may count as offline until it speaks).
+    if (restartedGracefully && this.#lastDb) {
+      const before = readOnlyValues(this.#lastDb);
+      for (const [key, value] of readOnlyValues(db!)) {
+        const old = before.get(key);
+        // 'service-names': services renamed by a restart after $name changed (found case)
+        if (value.what === 'Name' && this.options.avoid?.has('service-names')) continue;
+        if (old && old.serial === value.serial && !removed.has(value.serial) && JSON.stringify(old.value) !== JSON.stringify(value.value) && !value.isDefault) {
+          problems.push(`device ${show(value.serial)} ${value.what} (${key}) showed ${show(old.value)} before the restart and ${show(value.value)} after`);
+        }
+      }
+    }
     const output = hub.output();
     for (const p of hubLogProblems(output.slice(this.#logMark))) problems.push(`hub log: ${p.why}: ${p.line}`);
     this.#logMark = output.length;
@@ -302,6 +318,24 @@ class HubSession {
   #fail(problems: string[]): void {
     if (problems.length > 0) throw new InvariantFailure(this.#step, problems, this.#stepText);
   }
+}
+
+/** Values of read-only characteristics of bridged accessories, by aid.iid, with the device's serial. */
+function readOnlyValues(db: AccessoryDb): Map<string, { serial: string; what: string; value: unknown; isDefault: boolean }> {
+  const values = new Map<string, { serial: string; what: string; value: unknown; isDefault: boolean }>();
+  for (const accessory of db.accessories) {
+    const serial = serialOf(accessory);
+    if (accessory.aid === 1 || serial === undefined) continue;
+    for (const service of accessory.services) {
+      for (const c of service.characteristics) {
+        if (!c.perms?.includes('pr') || c.perms.includes('pw')) continue;
+        // HAP-NodeJS's getDefaultValue: false, 0 or minValue (first valid value), ''
+        const defaults: unknown[] = [false, 0, '', null, c.minValue, c['valid-values']?.[0]];
+        values.set(`${accessory.aid}.${c.iid}`, { serial, what: c.description ?? c.type ?? '?', value: c.value, isDefault: defaults.includes(c.value) });
+      }
+    }
+  }
+  return values;
 }
 
 /** Does this `$state` payload remove the device ([P-12]: `removed`, any case, or empty)? */

@@ -48,6 +48,7 @@ describe('random device traffic, HomeKit writes and restarts', { timeout: timeLi
       const scenario = materialize(spec, avoid);
       // Steps after the one that broke an invariant never ran: leave them out of the report.
       const failedAt = details.errorInstance instanceof InvariantFailure ? details.errorInstance.step : scenario.steps.length;
+      const finalRestart = failedAt > scenario.steps.length;
       scenario.steps = scenario.steps.slice(0, failedAt);
       const replay = `MQTTKIT_PROP_SEED=${details.seed} MQTTKIT_PROP_PATH=${details.counterexamplePath}${avoid.size ? ` MQTTKIT_PROP_AVOID=${[...avoid].join(',')}` : ''} node --test dist/test/property/messages.test.js`;
       assert.fail(
@@ -56,6 +57,7 @@ describe('random device traffic, HomeKit writes and restarts', { timeout: timeLi
           '',
           'Shrunk scenario, one message per line:',
           describeScenario(scenario),
+          ...(finalRestart ? [`step ${failedAt}: (final) restart the hub (SIGTERM) on the same data dir`] : []),
           '',
           'What broke:',
           details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance),

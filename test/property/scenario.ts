@@ -304,6 +304,11 @@ export function avoidFromEnv(): Avoid {
 }
 
 const MAX_RESTARTS = 2;
+/**
+ * Messages one device may send in a scenario: the broker admits bursts of 500 and cuts off a client
+ * past them ([P-18]); sentinels (one a step) need room too.
+ */
+const MAX_MESSAGES_PER_DEVICE = 400;
 
 /** Turns choices into messages; drops what `avoid` names, and restarts past the second. */
 export function materialize(spec: ScenarioSpec, avoid: Avoid = new Set()): Scenario {
@@ -315,6 +320,12 @@ export function materialize(spec: ScenarioSpec, avoid: Avoid = new Set()): Scena
   const indexing = new Map<string, 'indexed' | 'unindexed'>();
   const steps: Step[] = [];
   let restarts = 0;
+  const sent = new Map<string, number>();
+  const admit = (from: string) => {
+    const count = (sent.get(from) ?? 0) + 1;
+    sent.set(from, count);
+    return count <= MAX_MESSAGES_PER_DEVICE;
+  };
   for (const s of spec.steps) {
     if (s.s === 'restart') {
       if (++restarts <= MAX_RESTARTS) steps.push({ kind: 'restart', signal: s.signal });
@@ -343,7 +354,7 @@ export function materialize(spec: ScenarioSpec, avoid: Avoid = new Set()): Scena
         if (!first) continue;
         if (avoid.has('8') && (indexing.get(`${owner}|${service}`) ?? 'indexed') !== 'indexed') continue;
         if (avoid.has('8')) indexing.set(`${owner}|${service}`, 'indexed');
-        for (let i = 1; i <= b.count; i++) {
+        for (let i = 1; i <= b.count && admit(from); i++) {
           messages.push({ from, topic: `HomeKit/${owner}/${service}/${i}/${first.name}`, payload: renderValue(first.props, { v: 'valid', frac: 0.5 }), retain: m.retain });
         }
         continue;
@@ -360,7 +371,7 @@ export function materialize(spec: ScenarioSpec, avoid: Avoid = new Set()): Scena
       const payload = m.binary ? Uint8Array.from(m.binary) : rendered.payload;
       // 'astral': text beyond the BMP, which HAP-NodeJS counts as two units per character (new finding)
       if (avoid.has('astral') && typeof payload === 'string' && /[\u{10000}-\u{10FFFF}]/u.test(payload)) continue;
-      messages.push({ from, topic: rendered.topic, payload, retain: m.retain });
+      if (admit(from)) messages.push({ from, topic: rendered.topic, payload, retain: m.retain });
     }
     if (messages.length > 0) steps.push({ kind: 'publish', messages });
   }
