@@ -61,6 +61,15 @@ export class DeviceAccessory {
       .updateCharacteristic(Characteristic.SerialNumber, homeKitSerial(this.device.id))
       .updateCharacteristic(Characteristic.FirmwareRevision, homeKitFirmware(meta.firmware ?? '') ?? '0.0.0');
     if (meta.name) info.updateCharacteristic(Characteristic.Name, homeKitName(meta.name));
+    // Services named after the device follow a new `$name` now, not only after the next restart rebuilds them.
+    for (const record of this.device.services) {
+      if (record.values.Name !== undefined) continue; // the device named this service itself
+      const name = this.#service(record)?.characteristics.find((c) => c.UUID === Characteristic.Name.UUID);
+      if (!name) continue;
+      const fresh = this.#defaultName(record);
+      if (this.#initial.has(name)) this.#initial.set(name, fresh);
+      if (name.value !== fresh) name.updateValue(fresh);
+    }
   }
 
   /**

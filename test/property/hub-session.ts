@@ -324,7 +324,7 @@ class HubSession {
 function readOnlyValues(db: AccessoryDb): Map<string, { serial: string; what: string; value: unknown; isDefault: boolean }> {
   const values = new Map<string, { serial: string; what: string; value: unknown; isDefault: boolean }>();
   for (const accessory of db.accessories) {
-    const serial = serialOf(accessory);
+    const serial = deviceIdOf(accessory);
     if (accessory.aid === 1 || serial === undefined) continue;
     for (const service of accessory.services) {
       for (const c of service.characteristics) {
