@@ -144,6 +144,8 @@ class HubSession {
       await this.#publish(step.messages, removed);
     } else if (step.kind === 'write') {
       await this.#write(step);
+    } else if (step.kind === 'reconnect') {
+      await this.#reconnect(step, problems);
     } else {
       afterKill = step.signal === 'SIGKILL';
       graceful = !afterKill;
@@ -165,7 +167,8 @@ class HubSession {
     this.#devices.set(id, link);
     if (link.refused) return;
     try {
-      const client = await connectDevice(this.#hub!.info.mqtt.address, id, { connectTimeout: ANSWER_MS });
+      // Every device leaves a last will of `$state offline`, as the protocol asks ([P-1]).
+      const client = await connectDevice(this.#hub!.info.mqtt.address, id, { connectTimeout: ANSWER_MS, will: { topic: `HomeKit/${id}/$state`, payload: 'offline' } });
       client.on('error', () => {}); // MQTT.js may emit errors after close; the checks report what matters
       client.on('close', () => {
         if (link.client === client) link.droppedAt ??= this.#step;
@@ -180,7 +183,7 @@ class HubSession {
     } catch (error) {
       const why = (error as Error).message;
       if (first && mayBeRefused(id)) link.refused = why;
-      else problems.push(`device ${show(id)} cannot connect${first ? '' : ' again after the restart (its account was registered)'}: ${why}`);
+      else problems.push(`device ${show(id)} cannot connect${first ? '' : ' again (its account was registered)'}: ${why}`);
     }
   }
 
@@ -193,6 +196,22 @@ class HubSession {
       if (!link.client.connected) continue; // reported by the check
       await link.client.publishAsync(m.topic, typeof m.payload === 'string' ? m.payload : Buffer.from(m.payload), { qos: 0, retain: m.retain });
     }
+  }
+
+  async #reconnect(step: Extract<Step, { kind: 'reconnect' }>, problems: string[]): Promise<void> {
+    const link = this.#devices.get(step.device);
+    const client = link?.client;
+    if (!link || !client) return;
+    delete link.client;
+    if (step.how === 'clean') await client.endAsync();
+    else {
+      await new Promise<void>((resolve) => {
+        client.once('close', () => resolve());
+        client.stream.destroy(); // no DISCONNECT: the broker publishes the will
+      });
+      client.end(true);
+    }
+    await this.#connect(step.device, false, problems);
   }
 
   async #write(step: Extract<Step, { kind: 'write' }>): Promise<void> {
