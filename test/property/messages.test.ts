@@ -18,7 +18,7 @@ import { avoidFromEnv, describeScenario, materialize, scenarioArbitrary, type Sc
 const env = process.env;
 const numRuns = Number(env.MQTTKIT_PROP_RUNS ?? 10);
 /** Bounds the whole check, shrinking included, so `npm test` stays within its budget. */
-const timeLimitMs = Number(env.MQTTKIT_PROP_TIME_LIMIT_MS ?? 120_000);
+const timeLimitMs = Number(env.MQTTKIT_PROP_TIME_LIMIT_MS ?? 60_000);
 
 describe('random device traffic, HomeKit writes and restarts', { timeout: timeLimitMs + 120_000 }, () => {
   after(() => disposeTemplate());
