@@ -224,7 +224,7 @@ class HubSession {
 
   async #write(step: Extract<Step, { kind: 'write' }>): Promise<void> {
     const db = this.#lastDb;
-    const accessory = db?.accessories.find((a) => a.aid !== 1 && serialOf(a) === step.device);
+    const accessory = db?.accessories.find((a) => a.aid !== 1 && this.#deviceOfSerial(serialOf(a) ?? '') === step.device);
     const service = accessory?.services.filter((s) => s.type === serviceUuid(step.service))[step.nth];
     const characteristic = service?.characteristics.find((c) => c.type === characteristicUuid(step.characteristic));
     if (!accessory || !characteristic) {
@@ -303,10 +303,12 @@ class HubSession {
       this.#fail(problems);
     }
     problems.push(...hapProblems(db!));
-    const ids = idsBySerial(db!);
-    for (const serial of ids.keys()) {
-      if (!this.scenario.devices.includes(serial)) problems.push(`an accessory has SerialNumber ${show(serial)}, which is no device's id`);
-      else if (!this.#publishedOwn.has(serial)) problems.push(`an accessory for ${show(serial)} appeared, though that device never published in its own topics`);
+    const ids = new Map<string, AccessoryIds>();
+    for (const [serial, accessoryIds] of idsBySerial(db!)) {
+      const device = this.#deviceOfSerial(serial);
+      if (device === undefined) problems.push(`an accessory has SerialNumber ${show(serial)}, which is no device's id`);
+      else if (!this.#publishedOwn.has(device)) problems.push(`an accessory for ${show(device)} appeared, though that device never published in its own topics`);
+      ids.set(device ?? serial, accessoryIds);
     }
     for (const [serial, { aid }] of ids) {
       const owner = this.#aidOwners.get(aid);
@@ -342,6 +344,17 @@ class HubSession {
     this.#known = ids;
     this.#lastDb = db!;
     this.#fail(problems);
+  }
+
+  /**
+   * The device an accessory's SerialNumber belongs to: the device id itself, or, for a one-character
+   * id (which HomeKit refuses as a serial), a longer serial that starts with it, if only one such
+   * device exists.
+   */
+  #deviceOfSerial(serial: string): string | undefined {
+    if (this.scenario.devices.includes(serial)) return serial;
+    const short = this.scenario.devices.filter((d) => d.length === 1 && serial.length > 1 && serial.startsWith(d));
+    return short.length === 1 ? short[0] : undefined;
   }
 
   #fail(problems: string[]): void {
