@@ -43,7 +43,12 @@ interface DeviceLink {
   waiting: Map<string, () => void>;
   /** Set when the hub closed the connection while the test did not expect it. */
   droppedAt?: number;
+  /** This step sent a packet far larger than any valid device message: the broker may cut it off (finding 4). */
+  oversized?: boolean;
 }
+
+/** Larger than any valid device message (64-char id, long names, 1024-byte payload) can be. */
+const OVERSIZED_PACKET_BYTES = 1500;
 
 export interface SessionOptions {
   /** Print each step as it runs (MQTTKIT_PROP_VERBOSE=1). */
@@ -144,6 +149,8 @@ class HubSession {
       await this.#publish(step.messages, removed);
     } else if (step.kind === 'write') {
       await this.#write(step);
+    } else if (step.kind === 'reconnect') {
+      await this.#reconnect(step, problems);
     } else {
       afterKill = step.signal === 'SIGKILL';
       graceful = !afterKill;
@@ -164,8 +171,11 @@ class HubSession {
     const link: DeviceLink = this.#devices.get(id) ?? { id, waiting: new Map() };
     this.#devices.set(id, link);
     if (link.refused) return;
+    link.client?.end(true);
+    delete link.client;
     try {
-      const client = await connectDevice(this.#hub!.info.mqtt.address, id, { connectTimeout: ANSWER_MS });
+      // Every device leaves a last will of `$state offline`, as the protocol asks ([P-1]).
+      const client = await connectDevice(this.#hub!.info.mqtt.address, id, { connectTimeout: ANSWER_MS, will: { topic: `HomeKit/${id}/$state`, payload: 'offline' } });
       client.on('error', () => {}); // MQTT.js may emit errors after close; the checks report what matters
       client.on('close', () => {
         if (link.client === client) link.droppedAt ??= this.#step;
@@ -180,7 +190,7 @@ class HubSession {
     } catch (error) {
       const why = (error as Error).message;
       if (first && mayBeRefused(id)) link.refused = why;
-      else problems.push(`device ${show(id)} cannot connect${first ? '' : ' again after the restart (its account was registered)'}: ${why}`);
+      else problems.push(`device ${show(id)} cannot connect${first ? '' : ' again (its account was registered)'}: ${why}`);
     }
   }
 
@@ -191,8 +201,25 @@ class HubSession {
       if (m.topic.startsWith(`HomeKit/${m.from}/`)) this.#publishedOwn.add(m.from);
       if (m.topic === `HomeKit/${m.from}/$state` && removes(m.payload)) removed.add(m.from);
       if (!link.client.connected) continue; // reported by the check
+      if (Buffer.byteLength(m.topic) + m.payload.length > OVERSIZED_PACKET_BYTES) link.oversized = true;
       await link.client.publishAsync(m.topic, typeof m.payload === 'string' ? m.payload : Buffer.from(m.payload), { qos: 0, retain: m.retain });
     }
+  }
+
+  async #reconnect(step: Extract<Step, { kind: 'reconnect' }>, problems: string[]): Promise<void> {
+    const link = this.#devices.get(step.device);
+    const client = link?.client;
+    if (!link || !client) return;
+    delete link.client;
+    if (step.how === 'clean') await client.endAsync();
+    else {
+      await new Promise<void>((resolve) => {
+        client.once('close', () => resolve());
+        client.stream.destroy(); // no DISCONNECT: the broker publishes the will
+      });
+      client.end(true);
+    }
+    await this.#connect(step.device, false, problems);
   }
 
   async #write(step: Extract<Step, { kind: 'write' }>): Promise<void> {
@@ -238,6 +265,8 @@ class HubSession {
     await Promise.all(
       [...this.#devices.values()].map(async (device) => {
         if (device.refused) return;
+        if (!device.client?.connected && device.oversized) await this.#connect(device.id, false, problems); // a packet cap may cut it off; it must get back in
+        delete device.oversized;
         if (!device.client?.connected) {
           problems.push(`the hub closed device ${show(device.id)}'s MQTT connection (during step ${device.droppedAt ?? '?'})`);
           return;
@@ -274,10 +303,12 @@ class HubSession {
       this.#fail(problems);
     }
     problems.push(...hapProblems(db!));
-    const ids = idsBySerial(db!);
-    for (const serial of ids.keys()) {
-      if (!this.scenario.devices.includes(serial)) problems.push(`an accessory has SerialNumber ${show(serial)}, which is no device's id`);
-      else if (!this.#publishedOwn.has(serial)) problems.push(`an accessory for ${show(serial)} appeared, though that device never published in its own topics`);
+    const ids = new Map<string, AccessoryIds>();
+    for (const [serial, accessoryIds] of idsBySerial(db!)) {
+      const device = this.#deviceOfSerial(serial);
+      if (device === undefined) problems.push(`an accessory has SerialNumber ${show(serial)}, which is no device's id`);
+      else if (!this.#publishedOwn.has(device)) problems.push(`an accessory for ${show(device)} appeared, though that device never published in its own topics`);
+      ids.set(device ?? serial, accessoryIds);
     }
     for (const [serial, { aid }] of ids) {
       const owner = this.#aidOwners.get(aid);
@@ -313,6 +344,17 @@ class HubSession {
     this.#known = ids;
     this.#lastDb = db!;
     this.#fail(problems);
+  }
+
+  /**
+   * The device an accessory's SerialNumber belongs to: the device id itself, or, for a one-character
+   * id (which HomeKit refuses as a serial), a longer serial that starts with it, if only one such
+   * device exists.
+   */
+  #deviceOfSerial(serial: string): string | undefined {
+    if (this.scenario.devices.includes(serial)) return serial;
+    const short = this.scenario.devices.filter((d) => d.length === 1 && serial.length > 1 && serial.startsWith(d));
+    return short.length === 1 ? short[0] : undefined;
   }
 
   #fail(problems: string[]): void {

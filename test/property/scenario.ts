@@ -136,7 +136,8 @@ interface MessageSpec {
 type StepSpec =
   | { s: 'publish'; messages: MessageSpec[] }
   | { s: 'write'; slot: number; service: number; nth: number; characteristic: number; value: unknown }
-  | { s: 'restart'; signal: 'SIGTERM' | 'SIGKILL' };
+  | { s: 'restart'; signal: 'SIGTERM' | 'SIGKILL' }
+  | { s: 'reconnect'; slot: number; how: 'clean' | 'drop' };
 
 export interface ScenarioSpec {
   devices: string[];
@@ -269,6 +270,7 @@ const step: fc.Arbitrary<StepSpec> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ s: fc.constant('restart' as const), signal: fc.constantFrom('SIGTERM' as const, 'SIGKILL' as const) }) },
+  { weight: 1, arbitrary: fc.record({ s: fc.constant('reconnect' as const), slot: fc.nat(5), how: fc.constantFrom('clean' as const, 'drop' as const) }) },
 );
 
 export const scenarioArbitrary: fc.Arbitrary<ScenarioSpec> = fc.record({
@@ -289,7 +291,9 @@ export interface Message {
 export type Step =
   | { kind: 'publish'; messages: Message[] }
   | { kind: 'write'; device: string; service: string; nth: number; characteristic: string; value: unknown }
-  | { kind: 'restart'; signal: 'SIGTERM' | 'SIGKILL' };
+  | { kind: 'restart'; signal: 'SIGTERM' | 'SIGKILL' }
+  /** The device's connection ends (clean DISCONNECT, or dropped so the broker sends its last will) and it connects again. */
+  | { kind: 'reconnect'; device: string; how: 'clean' | 'drop' };
 
 export interface Scenario {
   devices: string[];
@@ -329,6 +333,10 @@ export function materialize(spec: ScenarioSpec, avoid: Avoid = new Set()): Scena
   for (const s of spec.steps) {
     if (s.s === 'restart') {
       if (++restarts <= MAX_RESTARTS) steps.push({ kind: 'restart', signal: s.signal });
+      continue;
+    }
+    if (s.s === 'reconnect') {
+      steps.push({ kind: 'reconnect', device: at(s.slot), how: s.how });
       continue;
     }
     if (s.s === 'write') {
@@ -487,6 +495,8 @@ export function describeStep(step: Step): string[] {
       return [`HomeKit write: ${step.device} ${step.service}${step.nth ? `#${step.nth + 1}` : ''} ${step.characteristic} = ${show(step.value)}`];
     case 'restart':
       return [`restart the hub (${step.signal === 'SIGKILL' ? 'kill -9' : 'SIGTERM'}) on the same data dir`];
+    case 'reconnect':
+      return [`${step.device} ${step.how === 'clean' ? 'disconnects cleanly' : 'drops its connection (the broker sends its last will)'} and connects again`];
   }
 }
 
