@@ -12,7 +12,8 @@ export const MAX_SERVICE_INDEX = 99;
 
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const INDEX = /^[1-9][0-9]?$/;
-const NAME = /^[A-Za-z][A-Za-z0-9]*$/;
+/** HAP-NodeJS's type names: letters and digits, and one `_` (`PM2_5Density`). */
+const NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 /** [P-4] Longest service type or characteristic name (HAP's longest is under 40). */
 export const MAX_NAME_LENGTH = 64;
 
@@ -120,7 +121,7 @@ export function parseTopic(topic: string): Result<ParsedTopic> & { deviceId?: st
   }
   if (!NAME.test(service)) return refuse(`'${truncate(service)}' is not a service type name (letters and digits, e.g. TemperatureSensor)`);
   if (!NAME.test(characteristic)) {
-    return refuse(`'${truncate(characteristic)}' is not a characteristic name (letters and digits, e.g. CurrentTemperature)`);
+    return refuse(`'${truncate(characteristic)}' is not a characteristic name (letters, digits and _, e.g. CurrentTemperature or PM2_5Density)`);
   }
   return ok({ kind, deviceId, service, index, characteristic });
 }

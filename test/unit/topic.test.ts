@@ -16,6 +16,11 @@ describe('topic grammar', () => {
     assert.deepEqual(parsed.value, { kind: 'value', deviceId: 'relay-2', service: 'Switch', index: 2, characteristic: 'On' });
   });
 
+  it('takes every HAP-NodeJS characteristic name, PM2_5Density included', () => {
+    const parsed = parseTopic('HomeKit/air-1/AirQualitySensor/PM2_5Density');
+    assert.ok(parsed.ok && parsed.value.kind === 'value' && parsed.value.characteristic === 'PM2_5Density');
+  });
+
   it('recognises the hub\'s own /set topics, plain and indexed', () => {
     const plain = parseTopic('HomeKit/TEST/Switch/On/set');
     assert.ok(plain.ok);
