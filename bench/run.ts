@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deviceMemory } from './scenarios/device-memory.js';
 import { flood, load, scale } from './scenarios/fleet.js';
 import { latency } from './scenarios/latency.js';
 import { ota } from './scenarios/ota.js';
@@ -21,6 +22,7 @@ const scenarios: Array<[number, string, () => Promise<Row[]>]> = [
   [4, 'scale', () => scale(quick ? { devices: 160 } : { devices: 1000 })],
   [5, 'ota', () => ota(quick ? { bytes: 128 * 1024 } : { bytes: 1024 * 1024 })],
   [6, 'flood', () => flood(quick ? { messages: 5000, seconds: 2 } : { messages: 50_000, seconds: 15 })],
+  [7, 'device-memory', () => deviceMemory(quick ? { publishes: 20, commands: 6, otaBytes: 16 * 1024 } : { publishes: 100, commands: 20, otaBytes: 64 * 1024 })],
 ];
 
 const rows: Row[] = [];

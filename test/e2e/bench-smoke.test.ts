@@ -18,7 +18,7 @@ describe('benchmark smoke run', { timeout: 240_000 }, () => {
   const out = mkdtempSync(join(tmpdir(), 'mqttkit-bench-'));
   after(() => rmSync(out, { recursive: true, force: true }));
 
-  it('runs all six scenarios quickly and writes numbers for each', async (t) => {
+  it('runs all seven scenarios quickly and writes numbers for each', async (t) => {
     if (!requireTool(t, 'python3', ['python3'], 'apt-get install python3')) return;
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, [RUN, '--quick', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -32,7 +32,7 @@ describe('benchmark smoke run', { timeout: 240_000 }, () => {
     const [file] = readdirSync(out);
     const result = JSON.parse(readFileSync(join(out, file!), 'utf8')) as { rows: Array<{ scenario: string; value: number; floor?: number }>; failures: string[] };
     assert.deepEqual(result.failures, []);
-    for (const n of ['1.', '2.', '3.', '4.', '5.', '6.']) {
+    for (const n of ['1.', '2.', '3.', '4.', '5.', '6.', '7.']) {
       const rows = result.rows.filter((r) => r.scenario.startsWith(n));
       assert.ok(rows.length > 0, `scenario ${n} produced rows`);
       assert.ok(rows.every((r) => Number.isFinite(r.value)), `scenario ${n} produced numbers`);

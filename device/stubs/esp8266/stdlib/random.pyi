@@ -1,0 +1,6 @@
+# MicroPython 1.27 `random` on ESP8266: https://docs.micropython.org/en/v1.27.0/library/random.html
+# (Functions for integers, Other functions). Only getrandbits() and seed() are promised on every port
+# ("the other functions are only available if MICROPY_PY_RANDOM_EXTRA_FUNCS"); on the smallest chip we
+# count on those two alone.
+def getrandbits(n: int, /) -> int: ...
+def seed(n: int | None = None, /) -> None: ...
