@@ -365,9 +365,17 @@ export class OtaService {
     const route = await this.#routeTo(job.device, signal);
     signal.throwIfAborted();
     const server = await servePull({ bytes, host: route.hubAddress, allowedAddress: route.deviceAddress, timeoutMs: this.options.transferTimeoutMs, log: this.log, deviceId: job.device });
-    // Listening before the trigger: a quick device may be back before the bytes are counted as served.
-    const back = this.#backOnline(job.device, Date.now(), signal, true);
-    back.catch(() => {});
+    // A cancel closes the server at once (its `served` settles false). [O-9]
+    const onAbort = () => server.close();
+    signal.addEventListener('abort', onAbort, { once: true });
+    // Watching from the trigger on: a quick device may be back before the bytes are counted as served;
+    // the reboot timeout itself counts from the end of the transfer.
+    const since = Date.now();
+    let backEarly = false;
+    const offs = [
+      this.bus.on('device:announced', (d) => void (d.id === job.device && (backEarly = true))),
+      this.bus.on('device:state', (d, previous) => void (d.id === job.device && d.state === 'online' && previous !== 'online' && (backEarly = true))),
+    ];
     let error: string | null = null;
     try {
       signal.throwIfAborted();
@@ -376,18 +384,22 @@ export class OtaService {
     } catch (cause) {
       error = (cause as Error).message;
     } finally {
+      signal.removeEventListener('abort', onAbort);
       server.close();
-      this.store.recordTransfer({ jobId: job.id, device: job.device, file: target, bytes: bytes.length, ok: error === null, error, at: Date.now() });
+      // Synchronous hand-over from the early watch to the wait below: no event can fall between them.
+      offs.forEach((off) => off());
+      this.store.recordTransfer({ jobId: job.id, device: job.device, file: target, bytes: bytes.length, ok: error === null && !signal.aborted, error, at: Date.now() });
     }
     signal.throwIfAborted();
     if (error !== null) throw new JobFailure(`${target}: ${error}`);
     try {
-      await back;
+      if (!backEarly) await this.#backOnline(job.device, since, signal, true);
     } catch (cause) {
       if (signal.aborted) throw cause;
       throw new JobFailure(`${target}: the device fetched it but ${(cause as Error).message} (a protocol-1 device reboots only when the hash matched)`);
     }
   }
+
 
   /** One pull transfer [O-1]: serve the bytes, trigger the device, wait for its report. */
   async #transfer(job: Job, target: string, bytes: Buffer, reboot: boolean, signal: AbortSignal): Promise<TransferReport> {
