@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
 import type { Account } from '../store/account-store.js';
+import { OtaStore } from '../store/ota-store.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, withDynsec, type Workspace, type WorkspaceFlags } from './workspace.js';
 
 type Flags = WorkspaceFlags & { json?: boolean };
@@ -19,7 +20,8 @@ Examples:
   $ mqttkit device add garage-door          # prints the password to flash into the device
   $ mqttkit device approve esp8266_12345678  # with --registration approve
   $ mqttkit device reset esp8266_12345678    # a reflashed device may register a new password
-  $ mqttkit device remove esp8266_12345678   # forget it: account, HomeKit accessory, retained topics`,
+  $ mqttkit device remove esp8266_12345678   # forget it: account, HomeKit accessory, retained topics
+  $ mqttkit device set esp8266_12345678 ota-protocol 1   # seed 002 firmware: 4-field OTA trigger (auto: detect)`,
     );
 
   addWorkspaceOptions(device.command('list').description('list device accounts and their state'))
@@ -60,6 +62,19 @@ Examples:
         }),
       ),
     );
+
+  addWorkspaceOptions(device.command('set <id> <setting> <value>').description("change a device setting: ota-protocol 1|2|auto (docs/ota.md [O-11])")).action(
+    action((id: string, setting: string, value: string, flags: Flags) =>
+      withWorkspace(flags, false, (ws) => {
+        if (setting !== 'ota-protocol') throw new CliError(`unknown setting '${setting.slice(0, 40)}': the one setting is ota-protocol (1, 2 or auto)`, 2);
+        if (!['1', '2', 'auto'].includes(value)) throw new CliError(`ota-protocol takes 1 (seed 002's 4-field trigger), 2 (the mqttkit device library) or auto (detect), not '${value.slice(0, 40)}'`, 2);
+        if (!ws.accounts.get(id) && !ws.store.loadDevices().some((d) => d.id === id)) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
+        // Read by the hub at the start of each OTA job: no restart needed.
+        new OtaStore(ws.db).updateInfo(id, { otaProtocolSetting: value === 'auto' ? undefined : (Number(value) as 1 | 2) });
+        console.log(value === 'auto' ? `Device ${id}: the OTA protocol is detected again (getversion's "ota"; no answer: 1).` : `Device ${id}: OTA jobs speak protocol ${value}${value === '1' ? " (4-field trigger; the device reboots after each file; no firmware updates)" : ''}.`);
+      }),
+    ),
+  );
 
   addWorkspaceOptions(device.command('remove <id>').description('remove a device: its account, its HomeKit accessory and its retained topics')).action(
     action((id: string, flags: Flags) =>

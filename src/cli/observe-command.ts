@@ -75,6 +75,8 @@ export function registerObserve(program: Command, device: Command): void {
             app: info.app ?? d.meta.firmware ?? null,
             lastReboot: info.lastReboot ?? null,
             lastException: info.lastException ?? null,
+            otaProtocol: info.otaProtocolSetting ?? info.otaProtocol ?? (info.answersCommands ? 2 : null),
+            partition: info.partition ?? null,
             services: d.services.map((s) => ({ service: s.service, index: s.index, values: s.values })),
             ota: store.deviceJobs(d.id).map((j) => ({ id: j.id, kind: j.kind, state: j.state, message: j.message, finishedAt: j.finishedAt })),
           };

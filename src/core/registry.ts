@@ -48,7 +48,8 @@ export interface RestoreOutcome {
 
 interface PendingWrite {
   requested: HapValue;
-  timer: NodeJS.Timeout;
+  /** The revert timer; none while the device sleeps: it starts when the device wakes. [P-14] */
+  timer: NodeJS.Timeout | undefined;
 }
 
 export class DeviceRegistry {
@@ -310,11 +311,18 @@ export class DeviceRegistry {
     const key = refKey(ref);
     const previous = this.#pending.get(key);
     if (previous) clearTimeout(previous.timer);
-    const timer = setTimeout(() => this.#revert(ref), this.options.writeTimeoutMs);
-    timer.unref();
+    // [P-14] A sleeping device gets the write when it wakes (a retained /set): the confirmation
+    // timeout counts from its wake, and until then HomeKit shows the written value.
+    const timer = device.state === 'sleeping' ? undefined : this.#revertTimer(ref);
     this.#pending.set(key, { requested: coerced.value, timer });
     this.bus.emit('write:requested', { ...ref }, coerced.value);
     return coerced;
+  }
+
+  #revertTimer(ref: CharacteristicRef): NodeJS.Timeout {
+    const timer = setTimeout(() => this.#revert(ref), this.options.writeTimeoutMs);
+    timer.unref();
+    return timer;
   }
 
   /** What a controller reads: the written value while it awaits confirmation, else the reported one. */
@@ -377,7 +385,18 @@ export class DeviceRegistry {
     device.state = state;
     if (wakeAt === undefined) delete device.wakeAt;
     else device.wakeAt = wakeAt;
+    if (previous === 'sleeping' && state !== 'sleeping') this.#startWaitingWrites(device.id);
     if (previous !== state) this.bus.emit('device:state', device, previous);
+  }
+
+  /** [P-14] The device woke (or is no longer asleep): writes that waited for it get their confirmation timeout now. */
+  #startWaitingWrites(deviceId: string): void {
+    for (const [key, pending] of this.#pending) {
+      if (pending.timer === undefined && key.startsWith(`${deviceId}/`)) {
+        const [service = '', index = '0', characteristic = ''] = key.slice(deviceId.length + 1).split('/');
+        pending.timer = this.#revertTimer({ deviceId, service, index: Number(index), characteristic });
+      }
+    }
   }
 
   #settlePending(ref: CharacteristicRef): void {

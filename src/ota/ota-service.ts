@@ -16,7 +16,7 @@ import { FINISHED, type Job, type JobProgress, type JobState, type OtaStore } fr
 import type { DeviceChannel } from './device-channel.js';
 import { cancelJobInStore, cancelRolloutInStore, describeJob, neededUploads, releaseUploads, type CancelOutcome, type RolloutCancelOutcome } from './job-control.js';
 import { readManifest } from './manifest.js';
-import { FIRMWARE_TARGET, parseReport, pendingTopic, sha1, triggerMessage, triggerTopic, type TransferReport } from './protocol.js';
+import { FIRMWARE_TARGET, parseReport, pendingTopic, seedTriggerMessage, settledProtocol, sha1, triggerMessage, triggerTopic, type OtaProtocol, type TransferReport } from './protocol.js';
 import { servePull } from './pull-server.js';
 import { sweepUploads } from './uploads.js';
 
@@ -232,6 +232,14 @@ export class OtaService {
     const spec = job.spec as { file: string; as: string; reboot: boolean };
     const ask = this.#commands(job, signal);
     const bytes = readLocal(spec.file);
+    const { protocol, why } = await this.#protocol(job.device, signal);
+    if (protocol === 1) {
+      if (!spec.reboot) throw new JobFailure(`${job.device} speaks OTA protocol 1 (${why}): its 4-field trigger always puts the file in place and reboots, so --no-reboot cannot be honoured; push without it, or 'mqttkit device set ${job.device} ota-protocol 2' if it runs the mqttkit device library`);
+      this.#progress(job, { files: 0, filesTotal: 1, bytes: 0, bytesTotal: bytes.length, step: `sending ${spec.as} (OTA protocol 1: the device reboots itself)` });
+      await this.#seedTransfer(job, spec.as, bytes, signal);
+      this.#progress(job, { files: 1, filesTotal: 1, bytes: bytes.length, bytesTotal: bytes.length, step: 'done' });
+      return `${spec.as} (${bytes.length} bytes) sent with the 4-field trigger (OTA protocol 1, ${why}): the device fetched it, rebooted and is back`;
+    }
     this.#progress(job, { files: 0, filesTotal: 1, bytes: 0, bytesTotal: bytes.length, step: `sending ${spec.as}` });
     const since = Date.now();
     const report = await this.#transfer(job, spec.as, bytes, spec.reboot, signal);
@@ -250,6 +258,8 @@ export class OtaService {
     const spec = job.spec as { manifest: string };
     const ask = this.#commands(job, signal);
     const entries = readManifest(spec.manifest).map((e) => ({ ...e, bytes: readLocal(e.local) }));
+    const { protocol, why } = await this.#protocol(job.device, signal);
+    if (protocol === 1) return this.#seedSync(job, entries, why, signal);
     const wanted = new Map(entries.map((e) => [e.path, sha1(e.bytes)]));
     this.#progress(job, { files: 0, filesTotal: entries.length, bytes: 0, bytesTotal: 0, step: 'asking for hashes' });
     const before = await ask.json<Record<string, unknown>>('hashes');
@@ -281,29 +291,115 @@ export class OtaService {
     const spec = job.spec as { image: string };
     const ask = this.#commands(job, signal);
     const image = readLocal(spec.image);
+    const { protocol, why } = await this.#protocol(job.device, signal);
+    if (protocol === 1) throw new JobFailure(`${job.device} speaks OTA protocol 1 (${why}): firmware updates need protocol 2 (the mqttkit device library: partitions, keepversion); nothing was sent`);
     const partitions = await ask.json<{ count?: unknown }>('partitions');
     if (typeof partitions.count !== 'number') throw new JobFailure(`${job.device} answered 'partitions' without a count: it cannot be updated over the air`);
     if (partitions.count < 2) throw new JobFailure(`${job.device} has a single firmware partition: it cannot be updated over the air`);
-    const before = (await ask.json<{ firmware?: string }>('getversion')).firmware;
+    const old = await ask.json<{ firmware?: string; partition?: unknown }>('getversion');
+    const before = old.firmware;
     this.#progress(job, { files: 0, filesTotal: 1, bytes: 0, bytesTotal: image.length, step: 'sending the image' });
     const report = await this.#transfer(job, FIRMWARE_TARGET, image, false, signal);
     if (!report.ok) throw new JobFailure(`firmware: ${report.error ?? 'transfer failed'}`);
     this.#progress(job, { files: 1, filesTotal: 1, bytes: image.length, bytesTotal: image.length, step: 'rebooting into the new firmware' });
     const since = Date.now();
     await ask.text('reboot');
-    // [O-6] keepversion only for a device that came back, answers, and runs the new version.
-    let after: string | undefined;
+    // [O-6] keepversion only for a device that came back, answers, and runs the new firmware.
+    let now: { firmware?: string; partition?: unknown };
     try {
       await this.#backOnline(job.device, since, signal);
-      after = (await ask.json<{ firmware?: string }>('getversion')).firmware;
+      now = await ask.json<{ firmware?: string; partition?: unknown }>('getversion');
     } catch (error) {
       throw new JobFailure(`rolled back: ${(error as Error).message}; keepversion not sent`, 'rolled-back');
     }
-    if (after === before) throw new JobFailure(`rolled back: the device came back on the old version ${before}; keepversion not sent`, 'rolled-back');
+    const after = now.firmware;
+    const verdict = firmwareVerdict({ before, after, runningBefore: label(old.partition), written: report.partition ?? undefined, running: label(now.partition) });
+    if (!verdict.confirmed) throw new JobFailure(`rolled back: ${verdict.reason}; keepversion not sent`, 'rolled-back');
     await ask.text('keepversion');
-    this.store.updateInfo(job.device, after === undefined ? {} : { firmware: after });
-    return `firmware ${before} -> ${after}, confirmed (keepversion sent)`;
+    this.store.updateInfo(job.device, { ...(after === undefined ? {} : { firmware: after }), ...(label(now.partition) ? { partition: label(now.partition) } : {}) });
+    return `firmware ${before} -> ${after}, confirmed (keepversion sent): ${verdict.reason}`;
   }
+
+  /** [O-11] The OTA protocol a device speaks: settled by what the hub knows, else asked now (no answer: 1). */
+  async #protocol(device: string, signal: AbortSignal): Promise<{ protocol: OtaProtocol; why: string }> {
+    const settled = settledProtocol(this.store.info(device));
+    if (settled) return settled;
+    try {
+      const version = await this.channel.commandJson<{ ota?: unknown }>(device, 'getversion', PROBE_TIMEOUT_MS, signal);
+      const announced = version.ota === 1 || version.ota === 2 ? version.ota : undefined;
+      this.store.updateInfo(device, { answersCommands: true, ...(announced ? { otaProtocol: announced } : {}) });
+      return announced ? { protocol: announced, why: 'announced by the device' } : { protocol: 2, why: 'the device answers commands' };
+    } catch (error) {
+      if (signal.aborted) throw error;
+      this.store.updateInfo(device, { answersCommands: false });
+      return { protocol: 1, why: `the device did not answer 'getversion' within ${PROBE_TIMEOUT_MS / 1000} s, so it announces no OTA protocol` };
+    }
+  }
+
+  /**
+   * [O-11] A sync to a protocol-1 device: it cannot say its hashes, stage or commit, so every file of
+   * the manifest goes with its own 4-field transfer, and the device reboots after each one.
+   */
+  async #seedSync(job: Job, entries: Array<{ path: string; bytes: Buffer }>, why: string, signal: AbortSignal): Promise<string> {
+    const bytesTotal = entries.reduce((n, e) => n + e.bytes.length, 0);
+    let bytesDone = 0;
+    for (const [i, entry] of entries.entries()) {
+      this.#progress(job, { files: i, filesTotal: entries.length, bytes: bytesDone, bytesTotal, step: `sending ${entry.path} (OTA protocol 1: one transfer and one reboot per file, ${i + 1} of ${entries.length})` });
+      try {
+        await this.#seedTransfer(job, entry.path, entry.bytes, signal);
+      } catch (error) {
+        if (signal.aborted || !(error instanceof JobFailure)) throw error;
+        throw new JobFailure(`${error.message}; ${i} of ${entries.length} files were put in place before it (protocol 1 has no commit)`);
+      }
+      bytesDone += entry.bytes.length;
+    }
+    this.#progress(job, { files: entries.length, filesTotal: entries.length, bytes: bytesDone, bytesTotal, step: 'done' });
+    return `${entries.length} files sent one by one with the 4-field trigger (OTA protocol 1, ${why}), each followed by a reboot (${bytesDone} bytes); not verified: a protocol-1 device cannot report hashes`;
+  }
+
+  /**
+   * [O-11] One seed-002 transfer: serve the bytes, send `host|port|file|sha1`; the device checks the hash,
+   * puts the file in place and reboots. It reports nothing, so the proof is: it fetched the file and came back.
+   */
+  async #seedTransfer(job: Job, target: string, bytes: Buffer, signal: AbortSignal): Promise<void> {
+    const route = await this.#routeTo(job.device, signal);
+    signal.throwIfAborted();
+    const server = await servePull({ bytes, host: route.hubAddress, allowedAddress: route.deviceAddress, timeoutMs: this.options.transferTimeoutMs, log: this.log, deviceId: job.device });
+    // A cancel closes the server at once (its `served` settles false). [O-9]
+    const onAbort = () => server.close();
+    signal.addEventListener('abort', onAbort, { once: true });
+    // Watching from the trigger on: a quick device may be back before the bytes are counted as served;
+    // the reboot timeout itself counts from the end of the transfer.
+    const since = Date.now();
+    let backEarly = false;
+    const offs = [
+      this.bus.on('device:announced', (d) => void (d.id === job.device && (backEarly = true))),
+      this.bus.on('device:state', (d, previous) => void (d.id === job.device && d.state === 'online' && previous !== 'online' && (backEarly = true))),
+    ];
+    let error: string | null = null;
+    try {
+      signal.throwIfAborted();
+      await this.link.publish(triggerTopic(job.device), seedTriggerMessage(route.hubAddress, server.port, target, sha1(bytes)), { qos: 1, retain: false });
+      if (!(await server.served)) error = `the device did not fetch ${target} within ${Math.round(this.options.transferTimeoutMs / 1000)} s`;
+    } catch (cause) {
+      error = (cause as Error).message;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      server.close();
+      // Synchronous hand-over from the early watch to the wait below: no event can fall between them.
+      offs.forEach((off) => off());
+      this.store.recordTransfer({ jobId: job.id, device: job.device, file: target, bytes: bytes.length, ok: error === null && !signal.aborted, error, at: Date.now() });
+    }
+    signal.throwIfAborted();
+    if (error !== null) throw new JobFailure(`${target}: ${error}`);
+    try {
+      if (!backEarly) await this.#backOnline(job.device, since, signal, true);
+    } catch (cause) {
+      if (signal.aborted) throw cause;
+      throw new JobFailure(`${target}: the device fetched it but ${(cause as Error).message} (a protocol-1 device reboots only when the hash matched)`);
+    }
+  }
+
 
   /** One pull transfer [O-1]: serve the bytes, trigger the device, wait for its report. */
   async #transfer(job: Job, target: string, bytes: Buffer, reboot: boolean, signal: AbortSignal): Promise<TransferReport> {
@@ -367,8 +463,11 @@ export class OtaService {
     return { deviceAddress: address, hubAddress: this.options.hubAddress };
   }
 
-  /** Waits for a live `$state online` after `since` (the device rebooted and reconnected). */
-  #backOnline(device: string, since: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Waits for a live `$state online` after `since` (the device rebooted and reconnected); with
+   * `anySign`, also for its return to `online` by any live message (seed 002's firmware says no `$state`).
+   */
+  #backOnline(device: string, since: number, signal: AbortSignal, anySign = false): Promise<void> {
     return new Promise((resolve, reject) => {
       const offs: Array<() => void> = [];
       const end = () => {
@@ -383,6 +482,9 @@ export class OtaService {
       offs.push(
         this.bus.on('device:announced', (d) => {
           if (d.id === device && Date.now() > since) (end(), resolve());
+        }),
+        this.bus.on('device:state', (d, previous) => {
+          if (anySign && d.id === device && d.state === 'online' && previous !== 'online' && Date.now() > since) (end(), resolve());
         }),
       );
     });
@@ -445,10 +547,11 @@ export class OtaService {
     if (info.answersCommands === false || this.#running.has(device.id)) return;
     void (async () => {
       try {
-        const version = await this.channel.commandJson<{ firmware?: string; app?: string }>(device.id, 'getversion', 3000);
-        const lastReboot = await this.channel.command(device.id, 'msg_reboot', 3000);
-        const lastException = await this.channel.command(device.id, 'msg_exception', 3000);
-        this.store.updateInfo(device.id, { answersCommands: true, firmware: version.firmware, app: version.app, lastReboot, lastException });
+        const version = await this.channel.commandJson<{ firmware?: string; app?: string; ota?: unknown; partition?: unknown }>(device.id, 'getversion', PROBE_TIMEOUT_MS);
+        this.store.updateInfo(device.id, { answersCommands: true, ...(typeof version.ota === 'number' ? { otaProtocol: version.ota } : {}), ...(label(version.partition) ? { partition: label(version.partition) } : {}) });
+        const lastReboot = await this.channel.command(device.id, 'msg_reboot', PROBE_TIMEOUT_MS);
+        const lastException = await this.channel.command(device.id, 'msg_exception', PROBE_TIMEOUT_MS);
+        this.store.updateInfo(device.id, { firmware: version.firmware, app: version.app, lastReboot, lastException });
       } catch {
         if (info.answersCommands === undefined) this.store.updateInfo(device.id, { answersCommands: false });
       }
@@ -465,4 +568,33 @@ function readLocal(file: string): Buffer {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How long a device has to answer the hub's questions about itself (`getversion`, …). */
+const PROBE_TIMEOUT_MS = 3000;
+
+/** A partition label from a device's JSON, if it is one. */
+const label = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value.slice(0, 64) : undefined);
+
+/**
+ * [O-6] Did the device come back on the new firmware? By partition when the device says which one it
+ * runs: the one the image was written to (or, without the written label, another than before). Only a
+ * device that says no partition is judged by its version string, which a rebuild on the same release
+ * does not change.
+ */
+export function firmwareVerdict(facts: { before?: string | undefined; after?: string | undefined; runningBefore?: string | undefined; written?: string | undefined; running?: string | undefined }): { confirmed: boolean; reason: string } {
+  const { before, after, runningBefore, written, running } = facts;
+  if (running && written) {
+    return running === written
+      ? { confirmed: true, reason: `it runs from partition ${running}, where the image was written` }
+      : { confirmed: false, reason: `the image was written to partition ${written} but the device runs from ${running}: it came back on the old version ${after}` };
+  }
+  if (running && runningBefore) {
+    return running !== runningBefore
+      ? { confirmed: true, reason: `it runs from partition ${running}, no longer from ${runningBefore}` }
+      : { confirmed: false, reason: `the device still runs from partition ${running}: it came back on the old version ${after}` };
+  }
+  return after === before
+    ? { confirmed: false, reason: `the device reports no partition, and it came back on the old version ${before}` }
+    : { confirmed: true, reason: `the device reports no partition; judged by its version string` };
+}
 

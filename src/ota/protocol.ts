@@ -13,9 +13,37 @@ export function sha1(bytes: Buffer): string {
   return createHash('sha1').update(bytes).digest('hex');
 }
 
-/** `<host>|<port>|<filename>|<hash>[|<reboot 0/1>]` (seed 002's format). [O-1] */
+/** `<host>|<port>|<filename>|<hash>|<reboot 0/1>`: OTA protocol 2's trigger. [O-1] */
 export function triggerMessage(host: string, port: number, filename: string, hash: string, reboot: boolean): string {
   return `${host}|${port}|${filename}|${hash}|${reboot ? 1 : 0}`;
+}
+
+/** `<host>|<port>|<filename>|<sha1>`: seed 002's trigger (OTA protocol 1): verify, rename into place, reboot. [O-11] */
+export function seedTriggerMessage(host: string, port: number, filename: string, hash: string): string {
+  return `${host}|${port}|${filename}|${hash}`;
+}
+
+/** 1: seed 002's firmware (4-field trigger, no commands); 2: the mqttkit device library. [O-11] */
+export type OtaProtocol = 1 | 2;
+
+export interface ProtocolFacts {
+  /** Set by hand: `mqttkit device set <id> ota-protocol 1|2`. */
+  otaProtocolSetting?: OtaProtocol;
+  /** What the device's `getversion` said (`"ota": 2`). */
+  otaProtocol?: number;
+  answersCommands?: boolean;
+}
+
+/**
+ * [O-11] The protocol to speak with a device, if its facts settle it: the hand setting; else what its
+ * `getversion` announced; else 2 for a device that answers commands (the mqttkit library before it
+ * announced a version understands 5 fields). Undefined: ask it (`getversion`); no answer means 1.
+ */
+export function settledProtocol(facts: ProtocolFacts): { protocol: OtaProtocol; why: string } | undefined {
+  if (facts.otaProtocolSetting === 1 || facts.otaProtocolSetting === 2) return { protocol: facts.otaProtocolSetting, why: 'set by hand' };
+  if (facts.otaProtocol === 1 || facts.otaProtocol === 2) return { protocol: facts.otaProtocol, why: 'announced by the device' };
+  if (facts.answersCommands === true) return { protocol: 2, why: 'the device answers commands' };
+  return undefined;
 }
 
 /** A device path: relative, no `..`, no empty levels. [O-2] */
@@ -32,6 +60,8 @@ export interface TransferReport {
   ok: boolean;
   hash: string | null;
   error: string | null;
+  /** Firmware: the partition label the image was written to, when the device says. [O-6] */
+  partition?: string | null;
 }
 
 /** The device's JSON line on stat/<id>/OTA after a transfer. [O-3] */
@@ -39,7 +69,8 @@ export function parseReport(text: string): Result<TransferReport> {
   try {
     const value = JSON.parse(text) as Partial<TransferReport>;
     if (typeof value !== 'object' || value === null || typeof value.ok !== 'boolean') return fail('not a transfer report');
-    return ok({ file: value.file ?? null, ok: value.ok, hash: value.hash ?? null, error: value.error ?? null });
+    const partition = typeof value.partition === 'string' && value.partition ? value.partition.slice(0, 64) : null;
+    return ok({ file: value.file ?? null, ok: value.ok, hash: value.hash ?? null, error: value.error ?? null, partition });
   } catch {
     return fail('not JSON');
   }

@@ -53,6 +53,11 @@ export interface DeviceInfo {
   lastReboot?: string;
   lastException?: string;
   answersCommands?: boolean;
+  /** What `getversion` said: `"ota"` (the OTA protocol it speaks) and `"partition"` (the running firmware partition). [O-6] [O-11] */
+  otaProtocol?: number;
+  partition?: string;
+  /** Set by hand (`mqttkit device set <id> ota-protocol 1|2`); absent: detected. [O-11] */
+  otaProtocolSetting?: 1 | 2;
 }
 
 interface JobRow {

@@ -33,6 +33,8 @@ import type { OtaStore } from '../store/ota-store.js';
 import type { WebStore } from '../store/web-store.js';
 import { HostAllowlist } from './allowed-hosts.js';
 import { guard, SESSION_COOKIE } from './guard.js';
+import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
+import { VERSION } from '../hub/version.js';
 import { deviceView } from './views.js';
 
 export interface WebDeps {
@@ -60,6 +62,8 @@ export interface WebDeps {
   faults: () => { unhandledRejections: number; uncaughtExceptions: number; listenerErrors: number };
   /** Ends a queued or running OTA job; `by` names who asked. */
   cancelJob: (id: number, by: string) => CancelOutcome;
+  /** Where the device library and its ports.json are (default: the package's device/micropython). [A-7] */
+  deviceLibrary?: string;
 }
 
 const COOKIE = SESSION_COOKIE;
@@ -141,6 +145,7 @@ export class WebServer {
       return reply.code(status).send({ error: status >= 500 ? 'internal error (see the hub log)' : error.message.slice(0, 300) });
     });
     this.#routes(app);
+    this.#devicePackage(app);
     // Anything else under /api is a JSON 404, behind the same check (a stranger learns nothing).
     app.all('/api', async (request, reply) => reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }));
     app.all('/api/*', async (request, reply) => reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }));
@@ -155,6 +160,25 @@ export class WebServer {
 
   async stop(): Promise<void> {
     await this.#app.close();
+  }
+
+  /**
+   * [A-7] The device library for `mip`: public (a board or mpremote has no login; the Host allowlist
+   * still applies), and only the files ports.json lists, looked up in a table built at start.
+   */
+  #devicePackage(app: FastifyInstance): void {
+    const root = this.deps.deviceLibrary ?? DEVICE_LIBRARY;
+    const library = loadDeviceLibrary(root, VERSION);
+    if (!library.ok) this.deps.log.warn(`the device library is not served (GET /device/package.json answers 404): ${library.error}`);
+    const route = { config: { public: true } };
+    const serve = (path: string) => async (request: FastifyRequest, reply: FastifyReply) => {
+      const found = library.ok ? servedPath(library.value, path, `${request.protocol}://${request.host}/device/`) : undefined;
+      if (!found) return reply.code(404).send({ error: library.ok ? 'not a file of the device library (GET /device/package.json lists them)' : 'this hub has no device library to serve (see its log)' });
+      return reply.type(found.type).send(found.body);
+    };
+    app.get('/device/package.json', route, (request, reply) => serve('package.json')(request, reply));
+    app.get<{ Params: { port: string } }>('/device/:port/package.json', route, (request, reply) => serve(`${request.params.port}/package.json`)(request, reply));
+    app.get<{ Params: { '*': string } }>('/device/*', route, (request, reply) => serve(request.params['*'])(request, reply));
   }
 
   #routes(app: FastifyInstance): void {

@@ -19,6 +19,9 @@ const DOCS = fileURLToPath(new URL('../../../docs/api.md', import.meta.url));
 const ASSETS = ['/*', '/vendor/uplot/*'];
 /** The only API routes reachable without a session or token. */
 const PUBLIC_API = ['GET /api/session', 'HEAD /api/session', 'POST /api/setup', 'POST /api/login'];
+/** The device library's mip package ([A-7]): public so a board or mpremote installs it without a login; read-only. */
+const PUBLIC_DEVICE = ['/device/package.json', '/device/:port/package.json', '/device/*'].flatMap((url) => [`GET ${url}`, `HEAD ${url}`]);
+const PUBLIC = [...PUBLIC_API, ...PUBLIC_DEVICE];
 const SAFE = ['GET', 'HEAD', 'OPTIONS'];
 
 interface Route {
@@ -29,7 +32,7 @@ interface Route {
 
 /** The routes in docs/api.md's endpoint table. */
 function documentedRoutes(): Route[] {
-  const rows = readFileSync(DOCS, 'utf8').matchAll(/^\| `(GET|POST|PUT|PATCH|DELETE) (\/api\/[^`\s]*)`/gm);
+  const rows = readFileSync(DOCS, 'utf8').matchAll(/^\| `(GET|POST|PUT|PATCH|DELETE) (\/(?:api|device)\/[^`\s]*)`/gm);
   return [...rows].map((m) => ({ method: m[1]!, url: m[2]! }));
 }
 
@@ -165,14 +168,14 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
     return sent;
   }
 
-  it('registers only documented routes, and only the login endpoints are public', () => {
+  it('registers only documented routes, and only the login endpoints and the device library are public', () => {
     const registered = registeredRoutes(hub);
     assert.ok(registered, 'the hub logs its routes at debug level ("web route", one line each)');
     const documented = new Set(documentedRoutes().map(key));
     const api = registered.filter((r) => !ASSETS.includes(r.url) && r.method !== 'HEAD' && !['/api', '/api/*'].includes(r.url));
     assert.deepEqual(api.map(key).filter((k) => !documented.has(k)), [], 'every route is in docs/api.md');
     assert.deepEqual([...documented].filter((k) => !api.some((r) => key(r) === k)), [], 'every documented route exists');
-    assert.deepEqual(registered.filter((r) => r.public && !ASSETS.includes(r.url)).map(key).sort(), [...PUBLIC_API].sort());
+    assert.deepEqual(registered.filter((r) => r.public && !ASSETS.includes(r.url)).map(key).sort(), [...PUBLIC].sort());
   });
 
   it('the test reaches the handlers: with the session cookie an encoded path is served', async () => {
@@ -188,7 +191,7 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
   });
 
   it('answers 401 (or an unrouted 404) to every spelling of every protected route without login', async () => {
-    const sent = await walk('without login', (r) => !PUBLIC_API.includes(key(r)), () => ({ origin: same() }), [401]);
+    const sent = await walk('without login', (r) => !PUBLIC.includes(key(r)), () => ({ origin: same() }), [401]);
     assert.ok(sent > 500, `${sent} requests`);
   });
 
