@@ -87,7 +87,7 @@ describe('device library under MicroPython', () => {
     for (const file of pythonFiles(join(LIBRARY, 'mqttkit'))) mp.FS.writeFile(`/lib/mqttkit/${relative(join(LIBRARY, 'mqttkit'), file)}`, readFileSync(file, 'utf8'));
     mp.FS.writeFile('/device/config.json', JSON.stringify({ broker: '192.0.2.1', device_id: 'mp-1' }));
     run('import sys; sys.path.insert(0, "/lib")');
-    run('from mqttkit import port; port.ROOT = "/device"');
+    run('from mqttkit import files, port; files.ROOT = "/device"');
 
     // Packets round-trip through our own encoder and parser.
     assert.equal(run(`
@@ -104,7 +104,7 @@ print(mqtt.parse(bytearray(c))[0] == 0x10)
 from mqttkit import Device
 from mqttkit import commands
 d = Device(name='MP', firmware='1.2.3')
-print(d.id, len(d.password), port.read_file('mqtt_password') == d.password)
+print(d.id, len(d.password), files.read_file('mqtt_password') == d.password)
 d.publish('Switch', 'On', True)
 d.publish('Switch', 'On', 0, index=2)
 print(d.queue)

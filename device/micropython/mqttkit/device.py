@@ -3,7 +3,7 @@
 # observability commands on cmnd/<id>/OTA (docs/device.md).
 import json
 
-from . import port
+from . import files, port
 from .identity import load_identity
 from .mqtt import MQTTClient, MQTTError, Refused
 from . import commands
@@ -55,7 +55,7 @@ def service_path(service, index):
 
 class Device:
     def __init__(self, config=None, status=None, name=None, model=None, manufacturer=None, firmware=None):
-        stored = port.read_file('config.json')
+        stored = files.read_file('config.json')
         self.config = dict(DEFAULTS)
         if stored:
             self.config.update(json.loads(stored))
@@ -339,20 +339,10 @@ class Device:
 
 
 def run_app(main):
-    # Runs the application. An uncaught exception is kept for msg_exception and the board reboots; on
-    # CPython a reset restarts main() with fresh state and deep sleep returns.
-    while True:
-        try:
-            port.firmware_boot()
-            main()
-            return
-        except port.Reset:
-            continue
-        except port.DeepSleep:
-            return
-        except Exception as e:
-            commands.record_exception(e)
-            commands.record_reboot('uncaught exception: %r' % e)
-            if port.MICROPYTHON:
-                port.reset()
-            port.sleep_ms(1000)
+    # Runs the application. An uncaught exception is kept for msg_exception and the board reboots.
+    try:
+        main()
+    except Exception as e:
+        commands.record_exception(e)
+        commands.record_reboot('uncaught exception: %r' % e)
+        port.reset()

@@ -2,7 +2,7 @@
 # made live only by `commit`; file hashes; firmware to the spare partition with keepversion/rollback.
 import json
 
-from . import port
+from . import files, port
 
 try:
     import hashlib
@@ -47,7 +47,7 @@ def hex_digest(h):
 
 def file_hash(name, algorithm='sha1'):
     h = getattr(hashlib, algorithm)()
-    with open(port.path(name), 'rb') as f:
+    with open(files.path(name), 'rb') as f:
         while True:
             chunk = f.read(CHUNK)
             if not chunk:
@@ -60,10 +60,10 @@ def _listing(directory=''):
     # Relative paths of every regular file under the root (os.ilistdir exists on both interpreters' ports).
     import os
     names = []
-    base = port.path(directory) if directory else (port.ROOT or '/')
+    base = files.path(directory) if directory else (files.ROOT or '/')
     for entry in os.listdir(base) if hasattr(os, 'listdir') else [e[0] for e in os.ilistdir(base)]:
         relative = directory + '/' + entry if directory else entry
-        mode = os.stat(port.path(relative))[0]
+        mode = os.stat(files.path(relative))[0]
         if mode & 0x4000:
             if entry not in ('__pycache__',):
                 names.extend(_listing(relative))
@@ -88,7 +88,7 @@ def _ensure_directory(name):
     for part in parts:
         built = built + '/' + part if built else part
         try:
-            os.mkdir(port.path(built))
+            os.mkdir(files.path(built))
         except OSError:
             pass
 
@@ -98,7 +98,7 @@ class FileSink:
     def __init__(self, name):
         self.name = name
         _ensure_directory(name)
-        self.f = open(port.path(name + PART), 'wb')
+        self.f = open(files.path(name + PART), 'wb')
 
     def write(self, chunk):
         self.f.write(chunk)
@@ -106,15 +106,15 @@ class FileSink:
     def finish(self):
         import os
         self.f.close()
-        port.remove_file(self.name + STAGED)
-        os.rename(port.path(self.name + PART), port.path(self.name + STAGED))
+        files.remove_file(self.name + STAGED)
+        os.rename(files.path(self.name + PART), files.path(self.name + STAGED))
 
     def abort(self):
         try:
             self.f.close()
         except OSError:
             pass
-        port.remove_file(self.name + PART)
+        files.remove_file(self.name + PART)
 
 
 def receive(host, port_number, filename, algorithm, expected, timeout=20):
@@ -165,21 +165,21 @@ def commit():
     try:
         for name in names:
             try:
-                os.rename(port.path(name), port.path(name + OLD))
+                os.rename(files.path(name), files.path(name + OLD))
                 moved.append(name)
             except OSError:
                 pass  # a new file: nothing live to move aside
         for name in names:
-            os.rename(port.path(name + STAGED), port.path(name))
+            os.rename(files.path(name + STAGED), files.path(name))
             placed.append(name)
     except OSError as e:
         for name in placed:
-            os.rename(port.path(name), port.path(name + STAGED))
+            os.rename(files.path(name), files.path(name + STAGED))
         for name in moved:
-            os.rename(port.path(name + OLD), port.path(name))
+            os.rename(files.path(name + OLD), files.path(name))
         return {'committed': [], 'error': 'commit failed, old files kept: %r' % e}
     for name in moved:
-        port.remove_file(name + OLD)
+        files.remove_file(name + OLD)
     return {'committed': names}
 
 
@@ -196,7 +196,8 @@ class Receiver:
         commands['partitions'] = lambda d, a: port.firmware_partitions()
 
     def open(self, device, _argument):
-        address = device.client.sock.getsockname()[0] if device.client and device.client.sock and hasattr(device.client.sock, 'getsockname') else None
+        # [O-4] the board's own address, from its network interface (boards' sockets have no getsockname)
+        address = port.local_address(device.client.sock if device.client else None)
         device._enqueue('stat/%s/OTA' % device.id, json.dumps({'address': address}), False)
         return 'ota open at %s' % address
 
