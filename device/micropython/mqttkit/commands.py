@@ -61,6 +61,8 @@ def getversion(device, _argument):
         'library': VERSION,
         'platform': port.platform_name(),
         'python': '%s %s' % (sys.implementation.name, '.'.join(str(n) for n in sys.implementation.version[:3])),
+        'partition': port.firmware_running(),  # [O-6] the hub confirms a firmware update by partition
+        'ota': 2,  # [O-11] speaks the 5-field trigger; without it the hub sends seed 002's 4 fields
     }
 
 
