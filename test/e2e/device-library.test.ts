@@ -218,12 +218,12 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
       assert.equal(report.ok, true, JSON.stringify(report));
       assert.ok(Date.now() - began > 6000, 'the transfer took over 6 s');
       assert.deepEqual(readFileSync(join(slow.root, 'lib', 'slow.bin.new')), bytes, 'staged intact');
+      assert.ok(!slow.events.some((e) => e.status === 'broker lost' && e.at >= since), `the MQTT link held: ${slow.output().slice(-500)}`);
+      assert.ok(!messages.some((m) => m.topic === 'HomeKit/slow-1/$state' && m.payload === 'offline' && m.at >= since), 'never offline');
       const dog = slow.events.filter((e) => typeof e.watchdog === 'object').map((e) => e.watchdog as { feeds: number; max_gap_ms: number });
       assert.ok(dog.length > 0, 'the watchdog was started and fed');
       assert.ok(dog[dog.length - 1]!.max_gap_ms < 2000, `fed at least every 2 s: longest gap ${dog[dog.length - 1]!.max_gap_ms} ms`);
       assert.ok(!slow.events.some((e) => e.watchdog === 'reset'), 'no watchdog reset');
-      assert.ok(!slow.events.some((e) => e.status === 'broker lost' && e.at >= since), `the MQTT link held: ${slow.output().slice(-500)}`);
-      assert.ok(!messages.some((m) => m.topic === 'HomeKit/slow-1/$state' && m.payload === 'offline' && m.at >= since), 'never offline');
     } finally {
       clearInterval(timer);
       server.close();
