@@ -197,8 +197,8 @@ files.ROOT = '${root}'
       assert.doesNotMatch(text, /'cpython'|MICROPYTHON|implementation\.name ==|import (traceback|uuid|threading)|time\.monotonic|\.getsockname\(/, `${file} holds PC code`);
     }
     assert.ok(!shipped.some((f) => f.startsWith('pc/')), 'pc/ is never installed');
-    const stand_in = readFileSync(join(LIBRARY, 'pc', 'mqttkit_pc_port.py'), 'utf8');
-    assert.match(stand_in, /def firmware_boot\(/, 'the PC stand-in plays the bootloader');
+    const standIn = readFileSync(join(LIBRARY, 'pc', 'mqttkit_pc_port.py'), 'utf8');
+    assert.match(standIn, /def firmware_boot\(/, 'the PC stand-in plays the bootloader');
   });
 
   it("docs/device.md's mpremote lists are exactly each port's files in ports.json (finding 1)", () => {
