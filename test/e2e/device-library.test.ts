@@ -3,7 +3,9 @@
  * writes, observability commands, last will, stored identity, reconnects, and deep sleep.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { HttpClient } from 'hap-controller';
@@ -14,6 +16,8 @@ import { addAdmin, cli, cliAsync, connectAdmin } from '../helpers/mqtt-device.js
 import { deviceRoot, EXAMPLES, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { servePull } from '../../src/ota/pull-server.js';
+import { pino } from 'pino';
 
 const NO_RESPONSE = -70402;
 
@@ -86,8 +90,10 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     assert.match(await command('probe-1', 'msg_exception'), /ZeroDivisionError/);
     assert.equal(await command('probe-1', 'msg_rm'), 'messages removed');
     assert.equal(await command('probe-1', 'msg_exception'), 'no exception recorded');
-    const version = JSON.parse(await command('probe-1', 'getversion')) as { firmware: string; app: string; library: string; python: string };
+    const version = JSON.parse(await command('probe-1', 'getversion')) as { firmware: string; app: string; library: string; python: string; partition: string; ota: number };
     assert.equal(version.app, '2.3.4');
+    assert.equal(version.partition, 'a', 'the running firmware partition [O-6]');
+    assert.equal(version.ota, 2, 'speaks the 5-field trigger [O-11]');
     assert.equal(version.firmware, '1.0.0');
     assert.match(version.python, /^cpython 3\./);
     assert.match(await command('probe-1', 'nonsense'), /unknown command nonsense \(known: .*stats/);
@@ -176,5 +182,117 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     await eventually(() => unreachable.events.filter((e) => e.started === 'lonely-1').length >= 2, 10_000, 'a restart of the device loop');
     await unreachable.kill();
     assert.equal(readFileSync(join(unreachable.root, 'last_reboot.txt'), 'utf8'), 'no broker contact for 1 s');
+  });
+  const sha1 = (bytes: Buffer) => createHash('sha1').update(bytes).digest('hex');
+  const otaReports = (id: string) => messages.filter((m) => m.topic === `stat/${id}/OTA`).map((m) => JSON.parse(m.payload) as { file: string; ok: boolean; error: string | null });
+
+  it('an OTA transfer longer than the keepalive feeds the watchdog and keeps the MQTT link (finding 3)', async (t) => {
+    if (!python3(t)) return;
+    const slow = start(PROBE, { device_id: 'slow-1', keepalive: 2, watchdog_ms: 2000 });
+    await slow.waitFor((e) => e.status === 'broker ok', 10_000, 'the connection');
+    const bytes = Buffer.from(Array.from({ length: 512 * 28 }, (_, i) => (i * 7) % 256));
+    // A slow pull server: 512 bytes every 250 ms, about 7 s, over twice the watchdog's 2 s and beyond the
+    // 3 s after which the broker drops a client that neither pings nor publishes (1.5 keepalives).
+    let timer: NodeJS.Timeout | undefined;
+    let began = 0;
+    const server: Server = createServer((socket) => {
+      began = Date.now();
+      let sent = 0;
+      timer = setInterval(() => {
+        if (sent >= bytes.length) {
+          clearInterval(timer);
+          socket.end();
+          return;
+        }
+        socket.write(bytes.subarray(sent, sent + 512));
+        sent += 512;
+      }, 250);
+      socket.on('error', () => clearInterval(timer));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const since = Date.now();
+      await admin.publishAsync('slow-1/OTA', `127.0.0.1|${port}|lib/slow.bin|${sha1(bytes)}|0`, { qos: 1 });
+      const report = await eventually(() => otaReports('slow-1').find((r) => r.file === 'lib/slow.bin'), 30_000, 'the transfer report');
+      assert.equal(report.ok, true, JSON.stringify(report));
+      assert.ok(Date.now() - began > 6000, 'the transfer took over 6 s');
+      assert.deepEqual(readFileSync(join(slow.root, 'lib', 'slow.bin.new')), bytes, 'staged intact');
+      assert.ok(!slow.events.some((e) => e.status === 'broker lost' && e.at >= since), `the MQTT link held: ${slow.output().slice(-500)}`);
+      assert.ok(!messages.some((m) => m.topic === 'HomeKit/slow-1/$state' && m.payload === 'offline' && m.at >= since), 'never offline');
+      const dog = slow.events.filter((e) => typeof e.watchdog === 'object').map((e) => e.watchdog as { feeds: number; max_gap_ms: number });
+      assert.ok(dog.length > 0, 'the watchdog was started and fed');
+      assert.ok(dog[dog.length - 1]!.max_gap_ms < 2000, `fed at least every 2 s: longest gap ${dog[dog.length - 1]!.max_gap_ms} ms`);
+      assert.ok(!slow.events.some((e) => e.watchdog === 'reset'), 'no watchdog reset');
+    } finally {
+      clearInterval(timer);
+      server.close();
+      await slow.kill();
+    }
+  });
+
+  it("a 4-field trigger (seed 002) verifies, puts the file in place and reboots; a bad hash changes nothing (finding 7)", async (t) => {
+    if (!python3(t)) return;
+    const root = deviceRoot({ broker: '127.0.0.1', port: hub.info.mqtt.port, device_id: 'seed-1', backoff_min: 0.2, backoff_max: 2 });
+    roots.push(root);
+    mkdirSync(join(root, 'lib'));
+    writeFileSync(join(root, 'lib', 'app.py'), 'print("old")\n');
+    const seed = start(PROBE, {}, [], root);
+    await seed.waitFor((e) => e.status === 'broker ok', 10_000, 'the connection');
+    const log = pino({ level: 'silent' });
+    const pull = async (bytes: Buffer) => servePull({ bytes, host: '127.0.0.1', allowedAddress: '127.0.0.1', timeoutMs: 20_000, log, deviceId: 'seed-1' });
+
+    const wrong = Buffer.from('print("corrupt")\n');
+    const refused = await pull(wrong);
+    await admin.publishAsync('seed-1/OTA', `127.0.0.1|${refused.port}|lib/app.py|${sha1(Buffer.from('something else'))}`, { qos: 1 });
+    const bad = await eventually(() => otaReports('seed-1').find((r) => r.file === 'lib/app.py'), 10_000, 'the report of the bad transfer');
+    assert.equal(bad.ok, false);
+    assert.match(bad.error ?? '', /hash mismatch/);
+    assert.equal(readFileSync(join(root, 'lib', 'app.py'), 'utf8'), 'print("old")\n', 'a bad hash leaves the file');
+
+    const fresh = Buffer.from('print("new")\n');
+    const served = await pull(fresh);
+    await admin.publishAsync('seed-1/OTA', `127.0.0.1|${served.port}|lib/app.py|${sha1(fresh)}`, { qos: 1 });
+    await eventually(() => seed.events.filter((e) => e.started === 'seed-1').length >= 2, 15_000, 'the reboot after the update');
+    assert.equal(seed.events.filter((e) => e.started === 'seed-1').length, 2, 'one reboot: the bad transfer did not reboot');
+    assert.equal(readFileSync(join(root, 'lib', 'app.py'), 'utf8'), 'print("new")\n', 'the new file is in place');
+    assert.ok(!existsSync(join(root, 'lib', 'app.py.new')) && !existsSync(join(root, 'lib', 'app.py.old')), 'nothing left staged');
+    assert.equal(readFileSync(join(root, 'last_reboot.txt'), 'utf8'), 'update of lib/app.py');
+    assert.deepEqual(otaReports('seed-1').map((r) => r.ok), [false, true]);
+    await seed.kill();
+  });
+
+  it('a retained /set waiting for a sleeping device is applied once on connect and confirmed; an empty (cleared) one is no command (finding 8)', async (t) => {
+    if (!python3(t)) return;
+    const proxy = new TcpProxy(hub.info.mqtt.port!);
+    await proxy.start();
+    try {
+      const first = start(PROBE, { device_id: 'waker-1', port: proxy.port });
+      await first.waitFor((e) => e.status === 'broker ok', 10_000, 'registration');
+      await first.kill();
+      // The write the hub keeps for the device while it is away (retained).
+      await admin.publishAsync('HomeKit/waker-1/Switch/On/set', '1', { qos: 1, retain: true });
+      const since = Date.now();
+      const waker = start(PROBE, {}, [], first.root);
+      const confirmations = () => messages.filter((m) => m.topic === 'HomeKit/waker-1/Switch/On' && m.payload === '1' && m.at >= since).length;
+      await waker.waitFor((e) => e.set === 'On' && e.value === true, 10_000, 'the retained write');
+      await eventually(() => confirmations() >= 1, 5000, 'the confirmation');
+
+      // Reconnect before the hub cleared it: delivered again, confirmed again, not applied again.
+      const before = confirmations();
+      await proxy.cut(500);
+      await eventually(() => waker.events.filter((e) => e.status === 'broker ok').length >= 2, 15_000, 'the reconnection');
+      await eventually(() => confirmations() > before, 10_000, 'the second confirmation');
+      assert.equal(waker.events.filter((e) => e.set === 'On').length, 1, 'applied exactly once');
+
+      // Cleared (empty retained payload): no command. Then a live write, which must be the next one applied.
+      await admin.publishAsync('HomeKit/waker-1/Switch/On/set', '', { qos: 1, retain: true });
+      await admin.publishAsync('HomeKit/waker-1/Switch/On/set', '0', { qos: 1 });
+      await waker.waitFor((e) => e.set === 'On' && e.value === false, 10_000, 'the live write');
+      assert.deepEqual(waker.events.filter((e) => e.set === 'On').map((e) => e.value), [true, false]);
+      await waker.kill();
+    } finally {
+      await proxy.stop();
+    }
   });
 });

@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { eventually } from './hub-process.js';
 
 export const LIBRARY = fileURLToPath(new URL('../../../device/micropython', import.meta.url));
+/** Runs a device program on CPython with the PC stand-in as `mqttkit.port` (never installed on a board). */
+export const RUNNER = join(LIBRARY, 'pc', 'run.py');
 export const PROBE = fileURLToPath(new URL('../../../test/device/probe.py', import.meta.url));
 export const EXAMPLES = join(LIBRARY, 'examples');
 
@@ -36,8 +38,8 @@ export function removeRoot(root: string): void {
 }
 
 export function runDevice(python: string, script: string, root: string, args: string[] = []): RunningDevice {
-  const child = spawn(python, ['-u', script, ...args], {
-    env: { ...process.env, MQTTKIT_ROOT: root, PYTHONPATH: LIBRARY },
+  const child = spawn(python, ['-u', RUNNER, script, ...args], {
+    env: { ...process.env, MQTTKIT_ROOT: root },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const events: DeviceEvent[] = [];

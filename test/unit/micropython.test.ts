@@ -1,7 +1,8 @@
 /**
- * The device library must be real MicroPython, not just CPython: every file is compiled by the
- * MicroPython compiler (WebAssembly build from npm), then the library is imported and exercised inside
- * MicroPython with the board-only modules (machine, network, socket) stubbed, the one hardware edge.
+ * The device library must be real MicroPython, not just CPython: every board file is compiled by the
+ * MicroPython compiler (WebAssembly build from npm), then each port's file set (ports.json) is imported
+ * and exercised inside MicroPython with the board-only modules (machine, network, socket, esp32)
+ * replaced by stand-ins written from MicroPython 1.27's documentation, the one hardware edge.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -20,17 +21,43 @@ function pythonFiles(dir: string): string[] {
   });
 }
 
+const PORTS = JSON.parse(readFileSync(join(LIBRARY, 'ports.json'), 'utf8')) as Record<string, string[]>;
+
+/** The install lists docs/device.md shows, by port: every ```sh block marked `# port: <name>`. */
+function documentedLists(): Record<string, string[]> {
+  const doc = readFileSync(join(LIBRARY, '..', '..', 'docs', 'device.md'), 'utf8');
+  const lists: Record<string, string[]> = {};
+  for (const block of doc.matchAll(/```sh\n([\s\S]*?)```/g)) {
+    const text = block[1]!;
+    const marked = /^# port: (\S+)/m.exec(text);
+    if (!marked) continue;
+    const commands = text.replace(/\\\n/g, ' ').split('\n');
+    lists[marked[1]!] = commands
+      .filter((line) => line.trim().startsWith('mpremote cp ') && line.includes(':mqttkit/'))
+      .flatMap((line) => line.trim().split(/\s+/).slice(2))
+      .filter((token) => token.endsWith('.py'));
+  }
+  return lists;
+}
+
+// Stand-ins for the board modules. machine.WDT follows the ports' C code: on ESP8266 a timeout other
+// than the default raises ValueError ("a timeout cannot be specified", docs: machine.WDT).
 const STUBS: Record<string, string> = {
   'machine.py': `
+PORT = 'esp32'
 PWRON_RESET = 1
 DEEPSLEEP_RESET = 4
+FEEDS = []
 def unique_id(): return b'\\x12\\x34\\x56\\x78\\x9a\\xbc'
 def reset_cause(): return DEEPSLEEP_RESET
 def reset(): raise SystemExit('reset')
 def deepsleep(ms): raise SystemExit('deepsleep %d' % ms)
 class WDT:
-    def __init__(self, timeout): pass
-    def feed(self): pass
+    def __init__(self, id=0, timeout=5000):
+        if PORT == 'esp8266' and timeout != 5000:
+            raise ValueError()
+        self.timeout = timeout
+    def feed(self): FEEDS.append(1)
 `,
   'network.py': `
 STA_IF = 0
@@ -39,12 +66,72 @@ class WLAN:
     def active(self, on): pass
     def isconnected(self): return True
     def connect(self, ssid, password): pass
+    def ifconfig(self): return ('192.168.1.50', '255.255.255.0', '192.168.1.1', '192.168.1.1')
 `,
+  // A socket serving the bytes queued in SERVE; it records every read (buffer identity, size asked)
+  // and, like MicroPython's, has no getsockname.
   'socket.py': `
 SOCK_STREAM = 1
+SERVE = []
+READS = []
 def getaddrinfo(host, port, family=0, kind=0): return [(2, 1, 0, '', (host, port))]
 class socket:
-    def __init__(self): raise OSError('no network in this test')
+    def __init__(self):
+        if not SERVE:
+            raise OSError('no network in this test')
+        self.data = SERVE.pop(0)
+        self.at = 0
+    def settimeout(self, s): pass
+    def connect(self, address): pass
+    def close(self): pass
+    def readinto(self, buf):
+        READS.append((id(buf), len(buf)))
+        n = min(len(buf), len(self.data) - self.at, 300)
+        buf[0:n] = self.data[self.at:self.at + n]
+        self.at += n
+        return n
+    def recv(self, n):
+        READS.append((None, n))
+        chunk = self.data[self.at:self.at + n]
+        self.at += len(chunk)
+        return chunk
+    read = recv
+`,
+  // esp32.Partition with the ESP-IDF bootloader's A/B rule: set_boot() marks the other app partition;
+  // reset() boots it unconfirmed; mark_app_valid_cancel_rollback() confirms the running one; a reset
+  // while unconfirmed boots the previous one again. Flash contents are kept per block.
+  'esp32.py': `
+class Partition:
+    RUNNING = 1
+    BOOT = 0
+    TYPE_APP = 0
+    flash = {'ota_0': {}, 'ota_1': {}}
+    state = {'running': 'ota_0', 'boot': 'ota_0', 'previous': None, 'valid': True}
+    def __init__(self, which):
+        self.label = Partition.state['running'] if which == Partition.RUNNING else which
+    @classmethod
+    def find(cls, type=0): return [Partition('ota_0'), Partition('ota_1')]
+    def info(self): return (0, 16, 0x10000, 0x180000, self.label, False)
+    def get_next_update(self): return Partition('ota_1' if self.label == 'ota_0' else 'ota_0')
+    def writeblocks(self, block, buf):
+        assert len(buf) == 4096, 'whole blocks only'
+        Partition.writes.append(id(buf))
+        Partition.flash[self.label][block] = bytes(buf)
+    def set_boot(self): Partition.state['boot'] = self.label
+    @classmethod
+    def mark_app_valid_cancel_rollback(cls): Partition.state['valid'] = True
+    @classmethod
+    def reset(cls):
+        s = Partition.state
+        if s['boot'] != s['running']:
+            s['previous'], s['running'], s['valid'] = s['running'], s['boot'], False
+        elif not s['valid'] and s['previous']:
+            s['running'] = s['boot'] = s['previous']
+            s['valid'] = True
+    def image(self):
+        blocks = Partition.flash[self.label]
+        return b''.join(blocks[i] for i in range(len(blocks)))
+Partition.writes = []
 `,
 };
 
@@ -56,14 +143,35 @@ describe('device library under MicroPython', () => {
     mp.runPython(code);
     return output.trim();
   };
+  /** Installs one port's file set (ports.json) as /<port>/mqttkit and imports it fresh as `mqttkit`. */
+  const usePort = (port: string, root: string, config: Record<string, unknown>) => {
+    mp.FS.mkdirTree(`/${port}/mqttkit`);
+    mp.FS.mkdirTree(root);
+    for (const file of PORTS[port]!) mp.FS.writeFile(`/${port}/${file}`, readFileSync(join(LIBRARY, file), 'utf8'));
+    mp.FS.writeFile(`${root}/config.json`, JSON.stringify(config));
+    run(`
+import sys
+for name in [n for n in sys.modules if n == 'mqttkit' or n.startswith('mqttkit.')]:
+    del sys.modules[name]
+sys.path[:] = [p for p in sys.path if p not in ('/esp32', '/esp8266')]
+sys.path.insert(0, '/${port}')
+import machine
+machine.PORT = '${port}'
+from mqttkit import files, port
+files.ROOT = '${root}'
+`);
+  };
 
   before(async () => {
     mp = await loadMicroPython({ stdout: (line: string) => (output += `${line}\n`), stderr: (line: string) => (output += `${line}\n`) });
+    mp.FS.mkdirTree('/lib');
+    for (const [name, text] of Object.entries(STUBS)) mp.FS.writeFile(`/lib/${name}`, text);
+    run('import sys; sys.path.insert(0, "/lib")');
   });
 
-  it('compiles every file with the MicroPython compiler', () => {
-    const files = pythonFiles(LIBRARY);
-    assert.ok(files.length >= 8, `found ${files.length} files`);
+  it('compiles every board file and example with the MicroPython compiler', () => {
+    const files = [...new Set(Object.values(PORTS).flat())].map((f) => join(LIBRARY, f)).concat(pythonFiles(join(LIBRARY, 'examples')));
+    assert.ok(files.length >= 10, `found ${files.length} files`);
     for (const file of files) {
       mp.globals.set('source', readFileSync(file, 'utf8'));
       mp.globals.set('name', relative(LIBRARY, file));
@@ -80,15 +188,47 @@ describe('device library under MicroPython', () => {
     assert.throws(() => mp.runPython('compile(source, "probe.py", "exec")'), /SyntaxError/);
   });
 
-  it('imports and runs the library inside MicroPython', () => {
-    mp.FS.mkdirTree('/lib/mqttkit');
-    mp.FS.mkdirTree('/device');
-    for (const [name, text] of Object.entries(STUBS)) mp.FS.writeFile(`/lib/${name}`, text);
-    for (const file of pythonFiles(join(LIBRARY, 'mqttkit'))) mp.FS.writeFile(`/lib/mqttkit/${relative(join(LIBRARY, 'mqttkit'), file)}`, readFileSync(file, 'utf8'));
-    mp.FS.writeFile('/device/config.json', JSON.stringify({ broker: '192.0.2.1', device_id: 'mp-1' }));
-    run('import sys; sys.path.insert(0, "/lib")');
-    run('from mqttkit import port; port.ROOT = "/device"');
+  it('ships board code only: the PC stand-in is outside the installed files (finding 9)', () => {
+    const shipped = Object.values(PORTS).flat();
+    for (const file of shipped) {
+      assert.match(file, /^mqttkit\/[a-z_0-9]+\.py$/, `${file}: only the mqttkit package is installed`);
+      const text = readFileSync(join(LIBRARY, file), 'utf8');
+      // No CPython branch or module, no call a board does not have (MicroPython sockets lack getsockname).
+      assert.doesNotMatch(text, /'cpython'|MICROPYTHON|implementation\.name ==|import (traceback|uuid|threading)|time\.monotonic|\.getsockname\(/, `${file} holds PC code`);
+    }
+    assert.ok(!shipped.some((f) => f.startsWith('pc/')), 'pc/ is never installed');
+    const standIn = readFileSync(join(LIBRARY, 'pc', 'mqttkit_pc_port.py'), 'utf8');
+    assert.match(standIn, /def firmware_boot\(/, 'the PC stand-in plays the bootloader');
+  });
 
+  it("docs/device.md's mpremote lists are exactly each port's files in ports.json (finding 1)", () => {
+    const documented = documentedLists();
+    assert.deepEqual(Object.keys(documented).sort(), Object.keys(PORTS).sort(), 'one install block per port');
+    for (const [port, files] of Object.entries(PORTS)) assert.deepEqual([...documented[port]!].sort(), [...files].sort(), `docs/device.md, ${port}`);
+  });
+
+  for (const port of Object.keys(PORTS)) {
+    it(`${port}: its files alone import and run, and each of them is imported (ports.json is complete and minimal)`, () => {
+      usePort(port, `/dev-${port}`, { broker: '192.0.2.1', device_id: `mp-${port}`, watchdog_ms: 3000 });
+      const loaded = run(`
+from mqttkit import Device
+d = Device(name='MP')
+print(' '.join(sorted(n for n in sys.modules if n == 'mqttkit' or n.startswith('mqttkit.'))))
+`);
+      const expected = PORTS[port]!.map((f) => f.replace(/\.py$/, '').replace(/\/__init__$/, '').replace(/\//g, '.')).sort();
+      assert.deepEqual(loaded.split(' '), expected);
+    });
+  }
+
+  it('esp8266 starts its fixed-timeout watchdog; esp32 sets the timeout (finding 3)', () => {
+    usePort('esp8266', '/dev-wdt8266', { broker: '192.0.2.1', device_id: 'wdt-8266', watchdog_ms: 3000 });
+    assert.equal(run("from mqttkit import Device\nd = Device()\nprint(d.dog.timeout)"), '5000');
+    usePort('esp32', '/dev-wdt32', { broker: '192.0.2.1', device_id: 'wdt-32', watchdog_ms: 8000 });
+    assert.equal(run("from mqttkit import Device\nd = Device()\nprint(d.dog.timeout)"), '8000');
+  });
+
+  it('imports and runs the library inside MicroPython', () => {
+    usePort('esp32', '/device', { broker: '192.0.2.1', device_id: 'mp-1' });
     // Packets round-trip through our own encoder and parser.
     assert.equal(run(`
 from mqttkit import mqtt
@@ -104,13 +244,164 @@ print(mqtt.parse(bytearray(c))[0] == 0x10)
 from mqttkit import Device
 from mqttkit import commands
 d = Device(name='MP', firmware='1.2.3')
-print(d.id, len(d.password), port.read_file('mqtt_password') == d.password)
+print(d.id, len(d.password), files.read_file('mqtt_password') == d.password)
 d.publish('Switch', 'On', True)
 d.publish('Switch', 'On', 0, index=2)
 print(d.queue)
 print(commands.getversion(d, '')['python'].startswith('micropython'), commands.msg_reboot(d, ''))
 print(d.step(0) is None, d.connected)
 `), "mp-1 32 True\n[('HomeKit/mp-1/Switch/On', '1', False), ('HomeKit/mp-1/Switch/2/On', '0', False)]\nTrue wake from deep sleep\nTrue False");
+  });
+
+  it("open reports the network interface's address: board sockets have no getsockname (finding 4)", () => {
+    usePort('esp32', '/dev-open', { broker: '192.0.2.1', device_id: 'mp-open' });
+    assert.equal(run(`
+from mqttkit import Device
+d = Device()
+class Client:
+    sock = object()  # like a board's socket: no getsockname
+d.client = Client()
+print(d.commands['open'](d, ''))
+print(d.queue[-1])
+`), "ota open at 192.168.1.50\n('stat/mp-open/OTA', '{\"address\": \"192.168.1.50\"}', False)");
+  });
+
+  for (const fs of ['LittleFS', 'FAT']) {
+    it(`write_file: a power cut at any step leaves the password readable, old or new (${fs}) (finding 5)`, () => {
+      usePort('esp8266', `/dev-cut-${fs}`, { broker: '192.0.2.1', device_id: 'mp-cut' });
+      // Every filesystem operation (and each half of a write) is a step; the cut raises at step `at`
+      // and the "board" boots again with whatever is on the filesystem.
+      const result = run(`
+import os
+class PowerCut(Exception): pass
+state = {'left': -1}
+def step():
+    if state['left'] == 0:
+        raise PowerCut()
+    state['left'] -= 1
+class CutOs:
+    def stat(self, p): return os.stat(p)
+    def remove(self, p):
+        step(); os.remove(p)
+    def rename(self, a, b):
+        step()
+        if ${fs === 'FAT' ? 'True' : 'False'}:
+            try:
+                os.stat(b)
+                raise OSError(17)  # FAT: EEXIST, never replaces
+            except OSError as e:
+                if e.args[0] == 17: raise
+        os.rename(a, b)
+class CutFile:
+    def __init__(self, f): self.f = f
+    def __enter__(self): return self
+    def __exit__(self, *a): self.f.close()
+    def write(self, text):
+        half = len(text) // 2
+        step(); self.f.write(text[:half])
+        step(); self.f.write(text[half:])
+def cut_open(p, mode='r'):
+    if 'w' in mode:
+        step()
+        return CutFile(open(p, mode))
+    return open(p, mode)
+files.os = CutOs()
+files.open = cut_open
+results = []
+at = 0
+while True:
+    for name in os.listdir('/dev-cut-${fs}'):
+        if name.startswith('mqtt_password'):
+            os.remove('/dev-cut-${fs}/' + name)
+    state['left'] = -1
+    files.write_file('mqtt_password', 'old-password')
+    state['left'] = at
+    try:
+        files.write_file('mqtt_password', 'new-password')
+        finished = True
+    except PowerCut:
+        finished = False
+    state['left'] = -1
+    results.append(files.read_file('mqtt_password'))
+    again = files.read_file('mqtt_password')
+    if again != results[-1]:
+        results.append('changed on a second read: %r' % again)
+    if finished:
+        break
+    at += 1
+print(at, results[-1], all(r in ('old-password', 'new-password') for r in results), results)
+`);
+      const [steps, last, allReadable] = result.split(' ');
+      assert.ok(Number(steps) >= 4, `cut at ${steps} steps`);
+      assert.equal(last, 'new-password');
+      assert.equal(allReadable, 'True', result);
+    });
+  }
+
+  it('a transfer reads through one 512-byte buffer; firmware goes to the next partition through one 4 KiB block buffer (finding 6)', () => {
+    usePort('esp32', '/dev-chunk', { broker: '192.0.2.1', device_id: 'mp-chunk' });
+    assert.equal(run(`
+import hashlib, binascii, socket
+from esp32 import Partition
+from mqttkit import ota
+data = bytes(i % 251 for i in range(10000))
+digest = binascii.hexlify(hashlib.sha256(data).digest()).decode()
+socket.SERVE.append(data)
+del socket.READS[:]
+print(ota.receive('127.0.0.1', 1, 'lib/big.py', 'sha256', digest)[:3] == (True, digest, None))
+with open(files.path('lib/big.py.new'), 'rb') as f:
+    print(f.read() == data)
+reads = socket.READS
+print(len(reads) > 30, len(set(r[0] for r in reads)) == 1, None not in [r[0] for r in reads], max(r[1] for r in reads) <= 512)
+socket.SERVE.append(data)
+del socket.READS[:]
+del Partition.writes[:]
+ok, actual, error, sink = ota.receive('127.0.0.1', 1, ota.FIRMWARE, 'sha256', digest)
+print(ok, sink.label, max(r[1] for r in socket.READS) <= 512, len(Partition.writes), len(set(Partition.writes)))
+image = Partition('ota_1').image()
+print(image[:10000] == data, image[10000:] == b'\\xff' * (3 * 4096 - 10000))
+`), 'True\nTrue\nTrue True True True\nTrue ota_1 True 3 1\nTrue True');
+  });
+
+  it('firmware A/B on the esp32.Partition path: written to the next partition, reported, kept; rolled back without keepversion (finding 2)', () => {
+    usePort('esp32', '/dev-ab', { broker: '192.0.2.1', device_id: 'mp-ab' });
+    const out = run(`
+import hashlib, binascii, json, socket
+from esp32 import Partition
+from mqttkit import Device, commands
+d = Device()
+def version():
+    v = commands.getversion(d, '')
+    return '%s ota=%s' % (v['partition'], v['ota'])
+def push(data):
+    socket.SERVE.append(data)
+    digest = binascii.hexlify(hashlib.sha256(data).digest()).decode()
+    d.ota.on_trigger('127.0.0.1|1|$firmware|sha256:%s|0' % digest)
+    report = json.loads(d.queue.pop()[1])
+    return '%s %s' % (report['ok'], report.get('partition'))
+print(version())
+print(push(b'image two' * 1000))
+print(Partition.state['boot'], version())
+Partition.reset()
+print(version(), d.commands['keepversion'](d, ''))
+Partition.reset()
+print(version())
+print(push(b'image three' * 1000))
+Partition.reset()
+print(version())
+Partition.reset()
+print(version())
+`);
+    assert.equal(out, [
+      'ota_0 ota=2', // running from ota_0, speaks trigger version 2
+      'True ota_1', // the report names the partition written
+      'ota_1 ota_0 ota=2', // marked for the next boot, still running ota_0
+      'ota_1 ota=2 firmware on ota_1 kept', // booted into it; keepversion confirms it
+      'ota_1 ota=2', // a confirmed image stays
+      'True ota_0',
+      'ota_0 ota=2', // boots the new one, unconfirmed
+      'ota_1 ota=2', // reset without keepversion: the bootloader goes back
+    ].join('\n'));
   });
 
   it('refuses a reserved device id, in any case ([P-2])', () => {

@@ -1,6 +1,8 @@
 # A battery sensor that wakes, reports, and deep-sleeps. HomeKit keeps showing its last value while it
 # sleeps (it announces `$state sleeping <seconds>`); commands sent meanwhile wait for it (retained or
 # queued by the hub). On ESP8266 wire GPIO 16 to RST so the RTC can wake it. See docs/device.md.
+import sys
+
 from mqttkit import Device, run_app
 from mqttkit import port
 
@@ -10,7 +12,7 @@ SLEEP_S = 600
 def main():
     device = Device(name='Garden sensor', model='ESP8266 DS18B20', firmware='1.0.0')
     sleep_s = device.config.get('sleep', SLEEP_S)
-    if port.MICROPYTHON:
+    if sys.implementation.name == 'micropython':
         import ds18x20
         import machine
         import onewire

@@ -1,5 +1,7 @@
 # A relay that HomeKit can switch. On a board: GPIO 12 drives the relay (a Sonoff Basic), GPIO 0 is the
 # button. On CPython the relay is simulated. Copy as main.py; see docs/device.md.
+import sys
+
 from mqttkit import Device, run_app
 from mqttkit import port
 
@@ -11,7 +13,7 @@ def main():
     device = Device(name='Relay', model='Sonoff Basic', manufacturer='Itead', firmware='1.0.0')
     state = {'on': False}
 
-    if port.MICROPYTHON:
+    if sys.implementation.name == 'micropython':
         import machine
         relay = machine.Pin(RELAY_PIN, machine.Pin.OUT)
         button = machine.Pin(BUTTON_PIN, machine.Pin.IN, machine.Pin.PULL_UP)

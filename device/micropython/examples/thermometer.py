@@ -1,5 +1,7 @@
 # A thermometer and hygrometer that reports every 30 s. On a board: a DHT22 on GPIO 4. On CPython a
 # slowly drifting simulated reading. Copy as main.py; see docs/device.md.
+import sys
+
 from mqttkit import Device, run_app
 from mqttkit import port
 
@@ -11,7 +13,7 @@ def main():
     device = Device(name='Thermometer', model='DHT22', firmware='1.0.0')
     interval = device.config.get('interval', INTERVAL_S)
 
-    if port.MICROPYTHON:
+    if sys.implementation.name == 'micropython':
         import dht
         import machine
         sensor = dht.DHT22(machine.Pin(DHT_PIN))

@@ -3,7 +3,7 @@
 import json
 import sys
 
-from . import port
+from . import files, port
 
 EXCEPTION_FILE = 'last_exception.txt'
 REBOOT_FILE = 'last_reboot.txt'
@@ -15,14 +15,14 @@ def record_exception(e):
         import io
         stream = io.StringIO()
         port.print_exception(e, stream)
-        port.write_file(EXCEPTION_FILE, stream.getvalue())
+        files.write_file(EXCEPTION_FILE, stream.getvalue())
     except Exception:
         pass
 
 
 def record_reboot(reason):
     try:
-        port.write_file(REBOOT_FILE, reason)
+        files.write_file(REBOOT_FILE, reason)
     except Exception:
         pass
 
@@ -40,16 +40,16 @@ def stats(device, _argument):
 
 
 def msg_reboot(_device, _argument):
-    return port.read_file(REBOOT_FILE) or port.reset_cause()
+    return files.read_file(REBOOT_FILE) or port.reset_cause()
 
 
 def msg_exception(_device, _argument):
-    return port.read_file(EXCEPTION_FILE) or 'no exception recorded'
+    return files.read_file(EXCEPTION_FILE) or 'no exception recorded'
 
 
 def msg_rm(_device, _argument):
-    port.remove_file(EXCEPTION_FILE)
-    port.remove_file(REBOOT_FILE)
+    files.remove_file(EXCEPTION_FILE)
+    files.remove_file(REBOOT_FILE)
     return 'messages removed'
 
 
@@ -61,6 +61,8 @@ def getversion(device, _argument):
         'library': VERSION,
         'platform': port.platform_name(),
         'python': '%s %s' % (sys.implementation.name, '.'.join(str(n) for n in sys.implementation.version[:3])),
+        'partition': port.firmware_running(),  # [O-6] the hub confirms a firmware update by partition
+        'ota': 2,  # [O-11] speaks the 5-field trigger; without it the hub sends seed 002's 4 fields
     }
 
 

@@ -3,7 +3,7 @@
 # observability commands on cmnd/<id>/OTA (docs/device.md).
 import json
 
-from . import port
+from . import files, port
 from .identity import load_identity
 from .mqtt import MQTTClient, MQTTError, Refused
 from . import commands
@@ -55,7 +55,7 @@ def service_path(service, index):
 
 class Device:
     def __init__(self, config=None, status=None, name=None, model=None, manufacturer=None, firmware=None):
-        stored = port.read_file('config.json')
+        stored = files.read_file('config.json')
         self.config = dict(DEFAULTS)
         if stored:
             self.config.update(json.loads(stored))
@@ -74,6 +74,7 @@ class Device:
         self.queue = []
         self.inflight = []  # (pid, message) sent at QoS 1 and not yet acknowledged
         self.handlers = {}
+        self.applied = {}  # /set topic -> (payload, confirmed value) of the last write applied
         self.commands = commands.default_commands()
         self.ota = Receiver(self)
         self.ota_pending = False
@@ -87,7 +88,10 @@ class Device:
         self.backoff = self.config['backoff_min']
         self.wifi_up = port.wifi_connect(self.config.get('wifi_ssid'), self.config.get('wifi_password'))
         self.wifi_was_up = None
-        self.dog = port.watchdog(self.config['watchdog_ms']) if self.config['watchdog_ms'] else None
+        watchdog_ms = self.config['watchdog_ms']
+        self.dog = port.watchdog(watchdog_ms) if watchdog_ms else None
+        # A blocking network step (connect, a read) may take at most half the watchdog's period.
+        self.step_s = max(1, min(10, watchdog_ms // 2000)) if watchdog_ms else 10
 
     # --- the protocol -------------------------------------------------------------------------------
     def publish(self, service, characteristic, value, index=None, retain=False):
@@ -131,8 +135,7 @@ class Device:
         self.running = False
 
     def step(self, wait_ms=0):
-        if self.dog:
-            self.dog.feed()
+        self._feed()
         self._watch_wifi()
         if not self.connected:
             self._try_connect()
@@ -206,7 +209,7 @@ class Device:
                             self.config['keepalive'], self.config['ssl'], self.config.get('ssl_params'))
         client.on_message = self._on_message
         try:
-            client.connect(will=(self.base + '/$state', 'offline', 1, True))
+            client.connect(will=(self.base + '/$state', 'offline', 1, True), timeout=self.step_s, feed=self._feed)
         except Refused as e:
             self._retry_later()
             self.status('broker refused', str(e))
@@ -260,6 +263,20 @@ class Device:
         self._retry_later()
         self.status('broker lost', why)
 
+    def _feed(self):
+        if self.dog:
+            self.dog.feed()
+
+    def _tick(self):
+        # Called by long work inside a message callback (an OTA transfer): feed the watchdog and keep
+        # the MQTT link (ping, [P-20] heartbeat), as the loop would.
+        self._feed()
+        if self.connected:
+            try:
+                self._keepalive()
+            except MQTTError as e:
+                self._lost(str(e))
+
     def _keepalive(self):
         now = port.ticks_ms()
         keepalive = self.config['keepalive']
@@ -293,16 +310,26 @@ class Device:
             self.status('exception', repr(e))
             return None
 
-    def _on_message(self, topic, payload):
+    def _on_message(self, topic, payload, retained=False):
         self.stats['received'] += 1
         self.last_contact = port.ticks_ms()
         text = payload.decode('utf-8') if isinstance(payload, (bytes, bytearray)) else payload
         handler = self.handlers.get(topic)
         if handler:
+            if not text:
+                return  # a cleared retained /set (the hub saw our confirmation): not a command
             service, characteristic, index, callback = handler
-            value = coerce(characteristic, text)
-            result = self._guard(callback, value)
-            self.publish(service, characteristic, value if result is None else result, index)
+            last = self.applied.get(topic)
+            if retained and last and last[0] == text:
+                # A write kept for us while we slept, delivered again on a reconnect before the hub
+                # cleared it: applied once already; confirm it again, do not run the callback twice.
+                confirmed = last[1]
+            else:
+                value = coerce(characteristic, text)
+                result = self._guard(callback, value)
+                confirmed = value if result is None else result
+                self.applied[topic] = (text, confirmed)
+            self.publish(service, characteristic, confirmed, index)
             return
         if topic == '%s/OTA' % self.id:
             self.ota.on_trigger(text)
@@ -339,20 +366,10 @@ class Device:
 
 
 def run_app(main):
-    # Runs the application. An uncaught exception is kept for msg_exception and the board reboots; on
-    # CPython a reset restarts main() with fresh state and deep sleep returns.
-    while True:
-        try:
-            port.firmware_boot()
-            main()
-            return
-        except port.Reset:
-            continue
-        except port.DeepSleep:
-            return
-        except Exception as e:
-            commands.record_exception(e)
-            commands.record_reboot('uncaught exception: %r' % e)
-            if port.MICROPYTHON:
-                port.reset()
-            port.sleep_ms(1000)
+    # Runs the application. An uncaught exception is kept for msg_exception and the board reboots.
+    try:
+        main()
+    except Exception as e:
+        commands.record_exception(e)
+        commands.record_reboot('uncaught exception: %r' % e)
+        port.reset()

@@ -1,6 +1,6 @@
 # Who this device is: its id (config, a file, or the chip's unique id) and the password it generated on
 # first boot and presents ever after (docs/security.md: the first connection registers it).
-from . import port
+from . import files, port
 
 ID_FILE = 'device_id'
 PASSWORD_FILE = 'mqtt_password'
@@ -18,15 +18,15 @@ def valid_id(text):
 
 
 def load_identity(config):
-    device_id = config.get('device_id') or (port.read_file(ID_FILE) or '').strip()
+    device_id = config.get('device_id') or (files.read_file(ID_FILE) or '').strip()
     if not device_id:
         device_id = '%s_%s' % (port.platform_name(), port.unique_id()[-8:])
     if not valid_id(device_id):
         raise ValueError('device id %r is invalid: use 1-64 letters, digits, _ or -' % device_id)
     if device_id.lower() in RESERVED_IDS:
         raise ValueError('device id %r is reserved (HomeKit, cmnd, stat, tele, OTA name the hub\'s topics): choose another' % device_id)
-    password = (port.read_file(PASSWORD_FILE) or '').strip()
+    password = (files.read_file(PASSWORD_FILE) or '').strip()
     if not password:
         password = ''.join('%02x' % b for b in port.random_bytes(16))
-        port.write_file(PASSWORD_FILE, password)
+        files.write_file(PASSWORD_FILE, password)
     return device_id, password

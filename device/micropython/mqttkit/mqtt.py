@@ -151,12 +151,18 @@ class MQTTClient:
         self.unacked = {}  # pid -> True while a QoS 1 publish awaits PUBACK
         self.granted = {}  # pid -> SUBACK code
 
-    def connect(self, will=None, timeout=10):
+    def connect(self, will=None, timeout=10, feed=None):
+        # feed() runs before each blocking step (lookup, TCP, TLS, CONNACK): each waits at most `timeout`
+        # seconds, so a watchdog of twice that period is never starved while connecting.
+        feed = feed or (lambda: None)
+        feed()
         address = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0][-1]
         sock = socket.socket()
         sock.settimeout(timeout)
         try:
+            feed()
             sock.connect(address)
+            feed()
             if self.ssl:
                 try:
                     import ussl as ssl
@@ -167,8 +173,9 @@ class MQTTClient:
                     sock = context.wrap_socket(sock, server_hostname=self.host)
                 else:
                     sock = ssl.wrap_socket(sock, **self.ssl_params)
+            feed()
             send_all(sock, connect_packet(self.client_id, self.user, self.password, will, self.keepalive))
-            header = self._read_exactly(sock, 4)
+            header = self._read_exactly(sock, 4, feed)
         except OSError as e:
             sock.close()
             raise MQTTError('cannot connect to %s:%s: %s' % (self.host, self.port, e))
@@ -184,9 +191,10 @@ class MQTTClient:
         self.poller = select.poll()
         self.poller.register(sock, select.POLLIN)
 
-    def _read_exactly(self, sock, n):
+    def _read_exactly(self, sock, n, feed):
         data = b''
         while len(data) < n:
+            feed()
             chunk = receive(sock, n - len(data))
             if not chunk:
                 raise OSError('connection closed by the broker')
@@ -283,7 +291,7 @@ class MQTTClient:
                 offset += 2
                 self._send(packet(PUBACK, struct.pack('!H', pid)))
             if self.on_message:
-                self.on_message(topic, body[offset:])
+                self.on_message(topic, body[offset:], kind & 0x01)  # the retain flag: kept by the broker
         elif kind_type == PUBACK:
             self.unacked.pop(struct.unpack('!H', body[0:2])[0], None)
         elif kind_type == SUBACK:
