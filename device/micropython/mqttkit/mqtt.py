@@ -133,6 +133,10 @@ def receive(sock, n):
     return read(n)
 
 
+def _ignore(topic, payload, retained):
+    pass
+
+
 class MQTTClient:
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=30, ssl=False, ssl_params=None):
         self.client_id = client_id
@@ -147,7 +151,7 @@ class MQTTClient:
         self.poller = None
         self.buffer = bytearray()
         self.pid = 0
-        self.on_message = None
+        self.on_message = _ignore  # (topic, payload, retained): set by the user of the client
         self.unacked = {}  # pid -> True while a QoS 1 publish awaits PUBACK
         self.granted = {}  # pid -> SUBACK code
 
@@ -168,11 +172,19 @@ class MQTTClient:
                     import ussl as ssl
                 except ImportError:
                     import ssl
-                if hasattr(ssl, 'create_default_context'):
-                    context = ssl.create_default_context(cafile=self.ssl_params.get('cafile'))
-                    sock = context.wrap_socket(sock, server_hostname=self.host)
+                # SSLContext is what MicroPython 1.23+ and CPython share. Given a CA (`cafile` or `cadata`, e.g.
+                # the hub's own certificate), the broker's certificate is verified; without one it is not
+                # (as ssl.wrap_socket did on boards).
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                cafile = self.ssl_params.get('cafile')
+                cadata = self.ssl_params.get('cadata')
+                if cafile or cadata:
+                    context.load_verify_locations(cafile=cafile, cadata=cadata)
+                    context.verify_mode = ssl.CERT_REQUIRED
                 else:
-                    sock = ssl.wrap_socket(sock, **self.ssl_params)
+                    setattr(context, 'check_hostname', False)  # CPython refuses CERT_NONE while it is on
+                    context.verify_mode = ssl.CERT_NONE
+                sock = context.wrap_socket(sock, server_hostname=self.host)
             feed()
             send_all(sock, connect_packet(self.client_id, self.user, self.password, will, self.keepalive))
             header = self._read_exactly(sock, 4, feed)
@@ -290,8 +302,7 @@ class MQTTClient:
                 pid = struct.unpack('!H', body[offset:offset + 2])[0]
                 offset += 2
                 self._send(packet(PUBACK, struct.pack('!H', pid)))
-            if self.on_message:
-                self.on_message(topic, body[offset:], kind & 0x01)  # the retain flag: kept by the broker
+            self.on_message(topic, body[offset:], kind & 0x01)  # the retain flag: kept by the broker
         elif kind_type == PUBACK:
             self.unacked.pop(struct.unpack('!H', body[0:2])[0], None)
         elif kind_type == SUBACK:

@@ -145,7 +145,8 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
         if tick:
             tick()
         sock.connect(socket.getaddrinfo(host, port_number, 0, socket.SOCK_STREAM)[0][-1])
-        readinto = getattr(sock, 'readinto', None) or sock.recv_into
+        # A board's socket reads into a buffer with readinto(); CPython's (the PC stand-in) with recv_into().
+        readinto = getattr(sock, 'readinto', None) or getattr(sock, 'recv_into')
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         idle = 0
