@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadMicroPython } from '@micropython/micropython-webassembly-pyscript/micropython.mjs';
+import { boardModules } from '../helpers/board-standins.js';
 import { removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { LIBRARY } from '../helpers/python-device.js';
 import { rawRequest } from '../helpers/raw-http.js';
@@ -20,35 +21,13 @@ interface MipPackage {
 
 const PORTS = JSON.parse(readFileSync(join(LIBRARY, 'ports.json'), 'utf8')) as Record<string, string[]>;
 
-/** Board modules the library touches, as far as importing it needs (the one hardware edge). */
-const STUBS: Record<string, string> = {
-  'machine.py': `
-PWRON_RESET = 1
-DEEPSLEEP_RESET = 4
-def unique_id(): return b'\\x12\\x34\\x56\\x78\\x9a\\xbc'
-def reset_cause(): return PWRON_RESET
-def reset(): raise SystemExit('reset')
-def deepsleep(ms=0): raise SystemExit('deepsleep')
-class WDT:
-    def __init__(self, id=0, timeout=5000): pass
-    def feed(self): pass
-`,
-  'network.py': `
-STA_IF = 0
-class WLAN:
-    def __init__(self, interface=0): pass
-    def active(self, on=None): return True
-    def isconnected(self): return True
-    def connect(self, ssid=None, password=None): pass
-    def ifconfig(self): return ('192.0.2.2', '255.255.255.0', '192.0.2.1', '192.0.2.1')
-`,
-  'socket.py': `
+/** The board modules (the one hardware edge), with a socket that has no network. */
+const STUBS = boardModules(`
 SOCK_STREAM = 1
 def getaddrinfo(host, port, family=0, kind=0): return [(2, 1, 0, '', (host, port))]
 class socket:
     def __init__(self, *a): raise OSError('no network in this test')
-`,
-};
+`);
 
 describe('the device library as a mip package', { timeout: 120_000 }, () => {
   let hub: RunningHub;
@@ -125,10 +104,13 @@ describe('the device library as a mip package', { timeout: 120_000 }, () => {
       const modules = pkg.urls.map(([dest]) => dest).filter((d) => d.endsWith('.py')).map((d) => d.slice(0, -3).replace(/\/__init__$/, '').replace(/\//g, '.'));
       assert.ok(modules.length > 0);
       mp.globals.set('modules', modules.join(','));
+      mp.globals.set('port', name);
       try {
         mp.runPython(`
 import sys
 sys.path.insert(0, '/lib')
+import machine
+machine.PORT = port
 for m in modules.split(','):
     __import__(m)
 print('imported', len(modules.split(',')))

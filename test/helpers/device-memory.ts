@@ -3,7 +3,7 @@
  * (device/micropython/ports.json). Its heap grows on demand, so it cannot play a 36 KiB ESP8266; we
  * measure instead: gc.collect() then gc.mem_alloc() around each step, and micropython.mem_info(1)'s block
  * map for single allocations (16-byte GC blocks, as on the 32-bit ESP chips). Stand-ins for the board
- * (machine, network, socket) and MicroPython's own modules are imported before the baseline: only the
+ * (machine, network, esp32, socket) and MicroPython's own modules are imported before the baseline: only the
  * library's heap is counted. test/helpers/membench.py is the scripted broker and OTA pull server.
  */
 import { createHash } from 'node:crypto';
@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadMicroPython, type MicroPythonInstance } from '@micropython/micropython-webassembly-pyscript/micropython.mjs';
+import { boardModules } from './board-standins.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const LIBRARY = join(ROOT, 'device/micropython');
@@ -19,42 +20,13 @@ export const PORTS = ['esp32', 'esp8266'] as const;
 export type Port = (typeof PORTS)[number];
 export const BLOCK = 16; // bytes per GC block on a 32-bit MicroPython (ESP8266, ESP32, wasm32)
 
-/** Board stand-ins, faithful to each port's API where the library touches it (device/stubs/<port>). */
-function standIns(port: Port): Record<string, string> {
-  return {
-    'machine.py': `
-PWRON_RESET = 1
-HARD_RESET = 2
-WDT_RESET = 3
-DEEPSLEEP_RESET = 4
-SOFT_RESET = 5
-def unique_id(): return b'\\x12\\x34\\x56\\x78\\x9a\\xbc'
-def reset_cause(): return PWRON_RESET
-def reset(): raise SystemExit('reset')
-def deepsleep(ms=0): raise SystemExit('deepsleep')
-class WDT:
-${port === 'esp8266' ? '    def __init__(self, id=0): pass' : '    def __init__(self, id=0, timeout=5000): pass'}
-    def feed(self): pass
-`,
-    'network.py': `
-STA_IF = 0
-AP_IF = 1
-class WLAN:
-    def __init__(self, interface=0): pass
-    def active(self, on=None): return True
-    def isconnected(self): return True
-    def connect(self, ssid=None, key=None): pass
-    def ifconfig(self, config=None): return ('192.0.2.50', '255.255.255.0', '192.0.2.1', '192.0.2.1')
-    def ipconfig(self, *args, **kwargs): return ('192.0.2.50', '255.255.255.0')
-`,
-    'socket.py': `
+/** The board modules (test/helpers/board-standins.ts), with the scripted broker's socket. */
+const SOCKET = `
 from membench import FakeSocket as socket
 SOCK_STREAM = 1
 AF_INET = 2
 def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0): return [(2, 1, 0, '', (host, port))]
-`,
-  };
-}
+`;
 
 /** What MicroPython's firmware provides (ROM on a board): imported before the baseline. */
 const FIRMWARE_MODULES = ['gc', 'sys', 'io', 'os', 'time', 'json', 'struct', 'hashlib', 'binascii', 'select', 'errno', 'random', 'micropython'];
@@ -89,14 +61,14 @@ export async function board(port: Port, files = portFiles(port)): Promise<Board>
   };
   mp.FS.mkdirTree('/lib');
   mp.FS.mkdirTree('/device');
-  for (const [name, text] of Object.entries(standIns(port))) mp.FS.writeFile(`/lib/${name}`, text);
+  for (const [name, text] of Object.entries(boardModules(SOCKET))) mp.FS.writeFile(`/lib/${name}`, text);
   mp.FS.writeFile('/lib/membench.py', readFileSync(MEMBENCH, 'utf8'));
   for (const file of files) {
     mp.FS.mkdirTree(`/lib/${file.split('/').slice(0, -1).join('/')}`);
     mp.FS.writeFile(`/lib/${file}`, readFileSync(join(LIBRARY, file), 'utf8'));
   }
   mp.FS.writeFile('/device/config.json', JSON.stringify({ broker: '192.0.2.1', port: 1883, device_id: 'mem-1', keepalive: 30 }));
-  run(`import sys\nsys.path.insert(0, '/lib')\nimport ${FIRMWARE_MODULES.join(', ')}\nimport machine, network, socket, membench\nfrom membench import live`);
+  run(`import sys\nsys.path.insert(0, '/lib')\nimport ${FIRMWARE_MODULES.join(', ')}\nimport machine, network, socket, membench\nmachine.PORT = '${port}'\n${port === 'esp32' ? 'import esp32\n' : ''}from membench import live`);
   const liveFunction = mp.globals.get('live') as () => number;
   return { mp, run, live: () => Number(liveFunction()) };
 }
@@ -266,8 +238,8 @@ export async function runBudget(port: Port, options: BudgetOptions, receiver = '
   b.run(files.map((f) => `__import__('${moduleName(f)}')`).join('\n') + '\ngc.collect()');
   const retained = b.live() - base;
   b.run(`
-from mqttkit import Device, port
-port.ROOT = '/device'
+from mqttkit import Device, files
+files.ROOT = '/device'
 ${receiver}
 d = Device(name='Bench', firmware='1.0.0')
 d.on_set('Switch', 'On', lambda value: value)
