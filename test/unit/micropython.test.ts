@@ -145,15 +145,42 @@ files.ROOT = '${root}'
   });
 
   for (const port of Object.keys(PORTS)) {
-    it(`${port}: its files alone import and run, and each of them is imported (ports.json is complete and minimal)`, () => {
+    it(`${port}: its files alone import and run, each of them is loaded (ports.json is complete and minimal), the rare ones only on demand`, () => {
       usePort(port, `/dev-${port}`, { broker: '192.0.2.1', device_id: `mp-${port}`, watchdog_ms: 3000 });
+      // identity.py runs inside Device() (it writes the password on first boot), commands.py when a
+      // command arrives, ota.py for an OTA command; each is seen loaded at that moment and gone after.
       const loaded = run(`
+seen = set()
+def snap():
+    seen.update(n for n in sys.modules if n == 'mqttkit' or n.startswith('mqttkit.'))
+write = files.write_file
+def spy(name, text):
+    snap()
+    write(name, text)
+files.write_file = spy
 from mqttkit import Device
 d = Device(name='MP')
-print(' '.join(sorted(n for n in sys.modules if n == 'mqttkit' or n.startswith('mqttkit.'))))
-`);
+files.write_file = write
+mods = lambda: ' '.join(sorted(n[8:] for n in sys.modules if n.startswith('mqttkit.')))
+print(mods())
+d._on_message('cmnd/mp-${port}/OTA', b'getversion')
+snap()
+print(mods())
+d._on_message('cmnd/mp-${port}/OTA', b'partitions')
+snap()
+print(mods(), d.queue[-1][1].startswith('{"') and d.queue[-2][1].startswith('{"'))
+d.loaded = dict((name, -10 ** 6) for name in d.loaded)
+d.step(0)
+print(mods())
+print(' '.join(sorted(seen)))
+`).split('\n');
       const expected = PORTS[port]!.map((f) => f.replace(/\.py$/, '').replace(/\/__init__$/, '').replace(/\//g, '.')).sort();
-      assert.deepEqual(loaded.split(' '), expected);
+      const always = expected.filter((m) => !['mqttkit', 'mqttkit.identity', 'mqttkit.commands', 'mqttkit.ota'].includes(m)).map((m) => m.slice(8));
+      assert.equal(loaded[0], always.join(' '), 'after Device(): identity.py dropped, commands.py and ota.py not loaded');
+      assert.equal(loaded[1], [...always, 'commands'].sort().join(' '), 'a command loads commands.py');
+      assert.equal(loaded[2], `${[...always, 'commands', 'ota'].sort().join(' ')} True`, 'an OTA command loads ota.py; both answered');
+      assert.equal(loaded[3], always.join(' '), 'unused for LINGER_MS: both dropped');
+      assert.deepEqual(loaded[4]!.split(' '), expected, 'every listed file was loaded at some point');
     });
   }
 
@@ -198,8 +225,9 @@ d = Device()
 class Client:
     sock = object()  # like a board's socket: no getsockname
 d.client = Client()
-print(d.commands['open'](d, ''))
-print(d.queue[-1])
+d._on_message('cmnd/mp-open/OTA', b'open')
+print(d.queue[-1][1])
+print(d.queue[-2])
 `), "ota open at 192.168.1.50\n('stat/mp-open/OTA', '{\"address\": \"192.168.1.50\"}', False)");
   });
 
@@ -313,14 +341,15 @@ def version():
 def push(data):
     socket.SERVE.append(data)
     digest = binascii.hexlify(hashlib.sha256(data).digest()).decode()
-    d.ota.on_trigger('127.0.0.1|1|$firmware|sha256:%s|0' % digest)
+    d._on_message('mp-ab/OTA', '127.0.0.1|1|$firmware|sha256:%s|0' % digest)
     report = json.loads(d.queue.pop()[1])
     return '%s %s' % (report['ok'], report.get('partition'))
 print(version())
 print(push(b'image two' * 1000))
 print(Partition.state['boot'], version())
 Partition.reset()
-print(version(), d.commands['keepversion'](d, ''))
+d._on_message('cmnd/mp-ab/OTA', 'keepversion')
+print(version(), d.queue.pop()[1])
 Partition.reset()
 print(version())
 print(push(b'image three' * 1000))

@@ -1,35 +1,16 @@
-# Observability commands on cmnd/<id>/OTA, answered on stat/<id>/Log (seed 003's command set). The OTA
-# receiver registers its transfer commands (open, commit, reboot, ...) into the same dispatcher.
+# Commands on cmnd/<id>/OTA, answered on stat/<id>/Log (seed 003's command set). Loaded on demand when a
+# command arrives (device.py drops it again when unused); the OTA ones are ota.py's, loaded in turn.
 import json
 import sys
 
 from . import files, port
 
-EXCEPTION_FILE = 'last_exception.txt'
-REBOOT_FILE = 'last_reboot.txt'
-
-
-def record_exception(e):
-    # Keeps the last uncaught exception with its traceback on the filesystem, for msg_exception.
-    try:
-        import io
-        stream = io.StringIO()
-        port.print_exception(e, stream)
-        files.write_file(EXCEPTION_FILE, stream.getvalue())
-    except Exception:
-        pass
-
-
-def record_reboot(reason):
-    try:
-        files.write_file(REBOOT_FILE, reason)
-    except Exception:
-        pass
+OTA = ('open', 'commit', 'reboot', 'hashes', 'keepversion', 'partitions')
 
 
 def stats(device, _argument):
     return {
-        'uptime_s': device.uptime_s(),
+        'uptime_s': port.ticks_diff(port.ticks_ms(), device.started) // 1000,
         'reconnects': device.stats['reconnects'],
         'published': device.stats['published'],
         'received': device.stats['received'],
@@ -40,16 +21,16 @@ def stats(device, _argument):
 
 
 def msg_reboot(_device, _argument):
-    return files.read_file(REBOOT_FILE) or port.reset_cause()
+    return files.read_file('last_reboot.txt') or port.reset_cause()
 
 
 def msg_exception(_device, _argument):
-    return files.read_file(EXCEPTION_FILE) or 'no exception recorded'
+    return files.read_file('last_exception.txt') or 'no exception recorded'
 
 
 def msg_rm(_device, _argument):
-    files.remove_file(EXCEPTION_FILE)
-    files.remove_file(REBOOT_FILE)
+    files.remove_file('last_exception.txt')
+    files.remove_file('last_reboot.txt')
     return 'messages removed'
 
 
@@ -66,9 +47,25 @@ def getversion(device, _argument):
     }
 
 
-def default_commands():
-    return {'stats': stats, 'msg_reboot': msg_reboot, 'msg_exception': msg_exception, 'msg_rm': msg_rm, 'getversion': getversion}
+BUILTIN = {'stats': stats, 'msg_reboot': msg_reboot, 'msg_exception': msg_exception, 'msg_rm': msg_rm, 'getversion': getversion}
 
 
-def encode(answer):
-    return answer if isinstance(answer, str) else json.dumps(answer)
+def handle(device, text):
+    # "<name> [argument]": the application's commands first, then the built-in and the OTA ones.
+    text = text.strip()
+    name = text.split(' ')[0]
+    argument = text[len(name):].strip()
+    handler = device.commands.get(name) or BUILTIN.get(name)
+    try:
+        if handler:
+            answer = handler(device, argument)
+        elif name in OTA:
+            answer = device._load('ota').command(device, name, argument)
+        else:
+            known = sorted(set(list(device.commands) + list(BUILTIN) + list(OTA)))
+            answer = 'unknown command %s (known: %s)' % (name, ', '.join(known))
+    except Exception as e:
+        files.record_exception(e)
+        answer = 'command %s failed: %r (details: msg_exception)' % (name, e)
+    if answer is not None:
+        device.log(answer if isinstance(answer, str) else json.dumps(answer))

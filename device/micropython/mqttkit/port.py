@@ -2,30 +2,17 @@
 # time). Only board code lives here; the PC stand-in (tests, the PC harness) is device/micropython/pc/,
 # which is never installed on a board. What differs between the two chips is in chip_esp32.py or
 # chip_esp8266.py: a board has exactly one of them (device/micropython/ports.json).
-import sys
-import time
-
 import gc
 import machine
 import network
 import os
+import sys
+from time import sleep_ms, ticks_diff, ticks_ms  # noqa: F401 (the library's clock: port.ticks_ms, ...)
 
 try:
     from .chip_esp32 import watchdog, firmware_partitions, firmware_running, firmware_sink, firmware_keep
 except ImportError:
     from .chip_esp8266 import watchdog, firmware_partitions, firmware_running, firmware_sink, firmware_keep
-
-
-def ticks_ms():
-    return time.ticks_ms()
-
-
-def ticks_diff(a, b):
-    return time.ticks_diff(a, b)
-
-
-def sleep_ms(ms):
-    time.sleep_ms(ms)
 
 
 def unique_id():
@@ -52,10 +39,9 @@ def mem_free():
 
 def reset_cause():
     cause = machine.reset_cause()
-    for name, text in (('PWRON_RESET', 'power on'), ('HARD_RESET', 'hard reset'), ('WDT_RESET', 'watchdog'),
-                       ('DEEPSLEEP_RESET', 'wake from deep sleep'), ('SOFT_RESET', 'soft reset')):
-        if getattr(machine, name, None) == cause:
-            return text
+    for name in ('PWRON_RESET power on', 'HARD_RESET hard reset', 'WDT_RESET watchdog', 'DEEPSLEEP_RESET wake from deep sleep', 'SOFT_RESET soft reset'):
+        if getattr(machine, name.split(' ')[0], None) == cause:
+            return name[name.find(' ') + 1:]
     return 'unknown (%d)' % cause
 
 
@@ -73,8 +59,7 @@ def print_exception(e, stream):
 
 def firmware_version():
     # The MicroPython release (os.uname exists on ESP32/ESP8266; a build without it has the version).
-    uname = getattr(os, 'uname', None)
-    return uname().release if uname else '.'.join(str(n) for n in sys.implementation.version[:3])
+    return os.uname().release if hasattr(os, 'uname') else '.'.join(str(n) for n in sys.implementation.version[:3])
 
 
 def wifi_connect(ssid, password):
