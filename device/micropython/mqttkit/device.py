@@ -1,13 +1,14 @@
 # The Device: speaks mqttkit's topic protocol (docs/protocol.md) over our MQTT client and keeps its link
 # up (backoff, keepalive, a queue that survives reconnects, reset after long silence). What is rarely
 # needed loads on demand and goes again (docs/device.md, "Memory and boards"): identity.py while the
-# Device sets itself up, commands.py when a command arrives, ota.py for an OTA trigger or command.
+# Device sets itself up, connect.py while it is not connected, commands.py when a command arrives,
+# ota.py for an OTA trigger or command.
 import gc
 import json
 import sys
 
 from . import files, port
-from .mqtt import MQTTClient, MQTTError, Refused
+from .mqtt import MQTTError
 
 VERSION = '0.1.0'
 # A module loaded on demand stays this long after its last use: the hub's commands when a device comes
@@ -204,39 +205,12 @@ class Device:
                 self.last_said = port.ticks_ms()
 
     def _try_connect(self):
-        c = self.config
         if port.ticks_diff(port.ticks_ms(), self.next_attempt) < 0 or not self.wifi_up():
             return
-        client = MQTTClient(self.id, c['broker'], c['port'], self.id, self.password, c['keepalive'], c['ssl'], c.get('ssl_params'))
-        client.on_message = self._on_message
-        try:
-            client.connect(will=(self.base + '/$state', 'offline', 1, True), timeout=self.step_s, feed=self._feed)
-        except (MQTTError, OSError) as e:
-            self._retry_later()
-            self.status('broker refused' if isinstance(e, Refused) else 'broker lost', str(e))
-            return
-        self.client = client
-        self.connected = True
-        self.inflight = []
-        self.backoff = c['backoff_min']
-        self.last_contact = self.last_ping = port.ticks_ms()
-        try:
-            for topic in ('/+/+/set', '/+/+/+/set'):
-                client.subscribe(self.base + topic, 1)
-            for topic in ('cmnd/%s/OTA', 'cmnd/%s/OTA/pending', '%s/OTA'):
-                client.subscribe(topic % self.id, 1)
-            # Metadata and state go first, ahead of anything queued while away.
-            head = [('%s/$%s' % (self.base, f), str(v), True) for f, v in self.meta.items()]
-            head.append((self.base + '/$state', 'online', True))
-            if c['keepalive'] > 0:
-                # [P-20] promise the hub a message every keepalive period (an external broker hides our pings)
-                head.append((self.base + '/$keepalive', '%d' % c['keepalive'], False))
-            self.queue = head + self.queue
-            self._flush()
-        except MQTTError as e:
-            self._lost(str(e))
-            return
-        self.status('broker ok', '%s:%s' % (c['broker'], c['port']))
+        # connect.py stays loaded while we are not connected (a retry reuses it) and goes once we are.
+        __import__('mqttkit.connect', None, None, ('connect',)).session(self)
+        if self.connected:
+            drop('connect')
 
     def _retry_later(self):
         self.next_attempt = port.ticks_ms() + int(self.backoff * 1000)
