@@ -171,15 +171,17 @@ snap()
 print(mods(), d.queue[-1][1].startswith('{"') and d.queue[-2][1].startswith('{"'))
 d.loaded = dict((name, -10 ** 6) for name in d.loaded)
 d.step(0)
+snap()
 print(mods())
 print(' '.join(sorted(seen)))
 `).split('\n');
       const expected = PORTS[port]!.map((f) => f.replace(/\.py$/, '').replace(/\/__init__$/, '').replace(/\//g, '.')).sort();
-      const always = expected.filter((m) => !['mqttkit', 'mqttkit.identity', 'mqttkit.commands', 'mqttkit.ota'].includes(m)).map((m) => m.slice(8));
-      assert.equal(loaded[0], always.join(' '), 'after Device(): identity.py dropped, commands.py and ota.py not loaded');
-      assert.equal(loaded[1], [...always, 'commands'].sort().join(' '), 'a command loads commands.py');
-      assert.equal(loaded[2], `${[...always, 'commands', 'ota'].sort().join(' ')} True`, 'an OTA command loads ota.py; both answered');
-      assert.equal(loaded[3], always.join(' '), 'unused for LINGER_MS: both dropped');
+      const always = ['device', 'files', 'mqtt', 'port'];
+      const chip = `chip_${port}`;
+      assert.equal(loaded[0], always.join(' '), 'after Device(): identity.py dropped; commands.py, ota.py, board.py, connect.py not loaded');
+      assert.equal(loaded[1], [...always, 'board', chip, 'commands'].sort().join(' '), 'a command loads commands.py (getversion: board.py)');
+      assert.equal(loaded[2], `${[...always, 'board', chip, 'commands', 'ota'].sort().join(' ')} True`, 'an OTA command loads ota.py; both answered');
+      assert.equal(loaded[3], [...always, 'connect'].sort().join(' '), 'unused for LINGER_MS: dropped; connect.py loaded while not connected');
       assert.deepEqual(loaded[4]!.split(' '), expected, 'every listed file was loaded at some point');
     });
   }
@@ -199,7 +201,8 @@ from mqttkit import mqtt
 p = mqtt.publish_packet('HomeKit/mp-1/Switch/On', '1', 1, True, 7)
 kind, body, used = mqtt.parse(bytearray(p))
 print(kind == 0x33, used == len(p), body[-1:] == b'1', mqtt.encode_length(321) == bytes([0xc1, 0x02]))
-c = mqtt.connect_packet('mp-1', 'mp-1', 'secret', ('HomeKit/mp-1/$state', 'offline', 1, True), 30)
+from mqttkit import connect
+c = connect.connect_packet('mp-1', 'mp-1', 'secret', ('HomeKit/mp-1/$state', 'offline', 1, True), 30)
 print(mqtt.parse(bytearray(c))[0] == 0x10)
 `), 'True True True True\nTrue');
 

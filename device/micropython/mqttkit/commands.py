@@ -8,7 +8,9 @@ from . import files, port
 OTA = ('open', 'commit', 'reboot', 'hashes', 'keepversion', 'partitions')
 
 
+# board.py (what the board says about itself) is imported where it is asked, so that only those commands load it.
 def stats(device, _argument):
+    from . import board
     return {
         'uptime_s': port.ticks_diff(port.ticks_ms(), device.started) // 1000,
         'reconnects': device.stats['reconnects'],
@@ -16,12 +18,13 @@ def stats(device, _argument):
         'received': device.stats['received'],
         'dropped': device.stats['dropped'],
         'queued': len(device.queue),
-        'mem_free': port.mem_free(),
+        'mem_free': board.mem_free(),
     }
 
 
 def msg_reboot(_device, _argument):
-    return files.read_file('last_reboot.txt') or port.reset_cause()
+    from . import board
+    return files.read_file('last_reboot.txt') or board.reset_cause()
 
 
 def msg_exception(_device, _argument):
@@ -35,14 +38,15 @@ def msg_rm(_device, _argument):
 
 
 def getversion(device, _argument):
+    from . import board
     from .device import VERSION
     return {
-        'firmware': port.firmware_version(),
+        'firmware': board.firmware_version(),
         'app': device.meta.get('firmware'),
         'library': VERSION,
-        'platform': port.platform_name(),
+        'platform': board.platform_name(),
         'python': '%s %s' % (sys.implementation.name, '.'.join(str(n) for n in sys.implementation.version[:3])),
-        'partition': port.firmware_running(),  # [O-6] the hub confirms a firmware update by partition
+        'partition': board.firmware_running(),  # [O-6] the hub confirms a firmware update by partition
         'ota': 2,  # [O-11] speaks the 5-field trigger; without it the hub sends seed 002's 4 fields
     }
 

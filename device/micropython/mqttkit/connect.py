@@ -1,6 +1,7 @@
 # Opening the MQTT session: TCP (and TLS), CONNECT with the last will, CONNACK, the subscriptions, and
-# metadata and state ahead of the queue. Loaded only while the device is not connected: device.py drops
-# it once connected (a retry after a failure reuses it), so a connected device does not keep it.
+# metadata and state ahead of the queue; and leaving it for deep sleep. Loaded only while the device is
+# not connected, or going to sleep: device.py drops it once connected (a retry after a failure reuses
+# it), so a connected device does not keep it.
 import socket
 import struct
 
@@ -104,7 +105,8 @@ def session(device):
     device.last_contact = device.last_ping = port.ticks_ms()
     try:
         for topic in (base + '/+/+/set', base + '/+/+/+/set', 'cmnd/%s/OTA' % device.id, 'cmnd/%s/OTA/pending' % device.id, '%s/OTA' % device.id):
-            client.subscribe(topic, 1)
+            client.pid += 1
+            client._send(packet(0x82, struct.pack('!H', client.pid) + _string(topic) + b'\x01'))  # SUBSCRIBE, QoS 1
         head = [('%s/$%s' % (base, f), str(v), True) for f, v in device.meta.items()]
         head.append((base + '/$state', 'online', True))
         if c['keepalive'] > 0:
@@ -116,3 +118,24 @@ def session(device):
         device._lost(str(e))
         return
     device.status('broker ok', '%s:%s' % (c['broker'], c['port']))
+
+
+def _wait(device, ms, pending=False):
+    until = port.ticks_ms() + ms
+    while device.connected and (device.ota_pending or not pending) and port.ticks_diff(until, port.ticks_ms()) > 0:
+        device.step(50)
+
+
+def sleep(device, seconds):
+    # Device.sleep(): give pending commands a moment, stay awake while the hub has an OTA job for us (up
+    # to pending_wait seconds), announce sleep, flush, leave cleanly (no last will), sleep.
+    _wait(device, 500)
+    _wait(device, device.config.get('pending_wait', 120) * 1000, True)
+    if device.connected:
+        device._enqueue(device.base + '/$state', 'sleeping %d' % seconds, True)
+        _wait(device, 200)
+        device._flush()
+        device.client.disconnect()
+        device.connected = False
+    device.running = False
+    port.deep_sleep(int(seconds * 1000))

@@ -4,7 +4,6 @@
 # Device sets itself up, connect.py while it is not connected, commands.py when a command arrives,
 # ota.py for an OTA trigger or command.
 import gc
-import json
 import sys
 
 from . import files, port
@@ -19,11 +18,13 @@ BOOLS = ' On Mute HoldPosition NightVision ProgrammableSwitchOutputState Identif
 
 
 def drop(name):
-    # Unloads mqttkit.<name>: nothing refers to it any more, so its code and tables are garbage.
-    sys.modules.pop('mqttkit.' + name, None)
+    # Unloads mqttkit.<name>, and board.py with the chip module (loaded for it, or by a watchdog): nothing
+    # refers to them any more, so their code and tables are garbage.
     package = sys.modules.get('mqttkit')
-    if hasattr(package, name):
-        delattr(package, name)
+    for name in (name, 'board', 'chip_esp32', 'chip_esp8266'):
+        sys.modules.pop('mqttkit.' + name, None)
+        if hasattr(package, name):
+            delattr(package, name)
     gc.collect()
 
 
@@ -40,42 +41,11 @@ def coerce(characteristic, text):
 
 class Device:
     def __init__(self, config=None, status=None, name=None, model=None, manufacturer=None, firmware=None):
-        stored = files.read_file('config.json')
-        self.config = c = {'broker': '127.0.0.1', 'port': 1883, 'ssl': False, 'keepalive': 30, 'backoff_min': 1,
-                           'backoff_max': 60, 'queue': 50, 'reset_after': 900, 'watchdog_ms': 0}
-        if stored:
-            c.update(json.loads(stored))
-        if config:
-            c.update(config)
-        from . import identity
-        self.id, self.password = identity.load_identity(c)
-        drop('identity')
-        self.base = 'HomeKit/' + self.id
-        self.meta = {}
-        for field, value in (('name', name), ('model', model), ('manufacturer', manufacturer), ('firmware', firmware)):
-            if value is not None:
-                self.meta[field] = value
+        # Setting up runs once: identity.py does it, and goes again.
+        # (Nothing made there may outlive it: a function would keep its module's globals alive.)
         self.status = status or (lambda event, detail=None: None)
-        self.client = None
-        self.connected = self.running = self.ota_pending = False
-        self.queue = []
-        self.inflight = []  # (pid, message) sent at QoS 1 and not yet acknowledged
-        self.handlers = {}
-        self.applied = {}  # /set topic -> (payload, confirmed value) of the last write applied
-        self.commands = {}  # the application's own commands (command()); built-in ones are commands.py's
-        self.loaded = {}  # module loaded on demand -> ticks of its last use
-        self.timers = []
-        self.stats = {'reconnects': 0, 'published': 0, 'received': 0, 'dropped': 0}
-        self.started = self.last_contact = self.last_ping = self.last_said = port.ticks_ms()
-        # last_said: the last publish under HomeKit/<id>/, what the hub sees of us
-        self.next_attempt = 0
-        self.backoff = c['backoff_min']
-        self.wifi_up = port.wifi_connect(c.get('wifi_ssid'), c.get('wifi_password'))
-        self.wifi_was_up = None
-        watchdog_ms = c['watchdog_ms']
-        self.dog = port.watchdog(watchdog_ms) if watchdog_ms else None
-        # A blocking network step (connect, a read) may take at most half the watchdog's period.
-        self.step_s = max(1, min(10, watchdog_ms // 2000)) if watchdog_ms else 10
+        __import__('mqttkit.identity', None, None, ('identity',)).setup(self, config, (('name', name), ('model', model), ('manufacturer', manufacturer), ('firmware', firmware)))
+        drop('identity')
 
     # --- the protocol -------------------------------------------------------------------------------
     def publish(self, service, characteristic, value, index=None, retain=False):
@@ -159,28 +129,10 @@ class Device:
             port.reset()
 
     def sleep(self, seconds):
-        # Give pending commands a moment, stay awake while the hub has an OTA job for us (up to
-        # pending_wait seconds), announce sleep, flush, leave cleanly (no last will), sleep.
-        if self.connected:
-            self._wait(500)
-            until = port.ticks_ms() + self.config.get('pending_wait', 120) * 1000
-            while self.connected and self.ota_pending and port.ticks_diff(until, port.ticks_ms()) > 0:
-                self.step(50)
-        if self.connected:
-            self._enqueue(self.base + '/$state', 'sleeping %d' % seconds, True)
-            self._wait(200)
-            self._flush()
-            self.client.disconnect()
-            self.connected = False
-        self.running = False
-        port.deep_sleep(int(seconds * 1000))
+        # Leaves cleanly and deep-sleeps (connect.py, which also opens the session, does it).
+        __import__('mqttkit.connect', None, None, ('connect',)).sleep(self, seconds)
 
     # --- internals ----------------------------------------------------------------------------------
-    def _wait(self, ms):
-        until = port.ticks_ms() + ms
-        while self.connected and port.ticks_diff(until, port.ticks_ms()) > 0:
-            self.step(50)
-
     def _enqueue(self, topic, payload, retain):
         self.queue.append((topic, payload, retain))
         if len(self.queue) > self.config['queue']:

@@ -1,5 +1,5 @@
-# A small MQTT 3.1.1 client that behaves the same on MicroPython and CPython: publish QoS 0/1,
-# subscribe, ping, and a non-blocking receive with a bounded buffer (connect.py opens the session). Reliability over features: every socket error surfaces as MQTTError and the caller reconnects.
+# A small MQTT 3.1.1 client that behaves the same on MicroPython and CPython: publish QoS 0/1, ping,
+# and a non-blocking receive with a bounded buffer (connect.py opens the session and subscribes). Reliability over features: every socket error surfaces as MQTTError and the caller reconnects.
 # Packet types (first byte): CONNECT 0x10, CONNACK 0x20, PUBLISH 0x30, PUBACK 0x40, SUBSCRIBE 0x82,
 # SUBACK 0x90, PINGREQ 0xC0, PINGRESP 0xD0, DISCONNECT 0xE0.
 import select
@@ -88,21 +88,12 @@ class MQTTClient:
             self.close()
             raise MQTTError('connection lost while sending: %s' % e)
 
-    def _next_pid(self):
-        self.pid = self.pid % 65535 + 1
-        return self.pid
-
     def publish(self, topic, message, qos=0, retain=False):
         pid = 0
         if qos:
-            pid = self._next_pid()
+            self.pid = pid = self.pid % 65535 + 1
             self.unacked[pid] = True
         self._send(publish_packet(topic, message, qos, retain, pid))
-        return pid
-
-    def subscribe(self, topic, qos=1):
-        pid = self._next_pid()
-        self._send(packet(0x82, struct.pack('!H', pid) + _string(topic) + bytes([qos])))
         return pid
 
     def ping(self):

@@ -109,7 +109,11 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
     sink = None
     sock = socket.socket()
     try:
-        sink = port.firmware_sink() if filename == FIRMWARE else FileSink(filename)
+        if filename == FIRMWARE:
+            from . import board  # the chip's partitions (board.py loads only for firmware)
+            sink = board.firmware_sink()
+        else:
+            sink = FileSink(filename)
         sock.settimeout(STEP_S)
         if tick:
             tick()
@@ -194,9 +198,10 @@ def _reboot(device, reason):
 
 def command(device, name, _argument):
     # The OTA commands on cmnd/<id>/OTA (commands.py hands them over).
+    from . import board
     if name == 'open':
         # [O-4] the board's own address, from its network interface (boards' sockets have no getsockname)
-        address = port.local_address(device.client.sock if device.client else None)
+        address = board.local_address(device.client.sock if device.client else None)
         device._enqueue('stat/%s/OTA' % device.id, json.dumps({'address': address}), False)
         return 'ota open at %s' % address
     if name == 'reboot':
@@ -206,7 +211,7 @@ def command(device, name, _argument):
         return commit()
     if name == 'hashes':
         return hashes()
-    return port.firmware_keep() if name == 'keepversion' else port.firmware_partitions()
+    return board.firmware_keep() if name == 'keepversion' else board.firmware_partitions()
 
 
 def _tick(device):
