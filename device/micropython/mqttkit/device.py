@@ -7,7 +7,7 @@ import gc
 import sys
 
 from . import files, port
-from .mqtt import MQTTError
+from .mqtt import MQTTClient, MQTTError  # noqa: F401 (MQTTClient: a type for the checks)
 
 VERSION = '0.1.0'
 # A module loaded on demand stays this long after its last use: the hub's commands when a device comes
@@ -28,24 +28,44 @@ def drop(name):
     gc.collect()
 
 
-def coerce(characteristic, text):
-    if ' %s ' % characteristic in BOOLS:
-        return text in ('1', 'true', 'on', 'True')
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 class Device:
+    # What identity.setup() gives a Device, declared for the type checks (MicroPython compiles no code
+    # for a bare annotation).
+    id: str
+    password: str
+    base: str
+    config: dict
+    meta: dict
+    client: 'MQTTClient'
+    connected: bool
+    running: bool
+    ota_pending: bool
+    queue: list
+    inflight: list
+    handlers: dict
+    applied: dict
+    commands: dict
+    loaded: dict
+    timers: list
+    stats: dict
+    started: int
+    last_contact: int
+    last_ping: int
+    last_said: int
+    next_attempt: int
+    backoff: int
+    wifi_was_up: object
+    step_s: int
+
     def __init__(self, config=None, status=None, name=None, model=None, manufacturer=None, firmware=None):
         # Setting up runs once: identity.py does it, and goes again.
         # (Nothing made there may outlive it: a function would keep its module's globals alive.)
         self.status = status or (lambda event, detail=None: None)
         __import__('mqttkit.identity', None, None, ('identity',)).setup(self, config, (('name', name), ('model', model), ('manufacturer', manufacturer), ('firmware', firmware)))
         drop('identity')
+        c = self.config
+        self.wifi_up = port.wifi_connect(c.get('wifi_ssid'), c.get('wifi_password'))
+        self.dog = port.watchdog(c['watchdog_ms']) if c['watchdog_ms'] else None
 
     # --- the protocol -------------------------------------------------------------------------------
     def publish(self, service, characteristic, value, index=None, retain=False):
@@ -226,7 +246,17 @@ class Device:
                 # cleared it: applied once already; confirm it again, do not run the callback twice.
                 confirmed = last[1]
             else:
-                value = coerce(characteristic, text)
+                # 1/0 as True/False for the boolean characteristics, else a number if it is one, else text
+                value = text
+                if ' %s ' % characteristic in BOOLS:
+                    value = text in ('1', 'true', 'on', 'True')
+                else:
+                    for kind in (int, float):
+                        try:
+                            value = kind(text)
+                            break
+                        except ValueError:
+                            pass
                 result = self._guard(callback, value)
                 confirmed = value if result is None else result
                 self.applied[topic] = (text, confirmed)

@@ -25,6 +25,7 @@ def load_identity(config):
 
 
 def setup(device, config, meta):
+    # Device.__init__ then starts Wi-Fi and the watchdog (what it makes must outlive this module).
     stored = files.read_file('config.json')
     device.config = c = {'broker': '127.0.0.1', 'port': 1883, 'ssl': False, 'keepalive': 30, 'backoff_min': 1,
                          'backoff_max': 60, 'queue': 50, 'reset_after': 900, 'watchdog_ms': 0}
@@ -49,9 +50,7 @@ def setup(device, config, meta):
     device.started = device.last_contact = device.last_ping = device.last_said = port.ticks_ms()
     device.next_attempt = 0
     device.backoff = c['backoff_min']
-    device.wifi_up = port.wifi_connect(c.get('wifi_ssid'), c.get('wifi_password'))
     device.wifi_was_up = None
     watchdog_ms = c['watchdog_ms']
-    device.dog = port.watchdog(watchdog_ms) if watchdog_ms else None
     # A blocking network step (connect, a read) may take at most half the watchdog's period.
     device.step_s = max(1, min(10, watchdog_ms // 2000)) if watchdog_ms else 10

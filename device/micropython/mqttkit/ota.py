@@ -139,8 +139,9 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
             if not n:
                 break
             idle = 0
-            h.update(view[:n])
-            sink.write(view[:n])
+            chunk = buffer if n == CHUNK else view[:n]  # a full buffer as it is: no slice object per read
+            h.update(chunk)
+            sink.write(chunk)
             size += n
     except Exception as e:
         if sink is not None:
