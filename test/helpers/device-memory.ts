@@ -73,12 +73,15 @@ export async function board(port: Port, files = portFiles(port)): Promise<Board>
   return { mp, run, live: () => Number(liveFunction()) };
 }
 
-const moduleName = (file: string) => file.replace(/\.py$/, '').replace(/\/__init__$/, '').split('/').join('.');
+/** What a board's main.py does: imports the package (the rarely needed modules load later, on demand). */
+const MAIN_IMPORT = 'import mqttkit\nfrom mqttkit import Device';
 
 export interface ImportFigures {
   port: Port;
-  /** Heap the library keeps after importing every file of the port's set (bytes). */
+  /** Heap the library keeps after `import mqttkit` / `from mqttkit import Device` (bytes). */
   retained: number;
+  /** The modules that import loaded (the others load on demand). */
+  loaded: string[];
   /** Per file: bytes allocated while compiling it (garbage included: an upper bound of the compile peak). */
   compile: Record<string, number>;
 }
@@ -88,8 +91,9 @@ export async function measureImport(port: Port): Promise<ImportFigures> {
   const b = await board(port, files);
   b.run('gc.collect()');
   const base = b.live();
-  b.run(files.map((f) => `__import__('${moduleName(f)}')`).join('\n') + '\ngc.collect()');
+  b.run(`${MAIN_IMPORT}\ngc.collect()`);
   const retained = b.live() - base;
+  const loaded = b.run("print(' '.join(sorted(n for n in sys.modules if n.startswith('mqttkit'))))").trim().split(' ');
   // Compiled after the import, so the figure is the compiler's working memory, not the qstrs the
   // import already interned. Nothing is freed inside a call here: the difference is all it allocated.
   const compile: Record<string, number> = {};
@@ -97,7 +101,7 @@ export async function measureImport(port: Port): Promise<ImportFigures> {
     b.mp.globals.set('source', readFileSync(join(LIBRARY, file), 'utf8'));
     compile[file] = Number(b.run(`_a = gc.mem_alloc()\n_c = compile(source, '${file}', 'exec')\nprint(gc.mem_alloc() - _a)\n_c = source = None\ngc.collect()`).trim());
   }
-  return { port, retained, compile };
+  return { port, retained, loaded, compile };
 }
 
 /** A mark: the heap in use and its block map, printed by membench.mark() at the start or end of a step. */
@@ -169,12 +173,20 @@ export interface Step {
 
 /** Runs `body` as one step: one call into MicroPython, marked at its start and end. */
 function step(b: Board, label: string, body: string, from = 'start', to = 'end'): Step {
+  return steps(b, label, body, [[from, to]])[0]!;
+}
+
+/** One step measured over several mark ranges (e.g. the whole OTA trigger and the transfer within it). */
+function steps(b: Board, label: string, body: string, ranges: Array<[string, string]>): Step[] {
   const text = b.run(`membench.STATE['label'] = '${label}'\nmembench.mark('start')\n${body}\nmembench.mark('end')\ngc.collect()`);
   const marks = parseMarks(text);
-  const start = marks.find((m) => m.where === from);
-  const end = marks.find((m) => m.where === to);
-  if (!start || !end) throw new Error(`step ${label}: no heap marks ${from}/${to} in the output:\n${text.slice(0, 2000)}`);
-  return { label, liveBefore: start.alloc, allocated: end.alloc - start.alloc, largest: largestNew(start, end), liveAfter: b.live() };
+  const liveAfter = b.live();
+  return ranges.map(([from, to]) => {
+    const start = marks.find((m) => m.where === from);
+    const end = marks.find((m) => m.where === to);
+    if (!start || !end) throw new Error(`step ${label}: no heap marks ${from}/${to} in the output:\n${text.slice(0, 2000)}`);
+    return { label, liveBefore: start.alloc, allocated: end.alloc - start.alloc, largest: largestNew(start, end), liveAfter };
+  });
 }
 
 export interface OtaFigures {
@@ -185,7 +197,8 @@ export interface OtaFigures {
   largestAllocation: number;
   /** Bytes allocated per read, garbage included. */
   allocatedPerRead: number;
-  /** Heap in use after the transfer above the heap before it (exact). */
+  /** Heap in use after the transfer above the heap before it, once ota.py is dropped again (exact; with
+   *  ota.py's interned names, which stay). */
   retainedAfter: number;
   /** The report the device published on stat/<id>/OTA. */
   report: { ok: boolean; hash: string | null; error: string | null };
@@ -208,14 +221,27 @@ export interface BudgetFigures {
   port: Port;
   /** Heap the library keeps after import (bytes). */
   retained: number;
-  /** Heap with the device connected and idle, above the heap before the library was imported. */
+  /** Heap with the device constructed, connected and idle, above the heap before the library was imported. */
   idleAbove: number;
-  /** Largest heap in use between steps, above idle (exact). */
+  /** Largest heap in use between steps, above idle (exact; a lingering commands.py or ota.py included). */
   livePeakAboveIdle: number;
-  /** Largest (heap at a step's start + what the step allocated) above idle, for publish and command steps:
-   *  an upper bound of the peak, garbage included. The OTA step is reported on its own (its garbage is chunks). */
-  stepPeakBoundAboveIdle: number;
-  /** The largest single allocation of any step, and which step made it. */
+  /** Largest (heap at a step's start + what the step allocated) above idle over the publish steps: an
+   *  upper bound of the peak, garbage included. */
+  publishPeakAboveIdle: number;
+  /** The same over the command steps: commands.py compiled and loaded by the first, ota.py by `hashes`. */
+  commandPeakAboveIdle: number;
+  /** The same for the OTA trigger, from its arrival to the end of the transfer: ota.py compiled and
+   *  loaded (it was not), then the transfer. */
+  otaPeakAboveIdle: number;
+  /** Heap commands.py keeps while loaded: after the first command, above idle (exact). */
+  commandsLoaded: number;
+  /** Heap ota.py keeps while loaded: after the transfer and its report, above the heap before (exact). */
+  otaLoaded: number;
+  /** Above idle once the on-demand modules are dropped again, after the commands and after the OTA:
+   *  what stays is their interned names (MicroPython never frees a qstr). */
+  afterCommandsDropped: number;
+  afterOtaDropped: number;
+  /** The largest single allocation of any publish or command step, or of the transfer, and where. */
   largestAllocation: number;
   largestWhere: string;
   published: number;
@@ -224,21 +250,24 @@ export interface BudgetFigures {
 
 const TRIGGER_HOST = '192.0.2.1';
 
+/** Lets the on-demand modules' linger expire now and runs a step, which drops them. */
+const EXPIRE = "d.loaded = dict((name, time.ticks_add(time.ticks_ms(), -10 ** 6)) for name in d.loaded)\nd.step(0)\ngc.collect()";
+
 /**
  * The budget scenario, one call per step: connect, `publishes` publishes, `commands` commands (half
- * cmnd/<id>/OTA commands, half HomeKit writes), then an `otaBytes` pull transfer the library stages.
- * `receiver` is Python run after import that may replace the library's OTA receive (the test that
- * proves the guard can fail).
+ * cmnd/<id>/OTA commands, half HomeKit writes); the on-demand modules dropped; then an `otaBytes` pull
+ * transfer the library stages, and the modules dropped again. `receiver` is Python run after import
+ * that may replace the library's OTA receive (the test that proves the guard can fail).
  */
 export async function runBudget(port: Port, options: BudgetOptions, receiver = ''): Promise<BudgetFigures> {
   const files = portFiles(port);
   const b = await board(port, files);
   b.run('gc.collect()');
   const base = b.live();
-  b.run(files.map((f) => `__import__('${moduleName(f)}')`).join('\n') + '\ngc.collect()');
+  b.run(`${MAIN_IMPORT}\ngc.collect()`);
   const retained = b.live() - base;
   b.run(`
-from mqttkit import Device, files
+from mqttkit import files
 files.ROOT = '/device'
 ${receiver}
 d = Device(name='Bench', firmware='1.0.0')
@@ -252,34 +281,53 @@ assert d.connected, 'the device did not connect to the scripted broker'
 gc.collect()
 `);
   const idle = b.live();
-  const steps: Step[] = [];
-  for (let i = 0; i < options.publishes; i++) steps.push(step(b, 'publish', `d.publish('TemperatureSensor', 'CurrentTemperature', ${20 + i / 10})\nd.step(0)`));
-  const names = ['stats', 'getversion', 'msg_reboot', 'msg_exception', 'hashes'];
+  const publishes: Step[] = [];
+  for (let i = 0; i < options.publishes; i++) publishes.push(step(b, 'publish', `d.publish('TemperatureSensor', 'CurrentTemperature', ${20 + i / 10})\nd.step(0)`));
+  const names = ['getversion', 'msg_reboot', 'msg_exception', 'stats', 'hashes'];
+  const commands: Step[] = [];
+  let commandsLoaded = 0;
   for (let i = 0; i < options.commands; i++) {
     const inject = i % 2 ? `membench.Broker.current.inject('HomeKit/mem-1/Switch/On/set', '${i % 4 === 1 ? 1 : 0}')` : `membench.Broker.current.inject('cmnd/mem-1/OTA', '${names[(i / 2) % names.length]}')`;
-    steps.push(step(b, 'command', `${inject}\nd.step(0)\nd.step(0)`));
+    commands.push(step(b, 'command', `${inject}\nd.step(0)\nd.step(0)`));
+    if (i === 0) commandsLoaded = b.live() - idle;
   }
+  b.run(EXPIRE);
+  const afterCommandsDropped = b.live() - idle;
   b.run(`membench.STATE['pull_size'] = ${options.otaBytes}\nmembench.STATE['max_read'] = 0\nmembench.STATE['reads'] = 0`);
   const sha256 = pulledSha256(options.otaBytes);
   const liveBeforeOta = b.live();
-  // Measured from the pull connection to its end of file: the transfer alone, not the MQTT read that
-  // delivered the trigger.
-  const ota = step(b, 'ota', `membench.Broker.current.inject('mem-1/OTA', '${TRIGGER_HOST}|8266|payload.bin|sha256:${sha256}|0')\nd.step(0)`, 'transfer-start', 'transfer-end');
-  steps.push(step(b, 'ota-report', 'for _ in range(5):\n    d.step(0)'));
+  // Two ranges of one step: the whole trigger (ota.py compiled and loaded, then the transfer) and the
+  // transfer alone, from the pull connection to its end of file.
+  const [trigger, ota] = steps(b, 'ota', `membench.Broker.current.inject('mem-1/OTA', '${TRIGGER_HOST}|8266|payload.bin|sha256:${sha256}|0')\nd.step(0)`, [
+    ['start', 'transfer-end'],
+    ['transfer-start', 'transfer-end'],
+  ]) as [Step, Step];
+  const report = step(b, 'ota-report', 'for _ in range(5):\n    d.step(0)');
+  const otaLoaded = b.live() - liveBeforeOta;
+  b.run(EXPIRE);
+  const afterOtaDropped = b.live() - idle;
   const out = b.run(`print(membench.STATE['max_read'], membench.STATE['reads'], membench.Broker.current.published)\nprint(membench.REPORTS[-1].decode() if membench.REPORTS else '{}')`).trim().split('\n');
   const [maxRead, reads, published] = out[0]!.split(' ').map(Number) as [number, number, number];
-  const report = JSON.parse(out[1]!) as OtaFigures['report'];
-  const largest = steps.reduce((a, s) => (s.largest > a.largest ? s : a), steps[0]!);
+  const otaReport = JSON.parse(out[1]!) as OtaFigures['report'];
+  const bound = (list: Step[]) => (list.length ? Math.max(...list.map((s) => s.liveBefore + s.allocated)) - idle : 0);
+  const measured = [...publishes, ...commands];
+  const largest = measured.reduce((a, s) => (s.largest > a.largest ? s : a), measured[0] ?? ota);
   return {
     port,
     retained,
     idleAbove: idle - base,
-    livePeakAboveIdle: Math.max(...steps.map((s) => s.liveAfter), ota.liveAfter) - idle,
-    stepPeakBoundAboveIdle: Math.max(...steps.filter((s) => s.label !== 'ota-report').map((s) => s.liveBefore + s.allocated)) - idle,
+    livePeakAboveIdle: Math.max(...[...measured, trigger, report].map((s) => s.liveAfter)) - idle,
+    publishPeakAboveIdle: bound(publishes),
+    commandPeakAboveIdle: bound(commands),
+    otaPeakAboveIdle: bound([trigger]),
+    commandsLoaded,
+    otaLoaded,
+    afterCommandsDropped,
+    afterOtaDropped,
     largestAllocation: Math.max(largest.largest, ota.largest),
     largestWhere: ota.largest > largest.largest ? 'ota' : largest.label,
     published,
-    ota: { maxRead, reads, largestAllocation: ota.largest, allocatedPerRead: reads ? Math.round(ota.allocated / reads) : 0, retainedAfter: ota.liveAfter - liveBeforeOta, report },
+    ota: { maxRead, reads, largestAllocation: ota.largest, allocatedPerRead: reads ? Math.round(ota.allocated / reads) : 0, retainedAfter: afterOtaDropped - afterCommandsDropped, report: otaReport },
   };
 }
 

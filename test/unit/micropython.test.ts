@@ -145,15 +145,44 @@ files.ROOT = '${root}'
   });
 
   for (const port of Object.keys(PORTS)) {
-    it(`${port}: its files alone import and run, and each of them is imported (ports.json is complete and minimal)`, () => {
+    it(`${port}: its files alone import and run, each of them is loaded (ports.json is complete and minimal), the rare ones only on demand`, () => {
       usePort(port, `/dev-${port}`, { broker: '192.0.2.1', device_id: `mp-${port}`, watchdog_ms: 3000 });
+      // identity.py runs inside Device() (it writes the password on first boot), commands.py when a
+      // command arrives, ota.py for an OTA command; each is seen loaded at that moment and gone after.
       const loaded = run(`
+seen = set()
+def snap():
+    seen.update(n for n in sys.modules if n == 'mqttkit' or n.startswith('mqttkit.'))
+write = files.write_file
+def spy(name, text):
+    snap()
+    write(name, text)
+files.write_file = spy
 from mqttkit import Device
 d = Device(name='MP')
-print(' '.join(sorted(n for n in sys.modules if n == 'mqttkit' or n.startswith('mqttkit.'))))
-`);
+files.write_file = write
+mods = lambda: ' '.join(sorted(n[8:] for n in sys.modules if n.startswith('mqttkit.')))
+print(mods())
+d._on_message('cmnd/mp-${port}/OTA', b'getversion')
+snap()
+print(mods())
+d._on_message('cmnd/mp-${port}/OTA', b'partitions')
+snap()
+print(mods(), d.queue[-1][1].startswith('{"') and d.queue[-2][1].startswith('{"'))
+d.loaded = dict((name, -10 ** 6) for name in d.loaded)
+d.step(0)
+snap()
+print(mods())
+print(' '.join(sorted(seen)))
+`).split('\n');
       const expected = PORTS[port]!.map((f) => f.replace(/\.py$/, '').replace(/\/__init__$/, '').replace(/\//g, '.')).sort();
-      assert.deepEqual(loaded.split(' '), expected);
+      const always = ['device', 'files', 'mqtt', 'port'];
+      const chip = `chip_${port}`;
+      assert.equal(loaded[0], [...always, chip].sort().join(' '), 'after Device(): identity.py dropped; the chip module (its watchdog) loaded; commands.py, ota.py, board.py, connect.py not');
+      assert.equal(loaded[1], [...always, 'board', chip, 'commands'].sort().join(' '), 'a command loads commands.py (getversion: board.py)');
+      assert.equal(loaded[2], `${[...always, 'board', chip, 'commands', 'ota'].sort().join(' ')} True`, 'an OTA command loads ota.py; both answered');
+      assert.equal(loaded[3], [...always, 'connect'].sort().join(' '), 'unused for LINGER_MS: dropped; connect.py loaded while not connected');
+      assert.deepEqual(loaded[4]!.split(' '), expected, 'every listed file was loaded at some point');
     });
   }
 
@@ -172,7 +201,8 @@ from mqttkit import mqtt
 p = mqtt.publish_packet('HomeKit/mp-1/Switch/On', '1', 1, True, 7)
 kind, body, used = mqtt.parse(bytearray(p))
 print(kind == 0x33, used == len(p), body[-1:] == b'1', mqtt.encode_length(321) == bytes([0xc1, 0x02]))
-c = mqtt.connect_packet('mp-1', 'mp-1', 'secret', ('HomeKit/mp-1/$state', 'offline', 1, True), 30)
+from mqttkit import connect
+c = connect.connect_packet('mp-1', 'mp-1', 'secret', ('HomeKit/mp-1/$state', 'offline', 1, True), 30)
 print(mqtt.parse(bytearray(c))[0] == 0x10)
 `), 'True True True True\nTrue');
 
@@ -198,8 +228,9 @@ d = Device()
 class Client:
     sock = object()  # like a board's socket: no getsockname
 d.client = Client()
-print(d.commands['open'](d, ''))
-print(d.queue[-1])
+d._on_message('cmnd/mp-open/OTA', b'open')
+print(d.queue[-1][1])
+print(d.queue[-2])
 `), "ota open at 192.168.1.50\n('stat/mp-open/OTA', '{\"address\": \"192.168.1.50\"}', False)");
   });
 
@@ -313,14 +344,15 @@ def version():
 def push(data):
     socket.SERVE.append(data)
     digest = binascii.hexlify(hashlib.sha256(data).digest()).decode()
-    d.ota.on_trigger('127.0.0.1|1|$firmware|sha256:%s|0' % digest)
+    d._on_message('mp-ab/OTA', '127.0.0.1|1|$firmware|sha256:%s|0' % digest)
     report = json.loads(d.queue.pop()[1])
     return '%s %s' % (report['ok'], report.get('partition'))
 print(version())
 print(push(b'image two' * 1000))
 print(Partition.state['boot'], version())
 Partition.reset()
-print(version(), d.commands['keepversion'](d, ''))
+d._on_message('cmnd/mp-ab/OTA', 'keepversion')
+print(version(), d.queue.pop()[1])
 Partition.reset()
 print(version())
 print(push(b'image three' * 1000))

@@ -1,74 +1,75 @@
-# Observability commands on cmnd/<id>/OTA, answered on stat/<id>/Log (seed 003's command set). The OTA
-# receiver registers its transfer commands (open, commit, reboot, ...) into the same dispatcher.
+# Commands on cmnd/<id>/OTA, answered on stat/<id>/Log (seed 003's command set). Loaded on demand when a
+# command arrives (device.py drops it again when unused); the OTA ones are ota.py's, loaded in turn.
 import json
 import sys
 
 from . import files, port
 
-EXCEPTION_FILE = 'last_exception.txt'
-REBOOT_FILE = 'last_reboot.txt'
+OTA = ('open', 'commit', 'reboot', 'hashes', 'keepversion', 'partitions')
 
 
-def record_exception(e):
-    # Keeps the last uncaught exception with its traceback on the filesystem, for msg_exception.
-    try:
-        import io
-        stream = io.StringIO()
-        port.print_exception(e, stream)
-        files.write_file(EXCEPTION_FILE, stream.getvalue())
-    except Exception:
-        pass
-
-
-def record_reboot(reason):
-    try:
-        files.write_file(REBOOT_FILE, reason)
-    except Exception:
-        pass
-
-
+# board.py (what the board says about itself) is imported where it is asked, so that only those commands load it.
 def stats(device, _argument):
+    from . import board
     return {
-        'uptime_s': device.uptime_s(),
+        'uptime_s': port.ticks_diff(port.ticks_ms(), device.started) // 1000,
         'reconnects': device.stats['reconnects'],
         'published': device.stats['published'],
         'received': device.stats['received'],
         'dropped': device.stats['dropped'],
         'queued': len(device.queue),
-        'mem_free': port.mem_free(),
+        'mem_free': board.mem_free(),
     }
 
 
 def msg_reboot(_device, _argument):
-    return files.read_file(REBOOT_FILE) or port.reset_cause()
+    from . import board
+    return files.read_file('last_reboot.txt') or board.reset_cause()
 
 
 def msg_exception(_device, _argument):
-    return files.read_file(EXCEPTION_FILE) or 'no exception recorded'
+    return files.read_file('last_exception.txt') or 'no exception recorded'
 
 
 def msg_rm(_device, _argument):
-    files.remove_file(EXCEPTION_FILE)
-    files.remove_file(REBOOT_FILE)
+    files.remove_file('last_exception.txt')
+    files.remove_file('last_reboot.txt')
     return 'messages removed'
 
 
 def getversion(device, _argument):
+    from . import board
     from .device import VERSION
     return {
-        'firmware': port.firmware_version(),
+        'firmware': board.firmware_version(),
         'app': device.meta.get('firmware'),
         'library': VERSION,
-        'platform': port.platform_name(),
+        'platform': board.platform_name(),
         'python': '%s %s' % (sys.implementation.name, '.'.join(str(n) for n in sys.implementation.version[:3])),
-        'partition': port.firmware_running(),  # [O-6] the hub confirms a firmware update by partition
+        'partition': board.firmware_running(),  # [O-6] the hub confirms a firmware update by partition
         'ota': 2,  # [O-11] speaks the 5-field trigger; without it the hub sends seed 002's 4 fields
     }
 
 
-def default_commands():
-    return {'stats': stats, 'msg_reboot': msg_reboot, 'msg_exception': msg_exception, 'msg_rm': msg_rm, 'getversion': getversion}
+BUILTIN = {'stats': stats, 'msg_reboot': msg_reboot, 'msg_exception': msg_exception, 'msg_rm': msg_rm, 'getversion': getversion}
 
 
-def encode(answer):
-    return answer if isinstance(answer, str) else json.dumps(answer)
+def handle(device, text):
+    # "<name> [argument]": the application's commands first, then the built-in and the OTA ones.
+    text = text.strip()
+    name = text.split(' ')[0]
+    argument = text[len(name):].strip()
+    handler = device.commands.get(name) or BUILTIN.get(name)
+    try:
+        if handler:
+            answer = handler(device, argument)
+        elif name in OTA:
+            answer = device._load('ota').command(device, name, argument)
+        else:
+            known = sorted(set(list(device.commands) + list(BUILTIN) + list(OTA)))
+            answer = 'unknown command %s (known: %s)' % (name, ', '.join(known))
+    except Exception as e:
+        files.record_exception(e)
+        answer = 'command %s failed: %r (details: msg_exception)' % (name, e)
+    if answer is not None:
+        device.log(answer if isinstance(answer, str) else json.dumps(answer))

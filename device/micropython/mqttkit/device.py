@@ -1,101 +1,77 @@
-# The Device: speaks mqttkit's topic protocol (docs/protocol.md) over our MQTT client, keeps its link
-# up (backoff, keepalive, a queue that survives reconnects, reset after long silence), and answers
-# observability commands on cmnd/<id>/OTA (docs/device.md).
-import json
+# The Device: speaks mqttkit's topic protocol (docs/protocol.md) over our MQTT client and keeps its link
+# up (backoff, keepalive, a queue that survives reconnects, reset after long silence). What is rarely
+# needed loads on demand and goes again (docs/device.md, "Memory and boards"): identity.py while the
+# Device sets itself up, connect.py while it is not connected, commands.py when a command arrives,
+# ota.py for an OTA trigger or command.
+import gc
+import sys
 
 from . import files, port
-from .identity import load_identity
-from .mqtt import MQTTClient, MQTTError, Refused
-from . import commands
-from .ota import Receiver
+from .mqtt import MQTTClient, MQTTError  # noqa: F401 (MQTTClient: a type for the checks)
 
 VERSION = '0.1.0'
-INFLIGHT_WINDOW = 10
-
+# A module loaded on demand stays this long after its last use: the hub's commands when a device comes
+# online (getversion, msg_reboot, msg_exception) or one OTA session's open/triggers/commit compile it once.
+LINGER_MS = 30000
 # Characteristics a HomeKit write sends as 1/0 that a callback wants as True/False.
-BOOL_CHARACTERISTICS = ('On', 'Mute', 'HoldPosition', 'NightVision', 'ProgrammableSwitchOutputState', 'Identify', 'PeriodicSnapshotsActive')
-
-DEFAULTS = {
-    'broker': '127.0.0.1',
-    'port': 1883,
-    'ssl': False,
-    'keepalive': 30,
-    'backoff_min': 1,
-    'backoff_max': 60,
-    'queue': 50,
-    'reset_after': 900,
-    'watchdog_ms': 0,
-}
+BOOLS = ' On Mute HoldPosition NightVision ProgrammableSwitchOutputState Identify PeriodicSnapshotsActive '
 
 
-def coerce(characteristic, text):
-    if characteristic in BOOL_CHARACTERISTICS:
-        return text in ('1', 'true', 'on', 'True')
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def format_value(value):
-    if value is True:
-        return '1'
-    if value is False:
-        return '0'
-    return str(value)
-
-
-def service_path(service, index):
-    return service if not index else '%s/%d' % (service, index)
+def drop(name):
+    # Unloads mqttkit.<name>, and board.py with the chip module (loaded for it, or by a watchdog): nothing
+    # refers to them any more, so their code and tables are garbage.
+    package = sys.modules.get('mqttkit')
+    for name in (name, 'board', 'chip_esp32', 'chip_esp8266'):
+        sys.modules.pop('mqttkit.' + name, None)
+        if hasattr(package, name):
+            delattr(package, name)
+    gc.collect()
 
 
 class Device:
+    # What identity.setup() gives a Device, declared for the type checks (MicroPython compiles no code
+    # for a bare annotation).
+    id: str
+    password: str
+    base: str
+    config: dict
+    meta: dict
+    client: 'MQTTClient'
+    connected: bool
+    running: bool
+    ota_pending: bool
+    queue: list
+    inflight: list
+    handlers: dict
+    applied: dict
+    commands: dict
+    loaded: dict
+    timers: list
+    stats: dict
+    started: int
+    last_contact: int
+    last_ping: int
+    last_said: int
+    next_attempt: int
+    backoff: int
+    wifi_was_up: object
+    step_s: int
+
     def __init__(self, config=None, status=None, name=None, model=None, manufacturer=None, firmware=None):
-        stored = files.read_file('config.json')
-        self.config = dict(DEFAULTS)
-        if stored:
-            self.config.update(json.loads(stored))
-        if config:
-            self.config.update(config)
-        self.id, self.password = load_identity(self.config)
-        self.base = 'HomeKit/' + self.id
-        self.meta = {}
-        for field, value in (('name', name), ('model', model), ('manufacturer', manufacturer), ('firmware', firmware)):
-            if value is not None:
-                self.meta[field] = value
+        # Setting up runs once: identity.py does it, and goes again.
+        # (Nothing made there may outlive it: a function would keep its module's globals alive.)
         self.status = status or (lambda event, detail=None: None)
-        self.client = None
-        self.connected = False
-        self.running = False
-        self.queue = []
-        self.inflight = []  # (pid, message) sent at QoS 1 and not yet acknowledged
-        self.handlers = {}
-        self.applied = {}  # /set topic -> (payload, confirmed value) of the last write applied
-        self.commands = commands.default_commands()
-        self.ota = Receiver(self)
-        self.ota_pending = False
-        self.timers = []
-        self.stats = {'reconnects': 0, 'published': 0, 'received': 0, 'dropped': 0}
-        self.started = port.ticks_ms()
-        self.last_contact = port.ticks_ms()
-        self.last_ping = port.ticks_ms()
-        self.last_said = port.ticks_ms()  # last publish under HomeKit/<id>/: what the hub sees of us
-        self.next_attempt = 0
-        self.backoff = self.config['backoff_min']
-        self.wifi_up = port.wifi_connect(self.config.get('wifi_ssid'), self.config.get('wifi_password'))
-        self.wifi_was_up = None
-        watchdog_ms = self.config['watchdog_ms']
-        self.dog = port.watchdog(watchdog_ms) if watchdog_ms else None
-        # A blocking network step (connect, a read) may take at most half the watchdog's period.
-        self.step_s = max(1, min(10, watchdog_ms // 2000)) if watchdog_ms else 10
+        __import__('mqttkit.identity', None, None, ('identity',)).setup(self, config, (('name', name), ('model', model), ('manufacturer', manufacturer), ('firmware', firmware)))
+        drop('identity')
+        c = self.config
+        self.wifi_up = port.wifi_connect(c.get('wifi_ssid'), c.get('wifi_password'))
+        self.dog = port.watchdog(c['watchdog_ms']) if c['watchdog_ms'] else None
 
     # --- the protocol -------------------------------------------------------------------------------
     def publish(self, service, characteristic, value, index=None, retain=False):
-        self._enqueue('%s/%s/%s' % (self.base, service_path(service, index), characteristic), format_value(value), retain)
+        if value is True or value is False:
+            value = int(value)
+        self._enqueue('%s/%s%s/%s' % (self.base, service, '/%d' % index if index else '', characteristic), str(value), retain)
 
     def set_meta(self, **fields):
         for field, value in fields.items():
@@ -105,11 +81,11 @@ class Device:
     def on_set(self, service, characteristic, callback, index=None):
         # callback(value) runs for each HomeKit write. What it returns is published as the confirmed
         # state (None confirms the value as written); a device that cannot obey returns its actual state.
-        topic = '%s/%s/%s/set' % (self.base, service_path(service, index), characteristic)
+        topic = '%s/%s%s/%s/set' % (self.base, service, '/%d' % index if index else '', characteristic)
         self.handlers[topic] = (service, characteristic, index, callback)
 
     def command(self, name):
-        # Decorator: registers an extra command for cmnd/<id>/OTA (the OTA receiver adds its own).
+        # Decorator: registers an extra command for cmnd/<id>/OTA.
         def register(handler):
             self.commands[name] = handler
             return handler
@@ -129,14 +105,22 @@ class Device:
         while self.running:
             self.step(50)
         if self.connected:
-            self._announce_offline()
+            try:
+                self.client.publish(self.base + '/$state', 'offline', 1, True)
+                self.client.disconnect()
+            except MQTTError:
+                pass
+            self.connected = False
 
     def stop(self):
         self.running = False
 
     def step(self, wait_ms=0):
         self._feed()
-        self._watch_wifi()
+        up = self.wifi_up()
+        if up != self.wifi_was_up:
+            self.wifi_was_up = up
+            self.status('wifi up' if up else 'wifi down')
         if not self.connected:
             self._try_connect()
         if self.connected:
@@ -150,31 +134,23 @@ class Device:
                 self._lost(str(e))
         elif wait_ms:
             port.sleep_ms(wait_ms)
-        self._run_timers()
-        if port.ticks_diff(port.ticks_ms(), self.last_contact) > self.config['reset_after'] * 1000:
-            commands.record_reboot('no broker contact for %d s' % self.config['reset_after'])
+        now = port.ticks_ms()
+        for timer in self.timers:
+            if port.ticks_diff(now, timer[1]) >= timer[0]:
+                timer[1] = now
+                self._guard(timer[2])
+        if self.loaded:
+            for name in list(self.loaded):
+                if port.ticks_diff(now, self.loaded[name]) >= LINGER_MS:
+                    del self.loaded[name]
+                    drop(name)
+        if port.ticks_diff(now, self.last_contact) > self.config['reset_after'] * 1000:
+            files.record_reboot('no broker contact for %d s' % self.config['reset_after'])
             port.reset()
 
     def sleep(self, seconds):
-        # Give pending commands a moment, stay awake while the hub has an OTA job for us (up to
-        # pending_wait seconds), announce sleep, flush, leave cleanly (no last will), sleep.
-        if self.connected:
-            until = port.ticks_ms() + 500
-            while self.connected and port.ticks_diff(until, port.ticks_ms()) > 0:
-                self.step(50)
-            until = port.ticks_ms() + self.config.get('pending_wait', 120) * 1000
-            while self.connected and self.ota_pending and port.ticks_diff(until, port.ticks_ms()) > 0:
-                self.step(50)
-        if self.connected:
-            self._enqueue(self.base + '/$state', 'sleeping %d' % seconds, True)
-            until = port.ticks_ms() + 200
-            while self.connected and port.ticks_diff(until, port.ticks_ms()) > 0:
-                self.step(50)
-            self._flush()
-            self.client.disconnect()
-            self.connected = False
-        self.running = False
-        port.deep_sleep(int(seconds * 1000))
+        # Leaves cleanly and deep-sleeps (connect.py, which also opens the session, does it).
+        __import__('mqttkit.connect', None, None, ('connect',)).sleep(self, seconds)
 
     # --- internals ----------------------------------------------------------------------------------
     def _enqueue(self, topic, payload, retain):
@@ -189,65 +165,24 @@ class Device:
                 self._lost(str(e))
 
     def _flush(self):
-        # QoS 1 with a small window: a message leaves the queue when sent and is forgotten only when the
+        # QoS 1 with a window of 10: a message leaves the queue when sent and is forgotten only when the
         # broker acknowledges it; on a lost connection the unacknowledged ones are sent again.
         if self.inflight:
             self.inflight = [(pid, m) for pid, m in self.inflight if pid in self.client.unacked]
-        while self.queue and self.connected and len(self.inflight) < INFLIGHT_WINDOW:
+        while self.queue and self.connected and len(self.inflight) < 10:
             message = self.queue.pop(0)
-            topic, payload, retain = message
-            self.inflight.append((self.client.publish(topic, payload, 1, retain), message))
+            self.inflight.append((self.client.publish(message[0], message[1], 1, message[2]), message))
             self.stats['published'] += 1
-            if topic.startswith(self.base + '/'):
+            if message[0].startswith(self.base + '/'):
                 self.last_said = port.ticks_ms()
 
     def _try_connect(self):
-        now = port.ticks_ms()
-        if port.ticks_diff(now, self.next_attempt) < 0 or not self.wifi_up():
+        if port.ticks_diff(port.ticks_ms(), self.next_attempt) < 0 or not self.wifi_up():
             return
-        client = MQTTClient(self.id, self.config['broker'], self.config['port'], self.id, self.password,
-                            self.config['keepalive'], self.config['ssl'], self.config.get('ssl_params'))
-        client.on_message = self._on_message
-        try:
-            client.connect(will=(self.base + '/$state', 'offline', 1, True), timeout=self.step_s, feed=self._feed)
-        except Refused as e:
-            self._retry_later()
-            self.status('broker refused', str(e))
-            return
-        except (MQTTError, OSError) as e:
-            self._retry_later()
-            self.status('broker lost', str(e))
-            return
-        self.client = client
-        self.connected = True
-        self.inflight = []
-        self.backoff = self.config['backoff_min']
-        self.last_contact = self.last_ping = port.ticks_ms()
-        try:
-            for topic in (self.base + '/+/+/set', self.base + '/+/+/+/set', 'cmnd/%s/OTA' % self.id, 'cmnd/%s/OTA/pending' % self.id, '%s/OTA' % self.id):
-                client.subscribe(topic, 1)
-            # Metadata and state go first, ahead of anything queued while away.
-            head = [('%s/$%s' % (self.base, f), str(v), True) for f, v in self.meta.items()]
-            head.append((self.base + '/$state', 'online', True))
-            if self.config['keepalive'] > 0:
-                # [P-20] promise the hub a message every keepalive period (an external broker hides our pings)
-                head.append((self.base + '/$keepalive', '%d' % self.config['keepalive'], False))
-            self.queue = head + self.queue
-            self._flush()
-        except MQTTError as e:
-            self._lost(str(e))
-            return
-        self.status('broker ok', '%s:%s' % (self.config['broker'], self.config['port']))
-
-    def _flush_now(self, timeout_ms=2000):
-        # Before a reset: get the queue out and acknowledged, briefly.
-        until = port.ticks_ms() + timeout_ms
-        while self.connected and (self.queue or self.inflight) and port.ticks_diff(until, port.ticks_ms()) > 0:
-            try:
-                self._flush()
-                self.client.check_msg(20)
-            except MQTTError:
-                break
+        # connect.py stays loaded while we are not connected (a retry reuses it) and goes once we are.
+        __import__('mqttkit.connect', None, None, ('connect',)).session(self)
+        if self.connected:
+            drop('connect')
 
     def _retry_later(self):
         self.next_attempt = port.ticks_ms() + int(self.backoff * 1000)
@@ -267,16 +202,6 @@ class Device:
         if self.dog:
             self.dog.feed()
 
-    def _tick(self):
-        # Called by long work inside a message callback (an OTA transfer): feed the watchdog and keep
-        # the MQTT link (ping, [P-20] heartbeat), as the loop would.
-        self._feed()
-        if self.connected:
-            try:
-                self._keepalive()
-            except MQTTError as e:
-                self._lost(str(e))
-
     def _keepalive(self):
         now = port.ticks_ms()
         keepalive = self.config['keepalive']
@@ -288,27 +213,23 @@ class Device:
             self.last_said = now
             self._enqueue(self.base + '/$keepalive', '%d' % keepalive, False)
 
-    def _watch_wifi(self):
-        up = self.wifi_up()
-        if up != self.wifi_was_up:
-            self.wifi_was_up = up
-            self.status('wifi up' if up else 'wifi down')
-
-    def _run_timers(self):
-        now = port.ticks_ms()
-        for timer in self.timers:
-            if port.ticks_diff(now, timer[1]) >= timer[0]:
-                timer[1] = now
-                self._guard(timer[2])
-
     def _guard(self, callback, *args):
         # A failing callback must not take the device off the network: record it for msg_exception.
         try:
             return callback(*args)
         except Exception as e:
-            commands.record_exception(e)
+            files.record_exception(e)
             self.status('exception', repr(e))
             return None
+
+    def _load(self, name):
+        # commands.py or ota.py, loaded now if it is not; step() drops it LINGER_MS after its last use.
+        self.loaded[name] = port.ticks_ms()
+        return __import__('mqttkit.' + name, None, None, (name,))
+
+    def _lazy(self, name, text):
+        self._load(name).handle(self, text)
+        self.loaded[name] = port.ticks_ms()  # the linger counts from the end of the use (a transfer is long)
 
     def _on_message(self, topic, payload, retained=False):
         self.stats['received'] += 1
@@ -325,44 +246,28 @@ class Device:
                 # cleared it: applied once already; confirm it again, do not run the callback twice.
                 confirmed = last[1]
             else:
-                value = coerce(characteristic, text)
+                # 1/0 as True/False for the boolean characteristics, else a number if it is one, else text
+                value = text
+                if ' %s ' % characteristic in BOOLS:
+                    value = text in ('1', 'true', 'on', 'True')
+                else:
+                    for kind in (int, float):
+                        try:
+                            value = kind(text)
+                            break
+                        except ValueError:
+                            pass
                 result = self._guard(callback, value)
                 confirmed = value if result is None else result
                 self.applied[topic] = (text, confirmed)
             self.publish(service, characteristic, confirmed, index)
-            return
-        if topic == '%s/OTA' % self.id:
-            self.ota.on_trigger(text)
-            return
-        if topic == 'cmnd/%s/OTA/pending' % self.id:
+        elif topic == 'cmnd/%s/OTA' % self.id:
+            self._guard(self._lazy, 'commands', text)
+        elif topic == '%s/OTA' % self.id:
+            self._guard(self._lazy, 'ota', text)
+        elif topic == 'cmnd/%s/OTA/pending' % self.id:
             # [O-7] The hub keeps this retained while an OTA job waits for this device: do not sleep yet.
             self.ota_pending = text.strip() == '1'
-            return
-        if topic == 'cmnd/%s/OTA' % self.id:
-            name = text.strip().split(' ')[0]
-            argument = text.strip()[len(name):].strip()
-            handler = self.commands.get(name)
-            if handler is None:
-                self.log('unknown command %s (known: %s)' % (name, ', '.join(sorted(self.commands))))
-                return
-            try:
-                answer = handler(self, argument)
-            except Exception as e:
-                commands.record_exception(e)
-                answer = 'command %s failed: %r (details: msg_exception)' % (name, e)
-            if answer is not None:
-                self.log(commands.encode(answer))
-
-    def _announce_offline(self):
-        try:
-            self.client.publish(self.base + '/$state', 'offline', 1, True)
-            self.client.disconnect()
-        except MQTTError:
-            pass
-        self.connected = False
-
-    def uptime_s(self):
-        return port.ticks_diff(port.ticks_ms(), self.started) // 1000
 
 
 def run_app(main):
@@ -370,6 +275,6 @@ def run_app(main):
     try:
         main()
     except Exception as e:
-        commands.record_exception(e)
-        commands.record_reboot('uncaught exception: %r' % e)
+        files.record_exception(e)
+        files.record_reboot('uncaught exception: %r' % e)
         port.reset()

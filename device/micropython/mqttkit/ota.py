@@ -1,34 +1,24 @@
 # The OTA receiver (docs/ota.md): pull transfers triggered on <id>/OTA, staged under temporary names and
 # made live only by `commit`; file hashes; firmware to the spare partition with keepversion/rollback.
+# Loaded on demand by a trigger or an OTA command (device.py drops it again when unused).
+import binascii
+import errno
+import hashlib
 import json
+import os
+import socket
 
 from . import files, port
-
-try:
-    import hashlib
-except ImportError:
-    import uhashlib as hashlib
-try:
-    import binascii
-except ImportError:
-    import ubinascii as binascii
-try:
-    import socket
-except ImportError:
-    import usocket as socket
-try:
-    import errno
-except ImportError:
-    import uerrno as errno
+from .mqtt import MQTTError
 
 CHUNK = 512  # bytes of a transfer held in memory at once, in one buffer allocated per transfer
 STEP_S = 1  # a blocking socket read waits at most this long, so the watchdog is fed and the link kept
-PART = '.part'  # being received
-STAGED = '.new'  # received and verified, waiting for commit
-OLD = '.old'  # the live file during a commit, until the commit is complete
 FIRMWARE = '$firmware'
 # Files that are the device's own state, not its code: never reported or replaced by a sync.
 PRIVATE = ('mqtt_password', 'last_exception.txt', 'last_reboot.txt', 'device_id', 'boot.json', 'firmware_a.bin', 'firmware_b.bin')
+# '.part' being received, '.new' received and verified (staged for commit), '.old' the live file during
+# a commit; '.tmp' and '.bak' are files.write_file's.
+TEMPORARY = ('.part', '.new', '.old', '.tmp', '.bak')
 
 
 def parse_trigger(text):
@@ -39,40 +29,32 @@ def parse_trigger(text):
     if len(parts) not in (4, 5):
         raise ValueError('expected host|port|filename|hash[|reboot], got %d fields' % len(parts))
     host, port_text, filename, digest = parts[:4]
-    reboot = parts[4] == '1' if len(parts) == 5 else None
     algorithm = 'sha1'
     if digest.startswith('sha256:'):
         algorithm, digest = 'sha256', digest[7:]
     if not filename or filename.startswith('/') or '..' in filename.split('/'):
         raise ValueError('unsafe file name %r' % filename)
-    return host, int(port_text), filename, algorithm, digest.lower(), reboot
-
-
-def hex_digest(h):
-    return binascii.hexlify(h.digest()).decode()
+    return host, int(port_text), filename, algorithm, digest.lower(), parts[4] == '1' if len(parts) == 5 else None
 
 
 def file_hash(name, algorithm='sha1'):
     h = getattr(hashlib, algorithm)()
+    buffer = bytearray(CHUNK)
     with open(files.path(name), 'rb') as f:
         while True:
-            chunk = f.read(CHUNK)
-            if not chunk:
-                break
-            h.update(chunk)
-    return hex_digest(h)
+            n = f.readinto(buffer)
+            if not n:
+                return binascii.hexlify(h.digest()).decode()
+            h.update(memoryview(buffer)[:n])
 
 
 def _listing(directory=''):
-    # Relative paths of every regular file under the root (os.ilistdir exists on both interpreters' ports).
-    import os
+    # Relative paths of every regular file under the root.
     names = []
-    base = files.path(directory) if directory else (files.ROOT or '/')
-    for entry in os.listdir(base) if hasattr(os, 'listdir') else [e[0] for e in os.ilistdir(base)]:
+    for entry in os.listdir(files.path(directory) if directory else (files.ROOT or '/')):
         relative = directory + '/' + entry if directory else entry
-        mode = os.stat(files.path(relative))[0]
-        if mode & 0x4000:
-            if entry not in ('__pycache__',):
+        if os.stat(files.path(relative))[0] & 0x4000:
+            if entry != '__pycache__':
                 names.extend(_listing(relative))
         else:
             names.append(relative)
@@ -82,51 +64,38 @@ def _listing(directory=''):
 def hashes():
     out = {}
     for name in _listing():
-        if name in PRIVATE or name.endswith(PART) or name.endswith(STAGED) or name.endswith(OLD) or name.endswith('.tmp') or name.endswith('.bak'):
-            continue
-        out[name] = file_hash(name)
+        if name not in PRIVATE and name[name.rfind('.'):] not in TEMPORARY:
+            out[name] = file_hash(name)
     return out
-
-
-def _ensure_directory(name):
-    import os
-    parts = name.split('/')[:-1]
-    built = ''
-    for part in parts:
-        built = built + '/' + part if built else part
-        try:
-            os.mkdir(files.path(built))
-        except OSError:
-            pass
 
 
 class FileSink:
     # Receives into <name>.part; finish() makes it <name>.new (staged for commit).
     def __init__(self, name):
         self.name = name
-        _ensure_directory(name)
-        self.f = open(files.path(name + PART), 'wb')
+        built = ''
+        for part in name.split('/')[:-1]:
+            built = built + '/' + part if built else part
+            try:
+                os.mkdir(files.path(built))
+            except OSError:
+                pass
+        self.f = open(files.path(name + '.part'), 'wb')
 
     def write(self, chunk):
         self.f.write(chunk)
 
     def finish(self):
-        import os
         self.f.close()
-        files.remove_file(self.name + STAGED)
-        os.rename(files.path(self.name + PART), files.path(self.name + STAGED))
+        files.remove_file(self.name + '.new')
+        os.rename(files.path(self.name + '.part'), files.path(self.name + '.new'))
 
     def abort(self):
         try:
             self.f.close()
         except OSError:
             pass
-        files.remove_file(self.name + PART)
-
-
-def _timed_out(e):
-    # A socket timeout: MicroPython raises OSError(ETIMEDOUT), CPython socket.timeout ('timed out').
-    return bool(e.args) and e.args[0] in (errno.ETIMEDOUT, 'timed out')
+        files.remove_file(self.name + '.part')
 
 
 def receive(host, port_number, filename, algorithm, expected, tick=None, timeout=20):
@@ -140,7 +109,11 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
     sink = None
     sock = socket.socket()
     try:
-        sink = port.firmware_sink() if filename == FIRMWARE else FileSink(filename)
+        if filename == FIRMWARE:
+            from . import board  # the chip's partitions (board.py loads only for firmware)
+            sink = board.firmware_sink()
+        else:
+            sink = FileSink(filename)
         sock.settimeout(STEP_S)
         if tick:
             tick()
@@ -156,7 +129,8 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
             try:
                 n = readinto(buffer)
             except OSError as e:
-                if not _timed_out(e):
+                # A socket timeout: MicroPython raises OSError(ETIMEDOUT), CPython socket.timeout ('timed out').
+                if not e.args or e.args[0] not in (errno.ETIMEDOUT, 'timed out'):
                     raise
                 idle += STEP_S
                 if idle >= timeout:
@@ -165,8 +139,9 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
             if not n:
                 break
             idle = 0
-            h.update(view[:n])
-            sink.write(view[:n])
+            chunk = buffer if n == CHUNK else view[:n]  # a full buffer as it is: no slice object per read
+            h.update(chunk)
+            sink.write(chunk)
             size += n
     except Exception as e:
         if sink is not None:
@@ -174,7 +149,7 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
         return False, None, 'transfer failed after %d bytes: %r' % (size, e), sink
     finally:
         sock.close()
-    actual = hex_digest(h)
+    actual = binascii.hexlify(h.digest()).decode()
     if actual != expected:
         sink.abort()
         return False, actual, 'hash mismatch: expected %s, got %s (%d bytes)' % (expected, actual, size), sink
@@ -182,85 +157,93 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
     return True, actual, None, sink
 
 
-def staged():
-    return [name[:-len(STAGED)] for name in _listing() if name.endswith(STAGED)]
-
-
 def commit(names=None):
     # [O-5] All or nothing: move live files aside, put every staged file (or those named) in place; on
     # any failure put the old files back and keep the staged ones for another try.
-    import os
-    names = staged() if names is None else names
+    names = [name[:-4] for name in _listing() if name.endswith('.new')] if names is None else names
     moved = []
     placed = []
     try:
         for name in names:
             try:
-                os.rename(files.path(name), files.path(name + OLD))
+                os.rename(files.path(name), files.path(name + '.old'))
                 moved.append(name)
             except OSError:
                 pass  # a new file: nothing live to move aside
         for name in names:
-            os.rename(files.path(name + STAGED), files.path(name))
+            os.rename(files.path(name + '.new'), files.path(name))
             placed.append(name)
     except OSError as e:
         for name in placed:
-            os.rename(files.path(name), files.path(name + STAGED))
+            os.rename(files.path(name), files.path(name + '.new'))
         for name in moved:
-            os.rename(files.path(name + OLD), files.path(name))
+            os.rename(files.path(name + '.old'), files.path(name))
         return {'committed': [], 'error': 'commit failed, old files kept: %r' % e}
     for name in moved:
-        files.remove_file(name + OLD)
+        files.remove_file(name + '.old')
     return {'committed': names}
 
 
-class Receiver:
-    # Wires the OTA commands and the <id>/OTA trigger into a Device.
-    def __init__(self, device):
-        self.device = device
-        commands = device.commands
-        commands['open'] = self.open
-        commands['commit'] = lambda d, a: commit()
-        commands['reboot'] = self.reboot
-        commands['hashes'] = lambda d, a: hashes()
-        commands['keepversion'] = lambda d, a: port.firmware_keep()
-        commands['partitions'] = lambda d, a: port.firmware_partitions()
+def _reboot(device, reason):
+    # Gets the queue out and acknowledged, briefly (2 s), and resets.
+    files.record_reboot(reason)
+    until = port.ticks_ms() + 2000
+    while device.connected and (device.queue or device.inflight) and port.ticks_diff(until, port.ticks_ms()) > 0:
+        try:
+            device._flush()
+            device.client.check_msg(20)
+        except MQTTError:
+            break
+    port.reset()
 
-    def open(self, device, _argument):
+
+def command(device, name, _argument):
+    # The OTA commands on cmnd/<id>/OTA (commands.py hands them over).
+    from . import board
+    if name == 'open':
         # [O-4] the board's own address, from its network interface (boards' sockets have no getsockname)
-        address = port.local_address(device.client.sock if device.client else None)
+        address = board.local_address(device.client.sock if device.client else None)
         device._enqueue('stat/%s/OTA' % device.id, json.dumps({'address': address}), False)
         return 'ota open at %s' % address
-
-    def reboot(self, device, _argument):
-        from . import commands
-        commands.record_reboot('reboot command')
+    if name == 'reboot':
         device.log('rebooting')
-        device._flush_now()
-        port.reset()
+        return _reboot(device, 'reboot command')
+    if name == 'commit':
+        return commit()
+    if name == 'hashes':
+        return hashes()
+    return board.firmware_keep() if name == 'keepversion' else board.firmware_partitions()
 
-    def on_trigger(self, text):
-        device = self.device
+
+def _tick(device):
+    # Runs during a transfer (inside the MQTT callback): feeds the watchdog and keeps the MQTT link
+    # (ping, [P-20] heartbeat), as the loop would.
+    device._feed()
+    if device.connected:
         try:
-            host, port_number, filename, algorithm, expected, reboot = parse_trigger(text)
-        except ValueError as e:
-            device._enqueue('stat/%s/OTA' % device.id, json.dumps({'file': None, 'ok': False, 'hash': None, 'error': str(e)}), False)
-            return
-        ok, actual, error, sink = receive(host, port_number, filename, algorithm, expected, device._tick)
-        report = {'file': filename, 'ok': ok, 'hash': actual, 'error': error}  # [O-3]
-        if filename == FIRMWARE and sink is not None:
-            report['partition'] = getattr(sink, 'label', None)  # [O-6] the partition written
-        if ok and reboot is not False:
-            if filename != FIRMWARE:
-                # seed 002's 4-field form: this file alone goes live; the 5-field `|1`: every staged file
-                result = commit([filename] if reboot is None else None)
-                if result.get('error'):
-                    report['ok'] = False
-                    report['error'] = result['error']
-                    ok = False
-        device._enqueue('stat/%s/OTA' % device.id, json.dumps(report), False)
-        if ok and reboot is not False:
-            from . import commands
-            commands.record_reboot('update of %s' % filename)
-            device._flush_now()
-            port.reset()
+            device._keepalive()
+        except MQTTError as e:
+            device._lost(str(e))
+
+
+def handle(device, text):
+    # A trigger on <id>/OTA: pull, verify, stage; then (seed 002's 4 fields, or |1) commit and reboot.
+    topic = 'stat/%s/OTA' % device.id
+    try:
+        host, port_number, filename, algorithm, expected, reboot = parse_trigger(text)
+    except ValueError as e:
+        device._enqueue(topic, json.dumps({'file': None, 'ok': False, 'hash': None, 'error': str(e)}), False)
+        return
+    ok, actual, error, sink = receive(host, port_number, filename, algorithm, expected, lambda: _tick(device))
+    report = {'file': filename, 'ok': ok, 'hash': actual, 'error': error}  # [O-3]
+    if filename == FIRMWARE and sink is not None:
+        report['partition'] = getattr(sink, 'label', None)  # [O-6] the partition written
+    if ok and reboot is not False and filename != FIRMWARE:
+        # seed 002's 4-field form: this file alone goes live; the 5-field `|1`: every staged file
+        result = commit([filename] if reboot is None else None)
+        if result.get('error'):
+            report['ok'] = ok = False
+            report['error'] = result['error']
+    device._enqueue(topic, json.dumps(report), False)
+    if ok and reboot is not False:
+        _reboot(device, 'update of %s' % filename)

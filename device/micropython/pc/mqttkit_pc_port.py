@@ -220,10 +220,33 @@ def firmware_boot():
         _files().write_file('last_reboot.txt', note)
 
 
+class _StandIn:
+    # An import finder: `mqttkit.port` and `mqttkit.board` are this module, also when the library drops
+    # board.py after use and imports it again (a board's own board.py needs `machine`).
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name in ('mqttkit.port', 'mqttkit.board'):
+            import importlib.util
+            return importlib.util.spec_from_loader(name, cls)
+        return None
+
+    @staticmethod
+    def create_module(spec):
+        return sys.modules[__name__]
+
+    @staticmethod
+    def exec_module(module):
+        pass
+
+
 def install(root):
-    # Makes this module the library's `mqttkit.port` and points the library's files at `root`.
-    sys.modules['mqttkit.port'] = sys.modules[__name__]
+    # Makes this module the library's `mqttkit.port` and `mqttkit.board` and points the library's files
+    # at `root`.
+    if _StandIn not in sys.meta_path:
+        sys.meta_path.insert(0, _StandIn)
+    for name in ('port', 'board'):
+        sys.modules['mqttkit.' + name] = sys.modules[__name__]
     import mqttkit
     from mqttkit import files
-    mqttkit.port = sys.modules[__name__]
+    mqttkit.port = mqttkit.board = sys.modules[__name__]
     files.ROOT = root
