@@ -1,12 +1,9 @@
 # Commands on cmnd/<id>/OTA, answered on stat/<id>/Log (seed 003's command set). Loaded on demand when a
-# command arrives (device.py drops it again when unused); the OTA ones are ota.py's, loaded in turn.
+# command arrives (device.py drops it again when unused); the OTA ones are ota.py's, loaded instead.
 import json
 import sys
 
 from . import files, port
-
-OTA = ('open', 'commit', 'reboot', 'hashes', 'keepversion', 'partitions')
-
 
 # board.py (what the board says about itself) is imported where it is asked, so that only those commands load it.
 def stats(device, _argument):
@@ -55,21 +52,26 @@ BUILTIN = {'stats': stats, 'msg_reboot': msg_reboot, 'msg_exception': msg_except
 
 
 def handle(device, text):
-    # "<name> [argument]": the application's commands first, then the built-in and the OTA ones.
+    # "<name> [argument]": the application's commands first, then the built-in ones (device.py sends the
+    # OTA commands to ota.py without loading this module).
     text = text.strip()
     name = text.split(' ')[0]
-    argument = text[len(name):].strip()
     handler = device.commands.get(name) or BUILTIN.get(name)
+    if handler is None:
+        from .device import OTA_COMMANDS
+        known = sorted(set(list(device.commands) + list(BUILTIN) + OTA_COMMANDS.split()))
+        device.log('unknown command %s (known: %s)' % (name, ', '.join(known)))
+        return
+    answer(device, name, handler, text[len(name):].strip())
+
+
+def answer(device, name, run, argument):
+    # Runs a command and answers it on stat/<id>/Log; a failing one is recorded for msg_exception.
+    # (ota.py has its own copy: it answers its commands without loading this module.)
     try:
-        if handler:
-            answer = handler(device, argument)
-        elif name in OTA:
-            answer = device._load('ota').command(device, name, argument)
-        else:
-            known = sorted(set(list(device.commands) + list(BUILTIN) + list(OTA)))
-            answer = 'unknown command %s (known: %s)' % (name, ', '.join(known))
+        result = run(device, argument)
     except Exception as e:
         files.record_exception(e)
-        answer = 'command %s failed: %r (details: msg_exception)' % (name, e)
-    if answer is not None:
-        device.log(answer if isinstance(answer, str) else json.dumps(answer))
+        result = 'command %s failed: %r (details: msg_exception)' % (name, e)
+    if result is not None:
+        device.log(result if isinstance(result, str) else json.dumps(result))

@@ -13,6 +13,8 @@ VERSION = '0.1.0'
 # A module loaded on demand stays this long after its last use: the hub's commands when a device comes
 # online (getversion, msg_reboot, msg_exception) or one OTA session's open/triggers/commit compile it once.
 LINGER_MS = 30000
+# The commands ota.py answers: they load ota.py alone, without commands.py beside it (a smaller peak).
+OTA_COMMANDS = ' open commit reboot hashes keepversion partitions '
 # Characteristics a HomeKit write sends as 1/0 that a callback wants as True/False.
 BOOLS = ' On Mute HoldPosition NightVision ProgrammableSwitchOutputState Identify PeriodicSnapshotsActive '
 
@@ -227,8 +229,8 @@ class Device:
         self.loaded[name] = port.ticks_ms()
         return __import__('mqttkit.' + name, None, None, (name,))
 
-    def _lazy(self, name, text):
-        self._load(name).handle(self, text)
+    def _lazy(self, name, text, entry='handle'):
+        getattr(self._load(name), entry)(self, text)
         self.loaded[name] = port.ticks_ms()  # the linger counts from the end of the use (a transfer is long)
 
     def _on_message(self, topic, payload, retained=False):
@@ -262,7 +264,11 @@ class Device:
                 self.applied[topic] = (text, confirmed)
             self.publish(service, characteristic, confirmed, index)
         elif topic == 'cmnd/%s/OTA' % self.id:
-            self._guard(self._lazy, 'commands', text)
+            name = text.strip().split(' ')[0]
+            if ' %s ' % name in OTA_COMMANDS and name not in self.commands:
+                self._guard(self._lazy, 'ota', text, 'run_command')
+            else:
+                self._guard(self._lazy, 'commands', text)
         elif topic == '%s/OTA' % self.id:
             self._guard(self._lazy, 'ota', text)
         elif topic == 'cmnd/%s/OTA/pending' % self.id:
