@@ -280,7 +280,7 @@ export class WebServer {
       return {
         setupCode: d.pincode,
         bridges: await Promise.all(
-          bridges.map(async (b) => ({ name: b.name, port: b.port, paired: b.paired, accessories: b.accessories, setupURI: b.setupURI, qrSvg: b.setupURI ? await QRCode.toString(b.setupURI, { type: 'svg', margin: 2 }) : null })),
+          bridges.map(async (b) => ({ name: b.name, port: b.port, username: b.username, paired: b.paired, accessories: b.accessories, setupURI: b.setupURI, qrSvg: b.setupURI ? await QRCode.toString(b.setupURI, { type: 'svg', margin: 2 }) : null })),
         ),
       };
     });
