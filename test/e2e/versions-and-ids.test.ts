@@ -53,4 +53,13 @@ describe('versions and ids a user is shown', { timeout: 120_000 }, () => {
     const line = table.split('\n').find((l) => l.startsWith(id)) ?? '';
     assert.match(line, /app v2\.1\.0-beta +firmware 1\.22\.0/, table);
   });
+
+  it('refuses a command to a sleeping device at once, saying commands are not queued (docs/protocol.md [P-23])', async () => {
+    assert.ok(hub && device);
+    await device.publishAsync('HomeKit/version-probe/$state', 'sleeping 600', { retain: true, qos: 1 });
+    await eventually(async () => JSON.parse((await cliAsync(['device', 'show', 'version-probe', '--json', '--data-dir', hub!.dataDir])).stdout).state === 'sleeping', 10_000, 'asleep');
+    const result = await cliAsync(['cmd', 'version-probe', 'stats', '--timeout', '5', '--data-dir', hub.dataDir]);
+    assert.equal(result.status, 1, result.stdout);
+    assert.match(result.stderr, /version-probe is sleeping; it said it wakes in about \d+ s: commands are not queued/);
+  });
 });
