@@ -81,6 +81,7 @@ export class EmbeddedBroker {
           done(Object.assign(new Error(reason), { returnCode }) as AuthenticateError, false);
         };
         // [S-1] One device, one session: a second connection with the same client id would kick the first.
+        // [P-0] client id = username = the device id
         if (username !== undefined && client.id !== username) return refuse(NOT_AUTHORIZED, `client id '${client.id}' must equal the username '${username}'`);
         options.registration.authenticate(username, password?.toString('utf8'), address, () => client.closed).then(
           (outcome) => {

@@ -1,5 +1,5 @@
 /**
- * A token bucket per client. aedes overflows its stack under an unpaced flood of QoS 0 publishes, and
+ * [P-18] A token bucket per client. aedes overflows its stack under an unpaced flood of QoS 0 publishes, and
  * one noisy device must not starve the others: past the burst, the client is cut off.
  *
  * A bucket outlives its connection: a client cut off for flooding that reconnects at once must not

@@ -9,7 +9,8 @@ export async function startBanner(hub: Hub): Promise<string> {
   lines.push('', `mqttkit is running. HomeKit setup code: ${hub.pincode}`);
   for (const bridge of bridges) {
     const state = bridge.paired ? 'paired' : 'not paired yet';
-    lines.push(`  bridge "${bridge.name}" on HAP port ${bridge.port ?? '?'}: ${bridge.accessories} accessories, ${state}`);
+    // The HAP id (HAP-NodeJS's "username", mDNS `id`) is what a controller other than the Home app is given (hub.json [D-8]).
+    lines.push(`  bridge "${bridge.name}" on HAP port ${bridge.port ?? '?'}, HAP id ${bridge.username}: ${bridge.accessories} accessories, ${state}`);
   }
   const unpaired = bridges.filter((b) => !b.paired && b.setupURI);
   for (const bridge of unpaired) {

@@ -71,8 +71,10 @@ export function registerObserve(program: Command, device: Command): void {
             state: d.state,
             lastSeen: new Date(d.lastSeen).toISOString(),
             address: info.address ?? ws.accounts.get(d.id)?.lastAddress ?? null,
+            // [P-22] `app` is the device's `$firmware`, the version HomeKit shows (getversion's `app` only
+            // when it published none); `firmware` is the runtime under it (getversion's `firmware`).
+            app: d.meta.firmware ?? info.app ?? null,
             firmware: info.firmware ?? null,
-            app: info.app ?? d.meta.firmware ?? null,
             lastReboot: info.lastReboot ?? null,
             lastException: info.lastException ?? null,
             otaProtocol: info.otaProtocolSetting ?? info.otaProtocol ?? (info.answersCommands ? 2 : null),
@@ -97,7 +99,7 @@ export function registerObserve(program: Command, device: Command): void {
         ws.close();
         if (flags.json) return console.log(JSON.stringify(rows, null, 2));
         if (rows.length === 0) return console.log('No devices yet.');
-        for (const r of rows) console.log(`${r.id.padEnd(24)} ${r.state.padEnd(9)} ${(r.firmware ?? '-').padEnd(10)} ${r.address ?? '-'}  last seen ${r.lastSeen}`);
+        for (const r of rows) console.log(`${r.id.padEnd(24)} ${r.state.padEnd(9)} app ${(r.app ?? '-').padEnd(10)} firmware ${(r.firmware ?? '-').padEnd(10)} ${r.address ?? '-'}  last seen ${r.lastSeen}`);
       }),
     );
 

@@ -153,7 +153,7 @@ export class DeviceRegistry {
       if (conflict) return fail(conflict); // [P-8]
     }
 
-    device ??= this.#create(deviceId);
+    device ??= this.#create(deviceId); // [P-5] the first valid value creates the device (and its accessory)
     this.#touch(device, origin);
     let service = existing;
     if (!service) {
@@ -265,7 +265,7 @@ export class DeviceRegistry {
     return overdue.map((d) => d.id);
   }
 
-  /** Forgets a device; features take it out of HomeKit and clear its retained topics. */
+  /** Forgets a device; features take it out of HomeKit and clear its retained topics (what stays: [P-25]). */
   remove(deviceId: string, reason: string): boolean {
     const device = this.#devices.get(deviceId) ?? this.#release(deviceId);
     if (!device) return false;

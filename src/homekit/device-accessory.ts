@@ -132,7 +132,7 @@ export class DeviceAccessory {
     return [...first, ...services.filter((s) => !first.includes(s))];
   }
 
-  /** The name a service gets from the hub: `Desk lamp`, `relay1 Switch 2`. */
+  /** [P-24] The name a service gets from the hub: `Desk lamp`, `relay1 Switch 2`. */
   #defaultName(address: ServiceAddress): string {
     return homeKitName(`${this.device.meta.name ?? this.device.id} ${address.index === 0 ? '' : serviceLabel(address)}`);
   }

@@ -268,7 +268,7 @@ function message(error: unknown): string {
  * HAP-NodeJS's purge keeps only the ids used by the accessories present; with none left (the last
  * device removed) that drops the "next AID" counter too, and the next new device would get the removed
  * one's aid, so a controller that missed the removal takes it for the old one (rooms, names and
- * automations are stored by aid). An aid is never handed out twice: the counter survives the purge.
+ * automations are stored by aid). An aid is never handed out twice: the counter survives the purge [P-25].
  */
 function purgeKeepingAidCounter(bridge: Bridge): void {
   const cache = bridge._identifierCache;

@@ -16,6 +16,7 @@ import { generatePincode } from '../homekit/pincode.js';
 import type { Logger } from '../log/logger.js';
 import { RegistryPersistence } from '../store/registry-persistence.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
+import { commandRefusal } from '../ota/command-reach.js';
 import { StateStore } from '../store/state-store.js';
 import { ensureStateUsable } from '../store/state-check.js';
 import { removeStaleTempFiles } from '../store/atomic-file.js';
@@ -219,6 +220,11 @@ export class Hub {
             continue;
           }
           if (request.action === 'command') {
+            const refusal = commandRefusal(registry.get(request.target)); // [P-23]
+            if (refusal) {
+              accounts.requests.finish(request.id, { error: refusal });
+              continue;
+            }
             channel.command(request.target, request.argument ?? '', 15_000).then(
               (answer) => accounts.requests.finish(request.id, { answer }),
               (error: Error) => accounts.requests.finish(request.id, { error: error.message }),

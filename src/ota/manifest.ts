@@ -1,6 +1,6 @@
 /**
  * The sync manifest (docs/ota.md): JSON `{"files": {"<path on device>": "<local path>"}}` or text lines
- * `<local path> [<path on device>]`; local paths are relative to the manifest.
+ * `<local path> [<path on device>]`; local paths are relative to the manifest. [O-25]
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';

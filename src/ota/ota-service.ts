@@ -573,6 +573,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PROBE_TIMEOUT_MS = 3000;
 
 /** A partition label from a device's JSON, if it is one. */
+/** [O-21] Labels are opaque: compared for equality, never parsed. */
 const label = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value.slice(0, 64) : undefined);
 
 /**

@@ -1,6 +1,6 @@
 /**
  * `<data dir>/hub.json`: written while a hub runs, so CLI commands and tests find its ports, and a
- * second hub on the same data dir is refused instead of corrupting state.
+ * second hub on the same data dir is refused instead of corrupting state. Its fields: docs/data.md [D-8].
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

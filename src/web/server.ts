@@ -16,6 +16,7 @@ import QRCode from 'qrcode';
 import { z } from 'zod';
 import type { EventBus } from '../core/events.js';
 import type { DeviceRegistry } from '../core/registry.js';
+import { commandRefusal } from '../ota/command-reach.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import type { Logger } from '../log/logger.js';
 import type { DeviceChannel } from '../ota/device-channel.js';
@@ -260,8 +261,9 @@ export class WebServer {
     });
 
     app.post<{ Params: { id: string } }>('/api/devices/:id/command', async (request, reply) => {
-      device(request.params.id);
+      const refusal = commandRefusal(device(request.params.id)); // [P-23]
       const body = commandBody.parse(request.body);
+      if (refusal) return reply.code(409).send({ error: refusal });
       try {
         return { answer: await d.channel.command(request.params.id, body.command, 15_000) };
       } catch (error) {
@@ -280,7 +282,7 @@ export class WebServer {
       return {
         setupCode: d.pincode,
         bridges: await Promise.all(
-          bridges.map(async (b) => ({ name: b.name, port: b.port, paired: b.paired, accessories: b.accessories, setupURI: b.setupURI, qrSvg: b.setupURI ? await QRCode.toString(b.setupURI, { type: 'svg', margin: 2 }) : null })),
+          bridges.map(async (b) => ({ name: b.name, port: b.port, username: b.username, paired: b.paired, accessories: b.accessories, setupURI: b.setupURI, qrSvg: b.setupURI ? await QRCode.toString(b.setupURI, { type: 'svg', margin: 2 }) : null })),
         ),
       };
     });

@@ -15,7 +15,7 @@ export function deviceView(device: DeviceRecord, deps: { registry: DeviceRegistr
     wakeAt: device.wakeAt ?? null,
     address: info.address ?? deps.accounts.get(device.id)?.lastAddress ?? null,
     firmware: info.firmware ?? null,
-    app: info.app ?? device.meta.firmware ?? null,
+    app: device.meta.firmware ?? info.app ?? null, // [P-22] the version HomeKit shows
     lastReboot: info.lastReboot ?? null,
     lastException: info.lastException ?? null,
     services: device.services.map((service) => {

@@ -7,6 +7,7 @@ from . import files, port
 
 # board.py (what the board says about itself) is imported where it is asked, so that only those commands load it.
 def stats(device, _argument):
+    # [O-22] counters since the program started; mem_free in bytes
     from . import board
     return {
         'uptime_s': port.ticks_diff(port.ticks_ms(), device.started) // 1000,
@@ -29,6 +30,7 @@ def msg_exception(_device, _argument):
 
 
 def msg_rm(_device, _argument):
+    # [O-20] the answer texts are the contract's
     files.remove_file('last_exception.txt')
     files.remove_file('last_reboot.txt')
     return 'messages removed'

@@ -91,6 +91,7 @@ def session(device):
     c = device.config
     base = device.base
     try:
+        # [P-1] the last will: $state offline, QoS 1, retained
         client = open_client(device.id, c['broker'], c['port'], device.id, device.password, c['keepalive'], c['ssl'],
                              c.get('ssl_params'), (base + '/$state', 'offline', 1, True), device.step_s, device._feed)
     except (MQTTError, OSError) as e:  # OSError: the name lookup

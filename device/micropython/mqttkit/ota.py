@@ -62,6 +62,7 @@ def _listing(directory=''):
 
 
 def hashes():
+    # [O-23] every file but the device's own state and temporary names
     out = {}
     for name in _listing():
         if name not in PRIVATE and name[name.rfind('.'):] not in TEMPORARY:
@@ -70,7 +71,7 @@ def hashes():
 
 
 class FileSink:
-    # Receives into <name>.part; finish() makes it <name>.new (staged for commit).
+    # Receives into <name>.part; finish() makes it <name>.new (staged for commit). [O-24] creates the folders.
     def __init__(self, name):
         self.name = name
         built = ''

@@ -156,7 +156,7 @@ async function devicePage(id) {
     }
     title.replaceChildren(d.name, ' ', badge(d.state));
     meta.replaceChildren(
-      ...[['Id', d.id], ['Model', d.meta.model], ['Manufacturer', d.meta.manufacturer], ['Firmware', d.firmware], ['App version', d.app], ['Address', d.address], ['Last seen', new Date(d.lastSeen).toLocaleString()], ['Last reboot', d.lastReboot], ['Last exception', d.lastException]]
+      ...[['Id', d.id], ['Model', d.meta.model], ['Manufacturer', d.meta.manufacturer], ['App version (HomeKit)', d.app], ['Firmware (runtime)', d.firmware], ['Address', d.address], ['Last seen', new Date(d.lastSeen).toLocaleString()], ['Last reboot', d.lastReboot], ['Last exception', d.lastException]]
         .filter(([, v]) => v)
         .flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
     );
@@ -234,7 +234,7 @@ async function pairingPage() {
     ...pairing.bridges.map((b) => {
       const qr = h('div', { class: 'qr', 'data-setup-uri': b.setupURI || '' });
       if (b.qrSvg) qr.innerHTML = b.qrSvg;
-      return h('div', { class: 'card' }, h('h2', {}, b.name, ' ', b.paired ? h('span', { class: 'badge online' }, 'paired') : h('span', { class: 'badge sleeping' }, 'not paired')), h('p', { class: 'muted' }, `${b.accessories} accessories · HAP port ${b.port}`), qr);
+      return h('div', { class: 'card' }, h('h2', {}, b.name, ' ', b.paired ? h('span', { class: 'badge online' }, 'paired') : h('span', { class: 'badge sleeping' }, 'not paired')), h('p', { class: 'muted' }, `${b.accessories} accessories · HAP port ${b.port} · HAP id ${b.username}`), qr);
     }),
   );
 }
