@@ -16,7 +16,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 import { cliAsync, connectDevice } from '../helpers/mqtt-device.js';
+import { requireTool } from '../helpers/system-tools.js';
 
 interface Behaviour {
   /** Published on stat/<id>/Log before each answer (unsolicited log lines). */
@@ -243,5 +245,28 @@ describe('the hub asks and serves devices when they listen, and takes only answe
     assert.equal(d.files.get('sleepy.py')?.toString(), 'SLEEPY = 1\n');
     await eventually(() => d.pendingFlag === '', 10_000, 'pending cleared once no job is left');
     await d.sleep();
+  });
+});
+
+describe('[P-21] with an external broker the hub asks until the device answers', { timeout: 120_000 }, () => {
+  it('a device that subscribes half a second after online is still asked (the hub retries), in every session', async (t) => {
+    const binary = requireTool(t, 'mosquitto', ['mosquitto', '/usr/sbin/mosquitto'], 'apt-get install mosquitto');
+    if (!binary) return;
+    const mosquitto = await startMosquitto(binary);
+    const hub = await startHub({ args: ['--mqtt-url', mosquitto.url] });
+    const d = new ScriptedDevice(mosquitto.url, 'ext-late', { subscribeAfterMs: 500, firmware: '3.0.0' });
+    try {
+      const firmware = async () => (JSON.parse((await cliAsync(['devices', '--json', '--data-dir', hub.dataDir])).stdout) as DeviceRow[]).find((r) => r.id === 'ext-late')?.firmware || undefined;
+      await d.wake();
+      assert.equal(await eventually(firmware, 30_000, 'ext-late asked in its first session'), '3.0.0');
+      await d.sleep();
+      await d.wake();
+      await eventually(() => d.commands.includes('getversion'), 30_000, 'ext-late asked again in its second session');
+    } finally {
+      await d.client?.endAsync(true).catch(() => {});
+      await hub.stop('SIGKILL');
+      removeDataDir(hub.dataDir);
+      await mosquitto.stop();
+    }
   });
 });
