@@ -156,7 +156,9 @@ export class VirtualDevice {
   #onMessage(topic: string, text: string): void {
     this.stats.received++;
     if (topic === `cmnd/${this.id}/OTA`) {
-      void this.#publish(`stat/${this.id}/Log`, this.#command(text.trim()), false);
+      // [O-12] `#<n> <command>` is answered `#<n> <answer>`, like the library does.
+      const rid = /^#\d{1,9} /.exec(text.trim())?.[0] ?? '';
+      void this.#publish(`stat/${this.id}/Log`, rid + this.#command(text.trim().slice(rid.length).trim()), false);
       return;
     }
     const match = /^HomeKit\/[^/]+\/([^/]+)\/([^/]+)\/set$/.exec(topic);
@@ -174,7 +176,7 @@ export class VirtualDevice {
       case 'stats':
         return JSON.stringify({ uptime_s: Math.round((Date.now() - this.#startedAt) / 1000), reconnects: this.stats.reconnects, published: this.stats.published, received: this.stats.received, mem_free: null });
       case 'getversion':
-        return JSON.stringify({ firmware: VERSION, library: VERSION, platform: 'simulator', python: null });
+        return JSON.stringify({ firmware: VERSION, library: VERSION, platform: 'simulator', python: null, rid: 1 });
       case 'msg_reboot':
         return 'power on';
       case 'msg_exception':

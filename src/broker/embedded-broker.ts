@@ -11,6 +11,7 @@ import type { Logger } from '../log/logger.js';
 import { OncePerKey } from '../log/once.js';
 import { mayPublish, maySubscribe, type AccountRole } from '../security/access-policy.js';
 import { NOT_AUTHORIZED, type Registration } from '../security/registration.js';
+import { DeviceListening } from './device-listening.js';
 import type { HubLink, PublishOptions } from './hub-link.js';
 import { InflowLimiter } from './inflow-limiter.js';
 import { describeViolation, guardSocket, MAX_PAYLOAD_BYTES, publishLimit, type PacketViolation } from './packet-guard.js';
@@ -59,6 +60,9 @@ export interface EmbeddedBrokerOptions {
 }
 
 export class EmbeddedBroker {
+  /** [P-21] Which devices are connected and what their connection subscribed to. */
+  readonly listening = new DeviceListening();
+
   private constructor(
     readonly aedes: Aedes,
     private readonly servers: Server[],
@@ -72,6 +76,8 @@ export class EmbeddedBroker {
     const limiter = new InflowLimiter(options.messagesPerSecond ?? 100, options.burst ?? 500);
     const once = new OncePerKey();
     const roles = new WeakMap<Client, AccountRole>();
+    // Set once listening; no device can connect before (the listeners are not open yet).
+    let broker: EmbeddedBroker | undefined;
     const aedes = await Aedes.createBroker({
       connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
       authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
@@ -128,6 +134,18 @@ export class EmbeddedBroker {
       // The client's rate bucket stays (inflow-limiter.ts): reconnecting must not refill it.
       // [P-19] aedes emits this for every authenticated client's close; client id = device id [S-1].
       if (roles.get(client) === 'device') options.onDeviceGone?.(client.id);
+      if (roles.get(client) === 'device') broker?.listening.closed(client.id, client);
+    });
+    // [P-21] A device listens once its current connection subscribed (granted: not 128) to its topics.
+    aedes.on('client', (client: Client) => {
+      if (roles.get(client) === 'device') broker?.listening.opened(client.id, client);
+    });
+    aedes.on('subscribe', (subscriptions: Subscription[], client: Client) => {
+      // aedes sets a refused subscription's qos to 128 (SUBACK failure), outside its QoS type.
+      if (roles.get(client) === 'device') broker?.listening.subscribed(client.id, client, subscriptions.filter((s) => (s.qos as number) !== 128).map((s) => s.topic));
+    });
+    aedes.on('unsubscribe', (filters: string[], client: Client) => {
+      if (roles.get(client) === 'device') broker?.listening.unsubscribed(client.id, client, filters);
     });
     aedes.on('clientError', (client: Client, error: Error) => log.debug({ client: client.id, err: error.message }, 'MQTT client error'));
     aedes.on('connectionError', (client: Client, error: Error) => log.debug({ client: client?.id, err: error.message }, 'MQTT connection error'));
@@ -161,7 +179,8 @@ export class EmbeddedBroker {
         tlsPort = await listen(server, options.host, tls.port, '--mqtts-port', servers);
       }
       for (const server of servers) server.on('error', (error) => log.error({ err: error }, 'MQTT listener error'));
-      return new EmbeddedBroker(aedes, servers, options.host, port, tlsPort);
+      broker = new EmbeddedBroker(aedes, servers, options.host, port, tlsPort);
+      return broker;
     } catch (error) {
       for (const server of servers) server.close();
       aedes.close();

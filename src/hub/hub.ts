@@ -171,6 +171,7 @@ export class Hub {
         commandTimeoutMs: 15_000,
         hubAddress: options.otaHost,
         uploadsRoot: uploadsRoot(options.dataDir),
+        listening: broker?.listening,
       });
       ota.start();
       stops.push(() => ota.stop());

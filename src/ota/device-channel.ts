@@ -1,12 +1,14 @@
 /**
- * The hub's command channel to devices: a command on cmnd/<id>/OTA and its answer, the next message on
- * stat/<id>/Log (one command in flight per device, so answers cannot be confused); transfer reports on
- * stat/<id>/OTA; every device log line kept in the store for `mqttkit logs`.
+ * The hub's command channel to devices: a command on cmnd/<id>/OTA and its answer on stat/<id>/Log
+ * (one command in flight per device); transfer reports on stat/<id>/OTA; every device log line kept in
+ * the store for `mqttkit logs`. [O-12] A device may log on stat/<id>/Log at any time, so an answer is
+ * found by its request id (`#<n> `) when the device echoes ids, else by its shape (request-id.ts).
  */
 import type { HubLink } from '../broker/hub-link.js';
 import type { Logger } from '../log/logger.js';
 import type { OtaStore } from '../store/ota-store.js';
 import { commandTopic } from './protocol.js';
+import { answerTo, commandName, echoesRid, fitsAnswer, nextRid, withRid } from './request-id.js';
 
 interface Waiter {
   device: string;
@@ -20,6 +22,8 @@ const STAT = /^stat\/([A-Za-z0-9_-]{1,64})\/(Log|OTA)$/;
 export class DeviceChannel {
   readonly #waiters = new Set<Waiter>();
   readonly #queues = new Map<string, Promise<unknown>>();
+  /** [O-12] The last request id sent to each device (increasing per device). */
+  readonly #rids = new Map<string, number>();
 
   constructor(
     private readonly link: HubLink,
@@ -80,19 +84,31 @@ export class DeviceChannel {
     return { answer, cancel };
   }
 
-  /** Sends one command and resolves with the device's answer. Commands to one device run in turn. */
-  command(device: string, text: string, timeoutMs = 10_000, signal?: AbortSignal): Promise<string> {
+  /**
+   * Sends one command and resolves with the device's answer. Commands to one device run in turn.
+   * [O-12] To a device known to echo request ids (its `getversion` said `"rid": 1`) the command goes as
+   * `#<n> <command>` and only the line `#<n> …` answers it; otherwise (and with `plain`, for the first
+   * `getversion` of a session) it goes as it is and the next Log line of the answer's shape answers it.
+   */
+  command(device: string, text: string, timeoutMs = 10_000, signal?: AbortSignal, plain = false): Promise<string> {
     const run = async () => {
       signal?.throwIfAborted();
-      const waiting = this.next(device, 'Log', timeoutMs, undefined, signal);
+      const rid = !plain && this.store.info(device).echoesRid === true ? nextRid(this.#rids.get(device) ?? 0) : undefined;
+      if (rid !== undefined) this.#rids.set(device, rid);
+      const accept = rid === undefined ? (line: string) => fitsAnswer(text, line) : (line: string) => answerTo(rid, line) !== undefined;
+      const waiting = this.next(device, 'Log', timeoutMs, accept, signal);
+      const sent = rid === undefined ? text : withRid(rid, text);
       try {
-        await this.link.publish(commandTopic(device), text, { qos: 1, retain: false });
+        await this.link.publish(commandTopic(device), sent, { qos: 1, retain: false });
       } catch (error) {
         waiting.cancel();
         throw error;
       }
-      this.log.debug({ device, command: text }, 'command sent');
-      return waiting.answer;
+      this.log.debug({ device, command: sent }, 'command sent');
+      const line = await waiting.answer;
+      const answer = rid === undefined ? line : (answerTo(rid, line) ?? line);
+      if (commandName(text) === 'getversion') this.#learn(device, answer);
+      return answer;
     };
     const previous = this.#queues.get(device) ?? Promise.resolve();
     const result = previous.catch(() => {}).then(run);
@@ -105,9 +121,22 @@ export class DeviceChannel {
     return result;
   }
 
+  /** [O-12] Whether the device echoes request ids, from what its `getversion` answer says. */
+  #learn(device: string, answer: string): void {
+    let version: unknown;
+    try {
+      version = JSON.parse(answer);
+    } catch {
+      return;
+    }
+    if (typeof version !== 'object' || version === null || Array.isArray(version)) return;
+    const echoes = echoesRid(version as { rid?: unknown });
+    if (this.store.info(device).echoesRid !== echoes) this.store.updateInfo(device, { echoesRid: echoes });
+  }
+
   /** A command whose answer is a JSON object. */
-  async commandJson<T extends object>(device: string, text: string, timeoutMs = 10_000, signal?: AbortSignal): Promise<T> {
-    const answer = await this.command(device, text, timeoutMs, signal);
+  async commandJson<T extends object>(device: string, text: string, timeoutMs = 10_000, signal?: AbortSignal, plain = false): Promise<T> {
+    const answer = await this.command(device, text, timeoutMs, signal, plain);
     let value: unknown;
     try {
       value = JSON.parse(answer);

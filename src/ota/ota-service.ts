@@ -7,6 +7,7 @@
  * aborted) and every failure becomes the job's end state with a message. [O-9]
  */
 import { readFileSync } from 'node:fs';
+import type { ListeningSource } from '../broker/device-listening.js';
 import type { HubLink } from '../broker/hub-link.js';
 import type { DeviceRecord } from '../core/device.js';
 import type { EventBus } from '../core/events.js';
@@ -16,7 +17,7 @@ import { FINISHED, type Job, type JobProgress, type JobState, type OtaStore } fr
 import type { DeviceChannel } from './device-channel.js';
 import { cancelJobInStore, cancelRolloutInStore, describeJob, neededUploads, releaseUploads, type CancelOutcome, type RolloutCancelOutcome } from './job-control.js';
 import { readManifest } from './manifest.js';
-import { FIRMWARE_TARGET, parseReport, pendingTopic, seedTriggerMessage, settledProtocol, sha1, triggerMessage, triggerTopic, type OtaProtocol, type TransferReport } from './protocol.js';
+import { commandTopic, FIRMWARE_TARGET, parseReport, pendingTopic, seedTriggerMessage, settledProtocol, sha1, triggerMessage, triggerTopic, type OtaProtocol, type TransferReport } from './protocol.js';
 import { servePull } from './pull-server.js';
 import { sweepUploads } from './uploads.js';
 
@@ -35,6 +36,14 @@ export interface OtaOptions {
   hubAddress?: string | undefined;
   /** `<data dir>/uploads`: the API's files for jobs, removed when their job ends. [O-10] */
   uploadsRoot: string;
+  /** [P-21] The embedded broker's view of who listens; undefined with an external broker (then: ask and retry). */
+  listening?: ListeningSource | undefined;
+}
+
+/** [P-21] One session of a device (from its live `$state online`): have its questions been asked, and are they over? */
+interface Session {
+  asked: boolean;
+  settled: boolean;
 }
 
 class JobFailure extends Error {
@@ -51,6 +60,7 @@ export class OtaService {
   readonly #aborts = new Map<number, AbortController>(); // running job id -> its abort
   readonly #pendingFlags = new Set<string>();
   readonly #rollouts = new Set<number>();
+  readonly #sessions = new Map<string, Session>();
   readonly #offs: Array<() => void> = [];
   #timer: NodeJS.Timeout | undefined;
   /** Set when the hub stops: a job cut short by that stays `running` in the store and runs again at the next start. */
@@ -73,8 +83,23 @@ export class OtaService {
     for (const folder of sweepUploads(this.options.uploadsRoot, neededUploads(this.store, this.options.uploadsRoot))) {
       this.log.info({ folder }, 'removed an upload folder no unfinished job needs');
     }
+    const listening = this.options.listening;
     this.#offs.push(
-      this.bus.on('device:announced', (device) => this.#observe(device)),
+      this.bus.on('device:announced', (device) => {
+        this.#sessions.set(device.id, { asked: false, settled: false });
+        this.#observe(device);
+      }),
+      // [P-21] A device that subscribes after saying `online` is asked (and served) then; a closed connection ends its session.
+      ...(listening
+        ? [
+            listening.onChange((id) => {
+              if (!listening.connected(id)) this.#sessions.delete(id);
+              const device = this.registry.get(id);
+              if (device) this.#observe(device);
+              this.#tick();
+            }),
+          ]
+        : []),
       this.bus.on('device:state', () => this.#tick()),
       this.bus.on('device:removed', (device, reason) => this.#deviceRemoved(device.id, reason)),
     );
@@ -151,7 +176,7 @@ export class OtaService {
     for (const device of waiting) this.#setPending(device, true);
     for (const device of [...this.#pendingFlags]) if (!waiting.has(device) && !this.#running.has(device)) this.#setPending(device, false);
     for (const job of queued) {
-      if (this.#running.has(job.device) || this.registry.get(job.device)?.state !== 'online') continue;
+      if (this.#running.has(job.device) || !this.#listens(job.device)) continue;
       if (!this.store.startJob(job.id)) continue;
       const abort = new AbortController();
       this.#running.set(job.device, job.id);
@@ -164,6 +189,8 @@ export class OtaService {
           this.#release(job);
           // What the device says about itself may have changed (version, reboot reason): ask again.
           const device = this.registry.get(job.device);
+          const session = this.#sessions.get(job.device);
+          if (session) session.asked = false;
           if (device?.state === 'online') this.#observe(device);
           this.#tick();
         })
@@ -539,23 +566,68 @@ export class OtaService {
     this.store.finishRollout(id, 'succeeded', `${devices.length} devices updated`);
   }
 
-  /** Learns what a device says about itself when it comes online (only devices that answer commands). */
+  /**
+   * [P-21] Whether a job may start: the device is listening. Embedded broker: its current connection
+   * subscribed to cmnd/<id>/OTA or <id>/OTA, and it is `online`, or `sleeping` with its connection
+   * still open ([O-7]: it said `sleeping` first and then saw `pending`). External broker: it is
+   * `online` and the questions of its session are over (answered, or given up after the retries).
+   */
+  #listens(id: string): boolean {
+    const state = this.registry.get(id)?.state;
+    const listening = this.options.listening;
+    if (listening) {
+      const awake = state === 'online' || (state === 'sleeping' && listening.connected(id));
+      return awake && (listening.hears(id, commandTopic(id)) || listening.hears(id, triggerTopic(id)));
+    }
+    const session = this.#sessions.get(id);
+    return state === 'online' && (session === undefined || session.settled);
+  }
+
+  /**
+   * Learns what a device says about itself (`getversion`, `msg_reboot`, `msg_exception`), once per
+   * session and only when it listens [P-21]: with the embedded broker once its connection subscribed
+   * to cmnd/<id>/OTA (whatever came first, that or `online`); with an external broker it is asked
+   * and asked again (backoff) until it answers or PROBE_TRIES are spent. A device that did not answer
+   * is asked again in its next session.
+   */
   #observe(device: DeviceRecord): void {
     const route = this.route(device.id);
     if (route) this.store.updateInfo(device.id, { address: route.deviceAddress });
-    const info = this.store.info(device.id);
-    if (info.answersCommands === false || this.#running.has(device.id)) return;
+    const session = this.#sessions.get(device.id);
+    const listening = this.options.listening;
+    if (!session || session.asked || this.#running.has(device.id) || device.state !== 'online') return;
+    if (listening && !listening.hears(device.id, commandTopic(device.id))) return;
+    session.asked = true;
+    const tries = listening ? 1 : PROBE_TRIES;
     void (async () => {
       try {
-        const version = await this.channel.commandJson<{ firmware?: string; app?: string; ota?: unknown; partition?: unknown }>(device.id, 'getversion', PROBE_TIMEOUT_MS);
-        this.store.updateInfo(device.id, { answersCommands: true, ...(typeof version.ota === 'number' ? { otaProtocol: version.ota } : {}), ...(label(version.partition) ? { partition: label(version.partition) } : {}) });
-        const lastReboot = await this.channel.command(device.id, 'msg_reboot', PROBE_TIMEOUT_MS);
-        const lastException = await this.channel.command(device.id, 'msg_exception', PROBE_TIMEOUT_MS);
-        this.store.updateInfo(device.id, { firmware: version.firmware, app: version.app, lastReboot, lastException });
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await this.#ask(device.id);
+            return;
+          } catch (error) {
+            // A new session, the device gone, or the tries spent: this round is over.
+            if (attempt >= tries || this.#stopped || this.#sessions.get(device.id) !== session) throw error;
+            await sleep(PROBE_RETRY_MS * 2 ** (attempt - 1));
+            if (this.#sessions.get(device.id) !== session || this.registry.get(device.id)?.state !== 'online') throw error;
+          }
+        }
       } catch {
-        if (info.answersCommands === undefined) this.store.updateInfo(device.id, { answersCommands: false });
+        if (this.store.info(device.id).answersCommands === undefined) this.store.updateInfo(device.id, { answersCommands: false });
+      } finally {
+        session.settled = true;
+        this.#tick();
       }
     })().catch((error: unknown) => this.log.warn({ device: device.id, err: (error as Error).message }, 'cannot record what the device says about itself'));
+  }
+
+  /** One round of questions; the session's first `getversion` goes without a request id ([O-12]: the hub cannot know yet). */
+  async #ask(id: string): Promise<void> {
+    const version = await this.channel.commandJson<{ firmware?: string; app?: string; ota?: unknown; partition?: unknown }>(id, 'getversion', PROBE_TIMEOUT_MS, undefined, true);
+    this.store.updateInfo(id, { answersCommands: true, ...(typeof version.ota === 'number' ? { otaProtocol: version.ota } : {}), ...(label(version.partition) ? { partition: label(version.partition) } : {}) });
+    const lastReboot = await this.channel.command(id, 'msg_reboot', PROBE_TIMEOUT_MS);
+    const lastException = await this.channel.command(id, 'msg_exception', PROBE_TIMEOUT_MS);
+    this.store.updateInfo(id, { firmware: version.firmware, app: version.app, lastReboot, lastException });
   }
 }
 
@@ -571,6 +643,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** How long a device has to answer the hub's questions about itself (`getversion`, …). */
 const PROBE_TIMEOUT_MS = 3000;
+/** [P-21] External broker: how often the questions are asked in one session, and the first pause between tries (doubled each time). */
+const PROBE_TRIES = 4;
+const PROBE_RETRY_MS = 1000;
 
 /** A partition label from a device's JSON, if it is one. */
 /** [O-21] Labels are opaque: compared for equality, never parsed. */

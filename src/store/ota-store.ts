@@ -53,6 +53,8 @@ export interface DeviceInfo {
   lastReboot?: string;
   lastException?: string;
   answersCommands?: boolean;
+  /** [O-12] Its `getversion` said `"rid": 1`: commands go with a request id it echoes. */
+  echoesRid?: boolean;
   /** What `getversion` said: `"ota"` (the OTA protocol it speaks) and `"partition"` (the running firmware partition). [O-6] [O-11] */
   otaProtocol?: number;
   partition?: string;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { BIN, eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
-import { addAdmin, cli, cliAsync, connectAdmin } from '../helpers/mqtt-device.js';
+import { addAdmin, cli, cliAsync, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
 import { deviceRoot, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
 import { startMosquitto, type RunningMosquitto } from '../helpers/mosquitto.js';
 import { requireTool } from '../helpers/system-tools.js';
@@ -174,35 +174,58 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('a job for a device that is online but not connected fails with a clear message and the hub lives on, also after a restart; ota cancel ends a running job', { timeout: 150_000 }, async () => {
+  it('a job for a device that is online but not listening waits for it; one that listens but never answers fails with a clear message and the hub lives on, also after a restart; ota cancel ends a running job', { timeout: 150_000 }, async () => {
     const h = await harness();
-    // `ghost` said `$state online`, but nothing is connected as ghost: nobody will ever answer it.
+    // `ghost` said `$state online`, but nothing is connected as ghost: nobody listens. [P-21]
     await h.state('ghost', 'online');
+    assert.equal((await cliAsync(['device', 'set', 'ghost', 'ota-protocol', '2', '--data-dir', h.dataDir])).status, 0);
+    const manifest = join(work, 'ghost.txt');
+    writeFileSync(manifest, `${userFile} main.py\n`);
+    const sync = async () => {
+      const result = await cliAsync(['ota', 'sync', 'ghost', manifest, '--no-wait', '--json', '--data-dir', h.dataDir]);
+      assert.equal(result.status, 0, result.stderr);
+      return (JSON.parse(result.stdout) as JobJson).id;
+    };
+    const pending = new Map<string, string>();
+    h.admin!.on('message', (topic, payload) => pending.set(topic, payload.toString()));
+    await h.admin!.subscribeAsync('cmnd/ghost/OTA/pending', { qos: 1 });
 
-    const first = await h.push('ghost', userFile);
+    const first = await sync();
+    await eventually(() => pending.get('cmnd/ghost/OTA/pending') === '1', 10_000, 'pending = 1 for ghost');
+    assert.equal((await h.job(first)).state, 'queued', 'a job waits for a device that does not listen');
+
+    // Now something connects as ghost and subscribes, but never answers: the job runs and fails, saying why.
+    let ghost = await connectDevice(h.hub.info.mqtt.address, 'ghost');
+    ghost.on('error', () => {});
+    await ghost.subscribeAsync('cmnd/ghost/OTA', { qos: 1 });
     const failed = await h.jobIn(first, ['failed'], 45_000);
-    assert.match(failed.message!, /cannot reach ghost: it is marked online but did not answer 'open' within 15 s/);
+    assert.match(failed.message!, /ghost did not answer on stat\/ghost\/Log within 15 s/);
     assert.ok(existsSync(userFile), "the user's own file is never removed");
 
     // A job running when the hub stops runs again after the restart: still no crash, and it can be cancelled.
-    const second = await h.push('ghost', userFile);
+    const second = await sync();
     await h.jobIn(second, ['running'], 10_000);
+    ghost.end(true);
     await h.restart();
     await h.state('ghost', 'online');
+    ghost = await connectDevice(h.hub.info.mqtt.address, 'ghost');
+    ghost.on('error', () => {});
+    await ghost.subscribeAsync('cmnd/ghost/OTA', { qos: 1 });
     await h.jobIn(second, ['running'], 10_000);
     const cancelled = await cliAsync(['ota', 'cancel', String(second), '--data-dir', h.dataDir]);
     assert.equal(cancelled.status, 0, cancelled.stderr);
-    assert.match(cancelled.stdout, new RegExp(`job #${second} \\(push for ghost\\) cancelled while it ran`));
+    assert.match(cancelled.stdout, new RegExp(`job #${second} \\(sync for ghost\\) cancelled while it ran`));
     const ended = await h.jobIn(second, ['cancelled'], 5000);
     assert.match(ended.message!, /^cancelled by 'mqttkit ota cancel'/);
     const again = await cliAsync(['ota', 'cancel', String(second), '--data-dir', h.dataDir]);
     assert.equal(again.status, 1);
-    assert.match(again.stdout, new RegExp(`job #${second} \\(push for ghost\\) had already ended: cancelled \\(cancelled by 'mqttkit ota cancel'`));
+    assert.match(again.stdout, new RegExp(`job #${second} \\(sync for ghost\\) had already ended: cancelled \\(cancelled by 'mqttkit ota cancel'`));
 
     // Past the time the cancelled job's waits would have run out, and a third job's too: still serving.
-    const third = await h.push('ghost', userFile);
+    const third = await sync();
     await h.jobIn(third, ['failed'], 45_000);
     h.assertAlive();
+    ghost.end(true);
     const metrics = (await h.api('GET', '/api/metrics')).json as { faults: Record<string, number> };
     assert.deepEqual(metrics.faults, { unhandledRejections: 0, uncaughtExceptions: 0, listenerErrors: 0 }, 'no job relied on the last-resort handlers');
     assert.doesNotMatch(h.hub.output(), /unhandled|uncaught/i);

@@ -186,6 +186,29 @@ print(' '.join(sorted(seen)))
     });
   }
 
+  it('echoes request ids: "#<n> <command>" is answered "#<n> <answer>", by commands.py and ota.py alike; getversion says "rid": 1 (issue 12, [O-12])', () => {
+    usePort('esp8266', '/dev-rid', { broker: '192.0.2.1', device_id: 'mp-rid', watchdog_ms: 3000 });
+    const lines = run(`
+from mqttkit import Device
+d = Device(name='MP')
+@d.command('echo')
+def echo(device, argument):
+    return 'echo:' + argument
+for text in ('#7 getversion', '#8 partitions', '#9 echo a b', '#10 nosuch', 'msg_exception', '#11'):
+    d._on_message('cmnd/mp-rid/OTA', text.encode())
+for topic, payload, _retain in d.queue:
+    if topic == 'stat/mp-rid/Log':
+        print(payload)
+`).split('\n');
+    assert.match(lines[0]!, /^#7 \{"/);
+    assert.equal((JSON.parse(lines[0]!.slice(3)) as { rid?: unknown }).rid, 1, 'getversion announces that it echoes');
+    assert.match(lines[1]!, /^#8 \{"count": 1/, 'an OTA command (ota.py) echoes too');
+    assert.equal(lines[2], '#9 echo:a b', "an application command gets the argument, the answer the id");
+    assert.match(lines[3]!, /^#10 unknown command nosuch \(known: /);
+    assert.equal(lines[4], 'no exception recorded', 'without an id, the answer is as before');
+    assert.match(lines[5]!, /^#11 unknown command  \(known: /, 'an id without a command is answered, not a crash');
+  });
+
   it('esp8266 starts its fixed-timeout watchdog; esp32 sets the timeout (finding 3)', () => {
     usePort('esp8266', '/dev-wdt8266', { broker: '192.0.2.1', device_id: 'wdt-8266', watchdog_ms: 3000 });
     assert.equal(run("from mqttkit import Device\nd = Device()\nprint(d.dog.timeout)"), '5000');

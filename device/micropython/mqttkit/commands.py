@@ -47,28 +47,42 @@ def getversion(device, _argument):
         'python': '%s %s' % (sys.implementation.name, '.'.join(str(n) for n in sys.implementation.version[:3])),
         'partition': board.firmware_running(),  # [O-6] the hub confirms a firmware update by partition
         'ota': 2,  # [O-11] speaks the 5-field trigger; without it the hub sends seed 002's 4 fields
+        'rid': 1,  # [O-12] echoes request ids: '#<n> <command>' is answered '#<n> <answer>'
     }
 
 
 BUILTIN = {'stats': stats, 'msg_reboot': msg_reboot, 'msg_exception': msg_exception, 'msg_rm': msg_rm, 'getversion': getversion}
 
 
-def handle(device, text):
-    # "<name> [argument]": the application's commands first, then the built-in ones (device.py sends the
-    # OTA commands to ota.py without loading this module).
+def split(text):
+    # [O-12] '[#<n> ]<name>[ <argument>]' -> ('#<n> ' or '', name, argument): the answer starts with the
+    # request id as it came, so the hub knows which command it answers. (ota.py has its own copy.)
     text = text.strip()
+    rid = ''
+    if text[:1] == '#':
+        rid = text.split(' ')[0] + ' '
+        text = text[len(rid):].strip()
     name = text.split(' ')[0]
+    argument = text[len(name):]
+    return rid, name, argument.strip()
+
+
+def handle(device, text):
+    # "[#<n> ]<name> [argument]": the application's commands first, then the built-in ones (device.py
+    # sends the OTA commands to ota.py without loading this module).
+    rid, name, argument = split(text)
     handler = device.commands.get(name) or BUILTIN.get(name)
     if handler is None:
         from .device import OTA_COMMANDS
         known = sorted(set(list(device.commands) + list(BUILTIN) + OTA_COMMANDS.split()))
-        device.log('unknown command %s (known: %s)' % (name, ', '.join(known)))
+        device.log('%sunknown command %s (known: %s)' % (rid, name, ', '.join(known)))
         return
-    answer(device, name, handler, text[len(name):].strip())
+    answer(device, name, handler, argument, rid)
 
 
-def answer(device, name, run, argument):
-    # Runs a command and answers it on stat/<id>/Log; a failing one is recorded for msg_exception.
+def answer(device, name, run, argument, rid=''):
+    # Runs a command and answers it on stat/<id>/Log (after its request id, if it came with one); a
+    # failing one is recorded for msg_exception.
     # (ota.py has its own copy: it answers its commands without loading this module.)
     try:
         result = run(device, argument)
@@ -76,4 +90,4 @@ def answer(device, name, run, argument):
         files.record_exception(e)
         result = 'command %s failed: %r (details: msg_exception)' % (name, e)
     if result is not None:
-        device.log(result if isinstance(result, str) else json.dumps(result))
+        device.log(rid + (result if isinstance(result, str) else json.dumps(result)))

@@ -264,7 +264,8 @@ class Device:
                 self.applied[topic] = (text, confirmed)
             self.publish(service, characteristic, confirmed, index)
         elif topic == 'cmnd/%s/OTA' % self.id:
-            name = text.strip().split(' ')[0]
+            # [O-12] '[#<n> ]<name>[ <argument>]': the name follows a request id (only routing needs it here)
+            name = (text.split() + [''])[text[:1] == '#']
             if ' %s ' % name in OTA_COMMANDS and name not in self.commands:
                 self._guard(self._lazy, 'ota', text, 'run_command')
             else:

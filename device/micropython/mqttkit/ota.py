@@ -201,14 +201,24 @@ def _reboot(device, reason):
 def run_command(device, text):
     # An OTA command on cmnd/<id>/OTA: device.py loads this module for it, and not commands.py.
     # (commands.answer's twin: loading commands.py beside this module would double the peak.)
-    name = text.strip().split(' ')[0]
+    # [O-12] '[#<n> ]<name>[ <argument>]': the answer starts with the request id as it came.
+    text = text.strip()
+    rid = ''
+    if text[:1] == '#':
+        rid = text.split(' ')[0] + ' '
+        text = text[len(rid):].strip()
+    name = text.split(' ')[0]
+    argument = text[len(name):]
     try:
-        result = command(device, name, '')
+        # `reboot` answers first, then resets (below)
+        result = 'rebooting' if name == 'reboot' else command(device, name, argument.strip())
     except Exception as e:
         files.record_exception(e)
         result = 'command %s failed: %r (details: msg_exception)' % (name, e)
     if result is not None:
-        device.log(result if isinstance(result, str) else json.dumps(result))
+        device.log(rid + (result if isinstance(result, str) else json.dumps(result)))
+    if name == 'reboot':
+        _reboot(device, 'reboot command')
 
 
 def command(device, name, _argument):
@@ -219,9 +229,6 @@ def command(device, name, _argument):
         address = board.local_address(device.client.sock if device.client else None)
         device._enqueue('stat/%s/OTA' % device.id, json.dumps({'address': address}), False)
         return 'ota open at %s' % address
-    if name == 'reboot':
-        device.log('rebooting')
-        return _reboot(device, 'reboot command')
     if name == 'commit':
         return commit()
     if name == 'hashes':
