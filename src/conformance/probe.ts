@@ -70,6 +70,20 @@ export class Probe {
     return this.on(`HomeKit/${this.id}/$state`).at(-1)?.text;
   }
 
+  /**
+   * What the broker holds retained on `topic` now, as a new subscriber gets it (undefined: nothing):
+   * a subscription of its own, dropped again at once.
+   */
+  async retainedNow(topic: string, ms = 2000): Promise<Seen | undefined> {
+    const from = this.mark;
+    await this.client.subscribeAsync(topic, { qos: 1 });
+    try {
+      return await this.waitFor((m) => m.topic === topic && m.retained, ms, from);
+    } finally {
+      await this.client.unsubscribeAsync(topic).catch(() => {});
+    }
+  }
+
   async publish(topic: string, text: string, retain = false): Promise<void> {
     await this.client.publishAsync(topic, text, { qos: 1, retain });
   }
