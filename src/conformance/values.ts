@@ -80,6 +80,13 @@ function otherValue(spec: CharacteristicSpec, current: HapValue): HapValue | und
 export async function checkWrite(ctx: Context): Promise<void> {
   const { probe, id, results } = ctx;
   const latest = new Map<string, ValueSeen>();
+  // What the hub knows first (a device may have published its values before the checker listened), then what was seen.
+  for (const record of ctx.devices.loadDevices().find((d) => d.id === id)?.services ?? []) {
+    for (const [characteristic, value] of Object.entries(record.values)) {
+      const read = readValue(valueTopic(id, record, characteristic), formatValue(value));
+      if (read && !('problem' in read) && read.spec.perms.includes('pw')) latest.set(`${label(record)}/${characteristic}`, read);
+    }
+  }
   for (const m of probe.log) {
     const read = m.topic.startsWith(`HomeKit/${id}/`) && !m.topic.includes('/$') ? readValue(m.topic, m.text) : undefined;
     if (read && !('problem' in read) && read.spec.perms.includes('pw')) latest.set(`${label(read.address)}/${read.characteristic}`, read);
