@@ -1,6 +1,5 @@
 /** `$state` life cycle [P-1] [P-12] [P-19] [P-20] [P-21]: online, the last will, coming back, listening first. */
 import { COMMAND_MS, type Context } from './context.js';
-import { isJsonObject } from './probe.js';
 
 const WILL_MS = 5000;
 
@@ -72,7 +71,8 @@ export async function checkReconnect(ctx: Context, dropConnection: () => void): 
     return;
   }
   results.pass('P-19', `back after ${((online.at - (will?.at ?? online.at)) / 1000).toFixed(1)} s`);
-  // The hub asks its own questions now as well: any getversion answer shows the device was listening.
-  const answer = await probe.command('getversion', COMMAND_MS, { fits: isJsonObject });
+  // The hub asks its own questions now as well: any answer on Log shows the device was listening
+  // (its shape is getversion's own rule, [O-11]).
+  const answer = await probe.command('getversion', COMMAND_MS);
   results.check('P-21', answer ? undefined : `a getversion sent when $state online arrived got no answer within ${COMMAND_MS / 1000} s: subscribe to cmnd/${id}/OTA (and wait for the SUBACK) before publishing online`);
 }

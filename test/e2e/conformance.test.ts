@@ -9,7 +9,7 @@ import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers
 import { cliAsync, devicePassword } from '../helpers/mqtt-device.js';
 import { deviceRoot, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
-import { startWrongDevice, type WrongDevice } from '../helpers/wrong-device.js';
+import { startWrongDevice, WRONG_DEVICE_BREAKS } from '../helpers/wrong-device.js';
 
 interface Report {
   device: string;
@@ -79,5 +79,22 @@ describe('mqttkit conformance', { timeout: 600_000 }, () => {
     // Optional parts the library may not speak yet (request ids, discard, sha256), and sleep (it does not sleep).
     const skipped = report.results.filter((r) => r.result === 'skip').map((r) => r.id);
     assert.ok(skipped.every((id) => ['O-12', 'O-13.discard', 'O-16', 'O-7'].includes(id)), table);
+  });
+
+  it('a wrong device fails exactly the rules it breaks, with a reason each, and exit code 1', async () => {
+    const wrong = await startWrongDevice(hub.info.mqtt.address, 'conf-wrong');
+    stops.push(() => wrong.stop());
+    await known('conf-wrong');
+    // Its getversion is no JSON, so the hub would take it for seed 002 firmware: say it speaks OTA protocol 2 [O-11].
+    const set = await cliAsync(['device', 'set', 'conf-wrong', 'ota-protocol', '2', '--data-dir', hub.dataDir]);
+    assert.equal(set.status, 0, set.stderr);
+    const { status, report, table } = await conformance('conf-wrong');
+    assert.deepEqual([...report.failed].sort(), [...WRONG_DEVICE_BREAKS].sort(), table);
+    assert.equal(status, 1);
+    const reason = (id: string) => report.results.find((r) => r.id === id)!.reason;
+    assert.match(reason('P-1'), /last will/);
+    assert.match(reason('P-14'), /no confirmation/);
+    assert.match(reason('O-11'), /version 1\.0\.0/);
+    assert.match(reason('O-3.bad-hash'), /ok:true/);
   });
 });
