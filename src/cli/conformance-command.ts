@@ -12,19 +12,21 @@ import { HUB_ROLE } from '../broker/mosquitto/mosquitto-config.js';
 import { Results, type Context } from '../conformance/context.js';
 import { Probe } from '../conformance/probe.js';
 import { formatJson, formatTable } from '../conformance/report.js';
+import { RULES } from '../conformance/rules.js';
 import { runConformance } from '../conformance/run.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
 import { OtaStore } from '../store/ota-store.js';
 import { readRuntime } from '../store/runtime-file.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, wholeNumber, withDynsec, type WorkspaceFlags } from './workspace.js';
 
-type Flags = WorkspaceFlags & { json?: boolean; timeout: string; sleepWait?: string };
+type Flags = WorkspaceFlags & { json?: boolean; timeout: string; sleepWait?: string; only?: string };
 
 export function registerConformance(program: Command): void {
   addWorkspaceOptions(program.command('conformance <device>').description('check a connected device against the MQTT and OTA protocol (docs/protocol.md, docs/ota.md)'))
     .option('--json', 'print the results as JSON (for CI)')
     .option('--timeout <S>', 'seconds to wait for any one step (an answer, a report, a reconnect; a job gets twice that)', '60')
     .option('--sleep-wait <S>', 'seconds to wait for the device to sleep, for the sleep/wake check (default: --timeout; 0 skips it)')
+    .option('--only <IDS>', 'run only the checks that decide these rules, e.g. O-7 or P-1,P-14 (the ids in the table)')
     .addHelpText(
       'after',
       `
@@ -41,6 +43,9 @@ Examples:
       action(async (device: string, flags: Flags) => {
         const timeoutMs = wholeNumber(flags.timeout, '--timeout', 1, 3600) * 1000;
         const sleepWaitMs = flags.sleepWait === undefined ? timeoutMs : wholeNumber(flags.sleepWait, '--sleep-wait', 0, 86_400) * 1000;
+        const only = flags.only?.split(',').map((id) => id.trim()).filter(Boolean);
+        const unknown = only?.filter((id) => !RULES.some((r) => r.id === id)) ?? [];
+        if (unknown.length) throw new CliError(`--only: unknown rule ${unknown.join(', ')}; the rules are ${RULES.map((r) => r.id).join(', ')}`, 2);
         const ws = openWorkspace(flags);
         const cleanup: Array<() => Promise<void> | void> = [() => ws.close()];
         try {
@@ -83,7 +88,7 @@ Examples:
               if (!flags.json) console.error(`.. ${line}`);
             },
           };
-          const results = await runConformance(ctx, () => ws.accounts.request('disconnect', device));
+          const results = await runConformance(ctx, () => ws.accounts.request('disconnect', device), only);
           console.log(flags.json ? formatJson(device, results) : formatTable(device, results));
           if (results.some((r) => r.result === 'fail')) process.exitCode = 1;
         } finally {

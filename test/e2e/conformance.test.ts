@@ -97,4 +97,22 @@ describe('mqttkit conformance', { timeout: 600_000 }, () => {
     assert.match(reason('O-11'), /version 1\.0\.0/);
     assert.match(reason('O-3.bad-hash'), /ok:true/);
   });
+
+  it('a sleeping simulator with a job waiting serves it when it wakes, before it sleeps again [O-7]', async () => {
+    // Awake 10 ms at a time: only a device that stays awake while `pending` is 1 finishes the job.
+    const sim = new VirtualDevice({ id: 'conf-sleepy', kind: 'sleepy', password: devicePassword('conf-sleepy'), url: hub.info.mqtt.address, interval: 0.01, jitter: 0, sleepSeconds: 2 });
+    stops.push(() => sim.stop());
+    await sim.start();
+    await known('conf-sleepy');
+    const { status, report, table } = await conformance('conf-sleepy', ['--only', 'O-7', '--sleep-wait', '30']);
+    assert.equal(report.results.find((r) => r.id === 'O-7')?.result, 'pass', table);
+    assert.deepEqual(report.failed, [], table);
+    assert.equal(status, 0);
+  });
+
+  it('refuses an unknown rule id before it touches the hub', async () => {
+    const run = await cliAsync(['conformance', 'conf-sim', '--only', 'P-99', '--data-dir', hub.dataDir]);
+    assert.equal(run.status, 2);
+    assert.match(run.stderr, /--only: unknown rule P-99; the rules are P-2, P-0/);
+  });
 });
