@@ -1,10 +1,12 @@
 /**
  * One simulated device speaking the same protocol as the MicroPython library: login with its own
  * password, retained last will `offline`, metadata, values at a rate with jitter, `/set` obeyed and
- * confirmed, sleep cycles, and the observability commands on cmnd/<id>/OTA.
+ * confirmed, sleep cycles, the observability commands on cmnd/<id>/OTA, and the OTA side (ota-side.ts):
+ * it passes `mqttkit conformance`.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { KINDS, type Kind, type KindName } from './kinds.js';
+import { OTA_FACTS, OtaSide, splitRid } from './ota-side.js';
 
 export interface VirtualDeviceOptions {
   id: string;
@@ -23,6 +25,8 @@ export interface VirtualDeviceOptions {
 const VERSION = '0.1.0-sim';
 /** MQTT keepalive, also promised to the hub as `$keepalive` [P-20]: the simulator behaves like the library. */
 const KEEPALIVE_S = 60;
+/** [O-7] How long a device about to sleep stays awake for a pending OTA job (the library's `pending_wait`). */
+const PENDING_WAIT_S = 120;
 
 export class VirtualDevice {
   readonly kind: Kind;
@@ -36,7 +40,11 @@ export class VirtualDevice {
   #stopped = false;
   readonly #startedAt = Date.now();
   /** `published` counts device topics (HomeKit/…), `answers` the replies to commands (stat/…). */
-  readonly stats = { published: 0, answers: 0, received: 0, reconnects: 0 };
+  readonly stats = { published: 0, answers: 0, received: 0, reconnects: 0, reboots: 0 };
+  /** Its files, staging and OTA commands (docs/ota.md). */
+  readonly ota = new OtaSide();
+  /** [O-7] `cmnd/<id>/OTA/pending` is 1: the hub has a job for it, so it stays awake. */
+  #pending = false;
 
   constructor(readonly options: VirtualDeviceOptions) {
     this.kind = KINDS[options.kind];
@@ -52,6 +60,17 @@ export class VirtualDevice {
   }
 
   async start(): Promise<void> {
+    await this.#connect();
+    this.#schedule();
+    // [P-20] the heartbeat: a keepalive period without a word, so say the keepalive again
+    this.#heartbeat = setInterval(() => {
+      if (Date.now() - this.#lastSaid >= KEEPALIVE_S * 1000) void this.#publish(`HomeKit/${this.id}/$keepalive`, String(KEEPALIVE_S), false).catch(() => {});
+    }, 1000);
+    this.#heartbeat.unref();
+  }
+
+  /** One boot's MQTT session: last will, subscriptions (listening before it says online [P-21]), metadata, online. */
+  async #connect(): Promise<void> {
     const { id, password, url } = this.options;
     const base = `HomeKit/${id}`;
     const client = await mqtt.connectAsync(url, {
@@ -65,18 +84,27 @@ export class VirtualDevice {
       will: { topic: `${base}/$state`, payload: Buffer.from('offline'), qos: 1, retain: true },
     });
     this.#client = client;
+    this.#pending = false;
     client.on('reconnect', () => this.stats.reconnects++);
     client.on('error', () => {}); // a refused reconnect is retried by MQTT.js; the fleet reports state
     client.on('message', (topic, payload) => this.#onMessage(topic, payload.toString()));
-    client.on('connect', () => void this.#announce());
-    await client.subscribeAsync([`${base}/+/+/set`, `cmnd/${id}/OTA`], { qos: 1 });
+    // MQTT.js subscribes again before it says `connect`, so a reconnected device listens before it is online too
+    client.on('connect', () => void this.#announce().catch(() => {}));
+    await client.subscribeAsync([`${base}/+/+/set`, `${base}/+/+/+/set`, `cmnd/${id}/OTA`, `cmnd/${id}/OTA/pending`, `${id}/OTA`], { qos: 1 });
     await this.#announce();
-    this.#schedule();
-    // [P-20] the heartbeat: a keepalive period without a word, so say the keepalive again
-    this.#heartbeat = setInterval(() => {
-      if (Date.now() - this.#lastSaid >= KEEPALIVE_S * 1000) void this.#publish(`${base}/$keepalive`, String(KEEPALIVE_S), false).catch(() => {});
-    }, 1000);
-    this.#heartbeat.unref();
+  }
+
+  /** A reset: the connection drops without a goodbye (the broker sends the will), and the device boots again. */
+  async #reboot(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    this.stats.reboots++;
+    await client?.endAsync(true).catch(() => {});
+    await new Promise((r) => setTimeout(r, 100)); // a board takes a moment to boot
+    if (this.#stopped) return;
+    await this.#connect().catch(() => {
+      if (!this.#stopped) setTimeout(() => void this.#reboot(), 2000).unref();
+    });
   }
 
   async stop(): Promise<void> {
@@ -127,18 +155,30 @@ export class VirtualDevice {
     this.#schedule();
   }
 
-  /** Wake, report, announce sleep, leave cleanly (no will), and come back after the sleep. */
+  /**
+   * Wake, report, serve a pending OTA job first [O-7] (up to PENDING_WAIT_S), announce sleep, leave
+   * cleanly (no will), and come back after the sleep.
+   */
   async #sleepCycle(): Promise<void> {
-    const client = this.#client!;
-    if (client.connected) {
+    const client = this.#client;
+    if (client?.connected) {
       await this.#report().catch(() => {});
+      const until = Date.now() + PENDING_WAIT_S * 1000;
+      while (this.#pending && Date.now() < until && !this.#stopped) await new Promise((r) => setTimeout(r, 200));
+    }
+    // a reboot during the job may have replaced the session
+    const current = this.#client;
+    if (current?.connected) {
       await this.#publish(`HomeKit/${this.id}/$state`, `sleeping ${this.options.sleepSeconds}`, true);
-      await client.endAsync().catch(() => {});
+      this.#client = undefined;
+      await current.endAsync().catch(() => {});
     }
     this.#timer = setTimeout(() => {
       if (this.#stopped) return;
-      client.reconnect();
-      this.#schedule();
+      void this.#connect().then(
+        () => this.#schedule(),
+        () => this.#schedule(),
+      );
     }, this.options.sleepSeconds * 1000);
     this.#timer.unref();
   }
@@ -155,12 +195,20 @@ export class VirtualDevice {
 
   #onMessage(topic: string, text: string): void {
     this.stats.received++;
-    if (topic === `cmnd/${this.id}/OTA`) {
-      // [O-12] `#<n> <command>` is answered `#<n> <answer>`, like the library does.
-      const rid = /^#\d{1,9} /.exec(text.trim())?.[0] ?? '';
-      void this.#publish(`stat/${this.id}/Log`, rid + this.#command(text.trim().slice(rid.length).trim()), false);
+    const id = this.id;
+    if (topic === `cmnd/${id}/OTA/pending`) {
+      this.#pending = text.trim() === '1';
       return;
     }
+    if (topic === `${id}/OTA`) {
+      void this.#transfer(text);
+      return;
+    }
+    if (topic === `cmnd/${id}/OTA`) {
+      void this.#answer(text).catch(() => {});
+      return;
+    }
+    if (text === '') return; // [P-14] the hub clearing its retained /set
     const match = /^HomeKit\/[^/]+\/([^/]+)\/([^/]+)\/set$/.exec(topic);
     const key = match ? `${match[1]}/${match[2]}` : undefined;
     const take = key ? this.kind.writable[key] : undefined;
@@ -168,23 +216,53 @@ export class VirtualDevice {
     const value = take(text);
     if (value !== undefined) this.#state.set(key, value);
     // Confirm what the device now is (the written value, or the unchanged one if it was refused).
-    void this.#publish(`HomeKit/${this.id}/${key}`, String(this.#state.get(key) ?? 0), true);
+    void this.#publish(`HomeKit/${id}/${key}`, String(this.#state.get(key) ?? 0), true).catch(() => {});
   }
 
-  #command(text: string): string {
-    switch (text.split(' ')[0]) {
+  /** [O-1] [O-3] Pull, check, stage; report; reset when the trigger says so. */
+  async #transfer(text: string): Promise<void> {
+    const { report, reboot } = await this.ota.transfer(text);
+    await this.#publish(`stat/${this.id}/OTA`, JSON.stringify(report), false).catch(() => {});
+    if (report.ok && reboot) await this.#reboot();
+  }
+
+  /** Answers a command on stat/<id>/Log, with its request id when it came with one [O-12]. */
+  async #answer(text: string): Promise<void> {
+    const { rid, command } = splitRid(text);
+    const name = command.split(' ')[0]!;
+    const say = (answer: unknown) => this.#publish(`stat/${this.id}/Log`, `${rid === undefined ? '' : `#${rid} `}${typeof answer === 'string' ? answer : JSON.stringify(answer)}`, false);
+    if (name === 'reboot') {
+      await say('rebooting');
+      await this.#reboot();
+      return;
+    }
+    if (name === 'open') {
+      // [O-4] the address this device reaches the broker from
+      const socket = (this.#client as unknown as { stream?: { localAddress?: string } } | undefined)?.stream;
+      const address = (socket?.localAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+      await this.#publish(`stat/${this.id}/OTA`, JSON.stringify({ address }), false);
+      await say(`ota open at ${address}`);
+      return;
+    }
+    await say(this.ota.command(name) ?? this.#command(name));
+  }
+
+  #command(name: string): string {
+    switch (name) {
       case 'stats':
-        return JSON.stringify({ uptime_s: Math.round((Date.now() - this.#startedAt) / 1000), reconnects: this.stats.reconnects, published: this.stats.published, received: this.stats.received, mem_free: null });
+        return JSON.stringify({ uptime_s: Math.round((Date.now() - this.#startedAt) / 1000), reconnects: this.stats.reconnects, published: this.stats.published, received: this.stats.received, dropped: 0, queued: 0, mem_free: null });
       case 'getversion':
-        return JSON.stringify({ firmware: VERSION, library: VERSION, platform: 'simulator', python: null, rid: 1 });
+        return JSON.stringify({ firmware: VERSION, app: VERSION, library: VERSION, platform: 'simulator', python: null, ...OTA_FACTS });
       case 'msg_reboot':
-        return 'power on';
+        return this.stats.reboots > 0 ? 'reboot command' : 'power on';
       case 'msg_exception':
         return 'no exception recorded';
       case 'msg_rm':
         return 'messages removed';
+      case 'keepversion':
+        return 'one firmware partition: nothing to keep';
       default:
-        return `unknown command ${text.split(' ')[0]} (known: getversion, msg_exception, msg_reboot, msg_rm, stats)`;
+        return `unknown command ${name} (known: commit, discard, getversion, hashes, keepversion, msg_exception, msg_reboot, msg_rm, open, partitions, reboot, stats)`;
     }
   }
 }

@@ -1,6 +1,7 @@
 /** The `mqttkit` command line. Each command lives in its own file and registers itself here. */
 import { Command } from 'commander';
 import { registerBackup } from './backup-command.js';
+import { registerConformance } from './conformance-command.js';
 import { VERSION } from '../hub/version.js';
 import { registerDevice } from './device-command.js';
 import { registerObserve } from './observe-command.js';
@@ -24,4 +25,5 @@ registerMosquittoConfig(program);
 registerSimulate(program);
 registerToken(program);
 registerBackup(program);
+registerConformance(program);
 await program.parseAsync(process.argv);

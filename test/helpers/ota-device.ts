@@ -4,9 +4,8 @@
  * and bootloader the test controls. Both pull the file from the hub's pull server over TCP, as a
  * board does, and "reboot" by dropping their MQTT connection and connecting again (clean session).
  */
-import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
 import type { MqttClient } from 'mqtt';
+import { download, sha1 } from '../../device/simulator/ota-side.js';
 import { connectDevice } from './mqtt-device.js';
 
 export interface ScriptedDevice {
@@ -23,18 +22,6 @@ export interface ScriptedDevice {
   kept: number;
   stop(): Promise<void>;
 }
-
-function download(host: string, port: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const socket = connect({ host, port });
-    socket.on('data', (d: Buffer) => chunks.push(d));
-    socket.on('end', () => resolve(Buffer.concat(chunks)));
-    socket.on('error', reject);
-  });
-}
-
-const sha1 = (bytes: Buffer) => createHash('sha1').update(bytes).digest('hex');
 
 interface Options {
   /** `seed`: seed 002's firmware (4 fields only, never answers commands, never says `$state`). `esp32`: the mqttkit protocol 2 with A/B partitions. */
