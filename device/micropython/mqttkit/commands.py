@@ -35,6 +35,7 @@ def msg_rm(_device, _argument):
 
 
 def getversion(device, _argument):
+    import hashlib
     from . import board
     from .device import VERSION
     return {
@@ -45,6 +46,8 @@ def getversion(device, _argument):
         'python': '%s %s' % (sys.implementation.name, '.'.join(str(n) for n in sys.implementation.version[:3])),
         'partition': board.firmware_running(),  # [O-6] the hub confirms a firmware update by partition
         'ota': 2,  # [O-11] speaks the 5-field trigger; without it the hub sends seed 002's 4 fields
+        # [O-16] what a trigger's hash may be: sha256 only where the build has it (some ESP8266 builds lack it)
+        'hashes': ['sha1', 'sha256'] if hasattr(hashlib, 'sha256') else ['sha1'],
     }
 
 
