@@ -257,8 +257,11 @@ export class OtaService {
       const onAbort = () => attempt.abort(signal.reason);
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
+      // `offline` (its will, or its connection closed) is a drop; `sleeping` alone is not: a device that
+      // announced sleep but sees `pending` stays awake for the job [O-7]. If it does sleep, the step
+      // times out while it is not `online`, which counts as a drop below.
       const off = this.bus.on('device:state', (d) => {
-        if (d.id === job.device && d.state !== 'online' && !watch.expected) attempt.abort(new DeviceDropped(watch.step));
+        if (d.id === job.device && d.state === 'offline' && !watch.expected) attempt.abort(new DeviceDropped(watch.step));
       });
       try {
         const message = await run(attempt.signal, watch);
