@@ -118,6 +118,7 @@ export const START_OPTIONS = {
   authMaxDelay: { flag: '--auth-max-delay', env: 'MQTTKIT_AUTH_MAX_DELAY', allowed: 'a duration such as 5s, from 100ms to 10m: the longest pause after a wrong password (it doubles from 100ms per failure)', schema: duration({ min: 100, max: 600_000 }), fallback: '5s' },
   otaHost: { flag: '--ota-host', env: 'MQTTKIT_OTA_HOST', allowed: "this machine's address as devices see it, for OTA downloads (needed with --mqtt-url), e.g. 192.168.1.10", schema: z.string().refine((v) => isIP(v) !== 0) },
   otaRebootTimeout: { flag: '--ota-reboot-timeout', env: 'MQTTKIT_OTA_REBOOT_TIMEOUT', allowed: 'a duration such as 90s, from 5s to 1h: how long an update waits for a rebooting device', schema: duration({ min: 5000, max: 3_600_000 }), fallback: '90s' },
+  otaJobDeadline: { flag: '--ota-job-deadline', env: 'MQTTKIT_OTA_JOB_DEADLINE', allowed: 'a duration such as 30m, from 10s to 24h: how long after its start an OTA job still waits for a device that dropped mid-job', schema: duration({ min: 10_000, max: 24 * 3_600_000 }), fallback: '30m' },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
   deviceTtl: { flag: '--device-ttl', env: 'MQTTKIT_DEVICE_TTL', allowed: 'a duration such as 7d or 12h, from 1h to 3650d (under a day, with its unit): devices silent this long are removed', schema: duration({ min: 3_600_000, max: 3650 * DAY_MS, unitRequiredBelow: DAY_MS }), fallback: '7d' },
   confirmTimeout: { flag: '--confirm-timeout', env: 'MQTTKIT_CONFIRM_TIMEOUT', allowed: 'a duration such as 10s or 1500ms, from 100ms to 5m', schema: duration({ min: 100, max: 300_000 }), fallback: '10s' },
@@ -181,6 +182,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     registration: RegistrationPolicy; mqttsPort?: number; tlsCert?: string; tlsKey?: string; authMaxDelay: number;
     otaHost?: string; otaRebootTimeout: number; httpHost: string; historyRetention: number;
     httpAllowedHosts?: string[]; otaMaxFileSize: number;
+    otaJobDeadline: number;
   };
   const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
   if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
@@ -216,6 +218,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       deviceTtlMs: v.deviceTtl,
       writeTimeoutMs: v.confirmTimeout,
       otaRebootTimeoutMs: v.otaRebootTimeout,
+      otaJobDeadlineMs: v.otaJobDeadline,
       otaHost: v.otaHost,
     },
   };

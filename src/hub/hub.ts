@@ -63,6 +63,8 @@ export interface HubOptions {
   writeTimeoutMs: number;
   /** How long an OTA job waits for a rebooting device to come back. */
   otaRebootTimeoutMs: number;
+  /** [O-14] How long after its start an OTA job still waits for a device that dropped mid-job (default 30 min). */
+  otaJobDeadlineMs?: number | undefined;
   /** The hub's address for devices' OTA downloads when the broker cannot tell it (external broker). */
   otaHost?: string | undefined;
   /** `--reset-state`: move damaged state files aside and start with what is left, instead of refusing. */
@@ -169,6 +171,7 @@ export class Hub {
         transferTimeoutMs: 60_000,
         rebootTimeoutMs: options.otaRebootTimeoutMs,
         commandTimeoutMs: 15_000,
+        jobDeadlineMs: options.otaJobDeadlineMs ?? 30 * 60_000,
         hubAddress: options.otaHost,
         uploadsRoot: uploadsRoot(options.dataDir),
         listening: broker?.listening,

@@ -17,7 +17,7 @@ import { FINISHED, type Job, type JobProgress, type JobState, type OtaStore } fr
 import type { DeviceChannel } from './device-channel.js';
 import { cancelJobInStore, cancelRolloutInStore, describeJob, neededUploads, releaseUploads, type CancelOutcome, type RolloutCancelOutcome } from './job-control.js';
 import { readManifest } from './manifest.js';
-import { commandTopic, FIRMWARE_TARGET, parseReport, pendingTopic, seedTriggerMessage, settledProtocol, sha1, triggerMessage, triggerTopic, type OtaProtocol, type TransferReport } from './protocol.js';
+import { chooseHash, commandTopic, commitDifference, FIRMWARE_TARGET, parseReport, pendingTopic, seedTriggerMessage, settledProtocol, sha1, transferHash, triggerMessage, triggerTopic, type HashAlgorithm, type OtaProtocol, type TransferReport } from './protocol.js';
 import { servePull } from './pull-server.js';
 import { sweepUploads } from './uploads.js';
 
@@ -32,6 +32,8 @@ export interface OtaOptions {
   transferTimeoutMs: number;
   rebootTimeoutMs: number;
   commandTimeoutMs: number;
+  /** [O-14] How long after its start a job may still wait for a device that dropped mid-job (`--ota-job-deadline`). */
+  jobDeadlineMs: number;
   /** The hub's address for devices when the broker cannot tell (external broker). */
   hubAddress?: string | undefined;
   /** `<data dir>/uploads`: the API's files for jobs, removed when their job ends. [O-10] */
@@ -53,6 +55,28 @@ class JobFailure extends Error {
   ) {
     super(message);
   }
+}
+
+/** [O-14] The device left `online` during a step that needs it connected: the job waits for it and resumes. */
+class DeviceDropped extends Error {
+  constructor(readonly step: string) {
+    super(`the device left during ${step}`);
+  }
+}
+
+/**
+ * [O-14] One run of a job's steps: `step` names what it does now (for the message when the device
+ * drops), `expected` is set while the device is meant to go away (a reboot), so leaving is no drop.
+ */
+interface DropWatch {
+  step: string;
+  expected: boolean;
+}
+
+/** A job's command channel to its device (#commands). */
+interface Ask {
+  text(command: string): Promise<string>;
+  json<T extends object>(command: string): Promise<T>;
 }
 
 export class OtaService {
@@ -226,7 +250,9 @@ export class OtaService {
     let state: JobState;
     let message: string;
     try {
-      message = job.kind === 'push' ? await this.#push(job, signal) : job.kind === 'sync' ? await this.#sync(job, signal) : await this.#firmware(job, signal);
+      message = await this.#resuming(job, signal, (attempt, watch) =>
+        job.kind === 'push' ? this.#push(job, attempt, watch) : job.kind === 'sync' ? this.#sync(job, attempt, watch) : this.#firmware(job, attempt, watch),
+      );
       state = 'succeeded';
     } catch (error) {
       // Aborted (cancelled, device removed): that is the job's end, whatever the step in flight made of it.
@@ -242,12 +268,96 @@ export class OtaService {
     }
   }
 
+  /**
+   * [O-14] Runs a job's steps; when the device leaves `online` during a step that needs it (not during a
+   * reboot the job asked for), the step in flight stops (its pull server closes), the job waits for the
+   * device to come back, as for a sleeping device, and runs its steps again from the first (`discard`,
+   * then `hashes` for a sync: what went live before the drop is not sent twice). Only a device that is
+   * not back by the job's deadline (`--ota-job-deadline`, counted from the job's start) fails it.
+   */
+  async #resuming(job: Job, signal: AbortSignal, run: (attempt: AbortSignal, watch: DropWatch) => Promise<string>): Promise<string> {
+    const deadline = Date.now() + this.options.jobDeadlineMs;
+    let drops = 0;
+    for (;;) {
+      const attempt = new AbortController();
+      const watch: DropWatch = { step: 'starting', expected: false };
+      const onAbort = () => attempt.abort(signal.reason);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      // `offline` (its will, or its connection closed) is a drop; `sleeping` alone is not: a device that
+      // announced sleep but sees `pending` stays awake for the job [O-7]. If it does sleep, the step
+      // times out while it is not `online`, which counts as a drop below.
+      const off = this.bus.on('device:state', (d) => {
+        if (d.id === job.device && d.state === 'offline' && !watch.expected) attempt.abort(new DeviceDropped(watch.step));
+      });
+      try {
+        const message = await run(attempt.signal, watch);
+        return drops > 0 ? `${message} (resumed after the device dropped ${drops === 1 ? 'once' : `${drops} times`})` : message;
+      } catch (error) {
+        if (signal.aborted) throw error;
+        // Dropped: told by the registry, or a step that failed while the device was gone (no will yet, asleep).
+        const reason: unknown = attempt.signal.reason;
+        const dropped = reason instanceof DeviceDropped ? reason : !watch.expected && this.registry.get(job.device)?.state !== 'online' ? new DeviceDropped(watch.step) : undefined;
+        if (!dropped) throw error;
+        drops++;
+        const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+        this.log.warn({ device: job.device, job: job.id }, `${job.device} left during ${dropped.step}: the job waits up to ${left} s for it to come back`);
+        const last = this.store.job(job.id)?.progress;
+        this.#progress(job, { files: last?.files ?? 0, filesTotal: last?.filesTotal ?? 0, bytes: last?.bytes ?? 0, bytesTotal: last?.bytesTotal ?? 0, step: `waiting for ${job.device} to come back (it left during ${dropped.step})` });
+        await this.#comeBack(job.device, deadline, dropped.step, signal);
+        this.log.info({ device: job.device, job: job.id }, `${job.device} is back: the job starts its steps again`);
+      } finally {
+        off();
+        signal.removeEventListener('abort', onAbort);
+      }
+    }
+  }
+
+  /** [O-14] Resolves when the device is `online` again; fails the job at its deadline. */
+  #comeBack(device: string, deadline: number, step: string, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const end = () => {
+        clearTimeout(timer);
+        off();
+        signal.removeEventListener('abort', onAbort);
+      };
+      const onAbort = () => (end(), reject(signal.reason));
+      const off = this.bus.on('device:state', (d) => {
+        if (d.id === device && d.state === 'online') (end(), resolve());
+      });
+      const minutes = Math.round(this.options.jobDeadlineMs / 60_000);
+      const timer = setTimeout(
+        () => (end(), reject(new JobFailure(`${device} left during ${step} and did not come back within the job's deadline (${minutes >= 1 ? `${minutes} min` : `${Math.round(this.options.jobDeadlineMs / 1000)} s`} from its start, --ota-job-deadline)`))),
+        Math.max(0, deadline - Date.now()),
+      );
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (this.registry.get(device)?.state === 'online') (end(), resolve());
+    });
+  }
+
+  /**
+   * [O-13] [O-16] The first steps of every protocol-2 push or sync: `getversion` (which hashes the device
+   * checks), then `discard` (what earlier jobs staged must not go live with this one). A device whose
+   * library predates `discard` answers "unknown command": the job goes on, and its commit list is checked.
+   */
+  async #prepare(job: Job, ask: Ask, watch: DropWatch): Promise<{ algorithm: HashAlgorithm; note: string }> {
+    watch.step = "'getversion'";
+    const algorithm = chooseHash(jsonObject(await ask.text('getversion'))?.hashes);
+    watch.step = "'discard'";
+    const discarded = jsonObject(await ask.text('discard'))?.discarded;
+    const gone = Array.isArray(discarded) ? discarded.filter((p): p is string => typeof p === 'string') : [];
+    if (gone.length > 0) this.log.info({ device: job.device, job: job.id, discarded: gone }, 'discarded files staged by an earlier job');
+    const note = gone.length ? `; discarded first what an earlier job had left: ${gone.slice(0, 10).join(', ')}${gone.length > 10 ? ', …' : ''}` : '';
+    return { algorithm, note };
+  }
+
   #progress(job: Job, progress: JobProgress): void {
     this.store.setProgress(job.id, progress);
   }
 
   /** The device's command channel for one job: the command timeout, and the job's abort. */
-  #commands(job: Job, signal: AbortSignal) {
+  #commands(job: Job, signal: AbortSignal): Ask {
     const timeout = this.options.commandTimeoutMs;
     return {
       text: (command: string) => this.channel.command(job.device, command, timeout, signal),
@@ -255,7 +365,7 @@ export class OtaService {
     };
   }
 
-  async #push(job: Job, signal: AbortSignal): Promise<string> {
+  async #push(job: Job, signal: AbortSignal, watch: DropWatch): Promise<string> {
     const spec = job.spec as { file: string; as: string; reboot: boolean };
     const ask = this.#commands(job, signal);
     const bytes = readLocal(spec.file);
@@ -263,73 +373,105 @@ export class OtaService {
     if (protocol === 1) {
       if (!spec.reboot) throw new JobFailure(`${job.device} speaks OTA protocol 1 (${why}): its 4-field trigger always puts the file in place and reboots, so --no-reboot cannot be honoured; push without it, or 'mqttkit device set ${job.device} ota-protocol 2' if it runs the mqttkit device library`);
       this.#progress(job, { files: 0, filesTotal: 1, bytes: 0, bytesTotal: bytes.length, step: `sending ${spec.as} (OTA protocol 1: the device reboots itself)` });
+      watch.expected = true; // [O-11] it reboots on its own, and says nothing: not watched for drops
       await this.#seedTransfer(job, spec.as, bytes, signal);
       this.#progress(job, { files: 1, filesTotal: 1, bytes: bytes.length, bytesTotal: bytes.length, step: 'done' });
       return `${spec.as} (${bytes.length} bytes) sent with the 4-field trigger (OTA protocol 1, ${why}): the device fetched it, rebooted and is back`;
     }
+    const { algorithm, note } = await this.#prepare(job, ask, watch);
     this.#progress(job, { files: 0, filesTotal: 1, bytes: 0, bytesTotal: bytes.length, step: `sending ${spec.as}` });
+    watch.step = `the transfer of ${spec.as}`;
     const since = Date.now();
-    const report = await this.#transfer(job, spec.as, bytes, spec.reboot, signal);
+    const report = await this.#transfer(job, spec.as, bytes, spec.reboot, signal, algorithm);
+    if (!report.ok && report.step === 'commit') {
+      // [O-15] verified and staged, but the commit after it failed: the device kept its old files and did not reboot
+      throw new JobFailure(`${spec.as}: transferred and verified, but the device's commit failed, so it kept its old files and did not reboot: ${report.error ?? 'no reason given'}`);
+    }
     if (!report.ok) throw new JobFailure(`${spec.as}: ${report.error ?? 'transfer failed'}`);
     this.#progress(job, { files: 1, filesTotal: 1, bytes: bytes.length, bytesTotal: bytes.length, step: 'done' });
     if (!spec.reboot) {
-      const committed = await ask.json<{ committed?: string[]; error?: string }>('commit');
-      if (committed.error) throw new JobFailure(String(committed.error));
-      return `${spec.as} (${bytes.length} bytes) transferred and committed`;
+      watch.step = "'commit'";
+      await this.#commit(ask, [spec.as]);
+      return `${spec.as} (${bytes.length} bytes) transferred and committed${note}`;
     }
+    // [O-13] a device that says what its reboot=1 commit made live is held to it (older ones say nothing)
+    const difference = report.committed === undefined ? undefined : commitDifference([spec.as], report.committed);
+    watch.expected = true; // it commits and reboots now
+    if (difference) throw new JobFailure(`${spec.as}: ${difference}`);
     await this.#backOnline(job.device, since, signal);
-    return `${spec.as} (${bytes.length} bytes) transferred; the device rebooted and is back`;
+    return `${spec.as} (${bytes.length} bytes) transferred; the device rebooted and is back${note}`;
   }
 
-  async #sync(job: Job, signal: AbortSignal): Promise<string> {
+  /** [O-13] `commit`, held to exactly the files the job sent. */
+  async #commit(ask: Ask, sent: string[]): Promise<void> {
+    const committed = await ask.json<{ committed?: unknown; error?: unknown }>('commit');
+    if (committed.error) throw new JobFailure(String(committed.error));
+    const difference = commitDifference(sent, committed.committed);
+    if (difference) throw new JobFailure(difference);
+  }
+
+  async #sync(job: Job, signal: AbortSignal, watch: DropWatch): Promise<string> {
     const spec = job.spec as { manifest: string };
     const ask = this.#commands(job, signal);
     const entries = readManifest(spec.manifest).map((e) => ({ ...e, bytes: readLocal(e.local) }));
     const { protocol, why } = await this.#protocol(job.device, signal);
-    if (protocol === 1) return this.#seedSync(job, entries, why, signal);
+    if (protocol === 1) {
+      watch.expected = true; // [O-11] it reboots after each file on its own
+      return this.#seedSync(job, entries, why, signal);
+    }
+    const { algorithm, note } = await this.#prepare(job, ask, watch);
+    watch.step = "'hashes'";
     const wanted = new Map(entries.map((e) => [e.path, sha1(e.bytes)]));
     this.#progress(job, { files: 0, filesTotal: entries.length, bytes: 0, bytesTotal: 0, step: 'asking for hashes' });
     const before = await ask.json<Record<string, unknown>>('hashes');
     const changed = entries.filter((e) => before[e.path] !== wanted.get(e.path));
-    if (changed.length === 0) return `up to date (${entries.length} files)`;
+    if (changed.length === 0) return `up to date (${entries.length} files)${note}`;
     const bytesTotal = changed.reduce((n, e) => n + e.bytes.length, 0);
     let bytesDone = 0;
     for (const [i, entry] of changed.entries()) {
       this.#progress(job, { files: i, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: `sending ${entry.path}` });
-      const report = await this.#transfer(job, entry.path, entry.bytes, false, signal);
+      watch.step = `the transfer of ${entry.path}`;
+      const report = await this.#transfer(job, entry.path, entry.bytes, false, signal, algorithm);
       if (!report.ok) throw new JobFailure(`${entry.path}: ${report.error ?? 'transfer failed'} (nothing was committed)`);
       bytesDone += entry.bytes.length;
     }
     this.#progress(job, { files: changed.length, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: 'committing' });
-    const committed = await ask.json<{ committed?: string[]; error?: string }>('commit');
-    if (committed.error) throw new JobFailure(String(committed.error));
+    watch.step = "'commit'";
+    await this.#commit(ask, changed.map((e) => e.path));
     this.#progress(job, { files: changed.length, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: 'rebooting' });
     const since = Date.now();
+    watch.expected = true;
     await ask.text('reboot');
     await this.#backOnline(job.device, since, signal);
+    watch.expected = false;
+    watch.step = "'hashes' after the reboot";
     this.#progress(job, { files: changed.length, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: 'verifying' });
     const after = await ask.json<Record<string, unknown>>('hashes');
     const wrong = entries.filter((e) => after[e.path] !== wanted.get(e.path)).map((e) => e.path);
     if (wrong.length > 0) throw new JobFailure(`after the update these files differ from the manifest: ${wrong.join(', ')}`);
-    return `${changed.length} of ${entries.length} files sent (${bytesDone} bytes), committed, rebooted, verified`;
+    return `${changed.length} of ${entries.length} files sent (${bytesDone} bytes), committed, rebooted, verified${note}`;
   }
 
-  async #firmware(job: Job, signal: AbortSignal): Promise<string> {
+  async #firmware(job: Job, signal: AbortSignal, watch: DropWatch): Promise<string> {
     const spec = job.spec as { image: string };
     const ask = this.#commands(job, signal);
     const image = readLocal(spec.image);
     const { protocol, why } = await this.#protocol(job.device, signal);
     if (protocol === 1) throw new JobFailure(`${job.device} speaks OTA protocol 1 (${why}): firmware updates need protocol 2 (the mqttkit device library: partitions, keepversion); nothing was sent`);
+    watch.step = "'partitions'";
     const partitions = await ask.json<{ count?: unknown }>('partitions');
     if (typeof partitions.count !== 'number') throw new JobFailure(`${job.device} answered 'partitions' without a count: it cannot be updated over the air`);
     if (partitions.count < 2) throw new JobFailure(`${job.device} has a single firmware partition: it cannot be updated over the air`);
-    const old = await ask.json<{ firmware?: string; partition?: unknown }>('getversion');
+    watch.step = "'getversion'";
+    const old = await ask.json<{ firmware?: string; partition?: unknown; hashes?: unknown }>('getversion');
     const before = old.firmware;
     this.#progress(job, { files: 0, filesTotal: 1, bytes: 0, bytesTotal: image.length, step: 'sending the image' });
-    const report = await this.#transfer(job, FIRMWARE_TARGET, image, false, signal);
+    watch.step = 'the transfer of the firmware image';
+    const report = await this.#transfer(job, FIRMWARE_TARGET, image, false, signal, chooseHash(old.hashes));
     if (!report.ok) throw new JobFailure(`firmware: ${report.error ?? 'transfer failed'}`);
     this.#progress(job, { files: 1, filesTotal: 1, bytes: image.length, bytesTotal: image.length, step: 'rebooting into the new firmware' });
     const since = Date.now();
+    watch.expected = true; // from here, a device that does not come back is judged by [O-6] (rolled back)
     await ask.text('reboot');
     // [O-6] keepversion only for a device that came back, answers, and runs the new firmware.
     let now: { firmware?: string; partition?: unknown };
@@ -429,10 +571,10 @@ export class OtaService {
 
 
   /** One pull transfer [O-1]: serve the bytes, trigger the device, wait for its report. */
-  async #transfer(job: Job, target: string, bytes: Buffer, reboot: boolean, signal: AbortSignal): Promise<TransferReport> {
+  async #transfer(job: Job, target: string, bytes: Buffer, reboot: boolean, signal: AbortSignal, algorithm: HashAlgorithm = 'sha1'): Promise<TransferReport> {
     const route = await this.#routeTo(job.device, signal);
     signal.throwIfAborted();
-    const hash = sha1(bytes);
+    const hash = transferHash(bytes, algorithm); // [O-16]
     const server = await servePull({ bytes, host: route.hubAddress, allowedAddress: route.deviceAddress, timeoutMs: this.options.transferTimeoutMs, log: this.log, deviceId: job.device });
     const waiting = this.channel.next(
       job.device,
@@ -450,7 +592,14 @@ export class OtaService {
       await this.link.publish(triggerTopic(job.device), triggerMessage(route.hubAddress, server.port, target, hash, reboot), { qos: 1, retain: false });
       const parsed = parseReport(await waiting.answer);
       report = parsed.ok ? parsed.value : { file: target, ok: false, hash: null, error: parsed.error };
+      // [O-16] the report's hash is in the trigger's form; a good report must name what was sent
+      if (report.ok && typeof report.hash === 'string' && report.hash !== hash) report = { ...report, ok: false, error: `the device reports ${report.hash} for a file the hub sent as ${hash}` };
     } catch (error) {
+      // [O-14] a drop is the job's to handle (it waits and resumes), not a failed transfer report
+      if (signal.aborted && signal.reason instanceof DeviceDropped) {
+        this.store.recordTransfer({ jobId: job.id, device: job.device, file: target, bytes: bytes.length, ok: false, error: `interrupted: ${signal.reason.message}`, at: Date.now() });
+        throw signal.reason;
+      }
       report = { file: target, ok: false, hash: null, error: (error as Error).message };
     } finally {
       waiting.cancel();
@@ -628,6 +777,16 @@ export class OtaService {
     const lastReboot = await this.channel.command(id, 'msg_reboot', PROBE_TIMEOUT_MS);
     const lastException = await this.channel.command(id, 'msg_exception', PROBE_TIMEOUT_MS);
     this.store.updateInfo(id, { firmware: version.firmware, app: version.app, lastReboot, lastException });
+  }
+}
+
+/** A device's answer as a JSON object, or undefined (text, e.g. "unknown command discard" from an older library). */
+function jsonObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

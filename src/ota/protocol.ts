@@ -13,6 +13,39 @@ export function sha1(bytes: Buffer): string {
   return createHash('sha1').update(bytes).digest('hex');
 }
 
+/** Hash algorithms a trigger may name; `sha1` is what every device checks. [O-16] */
+export type HashAlgorithm = 'sha1' | 'sha256';
+
+/**
+ * [O-16] The algorithm for a device's transfers: `sha256` when its `getversion` lists it in `hashes`,
+ * else SHA-1 (absent or unreadable `hashes` means SHA-1 only).
+ */
+export function chooseHash(hashes: unknown): HashAlgorithm {
+  return Array.isArray(hashes) && hashes.includes('sha256') ? 'sha256' : 'sha1';
+}
+
+/** The trigger's (and the report's) hash field: bare SHA-1 hex, or `sha256:<hex>`. [O-1] [O-16] */
+export function transferHash(bytes: Buffer, algorithm: HashAlgorithm): string {
+  return algorithm === 'sha1' ? sha1(bytes) : `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/**
+ * [O-13] What a `commit` (or a reboot=1 report's `committed`) made live against what the job sent:
+ * undefined when they are the same files, else a sentence naming the difference.
+ */
+export function commitDifference(sent: readonly string[], committed: unknown): string | undefined {
+  if (!Array.isArray(committed) || !committed.every((p) => typeof p === 'string')) return 'the device did not say which files it made live (no "committed" list)';
+  const extra = committed.filter((p) => !sent.includes(p));
+  const missing = sent.filter((p) => !committed.includes(p));
+  const parts = [
+    ...(extra.length ? [`it also made live ${extra.map(quote).join(', ')}, which this job did not send (staged by an earlier job)`] : []),
+    ...(missing.length ? [`it did not make live ${missing.map(quote).join(', ')}`] : []),
+  ];
+  return parts.length ? `the commit does not match the job: ${parts.join('; ')}` : undefined;
+}
+
+const quote = (path: string) => `'${path.slice(0, 200)}'`;
+
 /** `<host>|<port>|<filename>|<hash>|<reboot 0/1>`: OTA protocol 2's trigger. [O-1] */
 export function triggerMessage(host: string, port: number, filename: string, hash: string, reboot: boolean): string {
   return `${host}|${port}|${filename}|${hash}|${reboot ? 1 : 0}`;
@@ -62,6 +95,10 @@ export interface TransferReport {
   error: string | null;
   /** Firmware: the partition label the image was written to, when the device says. [O-6] */
   partition?: string | null;
+  /** reboot=1: the files the device's commit made live before it rebooted. [O-13] */
+  committed?: unknown;
+  /** `commit` when the transfer was good but the commit after it failed (no reboot). [O-15] */
+  step?: string | null;
 }
 
 /** The device's JSON line on stat/<id>/OTA after a transfer. [O-3] */
@@ -70,7 +107,8 @@ export function parseReport(text: string): Result<TransferReport> {
     const value = JSON.parse(text) as Partial<TransferReport>;
     if (typeof value !== 'object' || value === null || typeof value.ok !== 'boolean') return fail('not a transfer report');
     const partition = typeof value.partition === 'string' && value.partition ? value.partition.slice(0, 64) : null;
-    return ok({ file: value.file ?? null, ok: value.ok, hash: value.hash ?? null, error: value.error ?? null, partition });
+    const step = typeof value.step === 'string' && value.step ? value.step.slice(0, 64) : null;
+    return ok({ file: value.file ?? null, ok: value.ok, hash: value.hash ?? null, error: value.error ?? null, partition, step, ...(value.committed === undefined ? {} : { committed: value.committed }) });
   } catch {
     return fail('not JSON');
   }

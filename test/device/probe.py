@@ -26,6 +26,12 @@ def main():
     def crash(_device, _argument):
         return 1 // 0
 
+    if '--no-discard' in sys.argv:
+        # plays a device library from before `discard` [O-13]: staged files of earlier jobs stay
+        @device.command('discard')
+        def no_discard(_device, _argument):
+            return 'unknown command discard'
+
     if '--counter' in sys.argv:
         counter = {'n': 0}
 

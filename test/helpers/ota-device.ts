@@ -4,6 +4,7 @@
  * and bootloader the test controls. Both pull the file from the hub's pull server over TCP, as a
  * board does, and "reboot" by dropping their MQTT connection and connecting again (clean session).
  */
+import { connect } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { download, sha1 } from '../../device/simulator/ota-side.js';
 import { connectDevice } from './mqtt-device.js';
@@ -29,12 +30,29 @@ interface Options {
   firmware?: string;
   /** ESP32: whether a new image starts (true) or the bootloader falls back to the old partition (false). */
   boots?: boolean;
+  /**
+   * ESP32: the first `times` file transfers break off after their first bytes and the device drops off
+   * the network (its TCP connection to the broker dies, no DISCONNECT); it comes back after `awayMs`
+   * (never, if undefined) and knows nothing of the transfer any more, like a board after a brown-out.
+   */
+  drops?: { times: number; awayMs?: number };
+}
+
+/** Reads the first bytes the pull server sends, then breaks the connection off. */
+function breakOff(host: string, port: number): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('data', () => (socket.destroy(), resolve()));
+    socket.on('error', () => resolve());
+    socket.on('close', () => resolve());
+  });
 }
 
 export async function startScriptedDevice(url: string, id: string, options: Options): Promise<ScriptedDevice> {
   let client: MqttClient;
   let stopped = false;
   let nextBoot: string | undefined;
+  let drops = options.drops?.times ?? 0;
   const device: ScriptedDevice = {
     id,
     triggers: [],
@@ -79,6 +97,14 @@ export async function startScriptedDevice(url: string, id: string, options: Opti
       // Seed 002: host|port|filename|sha1; anything else is not understood (its split fails).
       if (options.kind === 'seed' && fields.length !== 4) return;
       const [host, port, file, hash] = fields as [string, string, string, string];
+      if (options.kind === 'esp32' && drops > 0 && file !== '$firmware') {
+        drops--;
+        await breakOff(host, Number(port));
+        client.stream.destroy(); // gone from the network: the broker sees the connection die
+        const away = options.drops?.awayMs;
+        if (away !== undefined) setTimeout(() => void (stopped || boot().catch(() => {})), away);
+        return;
+      }
       const bytes = await download(host, Number(port)).catch(() => undefined);
       const ok = bytes !== undefined && sha1(bytes) === hash;
       if (options.kind === 'esp32' && fields.length === 5) {
@@ -105,6 +131,8 @@ export async function startScriptedDevice(url: string, id: string, options: Opti
       case 'reboot':
         await answer('rebooting');
         return reboot();
+      case 'discard':
+        return answer({ discarded: [] });
       case 'keepversion':
         device.kept++;
         return answer(`firmware kept on ${device.running}`);

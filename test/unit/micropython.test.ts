@@ -354,6 +354,29 @@ print(image[:10000] == data, image[10000:] == b'\\xff' * (3 * 4096 - 10000))
 `), 'True\nTrue\nTrue True True True\nTrue ota_1 True 3 1\nTrue True');
   });
 
+  it("[O-16] a build without hashlib.sha256 (some ESP8266 builds) lists only sha1 in getversion and refuses a sha256 trigger by report", () => {
+    usePort('esp8266', '/dev-nosha', { broker: '192.0.2.1', device_id: 'mp-nosha' });
+    const out = run(`
+import sys, json
+import hashlib as real
+class NoSha256:  # a build's hashlib without sha256 (this WebAssembly build has no sha1 to copy in)
+    pass
+sys.modules['hashlib'] = NoSha256
+try:
+    from mqttkit import Device, commands
+    d = Device()
+    print(commands.getversion(d, '')['hashes'])
+    d._on_message('mp-nosha/OTA', '127.0.0.1|1|main.py|sha256:00|0')
+    report = json.loads(d.queue.pop()[1])
+    print(report['ok'], report['error'])
+finally:
+    sys.modules['hashlib'] = real
+    for name in ('mqttkit.ota', 'mqttkit.commands'):
+        sys.modules.pop(name, None)
+`);
+    assert.match(out, /^\['sha1'\]\nFalse sha256 is not supported by this board/, out);
+  });
+
   it('firmware A/B on the esp32.Partition path: written to the next partition, reported, kept; rolled back without keepversion (finding 2)', () => {
     usePort('esp32', '/dev-ab', { broker: '192.0.2.1', device_id: 'mp-ab' });
     const out = run(`

@@ -99,6 +99,7 @@ describe('start options', () => {
       ['confirmTimeout', '50ms', '100ms', '5m', '6m'],
       ['authMaxDelay', '10ms', '100ms', '10m', '1h'],
       ['otaRebootTimeout', '1s', '5s', '1h', '2h'],
+      ['otaJobDeadline', '5s', '10s', '24h', '25h'],
       ['historyRetention', '10m', '1h', '3650d', '4000d'],
       ['deviceTtl', '59m', '1h', '3650d', '3651d'],
     ];

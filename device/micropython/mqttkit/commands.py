@@ -37,6 +37,7 @@ def msg_rm(_device, _argument):
 
 
 def getversion(device, _argument):
+    import hashlib
     from . import board
     from .device import VERSION
     return {
@@ -48,6 +49,8 @@ def getversion(device, _argument):
         'partition': board.firmware_running(),  # [O-6] the hub confirms a firmware update by partition
         'ota': 2,  # [O-11] speaks the 5-field trigger; without it the hub sends seed 002's 4 fields
         'rid': 1,  # [O-12] echoes request ids: '#<n> <command>' is answered '#<n> <answer>'
+        # [O-16] what a trigger's hash may be: sha256 only where the build has it (some ESP8266 builds lack it)
+        'hashes': ['sha1', 'sha256'] if hasattr(hashlib, 'sha256') else ['sha1'],
     }
 
 

@@ -14,7 +14,7 @@ VERSION = '0.1.0'
 # online (getversion, msg_reboot, msg_exception) or one OTA session's open/triggers/commit compile it once.
 LINGER_MS = 30000
 # The commands ota.py answers: they load ota.py alone, without commands.py beside it (a smaller peak).
-OTA_COMMANDS = ' open commit reboot hashes keepversion partitions '
+OTA_COMMANDS = ' open commit discard reboot hashes keepversion partitions '
 # Characteristics a HomeKit write sends as 1/0 that a callback wants as True/False.
 BOOLS = ' On Mute HoldPosition NightVision ProgrammableSwitchOutputState Identify PeriodicSnapshotsActive '
 

@@ -158,6 +158,17 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
     return True, actual, None, sink
 
 
+def discard():
+    # [O-13] Deletes what earlier jobs staged (<name>.new) or left half-received (<name>.part), so a job
+    # commits only what it sent itself. Answers the files deleted, as they were named on disk.
+    gone = []
+    for name in _listing():
+        if name.endswith('.new') or name.endswith('.part'):
+            files.remove_file(name)
+            gone.append(name)
+    return {'discarded': gone}
+
+
 def commit(names=None):
     # [O-5] All or nothing: move live files aside, put every staged file (or those named) in place; on
     # any failure put the old files back and keep the staged ones for another try.
@@ -231,6 +242,8 @@ def command(device, name, _argument):
         return 'ota open at %s' % address
     if name == 'commit':
         return commit()
+    if name == 'discard':
+        return discard()
     if name == 'hashes':
         return hashes()
     return board.firmware_keep() if name == 'keepversion' else board.firmware_partitions()
@@ -255,7 +268,13 @@ def handle(device, text):
     except ValueError as e:
         device._enqueue(topic, json.dumps({'file': None, 'ok': False, 'hash': None, 'error': str(e)}), False)
         return
+    if not hasattr(hashlib, algorithm):
+        # [O-16] a board without it says so in getversion's "hashes"; a hub that sent it anyway gets this
+        device._enqueue(topic, json.dumps({'file': filename, 'ok': False, 'hash': None, 'error': '%s is not supported by this board (getversion lists its hashes)' % algorithm}), False)
+        return
     ok, actual, error, sink = receive(host, port_number, filename, algorithm, expected, lambda: _tick(device))
+    if actual and algorithm != 'sha1':
+        actual = algorithm + ':' + actual  # [O-16] the report's hash in the trigger's form
     report = {'file': filename, 'ok': ok, 'hash': actual, 'error': error}  # [O-3]
     if filename == FIRMWARE and sink is not None:
         report['partition'] = getattr(sink, 'label', None)  # [O-6] the partition written
@@ -263,8 +282,12 @@ def handle(device, text):
         # seed 002's 4-field form: this file alone goes live; the 5-field `|1`: every staged file
         result = commit([filename] if reboot is None else None)
         if result.get('error'):
+            # [O-15] verified and staged, but not made live: say so, keep the old files, do not reboot
             report['ok'] = ok = False
             report['error'] = result['error']
+            report['step'] = 'commit'
+        elif reboot:
+            report['committed'] = result['committed']  # [O-13] what went live, checked by the hub
     device._enqueue(topic, json.dumps(report), False)
     if ok and reboot is not False:
         _reboot(device, 'update of %s' % filename)
