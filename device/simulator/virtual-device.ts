@@ -260,7 +260,7 @@ export class VirtualDevice {
       case 'msg_rm':
         return 'messages removed';
       case 'keepversion':
-        return 'one firmware partition: nothing to keep';
+        return 'single partition: nothing to keep'; // [O-20]
       default:
         return `unknown command ${name} (known: commit, discard, getversion, hashes, keepversion, msg_exception, msg_reboot, msg_rm, open, partitions, reboot, stats)`;
     }

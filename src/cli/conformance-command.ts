@@ -31,9 +31,9 @@ export function registerConformance(program: Command): void {
       'after',
       `
 The device must be connected to the hub running on --data-dir. The checks write small files named
-mqttkit-conformance-*.txt on the device (through OTA jobs and the checker's own transfers), reboot it
-twice, drop its connection once, write one writable characteristic, and clear its msg_reboot and
-msg_exception records. Exit code 0 only when no rule failed; "skip" rows were not tested.
+mqttkit-conformance-*.txt (and mqttkit-conformance/b.txt) on the device (through OTA jobs and the
+checker's own transfers), reboot it twice, drop its connection once, write one writable characteristic
+and then its old value back, and clear its msg_reboot and msg_exception records. Exit code 0 only when no rule failed; "skip" rows were not tested.
 
 Examples:
   $ mqttkit conformance esp32_a1b2c3d4

@@ -40,7 +40,7 @@ export async function checkCommands(ctx: Context): Promise<void> {
 
   const partitions = await ask(ctx, 'partitions', true);
   const count = partitions.object?.count;
-  results.check('O-6.partitions', partitions.problem ?? (typeof count !== 'number' || count < 1 || typeof partitions.object?.running !== 'string' ? `partitions answered ${partitions.text.slice(0, 120)}, not {"count": <n>, "running": "<label>"}` : undefined), partitions.text);
+  results.check('O-6.partitions', partitions.problem ?? (typeof count !== 'number' || count < 1 || typeof partitions.object?.running !== 'string' ? `partitions answered ${partitions.text.slice(0, 120)}, not {"count": <n>, "running": "<label>"}` : partitions.object.running.length < 1 || partitions.object.running.length > 64 ? `the partition label '${partitions.object.running.slice(0, 80)}' is not 1-64 characters ([O-21])` : undefined), partitions.text);
 
   const hashes = await ask(ctx, 'hashes', true);
   const bad = Object.entries(hashes.object ?? {}).find(([, v]) => typeof v !== 'string' || !HASH.test(v));

@@ -47,7 +47,8 @@ export async function checkJobs(ctx: Context): Promise<void> {
 
   await untilOnline(ctx, 'the sync after the push');
   const manifest = join(ctx.workDir, 'manifest.json');
-  writeFileSync(manifest, JSON.stringify({ files: { [STAGED_FILE]: localFile(ctx, 'a.txt'), 'mqttkit-conformance-b.txt': localFile(ctx, 'b.txt') } }));
+  // The second file goes into a folder the device does not have yet: the device makes it [O-24].
+  writeFileSync(manifest, JSON.stringify({ files: { [STAGED_FILE]: localFile(ctx, 'a.txt'), 'mqttkit-conformance/b.txt': localFile(ctx, 'b.txt') } }));
   const sync = await runJob(ctx, 'sync', { manifest }, ctx.timeoutMs * 3);
   results.check('O-5.sync', outcome(sync), sync.message ?? '');
 }

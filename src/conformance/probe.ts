@@ -12,7 +12,20 @@ export interface Seen {
   at: number;
   /** Position in the log: later messages have higher numbers. */
   n: number;
+  /** The payload's size in bytes, and whether it was valid UTF-8 ([P-3]). */
+  bytes: number;
+  utf8: boolean;
 }
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const isUtf8 = (payload: Buffer): boolean => {
+  try {
+    strictUtf8.decode(payload);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 export class Probe {
   readonly log: Seen[] = [];
@@ -29,7 +42,7 @@ export class Probe {
     client.on('error', () => {}); // a refused reconnect shows as unanswered waits, never as a crash
     const probe = new Probe(client, id);
     client.on('message', (topic, payload, packet) => {
-      probe.log.push({ topic, text: payload.toString('utf8'), retained: packet.retain, at: Date.now(), n: probe.log.length });
+      probe.log.push({ topic, text: payload.toString('utf8'), retained: packet.retain, at: Date.now(), n: probe.log.length, bytes: payload.length, utf8: isUtf8(payload) });
       for (const wake of [...probe.#waiters]) wake();
     });
     await client.subscribeAsync([`HomeKit/${id}/#`, `stat/${id}/#`, `cmnd/${id}/OTA/#`, `${id}/OTA`], { qos: 1 });

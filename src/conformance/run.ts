@@ -9,6 +9,7 @@ import { checkJobs, checkSleep } from './jobs.js';
 import { checkRegistration } from './registration.js';
 import { RULES, type RuleId, type RuleResult } from './rules.js';
 import { checkKeepalive, checkOnline, checkReconnect } from './state.js';
+import { checkTraffic } from './traffic.js';
 import { checkTransfers } from './transfers.js';
 import { checkMetadata, checkValues, checkWrite } from './values.js';
 
@@ -17,12 +18,13 @@ const GROUPS: Array<{ rules: readonly RuleId[]; run: (ctx: Context, drop: () => 
   { rules: ['P-11'], run: checkMetadata },
   { rules: ['P-14'], run: checkWrite },
   { rules: ['O-11', 'cmd.stats', 'cmd.msg_reboot', 'cmd.msg_exception', 'cmd.msg_rm', 'O-6.partitions', 'cmd.hashes', 'cmd.unknown', 'O-4', 'O-12'], run: checkCommands },
-  { rules: ['O-13.discard', 'O-3.report', 'O-5.staged', 'O-3.bad-hash', 'O-13.commit', 'O-1.bad-hash', 'O-16'], run: checkTransfers },
+  { rules: ['O-13.discard', 'O-3.report', 'O-5.staged', 'O-3.bad-hash', 'O-13.commit', 'O-1.bad-hash', 'O-16', 'O-2'], run: checkTransfers },
   { rules: ['P-1', 'P-19', 'P-21'], run: checkReconnect },
   { rules: ['O-1.push', 'O-5.sync'], run: checkJobs },
   { rules: ['O-7'], run: checkSleep },
   { rules: ['P-20'], run: checkKeepalive },
   { rules: ['P-9'], run: checkValues },
+  { rules: ['P-3', 'P-8', 'P-22'], run: checkTraffic },
 ];
 
 /** `only`: run just the groups that decide these rules (the others are reported "not selected"). */

@@ -37,14 +37,15 @@ interface Report {
 }
 
 /** Serves `bytes` once and triggers the device with `hash`; resolves with its report (undefined: none). */
-async function transfer(ctx: Context, file: string, bytes: Buffer, hash: string): Promise<Report | undefined> {
+async function transfer(ctx: Context, file: string, bytes: Buffer, hash: string, fileOrNull = false): Promise<Report | undefined> {
   const device = ctx.facts.address!;
   const host = await addressToward(device);
   const server = await servePull({ bytes, host, allowedAddress: device, timeoutMs: ctx.timeoutMs, log: pino({ level: 'silent' }), deviceId: ctx.id });
   const from = ctx.probe.mark;
   try {
     await ctx.probe.publish(`${ctx.id}/OTA`, triggerMessage(host, server.port, file, hash, false));
-    const report = await ctx.probe.waitFor((m) => m.topic === `stat/${ctx.id}/OTA` && jsonObject(m.text)?.file === file, ctx.timeoutMs, from);
+    const named = (m: { text: string }) => jsonObject(m.text)?.file === file || (fileOrNull && jsonObject(m.text)?.file === null);
+    const report = await ctx.probe.waitFor((m) => m.topic === `stat/${ctx.id}/OTA` && named(m), ctx.timeoutMs, from);
     return report ? (jsonObject(report.text) as Report) : undefined;
   } finally {
     server.close();
@@ -60,7 +61,7 @@ async function liveHashes(ctx: Context): Promise<Record<string, string> | undefi
 
 export async function checkTransfers(ctx: Context): Promise<void> {
   const { results } = ctx;
-  const rules = ['O-13.discard', 'O-3.report', 'O-5.staged', 'O-3.bad-hash', 'O-13.commit', 'O-1.bad-hash', 'O-16'] as const;
+  const rules = ['O-13.discard', 'O-3.report', 'O-5.staged', 'O-3.bad-hash', 'O-13.commit', 'O-1.bad-hash', 'O-16', 'O-2'] as const;
   if (!ctx.facts.address) ctx.facts.address = ctx.ota.info(ctx.id).address ?? ctx.accounts.get(ctx.id)?.lastAddress ?? undefined;
   if (!ctx.facts.address) {
     for (const rule of rules) results.skip(rule, 'not tested: the device\'s address is unknown (it did not answer open, and the hub has none)');
@@ -75,8 +76,8 @@ export async function checkTransfers(ctx: Context): Promise<void> {
   // [O-13] discard: clears anything an earlier job left staged, so commit below commits only ours.
   const discard = await ask(ctx, 'discard', true);
   if (discard.problem && /unknown command/.test(ctx.probe.on(`stat/${ctx.id}/Log`).at(-1)?.text ?? '')) {
-    // TODO(issue 12, after the merge of the job-steps branch): the library learns `discard` there; fail then.
-    results.skip('O-13.discard', 'not tested: the device does not know discard yet');
+    // The hub still runs jobs for it, but what a failed job staged could then go live with the next one.
+    results.check('O-13.discard', 'the device does not know discard: what a failed job left staged goes live with the next commit; answer discard with {"discarded": [paths]}');
   } else results.check('O-13.discard', discard.problem ?? (Array.isArray(discard.object?.discarded) ? undefined : `discard answered ${discard.text.slice(0, 80)}, not {"discarded": [paths]}`));
 
   // A good file, staged only (reboot 0).
@@ -118,4 +119,12 @@ export async function checkTransfers(ctx: Context): Promise<void> {
     results.check('O-16', sha?.ok === true && sha.hash === hash ? undefined : `a sha256 transfer was reported ${sha ? JSON.stringify(sha).slice(0, 160) : 'not at all'}, not ok:true with hash ${hash}`);
     await ask(ctx, 'discard', true); // nothing of ours stays staged
   }
+
+  // [O-2] A path that climbs out of the device's folder is refused with a report, and nothing is staged.
+  const escape = '../mqttkit-conformance-escape.txt';
+  const escaping = content('escape');
+  const refused = await transfer(ctx, escape, escaping, sha1(escaping), true);
+  if (!refused) results.fail('O-2', `no report within ${ctx.timeoutMs / 1000} s after a trigger for ${escape}: refuse an unsafe path with a report ("ok": false, "unsafe file name …")`);
+  else results.check('O-2', refused.ok === false ? undefined : `a trigger for ${escape} was reported ok:true: refuse paths with '..', a leading '/' or empty parts`, String(refused.error ?? ''));
+  await ask(ctx, 'discard', true);
 }

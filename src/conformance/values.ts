@@ -103,7 +103,15 @@ export async function checkWrite(ctx: Context): Promise<void> {
     return value.ok && value.value === wanted;
   };
   const confirmed = await probe.waitFor((m) => m.topic === state && same(m.text), CONFIRM_MS, from);
-  if (confirmed) return results.pass('P-14', `${label(target.address)}/${target.characteristic} ${target.text} -> ${confirmed.text}`);
+  if (confirmed) {
+    results.pass('P-14', `${label(target.address)}/${target.characteristic} ${target.text} -> ${confirmed.text}`);
+    // Put the light (or lock, or relay) back as the user left it; a device that does not confirm is left alone.
+    const back = probe.mark;
+    ctx.say(`writing ${state} = ${formatValue(target.value)} (back as it was)`);
+    await probe.publish(setTopic(id, target.address, target.characteristic), formatValue(target.value));
+    await probe.waitFor((m) => m.topic === state && !same(m.text), CONFIRM_MS, back);
+    return;
+  }
   const other = probe.on(state, from).at(-1);
   results.fail('P-14', `wrote ${formatValue(wanted)} to ${state}/set; ${other ? `the device published '${other.text.slice(0, 40)}' instead` : `no confirmation within ${CONFIRM_MS / 1000} s`}: act on the /set, then publish the new value to ${state}`);
 }

@@ -313,18 +313,25 @@ export class OtaService {
     }
   }
 
-  /** [O-14] Resolves when the device is `online` again; fails the job at its deadline. */
+  /**
+   * [O-14] Resolves when the device is back and listening again ([P-21]: a step's command sent before
+   * its SUBSCRIBE would be lost); fails the job at its deadline.
+   */
   #comeBack(device: string, deadline: number, step: string, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       const end = () => {
         clearTimeout(timer);
+        clearInterval(check);
         off();
         signal.removeEventListener('abort', onAbort);
       };
       const onAbort = () => (end(), reject(signal.reason));
+      const back = () => this.registry.get(device)?.state === 'online' && this.#listens(device);
       const off = this.bus.on('device:state', (d) => {
-        if (d.id === device && d.state === 'online') (end(), resolve());
+        if (d.id === device && back()) (end(), resolve());
       });
+      // Listening (its SUBSCRIBE, or its session's questions answered) has no bus event of its own.
+      const check = setInterval(() => back() && (end(), resolve()), 250);
       const minutes = Math.round(this.options.jobDeadlineMs / 60_000);
       const timer = setTimeout(
         () => (end(), reject(new JobFailure(`${device} left during ${step} and did not come back within the job's deadline (${minutes >= 1 ? `${minutes} min` : `${Math.round(this.options.jobDeadlineMs / 1000)} s`} from its start, --ota-job-deadline)`))),
@@ -332,7 +339,7 @@ export class OtaService {
       );
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
-      if (this.registry.get(device)?.state === 'online') (end(), resolve());
+      if (back()) (end(), resolve());
     });
   }
 
@@ -341,9 +348,17 @@ export class OtaService {
    * checks), then `discard` (what earlier jobs staged must not go live with this one). A device whose
    * library predates `discard` answers "unknown command": the job goes on, and its commit list is checked.
    */
-  async #prepare(job: Job, ask: Ask, watch: DropWatch): Promise<{ algorithm: HashAlgorithm; note: string }> {
+  async #prepare(job: Job, ask: Ask, watch: DropWatch, signal: AbortSignal): Promise<{ algorithm: HashAlgorithm; note: string }> {
     watch.step = "'getversion'";
-    const algorithm = chooseHash(jsonObject(await ask.text('getversion'))?.hashes);
+    // [O-16] No usable answer (no JSON: a firmware that answers getversion its own way) means SHA-1, the
+    // hash every device checks; the job goes on. A device that left is noticed by the next step.
+    let algorithm: HashAlgorithm = 'sha1';
+    try {
+      algorithm = chooseHash((await this.channel.commandJson<{ hashes?: unknown }>(job.device, 'getversion', PROBE_TIMEOUT_MS, signal)).hashes);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      this.log.info({ device: job.device, job: job.id }, `${job.device} gave no JSON getversion answer: the job uses SHA-1`);
+    }
     watch.step = "'discard'";
     const discarded = jsonObject(await ask.text('discard'))?.discarded;
     const gone = Array.isArray(discarded) ? discarded.filter((p): p is string => typeof p === 'string') : [];
@@ -378,7 +393,7 @@ export class OtaService {
       this.#progress(job, { files: 1, filesTotal: 1, bytes: bytes.length, bytesTotal: bytes.length, step: 'done' });
       return `${spec.as} (${bytes.length} bytes) sent with the 4-field trigger (OTA protocol 1, ${why}): the device fetched it, rebooted and is back`;
     }
-    const { algorithm, note } = await this.#prepare(job, ask, watch);
+    const { algorithm, note } = await this.#prepare(job, ask, watch, signal);
     this.#progress(job, { files: 0, filesTotal: 1, bytes: 0, bytesTotal: bytes.length, step: `sending ${spec.as}` });
     watch.step = `the transfer of ${spec.as}`;
     const since = Date.now();
@@ -419,7 +434,7 @@ export class OtaService {
       watch.expected = true; // [O-11] it reboots after each file on its own
       return this.#seedSync(job, entries, why, signal);
     }
-    const { algorithm, note } = await this.#prepare(job, ask, watch);
+    const { algorithm, note } = await this.#prepare(job, ask, watch, signal);
     watch.step = "'hashes'";
     const wanted = new Map(entries.map((e) => [e.path, sha1(e.bytes)]));
     this.#progress(job, { files: 0, filesTotal: entries.length, bytes: 0, bytesTotal: 0, step: 'asking for hashes' });
