@@ -33,7 +33,8 @@ export function registerConformance(program: Command): void {
 The device must be connected to the hub running on --data-dir. The checks write small files named
 mqttkit-conformance-*.txt (and mqttkit-conformance/b.txt) on the device (through OTA jobs and the
 checker's own transfers), reboot it twice, drop its connection once, write one writable characteristic
-and then its old value back, and clear its msg_reboot and msg_exception records. Exit code 0 only when no rule failed; "skip" rows were not tested.
+and then its old value back, and clear its msg_reboot and msg_exception records. Exit code 0 only
+when no rule failed; "skip" rows were not tested (the row says why). docs/conformance.md says more.
 
 Examples:
   $ mqttkit conformance esp32_a1b2c3d4

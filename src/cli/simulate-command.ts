@@ -75,6 +75,9 @@ export function registerSimulate(program: Command): void {
         for (const f of failures.slice(0, 5)) console.error(`${f.id}: ${f.error}`);
         if (failures.length > 0) console.error(`${failures.length} devices could not connect (is registration open? see 'mqttkit device list')`);
         console.log(`running ${devices - failures.length} devices; Ctrl-C stops them`);
+        // A small fleet names its devices: the ids `mqttkit cmd`, `logs` and `conformance` take.
+        const up = fleet.devices.map((d) => d.id).filter((id) => !failures.some((f) => f.id === id));
+        if (up.length > 0 && up.length <= 10) console.log(`device ids: ${up.join(', ')} (e.g. mqttkit conformance ${up[0]!})`);
       }),
     );
 }

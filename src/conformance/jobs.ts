@@ -62,7 +62,7 @@ export async function checkSleep(ctx: Context): Promise<void> {
   const topic = `HomeKit/${id}/$state`;
   ctx.say(`waiting up to ${ctx.sleepWaitMs / 1000} s for ${id} to sleep`);
   const asleep = await probe.waitFor((m) => m.topic === topic && m.text.startsWith('sleeping'), ctx.sleepWaitMs, probe.mark);
-  if (!asleep) return results.skip('O-7', `not tested: the device did not sleep within ${ctx.sleepWaitMs / 1000} s`);
+  if (!asleep) return results.skip('O-7', `not tested: the device did not publish $state sleeping within ${ctx.sleepWaitMs / 1000} s (a device that sleeps later: a longer --sleep-wait; one that never sleeps: --sleep-wait 0 skips the wait)`);
   const seconds = Number(asleep.text.split(' ')[1]) || 0;
   const name = 'mqttkit-conformance-sleep.txt';
   const job = await runJob(ctx, 'push', { file: localFile(ctx, name), as: name, reboot: false }, seconds * 1000 + ctx.timeoutMs * 2);

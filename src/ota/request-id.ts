@@ -11,6 +11,18 @@ export const MAX_RID = 999_999_999;
 /** The commands whose answer is a JSON object (docs/ota.md §3); every other answer is a line of text. */
 const JSON_ANSWERS = new Set(['getversion', 'hashes', 'commit', 'discard', 'stats', 'partitions']);
 
+/**
+ * [O-12] The fields that mark an answer as this command's, where the answer has fixed fields: a device
+ * may log a JSON object of its own at any time (a boot record), and the session's first `getversion`
+ * goes without an id even to a device that echoes, so "any object" would take such a line for it.
+ */
+const ANSWER_FIELDS: Record<string, readonly string[]> = {
+  getversion: ['firmware', 'app', 'library', 'platform', 'python', 'ota', 'rid', 'partition', 'hashes'],
+  commit: ['committed'],
+  discard: ['discarded'],
+  partitions: ['count', 'running'],
+};
+
 /** The next id after `previous` (0: none sent yet): 1..MAX_RID, increasing, then 1 again. */
 export const nextRid = (previous: number): number => (previous >= MAX_RID || previous < 1 ? 1 : previous + 1);
 
@@ -28,7 +40,7 @@ export function answerTo(rid: number, line: string): string | undefined {
 
 /**
  * Whether a Log line can be the answer to `command` from a device that does not echo ids: a JSON
- * object for the JSON commands (or the documented error answers `unknown command <name> …` and
+ * object for the JSON commands, holding one of its documented fields where it has fixed ones (or the documented error answers `unknown command <name> …` and
  * `command <name> failed: …`, so a failure is reported rather than waited out); any line otherwise.
  */
 export function fitsAnswer(command: string, line: string): boolean {
@@ -39,7 +51,9 @@ export function fitsAnswer(command: string, line: string): boolean {
   if (!text.startsWith('{')) return false;
   try {
     const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+    const fields = ANSWER_FIELDS[name];
+    return fields === undefined || fields.some((field) => Object.hasOwn(value, field));
   } catch {
     return false;
   }

@@ -50,4 +50,21 @@ describe('mqttkit simulate', { timeout: 180_000 }, () => {
       sim.kill('SIGKILL');
     }
   });
+
+  it('names the devices of a small fleet, so a user knows which id to give `mqttkit conformance` or `cmd`', async () => {
+    hub ??= await startHub();
+    const sim = spawn(process.execPath, [BIN, 'simulate', '--devices', '2', '--kinds', 'switch', '--prefix', 'named', '--data-dir', hub.dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    sim.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    sim.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => sim.once('exit', resolve));
+    try {
+      await eventually(() => output.includes('running 2 devices'), 30_000, `the fleet to connect:\n${output}`);
+      await eventually(() => output.includes('named-switch-1, named-switch-2'), 5000, `the ids printed:\n${output}`);
+      sim.kill('SIGINT');
+      assert.equal(await exited, 0, output);
+    } finally {
+      sim.kill('SIGKILL');
+    }
+  });
 });

@@ -45,9 +45,9 @@ const turn: fc.Arbitrary<Turn> = fc.record({
   afterwards: fc.array(noise, { maxLength: 3 }),
 });
 
-/** The i-th answer; an echoing device's `getversion` says so (`"rid": 1`), or the hub stops sending ids. */
+/** The i-th answer; an echoing device's `getversion` says so (`"rid": 1`), or the hub stops sending ids; a `getversion` answer holds its fields (`firmware`). */
 const answerFor = (command: string, i: number, echo = true) =>
-  JSON_COMMANDS.has(command.split(' ')[0]!) ? JSON.stringify({ answer: i, of: command, ...(echo && command === 'getversion' ? { rid: 1 } : {}) }) : `answer ${i} to ${command}`;
+  JSON_COMMANDS.has(command.split(' ')[0]!) ? JSON.stringify({ answer: i, of: command, ...(command === 'getversion' ? { firmware: 'test', ...(echo ? { rid: 1 } : {}) } : {}) }) : `answer ${i} to ${command}`;
 
 describe('request ids: log lines around answers are never taken for answers ([O-12])', { timeout: 120_000 }, () => {
   let dir: string;
