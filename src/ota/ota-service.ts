@@ -756,7 +756,8 @@ export class OtaService {
    */
   #observe(device: DeviceRecord): void {
     const route = this.route(device.id);
-    if (route) this.store.updateInfo(device.id, { address: route.deviceAddress });
+    // Written only when it changed: this runs on every change of what a device listens to.
+    if (route && this.store.info(device.id).address !== route.deviceAddress) this.store.updateInfo(device.id, { address: route.deviceAddress });
     const session = this.#sessions.get(device.id);
     const listening = this.options.listening;
     if (!session || session.asked || this.#running.has(device.id) || device.state !== 'online') return;
