@@ -3,12 +3,19 @@
  * connection, and what that connection subscribed to. The hub asks a device its questions and starts
  * its OTA jobs only once it listens (its current connection subscribed to cmnd/<id>/OTA or <id>/OTA),
  * whatever the order of its SUBSCRIBE and `$state online`. A new connection starts with nothing.
+ * Only filters that reach those two topics are kept, and only a change to them is told: a device that
+ * subscribes to thousands of its own topics (or SUBSCRIBEs in a loop) costs neither memory here nor
+ * work in the hub (bound every input before work is done on it).
  */
 import { matches } from './external-link.js';
 
+/** [P-21] The topics a device listens on for the hub's commands and OTA triggers: all `hears` is asked about. */
+const listenTopics = (deviceId: string): string[] => [`cmnd/${deviceId}/OTA`, `${deviceId}/OTA`];
+const reachesListenTopics = (deviceId: string, filter: string): boolean => listenTopics(deviceId).some((topic) => matches(filter, topic));
+
 /** What the OTA service asks; undefined where the broker cannot tell (external broker). */
 export interface ListeningSource {
-  /** The device's current connection has a granted subscription that matches `topic`. */
+  /** The device's current connection has a granted subscription that matches `topic` (cmnd/<id>/OTA or <id>/OTA). */
   hears(deviceId: string, topic: string): boolean;
   /** The device has an open connection now. */
   connected(deviceId: string): boolean;
@@ -52,15 +59,17 @@ export class DeviceListening implements ListeningSource {
   subscribed(deviceId: string, client: object, filters: string[]): void {
     const connection = this.#current(deviceId, client);
     if (!connection) return;
-    for (const filter of filters) connection.filters.add(filter);
-    this.#changed(deviceId);
+    const before = connection.filters.size;
+    for (const filter of filters) if (reachesListenTopics(deviceId, filter)) connection.filters.add(filter);
+    if (connection.filters.size !== before) this.#changed(deviceId);
   }
 
   unsubscribed(deviceId: string, client: object, filters: string[]): void {
     const connection = this.#current(deviceId, client);
     if (!connection) return;
-    for (const filter of filters) connection.filters.delete(filter);
-    this.#changed(deviceId);
+    let changed = false;
+    for (const filter of filters) changed = connection.filters.delete(filter) || changed;
+    if (changed) this.#changed(deviceId);
   }
 
   closed(deviceId: string, client: object): void {

@@ -3,12 +3,12 @@
  * through the running hub, and prints a pass/fail table (or JSON). It logs in to the broker with a
  * temporary admin account, made as `mqttkit user add --admin` makes one and removed at the end.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { HUB_ROLE } from '../broker/mosquitto/mosquitto-config.js';
+import { checkerAccountName } from '../conformance/checker-account.js';
 import { Results, type Context } from '../conformance/context.js';
 import { Probe } from '../conformance/probe.js';
 import { formatJson, formatTable } from '../conformance/report.js';
@@ -49,6 +49,17 @@ Examples:
         if (unknown.length) throw new CliError(`--only: unknown rule ${unknown.join(', ')}; the rules are ${RULES.map((r) => r.id).join(', ')}`, 2);
         const ws = openWorkspace(flags);
         const cleanup: Array<() => Promise<void> | void> = [() => ws.close()];
+        // Once, whichever comes first: the run's end, or a signal (the temporary admin account must not outlive the run).
+        let cleaning: Promise<void> | undefined;
+        const cleanUp = () =>
+          (cleaning ??= (async () => {
+            for (const step of cleanup) await Promise.resolve().then(step).catch(() => {});
+          })());
+        const onSignal = (signal: NodeJS.Signals) => {
+          void cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+        };
+        const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+        for (const signal of signals) process.once(signal, onSignal);
         try {
           if (!ws.hubPid) throw new CliError(`no hub is running on ${ws.dataDir}: the checks go through the running hub (start it with 'mqttkit start --data-dir ${ws.dataDir}')`);
           if (!ws.store.loadDevices().some((d) => d.id === device)) throw new CliError(`no device ${device} (see 'mqttkit devices'): connect it to the hub first`);
@@ -57,15 +68,16 @@ Examples:
           if (!url) throw new CliError(`cannot tell where the hub's broker listens (${ws.dataDir}/hub.json)`);
 
           // A temporary admin account, as `mqttkit user add --admin` makes one.
-          const name = `conformance-${randomBytes(4).toString('hex')}`;
+          const name = checkerAccountName();
           const password = generatePassword();
-          if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'createClient', username: name, password, roles: [{ rolename: HUB_ROLE }] }));
-          ws.accounts.create(name, 'admin', 'active', await hashPassword(password));
+          // Its removal is set up before it exists: a signal in between must not leave it behind.
           cleanup.unshift(async () => {
             ws.accounts.remove(name);
             ws.accounts.request('disconnect', name);
             if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'deleteClient', username: name }, ['not found'])).catch(() => {});
           });
+          if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'createClient', username: name, password, roles: [{ rolename: HUB_ROLE }] }));
+          ws.accounts.create(name, 'admin', 'active', await hashPassword(password));
           const probe = await Probe.open(url, name, password, device).catch((error: Error) => {
             throw new CliError(`cannot log in to the broker at ${url} as the checker's admin account: ${error.message}`);
           });
@@ -93,7 +105,8 @@ Examples:
           console.log(flags.json ? formatJson(device, results) : formatTable(device, results));
           if (results.some((r) => r.result === 'fail')) process.exitCode = 1;
         } finally {
-          for (const step of cleanup) await step();
+          await cleanUp();
+          for (const signal of signals) process.off(signal, onSignal);
         }
       }),
     );

@@ -1,6 +1,7 @@
 /** `mqttkit user add|list|remove`: admin accounts (scripts, tools) that may touch every topic. */
 import type { Command } from 'commander';
 import { HUB_ROLE } from '../broker/mosquitto/mosquitto-config.js';
+import { isCheckerAccountName } from '../conformance/checker-account.js';
 import { mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, withDynsec, type WorkspaceFlags } from './workspace.js';
@@ -21,6 +22,7 @@ export function registerUser(program: Command): void {
         if (!flags.admin) throw new CliError('user accounts are admin accounts: add --admin (devices get accounts with mqttkit device add)', 2);
         const problem = mqttAccountNameProblem(name);
         if (problem) throw new CliError(`user name ${problem}`, 2);
+        if (isCheckerAccountName(name)) throw new CliError(`user name '${name}' has the form of 'mqttkit conformance''s temporary accounts (removed when the hub starts): choose another name`, 2);
         const ws = openWorkspace(flags, { create: true });
         try {
           if (ws.accounts.get(name)) throw new CliError(`${name} exists already`);

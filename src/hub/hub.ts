@@ -28,6 +28,7 @@ import { OtaStore } from '../store/ota-store.js';
 import { DeviceChannel } from '../ota/device-channel.js';
 import { OtaService } from '../ota/ota-service.js';
 import { AccountStore } from '../store/account-store.js';
+import { removeLeftoverCheckerAccounts } from '../conformance/checker-account.js';
 import { DATABASE_FILE, openDatabase } from '../store/database.js';
 import { DEFAULT_THROTTLE } from '../security/auth-throttle.js';
 import { LoginThrottle } from '../security/login-throttle.js';
@@ -109,6 +110,8 @@ export class Hub {
       stops.push(() => void db.close());
       const store = new StateStore(db);
       const accounts = new AccountStore(db);
+      // A conformance run killed outright left its temporary admin account: it must not stay a standing login.
+      for (const name of removeLeftoverCheckerAccounts(accounts)) log.warn(`removed the admin account ${name}, left by an interrupted 'mqttkit conformance'`);
       const pincode = options.pincode ?? store.getSetting(PINCODE_SETTING) ?? generatePincode();
       store.setSetting(PINCODE_SETTING, pincode);
 

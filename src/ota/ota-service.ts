@@ -17,7 +17,7 @@ import { FINISHED, type Job, type JobProgress, type JobState, type OtaStore } fr
 import type { DeviceChannel } from './device-channel.js';
 import { cancelJobInStore, cancelRolloutInStore, describeJob, neededUploads, releaseUploads, type CancelOutcome, type RolloutCancelOutcome } from './job-control.js';
 import { readManifest } from './manifest.js';
-import { chooseHash, commandTopic, commitDifference, FIRMWARE_TARGET, parseReport, pendingTopic, seedTriggerMessage, settledProtocol, sha1, transferHash, triggerMessage, triggerTopic, type HashAlgorithm, type OtaProtocol, type TransferReport } from './protocol.js';
+import { chooseHash, commandTopic, commitDifference, deviceError, FIRMWARE_TARGET, parseReport, pendingTopic, seedTriggerMessage, settledProtocol, sha1, transferHash, triggerMessage, triggerTopic, type HashAlgorithm, type OtaProtocol, type TransferReport } from './protocol.js';
 import { servePull } from './pull-server.js';
 import { sweepUploads } from './uploads.js';
 
@@ -362,8 +362,9 @@ export class OtaService {
     watch.step = "'discard'";
     const discarded = jsonObject(await ask.text('discard'))?.discarded;
     const gone = Array.isArray(discarded) ? discarded.filter((p): p is string => typeof p === 'string') : [];
-    if (gone.length > 0) this.log.info({ device: job.device, job: job.id, discarded: gone }, 'discarded files staged by an earlier job');
-    const note = gone.length ? `; discarded first what an earlier job had left: ${gone.slice(0, 10).join(', ')}${gone.length > 10 ? ', …' : ''}` : '';
+    // a device's list: at most 10 names go into the log and the job's message
+    if (gone.length > 0) this.log.info({ device: job.device, job: job.id, discarded: gone.slice(0, 10), count: gone.length }, 'discarded files staged by an earlier job');
+    const note = gone.length ? `; discarded first what an earlier job had left: ${gone.slice(0, 10).map((p) => p.slice(0, 200)).join(', ')}${gone.length > 10 ? ', …' : ''}` : '';
     return { algorithm, note };
   }
 
@@ -420,7 +421,7 @@ export class OtaService {
   /** [O-13] `commit`, held to exactly the files the job sent. */
   async #commit(ask: Ask, sent: string[]): Promise<void> {
     const committed = await ask.json<{ committed?: unknown; error?: unknown }>('commit');
-    if (committed.error) throw new JobFailure(String(committed.error));
+    if (committed.error) throw new JobFailure(deviceError(committed.error));
     const difference = commitDifference(sent, committed.committed);
     if (difference) throw new JobFailure(difference);
   }
@@ -756,7 +757,8 @@ export class OtaService {
    */
   #observe(device: DeviceRecord): void {
     const route = this.route(device.id);
-    if (route) this.store.updateInfo(device.id, { address: route.deviceAddress });
+    // Written only when it changed: this runs on every change of what a device listens to.
+    if (route && this.store.info(device.id).address !== route.deviceAddress) this.store.updateInfo(device.id, { address: route.deviceAddress });
     const session = this.#sessions.get(device.id);
     const listening = this.options.listening;
     if (!session || session.asked || this.#running.has(device.id) || device.state !== 'online') return;

@@ -38,13 +38,25 @@ export function commitDifference(sent: readonly string[], committed: unknown): s
   const extra = committed.filter((p) => !sent.includes(p));
   const missing = sent.filter((p) => !committed.includes(p));
   const parts = [
-    ...(extra.length ? [`it also made live ${extra.map(quote).join(', ')}, which this job did not send (staged by an earlier job)`] : []),
-    ...(missing.length ? [`it did not make live ${missing.map(quote).join(', ')}`] : []),
+    ...(extra.length ? [`it also made live ${somePaths(extra)}, which this job did not send (staged by an earlier job)`] : []),
+    ...(missing.length ? [`it did not make live ${somePaths(missing)}`] : []),
   ];
   return parts.length ? `the commit does not match the job: ${parts.join('; ')}` : undefined;
 }
 
 const quote = (path: string) => `'${path.slice(0, 200)}'`;
+
+/** At most the first 10 paths, quoted, and how many more: a device's list never makes a long message. */
+export function somePaths(paths: readonly string[]): string {
+  const shown = paths.slice(0, 10).map(quote).join(', ');
+  return paths.length > 10 ? `${shown} and ${paths.length - 10} more` : shown;
+}
+
+/** A device's error text as it goes into a job's message: one line of at most 300 characters. */
+export const deviceError = (text: unknown): string => {
+  const line = String(text).replace(/\s+/g, ' ');
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+};
 
 /** `<host>|<port>|<filename>|<hash>|<reboot 0/1>`: OTA protocol 2's trigger. [O-1] */
 export function triggerMessage(host: string, port: number, filename: string, hash: string, reboot: boolean): string {
@@ -108,7 +120,9 @@ export function parseReport(text: string): Result<TransferReport> {
     if (typeof value !== 'object' || value === null || typeof value.ok !== 'boolean') return fail('not a transfer report');
     const partition = typeof value.partition === 'string' && value.partition ? value.partition.slice(0, 64) : null;
     const step = typeof value.step === 'string' && value.step ? value.step.slice(0, 64) : null;
-    return ok({ file: value.file ?? null, ok: value.ok, hash: value.hash ?? null, error: value.error ?? null, partition, step, ...(value.committed === undefined ? {} : { committed: value.committed }) });
+    // bounded here: the error goes into the job's message and the log
+    const error = value.error === undefined || value.error === null ? null : deviceError(value.error);
+    return ok({ file: value.file ?? null, ok: value.ok, hash: value.hash ?? null, error, partition, step, ...(value.committed === undefined ? {} : { committed: value.committed }) });
   } catch {
     return fail('not JSON');
   }

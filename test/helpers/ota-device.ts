@@ -36,6 +36,8 @@ interface Options {
    * (never, if undefined) and knows nothing of the transfer any more, like a board after a brown-out.
    */
   drops?: { times: number; awayMs?: number };
+  /** ESP32: answers that replace the scripted ones, by command (a string is sent as it is, else as JSON). */
+  answers?: Record<string, unknown>;
 }
 
 /** Reads the first bytes the pull server sends, then breaks the connection off. */
@@ -123,6 +125,7 @@ export async function startScriptedDevice(url: string, id: string, options: Opti
     }
     device.commands.push(text);
     const answer = (value: unknown) => say(`stat/${id}/Log`, typeof value === 'string' ? value : JSON.stringify(value));
+    if (options.answers && Object.hasOwn(options.answers, text)) return answer(options.answers[text]);
     switch (text) {
       case 'getversion':
         return answer({ firmware: options.firmware ?? '1.27.0', app: '1.0.0', ota: 2, partition: device.running });
