@@ -59,7 +59,7 @@ describe('a device\'s long answers do not make long job messages or logs', { tim
   });
 
   it('a commit error of 40 KB fails the job with a short message', async () => {
-    const device = await startScriptedDevice(hub.info.mqtt.address, 'bounds-error', { kind: 'esp32', answers: { commit: { error: `commit failed: ${'x'.repeat(40_000)}` } } });
+    const device = await startScriptedDevice(hub.info.mqtt.address, 'bounds-error', { kind: 'esp32', answers: { commit: { committed: [], error: `commit failed: ${'x'.repeat(40_000)}` } } });
     scripted.push(device);
     const job = await push('bounds-error', 'b.py');
     assert.equal(job.state, 'failed', job.message);
