@@ -147,7 +147,7 @@ export class WebServer {
     app.decorateRequest('auth', null);
     await app.register(fastifyCookie);
     // one check for every matched route (and for requests that match none).
-    app.addHook('onRequest', guard({ web: this.deps.web, hosts: new HostAllowlist(host, this.deps.allowedHosts ?? []) }));
+    app.addHook('onRequest', guard({ web: this.deps.web, hosts: new HostAllowlist(host, this.deps.allowedHosts ?? []), localToken: this.deps.localToken }));
     await app.register(async (assets) => {
       // The dashboard's files are public: the login page is one of them.
       assets.addHook('onRoute', (route: RouteOptions) => void (route.config = { ...route.config, public: true }));
