@@ -131,6 +131,25 @@ describe('the CLI talks to the running hub through its API', { timeout: 300_000 
     assert.equal(hub.child.exitCode, null, 'the hub runs on');
   });
 
+  it('`logs -f` prints the earlier lines, then each new one as it arrives, and ends when the hub stops', async () => {
+    const hub = await startHub();
+    hubs.push(hub);
+    const chatty = await connectDevice(hub.info.mqtt.address!, 'chatty');
+    chatty.on('error', () => {});
+    clients.push(chatty);
+    await chatty.publishAsync('stat/chatty/Log', 'line 1', { qos: 1 });
+    await eventually(() => cli(['logs', 'chatty', '--data-dir', hub.dataDir]).stdout.includes('Log line 1'), 10_000, 'the first line kept');
+    const logs = watchCli(['logs', 'chatty', '-f', '-n', '5', '--data-dir', hub.dataDir]);
+    await eventually(() => logs.stdout().includes('Log line 1'), 10_000, 'the earlier line');
+    await chatty.publishAsync('stat/chatty/Log', 'line 2', { qos: 1 });
+    await eventually(() => logs.stdout().includes('Log line 2'), 10_000, 'the new line');
+    assert.equal(logs.stdout().match(/line 1/g)?.length, 1, 'each line once');
+    await hub.stop('SIGKILL');
+    const { status } = await logs.exited;
+    assert.equal(status, 1, `stderr: ${logs.stderr()}`);
+    assert.match(logs.stderr(), /the hub on .* has stopped/);
+  });
+
   it('`cmd --timeout` is the time the hub waits for the answer', async () => {
     const { hub, state } = await hubWithAdmin();
     await state('mute', 'online');
