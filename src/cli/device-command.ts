@@ -4,6 +4,7 @@ import { mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
 import type { Account } from '../store/account-store.js';
 import { OtaStore } from '../store/ota-store.js';
+import { hubOf } from './hub-client.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, withDynsec, type Workspace, type WorkspaceFlags } from './workspace.js';
 
 type Flags = WorkspaceFlags & { json?: boolean };
@@ -58,19 +59,24 @@ Examples:
             ws.accounts.setSecret(id, null);
             console.log(`Device ${id} reset: the next password it presents becomes its password.`);
           }
-          ws.accounts.request('disconnect', id);
+          // The running hub drops its connection: it must log in again with the new password.
+          await hubOf(ws)?.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
         }),
       ),
     );
 
   addWorkspaceOptions(device.command('set <id> <setting> <value>').description("change a device setting: ota-protocol 1|2|auto (docs/ota.md [O-11])")).action(
     action((id: string, setting: string, value: string, flags: Flags) =>
-      withWorkspace(flags, false, (ws) => {
+      withWorkspace(flags, false, async (ws) => {
         if (setting !== 'ota-protocol') throw new CliError(`unknown setting '${setting.slice(0, 40)}': the one setting is ota-protocol (1, 2 or auto)`, 2);
         if (!['1', '2', 'auto'].includes(value)) throw new CliError(`ota-protocol takes 1 (seed 002's 4-field trigger), 2 (the mqttkit device library) or auto (detect), not '${value.slice(0, 40)}'`, 2);
         if (!ws.accounts.get(id) && !ws.store.loadDevices().some((d) => d.id === id)) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
-        // Read by the hub at the start of each OTA job: no restart needed.
-        new OtaStore(ws.db).updateInfo(id, { otaProtocolSetting: value === 'auto' ? undefined : (Number(value) as 1 | 2) });
+        // Read by the hub at the start of each OTA job: no restart needed. The running hub writes it
+        // (it updates the same record as devices report); with none running, the store is changed here.
+        const setting_ = value === 'auto' ? 'auto' : (Number(value) as 1 | 2);
+        const hub = hubOf(ws);
+        if (hub) await hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/ota-protocol`, { value: setting_ });
+        else new OtaStore(ws.db).updateInfo(id, { otaProtocolSetting: setting_ === 'auto' ? undefined : setting_ });
         console.log(value === 'auto' ? `Device ${id}: the OTA protocol is detected again (getversion's "ota"; no answer: 1).` : `Device ${id}: OTA jobs speak protocol ${value}${value === '1' ? " (4-field trigger; the device reboots after each file; no firmware updates)" : ''}.`);
       }),
     ),
@@ -84,8 +90,14 @@ Examples:
         const known = ws.store.loadDevices((bad) => damaged.push(bad)).some((d) => d.id === id) || damaged.includes(id);
         if (!hadAccount && !known) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
         if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.removeDevice(id));
-        if (ws.hubPid) ws.accounts.request('remove-device', id);
-        else ws.store.deleteDevice(id);
+        const hub = hubOf(ws);
+        if (hub) {
+          // The hub takes it out of HomeKit and drops its connection; a device it does not hold (an
+          // account only) is only disconnected.
+          const answer = await hub.call('DELETE', `/api/devices/${encodeURIComponent(id)}`);
+          if (answer.status === 404) await hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
+          else if (answer.status >= 300) throw new CliError(String(answer.json.error));
+        } else ws.store.deleteDevice(id);
         console.log(`Device ${id} removed${ws.hubPid ? ' (the running hub takes it out of HomeKit now)' : ''}.`);
       }),
     ),

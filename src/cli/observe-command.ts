@@ -1,7 +1,8 @@
 /** `mqttkit cmd`, `mqttkit logs`, `mqttkit devices`, `mqttkit device show`: what devices say and are. */
 import type { Command } from 'commander';
 import { OtaStore } from '../store/ota-store.js';
-import { action, addWorkspaceOptions, CliError, openWorkspace, type WorkspaceFlags } from './workspace.js';
+import { hubOf } from './hub-client.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, wholeNumber, type WorkspaceFlags } from './workspace.js';
 
 type Flags = WorkspaceFlags & { json?: boolean; follow?: boolean; lines?: string; timeout?: string };
 
@@ -11,22 +12,14 @@ export function registerObserve(program: Command, device: Command): void {
     .addHelpText('after', '\nExamples:\n  $ mqttkit cmd esp32_a1b2c3d4 stats\n  $ mqttkit cmd esp32_a1b2c3d4 msg_exception')
     .action(
       action(async (deviceId: string, words: string[], flags: Flags) => {
+        const timeoutS = wholeNumber(flags.timeout ?? '15', '--timeout', 1, 3600);
         const ws = openWorkspace(flags);
         try {
-          if (!ws.hubPid) throw new CliError(`no hub is running on ${ws.dataDir}: commands go through the running hub`);
-          const id = ws.accounts.requests.add('command', deviceId, words.join(' '));
-          const deadline = Date.now() + (Number(flags.timeout) || 15) * 1000 + 2000;
-          for (;;) {
-            const { done, result } = ws.accounts.requests.result(id);
-            if (done) {
-              const answer = result as { answer?: string; error?: string };
-              if (answer.error) throw new CliError(answer.error);
-              console.log(answer.answer);
-              return;
-            }
-            if (Date.now() > deadline) throw new CliError('the hub did not handle the command in time');
-            await new Promise((r) => setTimeout(r, 100));
-          }
+          const hub = hubOf(ws);
+          if (!hub) throw new CliError(`no hub is running on ${ws.dataDir}: commands go through the running hub`);
+          // The hub waits --timeout for the answer; the call itself gets a little longer.
+          const answer = await hub.ok<{ answer: string }>('POST', `/api/devices/${encodeURIComponent(deviceId)}/command`, { command: words.join(' '), timeoutS }, timeoutS * 1000 + 5000);
+          console.log(answer.answer);
         } finally {
           ws.close();
         }
@@ -42,15 +35,28 @@ export function registerObserve(program: Command, device: Command): void {
         const ws = openWorkspace(flags);
         try {
           const store = new OtaStore(ws.db);
-          let after = Math.max(0, store.lastLogId(deviceId) - (Number(flags.lines) || 20));
-          for (;;) {
-            for (const line of store.logsAfter(deviceId, after)) {
-              console.log(`${new Date(line.at).toISOString()} ${line.topic.endsWith('/OTA') ? 'OTA' : 'Log'} ${line.text}`);
-              after = line.id;
+          const print = (line: { at: number; topic: string; text: string }) => console.log(`${new Date(line.at).toISOString()} ${line.topic.endsWith('/OTA') ? 'OTA' : 'Log'} ${line.text}`);
+          const earlier = (upTo: number) => {
+            let after = Math.max(0, upTo - (Number(flags.lines) || 20));
+            for (;;) {
+              const lines = store.logsAfter(deviceId, after).filter((l) => l.id <= upTo);
+              if (lines.length === 0) return;
+              lines.forEach(print);
+              after = lines.at(-1)!.id;
             }
-            if (!flags.follow) return;
-            await new Promise((r) => setTimeout(r, 300));
+          };
+          if (!flags.follow) return earlier(store.lastLogId(deviceId));
+          const hub = hubOf(ws);
+          if (!hub) {
+            earlier(store.lastLogId(deviceId));
+            throw new CliError(`no hub is running on ${ws.dataDir}: no new lines arrive until it starts ('mqttkit start --data-dir ${ws.dataDir}')`);
           }
+          // The stream says where its lines start; the lines before come from the store.
+          await hub.stream(`?logs=${encodeURIComponent(deviceId)}`, (event, data) => {
+            if (event === 'hello') earlier((data as { logAfter: number }).logAfter);
+            if (event === 'log') print(data as { at: number; topic: string; text: string });
+            return false;
+          });
         } finally {
           ws.close();
         }

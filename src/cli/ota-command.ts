@@ -1,8 +1,9 @@
 /**
- * `mqttkit ota push|sync|firmware|jobs|rollout|cancel`: queue OTA jobs for the running hub (through the
- * data dir's database, where they survive restarts), follow them to the end, or end them.
+ * `mqttkit ota push|sync|firmware|jobs|rollout|cancel`: queue OTA jobs with the running hub (through its
+ * API: the files go up with the request, and the jobs survive restarts), follow them to the end on its
+ * live event stream, or end them. `jobs` and `cancel` work with no hub running too, on the store.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { relative, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
@@ -12,7 +13,10 @@ import { cancelJobInStore, cancelRolloutInStore, type CancelOutcome, type Rollou
 import { readManifest } from '../ota/manifest.js';
 import { uploadsRoot } from '../ota/uploads.js';
 import { devicePathProblem } from '../ota/protocol.js';
-import { FINISHED, OtaStore, type Job } from '../store/ota-store.js';
+import { FINISHED, OtaStore, type Job, type Rollout, type Transfer } from '../store/ota-store.js';
+import type { ManifestEntry } from '../ota/protocol.js';
+import { hubOf, type HubClient } from './hub-client.js';
+import { UPLOAD_MS } from './hub-jobs.js';
 import { OptionError, resolveStartOption } from './options.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, wholeNumber, type Workspace, type WorkspaceFlags } from './workspace.js';
 
@@ -49,14 +53,15 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
     .option('--json', 'print the finished job as JSON')
     .action(
       action((device: string, file: string, flags: Flags) =>
-        withHub(flags, async (ws, store) => {
+        withHub(flags, async (ws, hub) => {
           const local = resolve(file);
           if (!existsSync(local)) throw new CliError(`${file} does not exist`, 2);
           checkSize(file, flags, ws);
           const as = flags.as ?? local.split('/').pop()!;
           const problem = devicePathProblem(as);
           if (problem) throw new CliError(`--as: ${problem}`, 2);
-          await follow(store, store.addJob('push', known(ws, device), { file: local, as, reboot: flags.reboot !== false }), flags);
+          const body = { device: known(ws, device), file: { path: as, content: readFileSync(local).toString('base64') }, reboot: flags.reboot !== false };
+          await follow(hub, await queue(hub, '/api/ota/push', body), flags);
         }),
       ),
     );
@@ -67,9 +72,9 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
     .option('--json', 'print the finished job as JSON')
     .action(
       action((device: string, manifest: string, flags: Flags) =>
-        withHub(flags, async (ws, store) => {
-          readManifestOrFail(manifest, flags, ws);
-          await follow(store, store.addJob('sync', known(ws, device), { manifest: resolve(manifest) }), flags);
+        withHub(flags, async (ws, hub) => {
+          const files = upload(readManifestOrFail(manifest, flags, ws));
+          await follow(hub, await queue(hub, '/api/ota/sync', { device: known(ws, device), files }), flags);
         }),
       ),
     );
@@ -80,10 +85,10 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
     .option('--json', 'print the finished job as JSON')
     .action(
       action((device: string, image: string, flags: Flags) =>
-        withHub(flags, async (ws, store) => {
+        withHub(flags, async (ws, hub) => {
           if (!existsSync(resolve(image))) throw new CliError(`${image} does not exist`, 2);
           checkSize(image, flags, ws);
-          await follow(store, store.addJob('firmware', known(ws, device), { image: resolve(image) }), flags);
+          await follow(hub, await queue(hub, '/api/ota/firmware', { device: known(ws, device), image: readFileSync(resolve(image)).toString('base64') }), flags);
         }),
       ),
     );
@@ -113,24 +118,25 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
     .option('--json', 'print the result as JSON')
     .action(
       action((manifest: string | undefined, flags: Flags) =>
-        withHub(flags, async (ws, store) => {
+        withHub(flags, async (ws, hub) => {
           let id: number;
           if (flags.resume) {
-            const last = store.lastRolloutId();
+            const last = new OtaStore(ws.db).lastRolloutId();
             if (last === undefined) throw new CliError('there is no rollout to resume');
             id = last;
-            ws.db.prepare("UPDATE rollouts SET state = 'running', message = NULL WHERE id = ?").run(id);
+            await hub.ok('POST', `/api/ota/rollouts/${id}/resume`);
           } else {
             if (!manifest || !flags.devices) throw new CliError('give a manifest and --devices (or --resume)', 2);
-            readManifestOrFail(manifest, flags, ws);
+            const entries = readManifestOrFail(manifest, flags, ws);
             const devices = match(ws, flags.devices);
             if (devices.length === 0) throw new CliError(`no device matches '${flags.devices}'`);
             const canary = wholeNumber(flags.canary ?? '1', '--canary', 0);
             const concurrency = wholeNumber(flags.concurrency ?? '2', '--concurrency', 1);
-            id = store.addRollout({ manifest: resolve(manifest), pattern: flags.devices, canary, concurrency, devices });
+            const body = { files: upload(entries), pattern: flags.devices, canary, concurrency, devices };
+            id = (await hub.ok<{ rollout: number }>('POST', '/api/ota/rollouts', body, UPLOAD_MS)).rollout;
             if (!flags.json) console.log(`rollout #${id}: ${devices.length} devices, ${Math.min(canary, devices.length)} canary, ${concurrency} at a time`);
           }
-          await followRollout(ws, store, id, flags.json === true);
+          await followRollout(hub, id, flags.json === true);
         }),
       ),
     );
@@ -168,35 +174,45 @@ function canceller(): string {
 }
 
 /**
- * The running hub cancels (it also stops the work in flight), through a request in the database;
- * with no hub running, the CLI ends the job in the database itself. [O-9]
+ * The running hub cancels (it also stops the work in flight), through its API; with no hub running,
+ * the CLI ends the job in the store itself. [O-9]
  */
 async function cancel(ws: Workspace, action: 'cancel-job' | 'cancel-rollout', id: number): Promise<CancelOutcome | RolloutCancelOutcome> {
   const store = new OtaStore(ws.db);
-  if (!ws.hubPid) {
+  const hub = hubOf(ws);
+  if (!hub) {
     const by = `${canceller()} (the hub was not running)`;
     const root = uploadsRoot(ws.dataDir);
     const cancelJob = (jobId: number) => cancelJobInStore(store, root, jobId, by);
     return action === 'cancel-job' ? cancelJob(id) : cancelRolloutInStore(store, id, by, cancelJob);
   }
-  const request = ws.accounts.requests.add(action, String(id), canceller());
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const { done, result } = ws.accounts.requests.result(request);
-    if (done) return result as CancelOutcome | RolloutCancelOutcome;
-    if (Date.now() > deadline) throw new CliError(`the hub on ${ws.dataDir} (pid ${ws.hubPid}) did not handle the cancel within 10 s; it may be busy or stuck: try again, or stop it and cancel then`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const answer = await hub.call('POST', action === 'cancel-job' ? `/api/ota/jobs/${id}/cancel` : `/api/ota/rollouts/${id}/cancel`, { by: canceller() });
+  const outcome = ({ 200: 'cancelled', 409: 'finished', 404: 'unknown' } as const)[answer.status as 200 | 409 | 404];
+  if (!outcome) throw new CliError(String(answer.json.error ?? `the hub answered ${answer.status}`));
+  const message = String(answer.json.message ?? answer.json.error);
+  if (action === 'cancel-rollout') return { outcome, message, jobs: (answer.json.jobs as CancelOutcome[] | undefined) ?? [] };
+  return { outcome, message, ...(answer.json.job ? { job: answer.json.job as Job } : {}) };
 }
 
-async function withHub(flags: WorkspaceFlags, fn: (ws: Workspace, store: OtaStore) => Promise<void>): Promise<void> {
+async function withHub(flags: WorkspaceFlags, fn: (ws: Workspace, hub: HubClient) => Promise<void>): Promise<void> {
   const ws = openWorkspace(flags);
   try {
-    if (!ws.hubPid) throw new CliError(`no hub is running on ${ws.dataDir}: start it with 'mqttkit start --data-dir ${ws.dataDir}' (jobs run in the hub)`);
-    await fn(ws, new OtaStore(ws.db));
+    const hub = hubOf(ws);
+    if (!hub) throw new CliError(`no hub is running on ${ws.dataDir}: start it with 'mqttkit start --data-dir ${ws.dataDir}' (jobs run in the hub)`);
+    await fn(ws, hub);
   } finally {
     ws.close();
   }
+}
+
+/** Queues a job through the API; its number. */
+async function queue(hub: HubClient, path: string, body: unknown): Promise<number> {
+  return (await hub.ok<{ job: number }>('POST', path, body, UPLOAD_MS)).job;
+}
+
+/** A manifest's files as the API takes them (path on the device, base64 content). */
+function upload(entries: ManifestEntry[]): Array<{ path: string; content: string }> {
+  return entries.map((e) => ({ path: e.path, content: readFileSync(e.local).toString('base64') }));
 }
 
 function known(ws: Workspace, device: string): string {
@@ -211,7 +227,7 @@ function match(ws: Workspace, pattern: string): string[] {
   return ids.filter((id) => regex.test(id));
 }
 
-function readManifestOrFail(file: string, flags: Flags, ws: Workspace): void {
+function readManifestOrFail(file: string, flags: Flags, ws: Workspace): ManifestEntry[] {
   let entries;
   try {
     entries = readManifest(file);
@@ -219,6 +235,7 @@ function readManifestOrFail(file: string, flags: Flags, ws: Workspace): void {
     throw new CliError((error as Error).message, 2);
   }
   for (const entry of entries) checkSize(relative(process.cwd(), entry.local) || entry.local, flags, ws, `${file}: `);
+  return entries;
 }
 
 /** [A-6] The OTA cap, checked on the file's size before anything reads it. */
@@ -235,58 +252,93 @@ function checkSize(file: string, flags: Flags, ws: Workspace, prefix = ''): void
 }
 
 
-/** Follows a job to its end with a progress bar (on a terminal); the exit code tells the outcome. */
-async function follow(store: OtaStore, id: number, flags: Flags): Promise<void> {
+type JobWithTransfers = Job & { transfers: Transfer[] };
+
+/**
+ * Follows a job to its end on the hub's live event stream, with a progress bar (on a terminal); the
+ * exit code tells the outcome. A hub that stops is named within seconds; Ctrl-C leaves the job as it is.
+ */
+async function follow(hub: HubClient, id: number, flags: Flags): Promise<void> {
+  const fetchJob = () => hub.ok<JobWithTransfers>('GET', `/api/ota/jobs/${id}`);
   if (flags.wait === false) {
-    console.log(flags.json ? JSON.stringify(store.job(id)) : `job #${id} queued`);
+    const { transfers: _, ...job } = await fetchJob();
+    console.log(flags.json ? JSON.stringify(job) : `job #${id} queued`);
     return;
   }
   const tty = process.stdout.isTTY === true && !flags.json;
   const bar = tty ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} bytes | {step}', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
-  let announced = false;
-  const queuedAt = Date.now();
-  let job = store.job(id)!;
-  while (!FINISHED.includes(job.state)) {
-    if (job.state === 'queued' && !announced && !flags.json && Date.now() - queuedAt > 1000) {
-      console.log(`job #${id} queued: it starts when ${job.device} is online`);
-      announced = true;
-    }
-    if (bar && job.progress) {
-      if (!bar.isActive) bar.start(Math.max(1, job.progress.bytesTotal), 0, { step: job.progress.step });
-      bar.setTotal(Math.max(1, job.progress.bytesTotal));
-      bar.update(job.progress.bytes, { step: job.progress.step });
-    }
-    await new Promise((r) => setTimeout(r, 200));
-    job = store.job(id)!;
+  let job: Job | undefined;
+  const announce = setTimeout(() => {
+    if (job?.state === 'queued' && !flags.json) console.log(`job #${id} queued: it starts when ${job.device} is online`);
+  }, 1000);
+  const interrupted = () => {
+    bar?.stop();
+    console.error(`mqttkit: stopped following; ${leftAs(id, job)}: follow it with 'mqttkit ota jobs' (or end it with 'mqttkit ota cancel ${id}')`);
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  try {
+    await hub.stream('', async (event, data) => {
+      if (event === 'hello') job = await fetchJob();
+      else if (event === 'job' && (data as Job).id === id) job = data as Job;
+      else return false;
+      if (bar && job.progress) {
+        if (!bar.isActive) bar.start(Math.max(1, job.progress.bytesTotal), 0, { step: job.progress.step });
+        bar.setTotal(Math.max(1, job.progress.bytesTotal));
+        bar.update(job.progress.bytes, { step: job.progress.step });
+      }
+      return FINISHED.includes(job.state);
+    });
+  } catch (error) {
+    bar?.stop();
+    if (error instanceof CliError) throw new CliError(`${error.message}; ${leftAs(id, job)}: it runs when the hub is back ('mqttkit ota jobs' shows it)`);
+    throw error;
+  } finally {
+    clearTimeout(announce);
+    process.off('SIGINT', interrupted);
   }
   bar?.stop();
-  report(job, flags.json === true, store);
+  report(await fetchJob(), flags.json === true);
 }
 
-function report(job: Job, json: boolean, store: OtaStore): void {
-  if (json) console.log(JSON.stringify({ ...job, transfers: store.transfers(job.id) }, null, 2));
+/** What becomes of a job the CLI stops following. */
+function leftAs(id: number, job: Job | undefined): string {
+  if (job?.state === 'running') return `job #${id} keeps running in the hub`;
+  return `job #${id} stays ${job?.state ?? 'queued'}`;
+}
+
+function report(job: JobWithTransfers, json: boolean): void {
+  if (json) console.log(JSON.stringify(job, null, 2));
   else console.log(`${job.state === 'succeeded' ? 'ok' : job.state}: ${job.device}: ${job.message ?? ''}`);
   if (job.state !== 'succeeded') process.exitCode = 1;
 }
 
-async function followRollout(ws: Workspace, store: OtaStore, id: number, json: boolean): Promise<void> {
-  const printed = new Map<string, string>();
-  for (;;) {
-    const rollout = store.rollout(id)!;
-    for (const job of store.rolloutJobs(id)) {
-      const line = `${job.device}: ${job.state}${job.message ? ` (${job.message})` : ''}`;
-      if (!json && printed.get(`${job.id}`) !== job.state) {
-        console.log(`  ${line}`);
-        printed.set(`${job.id}`, job.state);
+/** Follows a rollout on the live event stream: one line per job state, then the rollout's end. */
+async function followRollout(hub: HubClient, id: number, json: boolean): Promise<void> {
+  const fetchRollout = () => hub.ok<Rollout & { jobs: Job[] }>('GET', `/api/ota/rollouts/${id}`);
+  const printed = new Map<number, string>();
+  const show = (job: Job) => {
+    if (json || printed.get(job.id) === job.state) return;
+    console.log(`  ${job.device}: ${job.state}${job.message ? ` (${job.message})` : ''}`);
+    printed.set(job.id, job.state);
+  };
+  try {
+    await hub.stream('', async (event, data) => {
+      if (event === 'hello') {
+        const rollout = await fetchRollout();
+        rollout.jobs.forEach(show);
+        return rollout.state !== 'running';
       }
-    }
-    if (rollout.state !== 'running') {
-      if (json) console.log(JSON.stringify({ ...rollout, jobs: store.rolloutJobs(id) }, null, 2));
-      else console.log(`rollout #${id} ${rollout.state}: ${rollout.message ?? ''}`);
-      if (rollout.state !== 'succeeded') process.exitCode = 1;
-      return;
-    }
-    if (!ws.hubPid) throw new CliError('the hub stopped; the rollout continues when it starts again (mqttkit ota rollout --resume to follow it)');
-    await new Promise((r) => setTimeout(r, 300));
+      if (event === 'job' && (data as Job).rolloutId === id) show(data as Job);
+      return event === 'rollout' && (data as Rollout).id === id && (data as Rollout).state !== 'running';
+    });
+  } catch (error) {
+    if (error instanceof CliError) throw new CliError(`${error.message}; the rollout continues when it starts again (mqttkit ota rollout --resume to follow it)`);
+    throw error;
   }
+  const rollout = await fetchRollout();
+  rollout.jobs.forEach(show);
+  if (json) console.log(JSON.stringify(rollout, null, 2));
+  else console.log(`rollout #${id} ${rollout.state}: ${rollout.message ?? ''}`);
+  if (rollout.state !== 'succeeded') process.exitCode = 1;
 }

@@ -5,6 +5,7 @@ import { isCheckerAccountName } from '../conformance/checker-account.js';
 import { mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, withDynsec, type WorkspaceFlags } from './workspace.js';
+import { hubOf } from './hub-client.js';
 
 type Flags = WorkspaceFlags & { admin?: boolean; json?: boolean };
 
@@ -63,7 +64,8 @@ export function registerUser(program: Command): void {
         if (!account || account.role !== 'admin') throw new CliError(`no admin account ${name}`);
         if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'deleteClient', username: name }, ['not found']));
         ws.accounts.remove(name);
-        ws.accounts.request('disconnect', name);
+        // The running hub drops a connection it holds under that name.
+        await hubOf(ws)?.ok('POST', `/api/devices/${encodeURIComponent(name)}/disconnect`);
         console.log(`Admin ${name} removed.`);
       } finally {
         ws.close();

@@ -1,13 +1,23 @@
 /** What every group of checks works with: the probe, the hub's stores, the limits, and the results so far. */
 import type { AccountStore } from '../store/account-store.js';
-import type { OtaStore } from '../store/ota-store.js';
+import type { Job, JobKind, OtaStore } from '../store/ota-store.js';
 import type { StateStore } from '../store/state-store.js';
 import type { Probe } from './probe.js';
 import { RULES, type Outcome, type RuleId, type RuleResult } from './rules.js';
 
+/** OTA jobs through the running hub's API (the CLI implements it: src/cli/hub-jobs.ts). */
+export interface HubJobs {
+  /** Queues a job as `mqttkit ota push/sync` do (`spec`: `{file, as, reboot}` or `{manifest}`); its number. */
+  queue(kind: JobKind, device: string, spec: Record<string, unknown>): Promise<number>;
+  /** The job once it has ended, or as it is after `ms`. */
+  finished(id: number, ms: number): Promise<Job>;
+  cancel(id: number, by: string): Promise<void>;
+}
+
 export interface Context {
   id: string;
   probe: Probe;
+  jobs: HubJobs;
   accounts: AccountStore;
   ota: OtaStore;
   devices: StateStore;

@@ -18,18 +18,12 @@ function localFile(ctx: Context, name: string): string {
 
 /** Follows a job to its end; one still unfinished after `ms` is cancelled (the hub stops it) and returned as it was. */
 async function runJob(ctx: Context, kind: JobKind, spec: Record<string, unknown>, ms: number): Promise<Job> {
-  const id = ctx.ota.addJob(kind, ctx.id, spec);
+  const id = await ctx.jobs.queue(kind, ctx.id, spec);
   ctx.say(`job #${id}: ${kind} queued`);
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const job = ctx.ota.job(id)!;
-    if (FINISHED.includes(job.state)) return job;
-    if (Date.now() > deadline) {
-      ctx.accounts.requests.add('cancel-job', String(id), 'mqttkit conformance (timed out)');
-      return { ...job, message: `not finished within ${ms / 1000} s (${job.state}${job.progress ? `, at ${job.progress.step}` : ''}); cancelled` };
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const job = await ctx.jobs.finished(id, ms);
+  if (FINISHED.includes(job.state)) return job;
+  await ctx.jobs.cancel(id, 'mqttkit conformance (timed out)');
+  return { ...job, message: `not finished within ${ms / 1000} s (${job.state}${job.progress ? `, at ${job.progress.step}` : ''}); cancelled` };
 }
 
 const outcome = (job: Job) => (job.state === 'succeeded' ? undefined : `job #${job.id} ${job.state}: ${job.message ?? ''}`);

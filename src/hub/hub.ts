@@ -15,8 +15,7 @@ import { HomeKitBridges, type BridgeStatus } from '../homekit/homekit-bridges.js
 import { generatePincode } from '../homekit/pincode.js';
 import type { Logger } from '../log/logger.js';
 import { RegistryPersistence } from '../store/registry-persistence.js';
-import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
-import { commandRefusal } from '../ota/command-reach.js';
+import { removeHubToken, removeRuntime, runningHubPid, writeHubToken, writeRuntime } from '../store/runtime-file.js';
 import { StateStore } from '../store/state-store.js';
 import { ensureStateUsable } from '../store/state-check.js';
 import { removeStaleTempFiles } from '../store/atomic-file.js';
@@ -207,44 +206,20 @@ export class Hub {
           otaMaxFileSize: options.otaMaxFileSize,
           faults: () => faults.snapshot(),
           cancelJob: (id, by) => ota.cancel(id, by),
-          removeDevice: (id) => {
+          cancelRollout: (id, by) => ota.cancelRollout(id, by),
+          disconnect: (id) => broker?.disconnect(id),
+          removeDevice: (id, reason = 'removed from the dashboard') => {
             accounts.remove(id);
-            registry.remove(id, 'removed from the dashboard');
+            registry.remove(id, reason);
             broker?.disconnect(id);
           },
+          // [A-8] The CLI's way in: a new token each start, owner-only beside hub.json, removed at stop.
+          localToken: writeHubToken(options.dataDir),
         });
+        stops.push(() => removeHubToken(options.dataDir));
         webPort = await web.start(options.httpHost, options.httpPort);
         stops.push(() => web.stop());
       }
-
-      // The CLI works on the data dir; requests that need the running hub wait in the database.
-      const requests = setInterval(() => {
-        for (const request of accounts.requests.claimNew()) {
-          if (request.action === 'cancel-job' || request.action === 'cancel-rollout') {
-            const by = request.argument ?? "'mqttkit ota cancel'";
-            const outcome = request.action === 'cancel-job' ? ota.cancel(Number(request.target), by) : ota.cancelRollout(Number(request.target), by);
-            accounts.requests.finish(request.id, outcome);
-            continue;
-          }
-          if (request.action === 'command') {
-            const refusal = commandRefusal(registry.get(request.target)); // [P-23]
-            if (refusal) {
-              accounts.requests.finish(request.id, { error: refusal });
-              continue;
-            }
-            channel.command(request.target, request.argument ?? '', 15_000).then(
-              (answer) => accounts.requests.finish(request.id, { answer }),
-              (error: Error) => accounts.requests.finish(request.id, { error: error.message }),
-            );
-            continue;
-          }
-          if (request.action === 'remove-device') registry.remove(request.target, "removed with 'mqttkit device remove'");
-          broker?.disconnect(request.target);
-          accounts.requests.finish(request.id, { done: true });
-        }
-      }, 250);
-      requests.unref();
-      stops.push(() => clearInterval(requests));
 
       // [P-20] Devices silent past their announced keepalive go offline (checked every second).
       const presence = setInterval(() => registry.checkPresence(), 1000);
@@ -266,6 +241,7 @@ export class Hub {
           mqtt,
           bridges: hub.bridges().map(({ index, name, port, username, setupURI }) => ({ index, name, port, username, setupURI })),
           httpPort: webPort,
+          httpHost: webPort === undefined ? undefined : options.httpHost,
         });
       // [D-4] A published bridge has keys and ids on disk; from now on their loss is damage.
       const markPublished = () => {

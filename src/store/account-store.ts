@@ -1,7 +1,6 @@
-/** MQTT accounts (devices and admins) and the requests the CLI leaves for a running hub. */
+/** MQTT accounts (devices and admins). */
 import type { AccountRole } from '../security/access-policy.js';
 import { durably, type Db } from './database.js';
-import { RequestStore, type HubRequestAction } from './request-store.js';
 
 export type AccountStatus = 'active' | 'pending';
 
@@ -53,7 +52,6 @@ export class AccountStore {
       login: db.prepare('UPDATE accounts SET last_login_at = ?, last_address = ? WHERE name = ?'),
       remove: db.prepare('DELETE FROM accounts WHERE name = ?'),
     };
-    this.requests = new RequestStore(db);
   }
 
   get(name: string): Account | undefined {
@@ -90,12 +88,5 @@ export class AccountStore {
 
   remove(name: string): boolean {
     return durably(this.#db, () => this.#s.remove.run(name).changes > 0);
-  }
-
-  readonly requests: RequestStore;
-
-  /** Leaves a request for a running hub (it polls); harmless when none runs. */
-  request(action: HubRequestAction, target: string): void {
-    this.requests.add(action, target);
   }
 }

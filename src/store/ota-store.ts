@@ -116,6 +116,7 @@ export class OtaStore {
       runningRollouts: db.prepare<[], { id: number }>("SELECT id FROM rollouts WHERE state = 'running' ORDER BY id"),
       finishRollout: db.prepare("UPDATE rollouts SET state = ?, message = ?, finished_at = ? WHERE id = ? AND state = 'running'"),
       lastRollout: db.prepare<[], { id: number }>('SELECT id FROM rollouts ORDER BY id DESC LIMIT 1'),
+      resumeRollout: db.prepare("UPDATE rollouts SET state = 'running', message = NULL WHERE id = ?"),
       log: db.prepare('INSERT INTO device_logs (device, topic, text, at) VALUES (?, ?, ?, ?)'),
       prune: db.prepare('DELETE FROM device_logs WHERE device = ? AND id <= (SELECT id FROM device_logs WHERE device = ? ORDER BY id DESC LIMIT 1 OFFSET ?)'),
       logsAfter: db.prepare<[string, number, number], { id: number; topic: string; text: string; at: number }>('SELECT id, topic, text, at FROM device_logs WHERE device = ? AND id > ? ORDER BY id LIMIT ?'),
@@ -198,6 +199,11 @@ export class OtaStore {
   /** Ends a running rollout; false if it had ended already. */
   finishRollout(id: number, state: Rollout['state'], message: string): boolean {
     return this.#s.finishRollout.run(state, message, Date.now(), id).changes === 1;
+  }
+
+  /** `mqttkit ota rollout --resume`: the rollout runs again (the hub skips devices already updated); false if unknown. */
+  resumeRollout(id: number): boolean {
+    return this.#s.resumeRollout.run(id).changes === 1;
   }
 
   lastRolloutId(): number | undefined {

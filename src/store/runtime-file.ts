@@ -2,6 +2,7 @@
  * `<data dir>/hub.json`: written while a hub runs, so CLI commands and tests find its ports, and a
  * second hub on the same data dir is refused instead of corrupting state. Its fields: docs/data.md [D-8].
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
@@ -12,9 +13,17 @@ export interface RuntimeInfo {
   mqtt: { address: string; embedded: boolean; host?: string; port?: number; tlsPort?: number | undefined };
   bridges: Array<{ index: number; name: string; port: number | undefined; username: string; setupURI: string | undefined }>;
   httpPort: number | undefined;
+  /** The address the API listens on (`--http-host`): the CLI connects there (loopback for 0.0.0.0 or ::). */
+  httpHost?: string | undefined;
 }
 
 export const RUNTIME_FILE = 'hub.json';
+/**
+ * [D-8] The running hub's local API token, beside hub.json: owner-only (0600), a new one at each hub
+ * start, removed at stop. Whoever can read the data dir is the hub's owner already; the CLI sends it as
+ * `Authorization: Bearer …` to the hub's API (docs/api.md [A-8]). Never logged.
+ */
+export const TOKEN_FILE = 'hub-token';
 
 export function readRuntime(dataDir: string): RuntimeInfo | undefined {
   try {
@@ -42,4 +51,23 @@ export function writeRuntime(dataDir: string, info: RuntimeInfo): void {
 
 export function removeRuntime(dataDir: string): void {
   rmSync(join(dataDir, RUNTIME_FILE), { force: true });
+}
+
+/** Makes and writes a fresh local token (the last hub's token stops working). */
+export function writeHubToken(dataDir: string): string {
+  const token = `mkl_${randomBytes(32).toString('base64url')}`;
+  writeFileAtomic(join(dataDir, TOKEN_FILE), `${token}\n`, { mode: 0o600 });
+  return token;
+}
+
+export function readHubToken(dataDir: string): string | undefined {
+  try {
+    return readFileSync(join(dataDir, TOKEN_FILE), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeHubToken(dataDir: string): void {
+  rmSync(join(dataDir, TOKEN_FILE), { force: true });
 }

@@ -5,6 +5,7 @@
  * registered (the login endpoints and the dashboard's static files do); requests that match no route
  * are protected too.
  */
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { WebStore } from '../store/web-store.js';
 import type { HostAllowlist } from './allowed-hosts.js';
@@ -34,8 +35,16 @@ export const SESSION_COOKIE = 'mqttkit_session';
 const MAX_CREDENTIAL = 256;
 const SAFE_METHODS = ['GET', 'HEAD', 'OPTIONS'];
 
-export function authenticate(request: FastifyRequest, web: WebStore): Auth | null {
+/** Who holds the hub's local token (the CLI on the data dir's machine, docs/api.md [A-8]). */
+export const LOCAL_USER = 'mqttkit-cli';
+export const LOCAL_KEY = 'local:cli';
+
+const sameSecret = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+
+export function authenticate(request: FastifyRequest, web: WebStore, localToken?: string): Auth | null {
   const bearer = /^Bearer (\S{1,256})$/.exec(request.headers.authorization ?? '')?.[1];
+  // [A-8] the hub's local token (a new one each start) is held in memory, not in the token table.
+  if (bearer && localToken && sameSecret(bearer, localToken)) return { user: LOCAL_USER, key: LOCAL_KEY, valid: () => true };
   if (bearer) {
     const name = web.tokenName(bearer);
     return name === undefined ? null : { user: name, key: `token:${name}`, valid: () => web.tokenName(bearer) === name };
@@ -46,7 +55,7 @@ export function authenticate(request: FastifyRequest, web: WebStore): Auth | nul
   return user === undefined ? null : { user, key: `session:${user}`, valid: () => web.sessionUser(cookie) === user };
 }
 
-export function guard(deps: { web: WebStore; hosts: HostAllowlist }) {
+export function guard(deps: { web: WebStore; hosts: HostAllowlist; localToken?: string | undefined }) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     // [A-5] a name the hub does not serve is a DNS-rebinding page (or a proxy the owner has to name).
     const host = request.headers.host;
@@ -58,7 +67,7 @@ export function guard(deps: { web: WebStore; hosts: HostAllowlist }) {
       });
       return reply;
     }
-    request.auth = authenticate(request, deps.web);
+    request.auth = authenticate(request, deps.web, deps.localToken);
     // [A-1] a session or an API token, unless the matched route is public.
     if (!request.auth && request.routeOptions.config.public !== true) {
       const bearer = /^Bearer /.test(request.headers.authorization ?? '');
@@ -67,7 +76,7 @@ export function guard(deps: { web: WebStore; hosts: HostAllowlist }) {
     }
     // [A-2] a state change carried by the browser's cookie must come from the dashboard's own page.
     // A token is sent by a script, never added by a browser on its own, so it needs no Origin.
-    if (!request.auth?.key.startsWith('token:') && !SAFE_METHODS.includes(request.method)) {
+    if (!request.auth?.key.startsWith('token:') && request.auth?.key !== LOCAL_KEY && !SAFE_METHODS.includes(request.method)) {
       const origin = request.headers.origin;
       const expected = `${request.protocol}://${host}`;
       if (origin !== expected) {

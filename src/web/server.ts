@@ -20,7 +20,7 @@ import { commandRefusal } from '../ota/command-reach.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import type { Logger } from '../log/logger.js';
 import type { DeviceChannel } from '../ota/device-channel.js';
-import type { CancelOutcome } from '../ota/job-control.js';
+import type { CancelOutcome, RolloutCancelOutcome } from '../ota/job-control.js';
 import { devicePathProblem, FIRMWARE_TARGET } from '../ota/protocol.js';
 import { accountNameProblem } from '../security/access-policy.js';
 import { KnownPasswords } from '../security/known-passwords.js';
@@ -33,7 +33,7 @@ import { base64Length, fileSizeProblem, formatSize, KIB, MIB } from '../ota/file
 import type { OtaStore } from '../store/ota-store.js';
 import type { WebStore } from '../store/web-store.js';
 import { HostAllowlist } from './allowed-hosts.js';
-import { guard, SESSION_COOKIE } from './guard.js';
+import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
 import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
 import { VERSION } from '../hub/version.js';
 import { deviceView } from './views.js';
@@ -51,8 +51,14 @@ export interface WebDeps {
   policy: RegistrationPolicy;
   dataDir: string;
   log: Logger;
-  /** Removes a device the way `mqttkit device remove` does. */
-  removeDevice: (id: string) => void;
+  /** Removes a device the way `mqttkit device remove` does; `reason` goes to the log. */
+  removeDevice: (id: string, reason?: string) => void;
+  /** Drops an MQTT client's connection (after its password changed, or to test a reconnect). */
+  disconnect: (id: string) => void;
+  /** Stops a rollout and cancels its unfinished jobs; `by` names who asked. */
+  cancelRollout: (id: number, by: string) => RolloutCancelOutcome;
+  /** [A-8] The hub's local token for the CLI (a new one each start), or none. */
+  localToken?: string;
   /** Message counters of the MQTT side. */
   counters: () => { received: number; applied: number; refused: number };
   /** [A-5] Host names the API answers to besides the hub's own (`--http-allowed-hosts`). */
@@ -81,7 +87,17 @@ const credentials = z.object({
   password: z.string().min(10, 'at least 10 characters').max(200),
 });
 const setBody = z.object({ service: name, index: z.number().int().min(0).max(99).default(0), characteristic: name, value: z.union([z.boolean(), z.number(), z.string().max(8192)]) });
-const commandBody = z.object({ command: z.string().min(1).max(200) });
+const commandBody = z.object({ command: z.string().min(1).max(200), timeoutS: z.number().int().min(1).max(3600).default(15) });
+/** [A-8] Who cancels, as the CLI names it (`'mqttkit ota cancel' as <user>`); honoured for the local token only. */
+const cancelBody = z.object({ by: z.string().min(1).max(200).optional() }).default({});
+const otaProtocolBody = z.object({ value: z.union([z.literal(1), z.literal(2), z.literal('auto')]) });
+const rolloutBody = z.object({
+  files: z.array(z.object({ path: z.string().min(1).max(200), content: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64') })).min(1).max(100),
+  devices: z.array(deviceId).min(1).max(5000),
+  pattern: z.string().min(1).max(200),
+  canary: z.number().int().min(0).max(5000),
+  concurrency: z.number().int().min(1).max(5000),
+});
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64');
 const upload = z.object({ path: z.string().min(1).max(200), content: base64 });
 const syncBody = z.object({ device: deviceId, files: z.array(upload).min(1).max(100) });
@@ -131,7 +147,7 @@ export class WebServer {
     app.decorateRequest('auth', null);
     await app.register(fastifyCookie);
     // [A-4] one check for every matched route (and for requests that match none).
-    app.addHook('onRequest', guard({ web: this.deps.web, hosts: new HostAllowlist(host, this.deps.allowedHosts ?? []) }));
+    app.addHook('onRequest', guard({ web: this.deps.web, hosts: new HostAllowlist(host, this.deps.allowedHosts ?? []), localToken: this.deps.localToken }));
     await app.register(async (assets) => {
       // The dashboard's files are public: the login page is one of them.
       assets.addHook('onRoute', (route: RouteOptions) => void (route.config = { ...route.config, public: true }));
@@ -247,8 +263,9 @@ export class WebServer {
     app.get('/api/devices', async () => d.registry.list().map((x) => deviceView(x, d)));
     app.get<{ Params: { id: string } }>('/api/devices/:id', async (request) => ({ ...deviceView(device(request.params.id), d), jobs: d.ota.deviceJobs(request.params.id) }));
     app.delete<{ Params: { id: string } }>('/api/devices/:id', async (request) => {
-      device(request.params.id);
-      d.removeDevice(request.params.id);
+      // A record the hub holds aside (it could not be read) can be removed too.
+      if (!d.registry.held().some((h) => h.id === request.params.id)) device(request.params.id);
+      d.removeDevice(request.params.id, request.auth?.key === LOCAL_KEY ? "removed with 'mqttkit device remove'" : 'removed from the dashboard');
       return { removed: request.params.id };
     });
 
@@ -265,10 +282,25 @@ export class WebServer {
       const body = commandBody.parse(request.body);
       if (refusal) return reply.code(409).send({ error: refusal });
       try {
-        return { answer: await d.channel.command(request.params.id, body.command, 15_000) };
+        return { answer: await d.channel.command(request.params.id, body.command, body.timeoutS * 1000) };
       } catch (error) {
         return reply.code(504).send({ error: (error as Error).message });
       }
+    });
+
+    // Any MQTT client id (a device, or an admin account such as the conformance checker's).
+    app.post<{ Params: { id: string } }>('/api/devices/:id/disconnect', async (request) => {
+      const { id } = idParams.parse(request.params);
+      d.disconnect(id);
+      return { disconnected: id };
+    });
+    /** [O-11] `mqttkit device set <id> ota-protocol 1|2|auto`; read at the start of each OTA job. */
+    app.post<{ Params: { id: string } }>('/api/devices/:id/ota-protocol', async (request, reply) => {
+      const { id } = idParams.parse(request.params);
+      const body = otaProtocolBody.parse(request.body);
+      if (!d.registry.get(id) && !d.accounts.get(id)) return reply.code(404).send({ error: `no device ${id}` });
+      d.ota.updateInfo(id, { otaProtocolSetting: body.value === 'auto' ? undefined : body.value });
+      return { device: id, otaProtocol: body.value };
     });
 
     app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/api/devices/:id/logs', async (request) => {
@@ -302,20 +334,57 @@ export class WebServer {
       idParams.parse(request.params);
       if (!d.accounts.get(request.params.id)) return reply.code(404).send({ error: `no device account ${request.params.id}` });
       d.accounts.setSecret(request.params.id, null);
-      d.accounts.request('disconnect', request.params.id);
+      d.disconnect(request.params.id);
       return { reset: request.params.id };
     });
 
     app.get('/api/ota/jobs', async () => d.ota.jobs(100));
+    const number = (text: string, what: string) => {
+      const id = Number(text);
+      if (!/^\d{1,15}$/.test(text) || id < 1) throw Object.assign(new Error(`'${text.slice(0, 40)}' is not a ${what} number`), { statusCode: 400 });
+      return id;
+    };
+    /** Who asked: the CLI names its user; anyone else is named by their login or token. */
+    const asker = (request: FastifyRequest) => {
+      const { by } = cancelBody.parse(request.body ?? {});
+      return request.auth?.key === LOCAL_KEY && by ? by : `${request.auth?.user ?? 'someone'} (API)`;
+    };
+    app.get<{ Params: { id: string } }>('/api/ota/jobs/:id', async (request, reply) => {
+      const job = d.ota.job(number(request.params.id, 'job'));
+      if (!job) return reply.code(404).send({ error: `there is no job #${request.params.id} (see 'mqttkit ota jobs')` });
+      return { ...job, transfers: d.ota.transfers(job.id) };
+    });
     app.post<{ Params: { id: string } }>('/api/ota/jobs/:id/cancel', async (request, reply) => {
       const id = Number(request.params.id);
       if (!/^\d{1,15}$/.test(request.params.id) || id < 1) return reply.code(400).send({ error: `'${request.params.id.slice(0, 40)}' is not a job number` });
-      const user = request.auth?.user ?? 'someone';
-      const outcome = d.cancelJob(id, `${user} (API)`);
+      const outcome = d.cancelJob(id, asker(request));
       const status = { cancelled: 200, finished: 409, unknown: 404 }[outcome.outcome];
       return reply.code(status).send(outcome.outcome === 'cancelled' ? { cancelled: id, message: outcome.message, job: outcome.job } : { error: outcome.message, job: outcome.job ?? null });
     });
-        app.post('/api/ota/sync', upload, async (request) => {
+    app.post('/api/ota/rollouts', upload, async (request) => {
+      const body = rolloutBody.parse(request.body);
+      const manifest = this.#saveFiles(body.files, fits, max);
+      const id = d.ota.addRollout({ manifest, pattern: body.pattern, canary: body.canary, concurrency: body.concurrency, devices: body.devices });
+      return { rollout: id };
+    });
+    app.get<{ Params: { id: string } }>('/api/ota/rollouts/:id', async (request, reply) => {
+      const rollout = d.ota.rollout(number(request.params.id, 'rollout'));
+      if (!rollout) return reply.code(404).send({ error: `there is no rollout #${request.params.id}` });
+      return { ...rollout, jobs: d.ota.rolloutJobs(rollout.id) };
+    });
+    /** `mqttkit ota rollout --resume`: a stopped rollout runs again (devices already updated are skipped). */
+    app.post<{ Params: { id: string } }>('/api/ota/rollouts/:id/resume', async (request, reply) => {
+      const id = number(request.params.id, 'rollout');
+      if (!d.ota.resumeRollout(id)) return reply.code(404).send({ error: `there is no rollout #${id}` });
+      return { rollout: id };
+    });
+    app.post<{ Params: { id: string } }>('/api/ota/rollouts/:id/cancel', async (request, reply) => {
+      const id = number(request.params.id, 'rollout');
+      const outcome = d.cancelRollout(id, asker(request));
+      const status = { cancelled: 200, finished: 409, unknown: 404 }[outcome.outcome];
+      return reply.code(status).send(outcome.outcome === 'cancelled' ? outcome : { error: outcome.message, ...outcome });
+    });
+    app.post('/api/ota/sync', upload, async (request) => {
       const body = syncBody.parse(request.body);
       device(body.device);
       for (const f of body.files) fits(f.path, f.content);
@@ -394,7 +463,7 @@ export class WebServer {
     });
 
     // No HEAD twin: a stream answered to HEAD would never end.
-    app.get('/api/events', { exposeHeadRoute: false }, (request, reply) => this.#events(request, reply));
+    app.get<{ Querystring: Record<string, string | undefined> }>('/api/events', { exposeHeadRoute: false }, (request, reply) => this.#events(request, reply));
   }
 
   #login(reply: FastifyReply, user: string) {
@@ -407,6 +476,35 @@ export class WebServer {
     return (this.#decoySecret ??= hashPassword(randomUUID()));
   }
 
+  /**
+   * [A-6] [O-10] A rollout's files: sizes and paths checked before anything is written, then saved in
+   * an upload folder with a manifest naming them; the manifest's path is returned.
+   */
+  #saveFiles(files: Array<{ path: string; content: string }>, fits: (label: string, content: string) => void, max: number): string {
+    for (const f of files) fits(f.path, f.content);
+    const total = files.reduce((n, f) => n + Buffer.byteLength(f.content, 'base64'), 0);
+    if (total > max) throw Object.assign(new Error(`the files are ${formatSize(total)} together, over the OTA limit of ${formatSize(max)} for one sync (--ota-max-file-size)`), { statusCode: 413 });
+    for (const f of files) {
+      const problem = devicePathProblem(f.path);
+      if (problem || f.path === FIRMWARE_TARGET) throw Object.assign(new Error(problem ?? 'firmware goes with ota firmware, not in a sync'), { statusCode: 400 });
+    }
+    const dir = this.#uploadDir();
+    try {
+      const saved: Record<string, string> = {};
+      for (const f of files) {
+        const local = join(dir, `${Object.keys(saved).length}.bin`);
+        writeFileSync(local, Buffer.from(f.content, 'base64'));
+        saved[f.path] = local;
+      }
+      const manifest = join(dir, 'manifest.json');
+      writeFileSync(manifest, JSON.stringify({ files: saved }));
+      return manifest;
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
   #uploadDir(): string {
     const dir = join(this.deps.dataDir, 'uploads', randomUUID());
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -414,9 +512,15 @@ export class WebServer {
   }
 
   /** [A-3] Server-Sent Events: device changes as they happen, OTA job progress and device logs. */
-  #events(request: FastifyRequest, reply: FastifyReply): void {
+  #events(request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply: FastifyReply): void {
     const d = this.deps;
     const auth = request.auth!; // the guard let only holders of a session or token get here
+    // `?logs=<device>`: that device's log lines as they arrive (`mqttkit logs -f`).
+    const logsOf = request.query.logs;
+    if (logsOf !== undefined && !ID.test(logsOf)) {
+      void reply.code(400).send({ error: 'logs: not a device id (1-64 letters, digits, _ or -)' });
+      return;
+    }
     const open = this.#streams.get(auth.key) ?? 0;
     if (open >= MAX_STREAMS_PER_USER) {
       void reply.code(429).send({ error: `${auth.user} has ${open} live event streams open, the most one user may hold: close other dashboard tabs or scripts` });
@@ -445,6 +549,19 @@ export class WebServer {
       d.bus.on('device:removed', (x) => send('removed', { id: x.id })),
     ];
     let jobs = JSON.stringify(d.ota.jobs(20));
+    // [A-3] Each unfinished job and running rollout as it changes, and once more when it ends (the CLI follows one).
+    const active = { job: new Map<number, string>(), rollout: new Map<number, string>() };
+    const track = (kind: 'job' | 'rollout', now: Array<{ id: number }>, ended: (id: number) => unknown) => {
+      const seen = new Map(now.map((x) => [x.id, JSON.stringify(x)]));
+      for (const [id, text] of seen) if (active[kind].get(id) !== text) write(`event: ${kind}\ndata: ${text}\n\n`);
+      for (const id of active[kind].keys()) if (!seen.has(id)) send(kind, ended(id));
+      active[kind] = seen;
+    };
+    const tracked = () => {
+      track('job', d.ota.unfinishedJobs(), (id) => d.ota.job(id));
+      track('rollout', d.ota.runningRollouts().map((id) => d.ota.rollout(id)!).filter(Boolean), (id) => d.ota.rollout(id));
+    };
+    let logAfter = logsOf === undefined ? 0 : d.ota.lastLogId(logsOf);
     let ticks = 0;
     const timer = setInterval(() => {
       for (const id of changed) {
@@ -455,6 +572,13 @@ export class WebServer {
       const now = JSON.stringify(d.ota.jobs(20));
       if (now !== jobs) send('jobs', JSON.parse(now));
       jobs = now;
+      tracked();
+      if (logsOf !== undefined) {
+        for (const line of d.ota.logsAfter(logsOf, logAfter)) {
+          send('log', line);
+          logAfter = line.id;
+        }
+      }
       if (++ticks % 60 === 0) write(': keep-alive\n\n');
       // A stream lasts only as long as its session or token: logging out or revoking ends it.
       if (ticks % 20 === 0 && !auth.valid()) {
@@ -473,7 +597,8 @@ export class WebServer {
     };
     out.once('close', close);
     out.on('error', () => {}); // a reset connection is the reader leaving; 'close' follows
-    send('hello', { devices: d.registry.size });
+    send('hello', { devices: d.registry.size, ...(logsOf !== undefined ? { logAfter } : {}) });
+    tracked();
   }
 }
 
