@@ -456,7 +456,8 @@ export class WebServer {
       d.bus.on('service:added', (x) => queue(x.id)),
       d.bus.on('device:removed', (x) => send('removed', { id: x.id })),
       d.channel.onLine((line) => {
-        if (lines.length < STREAM_LOG_LINES) lines.push(line);
+        // Cut on arrival: what waits for the next tick is at most 100 × 4 KiB per stream.
+        if (lines.length < STREAM_LOG_LINES) lines.push({ ...line, text: line.text.slice(0, STREAM_LOG_TEXT) });
         else linesDropped++;
       }),
     ];
@@ -468,7 +469,7 @@ export class WebServer {
         if (x) send('device', deviceView(x, d));
       }
       changed.clear();
-      for (const line of lines) send('log', { ...line, text: line.text.slice(0, STREAM_LOG_TEXT) });
+      for (const line of lines) send('log', line);
       if (linesDropped > 0) send('log-dropped', { lines: linesDropped });
       lines = [];
       linesDropped = 0;

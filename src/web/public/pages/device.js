@@ -103,8 +103,10 @@ function commandForm(id) {
       onsubmit: async (e) => {
         e.preventDefault();
         answer.hidden = true;
-        message.done('Sent; waiting for the answer…');
-        const result = await attempt(message, () => post(devicePath(id, '/command'), { command: command.value }));
+        const result = await attempt(message, () => {
+          message.done('Sent; waiting for the answer…');
+          return post(devicePath(id, '/command'), { command: command.value });
+        });
         if (!result) return;
         message.clear();
         answer.hidden = false;
