@@ -17,6 +17,15 @@ interface Waiter {
   resolve: (text: string) => void;
 }
 
+/** A device log line as kept in the store, with the device it came from. */
+export interface DeviceLogLine {
+  device: string;
+  id: number;
+  topic: string;
+  text: string;
+  at: number;
+}
+
 const STAT = /^stat\/([A-Za-z0-9_-]{1,64})\/(Log|OTA)$/;
 
 export class DeviceChannel {
@@ -24,6 +33,8 @@ export class DeviceChannel {
   readonly #queues = new Map<string, Promise<unknown>>();
   /** [O-12] The last request id sent to each device (increasing per device). */
   readonly #rids = new Map<string, number>();
+  /** Who follows log lines as they are kept (the dashboard's live stream). */
+  readonly #lineListeners = new Set<(line: DeviceLogLine) => void>();
 
   constructor(
     private readonly link: HubLink,
@@ -38,7 +49,8 @@ export class DeviceChannel {
       const [, device, channel] = match as unknown as [string, string, 'Log' | 'OTA'];
       const text = message.payload.toString('utf8').slice(0, 64 * 1024);
       try {
-        this.store.appendLog(device, message.topic, text);
+        const kept = this.store.appendLog(device, message.topic, text);
+        this.#tell({ device, ...kept });
       } catch (error) {
         // A full disk must not stop answers from reaching the jobs that wait for them.
         this.log.error({ device, err: (error as Error).message }, 'cannot keep a device log line');
@@ -50,6 +62,23 @@ export class DeviceChannel {
         }
       }
     });
+  }
+
+  /** Calls `listener` with each log line once it is kept; returns the function that stops it. */
+  onLine(listener: (line: DeviceLogLine) => void): () => void {
+    this.#lineListeners.add(listener);
+    return () => this.#lineListeners.delete(listener);
+  }
+
+  /** A listener's error is its own: it never stops the line reaching waiters or other listeners. */
+  #tell(line: DeviceLogLine): void {
+    for (const listener of this.#lineListeners) {
+      try {
+        listener(line);
+      } catch (error) {
+        this.log.error({ device: line.device, err: (error as Error).message }, 'a device log listener failed');
+      }
+    }
   }
 
   /**

@@ -210,9 +210,12 @@ export class OtaStore {
     return this.#s.lastRollout.get()?.id;
   }
 
-  appendLog(device: string, topic: string, text: string): void {
-    this.#s.log.run(device, topic, text, Date.now());
+  /** Keeps one device log line; returns it as `logsAfter` would (its id orders it). */
+  appendLog(device: string, topic: string, text: string): { id: number; topic: string; text: string; at: number } {
+    const at = Date.now();
+    const id = Number(this.#s.log.run(device, topic, text, at).lastInsertRowid);
     this.#s.prune.run(device, device, LOG_KEEP_PER_DEVICE);
+    return { id, topic, text, at };
   }
 
   logsAfter(device: string, afterId: number, limit = 200): Array<{ id: number; topic: string; text: string; at: number }> {

@@ -19,7 +19,7 @@ import type { DeviceRegistry } from '../core/registry.js';
 import { commandRefusal } from '../ota/command-reach.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import type { Logger } from '../log/logger.js';
-import type { DeviceChannel } from '../ota/device-channel.js';
+import type { DeviceChannel, DeviceLogLine } from '../ota/device-channel.js';
 import type { CancelOutcome, RolloutCancelOutcome } from '../ota/job-control.js';
 import { devicePathProblem, FIRMWARE_TARGET } from '../ota/protocol.js';
 import { accountNameProblem } from '../security/access-policy.js';
@@ -117,6 +117,12 @@ const UPLOAD_OVERHEAD = 4 * KIB;
 export const MAX_STREAMS_PER_USER = 20;
 /** Unsent event bytes a stream may queue before the hub drops the reader. */
 const STREAM_BACKLOG = 1 * MIB;
+/** [A-3] Device log lines a stream sends per tick (250 ms); a flood beyond is counted, not queued. */
+const STREAM_LOG_LINES = 100;
+/** [A-3] A log line's text in the stream is cut here (the store keeps up to 64 KiB; `GET …/logs` has it all). */
+const STREAM_LOG_TEXT = 4 * KIB;
+/** Log lines the device page starts with (`GET /api/devices/:id`); the stream brings the rest. */
+const DETAIL_LOG_LINES = 100;
 
 export class WebServer {
   readonly #app: FastifyInstance;
@@ -261,7 +267,11 @@ export class WebServer {
     });
 
     app.get('/api/devices', async () => d.registry.list().map((x) => deviceView(x, d)));
-    app.get<{ Params: { id: string } }>('/api/devices/:id', async (request) => ({ ...deviceView(device(request.params.id), d), jobs: d.ota.deviceJobs(request.params.id) }));
+    app.get<{ Params: { id: string } }>('/api/devices/:id', async (request) => ({
+      ...deviceView(device(request.params.id), d),
+      jobs: d.ota.deviceJobs(request.params.id),
+      logs: d.ota.logsAfter(request.params.id, Math.max(0, d.ota.lastLogId(request.params.id) - DETAIL_LOG_LINES), DETAIL_LOG_LINES),
+    }));
     app.delete<{ Params: { id: string } }>('/api/devices/:id', async (request) => {
       // A record the hub holds aside (it could not be read) can be removed too.
       if (!d.registry.held().some((h) => h.id === request.params.id)) device(request.params.id);
@@ -540,6 +550,8 @@ export class WebServer {
     const send = (event: string, data: unknown) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     const changed = new Set<string>();
     const queue = (id: string) => changed.add(id);
+    let lines: DeviceLogLine[] = [];
+    let linesDropped = 0;
     const offs = [
       d.bus.on('value', (ref) => queue(ref.deviceId)),
       d.bus.on('device:state', (x) => queue(x.id)),
@@ -547,6 +559,14 @@ export class WebServer {
       d.bus.on('device:meta', (x) => queue(x.id)),
       d.bus.on('service:added', (x) => queue(x.id)),
       d.bus.on('device:removed', (x) => send('removed', { id: x.id })),
+      d.channel.onLine((line) => {
+        // A stream that follows one device's log (`?logs=<id>`, the CLI's `logs -f`) reads it from the store
+        // below, in order and without gaps; the others (the dashboard) get every device's lines as they come.
+        if (logsOf !== undefined) return;
+        // Cut on arrival: what waits for the next tick is at most 100 × 4 KiB per stream.
+        if (lines.length < STREAM_LOG_LINES) lines.push({ ...line, text: line.text.slice(0, STREAM_LOG_TEXT) });
+        else linesDropped++;
+      }),
     ];
     let jobs = JSON.stringify(d.ota.jobs(20));
     // [A-3] Each unfinished job and running rollout as it changes, and once more when it ends (the CLI follows one).
@@ -569,6 +589,10 @@ export class WebServer {
         if (x) send('device', deviceView(x, d));
       }
       changed.clear();
+      for (const line of lines) send('log', line);
+      if (linesDropped > 0) send('log-dropped', { lines: linesDropped });
+      lines = [];
+      linesDropped = 0;
       const now = JSON.stringify(d.ota.jobs(20));
       if (now !== jobs) send('jobs', JSON.parse(now));
       jobs = now;

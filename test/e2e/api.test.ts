@@ -105,6 +105,52 @@ describe('HTTP API', { timeout: 120_000 }, () => {
     assert.equal((await call('GET', '/api/devices', { auth: token })).status, 401);
   });
 
+  it('streams device log lines as they are kept (event `log`), bounded per tick, a flood counted and the stream kept', async () => {
+    const controller = new AbortController();
+    const response = await fetch(`${base}/api/events`, { headers: { cookie }, signal: controller.signal });
+    assert.equal(response.status, 200);
+    const events: Array<{ event: string; data: { device?: string; id?: number; topic?: string; text?: string; lines?: number } }> = [];
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (event && data) events.push({ event, data: JSON.parse(data) });
+        }
+      }
+    })().catch(() => {});
+    await eventually(() => events.some((e) => e.event === 'hello'), 5000, 'the stream to open');
+    const device = await connectDevice(hub.info.mqtt.address, 'api-logger');
+    device.on('error', () => {});
+    // One long line: the stream carries its first 4 KiB (the store and GET …/logs keep it whole).
+    await device.publishAsync('stat/api-logger/Log', 'x'.repeat(10_000), { qos: 1 });
+    const long = await eventually(() => events.find((e) => e.event === 'log' && e.data.device === 'api-logger')?.data, 5000, 'the long line');
+    assert.equal(long.topic, 'stat/api-logger/Log');
+    assert.equal(long.text?.length, 4096);
+    assert.equal(typeof long.id, 'number');
+    const kept = (await (await call('GET', `/api/devices/api-logger/logs?after=${long.id! - 1}`, { cookie })).json()) as Array<{ text: string }>;
+    assert.equal(kept[0]?.text.length, 10_000, 'the store keeps the long line whole');
+    // A flood (within the broker's burst of 500, else it disconnects the device): every line is either
+    // sent or counted as skipped, never queued without bound.
+    for (let i = 0; i < 400; i++) device.publish('stat/api-logger/Log', `line ${i}`, { qos: 0 });
+    await device.publishAsync('stat/api-logger/Log', 'after the flood', { qos: 1 });
+    const accounted = () => events.filter((e) => e.event === 'log').length - 1 + events.filter((e) => e.event === 'log-dropped').reduce((n, e) => n + (e.data.lines ?? 0), 0);
+    await eventually(() => accounted() >= 401, 10_000, 'every flood line sent or counted');
+    assert.equal(accounted(), 401);
+    // Still open and following: a later line arrives.
+    await device.publishAsync('stat/api-logger/Log', 'still here', { qos: 1 });
+    await eventually(() => events.some((e) => e.event === 'log' && e.data.text === 'still here'), 5000, 'a line after the flood');
+    controller.abort();
+    await reading;
+    device.end(true);
+  });
+
   it('records value history and serves it downsampled', async () => {
     const sensor = await connectDevice(hub.info.mqtt.address, 'api-thermo');
     for (let i = 0; i < 100; i++) await sensor.publishAsync('HomeKit/api-thermo/TemperatureSensor/CurrentTemperature', String(10 + i / 10), { qos: 1 });

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, type TestContext } from 'node:test';
 import jsQRModule from 'jsqr';
 import type { MqttClient } from 'mqtt';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -143,5 +143,122 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
     assert.ok(overflow, 'no horizontal scrolling on a phone');
     assert.deepEqual(consoleErrors, [], 'no script errors in the page');
+  });
+});
+
+/**
+ * Actions on the dashboard: a failing action says why next to the control (never in a browser dialog,
+ * which blocks the page and its live updates), a device's log lines arrive over the live event stream
+ * (no polling), and an OTA job that waits can be cancelled from its line.
+ */
+describe('dashboard actions in Chromium', { timeout: 180_000 }, () => {
+  let hub: RunningHub | undefined;
+  let browser: Browser | undefined;
+  let lamp: MqttClient | undefined;
+  const work = mkdtempSync(join(tmpdir(), 'mqttkit-dash-actions-'));
+  /** Browser dialogs (alert, confirm, prompt) the page opened: there must be none. */
+  const dialogs: string[] = [];
+  /** Every URL the page asked for. */
+  const requests: string[] = [];
+  let ready: Promise<{ page: Page; base: string } | undefined> | undefined;
+
+  after(async () => {
+    await browser?.close();
+    lamp?.end(true);
+    await hub?.stop('SIGKILL');
+    if (hub) removeDataDir(hub.dataDir);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** One hub, one logged-in page and one device (`dash-lamp`, a switch) for all the tests below. */
+  const session = (t: TestContext) =>
+    (ready ??= (async () => {
+      const executable = requireTool(t, 'chromium', ['/usr/bin/chromium', 'chromium', 'chromium-browser'], 'apt-get install chromium');
+      if (!executable) return undefined;
+      hub = await startHub();
+      const base = `http://127.0.0.1:${hub.info.httpPort}`;
+      lamp = await connectDevice(hub.info.mqtt.address, 'dash-lamp');
+      lamp.on('error', () => {});
+      await lamp.publishAsync('HomeKit/dash-lamp/$name', 'Desk lamp', { qos: 1, retain: true });
+      await lamp.publishAsync('HomeKit/dash-lamp/Switch/On', '0', { qos: 1 });
+      browser = await chromium.launch({ executablePath: executable, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+      const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+      page.on('dialog', (dialog) => {
+        dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+        void dialog.dismiss().catch(() => {});
+      });
+      page.on('request', (request) => requests.push(request.url()));
+      await page.goto(base);
+      await page.waitForSelector('text=Create the admin account');
+      await page.fill('#password', 'a long dashboard password');
+      await page.click('#submit');
+      await page.waitForSelector('tr[data-device="dash-lamp"]');
+      return { page, base };
+    })());
+
+  it("shows a device's log line as it is published, from the live stream (no polling)", async (t) => {
+    const s = await session(t);
+    if (!s) return;
+    await s.page.goto(`${s.base}/#/device/dash-lamp`);
+    await s.page.locator('#ctl-Switch-0-On').waitFor();
+    const from = requests.length;
+    await lamp!.publishAsync('stat/dash-lamp/Log', 'boot: lamp ready, heap 41234 free', { qos: 1 });
+    await s.page.waitForFunction(() => document.querySelector('#log')?.textContent?.includes('boot: lamp ready, heap 41234 free'), undefined, { timeout: 10_000 });
+    // Long enough for the old 2 s poll to have asked at least twice more.
+    await s.page.waitForTimeout(4500);
+    const polls = requests.slice(from).filter((url) => /\/api\/devices\/[^/]+\/logs/.test(url));
+    assert.deepEqual(polls, [], 'the page asks for no log lines: they come over /api/events');
+    // A second line comes the same way, after the first.
+    await lamp!.publishAsync('stat/dash-lamp/Log', 'wifi: rssi -61', { qos: 1 });
+    await s.page.waitForFunction(() => /heap 41234 free\n.*wifi: rssi -61/.test(document.querySelector('#log')?.textContent ?? ''), undefined, { timeout: 10_000 });
+    assert.deepEqual(dialogs, []);
+  });
+
+  it('shows a refused write next to its control, with no dialog', async (t) => {
+    const s = await session(t);
+    if (!s) return;
+    // The lamp goes away: the hub refuses writes to it (409, offline). [P-14]
+    lamp!.end(true);
+    await eventually(async () => (await (await s.page.request.get(`${s.base}/api/devices/dash-lamp`)).json()).state === 'offline', 10_000, 'the lamp to be offline');
+    await s.page.goto(`${s.base}/#/devices`);
+    await s.page.goto(`${s.base}/#/device/dash-lamp`);
+    await s.page.waitForSelector('h1 [data-state="offline"]');
+    await s.page.locator('#ctl-Switch-0-On').check();
+    const error = s.page.locator('[data-error-for="ctl-Switch-0-On"][role="alert"]');
+    await error.waitFor({ timeout: 10_000 });
+    assert.match((await error.textContent()) ?? '', /offline/);
+    assert.equal(await s.page.locator('#ctl-Switch-0-On').isChecked(), false, 'the switch shows the value the device has, not the refused one');
+    assert.deepEqual(dialogs, [], 'no browser dialog');
+  });
+
+  it('cancels a waiting OTA job from its line, with an inline confirmation and answer', async (t) => {
+    const s = await session(t);
+    if (!s) return;
+    lamp!.end(true); // offline: its job waits in the queue
+    await eventually(async () => (await (await s.page.request.get(`${s.base}/api/devices/dash-lamp`)).json()).state === 'offline', 10_000, 'the lamp to be offline');
+    await s.page.goto(`${s.base}/#/ota`);
+    await s.page.waitForSelector('#ota-device option[value="dash-lamp"]', { state: 'attached' });
+    await s.page.selectOption('#ota-device', 'dash-lamp');
+    const file = join(work, 'main.py');
+    writeFileSync(file, 'print("lamp")\n');
+    await s.page.setInputFiles('#ota-files', file);
+    await s.page.click('#ota-start');
+    const job = s.page.locator('li[data-job][data-state="queued"]').first();
+    await job.waitFor({ timeout: 10_000 });
+    const id = Number(await job.getAttribute('data-job'));
+    // Asked first, inline: "Keep it" leaves the job queued.
+    await s.page.click(`[data-cancel="${id}"]`, { timeout: 10_000 });
+    await s.page.click(`li[data-job="${id}"] [data-confirm="no"]`);
+    assert.equal(await s.page.getAttribute(`li[data-job="${id}"]`, 'data-state'), 'queued');
+    await s.page.click(`[data-cancel="${id}"]`);
+    await s.page.click(`li[data-job="${id}"] [data-confirm="yes"]`);
+    await s.page.waitForSelector(`li[data-job="${id}"][data-state="cancelled"]`, { timeout: 10_000 });
+    await s.page.waitForFunction((n) => /cancelled/.test(document.querySelector(`[data-job-message="${n}"]`)?.textContent ?? ''), id, { timeout: 10_000 });
+    const jobs = (await (await s.page.request.get(`${s.base}/api/ota/jobs`)).json()) as Array<{ id: number; state: string; message: string }>;
+    const ended = jobs.find((j) => j.id === id);
+    assert.equal(ended?.state, 'cancelled');
+    assert.match(ended?.message ?? '', /cancelled by admin/);
+    assert.equal(await s.page.locator(`[data-cancel="${id}"]`).isVisible(), false, 'an ended job has no Cancel button');
+    assert.deepEqual(dialogs, [], 'no browser dialog');
   });
 });

@@ -1,0 +1,146 @@
+// One device: its facts, a control per characteristic, history charts, its log (live), a command
+// line, its OTA jobs, and removal. Every action's result or error shows next to it.
+import { api, del, devicePath, post } from '../lib/api.js';
+import { badge, h } from '../lib/dom.js';
+import { logLine, serviceKey } from '../lib/format.js';
+import { attempt, confirmInline, messageLine } from '../lib/inline.js';
+import { live, recentLines } from '../lib/live.js';
+import { drawCharts } from './charts.js';
+import { control, controlId } from './controls.js';
+
+/** Lines the log panel keeps (the store keeps more: `mqttkit logs <id>`). */
+const LOG_LINES = 500;
+
+export async function devicePage(main, id) {
+  const detail = await api(devicePath(id));
+  live.devices.set(id, detail);
+  const title = h('h1');
+  const meta = h('dl');
+  const services = h('div', { class: 'grid' });
+  const charts = h('div', { class: 'chart' });
+  const log = devicelog(id, detail.logs || []);
+
+  // A write's error stays by its control while the live stream redraws the cards.
+  const writeLines = new Map();
+  const writeLine = (key) => writeLines.get(key) ?? writeLines.set(key, messageLine({ 'data-error-for': key })).get(key);
+  const set = (s, c) => async (value) => {
+    const key = controlId(s, c);
+    const ok = await attempt(writeLine(key), () => post(devicePath(id, '/set'), { service: s.service, index: s.index, characteristic: c.name, value }));
+    if (!ok) render(); // show the value the device confirmed, not the one refused
+  };
+
+  const render = () => {
+    const d = live.devices.get(id);
+    if (!d) {
+      main.replaceChildren(h('p', {}, `Device ${id} was removed.`));
+      return;
+    }
+    title.replaceChildren(d.name, ' ', badge(d.state));
+    meta.replaceChildren(
+      ...[['Id', d.id], ['Model', d.meta.model], ['Manufacturer', d.meta.manufacturer], ['App version (HomeKit)', d.app], ['Firmware (runtime)', d.firmware], ['Address', d.address], ['Last seen', new Date(d.lastSeen).toLocaleString()], ['Last reboot', d.lastReboot], ['Last exception', d.lastException]]
+        .filter(([, v]) => v)
+        .flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+    );
+    services.replaceChildren(
+      ...d.services.map((s) =>
+        h(
+          'div',
+          { class: 'card', 'data-service': serviceKey(s) },
+          h('h2', {}, s.service, s.index ? ` ${s.index}` : ''),
+          ...s.characteristics.map((c) => h('div', { class: 'control' }, h('span', { class: 'name' }, c.name), control(s, c, set(s, c)), c.writable ? writeLine(controlId(s, c)).el : null)),
+        ),
+      ),
+    );
+  };
+
+  main.replaceChildren(title, h('div', { class: 'card' }, meta), services, h('h2', {}, 'History'), charts, h('h2', {}, 'Log'), log.el, commandForm(id), h('h2', {}, 'Updates'), jobList(detail.jobs || []), removal(id));
+  render();
+  // Not awaited: the page follows the live stream while the charts load (each shows its own error).
+  drawCharts(detail, charts).catch((error) => charts.append(h('p', { class: 'notice error', role: 'alert' }, error.message)));
+  return (kind, data) => {
+    if (kind === 'log' && data.device === id) log.add([data]);
+    else if (kind === 'log-dropped') log.note(`… ${data.lines} log lines skipped (devices logged faster than the page shows them; \`mqttkit logs ${id}\` has them all)`);
+    else if ((kind === 'device' || kind === 'removed') && data === id) render();
+  };
+}
+
+/** The log panel: the lines the hub kept, then each new one from the live stream (no polling). */
+function devicelog(id, initial) {
+  const el = h('pre', { class: 'log', id: 'log', 'aria-live': 'polite', 'aria-label': `Log of ${id}` });
+  const lines = [];
+  let lastId = 0;
+  const draw = () => {
+    el.textContent = lines.length ? lines.join('\n') + '\n' : 'No log lines yet (devices that answer commands log here).\n';
+    el.scrollTop = el.scrollHeight;
+  };
+  const keep = (text) => {
+    lines.push(text);
+    if (lines.length > LOG_LINES) lines.splice(0, lines.length - LOG_LINES);
+  };
+  const add = (batch) => {
+    let added = false;
+    for (const line of [...batch].sort((a, b) => a.id - b.id)) {
+      if (line.id <= lastId) continue; // already shown (from the page's first load or the stream)
+      lastId = line.id;
+      keep(logLine(line));
+      added = true;
+    }
+    if (added) draw();
+  };
+  add([...initial, ...recentLines(id)]);
+  draw();
+  return { el, add, note: (text) => (keep(text), draw()) };
+}
+
+function commandForm(id) {
+  const command = h('input', { type: 'text', placeholder: 'stats, getversion, msg_exception…', id: 'command', 'aria-label': 'Command' });
+  const answer = h('pre', { class: 'log', id: 'answer', hidden: true, 'aria-live': 'polite' });
+  const message = messageLine({ id: 'command-message' });
+  const form = h(
+    'form',
+    {
+      class: 'control',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        answer.hidden = true;
+        const result = await attempt(message, () => {
+          message.done('Sent; waiting for the answer…');
+          return post(devicePath(id, '/command'), { command: command.value });
+        });
+        if (!result) return;
+        message.clear();
+        answer.hidden = false;
+        answer.textContent = result.answer;
+      },
+    },
+    command,
+    h('button', { type: 'submit' }, 'Send command'),
+  );
+  return h('div', {}, form, message.el, answer);
+}
+
+function jobList(jobs) {
+  return h('ul', {}, jobs.map((j) => h('li', {}, `#${j.id} ${j.kind} ${j.state}${j.message ? ': ' + j.message : ''}`)));
+}
+
+function removal(id) {
+  const ask = h('span', { class: 'ask' });
+  const message = messageLine({ id: 'remove-message' });
+  const button = h(
+    'button',
+    {
+      class: 'danger',
+      id: 'remove',
+      onclick: async () => {
+        message.clear();
+        button.hidden = true;
+        const yes = await confirmInline(ask, `Remove ${id}? Its HomeKit accessory and its account go too.`, 'Yes, remove it');
+        button.hidden = false;
+        if (!yes) return button.focus();
+        if (await attempt(message, () => del(devicePath(id)))) location.hash = '#/devices';
+      },
+    },
+    'Remove device',
+  );
+  return h('div', {}, h('p', {}, button, ask), message.el);
+}
