@@ -1,7 +1,7 @@
 /**
  * Issue 13, "The npm package as packed cannot start": what `npm pack` ships, installed where npm puts
  * it, starts: `mqttkit start` serves the dashboard, its vendored uPlot and the device library (mip
- * package), and `mqttkit simulate` runs a device against it.
+ * package), `mqttkit simulate` runs a device against it and `mqttkit conformance` checks that device.
  *
  * How it is installed: `npm install --offline <tarball>` cannot run here (the npm cache holds the
  * lockfile's tarballs but not the registry's package lists a lockfile-less install needs, and
@@ -11,14 +11,17 @@
  * nothing else: an import of a devDependency or an undeclared package fails as it would for a user).
  */
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { rawRequest } from '../helpers/raw-http.js';
+
+const execFileAsync = promisify(execFile);
 
 /** This checkout (dist/test/e2e → the root). */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -103,7 +106,7 @@ describe('the npm package as packed', { timeout: 120_000 }, () => {
     }
   });
 
-  it('runs `mqttkit simulate` against the hub', async () => {
+  it('runs `mqttkit simulate` against the hub, and `mqttkit conformance` checks the simulated device', async () => {
     const sim = spawn(process.execPath, [bin, 'simulate', '--devices', '1', '--kinds', 'switch', '--prefix', 'packed', '--data-dir', hub!.dataDir], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     sim.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -111,6 +114,9 @@ describe('the npm package as packed', { timeout: 120_000 }, () => {
     const exited = new Promise<number | null>((resolve) => sim.once('exit', resolve));
     try {
       await eventually(() => output.includes('running 1 devices'), 30_000, `the simulated device to connect:\n${output}`);
+      // Exits non-zero (and rejects, with its output) unless the device passes.
+      const check = await execFileAsync(process.execPath, [bin, 'conformance', 'packed-switch-1', '--only', 'P-0', '--data-dir', hub!.dataDir, '--timeout', '20', '--sleep-wait', '0'], { cwd: app, timeout: 60_000 });
+      assert.match(check.stdout, /P-0/);
       sim.kill('SIGINT');
       assert.equal(await exited, 0, output);
     } finally {
