@@ -121,10 +121,10 @@ export async function checkTransfers(ctx: Context): Promise<void> {
   }
 
   // [O-2] A path that climbs out of the device's folder is refused with a report, and nothing is staged.
-  const escape = '../mqttkit-conformance-escape.txt';
+  const outside = '../mqttkit-conformance-escape.txt';
   const escaping = content('escape');
-  const refused = await transfer(ctx, escape, escaping, sha1(escaping), true);
-  if (!refused) results.fail('O-2', `no report within ${ctx.timeoutMs / 1000} s after a trigger for ${escape}: refuse an unsafe path with a report ("ok": false, "unsafe file name …")`);
-  else results.check('O-2', refused.ok === false ? undefined : `a trigger for ${escape} was reported ok:true: refuse paths with '..', a leading '/' or empty parts`, String(refused.error ?? ''));
+  const refused = await transfer(ctx, outside, escaping, sha1(escaping), true);
+  if (!refused) results.fail('O-2', `no report within ${ctx.timeoutMs / 1000} s after a trigger for ${outside}: refuse an unsafe path with a report ("ok": false, "unsafe file name …")`);
+  else results.check('O-2', refused.ok === false ? undefined : `a trigger for ${outside} was reported ok:true: refuse paths with '..', a leading '/' or empty parts`, String(refused.error ?? ''));
   await ask(ctx, 'discard', true);
 }

@@ -33,7 +33,7 @@ export interface HubEvents {
 export type HubEventName = keyof HubEvents;
 type Listener<K extends HubEventName> = (...args: HubEvents[K]) => void;
 // The tuple types of different events do not unify; `any[]` is the erased form held in the map.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the erased form of every listener (see above)
 type AnyListener = (...args: any[]) => void;
 
 export class EventBus {

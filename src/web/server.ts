@@ -9,6 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
 import fastifyCookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
@@ -75,7 +76,8 @@ export interface WebDeps {
 
 const COOKIE = SESSION_COOKIE;
 const PUBLIC = join(dirname(fileURLToPath(import.meta.url)), '../../../src/web/public');
-const UPLOT = join(dirname(fileURLToPath(import.meta.url)), '../../../node_modules/uplot/dist');
+// Found as Node finds a dependency: in an installed package uPlot sits beside mqttkit, not inside it.
+const UPLOT = join(dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
 
 // Every field is bounded before any work is done on it; messages never echo the input.
 /** The shape of an id, to look one up (the rules for new ids are the registry's). */

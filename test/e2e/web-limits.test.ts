@@ -27,7 +27,7 @@ function partialPost(port: number, path: string, length: number): Promise<{ stat
     socket.on('error', () => {}); // the hub may close the connection after answering
     socket.on('data', (chunk) => {
       data += chunk.toString();
-      const match = /^HTTP\/1\.1 (\d+)[^]*?\r\n\r\n([^]*\})/.exec(data);
+      const match = /^HTTP\/1\.1 (\d+)[\s\S]*?\r\n\r\n([\s\S]*\})/.exec(data);
       if (match) {
         socket.destroy();
         resolve({ status: Number(match[1]), body: match[2]! });

@@ -34,17 +34,21 @@ export interface StartHubOptions {
   env?: NodeJS.ProcessEnv;
   /** null: let the hub generate (or reuse) its own setup code. */
   pincode?: string | null;
+  /** The launcher to run (default: this checkout's bin/mqttkit.js), e.g. an installed package's. */
+  bin?: string;
+  /** The hub's working directory (default: the test's). */
+  cwd?: string;
 }
 
 export async function startHub(options: StartHubOptions = {}): Promise<RunningHub> {
   const dataDir = options.dataDir ?? tempDataDir();
   const external = options.args?.includes('--mqtt-url') ?? false;
   const args = [
-    BIN, 'start', '--data-dir', dataDir, ...(external ? [] : ['--mqtt-host', '127.0.0.1', '--mqtt-port', '0']),
+    options.bin ?? BIN, 'start', '--data-dir', dataDir, ...(external ? [] : ['--mqtt-host', '127.0.0.1', '--mqtt-port', '0']),
     '--hap-host', '127.0.0.1', '--hap-port', '0', '--http-host', '127.0.0.1', '--http-port', '0', ...(options.pincode === null ? [] : ['--pincode', options.pincode ?? PINCODE]),
     '--log-level', 'info', ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

@@ -203,6 +203,7 @@ export const oddText: fc.Arbitrary<string> = fc.oneof(
       '\ud800',
       'Lamp\u00ad',
       '%s%n%x',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a log4shell-style name, literally
       '${jndi:ldap://x}',
       '"quoted"',
       'back\\slash',
