@@ -116,7 +116,7 @@ async function withWorkspace(flags: WorkspaceFlags, create: boolean, fn: (ws: Wo
 
 function existing(ws: Workspace, id: string): Account {
   const account = ws.accounts.get(id);
-  if (!account || account.role !== 'device') throw new CliError(`no device account ${id} (see 'mqttkit device list')`);
+  if (account?.role !== 'device') throw new CliError(`no device account ${id} (see 'mqttkit device list')`);
   return account;
 }
 

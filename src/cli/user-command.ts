@@ -61,7 +61,7 @@ export function registerUser(program: Command): void {
       const ws = openWorkspace(flags);
       try {
         const account = ws.accounts.get(name);
-        if (!account || account.role !== 'admin') throw new CliError(`no admin account ${name}`);
+        if (account?.role !== 'admin') throw new CliError(`no admin account ${name}`);
         if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'deleteClient', username: name }, ['not found']));
         ws.accounts.remove(name);
         // The running hub drops a connection it holds under that name.

@@ -64,4 +64,4 @@ document.getElementById('logout').addEventListener('click', async () => {
   location.hash = '#/login';
 });
 window.addEventListener('hashchange', route);
-route();
+void route();

@@ -100,7 +100,7 @@ export async function otaPage(main) {
 
 function jobView(job, actions) {
   const p = job.progress;
-  const percent = p && p.bytesTotal ? Math.round((100 * p.bytes) / p.bytesTotal) : null;
+  const percent = p?.bytesTotal ? Math.round((100 * p.bytes) / p.bytesTotal) : null;
   const label = job.state === 'succeeded' ? 'done' : job.state;
   return h(
     'li',
