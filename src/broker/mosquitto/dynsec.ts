@@ -6,6 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { devicePublishSpace, deviceSubscribeSpace } from '../../security/access-policy.js';
+import { z } from 'zod';
+import { parseJson } from '../../core/json.js';
 
 const REQUEST_TOPIC = '$CONTROL/dynamic-security/v1';
 const RESPONSE_TOPIC = `${REQUEST_TOPIC}/response`;
@@ -31,18 +33,20 @@ export function deviceAcls(id: string): DynsecAcl[] {
   ];
 }
 
+/** `$CONTROL/dynamic-security/v1/response`: Mosquitto's answers, matched to requests by correlationData. */
+const dynsecResponses = z.looseObject({
+  responses: z.array(z.looseObject({ correlationData: z.string().optional(), error: z.string().optional(), data: z.unknown() })).optional(),
+});
+
 export class DynsecClient {
   readonly #pending = new Map<string, (response: { error?: string; data?: unknown }) => void>();
 
   private constructor(private readonly client: MqttClient) {
     client.on('message', (_topic, payload) => {
-      let parsed: { responses?: Array<{ correlationData?: string; error?: string; data?: unknown }> };
-      try {
-        parsed = JSON.parse(payload.toString()) as typeof parsed;
-      } catch {
-        return;
-      }
-      for (const response of parsed.responses ?? []) {
+      // Not ours to answer (another client's request, a broker of another version): left for its timeout.
+      const parsed = parseJson(payload.toString(), dynsecResponses);
+      if (!parsed.ok) return;
+      for (const response of parsed.value.responses ?? []) {
         const resolve = response.correlationData ? this.#pending.get(response.correlationData) : undefined;
         if (resolve) resolve(response);
       }
