@@ -35,8 +35,10 @@ export function deviceAcls(id: string): DynsecAcl[] {
 
 /** `$CONTROL/dynamic-security/v1/response`: Mosquitto's answers, matched to requests by correlationData. */
 const dynsecResponses = z.looseObject({
-  responses: z.array(z.looseObject({ correlationData: z.string().optional(), error: z.string().optional(), data: z.unknown() })).optional(),
+  responses: z.array(z.unknown()).optional(),
 });
+/** One answer; one that does not fit is skipped (its request times out, naming the command), the others still count. */
+const dynsecResponse = z.looseObject({ correlationData: z.string(), error: z.string().optional(), data: z.unknown().optional() });
 
 export class DynsecClient {
   readonly #pending = new Map<string, (response: { error?: string; data?: unknown }) => void>();
@@ -46,8 +48,11 @@ export class DynsecClient {
       // Not ours to answer (another client's request, a broker of another version): left for its timeout.
       const parsed = parseJson(payload.toString(), dynsecResponses);
       if (!parsed.ok) return;
-      for (const response of parsed.value.responses ?? []) {
-        const resolve = response.correlationData ? this.#pending.get(response.correlationData) : undefined;
+      for (const item of parsed.value.responses ?? []) {
+        const one = dynsecResponse.safeParse(item);
+        if (!one.success) continue;
+        const response = one.data;
+        const resolve = this.#pending.get(response.correlationData);
         if (resolve) resolve(response);
       }
     });
