@@ -3,6 +3,8 @@
  * local token the hub writes beside it at each start ([A-8], owner-only). Every call and every stream
  * has a bound: a hub that stops answering is named within seconds, never waited for without end.
  */
+import { z } from 'zod';
+import { parseJson } from '../core/json.js';
 import { readHubToken, readRuntime, runningHubPid } from '../store/runtime-file.js';
 import { CliError } from './workspace.js';
 
@@ -61,12 +63,9 @@ export class HubClient {
       throw await this.gone(timedOut ? `did not answer ${method} ${path} within ${Math.round(timeoutMs / 1000)} s: it may be busy or stuck` : `cannot be reached at ${this.base} (${causeOf(error)})`);
     }
     const text = await response.text().catch(() => '');
-    let json: Record<string, unknown> = {};
-    try {
-      json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-    } catch {
-      json = { error: text.slice(0, 200) };
-    }
+    // The API answers JSON objects (docs/api.md); anything else (a proxy's page, a cut answer) is shown as the error.
+    const parsed = text ? parseJson(text, z.record(z.string(), z.unknown())) : undefined;
+    const json: Record<string, unknown> = parsed === undefined ? {} : parsed.ok ? parsed.value : { error: text.slice(0, 200) };
     if (response.status === 401) throw new CliError(`the hub on ${this.dataDir} refused the CLI's local token (${String(json.error)}): is hub.json from another hub?`);
     return { status: response.status, json };
   }
@@ -126,7 +125,8 @@ export class HubClient {
             const event = /^event: (.*)$/m.exec(block)?.[1];
             const data = /^data: (.*)$/m.exec(block)?.[1];
             if (event === undefined || data === undefined) continue; // a keep-alive comment
-            if (await onEvent(event, JSON.parse(data) as unknown)) return true;
+            const value: unknown = JSON.parse(data);
+            if (await onEvent(event, value)) return true;
           }
         }
       } catch (error) {

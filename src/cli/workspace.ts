@@ -5,6 +5,8 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { parseJson } from '../core/json.js';
 import { AccountStore } from '../store/account-store.js';
 import { readBrokerCredentials } from '../store/broker-credentials.js';
 import { DATABASE_FILE, openDatabase, type Db } from '../store/database.js';
@@ -63,12 +65,16 @@ export function openWorkspace(flags: WorkspaceFlags, { create = false } = {}): W
 }
 
 function configuredUrl(dataDir: string): string | undefined {
+  let text: string;
   try {
-    const config = JSON.parse(readFileSync(join(dataDir, CONFIG_FILE), 'utf8')) as { mqttUrl?: unknown };
-    return typeof config.mqttUrl === 'string' ? config.mqttUrl : undefined;
+    text = readFileSync(join(dataDir, CONFIG_FILE), 'utf8');
   } catch {
     return undefined;
   }
+  // Only the broker's address matters here; `mqttkit start` checks the whole file and names a bad key.
+  const parsed = parseJson(text, z.looseObject({ mqttUrl: z.string().optional() }));
+  if (!parsed.ok) throw new CliError(`${join(dataDir, CONFIG_FILE)}: ${parsed.error}: fix it (see 'mqttkit start --help' for its keys)`);
+  return parsed.value.mqttUrl;
 }
 
 /** Runs `fn` with the dynamic-security API of the workspace's external broker. */

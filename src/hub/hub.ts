@@ -165,7 +165,8 @@ export class Hub {
       await topics.start();
       stops.push(() => topics.stop());
 
-      const otaStore = new OtaStore(db);
+      // A damaged job, rollout or device_info row is named in the log; the store ends it as failed. [D-3]
+      const otaStore = new OtaStore(db, (where, problem) => log.error({ where }, problem));
       const channel = new DeviceChannel(link, otaStore, log.child({ part: 'ota' }));
       await channel.start();
       const started = broker;

@@ -4,7 +4,12 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { parseJson } from '../core/json.js';
 import { devicePathProblem, type ManifestEntry } from './protocol.js';
+
+/** [O-25] The JSON form: device path → local file (relative to the manifest). */
+const jsonManifest = z.looseObject({ files: z.record(z.string(), z.string().min(1)) });
 
 export function readManifest(file: string): ManifestEntry[] {
   let text: string;
@@ -16,14 +21,9 @@ export function readManifest(file: string): ManifestEntry[] {
   const base = dirname(resolve(file));
   const entries: ManifestEntry[] = [];
   if (text.trimStart().startsWith('{')) {
-    let parsed: { files?: Record<string, string> };
-    try {
-      parsed = JSON.parse(text) as typeof parsed;
-    } catch (error) {
-      throw new Error(`${file} is not valid JSON: ${(error as Error).message}`);
-    }
-    if (!parsed.files || typeof parsed.files !== 'object') throw new Error(`${file}: expected {"files": {"<path on device>": "<local file>"}}`);
-    for (const [path, local] of Object.entries(parsed.files)) entries.push({ path, local: resolve(base, String(local)) });
+    const parsed = parseJson(text, jsonManifest);
+    if (!parsed.ok) throw new Error(`${file}: ${parsed.error}; expected {"files": {"<path on device>": "<local file>"}}`);
+    for (const [path, local] of Object.entries(parsed.value.files)) entries.push({ path, local: resolve(base, local) });
   } else {
     for (const [n, raw] of text.split('\n').entries()) {
       const line = raw.replace(/#.*/, '').trim();

@@ -1,5 +1,7 @@
 /** The OTA wire formats of docs/ota.md: pure functions, no I/O. */
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { parseJson } from '../core/json.js';
 import { fail, ok, type Result } from '../core/result.js';
 
 /** The device path that means "the spare firmware partition". */
@@ -113,19 +115,27 @@ export interface TransferReport {
   step?: string | null;
 }
 
+/** The report's fields as the device sends them; partition/step/error are bounded below. [O-3] */
+const reportSchema = z.looseObject({
+  file: z.string().max(1024).nullish(),
+  ok: z.boolean(),
+  hash: z.string().max(200).nullish(),
+  error: z.unknown().optional(),
+  partition: z.unknown().optional(),
+  step: z.unknown().optional(),
+  committed: z.unknown().optional(),
+});
+
 /** The device's JSON line on stat/<id>/OTA after a transfer. [O-3] */
 export function parseReport(text: string): Result<TransferReport> {
-  try {
-    const value = JSON.parse(text) as Partial<TransferReport>;
-    if (typeof value !== 'object' || value === null || typeof value.ok !== 'boolean') return fail('not a transfer report');
-    const partition = typeof value.partition === 'string' && value.partition ? value.partition.slice(0, 64) : null;
-    const step = typeof value.step === 'string' && value.step ? value.step.slice(0, 64) : null;
-    // bounded here: the error goes into the job's message and the log
-    const error = value.error === undefined || value.error === null ? null : deviceError(value.error);
-    return ok({ file: value.file ?? null, ok: value.ok, hash: value.hash ?? null, error, partition, step, ...(value.committed === undefined ? {} : { committed: value.committed }) });
-  } catch {
-    return fail('not JSON');
-  }
+  const parsed = parseJson(text, reportSchema);
+  if (!parsed.ok) return fail(`not a transfer report: ${parsed.error}`);
+  const value = parsed.value;
+  const partition = typeof value.partition === 'string' && value.partition ? value.partition.slice(0, 64) : null;
+  const step = typeof value.step === 'string' && value.step ? value.step.slice(0, 64) : null;
+  // bounded here: the error goes into the job's message and the log
+  const error = value.error === undefined || value.error === null ? null : deviceError(value.error);
+  return ok({ file: value.file ?? null, ok: value.ok, hash: value.hash ?? null, error, partition, step, ...(value.committed === undefined ? {} : { committed: value.committed }) });
 }
 
 export interface ManifestEntry {

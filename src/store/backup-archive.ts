@@ -10,6 +10,8 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
+import { describeIssues } from '../core/json.js';
 
 export const BACKUP_MAGIC = 'mqttkit-backup';
 export const BACKUP_FORMAT = 1;
@@ -75,9 +77,9 @@ export function readManifest(file: string): { manifest: Manifest; dataOffset: nu
     if (Number(match[1]) !== BACKUP_FORMAT) throw new BackupFormatError(`${file} has unknown backup format ${match[1]}`);
     const secondNewline = head.indexOf(0x0a, firstNewline + 1);
     if (secondNewline < 0) throw new BackupFormatError(`${file} is damaged: its manifest is cut short or larger than ${MAX_MANIFEST_BYTES} bytes`);
-    let manifest: Manifest;
+    let manifest: unknown;
     try {
-      manifest = JSON.parse(head.subarray(firstNewline + 1, secondNewline).toString('utf8')) as Manifest;
+      manifest = JSON.parse(head.subarray(firstNewline + 1, secondNewline).toString('utf8'));
     } catch {
       throw new BackupFormatError(`${file} is damaged: its manifest is not valid JSON`);
     }
@@ -126,16 +128,21 @@ export function extractArchive(file: string, dir: string): Manifest {
   return manifest;
 }
 
-function checkManifest(file: string, manifest: Manifest): void {
+/** The manifest's shape; the checks below give each problem its own message. */
+const manifestShape = z.looseObject({ format: z.unknown(), entries: z.array(z.looseObject({ name: z.unknown(), size: z.unknown(), sha256: z.unknown() })) });
+
+function checkManifest(file: string, value: unknown): asserts value is Manifest {
   const bad = (why: string) => new BackupFormatError(`${file} is damaged: ${why}`);
-  if (typeof manifest !== 'object' || manifest === null || !Array.isArray(manifest.entries)) throw bad('its manifest lists no entries');
+  const shape = manifestShape.safeParse(value);
+  if (!shape.success) throw bad(`its manifest lists no entries (${describeIssues(shape.error)})`);
+  const manifest = shape.data;
   if (manifest.format !== BACKUP_FORMAT) throw bad(`its manifest says format ${String(manifest.format)}`);
   const seen = new Set<string>();
   for (const entry of manifest.entries) {
     if (typeof entry?.name !== 'string' || !ENTRY_NAME.test(entry.name)) throw bad(`it holds an entry that is not a state file (${JSON.stringify(entry?.name)})`);
     if (seen.has(entry.name)) throw bad(`it holds ${entry.name} twice`);
     seen.add(entry.name);
-    if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw bad(`${entry.name} has no valid size`);
+    if (typeof entry.size !== 'number' || !Number.isSafeInteger(entry.size) || entry.size < 0) throw bad(`${entry.name} has no valid size`);
     if (typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) throw bad(`${entry.name} has no valid checksum`);
   }
   if (!seen.has('mqttkit.db')) throw bad('it holds no mqttkit.db');

@@ -4,6 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
+import { parseJson } from '../core/json.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 export const BROKER_CREDENTIALS_FILE = 'broker-credentials.json';
@@ -14,13 +16,19 @@ export interface BrokerCredentials {
 }
 
 export function readBrokerCredentials(dataDir: string): BrokerCredentials | undefined {
+  let text: string;
   try {
-    const parsed = JSON.parse(readFileSync(join(dataDir, BROKER_CREDENTIALS_FILE), 'utf8')) as Partial<BrokerCredentials>;
-    return typeof parsed.username === 'string' && typeof parsed.password === 'string' ? { username: parsed.username, password: parsed.password } : undefined;
+    text = readFileSync(join(dataDir, BROKER_CREDENTIALS_FILE), 'utf8');
   } catch {
     return undefined;
   }
+  // A damaged file is refused before the hub or a command starts (state-check.ts names it): here it reads as none.
+  const parsed = parseJson(text, credentialsSchema);
+  return parsed.ok ? { username: parsed.value.username, password: parsed.value.password } : undefined;
 }
+
+/** broker-credentials.json: the hub's login for an external broker. */
+export const credentialsSchema = z.looseObject({ username: z.string().min(1), password: z.string().min(1) });
 
 export function writeBrokerCredentials(dataDir: string, credentials: BrokerCredentials): void {
   writeFileAtomic(join(dataDir, BROKER_CREDENTIALS_FILE), `${JSON.stringify(credentials, null, 2)}\n`);

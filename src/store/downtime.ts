@@ -79,7 +79,7 @@ export class Downtime {
 function parseSpans(text: string | undefined): Span[] {
   if (!text) return [];
   try {
-    const value = JSON.parse(text) as unknown;
+    const value: unknown = JSON.parse(text);
     if (!Array.isArray(value)) return [];
     return value.filter((s): s is [number, number] => Array.isArray(s) && s.length === 2 && s.every((n) => Number.isFinite(n)) && s[0] <= s[1]);
   } catch {

@@ -38,7 +38,8 @@ export class HapFileStorage {
       throw error;
     }
     try {
-      return JSON.parse(text) as unknown;
+      const value: unknown = JSON.parse(text);
+      return value;
     } catch {
       // node-persist would return undefined here, and HAP-NodeJS would make new keys: never.
       throw new DamagedFileError(file, `is damaged (${text.length === 0 ? 'empty' : 'not valid JSON'}): refusing to replace HomeKit keys or ids; see 'mqttkit start --help' (--reset-state)`);

@@ -1,4 +1,10 @@
-/** OTA jobs, the transfer log, rollouts, device logs and per-device observations. */
+/**
+ * OTA jobs, the transfer log, rollouts, device logs and per-device observations. Columns holding JSON
+ * are checked by schema when read: a damaged row is named (table, row, field) and ends as failed, so
+ * the hub keeps running and other jobs run. [D-3]
+ */
+import { z } from 'zod';
+import { parseJson } from '../core/json.js';
 import type { Db } from './database.js';
 
 export type JobKind = 'push' | 'sync' | 'firmware';
@@ -76,26 +82,53 @@ interface JobRow {
   finished_at: number | null;
 }
 
-const toJob = (r: JobRow): Job => ({
-  id: r.id,
-  kind: r.kind,
-  device: r.device,
-  spec: JSON.parse(r.spec) as Record<string, unknown>,
-  state: r.state,
-  message: r.message,
-  progress: r.progress ? (JSON.parse(r.progress) as JobProgress) : null,
-  rolloutId: r.rollout_id,
-  createdAt: r.created_at,
-  startedAt: r.started_at,
-  finishedAt: r.finished_at,
+const path = z.string().min(1).max(4096);
+/** What each job kind's `spec` column holds (written by the API, read by the OTA service). */
+const JOB_SPECS = {
+  push: z.looseObject({ file: path, as: z.string().min(1).max(1024), reboot: z.boolean() }),
+  sync: z.looseObject({ manifest: path }),
+  firmware: z.looseObject({ image: path }),
+} as const;
+const jobKind = z.enum(['push', 'sync', 'firmware']);
+const jobState = z.enum(['queued', 'running', 'succeeded', 'failed', 'rolled-back', 'cancelled']);
+const whole = z.number().int().min(0);
+const progressSchema = z.looseObject({ files: whole, filesTotal: whole, bytes: whole, bytesTotal: whole, step: z.string().max(1000) });
+const rolloutSpec = z.looseObject({
+  manifest: path,
+  pattern: z.string().max(1000),
+  canary: whole,
+  concurrency: z.number().int().min(1),
+  devices: z.array(z.string().max(200)),
+});
+const rolloutState = z.enum(['running', 'succeeded', 'failed', 'cancelled']);
+// A device may answer null where it has nothing to say (e.g. getversion's "app"): stored as null, read as absent.
+const said = z.string().max(10_000).nullish().transform((v) => v ?? undefined);
+const infoSchema = z.looseObject({
+  address: said,
+  firmware: said,
+  app: said,
+  lastReboot: said,
+  lastException: said,
+  answersCommands: z.boolean().optional(),
+  echoesRid: z.boolean().optional(),
+  otaProtocol: z.number().int().min(1).max(99).optional(),
+  partition: said,
+  otaProtocolSetting: z.union([z.literal(1), z.literal(2)]).optional(),
 });
 
+/** Told of a row that cannot be used (the hub logs it; the CLI prints it). */
+export type OnDamagedRow = (where: string, problem: string) => void;
+const printDamaged: OnDamagedRow = (where, problem) => console.error(`mqttkit: ${where}: ${problem}`);
+
 const LOG_KEEP_PER_DEVICE = 500;
+const NO_SPEC: Record<string, unknown> = {};
 
 export class OtaStore {
   readonly #s;
+  readonly #onDamaged: OnDamagedRow;
 
-  constructor(db: Db) {
+  constructor(db: Db, onDamaged: OnDamagedRow = printDamaged) {
+    this.#onDamaged = onDamaged;
     this.#s = {
       addJob: db.prepare("INSERT INTO ota_jobs (kind, device, spec, state, rollout_id, created_at) VALUES (?, ?, ?, 'queued', ?, ?)"),
       job: db.prepare<[number], JobRow>('SELECT * FROM ota_jobs WHERE id = ?'),
@@ -108,6 +141,8 @@ export class OtaStore {
       progress: db.prepare('UPDATE ota_jobs SET progress = ? WHERE id = ?'),
       // Only an unfinished job ends: the first end wins (a cancel is not overwritten by the run it stopped).
       finish: db.prepare("UPDATE ota_jobs SET state = ?, message = ?, finished_at = ? WHERE id = ? AND state IN ('queued', 'running')"),
+      // A row whose state is not one the hub knows is not matched by `finish`: it is failed by id.
+      forceFail: db.prepare("UPDATE ota_jobs SET state = 'failed', message = ?, finished_at = ? WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'rolled-back', 'cancelled')"),
       unfinished: db.prepare<[], JobRow>("SELECT * FROM ota_jobs WHERE state IN ('queued', 'running') ORDER BY id"),
       transfer: db.prepare('INSERT INTO ota_transfers (job_id, device, file, bytes, ok, error, at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       transfers: db.prepare<[number], { job_id: number | null; device: string; file: string; bytes: number; ok: number; error: string | null; at: number }>('SELECT * FROM ota_transfers WHERE job_id = ? ORDER BY id'),
@@ -130,25 +165,67 @@ export class OtaStore {
     return Number(this.#s.addJob.run(kind, device, JSON.stringify(spec), rolloutId, Date.now()).lastInsertRowid);
   }
 
+  /**
+   * A row as a job. A row whose kind, state, spec or progress cannot be read ends as failed (if it had
+   * not ended), with a message naming the row and the field; it never reaches the job runners.
+   */
+  #toJob(r: JobRow): Job {
+    const kind = jobKind.safeParse(r.kind);
+    const state = jobState.safeParse(r.state);
+    const spec = kind.success ? parseJson(r.spec, JOB_SPECS[kind.data]) : undefined;
+    const progress = r.progress === null ? undefined : parseJson(r.progress, progressSchema);
+    const job: Job = {
+      id: r.id,
+      kind: r.kind,
+      device: r.device,
+      spec: spec?.ok ? spec.value : NO_SPEC,
+      state: r.state,
+      message: r.message,
+      progress: progress?.ok ? progress.value : null,
+      rolloutId: r.rollout_id,
+      createdAt: r.created_at,
+      startedAt: r.started_at,
+      finishedAt: r.finished_at,
+    };
+    const problem = !kind.success
+      ? `kind: '${String(r.kind).slice(0, 40)}' is not push, sync or firmware`
+      : !state.success
+        ? `state: '${String(r.state).slice(0, 40)}' is not a job state`
+        : spec && !spec.ok
+          ? `spec: ${spec.error}`
+          : progress && !progress.ok
+            ? `progress: ${progress.error}`
+            : undefined;
+    if (problem === undefined) return job;
+    const message = `ota_jobs row ${r.id}: ${problem}: the job cannot run (its stored row is damaged); queue it again`;
+    if (!state.success || !FINISHED.includes(state.data)) {
+      this.#onDamaged(`job #${r.id}`, message);
+      this.#s.forceFail.run(message, Date.now(), r.id);
+      return { ...job, state: 'failed', message, finishedAt: Date.now() };
+    }
+    // An ended job keeps its end; only what it shows is left out.
+    return job;
+  }
+
   job(id: number): Job | undefined {
     const row = this.#s.job.get(id);
-    return row ? toJob(row) : undefined;
+    return row ? this.#toJob(row) : undefined;
   }
 
   jobs(limit = 100): Job[] {
-    return this.#s.jobs.all(limit).map(toJob);
+    return this.#s.jobs.all(limit).map((r) => this.#toJob(r));
   }
 
   jobsIn(state: JobState): Job[] {
-    return this.#s.jobsIn.all(state).map(toJob);
+    return this.#s.jobsIn.all(state).map((r) => this.#toJob(r)).filter((j) => j.state === state);
   }
 
   deviceJobs(device: string): Job[] {
-    return this.#s.deviceJobs.all(device).map(toJob);
+    return this.#s.deviceJobs.all(device).map((r) => this.#toJob(r));
   }
 
   rolloutJobs(id: number): Job[] {
-    return this.#s.rolloutJobs.all(id).map(toJob);
+    return this.#s.rolloutJobs.all(id).map((r) => this.#toJob(r));
   }
 
   /** Marks a queued job running; false if someone else did. */
@@ -172,7 +249,7 @@ export class OtaStore {
 
   /** Queued and running jobs: those that still need their files. */
   unfinishedJobs(): Job[] {
-    return this.#s.unfinished.all().map(toJob);
+    return this.#s.unfinished.all().map((r) => this.#toJob(r)).filter((j) => !FINISHED.includes(j.state));
   }
 
   recordTransfer(t: Transfer): void {
@@ -189,7 +266,16 @@ export class OtaStore {
 
   rollout(id: number): Rollout | undefined {
     const row = this.#s.rollout.get(id);
-    return row ? { id: row.id, spec: JSON.parse(row.spec) as Rollout['spec'], state: row.state, message: row.message, createdAt: row.created_at } : undefined;
+    if (!row) return undefined;
+    const spec = parseJson(row.spec, rolloutSpec);
+    const state = rolloutState.safeParse(row.state);
+    if (spec.ok && state.success) return { id: row.id, spec: spec.value, state: state.data, message: row.message, createdAt: row.created_at };
+    // A damaged rollout cannot be driven: it ends as failed, named, and nothing of it starts.
+    const problem = `rollouts row ${row.id}: ${!spec.ok ? `spec: ${spec.error}` : `state: '${String(row.state).slice(0, 40)}' is not a rollout state`}`;
+    const message = `${problem}: the rollout cannot run (its stored row is damaged); start a new one with 'mqttkit ota rollout'`;
+    this.#onDamaged(`rollout #${row.id}`, message);
+    this.finishRollout(row.id, 'failed', message);
+    return { id: row.id, spec: { manifest: '', pattern: '', canary: 0, concurrency: 1, devices: [] }, state: 'failed', message, createdAt: row.created_at };
   }
 
   runningRollouts(): number[] {
@@ -228,7 +314,12 @@ export class OtaStore {
 
   info(device: string): DeviceInfo {
     const row = this.#s.info.get(device);
-    return row ? (JSON.parse(row.info) as DeviceInfo) : {};
+    if (!row) return {};
+    const parsed = parseJson(row.info, infoSchema);
+    if (parsed.ok) return parsed.value;
+    // Observations are learned again from the device; a hand-set --ota-protocol must be set again.
+    this.#onDamaged(`device_info row ${device}`, `${parsed.error}: what the hub knows of ${device} starts afresh (set 'mqttkit device set ${device} ota-protocol' again if you had)`);
+    return {};
   }
 
   updateInfo(device: string, change: DeviceInfo): void {

@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
+import { z } from 'zod';
+import { parseJson } from '../core/json.js';
 import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
 
@@ -11,8 +13,9 @@ export interface RuntimeInfo {
   pid: number;
   startedAt: string;
   mqtt: { address: string; embedded: boolean; host?: string; port?: number; tlsPort?: number | undefined };
-  bridges: Array<{ index: number; name: string; port: number | undefined; username: string; setupURI: string | undefined }>;
-  httpPort: number | undefined;
+  // `?`: JSON drops undefined, so a field written as undefined reads back absent.
+  bridges: Array<{ index: number; name: string; port?: number | undefined; username: string; setupURI?: string | undefined }>;
+  httpPort?: number | undefined;
   /** The address the API listens on (`--http-host`): the CLI connects there (loopback for 0.0.0.0 or ::). */
   httpHost?: string | undefined;
 }
@@ -25,12 +28,31 @@ export const RUNTIME_FILE = 'hub.json';
  */
 export const TOKEN_FILE = 'hub-token';
 
+const port = z.number().int().min(0).max(65535);
+const runtimeSchema = z.looseObject({
+  pid: z.number().int().positive(),
+  startedAt: z.string(),
+  mqtt: z.looseObject({ address: z.string(), embedded: z.boolean(), host: z.string().optional(), port: port.optional(), tlsPort: port.optional() }),
+  bridges: z.array(z.looseObject({ index: z.number().int().min(0), name: z.string(), port: port.optional(), username: z.string(), setupURI: z.string().optional() })),
+  httpPort: port.optional(),
+  httpHost: z.string().optional(),
+});
+
+/** Thrown for a hub.json that exists but cannot be read as one: named, with the fix. */
+export class RuntimeFileError extends Error {}
+
+/** What hub.json says; undefined when there is none. A damaged one is refused by name (the key and the fix). [D-8] */
 export function readRuntime(dataDir: string): RuntimeInfo | undefined {
+  const file = join(dataDir, RUNTIME_FILE);
+  let text: string;
   try {
-    return JSON.parse(readFileSync(join(dataDir, RUNTIME_FILE), 'utf8')) as RuntimeInfo;
+    text = readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }
+  const parsed = parseJson(text, runtimeSchema);
+  if (parsed.ok) return parsed.value;
+  throw new RuntimeFileError(`${file} is damaged (${parsed.error}): the running hub rewrites it at start; if no hub runs on ${dataDir}, remove the file`);
 }
 
 /** The pid of a hub that is running on this data dir, if any (a stale file from a crash is ignored). */

@@ -7,7 +7,8 @@ import Database from 'better-sqlite3';
 import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { syncDirectory } from './atomic-file.js';
-import { BROKER_CREDENTIALS_FILE } from './broker-credentials.js';
+import { parseJson } from '../core/json.js';
+import { BROKER_CREDENTIALS_FILE, credentialsSchema } from './broker-credentials.js';
 import { DATABASE_FILE, databaseFileProblem } from './database.js';
 import { bridgeFileId, PUBLISHED_SETTING_PREFIX } from './state-store.js';
 
@@ -220,10 +221,7 @@ export function homeKitFileProblem(name: string, text: string): string | undefin
 
 function credentialsProblem(text: string): string | undefined {
   if (text.length === 0) return 'is empty (0 bytes)';
-  try {
-    const value = JSON.parse(text) as { username?: unknown; password?: unknown } | null;
-    return typeof value?.username === 'string' && typeof value.password === 'string' ? undefined : 'lacks the username or password';
-  } catch {
-    return 'is not valid JSON (cut short?)';
-  }
+  const parsed = parseJson(text, credentialsSchema);
+  if (parsed.ok) return undefined;
+  return parsed.error.startsWith('not valid JSON') ? 'is not valid JSON (cut short?)' : `lacks the username or password (${parsed.error})`;
 }

@@ -3,6 +3,7 @@
  * HomeKit bridge each device lives on.
  */
 import type { DeviceRecord } from '../core/device.js';
+import { parseDeviceRecord } from '../core/device-record.js';
 import { durably, type Db } from './database.js';
 
 export interface BridgeIdentity {
@@ -41,11 +42,16 @@ export class StateStore {
   loadDevices(onDamaged?: (id: string, problem: string) => void): DeviceRecord[] {
     const devices: DeviceRecord[] = [];
     for (const row of this.#statements.devices.all()) {
+      let value: unknown;
       try {
-        devices.push(JSON.parse(row.doc) as DeviceRecord);
+        value = JSON.parse(row.doc);
       } catch (error) {
         onDamaged?.(row.id, `its saved record is not JSON (${(error as Error).message.slice(0, 100)})`);
+        continue;
       }
+      const record = parseDeviceRecord(value);
+      if (record.ok) devices.push(record.value);
+      else onDamaged?.(row.id, record.error);
     }
     return devices;
   }

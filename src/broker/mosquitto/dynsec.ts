@@ -6,6 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { devicePublishSpace, deviceSubscribeSpace } from '../../security/access-policy.js';
+import { z } from 'zod';
+import { parseJson } from '../../core/json.js';
 
 const REQUEST_TOPIC = '$CONTROL/dynamic-security/v1';
 const RESPONSE_TOPIC = `${REQUEST_TOPIC}/response`;
@@ -31,19 +33,26 @@ export function deviceAcls(id: string): DynsecAcl[] {
   ];
 }
 
+/** `$CONTROL/dynamic-security/v1/response`: Mosquitto's answers, matched to requests by correlationData. */
+const dynsecResponses = z.looseObject({
+  responses: z.array(z.unknown()).optional(),
+});
+/** One answer; one that does not fit is skipped (its request times out, naming the command), the others still count. */
+const dynsecResponse = z.looseObject({ correlationData: z.string(), error: z.string().optional(), data: z.unknown().optional() });
+
 export class DynsecClient {
   readonly #pending = new Map<string, (response: { error?: string; data?: unknown }) => void>();
 
   private constructor(private readonly client: MqttClient) {
     client.on('message', (_topic, payload) => {
-      let parsed: { responses?: Array<{ correlationData?: string; error?: string; data?: unknown }> };
-      try {
-        parsed = JSON.parse(payload.toString()) as typeof parsed;
-      } catch {
-        return;
-      }
-      for (const response of parsed.responses ?? []) {
-        const resolve = response.correlationData ? this.#pending.get(response.correlationData) : undefined;
+      // Not ours to answer (another client's request, a broker of another version): left for its timeout.
+      const parsed = parseJson(payload.toString(), dynsecResponses);
+      if (!parsed.ok) return;
+      for (const item of parsed.value.responses ?? []) {
+        const one = dynsecResponse.safeParse(item);
+        if (!one.success) continue;
+        const response = one.data;
+        const resolve = this.#pending.get(response.correlationData);
         if (resolve) resolve(response);
       }
     });
