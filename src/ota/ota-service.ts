@@ -12,6 +12,7 @@ import type { HubLink } from '../broker/hub-link.js';
 import type { DeviceRecord } from '../core/device.js';
 import type { EventBus } from '../core/events.js';
 import type { DeviceRegistry } from '../core/registry.js';
+import type { FeatureScope } from '../core/feature.js';
 import type { Logger } from '../log/logger.js';
 import { FINISHED, type Job, type JobProgress, type JobState, type OtaStore } from '../store/ota-store.js';
 import type { DeviceChannel } from './device-channel.js';
@@ -85,8 +86,6 @@ export class OtaService {
   readonly #pendingFlags = new Set<string>();
   readonly #rollouts = new Set<number>();
   readonly #sessions = new Map<string, Session>();
-  readonly #offs: Array<() => void> = [];
-  #timer: NodeJS.Timeout | undefined;
   /** Set when the hub stops: a job cut short by that stays `running` in the store and runs again at the next start. */
   #stopped = false;
 
@@ -101,40 +100,37 @@ export class OtaService {
     private readonly options: OtaOptions,
   ) {}
 
-  start(): void {
+  /** Everything it listens to is taken through the feature's scope, and ended by the hub at stop. */
+  start(scope: FeatureScope): void {
     this.store.requeueRunning();
     // Before the API takes new uploads: whatever no unfinished job needs is left over. [O-10]
     for (const folder of sweepUploads(this.options.uploadsRoot, neededUploads(this.store, this.options.uploadsRoot))) {
       this.log.info({ folder }, 'removed an upload folder no unfinished job needs');
     }
     const listening = this.options.listening;
-    this.#offs.push(
-      this.bus.on('device:announced', (device) => {
-        this.#sessions.set(device.id, { asked: false, settled: false });
-        this.#observe(device);
-      }),
-      // [P-21] A device that subscribes after saying `online` is asked (and served) then; a closed connection ends its session.
-      ...(listening
-        ? [
-            listening.onChange((id) => {
-              if (!listening.connected(id)) this.#sessions.delete(id);
-              const device = this.registry.get(id);
-              if (device) this.#observe(device);
-              this.#tick();
-            }),
-          ]
-        : []),
-      this.bus.on('device:state', () => this.#tick()),
-      this.bus.on('device:removed', (device, reason) => this.#deviceRemoved(device.id, reason)),
-    );
-    this.#timer = setInterval(() => this.#tick(), 300);
-    this.#timer.unref();
+    scope.on('device:announced', (device) => {
+      this.#sessions.set(device.id, { asked: false, settled: false });
+      this.#observe(device);
+    });
+    // [P-21] A device that subscribes after saying `online` is asked (and served) then; a closed connection ends its session.
+    if (listening) {
+      scope.defer(
+        listening.onChange((id) => {
+          if (!listening.connected(id)) this.#sessions.delete(id);
+          const device = this.registry.get(id);
+          if (device) this.#observe(device);
+          this.#tick();
+        }),
+      );
+    }
+    scope.on('device:state', () => this.#tick());
+    scope.on('device:removed', (device, reason) => this.#deviceRemoved(device.id, reason));
+    scope.every(300, () => this.#tick());
   }
 
+  /** Jobs cut short by the stop stay `running` in the store and run again at the next start. */
   stop(): void {
     this.#stopped = true;
-    clearInterval(this.#timer);
-    for (const off of this.#offs.splice(0)) off();
   }
 
   /**
