@@ -88,6 +88,11 @@ export class OtaService {
   readonly #sessions = new Map<string, Session>();
   /** Set when the hub stops: a job cut short by that stays `running` in the store and runs again at the next start. */
   #stopped = false;
+  #tickQueued = false;
+  /** Rollouts waiting for a job of theirs to end, or for their own cancel. */
+  readonly #storeWaits: Array<() => void> = [];
+  /** [O-14] Jobs waiting for their device to be back and listening: checked at each tick (a state change, a SUBSCRIBE, a session's questions over). */
+  readonly #backWaits = new Set<() => void>();
 
   constructor(
     private readonly link: HubLink,
@@ -125,12 +130,36 @@ export class OtaService {
     }
     scope.on('device:state', () => this.#tick());
     scope.on('device:removed', (device, reason) => this.#deviceRemoved(device.id, reason));
-    scope.every(300, () => this.#tick());
+    // Event-driven, no poll: a job queued, started or ended (API, rollout, cancel) is a change in the store.
+    scope.defer(
+      this.store.onChange(() => {
+        for (const wake of this.#storeWaits.splice(0)) wake();
+        this.#soon();
+      }),
+    );
+    // Jobs queued before this start (or left queued by a restart) are looked at once now.
+    this.#soon();
   }
 
   /** Jobs cut short by the stop stay `running` in the store and run again at the next start. */
   stop(): void {
     this.#stopped = true;
+    for (const wake of this.#storeWaits.splice(0)) wake();
+  }
+
+  /** One tick after the current change is done: store changes come from inside the store's callers (and from a tick itself). */
+  #soon(): void {
+    if (this.#tickQueued) return;
+    this.#tickQueued = true;
+    setImmediate(() => {
+      this.#tickQueued = false;
+      if (!this.#stopped) this.#tick();
+    });
+  }
+
+  /** Resolves at the next job or rollout change in the store (or the hub's stop). */
+  #storeChange(): Promise<void> {
+    return new Promise((resolve) => this.#storeWaits.push(resolve));
   }
 
   /**
@@ -179,6 +208,7 @@ export class OtaService {
 
   /** Runs from timers and events: whatever goes wrong is logged, never thrown at them. */
   #tick(): void {
+    for (const check of [...this.#backWaits]) check();
     try {
       this.#tickOnce();
     } catch (error) {
@@ -317,17 +347,14 @@ export class OtaService {
     return new Promise((resolve, reject) => {
       const end = () => {
         clearTimeout(timer);
-        clearInterval(check);
-        off();
+        this.#backWaits.delete(check);
         signal.removeEventListener('abort', onAbort);
       };
       const onAbort = () => (end(), reject(signal.reason));
       const back = () => this.registry.get(device)?.state === 'online' && this.#listens(device);
-      const off = this.bus.on('device:state', (d) => {
-        if (d.id === device && back()) (end(), resolve());
-      });
-      // Listening (its SUBSCRIBE, or its session's questions answered) has no bus event of its own.
-      const check = setInterval(() => back() && (end(), resolve()), 250);
+      // Every sign (a state change, its SUBSCRIBE, its session's questions over) ticks the scheduler, which checks.
+      const check = () => back() && (end(), resolve());
+      this.#backWaits.add(check);
       const minutes = Math.round(this.options.jobDeadlineMs / 60_000);
       const timer = setTimeout(
         () => (end(), reject(new JobFailure(`${device} left during ${step} and did not come back within the job's deadline (${minutes >= 1 ? `${minutes} min` : `${Math.round(this.options.jobDeadlineMs / 1000)} s`} from its start, --ota-job-deadline)`))),
@@ -687,9 +714,10 @@ export class OtaService {
     const finished = (j: Job | undefined) => j !== undefined && FINISHED.includes(j.state);
     const failedJob = () => [...latest().values()].find((j) => finished(j) && j.state !== 'succeeded');
     // `mqttkit ota cancel --rollout` ends it in the store: from then on, nothing new starts.
-    const stopped = () => this.store.rollout(id)?.state !== 'running';
+    // (or the hub stops: the rollout is picked up again at the next start)
+    const stopped = () => this.#stopped || this.store.rollout(id)?.state !== 'running';
     const waitFor = async (ids: string[]) => {
-      while (!stopped() && !ids.every((d) => finished(latest().get(d)))) await sleep(200);
+      while (!stopped() && !ids.every((d) => finished(latest().get(d)))) await this.#storeChange();
     };
     const launch = (device: string) => {
       const job = latest().get(device);
@@ -713,7 +741,7 @@ export class OtaService {
     for (const device of rest) {
       if (latest().get(device)?.state === 'succeeded') continue;
       while (inFlight.size >= concurrency && !stopped()) {
-        await sleep(200);
+        await this.#storeChange();
         for (const d of inFlight) if (finished(latest().get(d))) inFlight.delete(d);
       }
       if (stopped() || (failure = failedJob())) break;

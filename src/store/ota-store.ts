@@ -94,6 +94,8 @@ const LOG_KEEP_PER_DEVICE = 500;
 
 export class OtaStore {
   readonly #s;
+  /** Who hears that a job or rollout was queued, started or ended (the OTA scheduler: no poll). */
+  readonly #changeListeners = new Set<() => void>();
 
   constructor(db: Db) {
     this.#s = {
@@ -126,8 +128,20 @@ export class OtaStore {
     };
   }
 
+  /** Calls `listener` after a job or rollout is queued, started or ended; returns the function that stops it. */
+  onChange(listener: () => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  #changed(): void {
+    for (const listener of this.#changeListeners) listener();
+  }
+
   addJob(kind: JobKind, device: string, spec: Record<string, unknown>, rolloutId: number | null = null): number {
-    return Number(this.#s.addJob.run(kind, device, JSON.stringify(spec), rolloutId, Date.now()).lastInsertRowid);
+    const id = Number(this.#s.addJob.run(kind, device, JSON.stringify(spec), rolloutId, Date.now()).lastInsertRowid);
+    this.#changed();
+    return id;
   }
 
   job(id: number): Job | undefined {
@@ -153,7 +167,7 @@ export class OtaStore {
 
   /** Marks a queued job running; false if someone else did. */
   startJob(id: number): boolean {
-    return this.#s.start.run(Date.now(), id).changes === 1;
+    return this.#notify(this.#s.start.run(Date.now(), id).changes === 1);
   }
 
   /** After a hub restart, jobs that were running start over. */
@@ -167,7 +181,7 @@ export class OtaStore {
 
   /** Ends a queued or running job; false if it had ended already (its end stays). */
   finishJob(id: number, state: JobState, message: string): boolean {
-    return this.#s.finish.run(state, message, Date.now(), id).changes === 1;
+    return this.#notify(this.#s.finish.run(state, message, Date.now(), id).changes === 1);
   }
 
   /** Queued and running jobs: those that still need their files. */
@@ -184,7 +198,9 @@ export class OtaStore {
   }
 
   addRollout(spec: Rollout['spec']): number {
-    return Number(this.#s.addRollout.run(JSON.stringify(spec), Date.now()).lastInsertRowid);
+    const id = Number(this.#s.addRollout.run(JSON.stringify(spec), Date.now()).lastInsertRowid);
+    this.#changed();
+    return id;
   }
 
   rollout(id: number): Rollout | undefined {
@@ -198,12 +214,17 @@ export class OtaStore {
 
   /** Ends a running rollout; false if it had ended already. */
   finishRollout(id: number, state: Rollout['state'], message: string): boolean {
-    return this.#s.finishRollout.run(state, message, Date.now(), id).changes === 1;
+    return this.#notify(this.#s.finishRollout.run(state, message, Date.now(), id).changes === 1);
   }
 
   /** `mqttkit ota rollout --resume`: the rollout runs again (the hub skips devices already updated); false if unknown. */
   resumeRollout(id: number): boolean {
-    return this.#s.resumeRollout.run(id).changes === 1;
+    return this.#notify(this.#s.resumeRollout.run(id).changes === 1);
+  }
+
+  #notify(changed: boolean): boolean {
+    if (changed) this.#changed();
+    return changed;
   }
 
   lastRolloutId(): number | undefined {
