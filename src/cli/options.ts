@@ -85,8 +85,19 @@ export const otaFileSize = z.coerce.string().transform((v, ctx) => {
   return bytes;
 });
 
+/** A feature switch: on or off (flags `--no-<feature>`, variables and config.json also take true/false, 1/0, yes/no). */
+const onOff = z.string().transform((v, ctx) => {
+  const word = v.trim().toLowerCase();
+  if (['on', 'true', '1', 'yes'].includes(word)) return true;
+  if (['off', 'false', '0', 'no'].includes(word)) return false;
+  ctx.addIssue({ code: 'custom', message: 'on or off' });
+  return z.NEVER;
+});
+
 interface OptionSpec {
   flag: string;
+  /** A feature switch: the flag takes no value (`--no-ota`). */
+  switch?: boolean;
   env: string;
   allowed: string;
   schema: z.ZodType;
@@ -119,6 +130,9 @@ export const START_OPTIONS = {
   otaHost: { flag: '--ota-host', env: 'MQTTKIT_OTA_HOST', allowed: "this machine's address as devices see it, for OTA downloads (needed with --mqtt-url), e.g. 192.168.1.10", schema: z.string().refine((v) => isIP(v) !== 0) },
   otaRebootTimeout: { flag: '--ota-reboot-timeout', env: 'MQTTKIT_OTA_REBOOT_TIMEOUT', allowed: 'a duration such as 90s, from 5s to 1h: how long an update waits for a rebooting device', schema: duration({ min: 5000, max: 3_600_000 }), fallback: '90s' },
   otaJobDeadline: { flag: '--ota-job-deadline', env: 'MQTTKIT_OTA_JOB_DEADLINE', allowed: 'a duration such as 30m, from 10s to 24h: how long after its start an OTA job still waits for a device that dropped mid-job', schema: duration({ min: 10_000, max: 24 * 3_600_000 }), fallback: '30m' },
+  homekit: { flag: '--no-homekit', switch: true, env: 'MQTTKIT_HOMEKIT', allowed: 'on or off: the HomeKit bridges (off: no HAP port opens; MQTT, the dashboard and OTA work as ever)', schema: onOff, fallback: 'on' },
+  ota: { flag: '--no-ota', switch: true, env: 'MQTTKIT_OTA', allowed: 'on or off: OTA updates (off: no job runs, no pending flag is published, new jobs are refused)', schema: onOff, fallback: 'on' },
+  history: { flag: '--no-history', switch: true, env: 'MQTTKIT_HISTORY', allowed: 'on or off: value history (off: nothing new is recorded; what was recorded stays readable)', schema: onOff, fallback: 'on' },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
   deviceTtl: { flag: '--device-ttl', env: 'MQTTKIT_DEVICE_TTL', allowed: 'a duration such as 7d or 12h, from 1h to 3650d (under a day, with its unit): devices silent this long are removed', schema: duration({ min: 3_600_000, max: 3650 * DAY_MS, unitRequiredBelow: DAY_MS }), fallback: '7d' },
   confirmTimeout: { flag: '--confirm-timeout', env: 'MQTTKIT_CONFIRM_TIMEOUT', allowed: 'a duration such as 10s or 1500ms, from 100ms to 5m', schema: duration({ min: 100, max: 300_000 }), fallback: '10s' },
@@ -157,7 +171,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     if (raw === undefined) continue;
     const where = source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`;
     // Flags and variables are text; config.json may hold numbers (or a list of names): all go through the same text parser.
-    const text = Array.isArray(raw) && raw.every((item) => typeof item === 'string') ? raw.join(',') : raw;
+    const text = Array.isArray(raw) && raw.every((item) => typeof item === 'string') ? raw.join(',') : typeof raw === 'boolean' && spec.switch ? String(raw) : raw;
     if (typeof text !== 'string' && typeof text !== 'number') {
       throw new OptionError(`${where}: ${JSON.stringify(raw)} is not valid; expected ${spec.allowed} (a string or a number, not ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw})`);
     }
@@ -183,6 +197,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     otaHost?: string; otaRebootTimeout: number; httpHost: string; historyRetention: number;
     httpAllowedHosts?: string[]; otaMaxFileSize: number;
     otaJobDeadline: number;
+    homekit: boolean; ota: boolean; history: boolean;
   };
   const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
   if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
@@ -220,6 +235,9 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       otaRebootTimeoutMs: v.otaRebootTimeout,
       otaJobDeadlineMs: v.otaJobDeadline,
       otaHost: v.otaHost,
+      homekit: v.homekit,
+      ota: v.ota,
+      history: v.history,
     },
   };
 }

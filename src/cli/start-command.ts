@@ -27,14 +27,25 @@ Examples:
   $ MQTTKIT_LOG_LEVEL=debug npm start`,
     );
   for (const [name, spec] of Object.entries(START_OPTIONS)) {
+    if ('switch' in spec) {
+      command.option(spec.flag, `turn off ${spec.allowed.replace(/^on or off: /, '')} [${spec.env}=off]`);
+      continue;
+    }
     const placeholder = name === 'pincode' ? 'XXX-XX-XXX' : name.endsWith('Port') ? 'N' : name === 'logLevel' ? 'LEVEL' : 'VALUE';
     const fallback = 'fallback' in spec ? ` (default: ${String(spec.fallback)})` : '';
     command.option(`${spec.flag} <${placeholder}>`, `${spec.allowed}${fallback} [${spec.env}]`);
   }
   command.option('--reset-state', 'when the state in the data dir is damaged, move the damaged files aside (<name>.damaged-<time>) and start with what is left, instead of refusing to start');
-  command.action(async (flags: RawOptions & { resetState?: boolean }) => {
+  command.action(async (flags: RawOptions & { resetState?: boolean }, cmd: Command) => {
     let resolved;
     try {
+      // Commander sets a `--no-x` option's value to true by default: only a flag given counts (so variables and config.json still apply).
+      for (const [name, spec] of Object.entries(START_OPTIONS)) {
+        if (!('switch' in spec)) continue;
+        const raw = flags as Record<string, unknown>;
+        if (cmd.getOptionValueSource(name) === 'cli') raw[name] = 'off';
+        else delete raw[name];
+      }
       resolved = resolveStartOptions(flags);
       resolved.hub.resetState = flags.resetState === true;
     } catch (error) {

@@ -6,10 +6,10 @@ import type { DeviceRegistry } from '../core/registry.js';
 import type { Logger } from '../log/logger.js';
 import { Downtime, HEARTBEAT_MS } from '../store/downtime.js';
 import type { StateStore } from '../store/state-store.js';
+import type { FeatureScope } from './feature.js';
 
 export class DeviceExpiry {
   readonly #downtime: Downtime;
-  readonly #timers: NodeJS.Timeout[] = [];
 
   constructor(
     private readonly registry: DeviceRegistry,
@@ -21,15 +21,17 @@ export class DeviceExpiry {
   }
 
   /** Records the downtime since the last run, sweeps once, then often enough to act within ~10% of the TTL (at most once a minute). */
-  start(): void {
+  start(scope: FeatureScope): void {
     const newest = this.registry.list().reduce<number | undefined>((max, d) => Math.max(max ?? 0, d.lastSeen), undefined);
     const gap = this.#downtime.start(newest);
     if (gap && gap[1] - gap[0] > this.ttlMs / 10) {
       this.log.info(`the hub was not running for ${Math.round((gap[1] - gap[0]) / 60_000)} min; that time does not count against silent devices`);
     }
     this.sweep();
-    this.#timers.push(setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, this.ttlMs / 10))).unref());
-    this.#timers.push(setInterval(() => this.#downtime.heartbeat(), HEARTBEAT_MS).unref());
+    scope.every(Math.min(60_000, Math.max(1000, this.ttlMs / 10)), () => this.sweep());
+    scope.every(HEARTBEAT_MS, () => this.#downtime.heartbeat());
+    // The last heartbeat marks the start of the coming downtime.
+    scope.defer(() => this.#downtime.heartbeat());
   }
 
   sweep(): string[] {
@@ -37,11 +39,5 @@ export class DeviceExpiry {
     const oldest = this.registry.list().reduce((min, d) => Math.min(min, d.lastSeen), Date.now());
     this.#downtime.prune(oldest);
     return removed;
-  }
-
-  /** The last heartbeat marks the start of the coming downtime. */
-  stop(): void {
-    for (const timer of this.#timers.splice(0)) clearInterval(timer);
-    this.#downtime.heartbeat();
   }
 }

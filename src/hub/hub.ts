@@ -4,40 +4,36 @@
  */
 import { chmodSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeviceTopics } from '../broker/device-topics.js';
-import { EmbeddedBroker, type TlsListenerOptions } from '../broker/embedded-broker.js';
-import { connectExternal } from '../broker/external-link.js';
-import type { HubLink } from '../broker/hub-link.js';
+import type { TlsListenerOptions } from '../broker/embedded-broker.js';
 import { EventBus } from '../core/events.js';
 import { DeviceRegistry } from '../core/registry.js';
 import { HapCatalog } from '../homekit/catalog.js';
-import { HomeKitBridges, type BridgeStatus } from '../homekit/homekit-bridges.js';
+import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import { generatePincode } from '../homekit/pincode.js';
 import type { Logger } from '../log/logger.js';
 import { RegistryPersistence } from '../store/registry-persistence.js';
-import { removeHubToken, removeRuntime, runningHubPid, writeHubToken, writeRuntime } from '../store/runtime-file.js';
+import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
 import { StateStore } from '../store/state-store.js';
 import { ensureStateUsable } from '../store/state-check.js';
 import { removeStaleTempFiles } from '../store/atomic-file.js';
 import { HistoryStore } from '../store/history-store.js';
-import { HistoryRecorder } from '../store/history-recorder.js';
-import { WebStore } from '../store/web-store.js';
-import { WebServer } from '../web/server.js';
 import { OtaStore } from '../store/ota-store.js';
-import { DeviceChannel } from '../ota/device-channel.js';
-import { OtaService } from '../ota/ota-service.js';
 import { AccountStore } from '../store/account-store.js';
 import { removeLeftoverCheckerAccounts } from '../conformance/checker-account.js';
 import { DATABASE_FILE, openDatabase } from '../store/database.js';
-import { DEFAULT_THROTTLE } from '../security/auth-throttle.js';
-import { LoginThrottle } from '../security/login-throttle.js';
-import { Registration, type RegistrationPolicy } from '../security/registration.js';
+import type { RegistrationPolicy } from '../security/registration.js';
 import { logActivity } from './activity-log.js';
-import { DeviceExpiry } from './device-expiry.js';
+import { FeatureRunner } from './feature.js';
+import { CommandsFeature } from './features/commands.js';
+import type { HubContext } from './features/context.js';
+import { HistoryFeature } from './features/history.js';
+import { HomeKitFeature } from './features/homekit.js';
+import { MqttFeature } from './features/mqtt.js';
+import { OTA_OFF_MESSAGE, OtaFeature } from './features/ota.js';
+import { PresenceFeature } from './features/presence.js';
+import { WebFeature } from './features/web.js';
 import { Faults } from './faults.js';
 import { installTestFaults } from './test-faults.js';
-import { uploadsRoot } from '../ota/uploads.js';
-import { VERSION } from './version.js';
 
 export type MqttOptions =
   | { kind: 'embedded'; host: string; port: number; registration: RegistrationPolicy; authMaxDelayMs: number; tls?: TlsListenerOptions | undefined }
@@ -67,6 +63,10 @@ export interface HubOptions {
   otaJobDeadlineMs?: number | undefined;
   /** The hub's address for devices' OTA downloads when the broker cannot tell it (external broker). */
   otaHost?: string | undefined;
+  /** Features that can be switched off (`--no-homekit`, `--no-ota`, `--no-history`); on unless false. */
+  homekit?: boolean | undefined;
+  ota?: boolean | undefined;
+  history?: boolean | undefined;
   /** `--reset-state`: move damaged state files aside and start with what is left, instead of refusing. */
   resetState?: boolean | undefined;
 }
@@ -82,7 +82,7 @@ export class Hub {
     readonly bus: EventBus,
     readonly pincode: string,
     readonly mqttAddress: string,
-    private readonly homekit: HomeKitBridges,
+    private readonly homekit: HomeKitFeature,
     readonly webPort: number | undefined,
   ) {}
 
@@ -132,114 +132,53 @@ export class Hub {
       persistence.start();
       stops.push(() => persistence.stop());
 
-      const homekit = new HomeKitBridges(bus, registry, store, catalog, log.child({ part: 'homekit' }), {
-        storagePath: join(options.dataDir, 'homekit'),
-        port: options.hapPort,
-        host: options.hapHost,
-        pincode,
-        bridgeName: options.bridgeName,
-        version: VERSION,
-      });
-      stops.push(() => homekit.stop());
-      await homekit.start();
-
-      let link: HubLink;
-      let broker: EmbeddedBroker | undefined;
-      if (options.mqtt.kind === 'embedded') {
-        const brokerLog = log.child({ part: 'broker' });
-        const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, maxDelayMs: options.mqtt.authMaxDelayMs });
-        const registration = new Registration(accounts, options.mqtt.registration, brokerLog, throttle);
-        broker = await EmbeddedBroker.start(
-          { host: options.mqtt.host, port: options.mqtt.port, registration, tls: options.mqtt.tls, onDeviceGone: (id) => registry.connectionClosed(id) },
-          brokerLog,
-        );
-        const started = broker;
-        stops.push(() => started.close());
-        link = broker.link();
-      } else {
-        link = await connectExternal(options.mqtt, log.child({ part: 'mqtt' }));
-      }
-      stops.push(() => link.close());
-      const topics = new DeviceTopics(link, registry, bus, log.child({ part: 'mqtt' }));
-      const counters = () => ({ ...topics.counters });
-      await topics.start();
-      stops.push(() => topics.stop());
-
+      // The features, started in this order and stopped in reverse; each takes what it listens to through its scope.
       // A damaged job, rollout or device_info row is named in the log; the store ends it as failed. [D-3]
       const otaStore = new OtaStore(db, (where, problem) => log.error({ where }, problem));
-      const channel = new DeviceChannel(link, otaStore, log.child({ part: 'ota' }));
-      await channel.start();
-      const started = broker;
-      const ota = new OtaService(link, channel, otaStore, registry, bus, log.child({ part: 'ota' }), (id) => started?.route(id), {
-        transferTimeoutMs: 60_000,
-        rebootTimeoutMs: options.otaRebootTimeoutMs,
-        commandTimeoutMs: 15_000,
-        jobDeadlineMs: options.otaJobDeadlineMs ?? 30 * 60_000,
-        hubAddress: options.otaHost,
-        uploadsRoot: uploadsRoot(options.dataDir),
-        listening: broker?.listening,
-      });
-      ota.start();
-      stops.push(() => ota.stop());
-
-      const history = new HistoryStore(db);
-      const recorder = new HistoryRecorder(bus, history, options.historyRetentionMs);
-      recorder.start();
-      stops.push(() => recorder.stop());
-
-      let webPort: number | undefined;
-      if (options.httpPort !== -1) {
-        const web = new WebServer({
-          registry,
-          bus,
-          ota: otaStore,
-          history,
-          accounts,
-          web: new WebStore(db),
-          channel,
-          bridges: () => homekit.bridges(),
-          pincode,
-          policy: options.mqtt.kind === 'embedded' ? options.mqtt.registration : 'closed',
-          dataDir: options.dataDir,
-          log: log.child({ part: 'web' }),
-          counters,
-          allowedHosts: options.httpAllowedHosts,
-          otaMaxFileSize: options.otaMaxFileSize,
-          faults: () => faults.snapshot(),
-          cancelJob: (id, by) => ota.cancel(id, by),
-          cancelRollout: (id, by) => ota.cancelRollout(id, by),
-          disconnect: (id) => broker?.disconnect(id),
-          removeDevice: (id, reason = 'removed from the dashboard') => {
-            accounts.remove(id);
-            registry.remove(id, reason);
-            broker?.disconnect(id);
-          },
-          // [A-8] The CLI's way in: a new token each start, owner-only beside hub.json, removed at stop.
-          localToken: writeHubToken(options.dataDir),
-        });
-        stops.push(() => removeHubToken(options.dataDir));
-        webPort = await web.start(options.httpHost, options.httpPort);
-        stops.push(() => web.stop());
-      }
-
-      // [P-20] Devices silent past their announced keepalive go offline (checked every second).
-      const presence = setInterval(() => registry.checkPresence(), 1000);
-      presence.unref();
-      stops.push(() => clearInterval(presence));
-
-      const expiry = new DeviceExpiry(registry, store, options.deviceTtlMs, log);
-      expiry.start();
-      stops.push(() => expiry.stop());
+      const ctx: HubContext = { options, db, bus, registry, catalog, store, accounts, ota: otaStore, history: new HistoryStore(db), faults, pincode };
+      const features = new FeatureRunner(bus, log);
+      stops.push(() => features.stop());
+      const homekit = new HomeKitFeature(ctx);
+      const mqtt = new MqttFeature(ctx);
+      const commands = new CommandsFeature(ctx, () => mqtt.link);
+      const ota = new OtaFeature(ctx, () => ({ link: mqtt.link, channel: commands.channel, broker: mqtt.broker }));
+      const web = new WebFeature(ctx, () => ({
+        channel: commands.channel,
+        bridges: () => homekit.bridges(),
+        counters: () => mqtt.counters(),
+        cancelJob: (id, by) => ota.cancel(id, by),
+        cancelRollout: (id, by) => ota.cancelRollout(id, by),
+        otaOff: options.ota === false ? OTA_OFF_MESSAGE : undefined,
+        disconnect: (id) => mqtt.broker?.disconnect(id),
+        removeDevice: (id, reason = 'removed from the dashboard') => {
+          accounts.remove(id);
+          registry.remove(id, reason);
+          mqtt.broker?.disconnect(id);
+        },
+      }));
+      if (options.homekit !== false) await features.start(homekit);
+      else log.info('HomeKit is off (--no-homekit): no bridge is published');
+      await features.start(mqtt);
+      await features.start(commands, mqtt.link);
+      if (options.ota !== false) await features.start(ota, mqtt.link);
+      else log.info('OTA is off (--no-ota): no job runs and no pending flag is published');
+      if (options.history !== false) await features.start(new HistoryFeature(ctx));
+      else log.info('history is off (--no-history): no values are recorded');
+      if (options.httpPort !== -1) await features.start(web);
+      await features.start(new PresenceFeature(ctx));
+      const webPort = web.port;
+      const link = mqtt.link;
+      const broker = mqtt.broker;
 
       const hub = new Hub(options, registry, bus, pincode, link.address, homekit, webPort);
       hub.#stops.push(...stops);
-      const mqtt = broker ? { address: link.address, embedded: true, host: broker.host, port: broker.port, tlsPort: broker.tlsPort } : { address: link.address, embedded: false };
+      const mqttInfo = broker ? { address: link.address, embedded: true, host: broker.host, port: broker.port, tlsPort: broker.tlsPort } : { address: link.address, embedded: false };
       const startedAt = new Date().toISOString();
       const saveRuntime = () =>
         writeRuntime(options.dataDir, {
           pid: process.pid,
           startedAt,
-          mqtt,
+          mqtt: mqttInfo,
           bridges: hub.bridges().map(({ index, name, port, username, setupURI }) => ({ index, name, port, username, setupURI })),
           httpPort: webPort,
           httpHost: webPort === undefined ? undefined : options.httpHost,

@@ -12,6 +12,7 @@ import type { HubLink } from '../broker/hub-link.js';
 import type { DeviceRecord } from '../core/device.js';
 import type { EventBus } from '../core/events.js';
 import type { DeviceRegistry } from '../core/registry.js';
+import type { FeatureScope } from '../core/feature.js';
 import type { Logger } from '../log/logger.js';
 import { FINISHED, type Job, type JobProgress, type JobState, type OtaStore } from '../store/ota-store.js';
 import type { DeviceChannel } from './device-channel.js';
@@ -85,10 +86,13 @@ export class OtaService {
   readonly #pendingFlags = new Set<string>();
   readonly #rollouts = new Set<number>();
   readonly #sessions = new Map<string, Session>();
-  readonly #offs: Array<() => void> = [];
-  #timer: NodeJS.Timeout | undefined;
   /** Set when the hub stops: a job cut short by that stays `running` in the store and runs again at the next start. */
   #stopped = false;
+  #tickQueued = false;
+  /** Rollouts waiting for a job of theirs to end, or for their own cancel. */
+  readonly #storeWaits: Array<() => void> = [];
+  /** [O-14] Jobs waiting for their device to be back and listening: checked at each tick (a state change, a SUBSCRIBE, a session's questions over). */
+  readonly #backWaits = new Set<() => void>();
 
   constructor(
     private readonly link: HubLink,
@@ -101,40 +105,61 @@ export class OtaService {
     private readonly options: OtaOptions,
   ) {}
 
-  start(): void {
+  /** Everything it listens to is taken through the feature's scope, and ended by the hub at stop. */
+  start(scope: FeatureScope): void {
     this.store.requeueRunning();
     // Before the API takes new uploads: whatever no unfinished job needs is left over. [O-10]
     for (const folder of sweepUploads(this.options.uploadsRoot, neededUploads(this.store, this.options.uploadsRoot))) {
       this.log.info({ folder }, 'removed an upload folder no unfinished job needs');
     }
     const listening = this.options.listening;
-    this.#offs.push(
-      this.bus.on('device:announced', (device) => {
-        this.#sessions.set(device.id, { asked: false, settled: false });
-        this.#observe(device);
+    scope.on('device:announced', (device) => {
+      this.#sessions.set(device.id, { asked: false, settled: false });
+      this.#observe(device);
+    });
+    // [P-21] A device that subscribes after saying `online` is asked (and served) then; a closed connection ends its session.
+    if (listening) {
+      scope.defer(
+        listening.onChange((id) => {
+          if (!listening.connected(id)) this.#sessions.delete(id);
+          const device = this.registry.get(id);
+          if (device) this.#observe(device);
+          this.#tick();
+        }),
+      );
+    }
+    scope.on('device:state', () => this.#tick());
+    scope.on('device:removed', (device, reason) => this.#deviceRemoved(device.id, reason));
+    // Event-driven, no poll: a job queued, started or ended (API, rollout, cancel) is a change in the store.
+    scope.defer(
+      this.store.onChange(() => {
+        for (const wake of this.#storeWaits.splice(0)) wake();
+        this.#soon();
       }),
-      // [P-21] A device that subscribes after saying `online` is asked (and served) then; a closed connection ends its session.
-      ...(listening
-        ? [
-            listening.onChange((id) => {
-              if (!listening.connected(id)) this.#sessions.delete(id);
-              const device = this.registry.get(id);
-              if (device) this.#observe(device);
-              this.#tick();
-            }),
-          ]
-        : []),
-      this.bus.on('device:state', () => this.#tick()),
-      this.bus.on('device:removed', (device, reason) => this.#deviceRemoved(device.id, reason)),
     );
-    this.#timer = setInterval(() => this.#tick(), 300);
-    this.#timer.unref();
+    // Jobs queued before this start (or left queued by a restart) are looked at once now.
+    this.#soon();
   }
 
+  /** Jobs cut short by the stop stay `running` in the store and run again at the next start. */
   stop(): void {
     this.#stopped = true;
-    clearInterval(this.#timer);
-    for (const off of this.#offs.splice(0)) off();
+    for (const wake of this.#storeWaits.splice(0)) wake();
+  }
+
+  /** One tick after the current change is done: store changes come from inside the store's callers (and from a tick itself). */
+  #soon(): void {
+    if (this.#tickQueued) return;
+    this.#tickQueued = true;
+    setImmediate(() => {
+      this.#tickQueued = false;
+      if (!this.#stopped) this.#tick();
+    });
+  }
+
+  /** Resolves at the next job or rollout change in the store (or the hub's stop). */
+  #storeChange(): Promise<void> {
+    return new Promise((resolve) => this.#storeWaits.push(resolve));
   }
 
   /**
@@ -183,6 +208,7 @@ export class OtaService {
 
   /** Runs from timers and events: whatever goes wrong is logged, never thrown at them. */
   #tick(): void {
+    for (const check of [...this.#backWaits]) check();
     try {
       this.#tickOnce();
     } catch (error) {
@@ -321,17 +347,14 @@ export class OtaService {
     return new Promise((resolve, reject) => {
       const end = () => {
         clearTimeout(timer);
-        clearInterval(check);
-        off();
+        this.#backWaits.delete(check);
         signal.removeEventListener('abort', onAbort);
       };
       const onAbort = () => (end(), reject(signal.reason));
       const back = () => this.registry.get(device)?.state === 'online' && this.#listens(device);
-      const off = this.bus.on('device:state', (d) => {
-        if (d.id === device && back()) (end(), resolve());
-      });
-      // Listening (its SUBSCRIBE, or its session's questions answered) has no bus event of its own.
-      const check = setInterval(() => back() && (end(), resolve()), 250);
+      // Every sign (a state change, its SUBSCRIBE, its session's questions over) ticks the scheduler, which checks.
+      const check = () => back() && (end(), resolve());
+      this.#backWaits.add(check);
       const minutes = Math.round(this.options.jobDeadlineMs / 60_000);
       const timer = setTimeout(
         () => (end(), reject(new JobFailure(`${device} left during ${step} and did not come back within the job's deadline (${minutes >= 1 ? `${minutes} min` : `${Math.round(this.options.jobDeadlineMs / 1000)} s`} from its start, --ota-job-deadline)`))),
@@ -691,9 +714,10 @@ export class OtaService {
     const finished = (j: Job | undefined) => j !== undefined && FINISHED.includes(j.state);
     const failedJob = () => [...latest().values()].find((j) => finished(j) && j.state !== 'succeeded');
     // `mqttkit ota cancel --rollout` ends it in the store: from then on, nothing new starts.
-    const stopped = () => this.store.rollout(id)?.state !== 'running';
+    // (or the hub stops: the rollout is picked up again at the next start)
+    const stopped = () => this.#stopped || this.store.rollout(id)?.state !== 'running';
     const waitFor = async (ids: string[]) => {
-      while (!stopped() && !ids.every((d) => finished(latest().get(d)))) await sleep(200);
+      while (!stopped() && !ids.every((d) => finished(latest().get(d)))) await this.#storeChange();
     };
     const launch = (device: string) => {
       const job = latest().get(device);
@@ -717,7 +741,7 @@ export class OtaService {
     for (const device of rest) {
       if (latest().get(device)?.state === 'succeeded') continue;
       while (inFlight.size >= concurrency && !stopped()) {
-        await sleep(200);
+        await this.#storeChange();
         for (const d of inFlight) if (finished(latest().get(d))) inFlight.delete(d);
       }
       if (stopped() || (failure = failedJob())) break;

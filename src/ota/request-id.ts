@@ -4,24 +4,10 @@
  * `#<n> <answer>`; any other Log line is a log line. For a device that does not echo, the answer is
  * the next Log line of the command's answer shape.
  */
+import { otaCommand } from './commands.js';
 
 /** The largest request id; after it the counter starts again at 1. */
 export const MAX_RID = 999_999_999;
-
-/** The commands whose answer is a JSON object (docs/ota.md §3); every other answer is a line of text. */
-const JSON_ANSWERS = new Set(['getversion', 'hashes', 'commit', 'discard', 'stats', 'partitions']);
-
-/**
- * [O-12] The fields that mark an answer as this command's, where the answer has fixed fields: a device
- * may log a JSON object of its own at any time (a boot record), and the session's first `getversion`
- * goes without an id even to a device that echoes, so "any object" would take such a line for it.
- */
-const ANSWER_FIELDS: Record<string, readonly string[]> = {
-  getversion: ['firmware', 'app', 'library', 'platform', 'python', 'ota', 'rid', 'partition', 'hashes'],
-  commit: ['committed'],
-  discard: ['discarded'],
-  partitions: ['count', 'running'],
-};
 
 /** The next id after `previous` (0: none sent yet): 1..MAX_RID, increasing, then 1 again. */
 export const nextRid = (previous: number): number => (previous >= MAX_RID || previous < 1 ? 1 : previous + 1);
@@ -45,14 +31,16 @@ export function answerTo(rid: number, line: string): string | undefined {
  */
 export function fitsAnswer(command: string, line: string): boolean {
   const name = commandName(command);
-  if (!JSON_ANSWERS.has(name)) return true;
+  // The answer shapes and documented fields: the command table (commands.ts, docs/ota.md §3).
+  const entry = otaCommand(name);
+  if (entry?.answer !== 'json') return true;
   if (line.startsWith(`unknown command ${name}`) || line.startsWith(`command ${name} failed`)) return true;
   const text = line.trim();
   if (!text.startsWith('{')) return false;
   try {
     const value: unknown = JSON.parse(text);
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-    const fields = ANSWER_FIELDS[name];
+    const fields = entry.fields;
     return fields === undefined || fields.some((field) => Object.hasOwn(value, field));
   } catch {
     return false;

@@ -126,6 +126,8 @@ const NO_SPEC: Record<string, unknown> = {};
 export class OtaStore {
   readonly #s;
   readonly #onDamaged: OnDamagedRow;
+  /** Who hears that a job or rollout was queued, started or ended (the OTA scheduler: no poll). */
+  readonly #changeListeners = new Set<() => void>();
 
   constructor(db: Db, onDamaged: OnDamagedRow = printDamaged) {
     this.#onDamaged = onDamaged;
@@ -161,8 +163,20 @@ export class OtaStore {
     };
   }
 
+  /** Calls `listener` after a job or rollout is queued, started or ended; returns the function that stops it. */
+  onChange(listener: () => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  #changed(): void {
+    for (const listener of this.#changeListeners) listener();
+  }
+
   addJob(kind: JobKind, device: string, spec: Record<string, unknown>, rolloutId: number | null = null): number {
-    return Number(this.#s.addJob.run(kind, device, JSON.stringify(spec), rolloutId, Date.now()).lastInsertRowid);
+    const id = Number(this.#s.addJob.run(kind, device, JSON.stringify(spec), rolloutId, Date.now()).lastInsertRowid);
+    this.#changed();
+    return id;
   }
 
   /**
@@ -230,7 +244,7 @@ export class OtaStore {
 
   /** Marks a queued job running; false if someone else did. */
   startJob(id: number): boolean {
-    return this.#s.start.run(Date.now(), id).changes === 1;
+    return this.#notify(this.#s.start.run(Date.now(), id).changes === 1);
   }
 
   /** After a hub restart, jobs that were running start over. */
@@ -244,7 +258,7 @@ export class OtaStore {
 
   /** Ends a queued or running job; false if it had ended already (its end stays). */
   finishJob(id: number, state: JobState, message: string): boolean {
-    return this.#s.finish.run(state, message, Date.now(), id).changes === 1;
+    return this.#notify(this.#s.finish.run(state, message, Date.now(), id).changes === 1);
   }
 
   /** Queued and running jobs: those that still need their files. */
@@ -261,7 +275,9 @@ export class OtaStore {
   }
 
   addRollout(spec: Rollout['spec']): number {
-    return Number(this.#s.addRollout.run(JSON.stringify(spec), Date.now()).lastInsertRowid);
+    const id = Number(this.#s.addRollout.run(JSON.stringify(spec), Date.now()).lastInsertRowid);
+    this.#changed();
+    return id;
   }
 
   rollout(id: number): Rollout | undefined {
@@ -284,12 +300,17 @@ export class OtaStore {
 
   /** Ends a running rollout; false if it had ended already. */
   finishRollout(id: number, state: Rollout['state'], message: string): boolean {
-    return this.#s.finishRollout.run(state, message, Date.now(), id).changes === 1;
+    return this.#notify(this.#s.finishRollout.run(state, message, Date.now(), id).changes === 1);
   }
 
   /** `mqttkit ota rollout --resume`: the rollout runs again (the hub skips devices already updated); false if unknown. */
   resumeRollout(id: number): boolean {
-    return this.#s.resumeRollout.run(id).changes === 1;
+    return this.#notify(this.#s.resumeRollout.run(id).changes === 1);
+  }
+
+  #notify(changed: boolean): boolean {
+    if (changed) this.#changed();
+    return changed;
   }
 
   lastRolloutId(): number | undefined {

@@ -70,6 +70,8 @@ export interface WebDeps {
   faults: () => { unhandledRejections: number; uncaughtExceptions: number; listenerErrors: number };
   /** Ends a queued or running OTA job; `by` names who asked. */
   cancelJob: (id: number, by: string) => CancelOutcome;
+  /** Set when the hub runs without OTA (`--no-ota`): why new OTA jobs and rollouts are refused. */
+  otaOff?: string | undefined;
   /** Where the device library and its ports.json are (default: the package's device/micropython). [A-7] */
   deviceLibrary?: string;
 }
@@ -372,6 +374,11 @@ export class WebServer {
       const outcome = d.cancelJob(id, asker(request));
       const status = { cancelled: 200, finished: 409, unknown: 404 }[outcome.outcome];
       return reply.code(status).send(outcome.outcome === 'cancelled' ? { cancelled: id, message: outcome.message, job: outcome.job } : { error: outcome.message, job: outcome.job ?? null });
+    });
+    // Without OTA nothing would run a new job: refused up front, by the matched route (reading and cancelling still work).
+    const otaStarts = new Set(['/api/ota/rollouts', '/api/ota/rollouts/:id/resume', '/api/ota/sync', '/api/ota/push', '/api/ota/firmware']);
+    app.addHook('preHandler', async (request, reply) => {
+      if (d.otaOff !== undefined && request.method === 'POST' && otaStarts.has(request.routeOptions.url ?? '')) return reply.code(409).send({ error: d.otaOff });
     });
     app.post('/api/ota/rollouts', upload, async (request) => {
       const body = rolloutBody.parse(request.body);

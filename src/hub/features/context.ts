@@ -1,0 +1,25 @@
+/** What the hub hands every feature module: the core, the store, and the options. */
+import type { EventBus } from '../../core/events.js';
+import type { HapCatalog } from '../../homekit/catalog.js';
+import type { DeviceRegistry } from '../../core/registry.js';
+import type { AccountStore } from '../../store/account-store.js';
+import type { Db } from '../../store/database.js';
+import type { StateStore } from '../../store/state-store.js';
+import type { OtaStore } from '../../store/ota-store.js';
+import type { HistoryStore } from '../../store/history-store.js';
+import type { Faults } from '../faults.js';
+import type { HubOptions } from '../hub.js';
+
+export interface HubContext {
+  readonly options: HubOptions;
+  readonly db: Db;
+  readonly bus: EventBus;
+  readonly registry: DeviceRegistry;
+  readonly catalog: HapCatalog;
+  readonly store: StateStore;
+  readonly accounts: AccountStore;
+  readonly ota: OtaStore;
+  readonly history: HistoryStore;
+  readonly faults: Faults;
+  readonly pincode: string;
+}

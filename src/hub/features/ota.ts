@@ -1,0 +1,49 @@
+/** OTA as a feature (`--no-ota`: no pending flags, no job runs, the API refuses new jobs and says why). */
+import type { EmbeddedBroker } from '../../broker/embedded-broker.js';
+import type { HubLink } from '../../broker/hub-link.js';
+import type { DeviceChannel } from '../../ota/device-channel.js';
+import { cancelJobInStore, cancelRolloutInStore, type CancelOutcome, type RolloutCancelOutcome } from '../../ota/job-control.js';
+import { OtaService } from '../../ota/ota-service.js';
+import { uploadsRoot } from '../../ota/uploads.js';
+import type { Feature, FeatureScope } from '../feature.js';
+import type { HubContext } from './context.js';
+
+export const OTA_OFF_MESSAGE = "the hub runs without OTA (--no-ota, MQTTKIT_OTA=off or \"ota\": false in config.json): no OTA job would run; restart the hub with OTA on to update devices";
+
+export class OtaFeature implements Feature {
+  readonly name = 'ota';
+  #service: OtaService | undefined;
+
+  constructor(
+    private readonly ctx: HubContext,
+    private readonly parts: () => { link: HubLink; channel: DeviceChannel; broker: EmbeddedBroker | undefined },
+  ) {}
+
+  start(scope: FeatureScope): void {
+    const { options } = this.ctx;
+    const { link, channel, broker } = this.parts();
+    const service = new OtaService(link, channel, this.ctx.ota, this.ctx.registry, this.ctx.bus, scope.log, (id) => broker?.route(id), {
+      transferTimeoutMs: 60_000,
+      rebootTimeoutMs: options.otaRebootTimeoutMs,
+      commandTimeoutMs: 15_000,
+      jobDeadlineMs: options.otaJobDeadlineMs ?? 30 * 60_000,
+      hubAddress: options.otaHost,
+      uploadsRoot: uploadsRoot(options.dataDir),
+      listening: broker?.listening,
+    });
+    this.#service = service;
+    service.start(scope);
+  }
+
+  stop(): void {
+    this.#service?.stop();
+  }
+
+  cancel(id: number, by: string): CancelOutcome {
+    return this.#service?.cancel(id, by) ?? cancelJobInStore(this.ctx.ota, uploadsRoot(this.ctx.options.dataDir), id, by);
+  }
+
+  cancelRollout(id: number, by: string): RolloutCancelOutcome {
+    return this.#service?.cancelRollout(id, by) ?? cancelRolloutInStore(this.ctx.ota, id, by, (jobId) => this.cancel(jobId, `${by} (rollout #${id})`));
+  }
+}

@@ -1,0 +1,48 @@
+/** The dashboard and API as a feature (`--http-port -1` leaves it out). */
+import { removeHubToken, writeHubToken } from '../../store/runtime-file.js';
+import { WebStore } from '../../store/web-store.js';
+import { WebServer, type WebDeps } from '../../web/server.js';
+import type { Feature, FeatureScope } from '../feature.js';
+import type { HubContext } from './context.js';
+
+/** What the web feature needs from the other features. */
+export type WebParts = Pick<WebDeps, 'channel' | 'bridges' | 'counters' | 'cancelJob' | 'cancelRollout' | 'disconnect' | 'removeDevice' | 'otaOff'>;
+
+export class WebFeature implements Feature {
+  readonly name = 'web';
+  #port: number | undefined;
+
+  constructor(
+    private readonly ctx: HubContext,
+    private readonly parts: () => WebParts,
+  ) {}
+
+  async start(scope: FeatureScope): Promise<void> {
+    const { options } = this.ctx;
+    const web = new WebServer({
+      ...this.parts(),
+      registry: this.ctx.registry,
+      bus: this.ctx.bus,
+      ota: this.ctx.ota,
+      history: this.ctx.history,
+      accounts: this.ctx.accounts,
+      web: new WebStore(this.ctx.db),
+      pincode: this.ctx.pincode,
+      policy: options.mqtt.kind === 'embedded' ? options.mqtt.registration : 'closed',
+      dataDir: options.dataDir,
+      log: scope.log,
+      allowedHosts: options.httpAllowedHosts,
+      otaMaxFileSize: options.otaMaxFileSize,
+      faults: () => this.ctx.faults.snapshot(),
+      // [A-8] The CLI's way in: a new token each start, owner-only beside hub.json, removed at stop.
+      localToken: writeHubToken(options.dataDir),
+    });
+    scope.defer(() => removeHubToken(options.dataDir));
+    this.#port = await web.start(options.httpHost, options.httpPort);
+    scope.defer(() => web.stop());
+  }
+
+  get port(): number | undefined {
+    return this.#port;
+  }
+}
