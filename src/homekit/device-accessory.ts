@@ -63,8 +63,18 @@ export class DeviceAccessory {
     if (meta.name) info.updateCharacteristic(Characteristic.Name, homeKitName(meta.name));
     // Services named after the device follow a new `$name` now, not only after the next restart rebuilds them.
     for (const record of this.device.services) {
+      const service = this.#service(record);
+      if (!service) continue;
+      // Names the device published itself keep their text, but one the name rule pads with the default
+      // ('A' -> 'Desk lamp A') follows the new default too: what a restart would build, shown now [P-24].
+      for (const [characteristicName, value] of Object.entries(record.values)) {
+        const characteristic = this.#characteristic(record, service, characteristicName);
+        if (!characteristic || !isNameCharacteristic(characteristic.UUID)) continue;
+        const shown = this.#shown(record, characteristic, value);
+        if (characteristic.value !== shown) characteristic.updateValue(shown);
+      }
       if (record.values.Name !== undefined) continue; // the device named this service itself
-      const name = this.#service(record)?.characteristics.find((c) => c.UUID === Characteristic.Name.UUID);
+      const name = service.characteristics.find((c) => c.UUID === Characteristic.Name.UUID);
       if (!name) continue;
       const fresh = this.#defaultName(record);
       if (this.#initial.has(name)) this.#initial.set(name, fresh);

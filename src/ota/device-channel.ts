@@ -7,6 +7,7 @@
 import type { HubLink } from '../broker/hub-link.js';
 import type { Logger } from '../log/logger.js';
 import type { OtaStore } from '../store/ota-store.js';
+import { parseAnswer, type Answer, type AnswerCommand } from './answers.js';
 import { commandTopic } from './protocol.js';
 import { answerTo, commandName, echoesRid, fitsAnswer, nextRid, withRid } from './request-id.js';
 
@@ -152,27 +153,20 @@ export class DeviceChannel {
 
   /** [O-12] Whether the device echoes request ids, from what its `getversion` answer says. */
   #learn(device: string, answer: string): void {
-    let version: unknown;
-    try {
-      version = JSON.parse(answer);
-    } catch {
-      return;
-    }
-    if (typeof version !== 'object' || version === null || Array.isArray(version)) return;
-    const echoes = echoesRid(version as { rid?: unknown });
+    const version = parseAnswer(device, 'getversion', answer);
+    if (!version.ok) return;
+    const echoes = echoesRid(version.value);
     if (this.store.info(device).echoesRid !== echoes) this.store.updateInfo(device, { echoesRid: echoes });
   }
 
-  /** A command whose answer is a JSON object. */
-  async commandJson<T extends object>(device: string, text: string, timeoutMs = 10_000, signal?: AbortSignal, plain = false): Promise<T> {
-    const answer = await this.command(device, text, timeoutMs, signal, plain);
-    let value: unknown;
-    try {
-      value = JSON.parse(answer);
-    } catch {
-      throw new Error(`${device} answered '${text}' with '${answer.slice(0, 200)}', not JSON`);
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${device} answered '${text}' with '${answer.slice(0, 200)}', not a JSON object`);
-    return value as T;
+  /**
+   * A command whose answer is a JSON object (docs/ota.md §3), checked against its schema (answers.ts):
+   * a device's answer is untrusted input, so a wrong one fails naming the command and the field.
+   */
+  async answer<C extends AnswerCommand>(device: string, command: C, timeoutMs = 10_000, signal?: AbortSignal, plain = false): Promise<Answer<C>> {
+    const text = await this.command(device, command, timeoutMs, signal, plain);
+    const parsed = parseAnswer(device, command, text);
+    if (!parsed.ok) throw new Error(parsed.error);
+    return parsed.value;
   }
 }

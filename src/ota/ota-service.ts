@@ -18,6 +18,7 @@ import { FINISHED, type Job, type JobProgress, type JobState, type OtaStore } fr
 import type { DeviceChannel } from './device-channel.js';
 import { cancelJobInStore, cancelRolloutInStore, describeJob, neededUploads, releaseUploads, type CancelOutcome, type RolloutCancelOutcome } from './job-control.js';
 import { readManifest } from './manifest.js';
+import { parseAnswer, type Answer, type AnswerCommand } from './answers.js';
 import { chooseHash, commandTopic, commitDifference, deviceError, FIRMWARE_TARGET, parseReport, pendingTopic, seedTriggerMessage, settledProtocol, sha1, transferHash, triggerMessage, triggerTopic, type HashAlgorithm, type OtaProtocol, type TransferReport } from './protocol.js';
 import { servePull } from './pull-server.js';
 import { sweepUploads } from './uploads.js';
@@ -77,7 +78,8 @@ interface DropWatch {
 /** A job's command channel to its device (#commands). */
 interface Ask {
   text(command: string): Promise<string>;
-  json<T extends object>(command: string): Promise<T>;
+  /** A command with a JSON answer, checked against its schema (answers.ts). */
+  answer<C extends AnswerCommand>(command: C): Promise<Answer<C>>;
 }
 
 export class OtaService {
@@ -377,14 +379,15 @@ export class OtaService {
     // hash every device checks; the job goes on. A device that left is noticed by the next step.
     let algorithm: HashAlgorithm = 'sha1';
     try {
-      algorithm = chooseHash((await this.channel.commandJson<{ hashes?: unknown }>(job.device, 'getversion', PROBE_TIMEOUT_MS, signal)).hashes);
+      algorithm = chooseHash((await this.channel.answer(job.device, 'getversion', PROBE_TIMEOUT_MS, signal)).hashes);
     } catch (error) {
       if (signal.aborted) throw error;
       this.log.info({ device: job.device, job: job.id }, `${job.device} gave no JSON getversion answer: the job uses SHA-1`);
     }
     watch.step = "'discard'";
-    const discarded = jsonObject(await ask.text('discard'))?.discarded;
-    const gone = Array.isArray(discarded) ? discarded.filter((p): p is string => typeof p === 'string') : [];
+    // An mqttkit library from before `discard` answers "unknown command": nothing was discarded ([O-13] rule 4).
+    const discarded = parseAnswer(job.device, 'discard', await ask.text('discard'));
+    const gone = discarded.ok ? discarded.value.discarded : [];
     // a device's list: at most 10 names go into the log and the job's message
     if (gone.length > 0) this.log.info({ device: job.device, job: job.id, discarded: gone.slice(0, 10), count: gone.length }, 'discarded files staged by an earlier job');
     const note = gone.length ? `; discarded first what an earlier job had left: ${gone.slice(0, 10).map((p) => p.slice(0, 200)).join(', ')}${gone.length > 10 ? ', …' : ''}` : '';
@@ -400,7 +403,7 @@ export class OtaService {
     const timeout = this.options.commandTimeoutMs;
     return {
       text: (command: string) => this.channel.command(job.device, command, timeout, signal),
-      json: <T extends object>(command: string) => this.channel.commandJson<T>(job.device, command, timeout, signal),
+      answer: <C extends AnswerCommand>(command: C) => this.channel.answer(job.device, command, timeout, signal),
     };
   }
 
@@ -443,7 +446,7 @@ export class OtaService {
 
   /** [O-13] `commit`, held to exactly the files the job sent. */
   async #commit(ask: Ask, sent: string[]): Promise<void> {
-    const committed = await ask.json<{ committed?: unknown; error?: unknown }>('commit');
+    const committed = await ask.answer('commit');
     if (committed.error) throw new JobFailure(deviceError(committed.error));
     const difference = commitDifference(sent, committed.committed);
     if (difference) throw new JobFailure(difference);
@@ -462,7 +465,7 @@ export class OtaService {
     watch.step = "'hashes'";
     const wanted = new Map(entries.map((e) => [e.path, sha1(e.bytes)]));
     this.#progress(job, { files: 0, filesTotal: entries.length, bytes: 0, bytesTotal: 0, step: 'asking for hashes' });
-    const before = await ask.json<Record<string, unknown>>('hashes');
+    const before = await ask.answer('hashes');
     const changed = entries.filter((e) => before[e.path] !== wanted.get(e.path));
     if (changed.length === 0) return `up to date (${entries.length} files)${note}`;
     const bytesTotal = changed.reduce((n, e) => n + e.bytes.length, 0);
@@ -485,7 +488,7 @@ export class OtaService {
     watch.expected = false;
     watch.step = "'hashes' after the reboot";
     this.#progress(job, { files: changed.length, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: 'verifying' });
-    const after = await ask.json<Record<string, unknown>>('hashes');
+    const after = await ask.answer('hashes');
     const wrong = entries.filter((e) => after[e.path] !== wanted.get(e.path)).map((e) => e.path);
     if (wrong.length > 0) throw new JobFailure(`after the update these files differ from the manifest: ${wrong.join(', ')}`);
     return `${changed.length} of ${entries.length} files sent (${bytesDone} bytes), committed, rebooted, verified${note}`;
@@ -498,12 +501,11 @@ export class OtaService {
     const { protocol, why } = await this.#protocol(job.device, signal);
     if (protocol === 1) throw new JobFailure(`${job.device} speaks OTA protocol 1 (${why}): firmware updates need protocol 2 (the mqttkit device library: partitions, keepversion); nothing was sent`);
     watch.step = "'partitions'";
-    const partitions = await ask.json<{ count?: unknown }>('partitions');
-    if (typeof partitions.count !== 'number') throw new JobFailure(`${job.device} answered 'partitions' without a count: it cannot be updated over the air`);
+    const partitions = await ask.answer('partitions');
     if (partitions.count < 2) throw new JobFailure(`${job.device} has a single firmware partition: it cannot be updated over the air`);
     watch.step = "'getversion'";
-    const old = await ask.json<{ firmware?: string; partition?: unknown; hashes?: unknown }>('getversion');
-    const before = old.firmware;
+    const old = await ask.answer('getversion');
+    const before = old.firmware ?? undefined;
     this.#progress(job, { files: 0, filesTotal: 1, bytes: 0, bytesTotal: image.length, step: 'sending the image' });
     watch.step = 'the transfer of the firmware image';
     const report = await this.#transfer(job, FIRMWARE_TARGET, image, false, signal, chooseHash(old.hashes));
@@ -513,14 +515,14 @@ export class OtaService {
     watch.expected = true; // from here, a device that does not come back is judged by [O-6] (rolled back)
     await ask.text('reboot');
     // [O-6] keepversion only for a device that came back, answers, and runs the new firmware.
-    let now: { firmware?: string; partition?: unknown };
+    let now: Answer<'getversion'>;
     try {
       await this.#backOnline(job.device, since, signal);
-      now = await ask.json<{ firmware?: string; partition?: unknown }>('getversion');
+      now = await ask.answer('getversion');
     } catch (error) {
       throw new JobFailure(`rolled back: ${(error as Error).message}; keepversion not sent`, 'rolled-back');
     }
-    const after = now.firmware;
+    const after = now.firmware ?? undefined;
     const verdict = firmwareVerdict({ before, after, runningBefore: label(old.partition), written: report.partition ?? undefined, running: label(now.partition) });
     if (!verdict.confirmed) throw new JobFailure(`rolled back: ${verdict.reason}; keepversion not sent`, 'rolled-back');
     await ask.text('keepversion');
@@ -533,7 +535,7 @@ export class OtaService {
     const settled = settledProtocol(this.store.info(device));
     if (settled) return settled;
     try {
-      const version = await this.channel.commandJson<{ ota?: unknown }>(device, 'getversion', PROBE_TIMEOUT_MS, signal);
+      const version = await this.channel.answer(device, 'getversion', PROBE_TIMEOUT_MS, signal);
       const announced = version.ota === 1 || version.ota === 2 ? version.ota : undefined;
       this.store.updateInfo(device, { answersCommands: true, ...(announced ? { otaProtocol: announced } : {}) });
       return announced ? { protocol: announced, why: 'announced by the device' } : { protocol: 2, why: 'the device answers commands' };
@@ -666,16 +668,10 @@ export class OtaService {
     } finally {
       waiting.cancel();
     }
-    let address: unknown;
-    try {
-      address = (JSON.parse(text) as { address?: unknown }).address;
-    } catch {
-      throw new JobFailure(`cannot route a transfer to ${device}: its 'open' answer '${text.slice(0, 200)}' is not JSON`);
-    }
-    if (typeof address !== 'string' || !address || !this.options.hubAddress) {
-      throw new JobFailure(`cannot route a transfer to ${device}: ${typeof address === 'string' && address ? "set --ota-host to the hub's address" : 'the device did not say its address'}`);
-    }
-    return { deviceAddress: address, hubAddress: this.options.hubAddress };
+    const opened = parseAnswer(device, 'open', text);
+    if (!opened.ok) throw new JobFailure(`cannot route a transfer to ${device}: the device did not say its address: ${opened.error}`);
+    if (!this.options.hubAddress) throw new JobFailure(`cannot route a transfer to ${device}: set --ota-host to the hub's address`);
+    return { deviceAddress: opened.value.address, hubAddress: this.options.hubAddress };
   }
 
   /**
@@ -813,21 +809,11 @@ export class OtaService {
 
   /** One round of questions; the session's first `getversion` goes without a request id ([O-12]: the hub cannot know yet). */
   async #ask(id: string): Promise<void> {
-    const version = await this.channel.commandJson<{ firmware?: string; app?: string; ota?: unknown; partition?: unknown }>(id, 'getversion', PROBE_TIMEOUT_MS, undefined, true);
+    const version = await this.channel.answer(id, 'getversion', PROBE_TIMEOUT_MS, undefined, true);
     this.store.updateInfo(id, { answersCommands: true, ...(typeof version.ota === 'number' ? { otaProtocol: version.ota } : {}), ...(label(version.partition) ? { partition: label(version.partition) } : {}) });
     const lastReboot = await this.channel.command(id, 'msg_reboot', PROBE_TIMEOUT_MS);
     const lastException = await this.channel.command(id, 'msg_exception', PROBE_TIMEOUT_MS);
-    this.store.updateInfo(id, { firmware: version.firmware, app: version.app, lastReboot, lastException });
-  }
-}
-
-/** A device's answer as a JSON object, or undefined (text, e.g. "unknown command discard" from an older library). */
-function jsonObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
+    this.store.updateInfo(id, { firmware: version.firmware ?? undefined, app: version.app ?? undefined, lastReboot, lastException });
   }
 }
 

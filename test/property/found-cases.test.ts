@@ -115,6 +115,21 @@ describe('cases found by the property tests', { timeout: 120_000 }, () => {
     });
   });
 
+  // found by property test (messages.test.ts, seed -744506549): new finding. A device names a service
+  // itself with a single letter ('ﷺ'); the name rule pads it with the default ('toString ﷺ'). After a
+  // new $name the running hub kept the old padding, a restart showed 'Bob's lamp ﷺ': names changed
+  // on restart.
+  it('a device-published one-letter Name follows a new $name at once, as a restart would show it (new)', async () => {
+    await runScenario({
+      devices: ['toString'],
+      steps: [
+        { kind: 'publish', messages: [say('toString', 'HomeKit/toString/Switch/Name', 'ﷺ', true), say('toString', 'HomeKit/toString/Outlet/3/On', '1')] },
+        { kind: 'publish', messages: [say('toString', 'HomeKit/toString/$name', "Bob's lamp", true)] },
+        { kind: 'restart', signal: 'SIGTERM' },
+      ],
+    });
+  });
+
   // found by property test (kill-loop.test.ts): new finding. A device's first value for an optional
   // characteristic (Lightbulb Brightness) adds it to HomeKit with an iid at once, but the value is
   // saved only with the next batched flush (1 s); a kill -9 before that drops the characteristic
