@@ -5,8 +5,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Accessory, Bridge, Categories, Characteristic, HAPStorage, Service, uuid } from 'hap-nodejs';
 import { HttpClient, PairMethods } from 'hap-controller';
+import { Accessory, Bridge, Categories, Characteristic, HAPStorage, Service, uuid } from 'hap-nodejs';
 import { setHapListenHost } from '../src/homekit/listen-host.js';
 import { now } from './stats.js';
 
@@ -86,9 +86,12 @@ export async function bareAccessory(): Promise<BareAccessory> {
   const motion = accessory.addService(Service.MotionSensor, 'Motion').getCharacteristic(Characteristic.MotionDetected);
   const temperature = accessory.addService(Service.TemperatureSensor, 'Temperature').getCharacteristic(Characteristic.CurrentTemperature);
   const onSetTimes: number[] = [];
-  accessory.addService(Service.Switch, 'Switch').getCharacteristic(Characteristic.On).onSet(() => {
-    onSetTimes.push(now());
-  });
+  accessory
+    .addService(Service.Switch, 'Switch')
+    .getCharacteristic(Characteristic.On)
+    .onSet(() => {
+      onSetTimes.push(now());
+    });
   bridge.addBridgedAccessory(accessory);
   const listening = new Promise<number>((resolve) => bridge.once('listening', (port: number) => resolve(port)));
   const username = 'AA:BB:CC:00:11:22';

@@ -18,7 +18,11 @@ const outDir = args.includes('--out') ? args[args.indexOf('--out') + 1]! : fileU
 
 const scenarios: Array<[number, string, () => Promise<Row[]>]> = [
   [1, 'latency', () => latency(quick ? { immediate: 10, batched: 4, writes: 10 } : { immediate: 300, batched: 200, writes: 300 })],
-  [3, 'load', () => load(quick ? { devices: 20, seconds: 3 } : { devices: Number(process.env.BENCH_DEVICES ?? 500), seconds: Number(process.env.BENCH_SECONDS ?? 60) })],
+  [
+    3,
+    'load',
+    () => load(quick ? { devices: 20, seconds: 3 } : { devices: Number(process.env.BENCH_DEVICES ?? 500), seconds: Number(process.env.BENCH_SECONDS ?? 60) }),
+  ],
   [4, 'scale', () => scale(quick ? { devices: 160 } : { devices: 1000 })],
   [5, 'ota', () => ota(quick ? { bytes: 128 * 1024 } : { bytes: 1024 * 1024 })],
   [6, 'flood', () => flood(quick ? { messages: 5000, seconds: 2 } : { messages: 50_000, seconds: 15 })],
@@ -42,13 +46,19 @@ for (const [n, name, run] of scenarios) {
 const table = [
   '| scenario | metric | mqttkit | floor | ratio | target | met |',
   '|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.scenario} | ${r.metric} | ${r.value} ${r.unit} | ${r.floor ?? ''} | ${r.ratio ?? ''} | ${r.target ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : 'no'} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.scenario} | ${r.metric} | ${r.value} ${r.unit} | ${r.floor ?? ''} | ${r.ratio ?? ''} | ${r.target ?? ''} | ${r.met === undefined ? '' : r.met ? 'yes' : 'no'} |`,
+  ),
 ].join('\n');
 console.log(table);
 mkdirSync(outDir, { recursive: true });
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const file = join(outDir, `${stamp}${quick ? '-quick' : ''}.json`);
-writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), quick, seconds: Math.round((Date.now() - started) / 1000), node: process.version, rows, failures }, null, 2)}\n`);
+writeFileSync(
+  file,
+  `${JSON.stringify({ date: new Date().toISOString(), quick, seconds: Math.round((Date.now() - started) / 1000), node: process.version, rows, failures }, null, 2)}\n`,
+);
 process.stderr.write(`results: ${file}\n`);
 if (failures.length > 0) {
   process.stderr.write(failures.join('\n') + '\n');

@@ -25,7 +25,13 @@ export interface Row {
   met?: boolean;
 }
 
-export function row(scenario: string, metric: string, value: number, unit: string, extra: { floor?: number; target?: [string, (v: number) => boolean] } = {}): Row {
+export function row(
+  scenario: string,
+  metric: string,
+  value: number,
+  unit: string,
+  extra: { floor?: number; target?: [string, (v: number) => boolean] } = {},
+): Row {
   const r: Row = { scenario, metric, value: round(value), unit };
   if (extra.floor !== undefined) {
     r.floor = round(extra.floor);

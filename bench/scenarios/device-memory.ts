@@ -9,7 +9,7 @@
  * on-demand loads of commands.py and ota.py; OTA chunk memory at most 512 bytes.
  */
 import { measureImport, OTA_ALLOCATION_TARGET, OTA_CHUNK_TARGET, PORTS, runBudget } from '../../test/helpers/device-memory.js';
-import { row, type Row } from '../stats.js';
+import { type Row, row } from '../stats.js';
 
 const KIB = 1024;
 
@@ -22,19 +22,38 @@ export async function deviceMemory(options: { publishes: number; commands: numbe
     const name = `7. device memory, ${port} file set (MicroPython wasm; ${options.publishes} publishes, ${options.commands} commands, ${Math.round(options.otaBytes / KIB)} KiB OTA)`;
     const largestCompile = Math.max(...Object.values(imported.compile));
     rows.push(
-      row(name, 'heap kept after import (import mqttkit; from mqttkit import Device)', imported.retained, 'B', port === 'esp8266' ? { target: ['<= 16384', (v) => v <= 16 * KIB] } : {}),
-      row(name, `largest allocation while compiling one file (${Object.entries(imported.compile).find(([, n]) => n === largestCompile)?.[0]})`, largestCompile, 'B'),
+      row(
+        name,
+        'heap kept after import (import mqttkit; from mqttkit import Device)',
+        imported.retained,
+        'B',
+        port === 'esp8266' ? { target: ['<= 16384', (v) => v <= 16 * KIB] } : {},
+      ),
+      row(
+        name,
+        `largest allocation while compiling one file (${Object.entries(imported.compile).find(([, n]) => n === largestCompile)?.[0]})`,
+        largestCompile,
+        'B',
+      ),
       row(name, 'connected and idle, above the heap before import', f.idleAbove, 'B', port === 'esp8266' ? { target: ['<= 16384', (v) => v <= 16 * KIB] } : {}),
       row(name, 'commands.py loaded on demand: heap it keeps', f.commandsLoaded, 'B'),
       row(name, 'ota.py loaded on demand: heap it keeps', f.otaLoaded, 'B'),
       row(name, 'kept above idle once the on-demand modules are dropped (their names)', f.afterOtaDropped, 'B'),
       row(name, 'peak heap between steps above idle (exact)', f.livePeakAboveIdle, 'B', { target: ['< 16384', (v) => v < 16 * KIB] }),
-      row(name, 'peak within a publish step above idle (upper bound: garbage included)', f.publishPeakAboveIdle, 'B', { target: ['< 16384', (v) => v < 16 * KIB] }),
-      row(name, 'peak within a command step above idle (upper bound; commands.py compiled by the first)', f.commandPeakAboveIdle, 'B', { target: ['< 16384', (v) => v < 16 * KIB] }),
-      row(name, 'peak during the OTA trigger and transfer above idle (upper bound; ota.py compiled)', f.otaPeakAboveIdle, 'B', { target: ['< 16384', (v) => v < 16 * KIB] }),
+      row(name, 'peak within a publish step above idle (upper bound: garbage included)', f.publishPeakAboveIdle, 'B', {
+        target: ['< 16384', (v) => v < 16 * KIB],
+      }),
+      row(name, 'peak within a command step above idle (upper bound; commands.py compiled by the first)', f.commandPeakAboveIdle, 'B', {
+        target: ['< 16384', (v) => v < 16 * KIB],
+      }),
+      row(name, 'peak during the OTA trigger and transfer above idle (upper bound; ota.py compiled)', f.otaPeakAboveIdle, 'B', {
+        target: ['< 16384', (v) => v < 16 * KIB],
+      }),
       row(name, `largest single allocation (${f.largestWhere})`, f.largestAllocation, 'B'),
       row(name, 'OTA: file bytes read at once (max)', f.ota.maxRead, 'B', { target: [`<= ${OTA_CHUNK_TARGET}`, (v) => v <= OTA_CHUNK_TARGET] }),
-      row(name, 'OTA chunk memory: largest allocation during the transfer', f.ota.largestAllocation, 'B', { target: [`<= ${OTA_ALLOCATION_TARGET} (512 B + GC block)`, (v) => v <= OTA_ALLOCATION_TARGET] }),
+      row(name, 'OTA chunk memory: largest allocation during the transfer', f.ota.largestAllocation, 'B', {
+        target: [`<= ${OTA_ALLOCATION_TARGET} (512 B + GC block)`, (v) => v <= OTA_ALLOCATION_TARGET],
+      }),
       row(name, 'OTA: bytes allocated per read (garbage included)', f.ota.allocatedPerRead, 'B'),
       row(name, 'OTA: heap kept after the transfer (ota.py dropped)', f.ota.retainedAfter, 'B'),
     );

@@ -3,11 +3,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { Fleet } from '../../device/simulator/fleet.js';
-import { idMap, reconnect, pair, type PairingData } from '../../test/helpers/homekit-controller.js';
-import { removeDataDir, startHub, type RunningHub } from '../../test/helpers/hub-process.js';
+import { idMap, type PairingData, pair, reconnect } from '../../test/helpers/homekit-controller.js';
+import { type RunningHub, removeDataDir, startHub } from '../../test/helpers/hub-process.js';
 import { addAdmin, cliAsync, connectAdmin, connectDevice } from '../../test/helpers/mqtt-device.js';
 import { Controller, findId } from '../homekit-probe.js';
-import { latencyRows, now, row, sleep, summarize, type Row } from '../stats.js';
+import { latencyRows, now, type Row, row, sleep, summarize } from '../stats.js';
 
 /** user+system CPU seconds of a process, from /proc. */
 function cpuSeconds(pid: number): number {
@@ -76,7 +76,17 @@ export async function load(options: { devices: number; seconds: number }): Promi
     const idleCpu = ((cpuSeconds(hub.child.pid!) - idleCpuStart) / ((now() - idleStart) / 1000)) * 100;
     const idleMemory = memory(hub.child.pid!);
     probe.sent = 0; // the idle samples went out before the `before` snapshot below
-    const fleet = new Fleet({ url: hub.info.mqtt.address, devices: options.devices, kinds: ['temperature'], prefix: 'load', secret: 'bench', interval: 0.5, jitter: 0.2, sleepSeconds: 60, concurrency: 16 });
+    const fleet = new Fleet({
+      url: hub.info.mqtt.address,
+      devices: options.devices,
+      kinds: ['temperature'],
+      prefix: 'load',
+      secret: 'bench',
+      interval: 0.5,
+      jitter: 0.2,
+      sleepSeconds: 60,
+      concurrency: 16,
+    });
     const before = (await metrics(hub, token)).messages.received;
     const connectStart = now();
     const failed = await fleet.start();
@@ -106,7 +116,10 @@ export async function load(options: { devices: number; seconds: number }): Promi
       row(name, 'messages lost', Math.max(0, published - received), 'msgs', { target: ['0', (v) => v === 0] }),
       row(name, 'messages published', published, 'msgs'),
       row(name, 'hub CPU (user+sys) under load (floor: idle)', cpu, '% of a core', { floor: idleCpu, target: ['< 50 %', (v) => v < 50] }),
-      row(name, 'hub RSS at the end of the load (floor: idle)', mem.rss / 1048576, 'MB', { floor: idleMemory.rss / 1048576, target: ['< 150 MB', (v) => v < 150] }),
+      row(name, 'hub RSS at the end of the load (floor: idle)', mem.rss / 1048576, 'MB', {
+        floor: idleMemory.rss / 1048576,
+        target: ['< 150 MB', (v) => v < 150],
+      }),
       row(name, 'hub peak RSS (since start)', mem.peak / 1048576, 'MB'),
       row(name, 'hub JavaScript heap in use at the end', after.heapUsedBytes / 1048576, 'MB'),
       ...latencyRows(`${name}: event latency (floor: idle)`, summarize(latencies), summarize(idleLatencies)),

@@ -2,10 +2,11 @@
  * Scenarios 1 and 2: MQTT publish -> HAP event at the controller (immediate MotionDetected, batched
  * CurrentTemperature), and HAP write -> `/set` at the device; each beside a bare HAP-NodeJS accessory.
  */
-import { connectDevice } from '../../test/helpers/mqtt-device.js';
+
 import { removeDataDir, startHub } from '../../test/helpers/hub-process.js';
+import { connectDevice } from '../../test/helpers/mqtt-device.js';
 import { bareAccessory, Controller, findId } from '../homekit-probe.js';
-import { latencyRows, now, sleep, summarize, type Row, type Summary } from '../stats.js';
+import { latencyRows, now, type Row, type Summary, sleep, summarize } from '../stats.js';
 
 export interface LatencyOptions {
   immediate: number;
@@ -31,7 +32,11 @@ export async function latency(options: LatencyOptions): Promise<Row[]> {
   const bare = await bareAccessory();
   const floorController = await Controller.pair(bare.port);
   const floorDb = await floorController.client.getAccessories();
-  const floorIds = { motion: findId(floorDb, 'MotionSensor', 'MotionDetected'), temperature: findId(floorDb, 'TemperatureSensor', 'CurrentTemperature'), on: findId(floorDb, 'Switch', 'On') };
+  const floorIds = {
+    motion: findId(floorDb, 'MotionSensor', 'MotionDetected'),
+    temperature: findId(floorDb, 'TemperatureSensor', 'CurrentTemperature'),
+    on: findId(floorDb, 'Switch', 'On'),
+  };
   await floorController.client.subscribeCharacteristics([floorIds.motion, floorIds.temperature]);
   const floorImmediate = await measure(options.immediate, async (i) => {
     const arrived = floorController.nextEvent(floorIds.motion);
@@ -68,7 +73,11 @@ export async function latency(options: LatencyOptions): Promise<Row[]> {
       await sleep(100);
       db = await controller.client.getAccessories();
     }
-    const ids = { motion: findId(db, 'MotionSensor', 'MotionDetected', 'bench-dev'), temperature: findId(db, 'TemperatureSensor', 'CurrentTemperature', 'bench-dev'), on: findId(db, 'Switch', 'On', 'bench-dev') };
+    const ids = {
+      motion: findId(db, 'MotionSensor', 'MotionDetected', 'bench-dev'),
+      temperature: findId(db, 'TemperatureSensor', 'CurrentTemperature', 'bench-dev'),
+      on: findId(db, 'Switch', 'On', 'bench-dev'),
+    };
     await controller.client.subscribeCharacteristics([ids.motion, ids.temperature]);
 
     const immediate = await measure(options.immediate, async (i) => {

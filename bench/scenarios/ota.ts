@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { removeDataDir, startHub } from '../../test/helpers/hub-process.js';
 import { cliAsync } from '../../test/helpers/mqtt-device.js';
 import { deviceRoot, PROBE, removeRoot, runDevice } from '../../test/helpers/python-device.js';
-import { row, type Row } from '../stats.js';
+import { type Row, row } from '../stats.js';
 
 const RAW_READER = `
 import socket, sys, time

@@ -33,7 +33,15 @@ export class Fleet {
     this.devices = Array.from({ length: options.devices }, (_, i) => {
       const kind = kinds[i % kinds.length]!;
       const id = `${options.prefix}-${kind}-${String(i + 1).padStart(String(options.devices).length, '0')}`;
-      return new VirtualDevice({ id, kind, url: options.url, password: devicePassword(options.secret, id), interval: options.interval, jitter: options.jitter, sleepSeconds: options.sleepSeconds });
+      return new VirtualDevice({
+        id,
+        kind,
+        url: options.url,
+        password: devicePassword(options.secret, id),
+        interval: options.interval,
+        jitter: options.jitter,
+        sleepSeconds: options.sleepSeconds,
+      });
     });
   }
 

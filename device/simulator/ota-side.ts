@@ -52,9 +52,11 @@ export class OtaSide {
   /** A trigger on <id>/OTA: `host|port|file|hash[|reboot]`. */
   async transfer(text: string): Promise<TransferOutcome> {
     const fields = text.split('|');
-    if (fields.length !== 4 && fields.length !== 5) return { report: { file: null, ok: false, hash: null, error: `a trigger has 4 or 5 fields, not ${fields.length}` }, reboot: false };
+    if (fields.length !== 4 && fields.length !== 5)
+      return { report: { file: null, ok: false, hash: null, error: `a trigger has 4 or 5 fields, not ${fields.length}` }, reboot: false };
     const [host, port, file, expected, reboot] = fields as [string, string, string, string, string | undefined];
-    if (file.startsWith('/') || file.split('/').includes('..') || file === '') return { report: { file, ok: false, hash: null, error: `bad file name ${file}` }, reboot: false };
+    if (file.startsWith('/') || file.split('/').includes('..') || file === '')
+      return { report: { file, ok: false, hash: null, error: `bad file name ${file}` }, reboot: false };
     const sha = expected.startsWith('sha256:');
     let bytes: Buffer;
     try {
@@ -63,7 +65,8 @@ export class OtaSide {
       return { report: { file, ok: false, hash: null, error: `transfer broke: ${(error as Error).message}` }, reboot: false };
     }
     const actual = sha ? `sha256:${sha256(bytes)}` : sha1(bytes);
-    if (actual !== expected) return { report: { file, ok: false, hash: actual, error: `hash mismatch: expected ${expected}, got ${actual} (${bytes.length} bytes)` }, reboot: false };
+    if (actual !== expected)
+      return { report: { file, ok: false, hash: actual, error: `hash mismatch: expected ${expected}, got ${actual} (${bytes.length} bytes)` }, reboot: false };
     this.staged.set(file, bytes);
     // [O-1] 4 fields: this file goes live and the device reboots; `|1`: every staged file; `|0`: stage only
     if (reboot === undefined) this.commit([file]);

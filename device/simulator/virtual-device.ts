@@ -189,8 +189,7 @@ export class VirtualDevice {
     if (topic.startsWith('HomeKit/')) {
       this.stats.published++;
       this.#lastSaid = Date.now();
-    }
-    else this.stats.answers++;
+    } else this.stats.answers++;
   }
 
   #onMessage(topic: string, text: string): void {
@@ -230,7 +229,8 @@ export class VirtualDevice {
   async #answer(text: string): Promise<void> {
     const { rid, command } = splitRid(text);
     const name = command.split(' ')[0]!;
-    const say = (answer: unknown) => this.#publish(`stat/${this.id}/Log`, `${rid === undefined ? '' : `#${rid} `}${typeof answer === 'string' ? answer : JSON.stringify(answer)}`, false);
+    const say = (answer: unknown) =>
+      this.#publish(`stat/${this.id}/Log`, `${rid === undefined ? '' : `#${rid} `}${typeof answer === 'string' ? answer : JSON.stringify(answer)}`, false);
     if (name === 'reboot') {
       await say('rebooting');
       await this.#reboot();
@@ -250,7 +250,15 @@ export class VirtualDevice {
   #command(name: string): string {
     switch (name) {
       case 'stats':
-        return JSON.stringify({ uptime_s: Math.round((Date.now() - this.#startedAt) / 1000), reconnects: this.stats.reconnects, published: this.stats.published, received: this.stats.received, dropped: 0, queued: 0, mem_free: null });
+        return JSON.stringify({
+          uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
+          reconnects: this.stats.reconnects,
+          published: this.stats.published,
+          received: this.stats.received,
+          dropped: 0,
+          queued: 0,
+          mem_free: null,
+        });
       case 'getversion':
         return JSON.stringify({ firmware: VERSION, app: VERSION, library: VERSION, platform: 'simulator', python: null, ...OTA_FACTS });
       case 'msg_reboot':

@@ -60,7 +60,8 @@ export class DeviceTopics {
         // [P-14] The device reported the characteristic live: the write that waited for it is settled.
         if (message.live && this.#retainedSets.has(message.topic.split('/')[1] ?? '')) {
           const parsed = parseTopic(message.topic);
-          if (parsed.ok && parsed.value.kind === 'value') this.#clearSet(parsed.value.deviceId, setTopic(parsed.value.deviceId, parsed.value, parsed.value.characteristic));
+          if (parsed.ok && parsed.value.kind === 'value')
+            this.#clearSet(parsed.value.deviceId, setTopic(parsed.value.deviceId, parsed.value, parsed.value.characteristic));
         }
         return;
       }

@@ -9,12 +9,12 @@ import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, ty
 import type { InboundMessage } from '../core/ingest.js';
 import type { Logger } from '../log/logger.js';
 import { OncePerKey } from '../log/once.js';
-import { mayPublish, maySubscribe, type AccountRole } from '../security/access-policy.js';
+import { type AccountRole, mayPublish, maySubscribe } from '../security/access-policy.js';
 import { NOT_AUTHORIZED, type Registration } from '../security/registration.js';
 import { DeviceListening } from './device-listening.js';
 import type { HubLink, PublishOptions } from './hub-link.js';
 import { InflowLimiter } from './inflow-limiter.js';
-import { describeViolation, guardSocket, MAX_PAYLOAD_BYTES, publishLimit, type PacketViolation } from './packet-guard.js';
+import { describeViolation, guardSocket, MAX_PAYLOAD_BYTES, type PacketViolation, publishLimit } from './packet-guard.js';
 
 /**
  * aedes can only refuse a publish by closing the client. A device that publishes outside its space
@@ -80,7 +80,12 @@ export class EmbeddedBroker {
     let broker: EmbeddedBroker | undefined;
     const aedes = await Aedes.createBroker({
       connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
-      authenticate(client: Client, username: string | undefined, password: Buffer | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
+      authenticate(
+        client: Client,
+        username: string | undefined,
+        password: Buffer | undefined,
+        done: (error: AuthenticateError | null, success: boolean | null) => void,
+      ) {
         const address = remoteAddress(client);
         const refuse = (returnCode: number, reason: string) => {
           log.warn({ client: client.id, address }, `connection refused: ${reason}`);
@@ -89,25 +94,29 @@ export class EmbeddedBroker {
         // [S-1] One device, one session: a second connection with the same client id would kick the first.
         // [P-0] client id = username = the device id
         if (username !== undefined && client.id !== username) return refuse(NOT_AUTHORIZED, `client id '${client.id}' must equal the username '${username}'`);
-        options.registration.authenticate(username, password?.toString('utf8'), address, () => client.closed).then(
-          (outcome) => {
-            if (!outcome.ok) return done(Object.assign(new Error(outcome.reason), { returnCode: outcome.returnCode }) as AuthenticateError, false);
-            // [S-3] a device's last will must lie in its own space too
-            const will = (client as Client & { _will?: { topic: string } })._will;
-            if (will && !mayPublish(outcome.role, client.id, will.topic)) return refuse(NOT_AUTHORIZED, `last will topic ${will.topic} lies outside the device's own topics`);
-            roles.set(client, outcome.role);
-            done(null, true);
-          },
-          (error: Error) => {
-            log.error({ client: client.id, err: error.message }, 'authentication failed');
-            done(Object.assign(new Error('server error'), { returnCode: 3 }) as AuthenticateError, false);
-          },
-        );
+        options.registration
+          .authenticate(username, password?.toString('utf8'), address, () => client.closed)
+          .then(
+            (outcome) => {
+              if (!outcome.ok) return done(Object.assign(new Error(outcome.reason), { returnCode: outcome.returnCode }) as AuthenticateError, false);
+              // [S-3] a device's last will must lie in its own space too
+              const will = (client as Client & { _will?: { topic: string } })._will;
+              if (will && !mayPublish(outcome.role, client.id, will.topic))
+                return refuse(NOT_AUTHORIZED, `last will topic ${will.topic} lies outside the device's own topics`);
+              roles.set(client, outcome.role);
+              done(null, true);
+            },
+            (error: Error) => {
+              log.error({ client: client.id, err: error.message }, 'authentication failed');
+              done(Object.assign(new Error('server error'), { returnCode: 3 }) as AuthenticateError, false);
+            },
+          );
       },
       authorizeSubscribe(client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void) {
         const role = roles.get(client) ?? 'device';
         if (maySubscribe(role, client.id, subscription.topic)) return callback(null, subscription);
-        if (once.first(`sub:${client.id}:${subscription.topic}`)) log.warn({ client: client.id, filter: subscription.topic }, 'subscription outside the device\'s own topics refused');
+        if (once.first(`sub:${client.id}:${subscription.topic}`))
+          log.warn({ client: client.id, filter: subscription.topic }, "subscription outside the device's own topics refused");
         callback(null, null); // SUBACK 0x80
       },
       // A publish refused with an error closes the client: the remedy for a flood or an oversized message.
@@ -115,7 +124,8 @@ export class EmbeddedBroker {
         if (!client) return callback(null); // a will whose client is gone: checked when it connected
         const size = packet.payload?.length ?? 0;
         if (size > maxPayload) {
-          if (once.first(`size:${client.id}`)) log.warn({ client: client.id, topic: packet.topic, bytes: size }, `payload over ${maxPayload} bytes: disconnecting the client`);
+          if (once.first(`size:${client.id}`))
+            log.warn({ client: client.id, topic: packet.topic, bytes: size }, `payload over ${maxPayload} bytes: disconnecting the client`);
           return callback(new Error('payload too large'));
         }
         if (!limiter.allow(client.id)) {
@@ -123,7 +133,8 @@ export class EmbeddedBroker {
           return callback(new Error('rate limit'));
         }
         if (!mayPublish(roles.get(client) ?? 'device', client.id, packet.topic)) {
-          if (once.first(`pub:${client.id}:${packet.topic}`)) log.warn({ client: client.id, topic: packet.topic }, 'publish outside the device\'s own topics dropped');
+          if (once.first(`pub:${client.id}:${packet.topic}`))
+            log.warn({ client: client.id, topic: packet.topic }, "publish outside the device's own topics dropped");
           packet.topic = DISCARD_TOPIC;
           packet.retain = false;
         }
@@ -142,7 +153,12 @@ export class EmbeddedBroker {
     });
     aedes.on('subscribe', (subscriptions: Subscription[], client: Client) => {
       // aedes sets a refused subscription's qos to 128 (SUBACK failure), outside its QoS type.
-      if (roles.get(client) === 'device') broker?.listening.subscribed(client.id, client, subscriptions.filter((s) => (s.qos as number) !== 128).map((s) => s.topic));
+      if (roles.get(client) === 'device')
+        broker?.listening.subscribed(
+          client.id,
+          client,
+          subscriptions.filter((s) => (s.qos as number) !== 128).map((s) => s.topic),
+        );
     });
     aedes.on('unsubscribe', (filters: string[], client: Client) => {
       if (roles.get(client) === 'device') broker?.listening.unsubscribed(client.id, client, filters);
@@ -174,7 +190,10 @@ export class EmbeddedBroker {
             throw new Error(`cannot read the TLS ${what} ${file}: ${(error as Error).message}`);
           }
         };
-        const server = createTlsServer({ cert: read(tls.certFile, 'certificate (--tls-cert)'), key: read(tls.keyFile, 'key (--tls-key)'), handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, accept);
+        const server = createTlsServer(
+          { cert: read(tls.certFile, 'certificate (--tls-cert)'), key: read(tls.keyFile, 'key (--tls-key)'), handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS },
+          accept,
+        );
         server.on('tlsClientError', (error) => log.debug({ err: error.message }, 'TLS handshake failed'));
         tlsPort = await listen(server, options.host, tls.port, '--mqtts-port', servers);
       }
@@ -237,7 +256,14 @@ class AedesLink implements HubLink {
   }
 
   publish(topic: string, payload: string | Buffer, options: PublishOptions): Promise<void> {
-    const packet: PublishPacket = { cmd: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos: options.qos, retain: options.retain, dup: false };
+    const packet: PublishPacket = {
+      cmd: 'publish',
+      topic,
+      payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+      qos: options.qos,
+      retain: options.retain,
+      dup: false,
+    };
     return new Promise((resolve, reject) => this.aedes.publish(packet, (error) => (error ? reject(error) : resolve())));
   }
 

@@ -12,7 +12,24 @@ export const MAX_PAYLOAD_BYTES = 64 * 1024;
 
 /** Packet types of MQTT 3.1.1 (the high nibble of the first byte). */
 const CONNECT = 1;
-const TYPE_NAMES = ['reserved', 'CONNECT', 'CONNACK', 'PUBLISH', 'PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP', 'SUBSCRIBE', 'SUBACK', 'UNSUBSCRIBE', 'UNSUBACK', 'PINGREQ', 'PINGRESP', 'DISCONNECT', 'reserved'];
+const TYPE_NAMES = [
+  'reserved',
+  'CONNECT',
+  'CONNACK',
+  'PUBLISH',
+  'PUBACK',
+  'PUBREC',
+  'PUBREL',
+  'PUBCOMP',
+  'SUBSCRIBE',
+  'SUBACK',
+  'UNSUBSCRIBE',
+  'UNSUBACK',
+  'PINGREQ',
+  'PINGRESP',
+  'DISCONNECT',
+  'reserved',
+];
 
 export interface PacketLimits {
   /** Largest remaining length of the CONNECT packet (client id, credentials, will). */
@@ -109,7 +126,8 @@ export function describeViolation(violation: PacketViolation, maxPayload: number
     case 'malformed-length':
       return 'malformed packet length: closing the connection';
     case 'too-large':
-      if (violation.type === 'PUBLISH') return `PUBLISH of ${violation.bytes} bytes announced: payload over ${maxPayload} bytes: disconnecting the client before reading it`;
+      if (violation.type === 'PUBLISH')
+        return `PUBLISH of ${violation.bytes} bytes announced: payload over ${maxPayload} bytes: disconnecting the client before reading it`;
       return `${violation.type} of ${violation.bytes} bytes announced, over the limit of ${violation.limit}: disconnecting the client before reading it`;
   }
 }

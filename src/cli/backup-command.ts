@@ -23,7 +23,10 @@ export function registerBackup(program: Command): void {
     .option('--data-dir <DIR>', "the hub's data dir (default: ./data) [MQTTKIT_DATA_DIR]")
     .option('--force', 'replace <file> if it exists')
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExamples:\n  $ mqttkit backup /mnt/usb/mqttkit-2026-11-27.backup\n  $ mqttkit restore /mnt/usb/mqttkit-2026-11-27.backup --data-dir /var/lib/mqttkit')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ mqttkit backup /mnt/usb/mqttkit-2026-11-27.backup\n  $ mqttkit restore /mnt/usb/mqttkit-2026-11-27.backup --data-dir /var/lib/mqttkit',
+    )
     .action(
       action(async (file: string, flags: Flags) => {
         process.umask(0o077);
@@ -42,7 +45,7 @@ export function registerBackup(program: Command): void {
   program
     .command('restore <file>')
     .description('restore a backup into a data dir (a new one, or with --force over an existing state); the hub there must be stopped')
-    .option('--data-dir <DIR>', "the data dir to restore into (default: ./data) [MQTTKIT_DATA_DIR]")
+    .option('--data-dir <DIR>', 'the data dir to restore into (default: ./data) [MQTTKIT_DATA_DIR]')
     .option('--force', 'restore over an existing state (it is moved aside to <name>.before-restore-<time>, not deleted)')
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExamples:\n  $ mqttkit restore hub.backup --data-dir /var/lib/mqttkit\n  $ mqttkit restore hub.backup --data-dir ./data --force')

@@ -6,7 +6,12 @@ import type { Hub } from '../hub/hub.js';
 export async function startBanner(hub: Hub): Promise<string> {
   const lines: string[] = [];
   const bridges = hub.bridges();
-  lines.push('', hub.options.homekit === false ? 'mqttkit is running without HomeKit (--no-homekit): no bridge is published.' : `mqttkit is running. HomeKit setup code: ${hub.pincode}`);
+  lines.push(
+    '',
+    hub.options.homekit === false
+      ? 'mqttkit is running without HomeKit (--no-homekit): no bridge is published.'
+      : `mqttkit is running. HomeKit setup code: ${hub.pincode}`,
+  );
   for (const bridge of bridges) {
     const state = bridge.paired ? 'paired' : 'not paired yet';
     // The HAP id (HAP-NodeJS's "username", mDNS `id`) is what a controller other than the Home app is given (hub.json [D-8]).

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { HUB_ROLE } from '../broker/mosquitto/mosquitto-config.js';
 import { checkerAccountName } from '../conformance/checker-account.js';
-import { Results, type Context } from '../conformance/context.js';
+import { type Context, Results } from '../conformance/context.js';
 import { Probe } from '../conformance/probe.js';
 import { formatJson, formatTable } from '../conformance/report.js';
 import { RULES } from '../conformance/rules.js';
@@ -19,12 +19,14 @@ import { OtaStore } from '../store/ota-store.js';
 import { readRuntime } from '../store/runtime-file.js';
 import { hubOf } from './hub-client.js';
 import { hubJobs } from './hub-jobs.js';
-import { action, addWorkspaceOptions, CliError, openWorkspace, wholeNumber, withDynsec, type WorkspaceFlags } from './workspace.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, type WorkspaceFlags, wholeNumber, withDynsec } from './workspace.js';
 
 type Flags = WorkspaceFlags & { json?: boolean; timeout: string; sleepWait?: string; only?: string };
 
 export function registerConformance(program: Command): void {
-  addWorkspaceOptions(program.command('conformance <device>').description('check a connected device against the MQTT and OTA protocol (docs/protocol.md, docs/ota.md)'))
+  addWorkspaceOptions(
+    program.command('conformance <device>').description('check a connected device against the MQTT and OTA protocol (docs/protocol.md, docs/ota.md)'),
+  )
     .option('--json', 'print the results as JSON (for CI)')
     .option('--timeout <S>', 'seconds to wait for any one step (an answer, a report, a reconnect; a job gets twice that)', '60')
     .option('--sleep-wait <S>', 'seconds to wait for the device to sleep, for the sleep/wake check (default: --timeout; 0 skips it)')
@@ -46,7 +48,10 @@ Examples:
       action(async (device: string, flags: Flags) => {
         const timeoutMs = wholeNumber(flags.timeout, '--timeout', 1, 3600) * 1000;
         const sleepWaitMs = flags.sleepWait === undefined ? timeoutMs : wholeNumber(flags.sleepWait, '--sleep-wait', 0, 86_400) * 1000;
-        const only = flags.only?.split(',').map((id) => id.trim()).filter(Boolean);
+        const only = flags.only
+          ?.split(',')
+          .map((id) => id.trim())
+          .filter(Boolean);
         const unknown = only?.filter((id) => !RULES.some((r) => r.id === id)) ?? [];
         if (unknown.length) throw new CliError(`--only: unknown rule ${unknown.join(', ')}; the rules are ${RULES.map((r) => r.id).join(', ')}`, 2);
         const ws = openWorkspace(flags);
@@ -55,7 +60,10 @@ Examples:
         let cleaning: Promise<void> | undefined;
         const cleanUp = () =>
           (cleaning ??= (async () => {
-            for (const step of cleanup) await Promise.resolve().then(step).catch(() => {});
+            for (const step of cleanup)
+              await Promise.resolve()
+                .then(step)
+                .catch(() => {});
           })());
         const onSignal = (signal: NodeJS.Signals) => {
           void cleanUp().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
@@ -64,9 +72,13 @@ Examples:
         for (const signal of signals) process.once(signal, onSignal);
         try {
           const hub = hubOf(ws);
-          if (!hub) throw new CliError(`no hub is running on ${ws.dataDir}: the checks go through the running hub (start it with 'mqttkit start --data-dir ${ws.dataDir}')`);
+          if (!hub)
+            throw new CliError(
+              `no hub is running on ${ws.dataDir}: the checks go through the running hub (start it with 'mqttkit start --data-dir ${ws.dataDir}')`,
+            );
           const disconnect = (id: string) => hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
-          if (!ws.store.loadDevices().some((d) => d.id === device)) throw new CliError(`no device ${device} (see 'mqttkit devices'): connect it to the hub first`);
+          if (!ws.store.loadDevices().some((d) => d.id === device))
+            throw new CliError(`no device ${device} (see 'mqttkit devices'): connect it to the hub first`);
           const runtime = readRuntime(ws.dataDir);
           const url = ws.externalUrl ?? runtime?.mqtt.address.replace('0.0.0.0', '127.0.0.1');
           if (!url) throw new CliError(`cannot tell where the hub's broker listens (${ws.dataDir}/hub.json)`);
@@ -80,7 +92,8 @@ Examples:
             await disconnect(name).catch(() => {}); // a hub that has gone has dropped it already
             if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'deleteClient', username: name }, ['not found'])).catch(() => {});
           });
-          if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'createClient', username: name, password, roles: [{ rolename: HUB_ROLE }] }));
+          if (ws.externalUrl)
+            await withDynsec(ws, (dynsec) => dynsec.run({ command: 'createClient', username: name, password, roles: [{ rolename: HUB_ROLE }] }));
           ws.accounts.create(name, 'admin', 'active', await hashPassword(password));
           const probe = await Probe.open(url, name, password, device).catch((error: Error) => {
             throw new CliError(`cannot log in to the broker at ${url} as the checker's admin account: ${error.message}`);
@@ -106,7 +119,11 @@ Examples:
               if (!flags.json) console.error(`.. ${line}`);
             },
           };
-          const results = await runConformance(ctx, () => void disconnect(device).catch((error: Error) => ctx.say(`cannot drop ${device}'s connection: ${error.message}`)), only);
+          const results = await runConformance(
+            ctx,
+            () => void disconnect(device).catch((error: Error) => ctx.say(`cannot drop ${device}'s connection: ${error.message}`)),
+            only,
+          );
           console.log(flags.json ? formatJson(device, results) : formatTable(device, results));
           if (results.some((r) => r.result === 'fail')) process.exitCode = 1;
         } finally {

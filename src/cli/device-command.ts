@@ -5,7 +5,7 @@ import { generatePassword, hashPassword } from '../security/password-hash.js';
 import type { Account } from '../store/account-store.js';
 import { OtaStore } from '../store/ota-store.js';
 import { hubOf } from './hub-client.js';
-import { action, addWorkspaceOptions, CliError, openWorkspace, withDynsec, type Workspace, type WorkspaceFlags } from './workspace.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, type Workspace, type WorkspaceFlags, withDynsec } from './workspace.js';
 
 type Flags = WorkspaceFlags & { json?: boolean };
 
@@ -44,7 +44,7 @@ Examples:
     ),
   );
 
-  addWorkspaceOptions(device.command('reset <id>').description('forget a device\'s password (embedded broker) or set a new one (external broker)'))
+  addWorkspaceOptions(device.command('reset <id>').description("forget a device's password (embedded broker) or set a new one (external broker)"))
     .option('--json', 'print JSON')
     .action(
       action((id: string, flags: Flags) =>
@@ -65,11 +65,15 @@ Examples:
       ),
     );
 
-  addWorkspaceOptions(device.command('set <id> <setting> <value>').description("change a device setting: ota-protocol 1|2|auto (docs/ota.md [O-11])")).action(
+  addWorkspaceOptions(device.command('set <id> <setting> <value>').description('change a device setting: ota-protocol 1|2|auto (docs/ota.md [O-11])')).action(
     action((id: string, setting: string, value: string, flags: Flags) =>
       withWorkspace(flags, false, async (ws) => {
         if (setting !== 'ota-protocol') throw new CliError(`unknown setting '${setting.slice(0, 40)}': the one setting is ota-protocol (1, 2 or auto)`, 2);
-        if (!['1', '2', 'auto'].includes(value)) throw new CliError(`ota-protocol takes 1 (seed 002's 4-field trigger), 2 (the mqttkit device library) or auto (detect), not '${value.slice(0, 40)}'`, 2);
+        if (!['1', '2', 'auto'].includes(value))
+          throw new CliError(
+            `ota-protocol takes 1 (seed 002's 4-field trigger), 2 (the mqttkit device library) or auto (detect), not '${value.slice(0, 40)}'`,
+            2,
+          );
         if (!ws.accounts.get(id) && !ws.store.loadDevices().some((d) => d.id === id)) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
         // Read by the hub at the start of each OTA job: no restart needed. The running hub writes it
         // (it updates the same record as devices report); with none running, the store is changed here.
@@ -77,7 +81,11 @@ Examples:
         const hub = hubOf(ws);
         if (hub) await hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/ota-protocol`, { value: setting_ });
         else new OtaStore(ws.db).updateInfo(id, { otaProtocolSetting: setting_ === 'auto' ? undefined : setting_ });
-        console.log(value === 'auto' ? `Device ${id}: the OTA protocol is detected again (getversion's "ota"; no answer: 1).` : `Device ${id}: OTA jobs speak protocol ${value}${value === '1' ? " (4-field trigger; the device reboots after each file; no firmware updates)" : ''}.`);
+        console.log(
+          value === 'auto'
+            ? `Device ${id}: the OTA protocol is detected again (getversion's "ota"; no answer: 1).`
+            : `Device ${id}: OTA jobs speak protocol ${value}${value === '1' ? ' (4-field trigger; the device reboots after each file; no firmware updates)' : ''}.`,
+        );
       }),
     ),
   );
@@ -173,5 +181,11 @@ function list(ws: Workspace, json: boolean): void {
   const header = ['DEVICE', 'ACCOUNT', 'STATE', 'SERVICES', 'LAST LOGIN', 'ADDRESS'];
   const table = rows.map((r) => [r.id, r.account, r.state, String(r.services), r.lastLogin ?? '-', r.address ?? '-']);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
-  for (const row of [header, ...table]) console.log(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  for (const row of [header, ...table])
+    console.log(
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
 }

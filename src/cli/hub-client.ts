@@ -28,7 +28,9 @@ export class HubClient {
   static open(dataDir: string, pid: number): HubClient {
     const runtime = readRuntime(dataDir);
     if (runtime?.httpPort === undefined) {
-      throw new CliError(`the hub on ${dataDir} (pid ${pid}) runs without its API (--http-port -1), and the CLI reaches a running hub through it: restart it with an --http-port (it may listen on 127.0.0.1 only: --http-host 127.0.0.1)`);
+      throw new CliError(
+        `the hub on ${dataDir} (pid ${pid}) runs without its API (--http-port -1), and the CLI reaches a running hub through it: restart it with an --http-port (it may listen on 127.0.0.1 only: --http-host 127.0.0.1)`,
+      );
     }
     const token = readHubToken(dataDir);
     if (!token) throw new CliError(`cannot read the running hub's local token (${dataDir}/hub-token): run this as the user the hub runs as`);
@@ -59,14 +61,22 @@ export class HubClient {
       });
     } catch (error) {
       const timedOut = (error as Error).name === 'TimeoutError';
-      if (timedOut) throw new CliError(`the hub on ${this.dataDir} (pid ${this.pid}) did not answer ${method} ${path} within ${Math.round(timeoutMs / 1000)} s: it may be busy or stuck`);
-      throw await this.gone(timedOut ? `did not answer ${method} ${path} within ${Math.round(timeoutMs / 1000)} s: it may be busy or stuck` : `cannot be reached at ${this.base} (${causeOf(error)})`);
+      if (timedOut)
+        throw new CliError(
+          `the hub on ${this.dataDir} (pid ${this.pid}) did not answer ${method} ${path} within ${Math.round(timeoutMs / 1000)} s: it may be busy or stuck`,
+        );
+      throw await this.gone(
+        timedOut
+          ? `did not answer ${method} ${path} within ${Math.round(timeoutMs / 1000)} s: it may be busy or stuck`
+          : `cannot be reached at ${this.base} (${causeOf(error)})`,
+      );
     }
     const text = await response.text().catch(() => '');
     // The API answers JSON objects (docs/api.md); anything else (a proxy's page, a cut answer) is shown as the error.
     const parsed = text ? parseJson(text, z.record(z.string(), z.unknown())) : undefined;
     const json: Record<string, unknown> = parsed === undefined ? {} : parsed.ok ? parsed.value : { error: text.slice(0, 200) };
-    if (response.status === 401) throw new CliError(`the hub on ${this.dataDir} refused the CLI's local token (${String(json.error)}): is hub.json from another hub?`);
+    if (response.status === 401)
+      throw new CliError(`the hub on ${this.dataDir} refused the CLI's local token (${String(json.error)}): is hub.json from another hub?`);
     return { status: response.status, json };
   }
 
@@ -88,10 +98,13 @@ export class HubClient {
     let silence: NodeJS.Timeout | undefined;
     let silent = false;
     let over = false;
-    const deadline = untilMs === undefined ? undefined : setTimeout(() => {
-      over = true;
-      abort.abort();
-    }, untilMs);
+    const deadline =
+      untilMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            over = true;
+            abort.abort();
+          }, untilMs);
     const quiet = () => {
       clearTimeout(silence);
       silence = setTimeout(() => {
@@ -103,7 +116,10 @@ export class HubClient {
     try {
       let response: Response;
       try {
-        response = await fetch(`${this.base}/api/events${query}`, { headers: { authorization: `Bearer ${this.token}`, accept: 'text/event-stream' }, signal: abort.signal });
+        response = await fetch(`${this.base}/api/events${query}`, {
+          headers: { authorization: `Bearer ${this.token}`, accept: 'text/event-stream' },
+          signal: abort.signal,
+        });
       } catch (error) {
         if (over) return false;
         throw await this.gone(silent ? 'did not open its event stream' : `cannot be reached at ${this.base} (${causeOf(error)})`);
@@ -132,7 +148,9 @@ export class HubClient {
       } catch (error) {
         if (error instanceof CliError) throw error;
         if (over) return false;
-        throw await this.gone(silent ? `sent nothing for ${STREAM_SILENCE_MS / 1000} s: it is stuck or unreachable` : `closed its event stream (${causeOf(error)})`);
+        throw await this.gone(
+          silent ? `sent nothing for ${STREAM_SILENCE_MS / 1000} s: it is stuck or unreachable` : `closed its event stream (${causeOf(error)})`,
+        );
       }
       throw await this.gone('closed its event stream');
     } finally {

@@ -1,12 +1,12 @@
 /** The `mqttkit` command line. Each command lives in its own file and registers itself here. */
 import { Command } from 'commander';
+import { VERSION } from '../hub/version.js';
 import { registerBackup } from './backup-command.js';
 import { registerConformance } from './conformance-command.js';
-import { VERSION } from '../hub/version.js';
 import { registerDevice } from './device-command.js';
+import { registerMosquittoConfig } from './mosquitto-config-command.js';
 import { registerObserve } from './observe-command.js';
 import { registerOta } from './ota-command.js';
-import { registerMosquittoConfig } from './mosquitto-config-command.js';
 import { registerSimulate } from './simulate-command.js';
 import { registerStart } from './start-command.js';
 import { registerToken } from './token-command.js';

@@ -19,8 +19,8 @@ interface Flags {
 export function registerMosquittoConfig(program: Command): void {
   program
     .command('mosquitto-config <dir>')
-    .description('write a Mosquitto 2.x config (dynamic-security plugin, no anonymous access) and the hub\'s login to it')
-    .option('--data-dir <DIR>', 'the hub\'s data dir, where its broker login is kept (default: ./data) [MQTTKIT_DATA_DIR]')
+    .description("write a Mosquitto 2.x config (dynamic-security plugin, no anonymous access) and the hub's login to it")
+    .option('--data-dir <DIR>', "the hub's data dir, where its broker login is kept (default: ./data) [MQTTKIT_DATA_DIR]")
     .option('--port <N>', 'the port Mosquitto listens on', '1883')
     .option('--host <ADDR>', 'the address Mosquitto listens on', '0.0.0.0')
     .option('--plugin <PATH>', 'mosquitto_dynamic_security.so (default: found in /usr/lib)')
@@ -40,7 +40,8 @@ Then:
         const port = Number(flags.port);
         if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`--port: '${flags.port}' is not a port number 1-65535`, 2);
         const plugin = flags.plugin ?? findDynsecPlugin();
-        if (!plugin) throw new CliError("cannot find mosquitto_dynamic_security.so: install Mosquitto 2.x (apt-get install mosquitto) or pass --plugin PATH", 1);
+        if (!plugin)
+          throw new CliError('cannot find mosquitto_dynamic_security.so: install Mosquitto 2.x (apt-get install mosquitto) or pass --plugin PATH', 1);
         const dynsecFile = join(target, 'dynamic-security.json');
         if (existsSync(dynsecFile) && !flags.force) throw new CliError(`${dynsecFile} exists: its accounts would be lost; pass --force to overwrite`);
 
@@ -66,7 +67,9 @@ Then:
 /** The `mosquitto` system user that Debian's package creates, if present. */
 function brokerUser(): { uid: number; gid: number } | undefined {
   try {
-    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('mosquitto:'));
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('mosquitto:'));
     const [, , uid, gid] = line?.split(':') ?? [];
     return uid && gid ? { uid: Number(uid), gid: Number(gid) } : undefined;
   } catch {

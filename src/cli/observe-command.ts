@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { OtaStore } from '../store/ota-store.js';
 import { hubOf } from './hub-client.js';
-import { action, addWorkspaceOptions, CliError, openWorkspace, wholeNumber, type WorkspaceFlags } from './workspace.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, type WorkspaceFlags, wholeNumber } from './workspace.js';
 
 type Flags = WorkspaceFlags & { json?: boolean; follow?: boolean; lines?: string; timeout?: string };
 
@@ -18,7 +18,12 @@ export function registerObserve(program: Command, device: Command): void {
           const hub = hubOf(ws);
           if (!hub) throw new CliError(`no hub is running on ${ws.dataDir}: commands go through the running hub`);
           // The hub waits --timeout for the answer; the call itself gets a little longer.
-          const answer = await hub.ok<{ answer: string }>('POST', `/api/devices/${encodeURIComponent(deviceId)}/command`, { command: words.join(' '), timeoutS }, timeoutS * 1000 + 5000);
+          const answer = await hub.ok<{ answer: string }>(
+            'POST',
+            `/api/devices/${encodeURIComponent(deviceId)}/command`,
+            { command: words.join(' '), timeoutS },
+            timeoutS * 1000 + 5000,
+          );
           console.log(answer.answer);
         } finally {
           ws.close();
@@ -35,7 +40,8 @@ export function registerObserve(program: Command, device: Command): void {
         const ws = openWorkspace(flags);
         try {
           const store = new OtaStore(ws.db);
-          const print = (line: { at: number; topic: string; text: string }) => console.log(`${new Date(line.at).toISOString()} ${line.topic.endsWith('/OTA') ? 'OTA' : 'Log'} ${line.text}`);
+          const print = (line: { at: number; topic: string; text: string }) =>
+            console.log(`${new Date(line.at).toISOString()} ${line.topic.endsWith('/OTA') ? 'OTA' : 'Log'} ${line.text}`);
           const earlier = (upTo: number) => {
             let after = Math.max(0, upTo - (Number(flags.lines) || 20));
             for (;;) {
@@ -98,14 +104,17 @@ export function registerObserve(program: Command, device: Command): void {
 
   addWorkspaceOptions(program.command('devices').description('list devices with their state, version and health'))
     .option('--json', 'print JSON')
-    .addHelpText('after', "\nExamples:\n  $ mqttkit devices\n  $ mqttkit devices --json | jq '.[] | select(.state == \"offline\") | .id'")
+    .addHelpText('after', '\nExamples:\n  $ mqttkit devices\n  $ mqttkit devices --json | jq \'.[] | select(.state == "offline") | .id\'')
     .action(
       action((flags: Flags) => {
         const { ws, rows } = show(flags);
         ws.close();
         if (flags.json) return console.log(JSON.stringify(rows, null, 2));
         if (rows.length === 0) return console.log('No devices yet.');
-        for (const r of rows) console.log(`${r.id.padEnd(24)} ${r.state.padEnd(9)} app ${(r.app ?? '-').padEnd(10)} firmware ${(r.firmware ?? '-').padEnd(10)} ${r.address ?? '-'}  last seen ${r.lastSeen}`);
+        for (const r of rows)
+          console.log(
+            `${r.id.padEnd(24)} ${r.state.padEnd(9)} app ${(r.app ?? '-').padEnd(10)} firmware ${(r.firmware ?? '-').padEnd(10)} ${r.address ?? '-'}  last seen ${r.lastSeen}`,
+          );
       }),
     );
 

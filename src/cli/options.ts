@@ -8,12 +8,12 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { didYouMean } from '../core/suggest.js';
-import type { HubOptions } from '../hub/hub.js';
 import { checkPincode } from '../homekit/pincode.js';
+import type { HubOptions } from '../hub/hub.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
+import { OTA_MAX_FILE_SIZE_DEFAULT, OTA_MAX_FILE_SIZE_RANGE, parseSize } from '../ota/file-size.js';
 import { REGISTRATION_POLICIES, type RegistrationPolicy } from '../security/registration.js';
 import { readBrokerCredentials } from '../store/broker-credentials.js';
-import { OTA_MAX_FILE_SIZE_DEFAULT, OTA_MAX_FILE_SIZE_RANGE, parseSize } from '../ota/file-size.js';
 import { canonicalHost } from '../web/allowed-hosts.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -54,12 +54,18 @@ const duration = ({ min, max, unitRequiredBelow }: DurationRange) =>
       ctx.addIssue({ code: 'custom', message: 'not a duration' });
       return z.NEVER;
     }
-    const ms = Math.round(Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS ?? 's']);
+    const ms = Math.round(Number(match[1]) * UNIT_MS[(match[2] as keyof typeof UNIT_MS) ?? 's']);
     const bare = match[2] === undefined;
     if (bare && unitRequiredBelow !== undefined && ms < unitRequiredBelow) {
-      ctx.addIssue({ code: 'custom', message: `a bare number counts seconds, so this means ${match[1]} seconds; under ${formatDuration(unitRequiredBelow)} write the unit, e.g. 12h` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `a bare number counts seconds, so this means ${match[1]} seconds; under ${formatDuration(unitRequiredBelow)} write the unit, e.g. 12h`,
+      });
     } else if (ms < min) {
-      ctx.addIssue({ code: 'custom', message: `${formatDuration(ms)}${bare ? ' (a bare number counts seconds)' : ''} is shorter than the minimum, ${formatDuration(min)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `${formatDuration(ms)}${bare ? ' (a bare number counts seconds)' : ''} is shorter than the minimum, ${formatDuration(min)}`,
+      });
     } else if (ms > max) {
       ctx.addIssue({ code: 'custom', message: `${formatDuration(ms)} is longer than the maximum, ${formatDuration(max)}` });
     } else return ms;
@@ -107,35 +113,189 @@ interface OptionSpec {
 }
 
 export const START_OPTIONS = {
-  dataDir: { flag: '--data-dir', env: 'MQTTKIT_DATA_DIR', allowed: 'a folder path, e.g. /var/lib/mqttkit', schema: z.string().min(1), fallback: './data', notInFile: true },
+  dataDir: {
+    flag: '--data-dir',
+    env: 'MQTTKIT_DATA_DIR',
+    allowed: 'a folder path, e.g. /var/lib/mqttkit',
+    schema: z.string().min(1),
+    fallback: './data',
+    notInFile: true,
+  },
   mqttPort: { flag: '--mqtt-port', env: 'MQTTKIT_MQTT_PORT', allowed: 'a port number 0-65535 (0 picks a free one), e.g. 1883', schema: port, fallback: 1883 },
-  mqttHost: { flag: '--mqtt-host', env: 'MQTTKIT_MQTT_HOST', allowed: 'an IP address or host name to listen on, e.g. 0.0.0.0', schema: host, fallback: '0.0.0.0' },
-  mqttUrl: { flag: '--mqtt-url', env: 'MQTTKIT_MQTT_URL', allowed: 'a broker URL such as mqtt://user:pass@192.168.1.2:1883 (mqtt, mqtts, ws, wss)', schema: z.string().refine(isBrokerUrl) },
-  mqttUsername: { flag: '--mqtt-username', env: 'MQTTKIT_MQTT_USERNAME', allowed: 'the user name the hub logs in to the external broker with, e.g. mqttkit-hub', schema: z.string().min(1) },
-  mqttPassword: { flag: '--mqtt-password', env: 'MQTTKIT_MQTT_PASSWORD', allowed: 'the password for --mqtt-username', schema: z.string().min(1), notInFile: true },
-  hapPort: { flag: '--hap-port', env: 'MQTTKIT_HAP_PORT', allowed: 'a port number 0-65535 (bridge n uses port + n; 0 picks free ones), e.g. 51826', schema: port, fallback: 51826 },
-  hapHost: { flag: '--hap-host', env: 'MQTTKIT_HAP_HOST', allowed: 'an IP address to serve HomeKit on (default: all), e.g. 192.168.1.10', schema: z.string().refine((v) => isIP(v) !== 0) },
-  httpPort: { flag: '--http-port', env: 'MQTTKIT_HTTP_PORT', allowed: 'a port number 0-65535 for the dashboard and API (-1: none), e.g. 8581', schema: wholeNumber(-1, 65535), fallback: 8581 },
-  httpHost: { flag: '--http-host', env: 'MQTTKIT_HTTP_HOST', allowed: 'the address the dashboard listens on, e.g. 127.0.0.1', schema: host, fallback: '0.0.0.0' },
-  httpAllowedHosts: { flag: '--http-allowed-hosts', env: 'MQTTKIT_HTTP_ALLOWED_HOSTS', allowed: "more names the dashboard answers to, comma-separated, e.g. hub.example.com,nas.lan (its addresses, localhost, the machine's name and <name>.local always work)", schema: hostList },
-  otaMaxFileSize: { flag: '--ota-max-file-size', env: 'MQTTKIT_OTA_MAX_FILE_SIZE', allowed: 'a size from 4KiB to 256MiB such as 512k, 16M or 16MiB: the largest file an OTA update sends', schema: otaFileSize, fallback: OTA_MAX_FILE_SIZE_DEFAULT },
-  historyRetention: { flag: '--history-retention', env: 'MQTTKIT_HISTORY_RETENTION', allowed: 'a duration such as 30d, from 1h to 3650d: how long value history is kept', schema: duration({ min: 3_600_000, max: 3650 * DAY_MS }), fallback: '30d' },
+  mqttHost: {
+    flag: '--mqtt-host',
+    env: 'MQTTKIT_MQTT_HOST',
+    allowed: 'an IP address or host name to listen on, e.g. 0.0.0.0',
+    schema: host,
+    fallback: '0.0.0.0',
+  },
+  mqttUrl: {
+    flag: '--mqtt-url',
+    env: 'MQTTKIT_MQTT_URL',
+    allowed: 'a broker URL such as mqtt://user:pass@192.168.1.2:1883 (mqtt, mqtts, ws, wss)',
+    schema: z.string().refine(isBrokerUrl),
+  },
+  mqttUsername: {
+    flag: '--mqtt-username',
+    env: 'MQTTKIT_MQTT_USERNAME',
+    allowed: 'the user name the hub logs in to the external broker with, e.g. mqttkit-hub',
+    schema: z.string().min(1),
+  },
+  mqttPassword: {
+    flag: '--mqtt-password',
+    env: 'MQTTKIT_MQTT_PASSWORD',
+    allowed: 'the password for --mqtt-username',
+    schema: z.string().min(1),
+    notInFile: true,
+  },
+  hapPort: {
+    flag: '--hap-port',
+    env: 'MQTTKIT_HAP_PORT',
+    allowed: 'a port number 0-65535 (bridge n uses port + n; 0 picks free ones), e.g. 51826',
+    schema: port,
+    fallback: 51826,
+  },
+  hapHost: {
+    flag: '--hap-host',
+    env: 'MQTTKIT_HAP_HOST',
+    allowed: 'an IP address to serve HomeKit on (default: all), e.g. 192.168.1.10',
+    schema: z.string().refine((v) => isIP(v) !== 0),
+  },
+  httpPort: {
+    flag: '--http-port',
+    env: 'MQTTKIT_HTTP_PORT',
+    allowed: 'a port number 0-65535 for the dashboard and API (-1: none), e.g. 8581',
+    schema: wholeNumber(-1, 65535),
+    fallback: 8581,
+  },
+  httpHost: {
+    flag: '--http-host',
+    env: 'MQTTKIT_HTTP_HOST',
+    allowed: 'the address the dashboard listens on, e.g. 127.0.0.1',
+    schema: host,
+    fallback: '0.0.0.0',
+  },
+  httpAllowedHosts: {
+    flag: '--http-allowed-hosts',
+    env: 'MQTTKIT_HTTP_ALLOWED_HOSTS',
+    allowed:
+      "more names the dashboard answers to, comma-separated, e.g. hub.example.com,nas.lan (its addresses, localhost, the machine's name and <name>.local always work)",
+    schema: hostList,
+  },
+  otaMaxFileSize: {
+    flag: '--ota-max-file-size',
+    env: 'MQTTKIT_OTA_MAX_FILE_SIZE',
+    allowed: 'a size from 4KiB to 256MiB such as 512k, 16M or 16MiB: the largest file an OTA update sends',
+    schema: otaFileSize,
+    fallback: OTA_MAX_FILE_SIZE_DEFAULT,
+  },
+  historyRetention: {
+    flag: '--history-retention',
+    env: 'MQTTKIT_HISTORY_RETENTION',
+    allowed: 'a duration such as 30d, from 1h to 3650d: how long value history is kept',
+    schema: duration({ min: 3_600_000, max: 3650 * DAY_MS }),
+    fallback: '30d',
+  },
   pincode: { flag: '--pincode', env: 'MQTTKIT_PINCODE', allowed: 'a setup code like 123-45-654', schema: z.string().refine((v) => checkPincode(v).ok) },
-  bridgeName: { flag: '--bridge-name', env: 'MQTTKIT_BRIDGE_NAME', allowed: 'a name of 2-64 letters, digits and spaces, e.g. Living room', schema: z.string().regex(/^[\p{L}\p{N}][\p{L}\p{N} ']{0,62}[\p{L}\p{N}]$/u), fallback: 'mqttkit' },
-  registration: { flag: '--registration', env: 'MQTTKIT_REGISTRATION', allowed: 'open (a new device registers with its first password), approve (it waits for mqttkit device approve) or closed (only devices added with mqttkit device add)', schema: z.enum(REGISTRATION_POLICIES), fallback: 'open' },
-  mqttsPort: { flag: '--mqtts-port', env: 'MQTTKIT_MQTTS_PORT', allowed: 'a port number 0-65535 for MQTT over TLS (needs --tls-cert and --tls-key), e.g. 8883', schema: port },
-  tlsCert: { flag: '--tls-cert', env: 'MQTTKIT_TLS_CERT', allowed: 'the PEM certificate file for --mqtts-port, e.g. /etc/mqttkit/cert.pem', schema: z.string().min(1) },
-  tlsKey: { flag: '--tls-key', env: 'MQTTKIT_TLS_KEY', allowed: 'the PEM private key file for --mqtts-port, e.g. /etc/mqttkit/key.pem', schema: z.string().min(1) },
-  authMaxDelay: { flag: '--auth-max-delay', env: 'MQTTKIT_AUTH_MAX_DELAY', allowed: 'a duration such as 5s, from 100ms to 10m: the longest pause after a wrong password (it doubles from 100ms per failure)', schema: duration({ min: 100, max: 600_000 }), fallback: '5s' },
-  otaHost: { flag: '--ota-host', env: 'MQTTKIT_OTA_HOST', allowed: "this machine's address as devices see it, for OTA downloads (needed with --mqtt-url), e.g. 192.168.1.10", schema: z.string().refine((v) => isIP(v) !== 0) },
-  otaRebootTimeout: { flag: '--ota-reboot-timeout', env: 'MQTTKIT_OTA_REBOOT_TIMEOUT', allowed: 'a duration such as 90s, from 5s to 1h: how long an update waits for a rebooting device', schema: duration({ min: 5000, max: 3_600_000 }), fallback: '90s' },
-  otaJobDeadline: { flag: '--ota-job-deadline', env: 'MQTTKIT_OTA_JOB_DEADLINE', allowed: 'a duration such as 30m, from 10s to 24h: how long after its start an OTA job still waits for a device that dropped mid-job', schema: duration({ min: 10_000, max: 24 * 3_600_000 }), fallback: '30m' },
-  homekit: { flag: '--no-homekit', switch: true, env: 'MQTTKIT_HOMEKIT', allowed: 'on or off: the HomeKit bridges (off: no HAP port opens; MQTT, the dashboard and OTA work as ever)', schema: onOff, fallback: 'on' },
-  ota: { flag: '--no-ota', switch: true, env: 'MQTTKIT_OTA', allowed: 'on or off: OTA updates (off: no job runs, no pending flag is published, new jobs are refused)', schema: onOff, fallback: 'on' },
-  history: { flag: '--no-history', switch: true, env: 'MQTTKIT_HISTORY', allowed: 'on or off: value history (off: nothing new is recorded; what was recorded stays readable)', schema: onOff, fallback: 'on' },
+  bridgeName: {
+    flag: '--bridge-name',
+    env: 'MQTTKIT_BRIDGE_NAME',
+    allowed: 'a name of 2-64 letters, digits and spaces, e.g. Living room',
+    schema: z.string().regex(/^[\p{L}\p{N}][\p{L}\p{N} ']{0,62}[\p{L}\p{N}]$/u),
+    fallback: 'mqttkit',
+  },
+  registration: {
+    flag: '--registration',
+    env: 'MQTTKIT_REGISTRATION',
+    allowed:
+      'open (a new device registers with its first password), approve (it waits for mqttkit device approve) or closed (only devices added with mqttkit device add)',
+    schema: z.enum(REGISTRATION_POLICIES),
+    fallback: 'open',
+  },
+  mqttsPort: {
+    flag: '--mqtts-port',
+    env: 'MQTTKIT_MQTTS_PORT',
+    allowed: 'a port number 0-65535 for MQTT over TLS (needs --tls-cert and --tls-key), e.g. 8883',
+    schema: port,
+  },
+  tlsCert: {
+    flag: '--tls-cert',
+    env: 'MQTTKIT_TLS_CERT',
+    allowed: 'the PEM certificate file for --mqtts-port, e.g. /etc/mqttkit/cert.pem',
+    schema: z.string().min(1),
+  },
+  tlsKey: {
+    flag: '--tls-key',
+    env: 'MQTTKIT_TLS_KEY',
+    allowed: 'the PEM private key file for --mqtts-port, e.g. /etc/mqttkit/key.pem',
+    schema: z.string().min(1),
+  },
+  authMaxDelay: {
+    flag: '--auth-max-delay',
+    env: 'MQTTKIT_AUTH_MAX_DELAY',
+    allowed: 'a duration such as 5s, from 100ms to 10m: the longest pause after a wrong password (it doubles from 100ms per failure)',
+    schema: duration({ min: 100, max: 600_000 }),
+    fallback: '5s',
+  },
+  otaHost: {
+    flag: '--ota-host',
+    env: 'MQTTKIT_OTA_HOST',
+    allowed: "this machine's address as devices see it, for OTA downloads (needed with --mqtt-url), e.g. 192.168.1.10",
+    schema: z.string().refine((v) => isIP(v) !== 0),
+  },
+  otaRebootTimeout: {
+    flag: '--ota-reboot-timeout',
+    env: 'MQTTKIT_OTA_REBOOT_TIMEOUT',
+    allowed: 'a duration such as 90s, from 5s to 1h: how long an update waits for a rebooting device',
+    schema: duration({ min: 5000, max: 3_600_000 }),
+    fallback: '90s',
+  },
+  otaJobDeadline: {
+    flag: '--ota-job-deadline',
+    env: 'MQTTKIT_OTA_JOB_DEADLINE',
+    allowed: 'a duration such as 30m, from 10s to 24h: how long after its start an OTA job still waits for a device that dropped mid-job',
+    schema: duration({ min: 10_000, max: 24 * 3_600_000 }),
+    fallback: '30m',
+  },
+  homekit: {
+    flag: '--no-homekit',
+    switch: true,
+    env: 'MQTTKIT_HOMEKIT',
+    allowed: 'on or off: the HomeKit bridges (off: no HAP port opens; MQTT, the dashboard and OTA work as ever)',
+    schema: onOff,
+    fallback: 'on',
+  },
+  ota: {
+    flag: '--no-ota',
+    switch: true,
+    env: 'MQTTKIT_OTA',
+    allowed: 'on or off: OTA updates (off: no job runs, no pending flag is published, new jobs are refused)',
+    schema: onOff,
+    fallback: 'on',
+  },
+  history: {
+    flag: '--no-history',
+    switch: true,
+    env: 'MQTTKIT_HISTORY',
+    allowed: 'on or off: value history (off: nothing new is recorded; what was recorded stays readable)',
+    schema: onOff,
+    fallback: 'on',
+  },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
-  deviceTtl: { flag: '--device-ttl', env: 'MQTTKIT_DEVICE_TTL', allowed: 'a duration such as 7d or 12h, from 1h to 3650d (under a day, with its unit): devices silent this long are removed', schema: duration({ min: 3_600_000, max: 3650 * DAY_MS, unitRequiredBelow: DAY_MS }), fallback: '7d' },
-  confirmTimeout: { flag: '--confirm-timeout', env: 'MQTTKIT_CONFIRM_TIMEOUT', allowed: 'a duration such as 10s or 1500ms, from 100ms to 5m', schema: duration({ min: 100, max: 300_000 }), fallback: '10s' },
+  deviceTtl: {
+    flag: '--device-ttl',
+    env: 'MQTTKIT_DEVICE_TTL',
+    allowed: 'a duration such as 7d or 12h, from 1h to 3650d (under a day, with its unit): devices silent this long are removed',
+    schema: duration({ min: 3_600_000, max: 3650 * DAY_MS, unitRequiredBelow: DAY_MS }),
+    fallback: '7d',
+  },
+  confirmTimeout: {
+    flag: '--confirm-timeout',
+    env: 'MQTTKIT_CONFIRM_TIMEOUT',
+    allowed: 'a duration such as 10s or 1500ms, from 100ms to 5m',
+    schema: duration({ min: 100, max: 300_000 }),
+    fallback: '10s',
+  },
 } satisfies Record<string, OptionSpec>;
 
 export type StartOptionName = keyof typeof START_OPTIONS;
@@ -167,13 +327,22 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     const fromEnv = env[spec.env];
     const fromFile = file[name];
     const [raw, source] =
-      fromFlag !== undefined ? [fromFlag, spec.flag] : fromEnv !== undefined && fromEnv !== '' ? [fromEnv, spec.env] : fromFile !== undefined ? [fromFile, `${CONFIG_FILE} "${name}"`] : [spec.fallback, 'default'];
+      fromFlag !== undefined
+        ? [fromFlag, spec.flag]
+        : fromEnv !== undefined && fromEnv !== ''
+          ? [fromEnv, spec.env]
+          : fromFile !== undefined
+            ? [fromFile, `${CONFIG_FILE} "${name}"`]
+            : [spec.fallback, 'default'];
     if (raw === undefined) continue;
     const where = source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`;
     // Flags and variables are text; config.json may hold numbers (or a list of names): all go through the same text parser.
-    const text = Array.isArray(raw) && raw.every((item) => typeof item === 'string') ? raw.join(',') : typeof raw === 'boolean' && spec.switch ? String(raw) : raw;
+    const text =
+      Array.isArray(raw) && raw.every((item) => typeof item === 'string') ? raw.join(',') : typeof raw === 'boolean' && spec.switch ? String(raw) : raw;
     if (typeof text !== 'string' && typeof text !== 'number') {
-      throw new OptionError(`${where}: ${JSON.stringify(raw)} is not valid; expected ${spec.allowed} (a string or a number, not ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw})`);
+      throw new OptionError(
+        `${where}: ${JSON.stringify(raw)} is not valid; expected ${spec.allowed} (a string or a number, not ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw})`,
+      );
     }
     const parsed = spec.schema.safeParse(String(text));
     if (!parsed.success) {
@@ -186,24 +355,50 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
   if (values.mqttUrl !== undefined) {
     for (const name of ['mqttPort', 'mqttHost'] as const) {
       if (sources[name] !== 'default') {
-        throw new OptionError(`${START_OPTIONS.mqttUrl.flag} uses an external broker, so ${START_OPTIONS[name].flag} (set by ${sources[name]}) has no meaning: drop one of them`);
+        throw new OptionError(
+          `${START_OPTIONS.mqttUrl.flag} uses an external broker, so ${START_OPTIONS[name].flag} (set by ${sources[name]}) has no meaning: drop one of them`,
+        );
       }
     }
   }
   const v = values as {
-    mqttPort: number; mqttHost: string; mqttUrl?: string; mqttUsername?: string; mqttPassword?: string; hapPort: number; hapHost?: string;
-    httpPort: number; pincode?: string; bridgeName: string; logLevel: LogLevel; deviceTtl: number; confirmTimeout: number;
-    registration: RegistrationPolicy; mqttsPort?: number; tlsCert?: string; tlsKey?: string; authMaxDelay: number;
-    otaHost?: string; otaRebootTimeout: number; httpHost: string; historyRetention: number;
-    httpAllowedHosts?: string[]; otaMaxFileSize: number;
+    mqttPort: number;
+    mqttHost: string;
+    mqttUrl?: string;
+    mqttUsername?: string;
+    mqttPassword?: string;
+    hapPort: number;
+    hapHost?: string;
+    httpPort: number;
+    pincode?: string;
+    bridgeName: string;
+    logLevel: LogLevel;
+    deviceTtl: number;
+    confirmTimeout: number;
+    registration: RegistrationPolicy;
+    mqttsPort?: number;
+    tlsCert?: string;
+    tlsKey?: string;
+    authMaxDelay: number;
+    otaHost?: string;
+    otaRebootTimeout: number;
+    httpHost: string;
+    historyRetention: number;
+    httpAllowedHosts?: string[];
+    otaMaxFileSize: number;
     otaJobDeadline: number;
-    homekit: boolean; ota: boolean; history: boolean;
+    homekit: boolean;
+    ota: boolean;
+    history: boolean;
   };
   const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
   if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
-  if (v.mqttUrl !== undefined && tlsGiven > 0) throw new OptionError('--mqtts-port belongs to the embedded broker; with --mqtt-url configure TLS on your broker');
+  if (v.mqttUrl !== undefined && tlsGiven > 0)
+    throw new OptionError('--mqtts-port belongs to the embedded broker; with --mqtt-url configure TLS on your broker');
   if (v.mqttUrl !== undefined && sources.registration !== 'default' && v.registration !== 'closed') {
-    throw new OptionError(`--registration ${v.registration} needs the embedded broker: an external broker cannot register devices on first connect, so devices are added with 'mqttkit device add'`);
+    throw new OptionError(
+      `--registration ${v.registration} needs the embedded broker: an external broker cannot register devices on first connect, so devices are added with 'mqttkit device add'`,
+    );
   }
   const saved = v.mqttUrl !== undefined && v.mqttUsername === undefined ? readBrokerCredentials(dataDir) : undefined;
   return {
@@ -254,11 +449,15 @@ function readConfigFile(dataDir: string): Record<string, unknown> {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new OptionError(`${path} must hold a JSON object such as {"mqttPort": 1883}`);
   }
-  const allowed = Object.entries(START_OPTIONS as Record<string, OptionSpec>).filter(([, s]) => !s.notInFile).map(([n]) => n);
+  const allowed = Object.entries(START_OPTIONS as Record<string, OptionSpec>)
+    .filter(([, s]) => !s.notInFile)
+    .map(([n]) => n);
   for (const key of Object.keys(parsed)) {
     if (!allowed.includes(key)) {
       const spec = (START_OPTIONS as Record<string, OptionSpec>)[key];
-      const why = spec?.notInFile ? `"${key}" cannot be set in the config file; use ${spec.flag} or ${spec.env}` : `unknown setting "${key}"${didYouMean(key, allowed)}`;
+      const why = spec?.notInFile
+        ? `"${key}" cannot be set in the config file; use ${spec.flag} or ${spec.env}`
+        : `unknown setting "${key}"${didYouMean(key, allowed)}`;
       throw new OptionError(`${path}: ${why} (known: ${allowed.join(', ')})`);
     }
   }
@@ -272,9 +471,17 @@ function readConfigFile(dataDir: string): Record<string, unknown> {
 export function resolveStartOption<T>(name: StartOptionName, flag: string | undefined, dataDir: string, env: NodeJS.ProcessEnv = process.env): T | undefined {
   const spec: OptionSpec = START_OPTIONS[name];
   const fromFile = flag === undefined && !env[spec.env] ? readConfigFile(dataDir)[name] : undefined;
-  const [raw, source] = flag !== undefined ? [flag, spec.flag] : env[spec.env] ? [env[spec.env], spec.env] : fromFile !== undefined ? [fromFile, `${CONFIG_FILE} "${name}"`] : [spec.fallback, 'default'];
+  const [raw, source] =
+    flag !== undefined
+      ? [flag, spec.flag]
+      : env[spec.env]
+        ? [env[spec.env], spec.env]
+        : fromFile !== undefined
+          ? [fromFile, `${CONFIG_FILE} "${name}"`]
+          : [spec.fallback, 'default'];
   if (raw === undefined) return undefined;
   const parsed = spec.schema.safeParse(raw);
-  if (!parsed.success) throw new OptionError(`${source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`}: '${String(raw)}' is not valid; expected ${spec.allowed}`);
+  if (!parsed.success)
+    throw new OptionError(`${source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`}: '${String(raw)}' is not valid; expected ${spec.allowed}`);
   return parsed.data as T;
 }

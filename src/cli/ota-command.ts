@@ -9,20 +9,34 @@ import { relative, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { fileSizeProblem } from '../ota/file-size.js';
-import { cancelJobInStore, cancelRolloutInStore, type CancelOutcome, type RolloutCancelOutcome } from '../ota/job-control.js';
+import { type CancelOutcome, cancelJobInStore, cancelRolloutInStore, type RolloutCancelOutcome } from '../ota/job-control.js';
 import { readManifest } from '../ota/manifest.js';
-import { uploadsRoot } from '../ota/uploads.js';
-import { devicePathProblem } from '../ota/protocol.js';
-import { FINISHED, OtaStore, type Job, type Rollout, type Transfer } from '../store/ota-store.js';
 import type { ManifestEntry } from '../ota/protocol.js';
-import { hubOf, type HubClient } from './hub-client.js';
+import { devicePathProblem } from '../ota/protocol.js';
+import { uploadsRoot } from '../ota/uploads.js';
+import { FINISHED, type Job, OtaStore, type Rollout, type Transfer } from '../store/ota-store.js';
+import { type HubClient, hubOf } from './hub-client.js';
 import { UPLOAD_MS } from './hub-jobs.js';
 import { OptionError, resolveStartOption } from './options.js';
-import { action, addWorkspaceOptions, CliError, openWorkspace, wholeNumber, type Workspace, type WorkspaceFlags } from './workspace.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, type Workspace, type WorkspaceFlags, wholeNumber } from './workspace.js';
 
-type Flags = WorkspaceFlags & { json?: boolean; as?: string; reboot?: boolean; devices?: string; canary?: string; concurrency?: string; resume?: boolean; wait?: boolean; otaMaxFileSize?: string; rollout?: string };
+type Flags = WorkspaceFlags & {
+  json?: boolean;
+  as?: string;
+  reboot?: boolean;
+  devices?: string;
+  canary?: string;
+  concurrency?: string;
+  resume?: boolean;
+  wait?: boolean;
+  otaMaxFileSize?: string;
+  rollout?: string;
+};
 
-const SIZE_OPTION = ['--ota-max-file-size <SIZE>', 'the largest file to send, e.g. 512k or 32M (default: as the hub: config.json or 16MiB) [MQTTKIT_OTA_MAX_FILE_SIZE]'] as const;
+const SIZE_OPTION = [
+  '--ota-max-file-size <SIZE>',
+  'the largest file to send, e.g. 512k or 32M (default: as the hub: config.json or 16MiB) [MQTTKIT_OTA_MAX_FILE_SIZE]',
+] as const;
 
 export function registerOta(program: Command): void {
   const ota = program
@@ -79,7 +93,9 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
       ),
     );
 
-  addWorkspaceOptions(ota.command('firmware <device> <image>').description('write firmware to the spare partition; confirm it only if the device comes back on it'))
+  addWorkspaceOptions(
+    ota.command('firmware <device> <image>').description('write firmware to the spare partition; confirm it only if the device comes back on it'),
+  )
     .option(...SIZE_OPTION)
     .option('--no-wait', 'queue the job and return')
     .option('--json', 'print the finished job as JSON')
@@ -88,7 +104,11 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
         withHub(flags, async (ws, hub) => {
           if (!existsSync(resolve(image))) throw new CliError(`${image} does not exist`, 2);
           checkSize(image, flags, ws);
-          await follow(hub, await queue(hub, '/api/ota/firmware', { device: known(ws, device), image: readFileSync(resolve(image)).toString('base64') }), flags);
+          await follow(
+            hub,
+            await queue(hub, '/api/ota/firmware', { device: known(ws, device), image: readFileSync(resolve(image)).toString('base64') }),
+            flags,
+          );
         }),
       ),
     );
@@ -102,7 +122,9 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
           const jobs = new OtaStore(ws.db).jobs(50);
           if (flags.json) console.log(JSON.stringify(jobs, null, 2));
           else if (jobs.length === 0) console.log('No OTA jobs yet.');
-          else for (const j of jobs) console.log(`#${j.id}  ${j.kind.padEnd(8)} ${j.device.padEnd(24)} ${j.state.padEnd(11)} ${j.message ?? j.progress?.step ?? ''}`);
+          else
+            for (const j of jobs)
+              console.log(`#${j.id}  ${j.kind.padEnd(8)} ${j.device.padEnd(24)} ${j.state.padEnd(11)} ${j.message ?? j.progress?.step ?? ''}`);
         } finally {
           ws.close();
         }
@@ -221,9 +243,17 @@ function known(ws: Workspace, device: string): string {
 }
 
 function match(ws: Workspace, pattern: string): string[] {
-  const ids = ws.store.loadDevices().map((d) => d.id).sort();
+  const ids = ws.store
+    .loadDevices()
+    .map((d) => d.id)
+    .sort();
   if (pattern === 'all') return ids;
-  const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const regex = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
   return ids.filter((id) => regex.test(id));
 }
 
@@ -251,7 +281,6 @@ function checkSize(file: string, flags: Flags, ws: Workspace, prefix = ''): void
   if (problem) throw new CliError(`${prefix}${problem}`, 2);
 }
 
-
 type JobWithTransfers = Job & { transfers: Transfer[] };
 
 /**
@@ -266,7 +295,9 @@ async function follow(hub: HubClient, id: number, flags: Flags): Promise<void> {
     return;
   }
   const tty = process.stdout.isTTY === true && !flags.json;
-  const bar = tty ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} bytes | {step}', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
+  const bar = tty
+    ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} bytes | {step}', hideCursor: true }, cliProgress.Presets.shades_classic)
+    : undefined;
   let job: Job | undefined;
   const announce = setTimeout(() => {
     if (job?.state === 'queued' && !flags.json) console.log(`job #${id} queued: it starts when ${job.device} is online`);
@@ -333,7 +364,8 @@ async function followRollout(hub: HubClient, id: number, json: boolean): Promise
       return event === 'rollout' && (data as Rollout).id === id && (data as Rollout).state !== 'running';
     });
   } catch (error) {
-    if (error instanceof CliError) throw new CliError(`${error.message}; the rollout continues when it starts again (mqttkit ota rollout --resume to follow it)`);
+    if (error instanceof CliError)
+      throw new CliError(`${error.message}; the rollout continues when it starts again (mqttkit ota rollout --resume to follow it)`);
     throw error;
   }
   const rollout = await fetchRollout();

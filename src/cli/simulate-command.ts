@@ -5,8 +5,8 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Fleet } from '../../device/simulator/fleet.js';
 import { KIND_NAMES, type KindName } from '../../device/simulator/kinds.js';
-import { readRuntime } from '../store/runtime-file.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { readRuntime } from '../store/runtime-file.js';
 import { action, CliError, wholeNumber } from './workspace.js';
 
 interface Flags {
@@ -33,8 +33,11 @@ export function registerSimulate(program: Command): void {
     .option('--jitter <F>', 'how much each interval varies, 0..1', '0.2')
     .option('--sleep <S>', 'seconds a sleepy device sleeps', '60')
     .option('--url <URL>', 'the broker (default: the hub running on --data-dir, else mqtt://127.0.0.1:1883)')
-    .option('--data-dir <DIR>', 'the hub\'s data dir (default: ./data) [MQTTKIT_DATA_DIR]')
-    .addHelpText('after', '\nExamples:\n  $ npm start                         # in one terminal\n  $ npx mqttkit simulate --devices 20  # in another: the Home app fills up\n  $ npx mqttkit simulate --devices 500 --kinds temperature --interval 0.5')
+    .option('--data-dir <DIR>', "the hub's data dir (default: ./data) [MQTTKIT_DATA_DIR]")
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ npm start                         # in one terminal\n  $ npx mqttkit simulate --devices 20  # in another: the Home app fills up\n  $ npx mqttkit simulate --devices 500 --kinds temperature --interval 0.5',
+    )
     .action(
       action(async (flags: Flags) => {
         const devices = wholeNumber(flags.devices, '--devices', 1, 5000);
@@ -91,7 +94,6 @@ function simulatorSecret(dataDir: string): string {
   writeFileAtomic(file, secret);
   return secret;
 }
-
 
 function positive(text: string, flag: string): number {
   const n = Number(text);

@@ -5,7 +5,7 @@ import { Hub } from '../hub/hub.js';
 import { createLogger } from '../log/logger.js';
 import { DamagedStateError } from '../store/state-check.js';
 import { startBanner } from './banner.js';
-import { OptionError, resolveStartOptions, START_OPTIONS, type RawOptions } from './options.js';
+import { OptionError, type RawOptions, resolveStartOptions, START_OPTIONS } from './options.js';
 
 /** A hub that does not stop within this time is killed: SIGTERM must mean "gone soon". */
 const STOP_DEADLINE_MS = 5000;
@@ -35,7 +35,10 @@ Examples:
     const fallback = 'fallback' in spec ? ` (default: ${String(spec.fallback)})` : '';
     command.option(`${spec.flag} <${placeholder}>`, `${spec.allowed}${fallback} [${spec.env}]`);
   }
-  command.option('--reset-state', 'when the state in the data dir is damaged, move the damaged files aside (<name>.damaged-<time>) and start with what is left, instead of refusing to start');
+  command.option(
+    '--reset-state',
+    'when the state in the data dir is damaged, move the damaged files aside (<name>.damaged-<time>) and start with what is left, instead of refusing to start',
+  );
   command.action(async (flags: RawOptions & { resetState?: boolean }, cmd: Command) => {
     let resolved;
     try {

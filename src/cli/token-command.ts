@@ -31,12 +31,16 @@ export function registerToken(program: Command): void {
     );
   addWorkspaceOptions(token.command('list').description('list token names'))
     .option('--json', 'print JSON')
-    .action(action((flags: Flags) => withStore(flags, (store) => {
-      const tokens = store.tokens();
-      if (flags.json) console.log(JSON.stringify(tokens));
-      else if (tokens.length === 0) console.log('No API tokens.');
-      else for (const t of tokens) console.log(`${t.name}  created ${new Date(t.createdAt).toISOString()}`);
-    })));
+    .action(
+      action((flags: Flags) =>
+        withStore(flags, (store) => {
+          const tokens = store.tokens();
+          if (flags.json) console.log(JSON.stringify(tokens));
+          else if (tokens.length === 0) console.log('No API tokens.');
+          else for (const t of tokens) console.log(`${t.name}  created ${new Date(t.createdAt).toISOString()}`);
+        }),
+      ),
+    );
   addWorkspaceOptions(token.command('remove <name>').description('revoke a token')).action(
     action((name: string, flags: Flags) =>
       withStore(flags, (store) => {

@@ -4,8 +4,8 @@ import { HUB_ROLE } from '../broker/mosquitto/mosquitto-config.js';
 import { isCheckerAccountName } from '../conformance/checker-account.js';
 import { mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
-import { action, addWorkspaceOptions, CliError, openWorkspace, withDynsec, type WorkspaceFlags } from './workspace.js';
 import { hubOf } from './hub-client.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, type WorkspaceFlags, withDynsec } from './workspace.js';
 
 type Flags = WorkspaceFlags & { admin?: boolean; json?: boolean };
 
@@ -23,7 +23,11 @@ export function registerUser(program: Command): void {
         if (!flags.admin) throw new CliError('user accounts are admin accounts: add --admin (devices get accounts with mqttkit device add)', 2);
         const problem = mqttAccountNameProblem(name);
         if (problem) throw new CliError(`user name ${problem}`, 2);
-        if (isCheckerAccountName(name)) throw new CliError(`user name '${name}' has the form of 'mqttkit conformance''s temporary accounts (removed when the hub starts): choose another name`, 2);
+        if (isCheckerAccountName(name))
+          throw new CliError(
+            `user name '${name}' has the form of 'mqttkit conformance''s temporary accounts (removed when the hub starts): choose another name`,
+            2,
+          );
         const ws = openWorkspace(flags, { create: true });
         try {
           if (ws.accounts.get(name)) throw new CliError(`${name} exists already`);
@@ -46,7 +50,10 @@ export function registerUser(program: Command): void {
       action((flags: Flags) => {
         const ws = openWorkspace(flags);
         try {
-          const admins = ws.accounts.list().filter((a) => a.role === 'admin').map((a) => ({ name: a.name, lastLogin: a.lastLoginAt ? new Date(a.lastLoginAt).toISOString() : null }));
+          const admins = ws.accounts
+            .list()
+            .filter((a) => a.role === 'admin')
+            .map((a) => ({ name: a.name, lastLogin: a.lastLoginAt ? new Date(a.lastLoginAt).toISOString() : null }));
           if (flags.json) console.log(JSON.stringify(admins, null, 2));
           else if (admins.length === 0) console.log('No admin accounts.');
           else for (const a of admins) console.log(`${a.name}  last login ${a.lastLogin ?? 'never'}`);

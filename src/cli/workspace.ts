@@ -6,14 +6,14 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { DynsecClient } from '../broker/mosquitto/dynsec.js';
 import { parseJson } from '../core/json.js';
 import { AccountStore } from '../store/account-store.js';
 import { readBrokerCredentials } from '../store/broker-credentials.js';
-import { DATABASE_FILE, openDatabase, type Db } from '../store/database.js';
+import { DATABASE_FILE, type Db, openDatabase } from '../store/database.js';
 import { readRuntime, runningHubPid } from '../store/runtime-file.js';
 import { checkState, describeProblems } from '../store/state-check.js';
 import { StateStore } from '../store/state-store.js';
-import { DynsecClient } from '../broker/mosquitto/dynsec.js';
 import { CONFIG_FILE } from './options.js';
 
 export class CliError extends Error {
@@ -43,8 +43,8 @@ export interface WorkspaceFlags {
 
 export function addWorkspaceOptions(command: Command): Command {
   return command
-    .option('--data-dir <DIR>', 'the hub\'s data dir (default: ./data) [MQTTKIT_DATA_DIR]')
-    .option('--mqtt-url <URL>', 'the external broker devices use, if any (default: from the data dir\'s config) [MQTTKIT_MQTT_URL]');
+    .option('--data-dir <DIR>', "the hub's data dir (default: ./data) [MQTTKIT_DATA_DIR]")
+    .option('--mqtt-url <URL>', "the external broker devices use, if any (default: from the data dir's config) [MQTTKIT_MQTT_URL]");
 }
 
 export function openWorkspace(flags: WorkspaceFlags, { create = false } = {}): Workspace {
@@ -60,7 +60,10 @@ export function openWorkspace(flags: WorkspaceFlags, { create = false } = {}): W
   const runtime = readRuntime(dataDir);
   const hubPid = runningHubPid(dataDir);
   const externalUrl =
-    flags.mqttUrl ?? (process.env.MQTTKIT_MQTT_URL || undefined) ?? configuredUrl(dataDir) ?? (hubPid && runtime && !runtime.mqtt.embedded ? runtime.mqtt.address : undefined);
+    flags.mqttUrl ??
+    (process.env.MQTTKIT_MQTT_URL || undefined) ??
+    configuredUrl(dataDir) ??
+    (hubPid && runtime && !runtime.mqtt.embedded ? runtime.mqtt.address : undefined);
   return { dataDir, db, accounts: new AccountStore(db), store: new StateStore(db), hubPid, externalUrl, close: () => db.close() };
 }
 
@@ -81,7 +84,9 @@ function configuredUrl(dataDir: string): string | undefined {
 export async function withDynsec<T>(workspace: Workspace, fn: (dynsec: DynsecClient) => Promise<T>): Promise<T> {
   const credentials = readBrokerCredentials(workspace.dataDir);
   if (!credentials || !workspace.externalUrl) {
-    throw new CliError(`devices live on ${workspace.externalUrl ?? 'an external broker'}, but ${workspace.dataDir} holds no broker login: run 'mqttkit mosquitto-config' with this --data-dir`);
+    throw new CliError(
+      `devices live on ${workspace.externalUrl ?? 'an external broker'}, but ${workspace.dataDir} holds no broker login: run 'mqttkit mosquitto-config' with this --data-dir`,
+    );
   }
   const dynsec = await DynsecClient.connect(workspace.externalUrl, credentials.username, credentials.password);
   try {

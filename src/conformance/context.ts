@@ -3,7 +3,7 @@ import type { AccountStore } from '../store/account-store.js';
 import type { Job, JobKind, OtaStore } from '../store/ota-store.js';
 import type { StateStore } from '../store/state-store.js';
 import type { Probe } from './probe.js';
-import { RULES, type Outcome, type RuleId, type RuleResult } from './rules.js';
+import { type Outcome, RULES, type RuleId, type RuleResult } from './rules.js';
 
 /** OTA jobs through the running hub's API (the CLI implements it: src/cli/hub-jobs.ts). */
 export interface HubJobs {
@@ -80,6 +80,9 @@ export class Results {
 
   /** Every rule in table order; one never reached is a skip that says so. */
   all(stoppedBecause?: string): RuleResult[] {
-    return RULES.map((rule) => ({ ...rule, ...(this.#results.get(rule.id) ?? { result: 'skip' as const, reason: `not tested: ${stoppedBecause ?? 'not reached'}` }) }));
+    return RULES.map((rule) => ({
+      ...rule,
+      ...(this.#results.get(rule.id) ?? { result: 'skip' as const, reason: `not tested: ${stoppedBecause ?? 'not reached'}` }),
+    }));
   }
 }

@@ -7,8 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FINISHED, type Job, type JobKind } from '../store/ota-store.js';
 import type { Context } from './context.js';
-import { STAGED_FILE } from './transfers.js';
 import { untilOnline } from './state.js';
+import { STAGED_FILE } from './transfers.js';
 
 function localFile(ctx: Context, name: string): string {
   const path = join(ctx.workDir, name);
@@ -56,13 +56,22 @@ export async function checkSleep(ctx: Context): Promise<void> {
   const topic = `HomeKit/${id}/$state`;
   ctx.say(`waiting up to ${ctx.sleepWaitMs / 1000} s for ${id} to sleep`);
   const asleep = await probe.waitFor((m) => m.topic === topic && m.text.startsWith('sleeping'), ctx.sleepWaitMs, probe.mark);
-  if (!asleep) return results.skip('O-7', `not tested: the device did not publish $state sleeping within ${ctx.sleepWaitMs / 1000} s (a device that sleeps later: a longer --sleep-wait; one that never sleeps: --sleep-wait 0 skips the wait)`);
+  if (!asleep)
+    return results.skip(
+      'O-7',
+      `not tested: the device did not publish $state sleeping within ${ctx.sleepWaitMs / 1000} s (a device that sleeps later: a longer --sleep-wait; one that never sleeps: --sleep-wait 0 skips the wait)`,
+    );
   const seconds = Number(asleep.text.split(' ')[1]) || 0;
   const name = 'mqttkit-conformance-sleep.txt';
   const job = await runJob(ctx, 'push', { file: localFile(ctx, name), as: name, reboot: false }, seconds * 1000 + ctx.timeoutMs * 2);
   const woke = probe.log.find((m) => m.n > asleep.n && m.topic === topic && m.text === 'online');
-  if (!woke) return results.fail('O-7', `the device said '${asleep.text}' and did not come back online within ${(seconds * 1000 + ctx.timeoutMs * 2) / 1000} s`);
+  if (!woke)
+    return results.fail('O-7', `the device said '${asleep.text}' and did not come back online within ${(seconds * 1000 + ctx.timeoutMs * 2) / 1000} s`);
   const slept = probe.log.find((m) => m.n > woke.n && m.topic === topic && m.text.startsWith('sleeping') && (job.finishedAt === null || m.at < job.finishedAt));
-  if (slept) return results.fail('O-7', `the device went to sleep again ('${slept.text}') while job #${job.id} waited for it: subscribe to cmnd/${id}/OTA/pending and stay awake while it is 1`);
+  if (slept)
+    return results.fail(
+      'O-7',
+      `the device went to sleep again ('${slept.text}') while job #${job.id} waited for it: subscribe to cmnd/${id}/OTA/pending and stay awake while it is 1`,
+    );
   results.check('O-7', outcome(job), `job #${job.id} served after the wake`);
 }

@@ -42,7 +42,15 @@ export class Probe {
     client.on('error', () => {}); // a refused reconnect shows as unanswered waits, never as a crash
     const probe = new Probe(client, id);
     client.on('message', (topic, payload, packet) => {
-      probe.log.push({ topic, text: payload.toString('utf8'), retained: packet.retain, at: Date.now(), n: probe.log.length, bytes: payload.length, utf8: isUtf8(payload) });
+      probe.log.push({
+        topic,
+        text: payload.toString('utf8'),
+        retained: packet.retain,
+        at: Date.now(),
+        n: probe.log.length,
+        bytes: payload.length,
+        utf8: isUtf8(payload),
+      });
       for (const wake of [...probe.#waiters]) wake();
     });
     await client.subscribeAsync([`HomeKit/${id}/#`, `stat/${id}/#`, `cmnd/${id}/OTA/#`, `${id}/OTA`], { qos: 1 });
@@ -105,7 +113,11 @@ export class Probe {
    * Sends a command on cmnd/<id>/OTA and takes the next Log line that fits `fits` as its answer
    * (undefined: none within `ms`). With `rid`, sends `#<n> <command>` and takes only `#<n> …` [O-12].
    */
-  async command(text: string, ms: number, options: { rid?: boolean; fits?: (answer: string) => boolean } = {}): Promise<{ answer: string; rid?: number } | undefined> {
+  async command(
+    text: string,
+    ms: number,
+    options: { rid?: boolean; fits?: (answer: string) => boolean } = {},
+  ): Promise<{ answer: string; rid?: number } | undefined> {
     const log = `stat/${this.id}/Log`;
     const from = this.mark;
     if (options.rid) {

@@ -17,5 +17,9 @@ export function formatTable(device: string, results: RuleResult[]): string {
 }
 
 export function formatJson(device: string, results: RuleResult[]): string {
-  return JSON.stringify({ device, passed: results.every((r) => r.result !== 'fail'), failed: results.filter((r) => r.result === 'fail').map((r) => r.id), results }, null, 2);
+  return JSON.stringify(
+    { device, passed: results.every((r) => r.result !== 'fail'), failed: results.filter((r) => r.result === 'fail').map((r) => r.id), results },
+    null,
+    2,
+  );
 }

@@ -17,7 +17,10 @@ import { checkMetadata, checkValues, checkWrite } from './values.js';
 const GROUPS: Array<{ rules: readonly RuleId[]; run: (ctx: Context, drop: () => void) => Promise<void> | void }> = [
   { rules: ['P-11'], run: checkMetadata },
   { rules: ['P-14'], run: checkWrite },
-  { rules: ['O-11', 'cmd.stats', 'cmd.msg_reboot', 'cmd.msg_exception', 'cmd.msg_rm', 'O-6.partitions', 'cmd.hashes', 'cmd.unknown', 'O-4', 'O-12'], run: checkCommands },
+  {
+    rules: ['O-11', 'cmd.stats', 'cmd.msg_reboot', 'cmd.msg_exception', 'cmd.msg_rm', 'O-6.partitions', 'cmd.hashes', 'cmd.unknown', 'O-4', 'O-12'],
+    run: checkCommands,
+  },
   { rules: ['O-13.discard', 'O-3.report', 'O-5.staged', 'O-3.bad-hash', 'O-13.commit', 'O-1.bad-hash', 'O-16', 'O-2'], run: checkTransfers },
   { rules: ['P-1', 'P-19', 'P-21'], run: checkReconnect },
   { rules: ['O-1.push', 'O-5.sync'], run: checkJobs },

@@ -30,15 +30,22 @@ export async function checkOnline(ctx: Context): Promise<boolean> {
   const { probe, id, results } = ctx;
   await probe.waitFor((m) => m.topic === `HomeKit/${id}/$state`, 2000);
   if (!(await untilOnline(ctx, 'the checks need a connected device'))) {
-    results.fail('P-12', `the device did not say $state online within ${ctx.timeoutMs / 1000} s (its last $state: ${probe.state() === undefined ? 'none' : `'${probe.state()}'`})`);
+    results.fail(
+      'P-12',
+      `the device did not say $state online within ${ctx.timeoutMs / 1000} s (its last $state: ${probe.state() === undefined ? 'none' : `'${probe.state()}'`})`,
+    );
     return false;
   }
   const from = probe.mark;
   const retained = await probe.retainedNow(`HomeKit/${id}/$state`);
   // A sleeper may have gone back to sleep meanwhile: what is retained must be its latest live word.
-  const latest = probe.on(`HomeKit/${id}/$state`).filter((m) => !m.retained || m.n < from).at(-1)?.text;
+  const latest = probe
+    .on(`HomeKit/${id}/$state`)
+    .filter((m) => !m.retained || m.n < from)
+    .at(-1)?.text;
   if (!retained) results.fail('P-12', 'no retained $state: publish $state online with the retain flag, so the hub learns it after a restart');
-  else if (retained.text !== 'online' && !(retained.text.startsWith('sleeping') && latest === retained.text)) results.fail('P-12', `the retained $state is '${retained.text.slice(0, 40)}' while the device is online: publish online retained`);
+  else if (retained.text !== 'online' && !(retained.text.startsWith('sleeping') && latest === retained.text))
+    results.fail('P-12', `the retained $state is '${retained.text.slice(0, 40)}' while the device is online: publish online retained`);
   else results.pass('P-12', retained.text === 'online' ? '' : `retained '${retained.text.slice(0, 40)}', its latest word (it went back to sleep)`);
   return true;
 }
@@ -47,7 +54,11 @@ export function checkKeepalive(ctx: Context): void {
   const seen = ctx.probe.on(`HomeKit/${ctx.id}/$keepalive`).filter((m) => m.text !== '');
   if (seen.length === 0) return ctx.results.skip('P-20', 'not tested: the device promised no $keepalive during the run (it is optional)');
   const bad = seen.find((m) => !/^\d{1,5}$/.test(m.text) || Number(m.text) > 65535);
-  ctx.results.check('P-20', bad ? `$keepalive '${bad.text.slice(0, 40)}' is not a whole number of seconds from 0 to 65535` : undefined, `${seen.at(-1)!.text} s`);
+  ctx.results.check(
+    'P-20',
+    bad ? `$keepalive '${bad.text.slice(0, 40)}' is not a whole number of seconds from 0 to 65535` : undefined,
+    `${seen.at(-1)!.text} s`,
+  );
 }
 
 /**
@@ -58,18 +69,27 @@ export function checkKeepalive(ctx: Context): void {
 export async function checkReconnect(ctx: Context, dropConnection: () => void): Promise<void> {
   const { probe, id, results } = ctx;
   if (!ctx.embedded) {
-    for (const rule of ['P-1', 'P-19', 'P-21'] as const) results.skip(rule, 'not tested: with an external broker the checker cannot drop the device\'s connection');
+    for (const rule of ['P-1', 'P-19', 'P-21'] as const)
+      results.skip(rule, "not tested: with an external broker the checker cannot drop the device's connection");
     return;
   }
   const topic = `HomeKit/${id}/$state`;
   const from = probe.mark;
-  ctx.say('dropping the device\'s connection (its last will should say offline)');
+  ctx.say("dropping the device's connection (its last will should say offline)");
   dropConnection();
   const will = await probe.waitFor((m) => m.topic === topic && m.text === 'offline', WILL_MS, from);
-  results.check('P-1', will ? undefined : `no $state offline within ${WILL_MS / 1000} s after the connection dropped: set a last will HomeKit/${id}/$state = offline (QoS 1, retained) in CONNECT`);
+  results.check(
+    'P-1',
+    will
+      ? undefined
+      : `no $state offline within ${WILL_MS / 1000} s after the connection dropped: set a last will HomeKit/${id}/$state = offline (QoS 1, retained) in CONNECT`,
+  );
   const online = await probe.waitFor((m) => m.topic === topic && m.text === 'online', ctx.timeoutMs, from);
   if (!online) {
-    results.fail('P-19', `the device did not say $state online within ${ctx.timeoutMs / 1000} s after its connection dropped: reconnect, and publish online after every connect`);
+    results.fail(
+      'P-19',
+      `the device did not say $state online within ${ctx.timeoutMs / 1000} s after its connection dropped: reconnect, and publish online after every connect`,
+    );
     results.skip('P-21', 'not tested: the device did not come back');
     return;
   }
@@ -77,5 +97,10 @@ export async function checkReconnect(ctx: Context, dropConnection: () => void): 
   // The hub asks its own questions now as well: any answer on Log shows the device was listening
   // (its shape is getversion's own rule, [O-11]).
   const answer = await probe.command('getversion', COMMAND_MS);
-  results.check('P-21', answer ? undefined : `a getversion sent when $state online arrived got no answer within ${COMMAND_MS / 1000} s: subscribe to cmnd/${id}/OTA (and wait for the SUBACK) before publishing online`);
+  results.check(
+    'P-21',
+    answer
+      ? undefined
+      : `a getversion sent when $state online arrived got no answer within ${COMMAND_MS / 1000} s: subscribe to cmnd/${id}/OTA (and wait for the SUBACK) before publishing online`,
+  );
 }

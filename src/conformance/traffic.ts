@@ -17,7 +17,11 @@ export function checkTraffic(ctx: Context): void {
   const binary = said.find((m) => !m.utf8);
   results.check(
     'P-3',
-    big ? `${big.topic} carried ${big.bytes} bytes, over ${MAX_PAYLOAD}: the hub refuses it` : binary ? `${binary.topic} carried bytes that are not UTF-8 text` : undefined,
+    big
+      ? `${big.topic} carried ${big.bytes} bytes, over ${MAX_PAYLOAD}: the hub refuses it`
+      : binary
+        ? `${binary.topic} carried bytes that are not UTF-8 text`
+        : undefined,
     `${said.length} messages, all UTF-8 of at most ${MAX_PAYLOAD} bytes`,
   );
 
@@ -32,13 +36,29 @@ export function checkTraffic(ctx: Context): void {
   const mixed = [...indexes].find(([, set]) => set.has(0) && set.size > 1);
   results.check(
     'P-8',
-    mixed ? `${mixed[0]} is published both unindexed (${mixed[0]}/<Characteristic>) and indexed (${[...mixed[1]].filter((i) => i > 0).map((i) => `${mixed[0]}/${i}`).join(', ')}): use indexes for every service of a type when there are several` : undefined,
+    mixed
+      ? `${mixed[0]} is published both unindexed (${mixed[0]}/<Characteristic>) and indexed (${[...mixed[1]]
+          .filter((i) => i > 0)
+          .map((i) => `${mixed[0]}/${i}`)
+          .join(', ')}): use indexes for every service of a type when there are several`
+      : undefined,
     [...indexes].map(([service, set]) => `${service}${[...set].some((i) => i > 0) ? ` ×${set.size}` : ''}`).join(', '),
   );
 
   // [P-22] `app` in getversion and the $firmware HomeKit shows are one version.
   const app = ctx.facts.version?.app;
-  const firmware = probe.on(`HomeKit/${id}/$firmware`).filter((m) => m.text !== '').at(-1)?.text;
-  if (typeof app !== 'string' || firmware === undefined) results.skip('P-22', `not tested: ${typeof app !== 'string' ? 'getversion gives no "app"' : 'no $firmware seen'}`);
-  else results.check('P-22', app === firmware ? undefined : `getversion says "app": "${app.slice(0, 40)}" but the device publishes $firmware '${firmware.slice(0, 40)}': both are the application's version`, app);
+  const firmware = probe
+    .on(`HomeKit/${id}/$firmware`)
+    .filter((m) => m.text !== '')
+    .at(-1)?.text;
+  if (typeof app !== 'string' || firmware === undefined)
+    results.skip('P-22', `not tested: ${typeof app !== 'string' ? 'getversion gives no "app"' : 'no $firmware seen'}`);
+  else
+    results.check(
+      'P-22',
+      app === firmware
+        ? undefined
+        : `getversion says "app": "${app.slice(0, 40)}" but the device publishes $firmware '${firmware.slice(0, 40)}': both are the application's version`,
+      app,
+    );
 }

@@ -6,8 +6,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { pino } from 'pino';
-import { servePull } from '../ota/pull-server.js';
 import { sha1, triggerMessage } from '../ota/protocol.js';
+import { servePull } from '../ota/pull-server.js';
 import { ask } from './commands.js';
 import type { Context } from './context.js';
 import { jsonObject } from './probe.js';
@@ -64,7 +64,7 @@ export async function checkTransfers(ctx: Context): Promise<void> {
   const rules = ['O-13.discard', 'O-3.report', 'O-5.staged', 'O-3.bad-hash', 'O-13.commit', 'O-1.bad-hash', 'O-16', 'O-2'] as const;
   if (!ctx.facts.address) ctx.facts.address = ctx.ota.info(ctx.id).address ?? ctx.accounts.get(ctx.id)?.lastAddress ?? undefined;
   if (!ctx.facts.address) {
-    for (const rule of rules) results.skip(rule, 'not tested: the device\'s address is unknown (it did not answer open, and the hub has none)');
+    for (const rule of rules) results.skip(rule, "not tested: the device's address is unknown (it did not answer open, and the hub has none)");
     return;
   }
   if (!(await untilOnline(ctx, 'transfers'))) {
@@ -77,46 +77,83 @@ export async function checkTransfers(ctx: Context): Promise<void> {
   const discard = await ask(ctx, 'discard', true);
   if (discard.problem && /unknown command/.test(ctx.probe.on(`stat/${ctx.id}/Log`).at(-1)?.text ?? '')) {
     // The hub still runs jobs for it, but what a failed job staged could then go live with the next one.
-    results.check('O-13.discard', 'the device does not know discard: what a failed job left staged goes live with the next commit; answer discard with {"discarded": [paths]}');
-  } else results.check('O-13.discard', discard.problem ?? (Array.isArray(discard.object?.discarded) ? undefined : `discard answered ${discard.text.slice(0, 80)}, not {"discarded": [paths]}`));
+    results.check(
+      'O-13.discard',
+      'the device does not know discard: what a failed job left staged goes live with the next commit; answer discard with {"discarded": [paths]}',
+    );
+  } else
+    results.check(
+      'O-13.discard',
+      discard.problem ?? (Array.isArray(discard.object?.discarded) ? undefined : `discard answered ${discard.text.slice(0, 80)}, not {"discarded": [paths]}`),
+    );
 
   // A good file, staged only (reboot 0).
   const good = content('good');
   const goodHash = sha1(good);
   const report = await transfer(ctx, STAGED_FILE, good, goodHash);
   if (!report) results.fail('O-3.report', `no report on stat/${ctx.id}/OTA within ${ctx.timeoutMs / 1000} s after a trigger for ${STAGED_FILE}`);
-  else results.check('O-3.report', report.ok === true && report.hash === goodHash ? undefined : `a good transfer of ${STAGED_FILE} was reported ${JSON.stringify(report).slice(0, 160)}, not ok:true with hash ${goodHash}`);
+  else
+    results.check(
+      'O-3.report',
+      report.ok === true && report.hash === goodHash
+        ? undefined
+        : `a good transfer of ${STAGED_FILE} was reported ${JSON.stringify(report).slice(0, 160)}, not ok:true with hash ${goodHash}`,
+    );
   const staged = await liveHashes(ctx);
   if (!staged) results.skip('O-5.staged', 'not tested: hashes did not answer');
-  else results.check('O-5.staged', staged[STAGED_FILE] === goodHash ? `${STAGED_FILE} is live before commit: a transfer with reboot 0 only stages (<file>.new)` : undefined);
+  else
+    results.check(
+      'O-5.staged',
+      staged[STAGED_FILE] === goodHash ? `${STAGED_FILE} is live before commit: a transfer with reboot 0 only stages (<file>.new)` : undefined,
+    );
 
   // The same file with a wrong hash: reported ok:false, and never live.
   const bad = content('bad');
   const wrong = sha1(Buffer.concat([bad, Buffer.from('x')]));
   const badReport = await transfer(ctx, STAGED_FILE, bad, wrong);
   if (!badReport) results.fail('O-3.bad-hash', `no report within ${ctx.timeoutMs / 1000} s after a trigger whose hash does not match the file`);
-  else results.check('O-3.bad-hash', badReport.ok === false ? undefined : `a file whose SHA-1 is ${sha1(bad)} was reported ok:${JSON.stringify(badReport.ok)} against the trigger's ${wrong}: compare the hash, report ok:false and delete the .part`, String(badReport.error ?? ''));
+  else
+    results.check(
+      'O-3.bad-hash',
+      badReport.ok === false
+        ? undefined
+        : `a file whose SHA-1 is ${sha1(bad)} was reported ok:${JSON.stringify(badReport.ok)} against the trigger's ${wrong}: compare the hash, report ok:false and delete the .part`,
+      String(badReport.error ?? ''),
+    );
 
   const commit = await ask(ctx, 'commit', true);
   const committed = commit.object?.committed;
   if (commit.problem) results.fail('O-13.commit', commit.problem);
   else if (!Array.isArray(committed)) results.fail('O-13.commit', `commit answered ${commit.text.slice(0, 120)}, not {"committed": [paths]}`);
-  else results.check('O-13.commit', committed.length === 1 && committed[0] === STAGED_FILE ? undefined : `commit answered ${JSON.stringify(committed).slice(0, 120)}; only ${STAGED_FILE} was staged`);
+  else
+    results.check(
+      'O-13.commit',
+      committed.length === 1 && committed[0] === STAGED_FILE
+        ? undefined
+        : `commit answered ${JSON.stringify(committed).slice(0, 120)}; only ${STAGED_FILE} was staged`,
+    );
 
   const live = await liveHashes(ctx);
   const now = live?.[STAGED_FILE];
   if (!live) results.fail('O-1.bad-hash', 'hashes did not answer after commit');
   else if (now === sha1(bad)) results.fail('O-1.bad-hash', `the file with the wrong hash went live as ${STAGED_FILE}: a bad hash must change nothing`);
-  else results.check('O-1.bad-hash', now === goodHash ? undefined : `after commit ${STAGED_FILE} has hash ${now ?? '(absent)'}, not the good file's ${goodHash}`);
+  else
+    results.check('O-1.bad-hash', now === goodHash ? undefined : `after commit ${STAGED_FILE} has hash ${now ?? '(absent)'}, not the good file's ${goodHash}`);
 
   // [O-16] sha256, when the device says it checks it.
   const algorithms = ctx.facts.version?.hashes;
-  if (!Array.isArray(algorithms) || !algorithms.includes('sha256')) results.skip('O-16', 'not tested: getversion does not list "sha256" in "hashes" (SHA-1 only)');
+  if (!Array.isArray(algorithms) || !algorithms.includes('sha256'))
+    results.skip('O-16', 'not tested: getversion does not list "sha256" in "hashes" (SHA-1 only)');
   else {
     const bytes = content('sha256');
     const hash = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     const sha = await transfer(ctx, SHA_FILE, bytes, hash);
-    results.check('O-16', sha?.ok === true && sha.hash === hash ? undefined : `a sha256 transfer was reported ${sha ? JSON.stringify(sha).slice(0, 160) : 'not at all'}, not ok:true with hash ${hash}`);
+    results.check(
+      'O-16',
+      sha?.ok === true && sha.hash === hash
+        ? undefined
+        : `a sha256 transfer was reported ${sha ? JSON.stringify(sha).slice(0, 160) : 'not at all'}, not ok:true with hash ${hash}`,
+    );
     await ask(ctx, 'discard', true); // nothing of ours stays staged
   }
 
@@ -124,7 +161,16 @@ export async function checkTransfers(ctx: Context): Promise<void> {
   const outside = '../mqttkit-conformance-escape.txt';
   const escaping = content('escape');
   const refused = await transfer(ctx, outside, escaping, sha1(escaping), true);
-  if (!refused) results.fail('O-2', `no report within ${ctx.timeoutMs / 1000} s after a trigger for ${outside}: refuse an unsafe path with a report ("ok": false, "unsafe file name …")`);
-  else results.check('O-2', refused.ok === false ? undefined : `a trigger for ${outside} was reported ok:true: refuse paths with '..', a leading '/' or empty parts`, String(refused.error ?? ''));
+  if (!refused)
+    results.fail(
+      'O-2',
+      `no report within ${ctx.timeoutMs / 1000} s after a trigger for ${outside}: refuse an unsafe path with a report ("ok": false, "unsafe file name …")`,
+    );
+  else
+    results.check(
+      'O-2',
+      refused.ok === false ? undefined : `a trigger for ${outside} was reported ok:true: refuse paths with '..', a leading '/' or empty parts`,
+      String(refused.error ?? ''),
+    );
   await ask(ctx, 'discard', true);
 }

@@ -1,6 +1,6 @@
 /** Metadata [P-11], values [P-4] [P-6] [P-9], and a HomeKit write with its confirmation [P-14]. */
-import { coerceValue, formatValue, type CharacteristicSpec, type HapValue } from '../core/coerce.js';
-import { parseTopic, valueTopic, setTopic, type ServiceAddress } from '../core/topic.js';
+import { type CharacteristicSpec, coerceValue, formatValue, type HapValue } from '../core/coerce.js';
+import { parseTopic, type ServiceAddress, setTopic, valueTopic } from '../core/topic.js';
 import { HapCatalog } from '../homekit/catalog.js';
 import type { Context } from './context.js';
 
@@ -14,13 +14,22 @@ export async function checkMetadata(ctx: Context): Promise<void> {
   for (const field of ['name', 'model', 'firmware']) {
     const topic = `HomeKit/${ctx.id}/$${field}`;
     const retained = await ctx.probe.retainedNow(topic, 1000);
-    const any = retained ?? ctx.probe.on(topic).filter((m) => m.text !== '').at(-1);
+    const any =
+      retained ??
+      ctx.probe
+        .on(topic)
+        .filter((m) => m.text !== '')
+        .at(-1);
     if (!any) problems.push(`$${field} never published`);
     else if (!retained) problems.push(`$${field} is not retained`);
     else if ([...retained.text].length > 64) problems.push(`$${field} is ${[...retained.text].length} characters, over 64`);
     else seen.push(`$${field}=${retained.text}`);
   }
-  ctx.results.check('P-11', problems.length ? `${problems.join('; ')} (publish them retained after connecting, before $state online)` : undefined, seen.join(', '));
+  ctx.results.check(
+    'P-11',
+    problems.length ? `${problems.join('; ')} (publish them retained after connecting, before $state online)` : undefined,
+    seen.join(', '),
+  );
 }
 
 interface ValueSeen {
@@ -59,10 +68,15 @@ export function checkValues(ctx: Context): void {
     if (read && 'problem' in read) problems.add(read.problem);
     else if (read) services.add(label(read.address));
   }
-  const known = ctx.devices.loadDevices().find((d) => d.id === ctx.id)?.services.map(label) ?? [];
+  const known =
+    ctx.devices
+      .loadDevices()
+      .find((d) => d.id === ctx.id)
+      ?.services.map(label) ?? [];
   const silent = known.filter((s) => !services.has(s));
-  if (services.size === 0) problems.add('no value published during the run: publish each service\'s values after connecting');
-  else if (silent.length) problems.add(`no value seen during the run for ${silent.join(', ')} (the hub knows these services): publish every service's values after connecting`);
+  if (services.size === 0) problems.add("no value published during the run: publish each service's values after connecting");
+  else if (silent.length)
+    problems.add(`no value seen during the run for ${silent.join(', ')} (the hub knows these services): publish every service's values after connecting`);
   ctx.results.check('P-9', problems.size ? [...problems].slice(0, 3).join('; ') : undefined, [...services].join(', '));
 }
 
@@ -113,5 +127,8 @@ export async function checkWrite(ctx: Context): Promise<void> {
     return;
   }
   const other = probe.on(state, from).at(-1);
-  results.fail('P-14', `wrote ${formatValue(wanted)} to ${state}/set; ${other ? `the device published '${other.text.slice(0, 40)}' instead` : `no confirmation within ${CONFIRM_MS / 1000} s`}: act on the /set, then publish the new value to ${state}`);
+  results.fail(
+    'P-14',
+    `wrote ${formatValue(wanted)} to ${state}/set; ${other ? `the device published '${other.text.slice(0, 40)}' instead` : `no confirmation within ${CONFIRM_MS / 1000} s`}: act on the /set, then publish the new value to ${state}`,
+  );
 }

@@ -60,7 +60,8 @@ export function coerceValue(spec: CharacteristicSpec, text: string): Result<HapV
       const max = spec.maxLen ?? DEFAULT_MAX_LEN;
       if (CONTROL.test(text)) return fail(`${spec.name} must not contain control characters`);
       // HAP counts UTF-16 units (HAP-NodeJS cuts longer text, through a surrogate pair if need be).
-      if (text.length > max) return fail(`${spec.name} is at most ${max} characters (an emoji or other character beyond U+FFFF counts as two), got ${text.length}`);
+      if (text.length > max)
+        return fail(`${spec.name} is at most ${max} characters (an emoji or other character beyond U+FFFF counts as two), got ${text.length}`);
       return ok(text);
     }
     case 'tlv8':

@@ -5,9 +5,10 @@
  * functions, and none outlives its stop. The hub's implementation is src/hub/feature.ts; this file is
  * the contract only, so any area (ota, homekit, store, …) may implement a feature without importing the hub.
  */
+
+import type { Logger } from '../log/logger.js';
 import type { HubEventName, HubEvents } from './events.js';
 import type { InboundMessage } from './ingest.js';
-import type { Logger } from '../log/logger.js';
 
 export interface FeatureScope {
   readonly log: Logger;
@@ -35,4 +36,3 @@ export interface Feature {
   /** Optional: what the feature does itself before the scope is ended (e.g. a last flush). */
   stop?(): void | Promise<void>;
 }
-

@@ -3,13 +3,13 @@
  * Every change is validated first (a refused input changes nothing) and announced on the bus.
  */
 import type { Catalog, ServiceSpec } from './catalog.js';
-import { coerceTyped, coerceValue, type CharacteristicSpec, type HapValue } from './coerce.js';
-import { findService, serviceLabel, type DeviceRecord, type DeviceState } from './device.js';
+import { type CharacteristicSpec, coerceTyped, coerceValue, type HapValue } from './coerce.js';
+import { type DeviceRecord, type DeviceState, findService, serviceLabel } from './device.js';
 import { parseDeviceRecord } from './device-record.js';
 import type { CharacteristicRef, EventBus } from './events.js';
 import { fail, ok, type Result } from './result.js';
 import { serviceConflict } from './service-conflict.js';
-import { isValidDeviceId, MAX_SERVICE_INDEX, truncate, type MetaField, type ServiceAddress } from './topic.js';
+import { isValidDeviceId, MAX_SERVICE_INDEX, type MetaField, type ServiceAddress, truncate } from './topic.js';
 
 /** An accessory holds at most 100 services, one of which is AccessoryInformation. */
 export const MAX_SERVICES_PER_DEVICE = 99;
@@ -215,7 +215,8 @@ export class DeviceRegistry {
         return fail(`'${truncate(argument, 20)}' is not a sleep duration: give whole seconds until the device wakes`);
       }
       // [P-12] A wake time decades away would keep a dead device from ever expiring.
-      if (seconds > MAX_SLEEP_SECONDS) return fail(`a sleep of ${truncate(argument, 20)} s is longer than the longest the hub waits for (${MAX_SLEEP_SECONDS} s, 30 days)`);
+      if (seconds > MAX_SLEEP_SECONDS)
+        return fail(`a sleep of ${truncate(argument, 20)} s is longer than the longest the hub waits for (${MAX_SLEEP_SECONDS} s, 30 days)`);
       wakeAt = this.#now() + seconds * 1000;
     }
     const device = this.#devices.get(deviceId) ?? this.#create(deviceId);

@@ -66,7 +66,8 @@ export function isReservedDeviceId(id: string): boolean {
 /** Why `id` cannot be a device id, or undefined when it can. */
 export function deviceIdProblem(id: string): string | undefined {
   if (!isValidDeviceId(id)) return `device id '${truncate(id)}' is invalid: use 1-64 letters, digits, '_' or '-'`;
-  if (isReservedDeviceId(id)) return `device id '${id}' is reserved (${RESERVED_DEVICE_IDS.join(', ')} name the hub's topics, in any case): give the device another id`;
+  if (isReservedDeviceId(id))
+    return `device id '${id}' is reserved (${RESERVED_DEVICE_IDS.join(', ')} name the hub's topics, in any case): give the device another id`;
   return undefined;
 }
 
@@ -116,8 +117,12 @@ export function parseTopic(topic: string): Result<ParsedTopic> & { deviceId?: st
     characteristic = maybeCharacteristic;
   }
   // [P-4] names are bounded before any work is done on them (the did-you-mean search, the catalog)
-  for (const [name, what] of [[service, 'service type'], [characteristic, 'characteristic']] as const) {
-    if (name.length > MAX_NAME_LENGTH) return refuse(`a ${what} name of ${name.length} characters is too long ('${truncate(name, 40)}'): at most ${MAX_NAME_LENGTH}`);
+  for (const [name, what] of [
+    [service, 'service type'],
+    [characteristic, 'characteristic'],
+  ] as const) {
+    if (name.length > MAX_NAME_LENGTH)
+      return refuse(`a ${what} name of ${name.length} characters is too long ('${truncate(name, 40)}'): at most ${MAX_NAME_LENGTH}`);
   }
   if (!NAME.test(service)) return refuse(`'${truncate(service)}' is not a service type name (letters and digits, e.g. TemperatureSensor)`);
   if (!NAME.test(characteristic)) {

@@ -58,7 +58,9 @@ export class HapCatalog implements Catalog {
     const all = [...service.required, ...service.optional];
     // [P-6] only what the service defines
     if (!all.includes(name)) {
-      const known = this.#characteristics.has(name) ? `${service.name} has no characteristic '${name}'` : `unknown characteristic '${name}' for ${service.name}`;
+      const known = this.#characteristics.has(name)
+        ? `${service.name} has no characteristic '${name}'`
+        : `unknown characteristic '${name}' for ${service.name}`;
       return fail(`${known}${didYouMean(name, all)} (it has: ${all.filter((n) => n !== 'Name').join(', ')})`);
     }
     const spec = this.#characteristics.get(name);

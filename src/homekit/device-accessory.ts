@@ -2,18 +2,9 @@
  * One device as one bridged HAP accessory. Ids are deterministic (UUID from the device id, subtype
  * from the service index), so HAP-NodeJS's identifier cache gives the same AID/IIDs after a restart.
  */
-import {
-  Accessory,
-  Characteristic,
-  HAPStatus,
-  HapStatusError,
-  Perms,
-  Service,
-  uuid,
-  type CharacteristicValue,
-} from 'hap-nodejs';
+import { Accessory, Characteristic, type CharacteristicValue, HAPStatus, HapStatusError, Perms, Service, uuid } from 'hap-nodejs';
 import type { HapValue } from '../core/coerce.js';
-import { serviceLabel, type DeviceRecord, type DeviceState, type ServiceRecord } from '../core/device.js';
+import { type DeviceRecord, type DeviceState, type ServiceRecord, serviceLabel } from '../core/device.js';
 import type { CharacteristicRef } from '../core/events.js';
 import type { ServiceAddress } from '../core/topic.js';
 import type { HapCatalog } from './catalog.js';
@@ -191,4 +182,3 @@ export class DeviceAccessory {
     }
   }
 }
-

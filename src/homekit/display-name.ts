@@ -35,7 +35,14 @@ export function homeKitName(text: string, fallback = LAST_RESORT): string {
 }
 
 function clean(text: string): string {
-  const name = String(text).normalize('NFC').replace(FORMAT, '').replace(WHITESPACE, ' ').replace(CONTROL_OR_MARK, '').replace(DISALLOWED, ' ').replace(/ +/g, ' ').replace(EDGE, '');
+  const name = String(text)
+    .normalize('NFC')
+    .replace(FORMAT, '')
+    .replace(WHITESPACE, ' ')
+    .replace(CONTROL_OR_MARK, '')
+    .replace(DISALLOWED, ' ')
+    .replace(/ +/g, ' ')
+    .replace(EDGE, '');
   return cut(name, MAX_LENGTH).replace(EDGE, '');
 }
 

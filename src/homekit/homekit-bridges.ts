@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { Bridge, Categories, Characteristic, CharacteristicEventTypes, Service, uuid, type CharacteristicValue } from 'hap-nodejs';
+import { Bridge, Categories, Characteristic, CharacteristicEventTypes, type CharacteristicValue, Service, uuid } from 'hap-nodejs';
 import type { HapValue } from '../core/coerce.js';
 import type { DeviceRecord } from '../core/device.js';
 import type { CharacteristicRef, EventBus } from '../core/events.js';
@@ -113,7 +113,10 @@ export class HomeKitBridges {
           entry.accessory.addService(service);
         } catch (error) {
           // The accessory stays as it was; the service shows after the next start if HAP can hold it then.
-          this.log.error({ device: device.id, service: service.service, index: service.index, err: message(error) }, 'HomeKit could not add the service; the accessory keeps its other services');
+          this.log.error(
+            { device: device.id, service: service.service, index: service.index, err: message(error) },
+            'HomeKit could not add the service; the accessory keeps its other services',
+          );
         }
       }),
       this.bus.on('value', (ref, value) => this.#accessories.get(ref.deviceId)?.accessory.setValue(ref, ref.characteristic, value)),
@@ -161,13 +164,17 @@ export class HomeKitBridges {
     this.#problems.delete(device.id);
     slot.accessories.set(device.id, accessory);
     this.#accessories.set(device.id, { slot, accessory });
-    if (this.#started && !slot.published) void this.#publish(slot).catch((error: Error) => this.log.error({ err: error }, 'could not publish a new HomeKit bridge'));
+    if (this.#started && !slot.published)
+      void this.#publish(slot).catch((error: Error) => this.log.error({ err: error }, 'could not publish a new HomeKit bridge'));
     else if (slot.published) this.#assignIds(slot);
   }
 
   #leaveOut(deviceId: string, reason: string): void {
     if (this.#problems.get(deviceId) !== reason) {
-      this.log.error({ device: deviceId, err: reason }, `device ${deviceId} left out of HomeKit: its accessory cannot be built (${reason}); its data is kept: fix or remove the device (mqttkit device remove ${deviceId})`);
+      this.log.error(
+        { device: deviceId, err: reason },
+        `device ${deviceId} left out of HomeKit: its accessory cannot be built (${reason}); its data is kept: fix or remove the device (mqttkit device remove ${deviceId})`,
+      );
     }
     this.#problems.set(deviceId, reason);
   }
@@ -286,7 +293,13 @@ function assertPortFree(port: number, host: string | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new Error(error.code === 'EADDRINUSE' ? `HAP port ${port} is in use: stop the program using it or choose another with --hap-port` : `cannot listen on HAP port ${port}: ${error.message}`)),
+      reject(
+        new Error(
+          error.code === 'EADDRINUSE'
+            ? `HAP port ${port} is in use: stop the program using it or choose another with --hap-port`
+            : `cannot listen on HAP port ${port}: ${error.message}`,
+        ),
+      ),
     );
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
@@ -298,4 +311,3 @@ function randomUsername(): string {
   bytes[0] = (bytes[0]! & 0xfe) | 0x02; // locally administered, unicast
   return [...bytes].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
 }
-

@@ -3,11 +3,7 @@ import { randomInt } from 'node:crypto';
 import { fail, ok, type Result } from '../core/result.js';
 
 const FORMAT = /^\d{3}-\d{2}-\d{3}$/;
-const FORBIDDEN = new Set([
-  ...Array.from({ length: 10 }, (_, d) => String(d).repeat(8)),
-  '12345678',
-  '87654321',
-]);
+const FORBIDDEN = new Set([...Array.from({ length: 10 }, (_, d) => String(d).repeat(8)), '12345678', '87654321']);
 
 export function checkPincode(code: string): Result<string> {
   if (!FORMAT.test(code)) return fail(`'${code}' is not a setup code: use the form 123-45-654 (eight digits)`);

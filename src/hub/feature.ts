@@ -4,9 +4,9 @@
  * features in order, names the one that fails to start, and stops them in reverse.
  */
 import type { HubLink } from '../broker/hub-link.js';
-import type { InboundMessage } from '../core/ingest.js';
 import type { EventBus, HubEventName, HubEvents } from '../core/events.js';
 import type { Feature, FeatureScope } from '../core/feature.js';
+import type { InboundMessage } from '../core/ingest.js';
 import type { Logger } from '../log/logger.js';
 
 export type { Feature, FeatureScope };
@@ -102,7 +102,10 @@ export class FeatureRunner {
       try {
         await feature.stop?.();
       } catch (error) {
-        this.log.warn({ feature: feature.name, err: error instanceof Error ? error.message : String(error) }, `the ${feature.name} feature did not stop cleanly`);
+        this.log.warn(
+          { feature: feature.name, err: error instanceof Error ? error.message : String(error) },
+          `the ${feature.name} feature did not stop cleanly`,
+        );
       }
       await scope.end();
     }

@@ -5,24 +5,25 @@
 import { chmodSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TlsListenerOptions } from '../broker/embedded-broker.js';
+import { removeLeftoverCheckerAccounts } from '../conformance/checker-account.js';
 import { EventBus } from '../core/events.js';
 import { DeviceRegistry } from '../core/registry.js';
 import { HapCatalog } from '../homekit/catalog.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import { generatePincode } from '../homekit/pincode.js';
 import type { Logger } from '../log/logger.js';
-import { RegistryPersistence } from '../store/registry-persistence.js';
-import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
-import { StateStore } from '../store/state-store.js';
-import { ensureStateUsable } from '../store/state-check.js';
+import type { RegistrationPolicy } from '../security/registration.js';
+import { AccountStore } from '../store/account-store.js';
 import { removeStaleTempFiles } from '../store/atomic-file.js';
+import { DATABASE_FILE, openDatabase } from '../store/database.js';
 import { HistoryStore } from '../store/history-store.js';
 import { OtaStore } from '../store/ota-store.js';
-import { AccountStore } from '../store/account-store.js';
-import { removeLeftoverCheckerAccounts } from '../conformance/checker-account.js';
-import { DATABASE_FILE, openDatabase } from '../store/database.js';
-import type { RegistrationPolicy } from '../security/registration.js';
+import { RegistryPersistence } from '../store/registry-persistence.js';
+import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
+import { ensureStateUsable } from '../store/state-check.js';
+import { StateStore } from '../store/state-store.js';
 import { logActivity } from './activity-log.js';
+import { Faults } from './faults.js';
 import { FeatureRunner } from './feature.js';
 import { CommandsFeature } from './features/commands.js';
 import type { HubContext } from './features/context.js';
@@ -32,7 +33,6 @@ import { MqttFeature } from './features/mqtt.js';
 import { OTA_OFF_MESSAGE, OtaFeature } from './features/ota.js';
 import { PresenceFeature } from './features/presence.js';
 import { WebFeature } from './features/web.js';
-import { Faults } from './faults.js';
 import { installTestFaults } from './test-faults.js';
 
 export type MqttOptions =
@@ -120,10 +120,16 @@ export class Hub {
       const registry = new DeviceRegistry(bus, catalog, { writeTimeoutMs: options.writeTimeoutMs });
       // One device's data never stops the hub: records it cannot use are held aside, named, kept as they are.
       const damaged: Array<{ id: string; problem: string }> = [];
-      const restored = registry.restore(store.loadDevices((id, problem) => damaged.push({ id, problem })), { noneConnected: options.mqtt.kind === 'embedded' });
+      const restored = registry.restore(
+        store.loadDevices((id, problem) => damaged.push({ id, problem })),
+        { noneConnected: options.mqtt.kind === 'embedded' },
+      );
       for (const { id, problem } of damaged) registry.hold(id, problem);
       for (const { id, problem } of [...damaged, ...restored.held]) {
-        log.error({ device: id, problem }, `device ${id} left out: its stored record cannot be used (${problem}); kept untouched: remove it (mqttkit device remove ${id}) to start it afresh`);
+        log.error(
+          { device: id, problem },
+          `device ${id} left out: its stored record cannot be used (${problem}); kept untouched: remove it (mqttkit device remove ${id}) to start it afresh`,
+        );
       }
       stops.push(() => registry.close());
       stops.push(logActivity(bus, log));
@@ -172,7 +178,9 @@ export class Hub {
 
       const hub = new Hub(options, registry, bus, pincode, link.address, homekit, webPort);
       hub.#stops.push(...stops);
-      const mqttInfo = broker ? { address: link.address, embedded: true, host: broker.host, port: broker.port, tlsPort: broker.tlsPort } : { address: link.address, embedded: false };
+      const mqttInfo = broker
+        ? { address: link.address, embedded: true, host: broker.host, port: broker.port, tlsPort: broker.tlsPort }
+        : { address: link.address, embedded: false };
       const startedAt = new Date().toISOString();
       const saveRuntime = () =>
         writeRuntime(options.dataDir, {

@@ -36,7 +36,13 @@ export function boundValue(value: unknown, depth = 0): unknown {
 function boundError(error: Error, depth: number): Error {
   const own = Object.entries(error);
   const stack = error.stack ?? '';
-  if (error.message.length <= MAX_LOG_STRING && stack.length <= MAX_STACK && own.every(([, v]) => typeof v !== 'string' || v.length <= MAX_LOG_STRING) && own.length <= MAX_ITEMS) return error;
+  if (
+    error.message.length <= MAX_LOG_STRING &&
+    stack.length <= MAX_STACK &&
+    own.every(([, v]) => typeof v !== 'string' || v.length <= MAX_LOG_STRING) &&
+    own.length <= MAX_ITEMS
+  )
+    return error;
   const copy = new Error(boundString(error.message));
   copy.name = error.name;
   copy.stack = boundString(stack, MAX_STACK);

@@ -1,5 +1,5 @@
 /** pino, readable on a terminal, JSON lines otherwise (for log collectors and tests). */
-import { pino, type LoggerOptions, type Logger as PinoLogger } from 'pino';
+import { type LoggerOptions, type Logger as PinoLogger, pino } from 'pino';
 import { boundValue } from './bounded.js';
 
 export type Logger = PinoLogger;

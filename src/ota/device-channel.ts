@@ -7,7 +7,7 @@
 import type { HubLink } from '../broker/hub-link.js';
 import type { Logger } from '../log/logger.js';
 import type { OtaStore } from '../store/ota-store.js';
-import { parseAnswer, type Answer, type AnswerCommand } from './answers.js';
+import { type Answer, type AnswerCommand, parseAnswer } from './answers.js';
 import { commandTopic } from './protocol.js';
 import { answerTo, commandName, echoesRid, fitsAnswer, nextRid, withRid } from './request-id.js';
 
@@ -104,7 +104,10 @@ export class DeviceChannel {
       const fail = (error: unknown) => (done(), reject(error));
       const onAbort = () => fail(signal!.reason);
       const waiter: Waiter = { device, channel, accept, resolve: (text) => (done(), resolve(text)) };
-      const timer = setTimeout(() => fail(new Error(`${device} did not answer on stat/${device}/${channel} within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+      const timer = setTimeout(
+        () => fail(new Error(`${device} did not answer on stat/${device}/${channel} within ${Math.round(timeoutMs / 1000)} s`)),
+        timeoutMs,
+      );
       cancel = () => fail(new Error(`the wait for ${device} on stat/${device}/${channel} was cancelled`));
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -38,14 +38,22 @@ export function cancelJobInStore(store: OtaStore, root: string, id: number, by: 
   if (!job) return { outcome: 'unknown', message: `there is no job #${id} (see 'mqttkit ota jobs')` };
   if (!store.finishJob(id, 'cancelled', `cancelled by ${by}`)) {
     const ended = store.job(id)!;
-    return { outcome: 'finished', job: ended, message: `${describeJob(ended)} had already ended: ${ended.state}${ended.message ? ` (${ended.message})` : ''}; nothing to cancel` };
+    return {
+      outcome: 'finished',
+      job: ended,
+      message: `${describeJob(ended)} had already ended: ${ended.state}${ended.message ? ` (${ended.message})` : ''}; nothing to cancel`,
+    };
   }
   try {
     releaseUploads(store, root, job);
   } catch {
     // Left for the sweep at the next start: the cancel itself happened.
   }
-  return { outcome: 'cancelled', job: store.job(id)!, message: `${describeJob(job)} cancelled${job.state === 'running' ? ' while it ran' : ' before it started'}` };
+  return {
+    outcome: 'cancelled',
+    job: store.job(id)!,
+    message: `${describeJob(job)} cancelled${job.state === 'running' ? ' while it ran' : ' before it started'}`,
+  };
 }
 
 /** Stops a running rollout (no device is started any more) and cancels its unfinished jobs. */
@@ -59,7 +67,11 @@ export function cancelRolloutInStore(store: OtaStore, id: number, by: string, ca
     .map((j) => cancelJob(j.id));
   if (!stopped && jobs.length === 0) {
     const ended = store.rollout(id)!;
-    return { outcome: 'finished', message: `rollout #${id} had already ended: ${ended.state}${ended.message ? ` (${ended.message})` : ''}; nothing to cancel`, jobs };
+    return {
+      outcome: 'finished',
+      message: `rollout #${id} had already ended: ${ended.state}${ended.message ? ` (${ended.message})` : ''}; nothing to cancel`,
+      jobs,
+    };
   }
   const untouched = rollout.spec.devices.length - store.rolloutJobs(id).length;
   return { outcome: 'cancelled', message: `rollout #${id} cancelled: ${jobs.length} unfinished job(s) cancelled, ${untouched} device(s) not started`, jobs };

@@ -11,15 +11,40 @@ import type { ListeningSource } from '../broker/device-listening.js';
 import type { HubLink } from '../broker/hub-link.js';
 import type { DeviceRecord } from '../core/device.js';
 import type { EventBus } from '../core/events.js';
-import type { DeviceRegistry } from '../core/registry.js';
 import type { FeatureScope } from '../core/feature.js';
+import type { DeviceRegistry } from '../core/registry.js';
 import type { Logger } from '../log/logger.js';
 import { FINISHED, type Job, type JobProgress, type JobState, type OtaStore } from '../store/ota-store.js';
+import { type Answer, type AnswerCommand, parseAnswer } from './answers.js';
 import type { DeviceChannel } from './device-channel.js';
-import { cancelJobInStore, cancelRolloutInStore, describeJob, neededUploads, releaseUploads, type CancelOutcome, type RolloutCancelOutcome } from './job-control.js';
+import {
+  type CancelOutcome,
+  cancelJobInStore,
+  cancelRolloutInStore,
+  describeJob,
+  neededUploads,
+  type RolloutCancelOutcome,
+  releaseUploads,
+} from './job-control.js';
 import { readManifest } from './manifest.js';
-import { parseAnswer, type Answer, type AnswerCommand } from './answers.js';
-import { chooseHash, commandTopic, commitDifference, deviceError, FIRMWARE_TARGET, parseReport, pendingTopic, seedTriggerMessage, settledProtocol, sha1, transferHash, triggerMessage, triggerTopic, type HashAlgorithm, type OtaProtocol, type TransferReport } from './protocol.js';
+import {
+  chooseHash,
+  commandTopic,
+  commitDifference,
+  deviceError,
+  FIRMWARE_TARGET,
+  type HashAlgorithm,
+  type OtaProtocol,
+  parseReport,
+  pendingTopic,
+  seedTriggerMessage,
+  settledProtocol,
+  sha1,
+  type TransferReport,
+  transferHash,
+  triggerMessage,
+  triggerTopic,
+} from './protocol.js';
 import { servePull } from './pull-server.js';
 import { sweepUploads } from './uploads.js';
 
@@ -188,7 +213,8 @@ export class OtaService {
   #deviceRemoved(device: string, reason: string): void {
     const running = this.#running.get(device);
     if (running !== undefined) this.#aborts.get(running)?.abort(new JobFailure(`${device} was removed during the job (${reason})`));
-    for (const job of this.store.jobsIn('queued')) if (job.device === device) this.#end(job, 'failed', `${device} was removed (${reason}): queue the job again when the device is back`);
+    for (const job of this.store.jobsIn('queued'))
+      if (job.device === device) this.#end(job, 'failed', `${device} was removed (${reason}): queue the job again when the device is back`);
   }
 
   /** Ends a job that did not run (or whose run is over) and frees its upload folder. */
@@ -204,7 +230,7 @@ export class OtaService {
     try {
       releaseUploads(this.store, this.options.uploadsRoot, job);
     } catch (error) {
-      this.log.warn({ job: job.id, err: (error as Error).message }, 'cannot remove the job\'s upload folder');
+      this.log.warn({ job: job.id, err: (error as Error).message }, "cannot remove the job's upload folder");
     }
   }
 
@@ -221,7 +247,8 @@ export class OtaService {
   /** Starts every queued job whose device is online and idle; raises or clears the pending flags. */
   #tickOnce(): void {
     for (const job of this.store.jobsIn('queued')) {
-      if (!this.registry.get(job.device)) this.#end(job, 'failed', `there is no device ${job.device} any more (it was removed): queue the job again when the device is back`);
+      if (!this.registry.get(job.device))
+        this.#end(job, 'failed', `there is no device ${job.device} any more (it was removed): queue the job again when the device is back`);
     }
     const queued = this.store.jobsIn('queued');
     const waiting = new Set(queued.map((j) => j.device));
@@ -256,7 +283,7 @@ export class OtaService {
             this.log.error({ rollout: id, err: error }, 'rollout failed');
             this.store.finishRollout(id, 'failed', `the hub could not drive it: ${(error as Error).message}`);
           })
-          .catch((error: unknown) => this.log.error({ rollout: id, err: error }, 'cannot record the rollout\'s failure'))
+          .catch((error: unknown) => this.log.error({ rollout: id, err: error }, "cannot record the rollout's failure"))
           .finally(() => this.#rollouts.delete(id));
       }
     }
@@ -325,13 +352,24 @@ export class OtaService {
         if (signal.aborted) throw error;
         // Dropped: told by the registry, or a step that failed while the device was gone (no will yet, asleep).
         const reason: unknown = attempt.signal.reason;
-        const dropped = reason instanceof DeviceDropped ? reason : !watch.expected && this.registry.get(job.device)?.state !== 'online' ? new DeviceDropped(watch.step) : undefined;
+        const dropped =
+          reason instanceof DeviceDropped
+            ? reason
+            : !watch.expected && this.registry.get(job.device)?.state !== 'online'
+              ? new DeviceDropped(watch.step)
+              : undefined;
         if (!dropped) throw error;
         drops++;
         const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
         this.log.warn({ device: job.device, job: job.id }, `${job.device} left during ${dropped.step}: the job waits up to ${left} s for it to come back`);
         const last = this.store.job(job.id)?.progress;
-        this.#progress(job, { files: last?.files ?? 0, filesTotal: last?.filesTotal ?? 0, bytes: last?.bytes ?? 0, bytesTotal: last?.bytesTotal ?? 0, step: `waiting for ${job.device} to come back (it left during ${dropped.step})` });
+        this.#progress(job, {
+          files: last?.files ?? 0,
+          filesTotal: last?.filesTotal ?? 0,
+          bytes: last?.bytes ?? 0,
+          bytesTotal: last?.bytesTotal ?? 0,
+          step: `waiting for ${job.device} to come back (it left during ${dropped.step})`,
+        });
         await this.#comeBack(job.device, deadline, dropped.step, signal);
         this.log.info({ device: job.device, job: job.id }, `${job.device} is back: the job starts its steps again`);
       } finally {
@@ -359,12 +397,19 @@ export class OtaService {
       this.#backWaits.add(check);
       const minutes = Math.round(this.options.jobDeadlineMs / 60_000);
       const timer = setTimeout(
-        () => (end(), reject(new JobFailure(`${device} left during ${step} and did not come back within the job's deadline (${minutes >= 1 ? `${minutes} min` : `${Math.round(this.options.jobDeadlineMs / 1000)} s`} from its start, --ota-job-deadline)`))),
+        () => (
+          end(),
+          reject(
+            new JobFailure(
+              `${device} left during ${step} and did not come back within the job's deadline (${minutes >= 1 ? `${minutes} min` : `${Math.round(this.options.jobDeadlineMs / 1000)} s`} from its start, --ota-job-deadline)`,
+            ),
+          )
+        ),
         Math.max(0, deadline - Date.now()),
       );
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
-      if (back()) (end(), resolve());
+      if (back()) end(), resolve();
     });
   }
 
@@ -389,8 +434,14 @@ export class OtaService {
     const discarded = parseAnswer(job.device, 'discard', await ask.text('discard'));
     const gone = discarded.ok ? discarded.value.discarded : [];
     // a device's list: at most 10 names go into the log and the job's message
-    if (gone.length > 0) this.log.info({ device: job.device, job: job.id, discarded: gone.slice(0, 10), count: gone.length }, 'discarded files staged by an earlier job');
-    const note = gone.length ? `; discarded first what an earlier job had left: ${gone.slice(0, 10).map((p) => p.slice(0, 200)).join(', ')}${gone.length > 10 ? ', …' : ''}` : '';
+    if (gone.length > 0)
+      this.log.info({ device: job.device, job: job.id, discarded: gone.slice(0, 10), count: gone.length }, 'discarded files staged by an earlier job');
+    const note = gone.length
+      ? `; discarded first what an earlier job had left: ${gone
+          .slice(0, 10)
+          .map((p) => p.slice(0, 200))
+          .join(', ')}${gone.length > 10 ? ', …' : ''}`
+      : '';
     return { algorithm, note };
   }
 
@@ -413,8 +464,17 @@ export class OtaService {
     const bytes = readLocal(spec.file);
     const { protocol, why } = await this.#protocol(job.device, signal);
     if (protocol === 1) {
-      if (!spec.reboot) throw new JobFailure(`${job.device} speaks OTA protocol 1 (${why}): its 4-field trigger always puts the file in place and reboots, so --no-reboot cannot be honoured; push without it, or 'mqttkit device set ${job.device} ota-protocol 2' if it runs the mqttkit device library`);
-      this.#progress(job, { files: 0, filesTotal: 1, bytes: 0, bytesTotal: bytes.length, step: `sending ${spec.as} (OTA protocol 1: the device reboots itself)` });
+      if (!spec.reboot)
+        throw new JobFailure(
+          `${job.device} speaks OTA protocol 1 (${why}): its 4-field trigger always puts the file in place and reboots, so --no-reboot cannot be honoured; push without it, or 'mqttkit device set ${job.device} ota-protocol 2' if it runs the mqttkit device library`,
+        );
+      this.#progress(job, {
+        files: 0,
+        filesTotal: 1,
+        bytes: 0,
+        bytesTotal: bytes.length,
+        step: `sending ${spec.as} (OTA protocol 1: the device reboots itself)`,
+      });
       watch.expected = true; // [O-11] it reboots on its own, and says nothing: not watched for drops
       await this.#seedTransfer(job, spec.as, bytes, signal);
       this.#progress(job, { files: 1, filesTotal: 1, bytes: bytes.length, bytesTotal: bytes.length, step: 'done' });
@@ -427,7 +487,9 @@ export class OtaService {
     const report = await this.#transfer(job, spec.as, bytes, spec.reboot, signal, algorithm);
     if (!report.ok && report.step === 'commit') {
       // [O-15] verified and staged, but the commit after it failed: the device kept its old files and did not reboot
-      throw new JobFailure(`${spec.as}: transferred and verified, but the device's commit failed, so it kept its old files and did not reboot: ${report.error ?? 'no reason given'}`);
+      throw new JobFailure(
+        `${spec.as}: transferred and verified, but the device's commit failed, so it kept its old files and did not reboot: ${report.error ?? 'no reason given'}`,
+      );
     }
     if (!report.ok) throw new JobFailure(`${spec.as}: ${report.error ?? 'transfer failed'}`);
     this.#progress(job, { files: 1, filesTotal: 1, bytes: bytes.length, bytesTotal: bytes.length, step: 'done' });
@@ -479,7 +541,10 @@ export class OtaService {
     }
     this.#progress(job, { files: changed.length, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: 'committing' });
     watch.step = "'commit'";
-    await this.#commit(ask, changed.map((e) => e.path));
+    await this.#commit(
+      ask,
+      changed.map((e) => e.path),
+    );
     this.#progress(job, { files: changed.length, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: 'rebooting' });
     const since = Date.now();
     watch.expected = true;
@@ -499,7 +564,10 @@ export class OtaService {
     const ask = this.#commands(job, signal);
     const image = readLocal(spec.image);
     const { protocol, why } = await this.#protocol(job.device, signal);
-    if (protocol === 1) throw new JobFailure(`${job.device} speaks OTA protocol 1 (${why}): firmware updates need protocol 2 (the mqttkit device library: partitions, keepversion); nothing was sent`);
+    if (protocol === 1)
+      throw new JobFailure(
+        `${job.device} speaks OTA protocol 1 (${why}): firmware updates need protocol 2 (the mqttkit device library: partitions, keepversion); nothing was sent`,
+      );
     watch.step = "'partitions'";
     const partitions = await ask.answer('partitions');
     if (partitions.count < 2) throw new JobFailure(`${job.device} has a single firmware partition: it cannot be updated over the air`);
@@ -523,10 +591,19 @@ export class OtaService {
       throw new JobFailure(`rolled back: ${(error as Error).message}; keepversion not sent`, 'rolled-back');
     }
     const after = now.firmware ?? undefined;
-    const verdict = firmwareVerdict({ before, after, runningBefore: label(old.partition), written: report.partition ?? undefined, running: label(now.partition) });
+    const verdict = firmwareVerdict({
+      before,
+      after,
+      runningBefore: label(old.partition),
+      written: report.partition ?? undefined,
+      running: label(now.partition),
+    });
     if (!verdict.confirmed) throw new JobFailure(`rolled back: ${verdict.reason}; keepversion not sent`, 'rolled-back');
     await ask.text('keepversion');
-    this.store.updateInfo(job.device, { ...(after === undefined ? {} : { firmware: after }), ...(label(now.partition) ? { partition: label(now.partition) } : {}) });
+    this.store.updateInfo(job.device, {
+      ...(after === undefined ? {} : { firmware: after }),
+      ...(label(now.partition) ? { partition: label(now.partition) } : {}),
+    });
     return `firmware ${before} -> ${after}, confirmed (keepversion sent): ${verdict.reason}`;
   }
 
@@ -554,7 +631,13 @@ export class OtaService {
     const bytesTotal = entries.reduce((n, e) => n + e.bytes.length, 0);
     let bytesDone = 0;
     for (const [i, entry] of entries.entries()) {
-      this.#progress(job, { files: i, filesTotal: entries.length, bytes: bytesDone, bytesTotal, step: `sending ${entry.path} (OTA protocol 1: one transfer and one reboot per file, ${i + 1} of ${entries.length})` });
+      this.#progress(job, {
+        files: i,
+        filesTotal: entries.length,
+        bytes: bytesDone,
+        bytesTotal,
+        step: `sending ${entry.path} (OTA protocol 1: one transfer and one reboot per file, ${i + 1} of ${entries.length})`,
+      });
       try {
         await this.#seedTransfer(job, entry.path, entry.bytes, signal);
       } catch (error) {
@@ -574,7 +657,14 @@ export class OtaService {
   async #seedTransfer(job: Job, target: string, bytes: Buffer, signal: AbortSignal): Promise<void> {
     const route = await this.#routeTo(job.device, signal);
     signal.throwIfAborted();
-    const server = await servePull({ bytes, host: route.hubAddress, allowedAddress: route.deviceAddress, timeoutMs: this.options.transferTimeoutMs, log: this.log, deviceId: job.device });
+    const server = await servePull({
+      bytes,
+      host: route.hubAddress,
+      allowedAddress: route.deviceAddress,
+      timeoutMs: this.options.transferTimeoutMs,
+      log: this.log,
+      deviceId: job.device,
+    });
     // A cancel closes the server at once (its `served` settles false). [O-9]
     const onAbort = () => server.close();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -598,7 +688,15 @@ export class OtaService {
       server.close();
       // Synchronous hand-over from the early watch to the wait below: no event can fall between them.
       offs.forEach((off) => off());
-      this.store.recordTransfer({ jobId: job.id, device: job.device, file: target, bytes: bytes.length, ok: error === null && !signal.aborted, error, at: Date.now() });
+      this.store.recordTransfer({
+        jobId: job.id,
+        device: job.device,
+        file: target,
+        bytes: bytes.length,
+        ok: error === null && !signal.aborted,
+        error,
+        at: Date.now(),
+      });
     }
     signal.throwIfAborted();
     if (error !== null) throw new JobFailure(`${target}: ${error}`);
@@ -610,13 +708,19 @@ export class OtaService {
     }
   }
 
-
   /** One pull transfer [O-1]: serve the bytes, trigger the device, wait for its report. */
   async #transfer(job: Job, target: string, bytes: Buffer, reboot: boolean, signal: AbortSignal, algorithm: HashAlgorithm = 'sha1'): Promise<TransferReport> {
     const route = await this.#routeTo(job.device, signal);
     signal.throwIfAborted();
     const hash = transferHash(bytes, algorithm); // [O-16]
-    const server = await servePull({ bytes, host: route.hubAddress, allowedAddress: route.deviceAddress, timeoutMs: this.options.transferTimeoutMs, log: this.log, deviceId: job.device });
+    const server = await servePull({
+      bytes,
+      host: route.hubAddress,
+      allowedAddress: route.deviceAddress,
+      timeoutMs: this.options.transferTimeoutMs,
+      log: this.log,
+      deviceId: job.device,
+    });
     const waiting = this.channel.next(
       job.device,
       'OTA',
@@ -634,11 +738,20 @@ export class OtaService {
       const parsed = parseReport(await waiting.answer);
       report = parsed.ok ? parsed.value : { file: target, ok: false, hash: null, error: parsed.error };
       // [O-16] the report's hash is in the trigger's form; a good report must name what was sent
-      if (report.ok && typeof report.hash === 'string' && report.hash !== hash) report = { ...report, ok: false, error: `the device reports ${report.hash} for a file the hub sent as ${hash}` };
+      if (report.ok && typeof report.hash === 'string' && report.hash !== hash)
+        report = { ...report, ok: false, error: `the device reports ${report.hash} for a file the hub sent as ${hash}` };
     } catch (error) {
       // [O-14] a drop is the job's to handle (it waits and resumes), not a failed transfer report
       if (signal.aborted && signal.reason instanceof DeviceDropped) {
-        this.store.recordTransfer({ jobId: job.id, device: job.device, file: target, bytes: bytes.length, ok: false, error: `interrupted: ${signal.reason.message}`, at: Date.now() });
+        this.store.recordTransfer({
+          jobId: job.id,
+          device: job.device,
+          file: target,
+          bytes: bytes.length,
+          ok: false,
+          error: `interrupted: ${signal.reason.message}`,
+          at: Date.now(),
+        });
         throw signal.reason;
       }
       report = { file: target, ok: false, hash: null, error: (error as Error).message };
@@ -687,15 +800,18 @@ export class OtaService {
         signal.removeEventListener('abort', onAbort);
       };
       const onAbort = () => (end(), reject(signal.reason));
-      const timer = setTimeout(() => (end(), reject(new Error(`${device} did not come back online within ${Math.round(this.options.rebootTimeoutMs / 1000)} s`))), this.options.rebootTimeoutMs);
+      const timer = setTimeout(
+        () => (end(), reject(new Error(`${device} did not come back online within ${Math.round(this.options.rebootTimeoutMs / 1000)} s`))),
+        this.options.rebootTimeoutMs,
+      );
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
       offs.push(
         this.bus.on('device:announced', (d) => {
-          if (d.id === device && Date.now() > since) (end(), resolve());
+          if (d.id === device && Date.now() > since) end(), resolve();
         }),
         this.bus.on('device:state', (d, previous) => {
-          if (anySign && d.id === device && d.state === 'online' && previous !== 'online' && Date.now() > since) (end(), resolve());
+          if (anySign && d.id === device && d.state === 'online' && previous !== 'online' && Date.now() > since) end(), resolve();
         }),
       );
     });
@@ -722,7 +838,8 @@ export class OtaService {
     const end = (failure: Job, untouched: number, canaryPhase: boolean) => {
       const what = `${canaryPhase ? 'canary ' : ''}${failure.device}`;
       const rest = `${canaryPhase ? 'the other ' : ''}${untouched} devices were not touched`;
-      if (failure.state === 'cancelled') this.store.finishRollout(id, 'cancelled', `${what}'s job #${failure.id} was ${failure.message ?? 'cancelled'}; ${rest}`);
+      if (failure.state === 'cancelled')
+        this.store.finishRollout(id, 'cancelled', `${what}'s job #${failure.id} was ${failure.message ?? 'cancelled'}; ${rest}`);
       else this.store.finishRollout(id, 'failed', `${what} failed (${failure.message}); ${rest}`);
     };
 
@@ -810,7 +927,11 @@ export class OtaService {
   /** One round of questions; the session's first `getversion` goes without a request id ([O-12]: the hub cannot know yet). */
   async #ask(id: string): Promise<void> {
     const version = await this.channel.answer(id, 'getversion', PROBE_TIMEOUT_MS, undefined, true);
-    this.store.updateInfo(id, { answersCommands: true, ...(typeof version.ota === 'number' ? { otaProtocol: version.ota } : {}), ...(label(version.partition) ? { partition: label(version.partition) } : {}) });
+    this.store.updateInfo(id, {
+      answersCommands: true,
+      ...(typeof version.ota === 'number' ? { otaProtocol: version.ota } : {}),
+      ...(label(version.partition) ? { partition: label(version.partition) } : {}),
+    });
     const lastReboot = await this.channel.command(id, 'msg_reboot', PROBE_TIMEOUT_MS);
     const lastException = await this.channel.command(id, 'msg_exception', PROBE_TIMEOUT_MS);
     this.store.updateInfo(id, { firmware: version.firmware ?? undefined, app: version.app ?? undefined, lastReboot, lastException });
@@ -843,12 +964,21 @@ const label = (value: unknown): string | undefined => (typeof value === 'string'
  * device that says no partition is judged by its version string, which a rebuild on the same release
  * does not change.
  */
-export function firmwareVerdict(facts: { before?: string | undefined; after?: string | undefined; runningBefore?: string | undefined; written?: string | undefined; running?: string | undefined }): { confirmed: boolean; reason: string } {
+export function firmwareVerdict(facts: {
+  before?: string | undefined;
+  after?: string | undefined;
+  runningBefore?: string | undefined;
+  written?: string | undefined;
+  running?: string | undefined;
+}): { confirmed: boolean; reason: string } {
   const { before, after, runningBefore, written, running } = facts;
   if (running && written) {
     return running === written
       ? { confirmed: true, reason: `it runs from partition ${running}, where the image was written` }
-      : { confirmed: false, reason: `the image was written to partition ${written} but the device runs from ${running}: it came back on the old version ${after}` };
+      : {
+          confirmed: false,
+          reason: `the image was written to partition ${written} but the device runs from ${running}: it came back on the old version ${after}`,
+        };
   }
   if (running && runningBefore) {
     return running !== runningBefore
@@ -859,4 +989,3 @@ export function firmwareVerdict(facts: { before?: string | undefined; after?: st
     ? { confirmed: false, reason: `the device reports no partition, and it came back on the old version ${before}` }
     : { confirmed: true, reason: `the device reports no partition; judged by its version string` };
 }
-

@@ -36,7 +36,8 @@ export function transferHash(bytes: Buffer, algorithm: HashAlgorithm): string {
  * undefined when they are the same files, else a sentence naming the difference.
  */
 export function commitDifference(sent: readonly string[], committed: unknown): string | undefined {
-  if (!Array.isArray(committed) || !committed.every((p) => typeof p === 'string')) return 'the device did not say which files it made live (no "committed" list)';
+  if (!Array.isArray(committed) || !committed.every((p) => typeof p === 'string'))
+    return 'the device did not say which files it made live (no "committed" list)';
   const extra = committed.filter((p) => !sent.includes(p));
   const missing = sent.filter((p) => !committed.includes(p));
   const parts = [
@@ -135,7 +136,15 @@ export function parseReport(text: string): Result<TransferReport> {
   const step = typeof value.step === 'string' && value.step ? value.step.slice(0, 64) : null;
   // bounded here: the error goes into the job's message and the log
   const error = value.error === undefined || value.error === null ? null : deviceError(value.error);
-  return ok({ file: value.file ?? null, ok: value.ok, hash: value.hash ?? null, error, partition, step, ...(value.committed === undefined ? {} : { committed: value.committed }) });
+  return ok({
+    file: value.file ?? null,
+    ok: value.ok,
+    hash: value.hash ?? null,
+    error,
+    partition,
+    step,
+    ...(value.committed === undefined ? {} : { committed: value.committed }),
+  });
 }
 
 export interface ManifestEntry {

@@ -16,7 +16,14 @@ export function normalizeAddress(address: string | undefined): string | undefine
   return address?.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
-export async function servePull(options: { bytes: Buffer; host: string; allowedAddress: string; timeoutMs: number; log: Logger; deviceId: string }): Promise<PullServer> {
+export async function servePull(options: {
+  bytes: Buffer;
+  host: string;
+  allowedAddress: string;
+  timeoutMs: number;
+  log: Logger;
+  deviceId: string;
+}): Promise<PullServer> {
   const { bytes, allowedAddress, log, deviceId } = options;
   let settle!: (ok: boolean) => void;
   const served = new Promise<boolean>((resolve) => (settle = resolve));

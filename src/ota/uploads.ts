@@ -27,7 +27,13 @@ export function uploadFolderOf(root: string, path: string): string | undefined {
 
 /** The upload folders a job's files live in (none for a job queued with the CLI's own paths). */
 export function jobUploadFolders(root: string, spec: Record<string, unknown>): string[] {
-  return [...new Set(specFiles(spec).map((f) => uploadFolderOf(root, f)).filter((f): f is string => f !== undefined))];
+  return [
+    ...new Set(
+      specFiles(spec)
+        .map((f) => uploadFolderOf(root, f))
+        .filter((f): f is string => f !== undefined),
+    ),
+  ];
 }
 
 /** Removes the upload folders of an ended job, except those another unfinished job still uses. */

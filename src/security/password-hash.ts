@@ -73,7 +73,13 @@ function next(): void {
 }
 
 /** scrypt in one dedicated thread (see hash-worker.ts for why). */
-function scrypt(priority: keyof typeof queues, password: string, salt: Buffer, keyLength: number, options: { N: number; r: number; p: number }): Promise<Buffer> {
+function scrypt(
+  priority: keyof typeof queues,
+  password: string,
+  salt: Buffer,
+  keyLength: number,
+  options: { N: number; r: number; p: number },
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     queues[priority].push({ id: nextId++, password, salt: salt.toString('base64'), keyLength, ...options, resolve, reject });
     next();

@@ -9,7 +9,7 @@ import { isReservedDeviceId } from '../core/topic.js';
 import type { Logger } from '../log/logger.js';
 import { OncePerKey } from '../log/once.js';
 import type { AccountStore } from '../store/account-store.js';
-import { mqttAccountNameProblem, type AccountRole } from './access-policy.js';
+import { type AccountRole, mqttAccountNameProblem } from './access-policy.js';
 import { KnownPasswords } from './known-passwords.js';
 import { LoginThrottle } from './login-throttle.js';
 import { hashPassword, verifyPassword } from './password-hash.js';
@@ -56,7 +56,12 @@ export class Registration {
   ) {}
 
   /** `gone`: true once the client has hung up; its turn then costs no hashing and no penalty. */
-  async authenticate(name: string | undefined, password: string | undefined, address: string | undefined, gone: () => boolean = () => false): Promise<AuthOutcome> {
+  async authenticate(
+    name: string | undefined,
+    password: string | undefined,
+    address: string | undefined,
+    gone: () => boolean = () => false,
+  ): Promise<AuthOutcome> {
     /** `quietKey`: a refusal that a storm repeats is logged once a minute per key. */
     const refuse = (returnCode: RefusalCode, reason: string, quietKey?: string): AuthOutcome => {
       // Never the password: only who, from where, and why.
@@ -126,11 +131,14 @@ export class Registration {
     const refused = (returnCode: RefusalCode, reason: string, penalize: boolean) => ({ outcome: { ok: false as const, returnCode, reason }, penalize });
     const account = this.accounts.get(name);
     if (!account) {
-      if (this.policy === 'closed') return refused(NOT_AUTHORIZED, `unknown device ${name} (registration is closed): add it with 'mqttkit device add ${name}'`, true);
-      if (password.length < MIN_PASSWORD_LENGTH) return refused(BAD_CREDENTIALS, `a new device's password must have at least ${MIN_PASSWORD_LENGTH} characters`, true);
+      if (this.policy === 'closed')
+        return refused(NOT_AUTHORIZED, `unknown device ${name} (registration is closed): add it with 'mqttkit device add ${name}'`, true);
+      if (password.length < MIN_PASSWORD_LENGTH)
+        return refused(BAD_CREDENTIALS, `a new device's password must have at least ${MIN_PASSWORD_LENGTH} characters`, true);
       const secret = await hashPassword(password);
       if (this.policy === 'approve') {
-        if (this.accounts.create(name, 'device', 'pending', secret)) this.log.info({ device: name }, `new device waits for approval: run 'mqttkit device approve ${name}'`);
+        if (this.accounts.create(name, 'device', 'pending', secret))
+          this.log.info({ device: name }, `new device waits for approval: run 'mqttkit device approve ${name}'`);
         return refused(NOT_AUTHORIZED, `device ${name} waits for approval ('mqttkit device approve ${name}')`, false);
       }
       if (!this.accounts.create(name, 'device', 'active', secret)) return this.#check(name, password); // lost a race with itself

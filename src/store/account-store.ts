@@ -1,6 +1,6 @@
 /** MQTT accounts (devices and admins). */
 import type { AccountRole } from '../security/access-policy.js';
-import { durably, type Db } from './database.js';
+import { type Db, durably } from './database.js';
 
 export type AccountStatus = 'active' | 'pending';
 
@@ -14,7 +14,6 @@ export interface Account {
   lastLoginAt: number | null;
   lastAddress: string | null;
 }
-
 
 interface Row {
   name: string;

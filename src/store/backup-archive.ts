@@ -73,7 +73,10 @@ export function readManifest(file: string): { manifest: Manifest; dataOffset: nu
     const magic = firstNewline > 0 ? head.subarray(0, firstNewline).toString('utf8') : '';
     const match = /^mqttkit-backup (\d+)$/.exec(magic);
     if (!match) throw new BackupFormatError(`${file} is not an mqttkit backup (it does not start with "${BACKUP_MAGIC}")`);
-    if (Number(match[1]) > BACKUP_FORMAT) throw new BackupFormatError(`${file} was made by a newer mqttkit (backup format ${match[1]}; this one reads ${BACKUP_FORMAT}): upgrade mqttkit to restore it`);
+    if (Number(match[1]) > BACKUP_FORMAT)
+      throw new BackupFormatError(
+        `${file} was made by a newer mqttkit (backup format ${match[1]}; this one reads ${BACKUP_FORMAT}): upgrade mqttkit to restore it`,
+      );
     if (Number(match[1]) !== BACKUP_FORMAT) throw new BackupFormatError(`${file} has unknown backup format ${match[1]}`);
     const secondNewline = head.indexOf(0x0a, firstNewline + 1);
     if (secondNewline < 0) throw new BackupFormatError(`${file} is damaged: its manifest is cut short or larger than ${MAX_MANIFEST_BYTES} bytes`);
@@ -139,7 +142,8 @@ function checkManifest(file: string, value: unknown): asserts value is Manifest 
   if (manifest.format !== BACKUP_FORMAT) throw bad(`its manifest says format ${String(manifest.format)}`);
   const seen = new Set<string>();
   for (const entry of manifest.entries) {
-    if (typeof entry?.name !== 'string' || !ENTRY_NAME.test(entry.name)) throw bad(`it holds an entry that is not a state file (${JSON.stringify(entry?.name)})`);
+    if (typeof entry?.name !== 'string' || !ENTRY_NAME.test(entry.name))
+      throw bad(`it holds an entry that is not a state file (${JSON.stringify(entry?.name)})`);
     if (seen.has(entry.name)) throw bad(`it holds ${entry.name} twice`);
     seen.add(entry.name);
     if (typeof entry.size !== 'number' || !Number.isSafeInteger(entry.size) || entry.size < 0) throw bad(`${entry.name} has no valid size`);

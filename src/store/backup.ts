@@ -4,12 +4,13 @@
  * broker login. A restore is checked in full (checksums, SQLite integrity, the same consistency checks
  * as a start) in a staging folder before one file of the data dir is touched.
  */
-import Database from 'better-sqlite3';
+
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
 import { syncDirectory, TEMP_PREFIX } from './atomic-file.js';
-import { extractArchive, writeArchive, type EntrySource, type Manifest } from './backup-archive.js';
+import { type EntrySource, extractArchive, type Manifest, writeArchive } from './backup-archive.js';
 import { BROKER_CREDENTIALS_FILE } from './broker-credentials.js';
 import { DATABASE_FILE, SCHEMA_VERSION } from './database.js';
 import { runningHubPid } from './runtime-file.js';
@@ -81,7 +82,15 @@ export async function takeBackup(dataDir: string, file: string, options: { force
     }
     renameSync(temp, file);
     syncDirectory(dirname(file));
-    return { file, bytes: statSync(file).size, bridges: facts.bridgeIds.length, devices: facts.devices, accounts: facts.accounts, pincode: facts.pincode, entries: manifest.entries.map((e) => e.name) };
+    return {
+      file,
+      bytes: statSync(file).size,
+      bridges: facts.bridgeIds.length,
+      devices: facts.devices,
+      accounts: facts.accounts,
+      pincode: facts.pincode,
+      entries: manifest.entries.map((e) => e.name),
+    };
   } finally {
     rmSync(temp, { force: true });
     rmSync(stage, { recursive: true, force: true });
@@ -99,7 +108,12 @@ export function existingState(dataDir: string): string[] {
   if (!existsSync(dataDir)) return [];
   const found = [DATABASE_FILE, `${DATABASE_FILE}-wal`, `${DATABASE_FILE}-shm`, BROKER_CREDENTIALS_FILE].filter((name) => existsSync(join(dataDir, name)));
   const homekit = join(dataDir, HOMEKIT_DIR);
-  if (existsSync(homekit)) found.push(...readdirSync(homekit).filter((name) => HOMEKIT_FILE.test(name)).map((name) => `${HOMEKIT_DIR}/${name}`));
+  if (existsSync(homekit))
+    found.push(
+      ...readdirSync(homekit)
+        .filter((name) => HOMEKIT_FILE.test(name))
+        .map((name) => `${HOMEKIT_DIR}/${name}`),
+    );
   return found;
 }
 
@@ -114,7 +128,9 @@ export function restoreBackup(file: string, dataDir: string, options: { force: b
   if (running) throw new BackupError(`a hub is running on ${dataDir} (pid ${running}): stop it before restoring into its data dir`);
   const existing = existingState(dataDir);
   if (existing.length > 0 && !options.force) {
-    throw new BackupError(`${dataDir} holds a hub's state already (${existing.join(', ')}): restore into a new --data-dir, or pass --force to move that state aside and restore over it`);
+    throw new BackupError(
+      `${dataDir} holds a hub's state already (${existing.join(', ')}): restore into a new --data-dir, or pass --force to move that state aside and restore over it`,
+    );
   }
   const created = !existsSync(dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -130,7 +146,8 @@ export function restoreBackup(file: string, dataDir: string, options: { force: b
     }
     const facts = databaseFacts(join(stage, DATABASE_FILE), `the database in ${file}`, true);
     const problems = checkState(stage);
-    if (problems.length > 0) throw new BackupError(`${file} does not hold a consistent state:\n${problems.map((p) => `  - ${p.file} ${p.problem}`).join('\n')}`);
+    if (problems.length > 0)
+      throw new BackupError(`${file} does not hold a consistent state:\n${problems.map((p) => `  - ${p.file} ${p.problem}`).join('\n')}`);
 
     // 2. Make room: the old state is moved aside, never deleted.
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -183,10 +200,14 @@ function databaseFacts(path: string, what: string, integrity = true): DatabaseFa
     const check = db.pragma(integrity ? 'integrity_check' : 'quick_check', { simple: true });
     if (check !== 'ok') throw new BackupError(`${what} fails SQLite's integrity check (${String(check)})`);
     const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) throw new BackupError(`${what} is from a newer mqttkit (schema ${version}, this one knows ${SCHEMA_VERSION}): upgrade mqttkit first`);
+    if (version > SCHEMA_VERSION)
+      throw new BackupError(`${what} is from a newer mqttkit (schema ${version}, this one knows ${SCHEMA_VERSION}): upgrade mqttkit first`);
     const count = (table: string) => db!.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).get()?.n ?? 0;
     return {
-      bridgeIds: db.prepare<[], { username: string }>('SELECT username FROM bridges ORDER BY idx').all().map((b) => bridgeFileId(b.username)),
+      bridgeIds: db
+        .prepare<[], { username: string }>('SELECT username FROM bridges ORDER BY idx')
+        .all()
+        .map((b) => bridgeFileId(b.username)),
       devices: count('devices'),
       accounts: count('accounts'),
       // The hub's PINCODE_SETTING (hub/ is not imported from store/).

@@ -1,8 +1,9 @@
 /** The hub's SQLite file: owner-only (it holds pairing-related state), WAL, migrated. See docs/data.md. */
-import Database from 'better-sqlite3';
+
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, linkSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
 import { syncDirectory, TEMP_PREFIX } from './atomic-file.js';
 
 export type Db = Database.Database;

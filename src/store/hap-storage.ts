@@ -42,7 +42,10 @@ export class HapFileStorage {
       return value;
     } catch {
       // node-persist would return undefined here, and HAP-NodeJS would make new keys: never.
-      throw new DamagedFileError(file, `is damaged (${text.length === 0 ? 'empty' : 'not valid JSON'}): refusing to replace HomeKit keys or ids; see 'mqttkit start --help' (--reset-state)`);
+      throw new DamagedFileError(
+        file,
+        `is damaged (${text.length === 0 ? 'empty' : 'not valid JSON'}): refusing to replace HomeKit keys or ids; see 'mqttkit start --help' (--reset-state)`,
+      );
     }
   }
 
@@ -70,10 +73,12 @@ export class HapFileStorage {
  */
 export function useHapFileStorage(dir: string): HapFileStorage {
   const singleton = (HAPStorage as unknown as { INSTANCE?: { localStore?: unknown } }).INSTANCE;
-  if (!singleton || typeof HAPStorage.storage !== 'function') throw new Error('this hap-nodejs version keeps its storage elsewhere: mqttkit cannot store HomeKit keys safely');
+  if (!singleton || typeof HAPStorage.storage !== 'function')
+    throw new Error('this hap-nodejs version keeps its storage elsewhere: mqttkit cannot store HomeKit keys safely');
   const current = singleton.localStore;
   if (current instanceof HapFileStorage && current.dir === dir) return current;
-  if (current !== undefined && !(current instanceof HapFileStorage)) throw new Error('HomeKit storage was opened before mqttkit could install its crash-safe storage');
+  if (current !== undefined && !(current instanceof HapFileStorage))
+    throw new Error('HomeKit storage was opened before mqttkit could install its crash-safe storage');
   const storage = new HapFileStorage(dir);
   singleton.localStore = storage;
   return storage;

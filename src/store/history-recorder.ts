@@ -1,6 +1,5 @@
 /** Records numeric and boolean values as they are reported, batched once a second; prunes old ones. */
-import type { EventBus } from '../core/events.js';
-import type { CharacteristicRef } from '../core/events.js';
+import type { CharacteristicRef, EventBus } from '../core/events.js';
 import type { HistoryStore } from './history-store.js';
 
 export class HistoryRecorder {

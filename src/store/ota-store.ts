@@ -102,7 +102,11 @@ const rolloutSpec = z.looseObject({
 });
 const rolloutState = z.enum(['running', 'succeeded', 'failed', 'cancelled']);
 // A device may answer null where it has nothing to say (e.g. getversion's "app"): stored as null, read as absent.
-const said = z.string().max(10_000).nullish().transform((v) => v ?? undefined);
+const said = z
+  .string()
+  .max(10_000)
+  .nullish()
+  .transform((v) => v ?? undefined);
 const infoSchema = z.looseObject({
   address: said,
   firmware: said,
@@ -144,22 +148,32 @@ export class OtaStore {
       // Only an unfinished job ends: the first end wins (a cancel is not overwritten by the run it stopped).
       finish: db.prepare("UPDATE ota_jobs SET state = ?, message = ?, finished_at = ? WHERE id = ? AND state IN ('queued', 'running')"),
       // A row whose state is not one the hub knows is not matched by `finish`: it is failed by id.
-      forceFail: db.prepare("UPDATE ota_jobs SET state = 'failed', message = ?, finished_at = ? WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'rolled-back', 'cancelled')"),
+      forceFail: db.prepare(
+        "UPDATE ota_jobs SET state = 'failed', message = ?, finished_at = ? WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'rolled-back', 'cancelled')",
+      ),
       unfinished: db.prepare<[], JobRow>("SELECT * FROM ota_jobs WHERE state IN ('queued', 'running') ORDER BY id"),
       transfer: db.prepare('INSERT INTO ota_transfers (job_id, device, file, bytes, ok, error, at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      transfers: db.prepare<[number], { job_id: number | null; device: string; file: string; bytes: number; ok: number; error: string | null; at: number }>('SELECT * FROM ota_transfers WHERE job_id = ? ORDER BY id'),
+      transfers: db.prepare<[number], { job_id: number | null; device: string; file: string; bytes: number; ok: number; error: string | null; at: number }>(
+        'SELECT * FROM ota_transfers WHERE job_id = ? ORDER BY id',
+      ),
       addRollout: db.prepare("INSERT INTO rollouts (spec, state, created_at) VALUES (?, 'running', ?)"),
-      rollout: db.prepare<[number], { id: number; spec: string; state: Rollout['state']; message: string | null; created_at: number }>('SELECT * FROM rollouts WHERE id = ?'),
+      rollout: db.prepare<[number], { id: number; spec: string; state: Rollout['state']; message: string | null; created_at: number }>(
+        'SELECT * FROM rollouts WHERE id = ?',
+      ),
       runningRollouts: db.prepare<[], { id: number }>("SELECT id FROM rollouts WHERE state = 'running' ORDER BY id"),
       finishRollout: db.prepare("UPDATE rollouts SET state = ?, message = ?, finished_at = ? WHERE id = ? AND state = 'running'"),
       lastRollout: db.prepare<[], { id: number }>('SELECT id FROM rollouts ORDER BY id DESC LIMIT 1'),
       resumeRollout: db.prepare("UPDATE rollouts SET state = 'running', message = NULL WHERE id = ?"),
       log: db.prepare('INSERT INTO device_logs (device, topic, text, at) VALUES (?, ?, ?, ?)'),
       prune: db.prepare('DELETE FROM device_logs WHERE device = ? AND id <= (SELECT id FROM device_logs WHERE device = ? ORDER BY id DESC LIMIT 1 OFFSET ?)'),
-      logsAfter: db.prepare<[string, number, number], { id: number; topic: string; text: string; at: number }>('SELECT id, topic, text, at FROM device_logs WHERE device = ? AND id > ? ORDER BY id LIMIT ?'),
+      logsAfter: db.prepare<[string, number, number], { id: number; topic: string; text: string; at: number }>(
+        'SELECT id, topic, text, at FROM device_logs WHERE device = ? AND id > ? ORDER BY id LIMIT ?',
+      ),
       lastLogId: db.prepare<[string], { id: number }>('SELECT COALESCE(MAX(id), 0) AS id FROM device_logs WHERE device = ?'),
       info: db.prepare<[string], { info: string }>('SELECT info FROM device_info WHERE device = ?'),
-      setInfo: db.prepare('INSERT INTO device_info (device, info, updated_at) VALUES (?, ?, ?) ON CONFLICT(device) DO UPDATE SET info = excluded.info, updated_at = excluded.updated_at'),
+      setInfo: db.prepare(
+        'INSERT INTO device_info (device, info, updated_at) VALUES (?, ?, ?) ON CONFLICT(device) DO UPDATE SET info = excluded.info, updated_at = excluded.updated_at',
+      ),
     };
   }
 
@@ -231,7 +245,10 @@ export class OtaStore {
   }
 
   jobsIn(state: JobState): Job[] {
-    return this.#s.jobsIn.all(state).map((r) => this.#toJob(r)).filter((j) => j.state === state);
+    return this.#s.jobsIn
+      .all(state)
+      .map((r) => this.#toJob(r))
+      .filter((j) => j.state === state);
   }
 
   deviceJobs(device: string): Job[] {
@@ -263,7 +280,10 @@ export class OtaStore {
 
   /** Queued and running jobs: those that still need their files. */
   unfinishedJobs(): Job[] {
-    return this.#s.unfinished.all().map((r) => this.#toJob(r)).filter((j) => !FINISHED.includes(j.state));
+    return this.#s.unfinished
+      .all()
+      .map((r) => this.#toJob(r))
+      .filter((j) => !FINISHED.includes(j.state));
   }
 
   recordTransfer(t: Transfer): void {
@@ -271,7 +291,9 @@ export class OtaStore {
   }
 
   transfers(jobId: number): Transfer[] {
-    return this.#s.transfers.all(jobId).map((r) => ({ jobId: r.job_id, device: r.device, file: r.file, bytes: r.bytes, ok: r.ok === 1, error: r.error, at: r.at }));
+    return this.#s.transfers
+      .all(jobId)
+      .map((r) => ({ jobId: r.job_id, device: r.device, file: r.file, bytes: r.bytes, ok: r.ok === 1, error: r.error, at: r.at }));
   }
 
   addRollout(spec: Rollout['spec']): number {
@@ -339,7 +361,10 @@ export class OtaStore {
     const parsed = parseJson(row.info, infoSchema);
     if (parsed.ok) return parsed.value;
     // Observations are learned again from the device; a hand-set --ota-protocol must be set again.
-    this.#onDamaged(`device_info row ${device}`, `${parsed.error}: what the hub knows of ${device} starts afresh (set 'mqttkit device set ${device} ota-protocol' again if you had)`);
+    this.#onDamaged(
+      `device_info row ${device}`,
+      `${parsed.error}: what the hub knows of ${device} starts afresh (set 'mqttkit device set ${device} ota-protocol' again if you had)`,
+    );
     return {};
   }
 

@@ -4,9 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { parseJson } from '../core/json.js';
-import { join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
 
 export interface RuntimeInfo {
@@ -33,7 +33,9 @@ const runtimeSchema = z.looseObject({
   pid: z.number().int().positive(),
   startedAt: z.string(),
   mqtt: z.looseObject({ address: z.string(), embedded: z.boolean(), host: z.string().optional(), port: port.optional(), tlsPort: port.optional() }),
-  bridges: z.array(z.looseObject({ index: z.number().int().min(0), name: z.string(), port: port.optional(), username: z.string(), setupURI: z.string().optional() })),
+  bridges: z.array(
+    z.looseObject({ index: z.number().int().min(0), name: z.string(), port: port.optional(), username: z.string(), setupURI: z.string().optional() }),
+  ),
   httpPort: port.optional(),
   httpHost: z.string().optional(),
 });

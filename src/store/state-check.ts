@@ -3,11 +3,12 @@
  * exist is named and refused, never silently replaced by a new one. `--reset-state` moves the damaged
  * files aside (to `<name>.damaged-<time>`) so the hub can start fresh without destroying evidence.
  */
-import Database from 'better-sqlite3';
+
 import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { syncDirectory } from './atomic-file.js';
+import Database from 'better-sqlite3';
 import { parseJson } from '../core/json.js';
+import { syncDirectory } from './atomic-file.js';
 import { BROKER_CREDENTIALS_FILE, credentialsSchema } from './broker-credentials.js';
 import { DATABASE_FILE, databaseFileProblem } from './database.js';
 import { bridgeFileId, PUBLISHED_SETTING_PREFIX } from './state-store.js';
@@ -52,7 +53,12 @@ export function checkState(dataDir: string, { deep = true } = {}): StateProblem[
   const credentials = join(dataDir, BROKER_CREDENTIALS_FILE);
   if (existsSync(credentials)) {
     const problem = credentialsProblem(readFileSync(credentials, 'utf8'));
-    if (problem) problems.push({ file: BROKER_CREDENTIALS_FILE, problem: `${problem}: the hub cannot log in to the external broker; run 'mqttkit mosquitto-config' again`, reset: { moveAside: [BROKER_CREDENTIALS_FILE] } });
+    if (problem)
+      problems.push({
+        file: BROKER_CREDENTIALS_FILE,
+        problem: `${problem}: the hub cannot log in to the external broker; run 'mqttkit mosquitto-config' again`,
+        reset: { moveAside: [BROKER_CREDENTIALS_FILE] },
+      });
   }
   const dbPath = join(dataDir, DATABASE_FILE);
   if (!existsSync(dbPath)) {
@@ -76,12 +82,19 @@ export function checkState(dataDir: string, { deep = true } = {}): StateProblem[
     const id = HOMEKIT_FILE.exec(name)![2]!;
     if (!known.has(id)) {
       const file = `${HOMEKIT_DIR}/${name}`;
-      problems.push({ file, problem: `belongs to HomeKit bridge ${id}, which ${DATABASE_FILE} does not know (was ${DATABASE_FILE} replaced?)`, reset: { moveAside: [file] } });
+      problems.push({
+        file,
+        problem: `belongs to HomeKit bridge ${id}, which ${DATABASE_FILE} does not know (was ${DATABASE_FILE} replaced?)`,
+        reset: { moveAside: [file] },
+      });
     }
   }
   for (const bridge of facts.bridges) {
     if (!facts.published.has(bridge.id)) continue;
-    for (const [kind, lost] of [['AccessoryInfo', 'its keys and pairings'], ['IdentifierCache', 'its accessory ids (AIDs)']] as const) {
+    for (const [kind, lost] of [
+      ['AccessoryInfo', 'its keys and pairings'],
+      ['IdentifierCache', 'its accessory ids (AIDs)'],
+    ] as const) {
       const name = `${kind}.${bridge.id}.json`;
       if (!homekitFiles.includes(name)) {
         problems.push({
@@ -176,7 +189,12 @@ function readDatabase(file: string, deep: boolean): DatabaseFacts | string {
       const result = db.pragma('quick_check', { simple: true });
       if (result !== 'ok') return `fails SQLite's integrity check (${String(result)})`;
     }
-    const tables = new Set(db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((r) => r.name));
+    const tables = new Set(
+      db
+        .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .all()
+        .map((r) => r.name),
+    );
     if (!tables.has('bridges') || !tables.has('settings')) return { bridges: [], published: new Set() };
     const bridges = db.prepare<[], { idx: number; username: string }>('SELECT idx, username FROM bridges ORDER BY idx').all();
     const marks = db.prepare<[string], { key: string }>('SELECT key FROM settings WHERE key LIKE ?').all(`${PUBLISHED_SETTING_PREFIX}%`);
@@ -205,8 +223,8 @@ export function homeKitFileProblem(name: string, text: string): string | undefin
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'does not hold a JSON object';
   const record = value as Record<string, unknown>;
   if (name.startsWith('AccessoryInfo.')) {
-    if (typeof record.signSk !== 'string' || !HEX(128).test(record.signSk)) return 'lacks the bridge\'s secret key (signSk)';
-    if (typeof record.signPk !== 'string' || !HEX(64).test(record.signPk)) return 'lacks the bridge\'s public key (signPk)';
+    if (typeof record.signSk !== 'string' || !HEX(128).test(record.signSk)) return "lacks the bridge's secret key (signSk)";
+    if (typeof record.signPk !== 'string' || !HEX(64).test(record.signPk)) return "lacks the bridge's public key (signPk)";
     const paired = record.pairedClients ?? {};
     if (typeof paired !== 'object' || paired === null || Object.values(paired).some((key) => typeof key !== 'string' || !HEX(64).test(key))) {
       return 'holds unreadable pairings (pairedClients)';

@@ -4,7 +4,7 @@
  */
 import type { DeviceRecord } from '../core/device.js';
 import { parseDeviceRecord } from '../core/device-record.js';
-import { durably, type Db } from './database.js';
+import { type Db, durably } from './database.js';
 
 export interface BridgeIdentity {
   index: number;
@@ -26,7 +26,9 @@ export class StateStore {
     this.#db = db;
     this.#statements = {
       devices: db.prepare<[], { id: string; doc: string }>('SELECT id, doc FROM devices ORDER BY id'),
-      upsertDevice: db.prepare('INSERT INTO devices (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at'),
+      upsertDevice: db.prepare(
+        'INSERT INTO devices (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at',
+      ),
       deleteDevice: db.prepare('DELETE FROM devices WHERE id = ?'),
       getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
       setSetting: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
@@ -102,5 +104,4 @@ export class StateStore {
   assignBridge(deviceId: string, bridge: number): void {
     durably(this.#db, () => this.#statements.assign.run(deviceId, bridge));
   }
-
 }

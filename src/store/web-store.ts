@@ -3,7 +3,7 @@
  * tokens are long random values stored only as SHA-256 hashes (they carry their own entropy).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { durably, type Db } from './database.js';
+import { type Db, durably } from './database.js';
 
 const SESSION_MS = 30 * 24 * 3_600_000;
 

@@ -35,7 +35,11 @@ export class HostAllowlist {
   #readAt = 0;
 
   /** `listenHost`: `--http-host` (counts when it is a name or a specific address); `extra`: `--http-allowed-hosts`. */
-  constructor(listenHost: string, extra: readonly string[], private readonly now: () => number = Date.now) {
+  constructor(
+    listenHost: string,
+    extra: readonly string[],
+    private readonly now: () => number = Date.now,
+  ) {
     const fixed = ['localhost', '127.0.0.1', '::1', hostname(), `${hostname()}.local`, ...extra];
     if (!['0.0.0.0', '::', ''].includes(listenHost)) fixed.push(listenHost);
     this.#fixed = new Set(fixed.map(canonicalHost).filter((n): n is string => n !== undefined));

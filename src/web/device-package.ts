@@ -90,7 +90,10 @@ export interface Served {
  * - `<file>`: a listed file, byte for byte.
  */
 export function servedPath(library: DeviceLibrary, path: string, base: string): Served | undefined {
-  const pkg = (files: string[]) => ({ type: 'application/json; charset=utf-8', body: JSON.stringify({ urls: files.map((f) => [f, `${base}${f}`]), version: library.version }) });
+  const pkg = (files: string[]) => ({
+    type: 'application/json; charset=utf-8',
+    body: JSON.stringify({ urls: files.map((f) => [f, `${base}${f}`]), version: library.version }),
+  });
   if (path === 'package.json') return pkg(library.files);
   const port = /^([a-z0-9_]{1,32})\/package\.json$/.exec(path)?.[1];
   if (port !== undefined) return Object.hasOwn(library.ports, port) ? pkg(library.ports[port]!) : undefined;

@@ -5,11 +5,12 @@
  * rules live in one hook (guard.ts) that runs for every matched route; a route opts out of the login
  * requirement only where it is registered (`config: { public: true }`).
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+
 import { randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import fastifyCookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
@@ -17,10 +18,12 @@ import QRCode from 'qrcode';
 import { z } from 'zod';
 import type { EventBus } from '../core/events.js';
 import type { DeviceRegistry } from '../core/registry.js';
-import { commandRefusal } from '../ota/command-reach.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
+import { VERSION } from '../hub/version.js';
 import type { Logger } from '../log/logger.js';
+import { commandRefusal } from '../ota/command-reach.js';
 import type { DeviceChannel, DeviceLogLine } from '../ota/device-channel.js';
+import { base64Length, fileSizeProblem, formatSize, KIB, MIB } from '../ota/file-size.js';
 import type { CancelOutcome, RolloutCancelOutcome } from '../ota/job-control.js';
 import { devicePathProblem, FIRMWARE_TARGET } from '../ota/protocol.js';
 import { accountNameProblem } from '../security/access-policy.js';
@@ -30,13 +33,11 @@ import { hashPassword, verifyPassword } from '../security/password-hash.js';
 import type { RegistrationPolicy } from '../security/registration.js';
 import type { AccountStore } from '../store/account-store.js';
 import type { HistoryStore } from '../store/history-store.js';
-import { base64Length, fileSizeProblem, formatSize, KIB, MIB } from '../ota/file-size.js';
 import type { OtaStore } from '../store/ota-store.js';
 import type { WebStore } from '../store/web-store.js';
 import { HostAllowlist } from './allowed-hosts.js';
-import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
 import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
-import { VERSION } from '../hub/version.js';
+import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
 import { deviceView } from './views.js';
 
 export interface WebDeps {
@@ -87,16 +88,28 @@ const ID = /^[A-Za-z0-9_-]{1,64}$/;
 const deviceId = z.string().min(1, 'required').regex(ID, 'not a device id (1-64 letters, digits, _ or -)');
 const name = z.string().min(1, 'required').max(64, 'at most 64 characters');
 const credentials = z.object({
-  username: z.string().min(1, 'required').max(64).refine((v) => !accountNameProblem(v), 'use 1-64 letters, digits, _ or -'),
+  username: z
+    .string()
+    .min(1, 'required')
+    .max(64)
+    .refine((v) => !accountNameProblem(v), 'use 1-64 letters, digits, _ or -'),
   password: z.string().min(10, 'at least 10 characters').max(200),
 });
-const setBody = z.object({ service: name, index: z.number().int().min(0).max(99).default(0), characteristic: name, value: z.union([z.boolean(), z.number(), z.string().max(8192)]) });
+const setBody = z.object({
+  service: name,
+  index: z.number().int().min(0).max(99).default(0),
+  characteristic: name,
+  value: z.union([z.boolean(), z.number(), z.string().max(8192)]),
+});
 const commandBody = z.object({ command: z.string().min(1).max(200), timeoutS: z.number().int().min(1).max(3600).default(15) });
 /** [A-8] Who cancels, as the CLI names it (`'mqttkit ota cancel' as <user>`); honoured for the local token only. */
 const cancelBody = z.object({ by: z.string().min(1).max(200).optional() }).default({});
 const otaProtocolBody = z.object({ value: z.union([z.literal(1), z.literal(2), z.literal('auto')]) });
 const rolloutBody = z.object({
-  files: z.array(z.object({ path: z.string().min(1).max(200), content: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64') })).min(1).max(100),
+  files: z
+    .array(z.object({ path: z.string().min(1).max(200), content: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64') }))
+    .min(1)
+    .max(100),
   devices: z.array(deviceId).min(1).max(5000),
   pattern: z.string().min(1).max(200),
   canary: z.number().int().min(0).max(5000),
@@ -165,7 +178,13 @@ export class WebServer {
       await assets.register(fastifyStatic, { root: UPLOT, prefix: '/vendor/uplot/', decorateReply: false });
     });
     app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
-      if (error instanceof z.ZodError) return reply.code(400).send({ error: error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ').slice(0, 1000) });
+      if (error instanceof z.ZodError)
+        return reply.code(400).send({
+          error: error.issues
+            .map((i) => `${i.path.join('.') || 'body'}: ${i.message}`)
+            .join('; ')
+            .slice(0, 1000),
+        });
       if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: tooLarge(request) });
       const status = error.statusCode ?? 500;
       if (status >= 500) this.deps.log.error({ err: error }, 'API error');
@@ -174,8 +193,12 @@ export class WebServer {
     this.#routes(app);
     this.#devicePackage(app);
     // Anything else under /api is a JSON 404, behind the same check (a stranger learns nothing).
-    app.all('/api', async (request, reply) => reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }));
-    app.all('/api/*', async (request, reply) => reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }));
+    app.all('/api', async (request, reply) =>
+      reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }),
+    );
+    app.all('/api/*', async (request, reply) =>
+      reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }),
+    );
     await app.ready();
     // One line per route: log lines are bounded (a long list would be cut), and tests read them all.
     for (const route of this.routes) this.deps.log.debug({ route }, 'web route');
@@ -200,11 +223,18 @@ export class WebServer {
     const route = { config: { public: true } };
     const serve = (path: string) => async (request: FastifyRequest, reply: FastifyReply) => {
       const found = library.ok ? servedPath(library.value, path, `${request.protocol}://${request.host}/device/`) : undefined;
-      if (!found) return reply.code(404).send({ error: library.ok ? 'not a file of the device library (GET /device/package.json lists them)' : 'this hub has no device library to serve (see its log)' });
+      if (!found)
+        return reply.code(404).send({
+          error: library.ok
+            ? 'not a file of the device library (GET /device/package.json lists them)'
+            : 'this hub has no device library to serve (see its log)',
+        });
       return reply.type(found.type).send(found.body);
     };
     app.get('/device/package.json', route, (request, reply) => serve('package.json')(request, reply));
-    app.get<{ Params: { port: string } }>('/device/:port/package.json', route, (request, reply) => serve(`${request.params.port}/package.json`)(request, reply));
+    app.get<{ Params: { port: string } }>('/device/:port/package.json', route, (request, reply) =>
+      serve(`${request.params.port}/package.json`)(request, reply),
+    );
     app.get<{ Params: { '*': string } }>('/device/*', route, (request, reply) => serve(request.params['*'])(request, reply));
   }
 
@@ -218,7 +248,10 @@ export class WebServer {
     };
     const login = { bodyLimit: LOGIN_BODY_LIMIT, config: { public: true } };
     const max = this.#otaMax;
-    const upload = { bodyLimit: base64Length(max) + UPLOAD_OVERHEAD, config: { tooLarge: `files up to the OTA limit of ${formatSize(max)}, base64-encoded (--ota-max-file-size)` } };
+    const upload = {
+      bodyLimit: base64Length(max) + UPLOAD_OVERHEAD,
+      config: { tooLarge: `files up to the OTA limit of ${formatSize(max)}, base64-encoded (--ota-max-file-size)` },
+    };
     /** [A-6] checks the decoded size from the base64 length, before decoding it. */
     const fits = (label: string, content: string) => {
       const problem = fileSizeProblem(label, Buffer.byteLength(content, 'base64'), max);
@@ -240,7 +273,10 @@ export class WebServer {
     });
 
     app.post('/api/login', login, async (request, reply) => {
-      const body = credentials.pick({ username: true }).extend({ password: z.string().min(1, 'required').max(1024) }).parse(request.body);
+      const body = credentials
+        .pick({ username: true })
+        .extend({ password: z.string().min(1, 'required').max(1024) })
+        .parse(request.body);
       // A password that already logged in since the hub started gets in at once: guesses for the same
       // name (from anywhere) cannot keep the owner out.
       const known = d.web.user(body.username);
@@ -286,7 +322,10 @@ export class WebServer {
     app.post<{ Params: { id: string } }>('/api/devices/:id/set', async (request, reply) => {
       device(request.params.id);
       const body = setBody.parse(request.body);
-      const result = d.registry.requestWrite({ deviceId: request.params.id, service: body.service, index: body.index, characteristic: body.characteristic }, body.value);
+      const result = d.registry.requestWrite(
+        { deviceId: request.params.id, service: body.service, index: body.index, characteristic: body.characteristic },
+        body.value,
+      );
       if (!result.ok) return reply.code(result.offline ? 409 : 400).send({ error: result.error });
       return { requested: result.value };
     });
@@ -328,14 +367,25 @@ export class WebServer {
       return {
         setupCode: d.pincode,
         bridges: await Promise.all(
-          bridges.map(async (b) => ({ name: b.name, port: b.port, username: b.username, paired: b.paired, accessories: b.accessories, setupURI: b.setupURI, qrSvg: b.setupURI ? await QRCode.toString(b.setupURI, { type: 'svg', margin: 2 }) : null })),
+          bridges.map(async (b) => ({
+            name: b.name,
+            port: b.port,
+            username: b.username,
+            paired: b.paired,
+            accessories: b.accessories,
+            setupURI: b.setupURI,
+            qrSvg: b.setupURI ? await QRCode.toString(b.setupURI, { type: 'svg', margin: 2 }) : null,
+          })),
         ),
       };
     });
 
     app.get('/api/registration', async () => ({
       policy: d.policy,
-      accounts: d.accounts.list().filter((a) => a.role === 'device').map((a) => ({ id: a.name, status: a.status, passwordSet: a.secret !== null, lastLogin: a.lastLoginAt, address: a.lastAddress })),
+      accounts: d.accounts
+        .list()
+        .filter((a) => a.role === 'device')
+        .map((a) => ({ id: a.name, status: a.status, passwordSet: a.secret !== null, lastLogin: a.lastLoginAt, address: a.lastAddress })),
     }));
     app.post<{ Params: { id: string } }>('/api/registration/:id/approve', async (request, reply) => {
       idParams.parse(request.params);
@@ -373,12 +423,19 @@ export class WebServer {
       if (!/^\d{1,15}$/.test(request.params.id) || id < 1) return reply.code(400).send({ error: `'${request.params.id.slice(0, 40)}' is not a job number` });
       const outcome = d.cancelJob(id, asker(request));
       const status = { cancelled: 200, finished: 409, unknown: 404 }[outcome.outcome];
-      return reply.code(status).send(outcome.outcome === 'cancelled' ? { cancelled: id, message: outcome.message, job: outcome.job } : { error: outcome.message, job: outcome.job ?? null });
+      return reply
+        .code(status)
+        .send(
+          outcome.outcome === 'cancelled'
+            ? { cancelled: id, message: outcome.message, job: outcome.job }
+            : { error: outcome.message, job: outcome.job ?? null },
+        );
     });
     // Without OTA nothing would run a new job: refused up front, by the matched route (reading and cancelling still work).
     const otaStarts = new Set(['/api/ota/rollouts', '/api/ota/rollouts/:id/resume', '/api/ota/sync', '/api/ota/push', '/api/ota/firmware']);
     app.addHook('preHandler', async (request, reply) => {
-      if (d.otaOff !== undefined && request.method === 'POST' && otaStarts.has(request.routeOptions.url ?? '')) return reply.code(409).send({ error: d.otaOff });
+      if (d.otaOff !== undefined && request.method === 'POST' && otaStarts.has(request.routeOptions.url ?? ''))
+        return reply.code(409).send({ error: d.otaOff });
     });
     app.post('/api/ota/rollouts', upload, async (request) => {
       const body = rolloutBody.parse(request.body);
@@ -408,7 +465,11 @@ export class WebServer {
       device(body.device);
       for (const f of body.files) fits(f.path, f.content);
       const total = body.files.reduce((n, f) => n + Buffer.byteLength(f.content, 'base64'), 0);
-      if (total > max) throw Object.assign(new Error(`the files are ${formatSize(total)} together, over the OTA limit of ${formatSize(max)} for one sync (--ota-max-file-size)`), { statusCode: 413 });
+      if (total > max)
+        throw Object.assign(
+          new Error(`the files are ${formatSize(total)} together, over the OTA limit of ${formatSize(max)} for one sync (--ota-max-file-size)`),
+          { statusCode: 413 },
+        );
       // Every path is checked before the upload folder exists: a refused sync leaves nothing behind. [O-10]
       for (const f of body.files) {
         const problem = devicePathProblem(f.path);
@@ -502,10 +563,15 @@ export class WebServer {
   #saveFiles(files: Array<{ path: string; content: string }>, fits: (label: string, content: string) => void, max: number): string {
     for (const f of files) fits(f.path, f.content);
     const total = files.reduce((n, f) => n + Buffer.byteLength(f.content, 'base64'), 0);
-    if (total > max) throw Object.assign(new Error(`the files are ${formatSize(total)} together, over the OTA limit of ${formatSize(max)} for one sync (--ota-max-file-size)`), { statusCode: 413 });
+    if (total > max)
+      throw Object.assign(
+        new Error(`the files are ${formatSize(total)} together, over the OTA limit of ${formatSize(max)} for one sync (--ota-max-file-size)`),
+        { statusCode: 413 },
+      );
     for (const f of files) {
       const problem = devicePathProblem(f.path);
-      if (problem || f.path === FIRMWARE_TARGET) throw Object.assign(new Error(problem ?? 'firmware goes with ota firmware, not in a sync'), { statusCode: 400 });
+      if (problem || f.path === FIRMWARE_TARGET)
+        throw Object.assign(new Error(problem ?? 'firmware goes with ota firmware, not in a sync'), { statusCode: 400 });
     }
     const dir = this.#uploadDir();
     try {
@@ -542,7 +608,9 @@ export class WebServer {
     }
     const open = this.#streams.get(auth.key) ?? 0;
     if (open >= MAX_STREAMS_PER_USER) {
-      void reply.code(429).send({ error: `${auth.user} has ${open} live event streams open, the most one user may hold: close other dashboard tabs or scripts` });
+      void reply
+        .code(429)
+        .send({ error: `${auth.user} has ${open} live event streams open, the most one user may hold: close other dashboard tabs or scripts` });
       return;
     }
     this.#streams.set(auth.key, open + 1);
@@ -588,7 +656,14 @@ export class WebServer {
     };
     const tracked = () => {
       track('job', d.ota.unfinishedJobs(), (id) => d.ota.job(id));
-      track('rollout', d.ota.runningRollouts().map((id) => d.ota.rollout(id)!).filter(Boolean), (id) => d.ota.rollout(id));
+      track(
+        'rollout',
+        d.ota
+          .runningRollouts()
+          .map((id) => d.ota.rollout(id)!)
+          .filter(Boolean),
+        (id) => d.ota.rollout(id),
+      );
     };
     let logAfter = logsOf === undefined ? 0 : d.ota.lastLogId(logsOf);
     let ticks = 0;

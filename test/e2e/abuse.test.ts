@@ -1,9 +1,9 @@
 /** One misbehaving device must not take the hub down or starve the others. */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { connectDevice } from '../helpers/mqtt-device.js';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { characteristicId, pair } from '../helpers/homekit-controller.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { connectDevice } from '../helpers/mqtt-device.js';
 
 describe('abuse', { timeout: 120_000 }, () => {
   let hub: RunningHub | undefined;
@@ -18,7 +18,11 @@ describe('abuse', { timeout: 120_000 }, () => {
     const good = await connectDevice(url, 'good');
     await good.publishAsync('HomeKit/good/TemperatureSensor/CurrentTemperature', '10', { qos: 1 });
     const { client: controller } = await pair(hub.info.bridges[0]!.port!);
-    const id = await eventually(async () => characteristicId(await controller.getAccessories(), 'good', 'TemperatureSensor', 'CurrentTemperature'), 10_000, 'good device');
+    const id = await eventually(
+      async () => characteristicId(await controller.getAccessories(), 'good', 'TemperatureSensor', 'CurrentTemperature'),
+      10_000,
+      'good device',
+    );
 
     const flooder = await connectDevice(url, 'flooder');
     flooder.on('error', () => {}); // publishing after being cut off errors; that is the point
@@ -45,7 +49,7 @@ describe('abuse', { timeout: 120_000 }, () => {
     big.end(true);
 
     await good.publishAsync('HomeKit/good/TemperatureSensor/CurrentTemperature', '16.5', { qos: 1 });
-    await eventually(async () => (await controller.getCharacteristics([id])).characteristics[0]!.value === 16.5, 5000, 'the good device\'s value');
+    await eventually(async () => (await controller.getCharacteristics([id])).characteristics[0]!.value === 16.5, 5000, "the good device's value");
     assert.equal(hub.child.exitCode, null, 'the hub is still running');
     assert.match(hub.output(), /flood\): disconnecting it/);
     assert.match(hub.output(), /payload over 65536 bytes: disconnecting the client/);

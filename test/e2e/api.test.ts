@@ -1,7 +1,7 @@
 /** The HTTP API: access control, origin checks, input validation, tokens, and value history. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cliAsync, connectDevice } from '../helpers/mqtt-device.js';
 
 describe('HTTP API', { timeout: 120_000 }, () => {
@@ -31,9 +31,23 @@ describe('HTTP API', { timeout: 120_000 }, () => {
   });
 
   const endpoints: Array<[string, string]> = [
-    ['GET', '/api/devices'], ['GET', '/api/devices/x'], ['DELETE', '/api/devices/x'], ['POST', '/api/devices/x/set'], ['POST', '/api/devices/x/command'],
-    ['GET', '/api/devices/x/logs'], ['GET', '/api/pairing'], ['GET', '/api/registration'], ['POST', '/api/registration/x/approve'], ['POST', '/api/registration/x/reset'],
-    ['GET', '/api/ota/jobs'], ['POST', '/api/ota/sync'], ['POST', '/api/ota/push'], ['POST', '/api/ota/firmware'], ['GET', '/api/history'], ['GET', '/api/events'], ['GET', '/api/metrics'],
+    ['GET', '/api/devices'],
+    ['GET', '/api/devices/x'],
+    ['DELETE', '/api/devices/x'],
+    ['POST', '/api/devices/x/set'],
+    ['POST', '/api/devices/x/command'],
+    ['GET', '/api/devices/x/logs'],
+    ['GET', '/api/pairing'],
+    ['GET', '/api/registration'],
+    ['POST', '/api/registration/x/approve'],
+    ['POST', '/api/registration/x/reset'],
+    ['GET', '/api/ota/jobs'],
+    ['POST', '/api/ota/sync'],
+    ['POST', '/api/ota/push'],
+    ['POST', '/api/ota/firmware'],
+    ['GET', '/api/history'],
+    ['GET', '/api/events'],
+    ['GET', '/api/metrics'],
   ];
 
   it('refuses every endpoint without a session or token (401), but serves the login page and assets', async () => {
@@ -70,7 +84,11 @@ describe('HTTP API', { timeout: 120_000 }, () => {
     const foreign = await call('POST', '/api/devices/x/command', { cookie, origin: 'http://evil.example', body: { command: 'reboot' } });
     assert.equal(foreign.status, 403);
     assert.match(((await foreign.json()) as { error: string }).error, /cross-origin request refused/);
-    assert.equal((await call('POST', '/api/devices/x/command', { cookie, origin: null, body: { command: 'reboot' } })).status, 403, 'no Origin, no state change');
+    assert.equal(
+      (await call('POST', '/api/devices/x/command', { cookie, origin: null, body: { command: 'reboot' } })).status,
+      403,
+      'no Origin, no state change',
+    );
 
     const device = await connectDevice(hub.info.mqtt.address, 'api-lamp');
     await device.publishAsync('HomeKit/api-lamp/Lightbulb/On', '1', { qos: 1 });
@@ -140,7 +158,8 @@ describe('HTTP API', { timeout: 120_000 }, () => {
     // sent or counted as skipped, never queued without bound.
     for (let i = 0; i < 400; i++) device.publish('stat/api-logger/Log', `line ${i}`, { qos: 0 });
     await device.publishAsync('stat/api-logger/Log', 'after the flood', { qos: 1 });
-    const accounted = () => events.filter((e) => e.event === 'log').length - 1 + events.filter((e) => e.event === 'log-dropped').reduce((n, e) => n + (e.data.lines ?? 0), 0);
+    const accounted = () =>
+      events.filter((e) => e.event === 'log').length - 1 + events.filter((e) => e.event === 'log-dropped').reduce((n, e) => n + (e.data.lines ?? 0), 0);
     await eventually(() => accounted() >= 401, 10_000, 'every flood line sent or counted');
     assert.equal(accounted(), 401);
     // Still open and following: a later line arrives.
@@ -155,10 +174,14 @@ describe('HTTP API', { timeout: 120_000 }, () => {
     const sensor = await connectDevice(hub.info.mqtt.address, 'api-thermo');
     for (let i = 0; i < 100; i++) await sensor.publishAsync('HomeKit/api-thermo/TemperatureSensor/CurrentTemperature', String(10 + i / 10), { qos: 1 });
     const query = (points: number) => `/api/history?device=api-thermo&service=TemperatureSensor&characteristic=CurrentTemperature&points=${points}`;
-    const all = await eventually(async () => {
-      const body = (await (await call('GET', query(1000), { cookie })).json()) as { points: Array<{ at: number; value: number }> };
-      return body.points.length === 100 ? body.points : undefined;
-    }, 5000, '100 recorded values');
+    const all = await eventually(
+      async () => {
+        const body = (await (await call('GET', query(1000), { cookie })).json()) as { points: Array<{ at: number; value: number }> };
+        return body.points.length === 100 ? body.points : undefined;
+      },
+      5000,
+      '100 recorded values',
+    );
     assert.deepEqual(all.map((p) => p.value).slice(0, 3), [10, 10.1, 10.2]);
     const coarse = (await (await call('GET', query(10), { cookie })).json()) as { points: Array<{ value: number }> };
     assert.ok(coarse.points.length <= 10 && coarse.points.length >= 1, `downsampled to ${coarse.points.length}`);

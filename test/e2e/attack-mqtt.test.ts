@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cli, connectDevice } from '../helpers/mqtt-device.js';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { rawConnack } from '../helpers/raw-mqtt.js';
 
 /** The embedded broker's defaults (docs/protocol.md): 100 messages a second, bursts of 500. */
@@ -48,12 +48,16 @@ describe('attack: MQTT limits', { timeout: 180_000 }, () => {
     const seconds = (Date.now() - started) / 1000;
     // Let what was admitted arrive, then count it.
     let last = -1;
-    const total = await eventually(async () => {
-      const now = await received();
-      const settled = now === last;
-      last = now;
-      return settled && now;
-    }, 10_000, 'the message counter to settle');
+    const total = await eventually(
+      async () => {
+        const now = await received();
+        const settled = now === last;
+        last = now;
+        return settled && now;
+      },
+      10_000,
+      'the message counter to settle',
+    );
     const admitted = total - before;
     const allowed = BURST + PER_SECOND * seconds * 1.2 + 100;
     assert.ok(admitted >= perRound, `the first connection's ${perRound} messages (within one burst) are admitted (${admitted})`);
@@ -88,7 +92,11 @@ describe('attack: MQTT limits', { timeout: 180_000 }, () => {
         if (code === 0) break;
         await new Promise((r) => setTimeout(r, 500));
       }
-      assert.equal(codes.at(-1), 0, `the new device was refused ${codes.length} times in 20 s (CONNACK ${[...new Set(codes)].join(', ')}) while three addresses registered ${squatted} ids`);
+      assert.equal(
+        codes.at(-1),
+        0,
+        `the new device was refused ${codes.length} times in 20 s (CONNACK ${[...new Set(codes)].join(', ')}) while three addresses registered ${squatted} ids`,
+      );
     } finally {
       stop = true;
       await Promise.all(squatters);

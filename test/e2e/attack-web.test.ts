@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cli, connectDevice } from '../helpers/mqtt-device.js';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 
 describe('attack: web API', { timeout: 60_000 }, () => {
   let hub: RunningHub | undefined;
@@ -20,12 +20,26 @@ describe('attack: web API', { timeout: 60_000 }, () => {
     device.on('error', () => {});
     await device.publishAsync('HomeKit/lamp/Lightbulb/On', 'true', { qos: 1 });
     const api = (path: string, body: unknown) =>
-      fetch(`http://127.0.0.1:${hub!.info.httpPort}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    await eventually(async () => (await fetch(`http://127.0.0.1:${hub!.info.httpPort}/api/devices/lamp`, { headers: { authorization: `Bearer ${token}` } })).ok, 10_000, 'device lamp');
+      fetch(`http://127.0.0.1:${hub!.info.httpPort}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    await eventually(
+      async () => (await fetch(`http://127.0.0.1:${hub!.info.httpPort}/api/devices/lamp`, { headers: { authorization: `Bearer ${token}` } })).ok,
+      10_000,
+      'device lamp',
+    );
 
     const content = Buffer.from('print("hello")\n').toString('base64');
     for (const bad of ['../boot.py', '/main.py', 'a//b.py', '$firmware']) {
-      const response = await api('/api/ota/sync', { device: 'lamp', files: [{ path: 'main.py', content }, { path: bad, content }] });
+      const response = await api('/api/ota/sync', {
+        device: 'lamp',
+        files: [
+          { path: 'main.py', content },
+          { path: bad, content },
+        ],
+      });
       assert.equal(response.status, 400, `sync with ${bad}`);
     }
     const uploads = join(hub.dataDir, 'uploads');

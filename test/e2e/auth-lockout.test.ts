@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { connect as tcpConnect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { MqttClient } from 'mqtt';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cli } from '../helpers/mqtt-device.js';
 import { rawConnack } from '../helpers/raw-mqtt.js';
 
@@ -100,7 +100,10 @@ describe('no one can lock a device out', { timeout: 180_000 }, () => {
 
     // Refused (4), told to come back (3), or still held by the throttle when the guesser gave up (-1).
     const codes = await Promise.all([...guesses, ...nearby]);
-    assert.ok(codes.every((code) => [4, 3, -1].includes(code)), `no guess got in: ${codes.join(',')}`);
+    assert.ok(
+      codes.every((code) => [4, 3, -1].includes(code)),
+      `no guess got in: ${codes.join(',')}`,
+    );
     assert.ok(codes.filter((code) => code === 4).length >= 2, 'the guesses were checked, not just dropped');
   });
 
@@ -118,7 +121,10 @@ describe('no one can lock a device out', { timeout: 180_000 }, () => {
 
     const codes = await Promise.all(storm);
     const refused = codes.filter((code) => code === 3).length;
-    assert.ok(codes.every((code) => code === 0 || code === 3), `registered or told to come back later: ${[...new Set(codes)].join(',')}`);
+    assert.ok(
+      codes.every((code) => code === 0 || code === 3),
+      `registered or told to come back later: ${[...new Set(codes)].join(',')}`,
+    );
     assert.ok(refused > 0 && refused < 400, `${refused} of 400 refused with CONNACK 3`);
     assert.ok(count(hub.output(), /are registering already/) <= 2, 'the refusals are logged once, not 400 times');
     // Once the storm has passed, a refused id registers on retry (as a device does).

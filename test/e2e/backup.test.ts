@@ -8,10 +8,10 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { accessoryBySerial, idMap, pair, reconnect, type PairingData } from '../helpers/homekit-controller.js';
-import { eventually, PINCODE, removeDataDir, startHub, tempDataDir, type RunningHub } from '../helpers/hub-process.js';
-import { cli, cliAsync, connectDevice, devicePassword } from '../helpers/mqtt-device.js';
 import { snapshot } from '../helpers/data-dir.js';
+import { accessoryBySerial, idMap, type PairingData, pair, reconnect } from '../helpers/homekit-controller.js';
+import { eventually, PINCODE, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
+import { cli, cliAsync, connectDevice, devicePassword } from '../helpers/mqtt-device.js';
 
 const DEVICES = ['lamp', 'thermometer', 'door'];
 const dirs: string[] = [];
@@ -49,10 +49,14 @@ describe('backup and restore', { timeout: 240_000 }, () => {
     }
     const paired = await pair(original.info.bridges[0]!.port!);
     pairing = paired.pairing;
-    const db = await eventually(async () => {
-      const current = await paired.client.getAccessories();
-      return current.accessories.length === DEVICES.length + 1 ? current : undefined;
-    }, 10_000, 'three bridged accessories');
+    const db = await eventually(
+      async () => {
+        const current = await paired.client.getAccessories();
+        return current.accessories.length === DEVICES.length + 1 ? current : undefined;
+      },
+      10_000,
+      'three bridged accessories',
+    );
     ids = idMap(db);
     aids = Object.fromEntries(DEVICES.map((id) => [id, accessoryBySerial(db, id)!.aid]));
     await paired.client.close();
@@ -93,8 +97,16 @@ describe('backup and restore', { timeout: 240_000 }, () => {
       ['a flipped byte', flipped, /is damaged: .* does not match its checksum/],
       ['a cut-short file', bytes.subarray(0, bytes.length - 100), /is damaged: it is \d+ bytes, its manifest says \d+/],
       ['not a backup', Buffer.from('hello'), /is not an mqttkit backup/],
-      ['a newer format', Buffer.concat([Buffer.from('mqttkit-backup 9\n'), bytes.subarray(bytes.indexOf(0x0a) + 1)]), /made by a newer mqttkit \(backup format 9/],
-      ['well-formed, but without the keys of its published bridge', without(bytes, /^homekit\/AccessoryInfo\./), /does not hold a consistent state:\n.*AccessoryInfo\.[0-9A-F]{12}\.json is missing/],
+      [
+        'a newer format',
+        Buffer.concat([Buffer.from('mqttkit-backup 9\n'), bytes.subarray(bytes.indexOf(0x0a) + 1)]),
+        /made by a newer mqttkit \(backup format 9/,
+      ],
+      [
+        'well-formed, but without the keys of its published bridge',
+        without(bytes, /^homekit\/AccessoryInfo\./),
+        /does not hold a consistent state:\n.*AccessoryInfo\.[0-9A-F]{12}\.json is missing/,
+      ],
     ];
     for (const [what, content, message] of cases) {
       const file = join(newDir(), 'bad.backup');
@@ -140,7 +152,10 @@ describe('backup and restore', { timeout: 240_000 }, () => {
       assert.match(result.stderr, /a hub is running on .* stop it before restoring/);
     }
     // The running hub rewrites its own files; what matters is that restore moved or added none.
-    const names = (files: Record<string, string>) => Object.keys(files).filter((n) => !n.startsWith('mqttkit.db-')).sort();
+    const names = (files: Record<string, string>) =>
+      Object.keys(files)
+        .filter((n) => !n.startsWith('mqttkit.db-'))
+        .sort();
     assert.deepEqual(names(snapshot(restored)), names(before));
   });
 

@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { requireTool } from '../helpers/system-tools.js';
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
@@ -30,14 +30,23 @@ describe('benchmark smoke run', { timeout: 240_000 }, () => {
     });
     assert.equal(code, 0, stderr);
     const [file] = readdirSync(out);
-    const result = JSON.parse(readFileSync(join(out, file!), 'utf8')) as { rows: Array<{ scenario: string; value: number; floor?: number }>; failures: string[] };
+    const result = JSON.parse(readFileSync(join(out, file!), 'utf8')) as {
+      rows: Array<{ scenario: string; value: number; floor?: number }>;
+      failures: string[];
+    };
     assert.deepEqual(result.failures, []);
     for (const n of ['1.', '2.', '3.', '4.', '5.', '6.', '7.']) {
       const rows = result.rows.filter((r) => r.scenario.startsWith(n));
       assert.ok(rows.length > 0, `scenario ${n} produced rows`);
-      assert.ok(rows.every((r) => Number.isFinite(r.value)), `scenario ${n} produced numbers`);
+      assert.ok(
+        rows.every((r) => Number.isFinite(r.value)),
+        `scenario ${n} produced numbers`,
+      );
     }
-    assert.ok(result.rows.some((r) => r.floor !== undefined), 'figures come with floors');
+    assert.ok(
+      result.rows.some((r) => r.floor !== undefined),
+      'figures come with floors',
+    );
     assert.match(stdout, /\| scenario \| metric \| mqttkit \| floor \| ratio \| target \| met \|/);
   });
 });

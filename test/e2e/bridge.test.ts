@@ -4,20 +4,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { MqttClient } from 'mqtt';
-import { connectDevice } from '../helpers/mqtt-device.js';
 import type { HttpClient } from 'hap-controller';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import type { MqttClient } from 'mqtt';
 import {
   accessoryBySerial,
   assertValidDatabase,
   characteristicId,
   characteristicValue,
   idMap,
+  type PairingData,
   pair,
   reconnect,
-  type PairingData,
 } from '../helpers/homekit-controller.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { connectDevice } from '../helpers/mqtt-device.js';
 
 const NO_RESPONSE = -70402;
 
@@ -44,7 +44,7 @@ describe('bridge end to end', { timeout: 120_000 }, () => {
     if (hub) removeDataDir(hub.dataDir);
   });
 
-  it('grows three accessories from the seed\'s four lines and pairs with the setup code', async () => {
+  it("grows three accessories from the seed's four lines and pairs with the setup code", async () => {
     const url = hub.info.mqtt.address;
     sensor = await device(url, 'esp8266_12345678');
     const other = await device(url, '123456789ABCDEF');
@@ -56,10 +56,14 @@ describe('bridge end to end', { timeout: 120_000 }, () => {
     await test.publishAsync('HomeKit/TEST/Switch/On', '1', { qos: 1, retain: true });
 
     ({ client: controller, pairing } = await pair(hub.info.bridges[0]!.port!));
-    const db = await eventually(async () => {
-      const current = await controller.getAccessories();
-      return current.accessories.length === 4 ? current : undefined;
-    }, 10_000, 'three bridged accessories');
+    const db = await eventually(
+      async () => {
+        const current = await controller.getAccessories();
+        return current.accessories.length === 4 ? current : undefined;
+      },
+      10_000,
+      'three bridged accessories',
+    );
 
     assertValidDatabase(db);
     for (const id of ['esp8266_12345678', '123456789ABCDEF', 'TEST']) assert.ok(accessoryBySerial(db, id), `accessory for ${id}`);
@@ -93,10 +97,14 @@ describe('bridge end to end', { timeout: 120_000 }, () => {
     assertWriteOk(await controller.setCharacteristics({ [id]: true }));
     const shown = await controller.getCharacteristics([id]);
     assert.ok([true, 1].includes(shown.characteristics[0]!.value as number), 'the written value is shown while waiting');
-    await eventually(async () => {
-      const read = await controller.getCharacteristics([id]);
-      return [false, 0].includes(read.characteristics[0]!.value as number);
-    }, 5000, 'the value to revert');
+    await eventually(
+      async () => {
+        const read = await controller.getCharacteristics([id]);
+        return [false, 0].includes(read.characteristics[0]!.value as number);
+      },
+      5000,
+      'the value to revert',
+    );
     assert.match(hub.output(), /did not confirm On = true/);
   });
 
@@ -117,10 +125,14 @@ describe('bridge end to end', { timeout: 120_000 }, () => {
     await late.publishAsync('HomeKit/late-lamp/$name', 'Desk lamp', { qos: 1 });
     await late.publishAsync('HomeKit/late-lamp/Lightbulb/On', 'on', { qos: 1 });
     await late.publishAsync('HomeKit/late-lamp/Lightbulb/Brightness', '40', { qos: 1 });
-    const db = await eventually(async () => {
-      const current = await controller.getAccessories();
-      return accessoryBySerial(current, 'late-lamp') ? current : undefined;
-    }, 10_000, 'the new accessory');
+    const db = await eventually(
+      async () => {
+        const current = await controller.getAccessories();
+        return accessoryBySerial(current, 'late-lamp') ? current : undefined;
+      },
+      10_000,
+      'the new accessory',
+    );
     assertValidDatabase(db);
     assert.equal(characteristicValue(db, 'late-lamp', 'Lightbulb', 'Brightness'), 40);
     assert.equal(characteristicValue(db, 'late-lamp', 'AccessoryInformation', 'Name'), 'Desk lamp');
@@ -145,7 +157,10 @@ describe('bridge end to end', { timeout: 120_000 }, () => {
     for (const [topic, payload] of bad) await sensor.publishAsync(topic, payload, { qos: 1 });
     await sensor.publishAsync('HomeKit/esp8266_12345678/TemperatureSensor/CurrentTemperature', Buffer.from([0xff, 0xfe, 0x00]), { qos: 1 });
     await eventually(() => errors.length >= bad.length + 1, 5000, 'the $error reports (one per bad message)');
-    assert.ok(errors.some((e) => /'warm' is not a number for CurrentTemperature/.test(e)), errors.join('\n'));
+    assert.ok(
+      errors.some((e) => /'warm' is not a number for CurrentTemperature/.test(e)),
+      errors.join('\n'),
+    );
     assert.ok(errors.some((e) => /140 is out of range for CurrentRelativeHumidity/.test(e)));
     assert.ok(errors.some((e) => /did you mean 'CurrentTemperature'/.test(e)));
     assert.ok(errors.some((e) => /did you mean 'TemperatureSensor'/.test(e)));
@@ -163,14 +178,22 @@ describe('bridge end to end', { timeout: 120_000 }, () => {
   it('answers No Response (-70402) for a device whose connection dropped without DISCONNECT', async () => {
     const flaky = await device(hub.info.mqtt.address, 'flaky', { topic: 'HomeKit/flaky/$state', payload: 'offline' });
     await flaky.publishAsync('HomeKit/flaky/ContactSensor/ContactSensorState', '1', { qos: 1 });
-    const id = await eventually(async () => characteristicId(await controller.getAccessories(), 'flaky', 'ContactSensor', 'ContactSensorState'), 10_000, 'flaky accessory');
+    const id = await eventually(
+      async () => characteristicId(await controller.getAccessories(), 'flaky', 'ContactSensor', 'ContactSensorState'),
+      10_000,
+      'flaky accessory',
+    );
     const online = await controller.getCharacteristics([id]);
     assert.equal(online.characteristics[0]!.value, 1);
     flaky.stream.destroy(); // no DISCONNECT packet: the broker sends the last will
-    await eventually(async () => {
-      const read = await controller.getCharacteristics([id]);
-      return (read.characteristics[0] as { status?: number }).status === NO_RESPONSE;
-    }, 10_000, 'No Response');
+    await eventually(
+      async () => {
+        const read = await controller.getCharacteristics([id]);
+        return (read.characteristics[0] as { status?: number }).status === NO_RESPONSE;
+      },
+      10_000,
+      'No Response',
+    );
   });
 
   it('keeps the pairing and every AID/IID across SIGTERM and restart; $state removed takes an accessory away', async () => {
@@ -195,7 +218,11 @@ describe('bridge end to end', { timeout: 120_000 }, () => {
     const back = await device(hub.info.mqtt.address, 'esp8266_12345678');
     clients.push(back);
     await back.publishAsync('HomeKit/esp8266_12345678/$state', 'online', { qos: 1 });
-    await eventually(async () => (await controller.getCharacteristics([temperature])).characteristics[0]!.value === 21.5, 5000, 'the saved value once the sensor is back');
+    await eventually(
+      async () => (await controller.getCharacteristics([temperature])).characteristics[0]!.value === 21.5,
+      5000,
+      'the saved value once the sensor is back',
+    );
 
     const id = characteristicId(afterDb, 'flaky', 'ContactSensor', 'ContactSensorState')!;
     const read = await controller.getCharacteristics([id]);
@@ -204,10 +231,14 @@ describe('bridge end to end', { timeout: 120_000 }, () => {
     const gone = await device(hub.info.mqtt.address, '123456789ABCDEF');
     clients.push(gone);
     await gone.publishAsync('HomeKit/123456789ABCDEF/$state', 'removed', { qos: 1 });
-    const final = await eventually(async () => {
-      const current = await controller.getAccessories();
-      return accessoryBySerial(current, '123456789ABCDEF') ? undefined : current;
-    }, 10_000, 'the accessory to go');
+    const final = await eventually(
+      async () => {
+        const current = await controller.getAccessories();
+        return accessoryBySerial(current, '123456789ABCDEF') ? undefined : current;
+      },
+      10_000,
+      'the accessory to go',
+    );
     assertValidDatabase(final);
     assert.ok(accessoryBySerial(final, 'esp8266_12345678'));
   });

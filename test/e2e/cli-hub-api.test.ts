@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { BIN, eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, cli, cliAsync, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
 
 /** A CLI child whose output is watched while it runs; killed after `ms` so a hang fails the test. */
@@ -111,7 +111,10 @@ describe('the CLI talks to the running hub through its API', { timeout: 300_000 
     const { status, at } = await push.exited;
     assert.equal(status, 1, `the CLI ends with exit code 1 (stderr: ${push.stderr()})`);
     assert.ok(at - killedAt < 15_000, `the CLI noticed within 15 s (took ${at - killedAt} ms)`);
-    assert.match(push.stderr(), new RegExp(`the hub on .* has stopped; job #${id} stays queued: it runs when the hub is back \\('mqttkit ota jobs' shows it\\)`));
+    assert.match(
+      push.stderr(),
+      new RegExp(`the hub on .* has stopped; job #${id} stays queued: it runs when the hub is back \\('mqttkit ota jobs' shows it\\)`),
+    );
     const jobs = JSON.parse(cli(['ota', 'jobs', '--json', '--data-dir', hub.dataDir]).stdout) as Array<{ id: number; state: string }>;
     assert.equal(jobs.find((j) => j.id === Number(id))?.state, 'queued');
   });
@@ -162,7 +165,7 @@ describe('the CLI talks to the running hub through its API', { timeout: 300_000 
     const result = await cliAsync(['cmd', 'mute', 'stats', '--timeout', '2', '--data-dir', hub.dataDir]);
     assert.equal(result.status, 1);
     assert.match(result.stderr, /mute did not answer on stat\/mute\/Log within 2 s/);
-    assert.ok(Date.now() - started < 12_000, 'not the hub\'s default 15 s');
+    assert.ok(Date.now() - started < 12_000, "not the hub's default 15 s");
     const bad = await cliAsync(['cmd', 'mute', 'stats', '--timeout', 'soon', '--data-dir', hub.dataDir]);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--timeout: 'soon' is not a whole number from 1 to 3600/);

@@ -52,7 +52,10 @@ describe('mqttkit start', { timeout: 120_000 }, () => {
     const dir = dataDir();
     const hub = await startHub({ dataDir: dir });
     const files = [join(dir, 'mqttkit.db'), ...readdirSync(join(dir, 'homekit')).map((f) => join(dir, 'homekit', f))];
-    assert.ok(files.some((f) => f.includes('AccessoryInfo')), 'HomeKit keys were written');
+    assert.ok(
+      files.some((f) => f.includes('AccessoryInfo')),
+      'HomeKit keys were written',
+    );
     for (const file of files) assert.equal(statSync(file).mode & 0o077, 0, `${file} is owner-only`);
     assert.equal(statSync(dir).mode & 0o077, 0);
     await hub.stop();
@@ -61,13 +64,19 @@ describe('mqttkit start', { timeout: 120_000 }, () => {
   it('refuses a second hub on the same data dir, and a busy MQTT port, with a clear message', async () => {
     const dir = dataDir();
     const hub = await startHub({ dataDir: dir });
-    const second = await startHub({ dataDir: dir }).then(() => 'started', (error: Error) => error.message);
+    const second = await startHub({ dataDir: dir }).then(
+      () => 'started',
+      (error: Error) => error.message,
+    );
     assert.match(second, /a hub is already running on .* \(pid \d+\): stop it first or use another --data-dir/);
 
     const busy = createServer();
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()));
     const port = (busy.address() as { port: number }).port;
-    const refused = await startHub({ dataDir: dataDir(), args: ['--mqtt-port', String(port)] }).then(() => 'started', (error: Error) => error.message);
+    const refused = await startHub({ dataDir: dataDir(), args: ['--mqtt-port', String(port)] }).then(
+      () => 'started',
+      (error: Error) => error.message,
+    );
     assert.match(refused, new RegExp(`MQTT port ${port} on 127\\.0\\.0\\.1 is in use`));
     busy.close();
     await hub.stop();

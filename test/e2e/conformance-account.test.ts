@@ -7,16 +7,24 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { VirtualDevice } from '../../device/simulator/virtual-device.js';
-import { BIN, eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cliAsync, devicePassword } from '../helpers/mqtt-device.js';
 
-describe('the conformance checker\'s temporary admin account', { timeout: 300_000 }, () => {
+describe("the conformance checker's temporary admin account", { timeout: 300_000 }, () => {
   let hub: RunningHub;
   let sim: VirtualDevice;
 
   before(async () => {
     hub = await startHub({ args: ['--ota-reboot-timeout', '20s'] });
-    sim = new VirtualDevice({ id: 'acct-sim', kind: 'switch', password: devicePassword('acct-sim'), url: hub.info.mqtt.address, interval: 2, jitter: 0, sleepSeconds: 5 });
+    sim = new VirtualDevice({
+      id: 'acct-sim',
+      kind: 'switch',
+      password: devicePassword('acct-sim'),
+      url: hub.info.mqtt.address,
+      interval: 2,
+      jitter: 0,
+      sleepSeconds: 5,
+    });
     await sim.start();
   });
   after(async () => {
@@ -30,19 +38,25 @@ describe('the conformance checker\'s temporary admin account', { timeout: 300_00
     return (JSON.parse(listed.stdout || '[]') as Array<{ name: string }>).map((a) => a.name);
   };
   const online = () =>
-    eventually(async () => {
-      const listed = await cliAsync(['devices', '--json', '--data-dir', hub.dataDir]);
-      return (JSON.parse(listed.stdout || '[]') as Array<{ id: string; state: string }>).some((d) => d.id === 'acct-sim' && d.state === 'online');
-    }, 30_000, 'acct-sim to be online');
+    eventually(
+      async () => {
+        const listed = await cliAsync(['devices', '--json', '--data-dir', hub.dataDir]);
+        return (JSON.parse(listed.stdout || '[]') as Array<{ id: string; state: string }>).some((d) => d.id === 'acct-sim' && d.state === 'online');
+      },
+      30_000,
+      'acct-sim to be online',
+    );
 
   /** Starts a conformance run and resolves once its temporary account exists (with the run's exit). */
   async function startRun() {
-    const child = spawn(process.execPath, [BIN, 'conformance', 'acct-sim', '--json', '--data-dir', hub.dataDir, '--timeout', '20', '--sleep-wait', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'conformance', 'acct-sim', '--json', '--data-dir', hub.dataDir, '--timeout', '20', '--sleep-wait', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const account = await eventually(async () => (await admins()).find((name) => name.startsWith('conformance-')), 30_000, 'the checker\'s account to exist');
+    const account = await eventually(async () => (await admins()).find((name) => name.startsWith('conformance-')), 30_000, "the checker's account to exist");
     assert.equal(child.exitCode, null, `the run ended before it could be interrupted:\n${output}`);
     return { child, exited, account, output: () => output };
   }
@@ -63,7 +77,7 @@ describe('the conformance checker\'s temporary admin account', { timeout: 300_00
     assert.deepEqual(await admins(), [run.account], 'a SIGKILL runs no clean-up: the account is still there');
     await hub.stop('SIGTERM');
     hub = await startHub({ dataDir: hub.dataDir, args: ['--ota-reboot-timeout', '20s'] });
-    assert.deepEqual(await admins(), [], 'the hub start left the killed run\'s admin account in place');
+    assert.deepEqual(await admins(), [], "the hub start left the killed run's admin account in place");
     assert.match(hub.output(), new RegExp(`removed the admin account ${run.account}`));
   });
 

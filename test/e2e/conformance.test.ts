@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { VirtualDevice } from '../../device/simulator/virtual-device.js';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cliAsync, devicePassword } from '../helpers/mqtt-device.js';
-import { deviceRoot, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
+import { deviceRoot, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 import { startWrongDevice, WRONG_DEVICE_BREAKS } from '../helpers/wrong-device.js';
 
@@ -33,10 +33,14 @@ describe('mqttkit conformance', { timeout: 600_000 }, () => {
 
   /** The hub knows the device and it is `online` (or, for a sleeper awake a few ms at a time, `online` or `sleeping`). */
   const known = (id: string, states: string[] = ['online']) =>
-    eventually(async () => {
-      const listed = await cliAsync(['devices', '--json', '--data-dir', hub.dataDir]);
-      return (JSON.parse(listed.stdout || '[]') as Array<{ id: string; state: string }>).some((d) => d.id === id && states.includes(d.state));
-    }, 20_000, `${id} to be known and ${states.join(' or ')}`);
+    eventually(
+      async () => {
+        const listed = await cliAsync(['devices', '--json', '--data-dir', hub.dataDir]);
+        return (JSON.parse(listed.stdout || '[]') as Array<{ id: string; state: string }>).some((d) => d.id === id && states.includes(d.state));
+      },
+      20_000,
+      `${id} to be known and ${states.join(' or ')}`,
+    );
 
   const conformance = async (id: string, extra: string[] = []) => {
     const run = await cliAsync(['conformance', id, '--json', '--data-dir', hub.dataDir, '--timeout', '20', '--sleep-wait', '0', ...extra]);
@@ -47,12 +51,23 @@ describe('mqttkit conformance', { timeout: 600_000 }, () => {
       throw new Error(`conformance printed no JSON (exit ${run.status}):\n${run.stdout}\n${run.stderr}`);
     }
     if (process.env.CONFORMANCE_DEBUG) console.error(JSON.stringify(report.results.map((r) => [r.result, r.id, r.reason])));
-    const table = report.results.filter((r) => r.result !== 'pass').map((r) => `${r.result} ${r.id}: ${r.reason}`).join('\n');
+    const table = report.results
+      .filter((r) => r.result !== 'pass')
+      .map((r) => `${r.result} ${r.id}: ${r.reason}`)
+      .join('\n');
     return { status: run.status, report, table };
   };
 
   it('the simulator passes', async () => {
-    const sim = new VirtualDevice({ id: 'conf-sim', kind: 'switch', password: devicePassword('conf-sim'), url: hub.info.mqtt.address, interval: 2, jitter: 0, sleepSeconds: 5 });
+    const sim = new VirtualDevice({
+      id: 'conf-sim',
+      kind: 'switch',
+      password: devicePassword('conf-sim'),
+      url: hub.info.mqtt.address,
+      interval: 2,
+      jitter: 0,
+      sleepSeconds: 5,
+    });
     stops.push(() => sim.stop());
     await sim.start();
     await known('conf-sim');
@@ -60,7 +75,11 @@ describe('mqttkit conformance', { timeout: 600_000 }, () => {
     assert.deepEqual(report.failed, [], table);
     assert.equal(status, 0);
     // The simulator speaks every optional part, so only the sleep check is left untested.
-    assert.deepEqual(report.results.filter((r) => r.result === 'skip').map((r) => r.id), ['O-7'], table);
+    assert.deepEqual(
+      report.results.filter((r) => r.result === 'skip').map((r) => r.id),
+      ['O-7'],
+      table,
+    );
   });
 
   it('the MicroPython library (on CPython) passes', async (t) => {
@@ -78,7 +97,11 @@ describe('mqttkit conformance', { timeout: 600_000 }, () => {
     assert.deepEqual(report.failed, [], `${table}\n${device.output().slice(-3000)}`);
     assert.equal(status, 0);
     // Everything is tested but the sleep cycle (this device does not sleep): request ids, discard, sha256 included.
-    assert.deepEqual(report.results.filter((r) => r.result === 'skip').map((r) => r.id), ['O-7'], table);
+    assert.deepEqual(
+      report.results.filter((r) => r.result === 'skip').map((r) => r.id),
+      ['O-7'],
+      table,
+    );
   });
 
   it('a wrong device fails exactly the rules it breaks, with a reason each, and exit code 1', async () => {
@@ -100,7 +123,15 @@ describe('mqttkit conformance', { timeout: 600_000 }, () => {
 
   it('a sleeping simulator with a job waiting serves it when it wakes, before it sleeps again [O-7]', async () => {
     // Awake 10 ms at a time: only a device that stays awake while `pending` is 1 finishes the job.
-    const sim = new VirtualDevice({ id: 'conf-sleepy', kind: 'sleepy', password: devicePassword('conf-sleepy'), url: hub.info.mqtt.address, interval: 0.01, jitter: 0, sleepSeconds: 2 });
+    const sim = new VirtualDevice({
+      id: 'conf-sleepy',
+      kind: 'sleepy',
+      password: devicePassword('conf-sleepy'),
+      url: hub.info.mqtt.address,
+      interval: 0.01,
+      jitter: 0,
+      sleepSeconds: 2,
+    });
     stops.push(() => sim.stop());
     await sim.start();
     await known('conf-sleepy', ['online', 'sleeping']);

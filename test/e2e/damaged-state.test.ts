@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { idMap, pair, reconnect, type PairingData } from '../helpers/homekit-controller.js';
+import { homekitFile, runHub, snapshot } from '../helpers/data-dir.js';
+import { idMap, type PairingData, pair, reconnect } from '../helpers/homekit-controller.js';
 import { eventually, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { cli, connectDevice } from '../helpers/mqtt-device.js';
-import { homekitFile, runHub, snapshot } from '../helpers/data-dir.js';
 
 const dirs: string[] = [];
 function copyOf(source: string): string {
@@ -37,10 +37,14 @@ describe('a damaged store is refused at start, by name', { timeout: 240_000 }, (
     }
     const paired = await pair(hub.info.bridges[0]!.port!);
     pairing = paired.pairing;
-    const db = await eventually(async () => {
-      const current = await paired.client.getAccessories();
-      return current.accessories.length === 3 ? current : undefined;
-    }, 10_000, 'two bridged accessories');
+    const db = await eventually(
+      async () => {
+        const current = await paired.client.getAccessories();
+        return current.accessories.length === 3 ? current : undefined;
+      },
+      10_000,
+      'two bridged accessories',
+    );
     ids = idMap(db);
     await paired.client.close();
     assert.equal(await hub.stop(), 0);
@@ -59,12 +63,36 @@ describe('a damaged store is refused at start, by name', { timeout: 240_000 }, (
 
   const damages: Array<[string, (dir: string) => string, RegExp]> = [
     ['a zero-length mqttkit.db', (dir) => (truncateSync(join(dir, 'mqttkit.db'), 0), 'mqttkit.db'), /mqttkit\.db is empty/],
-    ['a truncated AccessoryInfo file (keys and pairings)', (dir) => cut(dir, homekitFile(dir, 'AccessoryInfo')), /AccessoryInfo\.[0-9A-F]{12}\.json is not valid JSON/],
-    ['a truncated IdentifierCache file (AIDs)', (dir) => cut(dir, homekitFile(dir, 'IdentifierCache')), /IdentifierCache\.[0-9A-F]{12}\.json is not valid JSON/],
-    ['a deleted AccessoryInfo file', (dir) => (rmSync(join(dir, homekitFile(dir, 'AccessoryInfo'))), 'AccessoryInfo'), /AccessoryInfo\.[0-9A-F]{12}\.json is missing/],
-    ['a deleted mqttkit.db beside HomeKit keys', (dir) => (rmSync(join(dir, 'mqttkit.db')), 'mqttkit.db'), /mqttkit\.db is missing, while homekit\/ holds HomeKit keys/],
-    ['a truncated broker-credentials.json', (dir) => (writeFileSync(join(dir, 'broker-credentials.json'), '{"username": "mqttkit-hub", "pass'), 'broker-credentials.json'), /broker-credentials\.json is not valid JSON/],
-    ['a file that is not SQLite as mqttkit.db', (dir) => (writeFileSync(join(dir, 'mqttkit.db'), 'x'.repeat(4096)), 'mqttkit.db'), /mqttkit\.db is not an SQLite database/],
+    [
+      'a truncated AccessoryInfo file (keys and pairings)',
+      (dir) => cut(dir, homekitFile(dir, 'AccessoryInfo')),
+      /AccessoryInfo\.[0-9A-F]{12}\.json is not valid JSON/,
+    ],
+    [
+      'a truncated IdentifierCache file (AIDs)',
+      (dir) => cut(dir, homekitFile(dir, 'IdentifierCache')),
+      /IdentifierCache\.[0-9A-F]{12}\.json is not valid JSON/,
+    ],
+    [
+      'a deleted AccessoryInfo file',
+      (dir) => (rmSync(join(dir, homekitFile(dir, 'AccessoryInfo'))), 'AccessoryInfo'),
+      /AccessoryInfo\.[0-9A-F]{12}\.json is missing/,
+    ],
+    [
+      'a deleted mqttkit.db beside HomeKit keys',
+      (dir) => (rmSync(join(dir, 'mqttkit.db')), 'mqttkit.db'),
+      /mqttkit\.db is missing, while homekit\/ holds HomeKit keys/,
+    ],
+    [
+      'a truncated broker-credentials.json',
+      (dir) => (writeFileSync(join(dir, 'broker-credentials.json'), '{"username": "mqttkit-hub", "pass'), 'broker-credentials.json'),
+      /broker-credentials\.json is not valid JSON/,
+    ],
+    [
+      'a file that is not SQLite as mqttkit.db',
+      (dir) => (writeFileSync(join(dir, 'mqttkit.db'), 'x'.repeat(4096)), 'mqttkit.db'),
+      /mqttkit\.db is not an SQLite database/,
+    ],
   ];
   for (const [what, damage, message] of damages) {
     it(`refuses ${what}: exit code not 0, the file and --reset-state named, nothing changed`, async () => {

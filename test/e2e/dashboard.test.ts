@@ -5,25 +5,26 @@
  * Writes the screenshots the README links to.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, describe, it, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import jsQRModule from 'jsqr';
 import type { MqttClient } from 'mqtt';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
-import { BIN, eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
-import { deviceRoot, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
+import { deviceRoot, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 // jsqr is CommonJS with its function on `default`.
 const jsQR = (jsQRModule as unknown as { default: (data: Uint8ClampedArray, width: number, height: number) => { data: string } | null }).default;
 // `npm run screenshots` refreshes the README's pictures; ordinary runs write them to a temp folder.
-const SCREENSHOTS = process.env.MQTTKIT_SCREENSHOTS === 'docs' ? fileURLToPath(new URL('../../../docs/screenshots', import.meta.url)) : join(tmpdir(), 'mqttkit-screenshots');
+const SCREENSHOTS =
+  process.env.MQTTKIT_SCREENSHOTS === 'docs' ? fileURLToPath(new URL('../../../docs/screenshots', import.meta.url)) : join(tmpdir(), 'mqttkit-screenshots');
 
 describe('dashboard in Chromium', { timeout: 240_000 }, () => {
   let hub: RunningHub | undefined;
@@ -57,7 +58,16 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
 
     browser = await chromium.launch({
       executablePath: executable,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     const page: Page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
     const consoleErrors: string[] = [];
@@ -81,7 +91,11 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
     await page.waitForSelector('table#devices');
 
     // Three simulated devices appear in the open table, without a reload.
-    sim = spawn(process.execPath, [BIN, 'simulate', '--devices', '3', '--kinds', 'switch,temperature,lightbulb', '--interval', '1', '--data-dir', hub.dataDir], { stdio: 'ignore' });
+    sim = spawn(
+      process.execPath,
+      [BIN, 'simulate', '--devices', '3', '--kinds', 'switch,temperature,lightbulb', '--interval', '1', '--data-dir', hub.dataDir],
+      { stdio: 'ignore' },
+    );
     await page.waitForFunction(() => document.querySelectorAll('table#devices tr[data-device]').length === 3, undefined, { timeout: 20_000 });
     const ids = await page.$$eval('tr[data-device]', (rows) => rows.map((r) => r.getAttribute('data-device')));
     assert.deepEqual(ids.sort(), ['sim-lightbulb-3', 'sim-switch-1', 'sim-temperature-2']);
@@ -97,7 +111,11 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
     await toggle.check();
     await eventually(() => sets.includes('HomeKit/sim-switch-1/Switch/On/set 1'), 5000, 'the /set message');
     await page.waitForFunction(() => (document.querySelector('#ctl-Switch-0-On') as HTMLInputElement | null)?.checked === true);
-    await eventually(async () => (await (await page.request.get(`${base}/api/devices/sim-switch-1`)).json()).services[0].characteristics[0].value === true, 5000, 'the confirmed value');
+    await eventually(
+      async () => (await (await page.request.get(`${base}/api/devices/sim-switch-1`)).json()).services[0].characteristics[0].value === true,
+      5000,
+      'the confirmed value',
+    );
 
     // 2. Pairing: the QR code decodes to the hub's setup URI, and the setup code is shown.
     await page.goto(`${base}/#/pairing`);
@@ -113,7 +131,8 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
     // 5. History chart: 100 temperature values, then the device page draws the chart.
     const thermo = await connectDevice(hub.info.mqtt.address, 'chart-thermo');
     await thermo.publishAsync('HomeKit/chart-thermo/$name', 'Kitchen', { qos: 1, retain: true });
-    for (let i = 0; i < 100; i++) await thermo.publishAsync('HomeKit/chart-thermo/TemperatureSensor/CurrentTemperature', (20 + Math.sin(i / 8) * 3).toFixed(1), { qos: 1 });
+    for (let i = 0; i < 100; i++)
+      await thermo.publishAsync('HomeKit/chart-thermo/TemperatureSensor/CurrentTemperature', (20 + Math.sin(i / 8) * 3).toFixed(1), { qos: 1 });
     await new Promise((r) => setTimeout(r, 1500)); // history is written once a second
     await page.goto(`${base}/#/device/chart-thermo`);
     await page.waitForSelector('[data-chart="TemperatureSensor/CurrentTemperature"] canvas', { timeout: 10_000 });
@@ -181,7 +200,18 @@ describe('dashboard actions in Chromium', { timeout: 180_000 }, () => {
       lamp.on('error', () => {});
       await lamp.publishAsync('HomeKit/dash-lamp/$name', 'Desk lamp', { qos: 1, retain: true });
       await lamp.publishAsync('HomeKit/dash-lamp/Switch/On', '0', { qos: 1 });
-      browser = await chromium.launch({ executablePath: executable, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+      browser = await chromium.launch({
+        executablePath: executable,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
+      });
       const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
       page.on('dialog', (dialog) => {
         dialogs.push(`${dialog.type()}: ${dialog.message()}`);
@@ -203,14 +233,18 @@ describe('dashboard actions in Chromium', { timeout: 180_000 }, () => {
     await s.page.locator('#ctl-Switch-0-On').waitFor();
     const from = requests.length;
     await lamp!.publishAsync('stat/dash-lamp/Log', 'boot: lamp ready, heap 41234 free', { qos: 1 });
-    await s.page.waitForFunction(() => document.querySelector('#log')?.textContent?.includes('boot: lamp ready, heap 41234 free'), undefined, { timeout: 10_000 });
+    await s.page.waitForFunction(() => document.querySelector('#log')?.textContent?.includes('boot: lamp ready, heap 41234 free'), undefined, {
+      timeout: 10_000,
+    });
     // Long enough for the old 2 s poll to have asked at least twice more.
     await s.page.waitForTimeout(4500);
     const polls = requests.slice(from).filter((url) => /\/api\/devices\/[^/]+\/logs/.test(url));
     assert.deepEqual(polls, [], 'the page asks for no log lines: they come over /api/events');
     // A second line comes the same way, after the first.
     await lamp!.publishAsync('stat/dash-lamp/Log', 'wifi: rssi -61', { qos: 1 });
-    await s.page.waitForFunction(() => /heap 41234 free\n.*wifi: rssi -61/.test(document.querySelector('#log')?.textContent ?? ''), undefined, { timeout: 10_000 });
+    await s.page.waitForFunction(() => /heap 41234 free\n.*wifi: rssi -61/.test(document.querySelector('#log')?.textContent ?? ''), undefined, {
+      timeout: 10_000,
+    });
     assert.deepEqual(dialogs, []);
   });
 
@@ -219,7 +253,11 @@ describe('dashboard actions in Chromium', { timeout: 180_000 }, () => {
     if (!s) return;
     // The lamp goes away: the hub refuses writes to it (409, offline). [P-14]
     lamp!.end(true);
-    await eventually(async () => (await (await s.page.request.get(`${s.base}/api/devices/dash-lamp`)).json()).state === 'offline', 10_000, 'the lamp to be offline');
+    await eventually(
+      async () => (await (await s.page.request.get(`${s.base}/api/devices/dash-lamp`)).json()).state === 'offline',
+      10_000,
+      'the lamp to be offline',
+    );
     await s.page.goto(`${s.base}/#/devices`);
     await s.page.goto(`${s.base}/#/device/dash-lamp`);
     await s.page.waitForSelector('h1 [data-state="offline"]');
@@ -235,7 +273,11 @@ describe('dashboard actions in Chromium', { timeout: 180_000 }, () => {
     const s = await session(t);
     if (!s) return;
     lamp!.end(true); // offline: its job waits in the queue
-    await eventually(async () => (await (await s.page.request.get(`${s.base}/api/devices/dash-lamp`)).json()).state === 'offline', 10_000, 'the lamp to be offline');
+    await eventually(
+      async () => (await (await s.page.request.get(`${s.base}/api/devices/dash-lamp`)).json()).state === 'offline',
+      10_000,
+      'the lamp to be offline',
+    );
     await s.page.goto(`${s.base}/#/ota`);
     await s.page.waitForSelector('#ota-device option[value="dash-lamp"]', { state: 'attached' });
     await s.page.selectOption('#ota-device', 'dash-lamp');

@@ -10,14 +10,14 @@ import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { HttpClient } from 'hap-controller';
 import type { MqttClient } from 'mqtt';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { pino } from 'pino';
+import { servePull } from '../../src/ota/pull-server.js';
 import { accessoryBySerial, characteristicId, characteristicValue, pair } from '../helpers/homekit-controller.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, cli, cliAsync, connectAdmin } from '../helpers/mqtt-device.js';
-import { deviceRoot, EXAMPLES, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
+import { deviceRoot, EXAMPLES, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
-import { servePull } from '../../src/ota/pull-server.js';
-import { pino } from 'pino';
 
 const NO_RESPONSE = -70402;
 
@@ -72,10 +72,14 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     if (!python3(t)) return;
     const probe = start(PROBE, { device_id: 'probe-1' });
     await probe.waitFor((e) => e.status === 'broker ok', 10_000, 'the connection');
-    const db = await eventually(async () => {
-      const current = await controller.getAccessories();
-      return accessoryBySerial(current, 'probe-1') ? current : undefined;
-    }, 10_000, 'the accessory');
+    const db = await eventually(
+      async () => {
+        const current = await controller.getAccessories();
+        return accessoryBySerial(current, 'probe-1') ? current : undefined;
+      },
+      10_000,
+      'the accessory',
+    );
     assert.equal(characteristicValue(db, 'probe-1', 'AccessoryInformation', 'Name'), 'Probe');
     assert.equal(characteristicValue(db, 'probe-1', 'AccessoryInformation', 'FirmwareRevision'), '2.3.4');
 
@@ -90,7 +94,14 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     assert.match(await command('probe-1', 'msg_exception'), /ZeroDivisionError/);
     assert.equal(await command('probe-1', 'msg_rm'), 'messages removed');
     assert.equal(await command('probe-1', 'msg_exception'), 'no exception recorded');
-    const version = JSON.parse(await command('probe-1', 'getversion')) as { firmware: string; app: string; library: string; python: string; partition: string; ota: number };
+    const version = JSON.parse(await command('probe-1', 'getversion')) as {
+      firmware: string;
+      app: string;
+      library: string;
+      python: string;
+      partition: string;
+      ota: number;
+    };
     assert.equal(version.app, '2.3.4');
     assert.equal(version.partition, 'a', 'the running firmware partition [O-6]');
     assert.equal(version.ota, 2, 'speaks the 5-field trigger [O-11]');
@@ -104,7 +115,11 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     const first = devices.find((d) => d.events.some((e) => e.started === 'probe-1'))!;
     const id = characteristicId(await controller.getAccessories(), 'probe-1', 'Switch', 'On')!;
     await first.kill();
-    await eventually(async () => ((await controller.getCharacteristics([id])).characteristics[0] as { status?: number }).status === NO_RESPONSE, 10_000, 'No Response');
+    await eventually(
+      async () => ((await controller.getCharacteristics([id])).characteristics[0] as { status?: number }).status === NO_RESPONSE,
+      10_000,
+      'No Response',
+    );
 
     const again = start(PROBE, {}, [], first.root);
     await again.waitFor((e) => e.status === 'broker ok', 10_000, 'the reconnection');
@@ -131,7 +146,11 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
       const counter = start(PROBE, { device_id: 'counter-1', port: proxy.port }, ['--counter']);
       await counter.waitFor((e) => typeof e.published === 'number' && (e.published as number) >= 3, 10_000, 'first values');
       await proxy.cut(2000);
-      await counter.waitFor((e) => e.status === 'broker ok' && e.at > Date.now() - 5000 && counter.events.filter((x) => x.status === 'broker ok').length >= 2, 15_000, 'the reconnection');
+      await counter.waitFor(
+        (e) => e.status === 'broker ok' && e.at > Date.now() - 5000 && counter.events.filter((x) => x.status === 'broker ok').length >= 2,
+        15_000,
+        'the reconnection',
+      );
       const failures = counter.events.filter((e) => e.status === 'broker lost').map((e) => e.at);
       assert.ok(failures.length >= 3, `several failed attempts: ${failures.length}`);
       const gaps = failures.slice(1).map((at, i) => at - failures[i]!);
@@ -151,7 +170,11 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     if (!python3(t)) return;
     const sleepy = start(join(EXAMPLES, 'sleepy_sensor.py'), { device_id: 'sleepy-1', sleep: 30 });
     assert.equal(await sleepy.exited, 0, sleepy.output());
-    const id = await eventually(async () => characteristicId(await controller.getAccessories(), 'sleepy-1', 'TemperatureSensor', 'CurrentTemperature'), 10_000, 'the sleepy accessory');
+    const id = await eventually(
+      async () => characteristicId(await controller.getAccessories(), 'sleepy-1', 'TemperatureSensor', 'CurrentTemperature'),
+      10_000,
+      'the sleepy accessory',
+    );
     assert.ok(messages.some((m) => m.topic === 'HomeKit/sleepy-1/$state' && m.payload === 'sleeping 30'));
     await new Promise((r) => setTimeout(r, 1000)); // the process is gone: a dropped link would have sent the will by now
     const read = await controller.getCharacteristics([id]);
@@ -184,7 +207,8 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     assert.equal(readFileSync(join(unreachable.root, 'last_reboot.txt'), 'utf8'), 'no broker contact for 1 s');
   });
   const sha1 = (bytes: Buffer) => createHash('sha1').update(bytes).digest('hex');
-  const otaReports = (id: string) => messages.filter((m) => m.topic === `stat/${id}/OTA`).map((m) => JSON.parse(m.payload) as { file: string; ok: boolean; error: string | null });
+  const otaReports = (id: string) =>
+    messages.filter((m) => m.topic === `stat/${id}/OTA`).map((m) => JSON.parse(m.payload) as { file: string; ok: boolean; error: string | null });
 
   it('an OTA transfer longer than the keepalive feeds the watchdog and keeps the MQTT link (finding 3)', async (t) => {
     if (!python3(t)) return;
@@ -231,7 +255,7 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     }
   });
 
-  it("a 4-field trigger (seed 002) verifies, puts the file in place and reboots; a bad hash changes nothing (finding 7)", async (t) => {
+  it('a 4-field trigger (seed 002) verifies, puts the file in place and reboots; a bad hash changes nothing (finding 7)', async (t) => {
     if (!python3(t)) return;
     const root = deviceRoot({ broker: '127.0.0.1', port: hub.info.mqtt.port, device_id: 'seed-1', backoff_min: 0.2, backoff_max: 2 });
     roots.push(root);
@@ -258,7 +282,10 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     assert.equal(readFileSync(join(root, 'lib', 'app.py'), 'utf8'), 'print("new")\n', 'the new file is in place');
     assert.ok(!existsSync(join(root, 'lib', 'app.py.new')) && !existsSync(join(root, 'lib', 'app.py.old')), 'nothing left staged');
     assert.equal(readFileSync(join(root, 'last_reboot.txt'), 'utf8'), 'update of lib/app.py');
-    assert.deepEqual(otaReports('seed-1').map((r) => r.ok), [false, true]);
+    assert.deepEqual(
+      otaReports('seed-1').map((r) => r.ok),
+      [false, true],
+    );
     await seed.kill();
   });
 
@@ -289,7 +316,10 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
       await admin.publishAsync('HomeKit/waker-1/Switch/On/set', '', { qos: 1, retain: true });
       await admin.publishAsync('HomeKit/waker-1/Switch/On/set', '0', { qos: 1 });
       await waker.waitFor((e) => e.set === 'On' && e.value === false, 10_000, 'the live write');
-      assert.deepEqual(waker.events.filter((e) => e.set === 'On').map((e) => e.value), [true, false]);
+      assert.deepEqual(
+        waker.events.filter((e) => e.set === 'On').map((e) => e.value),
+        [true, false],
+      );
       await waker.kill();
     } finally {
       await proxy.stop();

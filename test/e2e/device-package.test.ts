@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadMicroPython } from '@micropython/micropython-webassembly-pyscript/micropython.mjs';
 import { boardModules } from '../helpers/board-standins.js';
-import { removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { LIBRARY } from '../helpers/python-device.js';
 import { rawRequest } from '../helpers/raw-http.js';
 
@@ -49,13 +49,17 @@ describe('the device library as a mip package', { timeout: 120_000 }, () => {
     assert.equal(plain.status, 200, plain.body);
     const all = JSON.parse(plain.body) as MipPackage;
     const union = [...new Set(Object.values(PORTS).flat())];
-    assert.deepEqual(all.urls.map(([dest]) => dest).sort(), union.sort(), 'the plain package holds every port\'s files');
+    assert.deepEqual(all.urls.map(([dest]) => dest).sort(), union.sort(), "the plain package holds every port's files");
     assert.match(all.version, /^\d+\.\d+\.\d+/);
     for (const [name, files] of Object.entries(PORTS)) {
       const response = await get(`/device/${name}/package.json`);
       assert.equal(response.status, 200, `${name}: ${response.body}`);
       const pkg = JSON.parse(response.body) as MipPackage;
-      assert.deepEqual(pkg.urls.map(([dest]) => dest), files, `${name} installs what ports.json lists`);
+      assert.deepEqual(
+        pkg.urls.map(([dest]) => dest),
+        files,
+        `${name} installs what ports.json lists`,
+      );
       for (const [dest, url] of pkg.urls) {
         // mip joins `<target>/<dest>`: a dest must stay inside the target.
         assert.ok(!dest.startsWith('/') && !dest.split('/').includes('..'), dest);
@@ -70,13 +74,30 @@ describe('the device library as a mip package', { timeout: 120_000 }, () => {
   it('serves nothing but the listed files, however the path is spelled', async () => {
     const secret = /"name": "mqttkit"|export class|"esp8266": \[|root:x:0:0|print\(|"pid":|HomeKit device with/;
     const paths = [
-      '/device/ports.json', '/device/examples/switch.py', '/device/../package.json', '/device/%2e%2e/package.json', '/device/%2e%2e/%2e%2e/package.json',
-      '/device/mqttkit/../../../package.json', '/device/mqttkit/%2e%2e/%2e%2e/%2e%2e/package.json', '/device/mqttkit%2f..%2f..%2f..%2fpackage.json',
-      '/device/..%2f..%2f..%2fpackage.json', '/device/..%5c..%5c..%5cpackage.json', '/device/%252e%252e/%252e%252e/package.json',
-      '/device/mqttkit/..;/..;/ports.json', '/device/esp32/../ports.json', '/device/esp32/%2e%2e/%2e%2e/%2e%2e/src/web/server.ts',
-      '/device/./ports.json', '/device//ports.json', '/device/mqttkit/./../ports.json', '/device/mqttkit/device.py/../../ports.json',
-      '/device/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd', '/device/mqttkit/device.py%00.json', '/device/mqttkit/__pycache__/x.pyc',
-      `http://127.0.0.1:${port}/device/../../package.json`, '/device/examples%2fswitch.py', '/device/esp32/examples/switch.py',
+      '/device/ports.json',
+      '/device/examples/switch.py',
+      '/device/../package.json',
+      '/device/%2e%2e/package.json',
+      '/device/%2e%2e/%2e%2e/package.json',
+      '/device/mqttkit/../../../package.json',
+      '/device/mqttkit/%2e%2e/%2e%2e/%2e%2e/package.json',
+      '/device/mqttkit%2f..%2f..%2f..%2fpackage.json',
+      '/device/..%2f..%2f..%2fpackage.json',
+      '/device/..%5c..%5c..%5cpackage.json',
+      '/device/%252e%252e/%252e%252e/package.json',
+      '/device/mqttkit/..;/..;/ports.json',
+      '/device/esp32/../ports.json',
+      '/device/esp32/%2e%2e/%2e%2e/%2e%2e/src/web/server.ts',
+      '/device/./ports.json',
+      '/device//ports.json',
+      '/device/mqttkit/./../ports.json',
+      '/device/mqttkit/device.py/../../ports.json',
+      '/device/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd',
+      '/device/mqttkit/device.py%00.json',
+      '/device/mqttkit/__pycache__/x.pyc',
+      `http://127.0.0.1:${port}/device/../../package.json`,
+      '/device/examples%2fswitch.py',
+      '/device/esp32/examples/switch.py',
     ];
     const leaks: string[] = [];
     for (const path of paths) {
@@ -101,7 +122,15 @@ describe('the device library as a mip package', { timeout: 120_000 }, () => {
         if (folder) mp.FS.mkdirTree(`/lib/${folder}`);
         mp.FS.writeFile(`/lib/${dest}`, (await fetchBytes(url)).toString('utf8'));
       }
-      const modules = pkg.urls.map(([dest]) => dest).filter((d) => d.endsWith('.py')).map((d) => d.slice(0, -3).replace(/\/__init__$/, '').replace(/\//g, '.'));
+      const modules = pkg.urls
+        .map(([dest]) => dest)
+        .filter((d) => d.endsWith('.py'))
+        .map((d) =>
+          d
+            .slice(0, -3)
+            .replace(/\/__init__$/, '')
+            .replace(/\//g, '.'),
+        );
       assert.ok(modules.length > 0);
       mp.globals.set('modules', modules.join(','));
       mp.globals.set('port', name);

@@ -8,9 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { runHub } from '../helpers/data-dir.js';
 import { eventually, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cli, connectDevice } from '../helpers/mqtt-device.js';
-import { runHub } from '../helpers/data-dir.js';
 
 const DAY = 86_400_000;
 const dirs: string[] = [];

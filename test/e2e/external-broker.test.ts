@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { eventually, removeDataDir, startHub, tempDataDir, type RunningHub } from '../helpers/hub-process.js';
 import { accessoryBySerial, characteristicId, characteristicValue, pair, reconnect } from '../helpers/homekit-controller.js';
-import { freePort, startMosquitto, type RunningMosquitto } from '../helpers/mosquitto.js';
+import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
+import { freePort, type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { cli, connectDevice, subackCode } from '../helpers/mqtt-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
@@ -66,25 +66,35 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     await relay.publishAsync('HomeKit/relay/Switch/On', '1', { qos: 1, retain: true });
 
     const { client: controller, pairing } = await pair(hub.info.bridges[0]!.port!);
-    let db = await eventually(async () => {
-      const current = await controller.getAccessories();
-      return accessoryBySerial(current, 'thermo') && accessoryBySerial(current, 'relay') ? current : undefined;
-    }, 10_000, 'both devices in HomeKit');
+    let db = await eventually(
+      async () => {
+        const current = await controller.getAccessories();
+        return accessoryBySerial(current, 'thermo') && accessoryBySerial(current, 'relay') ? current : undefined;
+      },
+      10_000,
+      'both devices in HomeKit',
+    );
     assert.equal(characteristicValue(db, 'thermo', 'TemperatureSensor', 'CurrentTemperature'), 19.5);
 
     // Foreign publish: without effect. Foreign subscriptions: refused. Own: granted.
     await thermo.publishAsync('HomeKit/relay/Switch/On', '0', { qos: 1 });
     await thermo.publishAsync('HomeKit/thermo/TemperatureSensor/CurrentTemperature', '20.5', { qos: 1 });
-    db = await eventually(async () => {
-      const current = await controller.getAccessories();
-      return characteristicValue(current, 'thermo', 'TemperatureSensor', 'CurrentTemperature') === 20.5 ? current : undefined;
-    }, 5000, 'the new temperature');
+    db = await eventually(
+      async () => {
+        const current = await controller.getAccessories();
+        return characteristicValue(current, 'thermo', 'TemperatureSensor', 'CurrentTemperature') === 20.5 ? current : undefined;
+      },
+      5000,
+      'the new temperature',
+    );
     assert.ok([true, 1].includes(characteristicValue(db, 'relay', 'Switch', 'On') as number), 'relay unchanged');
     for (const filter of ['HomeKit/#', 'HomeKit/relay/#', 'cmnd/relay/#']) assert.equal(await subackCode(thermo, filter), 128, filter);
     assert.equal(await subackCode(thermo, 'HomeKit/thermo/#'), 1);
 
     // [S-3] The same spaces at Mosquitto: a bare <root>/<id> is never delivered, what lies below is. [P-2] reserved ids.
-    const watcher = await connectDevice(url, 'watcher', { password: (JSON.parse(cli(['user', 'add', 'watcher', '--admin', '--json', '--data-dir', dataDir]).stdout) as { password: string }).password });
+    const watcher = await connectDevice(url, 'watcher', {
+      password: (JSON.parse(cli(['user', 'add', 'watcher', '--admin', '--json', '--data-dir', dataDir]).stdout) as { password: string }).password,
+    });
     clients.push(watcher);
     const watched: string[] = [];
     watcher.on('message', (topic) => watched.push(topic));

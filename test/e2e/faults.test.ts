@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, cli, connectAdmin } from '../helpers/mqtt-device.js';
 
 describe('faults the hub survives', { timeout: 120_000 }, () => {
@@ -37,18 +37,26 @@ describe('faults the hub survives', { timeout: 120_000 }, () => {
     assert.deepEqual(zero.faults, { unhandledRejections: 0, uncaughtExceptions: 0, listenerErrors: 0 });
 
     await admin.publishAsync('HomeKit/test-fault-1/Switch/On', '1', { qos: 1 });
-    const faults = await eventually(async () => {
-      const { faults: now } = await api<{ faults: Record<string, number> }>('/api/metrics');
-      return Object.values(now).every((n) => n >= 1) && now;
-    }, 10_000, 'all three faults counted');
+    const faults = await eventually(
+      async () => {
+        const { faults: now } = await api<{ faults: Record<string, number> }>('/api/metrics');
+        return Object.values(now).every((n) => n >= 1) && now;
+      },
+      10_000,
+      'all three faults counted',
+    );
     assert.deepEqual(faults, { unhandledRejections: 1, uncaughtExceptions: 1, listenerErrors: 1 });
     assert.equal(hub.child.exitCode, null, 'the hub is still running');
 
     // The log names each fault, with its stack and the counts (the hub's stdout may trail its metrics).
-    const log = await eventually(() => {
-      const text = hub.output();
-      return /uncaught exception \(the hub keeps running\)/.test(text) && /unhandled promise rejection \(the hub keeps running\)/.test(text) && text;
-    }, 10_000, 'the three faults in the log');
+    const log = await eventually(
+      () => {
+        const text = hub.output();
+        return /uncaught exception \(the hub keeps running\)/.test(text) && /unhandled promise rejection \(the hub keeps running\)/.test(text) && text;
+      },
+      10_000,
+      'the three faults in the log',
+    );
     assert.match(log, /event listener failed \(the hub keeps running\): test fault: a listener that throws \(test-fault-1\)/);
     assert.match(log, /unhandled promise rejection \(the hub keeps running\): test fault: a rejection nobody handles/);
     assert.match(log, /uncaught exception \(the hub keeps running\): test fault: an exception nobody catches/);

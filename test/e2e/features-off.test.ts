@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { eventually, removeDataDir, startHub, tempDataDir, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { addAdmin, cli, cliAsync, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mqttkit-features-'));
@@ -31,7 +31,9 @@ async function roundTrip(client: MqttClient, topic: string): Promise<void> {
 }
 
 describe('features switched off', () => {
-  it('--no-ota: ota push is refused saying the hub runs without OTA; a job queued before stays queued with no pending flag while its device listens, and can still be cancelled', { timeout: 120_000 }, async () => {
+  it('--no-ota: ota push is refused saying the hub runs without OTA; a job queued before stays queued with no pending flag while its device listens, and can still be cancelled', {
+    timeout: 120_000,
+  }, async () => {
     const dataDir = tempDataDir();
     const file = join(work, 'main.py');
     writeFileSync(file, 'print(1)\n');
@@ -83,11 +85,15 @@ describe('features switched off', () => {
     clients.push(device);
     await device.publishAsync('HomeKit/thermo/TemperatureSensor/CurrentTemperature', '21.5', { qos: 1 });
     const token = (JSON.parse(cli(['token', 'create', 'tests', '--json', '--data-dir', hub.dataDir]).stdout) as { token: string }).token;
-    const value = await eventually(async () => {
-      const response = await fetch(`http://127.0.0.1:${hub.info.httpPort}/api/devices`, { headers: { authorization: `Bearer ${token}` } });
-      const text = await response.text();
-      return text.includes('21.5') && text;
-    }, 10_000, 'the value reaches the hub');
+    const value = await eventually(
+      async () => {
+        const response = await fetch(`http://127.0.0.1:${hub.info.httpPort}/api/devices`, { headers: { authorization: `Bearer ${token}` } });
+        const text = await response.text();
+        return text.includes('21.5') && text;
+      },
+      10_000,
+      'the value reaches the hub',
+    );
     assert.match(value, /thermo/);
   });
 });

@@ -10,8 +10,18 @@ import Database from 'better-sqlite3';
 import type { HttpClient } from 'hap-controller';
 import type { MqttClient } from 'mqtt';
 import { DATABASE_FILE } from '../../src/store/database.js';
-import { accessoryBySerial, assertValidDatabase, characteristicId, characteristicUuid, idMap, pair, reconnect, serviceUuid, type AccessoryDb } from '../helpers/homekit-controller.js';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import {
+  type AccessoryDb,
+  accessoryBySerial,
+  assertValidDatabase,
+  characteristicId,
+  characteristicUuid,
+  idMap,
+  pair,
+  reconnect,
+  serviceUuid,
+} from '../helpers/homekit-controller.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cli, connectDevice } from '../helpers/mqtt-device.js';
 
 /** Every service of one type on a device's accessory, with its characteristics. */
@@ -33,7 +43,7 @@ async function errorsOf(client: MqttClient, id: string): Promise<string[]> {
   return errors;
 }
 
-describe('one device\'s data never stops the hub (finding 8)', { timeout: 120_000 }, () => {
+describe("one device's data never stops the hub (finding 8)", { timeout: 120_000 }, () => {
   const hubs: RunningHub[] = [];
   const clients: MqttClient[] = [];
   const controllers: HttpClient[] = [];
@@ -68,10 +78,14 @@ describe('one device\'s data never stops the hub (finding 8)', { timeout: 120_00
 
     const { client, pairing } = await pair(hub.info.bridges[0]!.port!);
     controllers.push(client);
-    const before = await eventually(async () => {
-      const db = await client.getAccessories();
-      return servicesOf(db, 'relay', 'Switch').length === 2 ? db : undefined;
-    }, 10_000, 'the relay with two switches');
+    const before = await eventually(
+      async () => {
+        const db = await client.getAccessories();
+        return servicesOf(db, 'relay', 'Switch').length === 2 ? db : undefined;
+      },
+      10_000,
+      'the relay with two switches',
+    );
     assertValidDatabase(before);
     assert.doesNotMatch(hub.output(), /event listener failed/);
 
@@ -95,10 +109,14 @@ describe('one device\'s data never stops the hub (finding 8)', { timeout: 120_00
     await spoiled.publishAsync('HomeKit/spoiled/Outlet/On', '1', { qos: 1 });
     const { client, pairing } = await pair(hub.info.bridges[0]!.port!);
     controllers.push(client);
-    const first = await eventually(async () => {
-      const db = await client.getAccessories();
-      return accessoryBySerial(db, 'lamp') && accessoryBySerial(db, 'spoiled') ? db : undefined;
-    }, 10_000, 'both accessories');
+    const first = await eventually(
+      async () => {
+        const db = await client.getAccessories();
+        return accessoryBySerial(db, 'lamp') && accessoryBySerial(db, 'spoiled') ? db : undefined;
+      },
+      10_000,
+      'both accessories',
+    );
     const spoiledAid = accessoryBySerial(first, 'spoiled')!.aid;
     await client.close();
     for (const c of clients.splice(0)) c.end(true);
@@ -109,14 +127,20 @@ describe('one device\'s data never stops the hub (finding 8)', { timeout: 120_00
     const db = new Database(file);
     // Seen just now: a record from long ago would be expired by the start-up sweep (device TTL), not held.
     const doc = (id: string, services: unknown) => JSON.stringify({ id, meta: {}, state: 'online', lastSeen: Date.now(), createdAt: Date.now(), services });
-    const hundred = [{ service: 'Switch', index: 0, values: {} }, ...Array.from({ length: 99 }, (_, i) => ({ service: 'Switch', index: i + 1, values: { On: true } }))];
+    const hundred = [
+      { service: 'Switch', index: 0, values: {} },
+      ...Array.from({ length: 99 }, (_, i) => ({ service: 'Switch', index: i + 1, values: { On: true } })),
+    ];
     const saved = db.prepare<[string], { doc: string }>('SELECT doc FROM devices WHERE id = ?').get('spoiled')!.doc;
     const planted: Record<string, string> = {
       // 100 services + AccessoryInformation: over HAP-NodeJS's limit of 100 per accessory.
       spoiled: doc('spoiled', hundred),
       crowded: doc('crowded', hundred),
       // What the old hub saved after `Switch/1/On` then `Switch/On`: HAP-NodeJS can hold it if built unindexed-first.
-      legacy: doc('legacy', [{ service: 'Switch', index: 1, values: { On: true } }, { service: 'Switch', index: 0, values: { On: false } }]),
+      legacy: doc('legacy', [
+        { service: 'Switch', index: 1, values: { On: true } },
+        { service: 'Switch', index: 0, values: { On: false } },
+      ]),
       garbled: doc('garbled', 'not a list'),
       truncated: '{"id":"truncated","meta":{',
     };
@@ -134,7 +158,10 @@ describe('one device\'s data never stops the hub (finding 8)', { timeout: 120_00
     assert.equal(servicesOf(second, 'legacy', 'Switch').length, 2, 'the legacy record is built whole');
     for (const id of ['spoiled', 'crowded', 'garbled', 'truncated']) {
       assert.equal(accessoryBySerial(second, id), undefined, `${id} is left out`);
-      const lines = hub.output().split('\n').filter((line) => line.includes(`device ${id} left out`));
+      const lines = hub
+        .output()
+        .split('\n')
+        .filter((line) => line.includes(`device ${id} left out`));
       assert.equal(lines.length, 1, `one log line names ${id}:\n${hub.output()}`);
     }
     assert.match(hub.output(), /device crowded left out.*more than 100 services/);
@@ -148,7 +175,10 @@ describe('one device\'s data never stops the hub (finding 8)', { timeout: 120_00
     const rows = () => {
       const reader = new Database(file, { readonly: true });
       try {
-        return reader.prepare<[], { id: string }>('SELECT id FROM devices').all().map((r) => r.id);
+        return reader
+          .prepare<[], { id: string }>('SELECT id FROM devices')
+          .all()
+          .map((r) => r.id);
       } finally {
         reader.close();
       }
@@ -189,7 +219,7 @@ describe('one name rule for everything HomeKit shows (finding 9)', { timeout: 60
     if (hub) removeDataDir(hub.dataDir);
   });
 
-  it('cleans Name and ConfiguredName values from a device and from a controller\'s write', async () => {
+  it("cleans Name and ConfiguredName values from a device and from a controller's write", async () => {
     hub = await startHub();
     tv = await connectDevice(hub.info.mqtt.address, 'tv');
     tv.on('error', () => {});
@@ -204,10 +234,14 @@ describe('one name rule for everything HomeKit shows (finding 9)', { timeout: 60
     await tv.publishAsync('HomeKit/tv/InputSource/IsConfigured', '1', { qos: 1 });
 
     ({ client: controller } = await pair(hub.info.bridges[0]!.port!));
-    const db = await eventually(async () => {
-      const current = await controller.getAccessories();
-      return valueIn(servicesOf(current, 'tv', 'InputSource')[0], 'IsConfigured') === 1 ? current : undefined;
-    }, 10_000, 'the tv accessory');
+    const db = await eventually(
+      async () => {
+        const current = await controller.getAccessories();
+        return valueIn(servicesOf(current, 'tv', 'InputSource')[0], 'IsConfigured') === 1 ? current : undefined;
+      },
+      10_000,
+      'the tv accessory',
+    );
     assertValidDatabase(db);
     const info = servicesOf(db, 'tv', 'AccessoryInformation')[0];
     assert.equal(valueIn(info, 'Name'), 'Livingroom TV');

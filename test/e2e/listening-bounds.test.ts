@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EmbeddedBroker } from '../../src/broker/embedded-broker.js';
 import { createLogger } from '../../src/log/logger.js';
-import { AccountStore } from '../../src/store/account-store.js';
-import { openDatabase, type Db } from '../../src/store/database.js';
 import { Registration } from '../../src/security/registration.js';
+import { AccountStore } from '../../src/store/account-store.js';
+import { type Db, openDatabase } from '../../src/store/database.js';
 import { eventually } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
 
-describe('a device\'s own subscriptions do not drive the hub\'s listening checks [P-21]', { timeout: 120_000 }, () => {
+describe("a device's own subscriptions do not drive the hub's listening checks [P-21]", { timeout: 120_000 }, () => {
   let dir: string;
   let db: Db;
   let broker: EmbeddedBroker;
@@ -45,7 +45,10 @@ describe('a device\'s own subscriptions do not drive the hub\'s listening checks
       const opened = changes.length;
       // 2,000 distinct filters of its own, in batches of 100 per SUBSCRIBE packet.
       for (let batch = 0; batch < 20; batch++) {
-        await device.subscribeAsync(Array.from({ length: 100 }, (_, i) => `HomeKit/${id}/svc${batch}/c${i}/set`), { qos: 0 });
+        await device.subscribeAsync(
+          Array.from({ length: 100 }, (_, i) => `HomeKit/${id}/svc${batch}/c${i}/set`),
+          { qos: 0 },
+        );
       }
       // and a loop of SUBSCRIBE/UNSUBSCRIBE of one topic that is not its command topic
       for (let i = 0; i < 200; i++) {

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { startMosquitto } from '../helpers/mosquitto.js';
 import { cliAsync, connectDevice } from '../helpers/mqtt-device.js';
 import { requireTool } from '../helpers/system-tools.js';
@@ -170,10 +170,14 @@ describe('the hub asks and serves devices when they listen, and takes only answe
     return (JSON.parse(result.stdout) as JobJson[]).find((j) => j.id === jobId)!;
   };
   const jobEnded = (jobId: number, ms: number) =>
-    eventually(async () => {
-      const j = await job(jobId);
-      return ['succeeded', 'failed', 'cancelled', 'rolled-back'].includes(j.state) ? j : undefined;
-    }, ms, `job #${jobId} to end`);
+    eventually(
+      async () => {
+        const j = await job(jobId);
+        return ['succeeded', 'failed', 'cancelled', 'rolled-back'].includes(j.state) ? j : undefined;
+      },
+      ms,
+      `job #${jobId} to end`,
+    );
 
   before(async () => {
     hub = await startHub();
@@ -190,10 +194,14 @@ describe('the hub asks and serves devices when they listen, and takes only answe
     const chatter = (command: string) => (command === 'getversion' ? ['boot: app 2.4.1 starting', 'warning: sensor slow'] : ['warning: sensor slow']);
     const d = device('rid-chatty', { echo: true, chatter, firmware: '2.4.1' });
     await d.wake();
-    const recorded = await eventually(async () => {
-      const r = await row('rid-chatty');
-      return r?.firmware && r.lastException ? r : undefined;
-    }, 15_000, 'what rid-chatty says about itself');
+    const recorded = await eventually(
+      async () => {
+        const r = await row('rid-chatty');
+        return r?.firmware && r.lastException ? r : undefined;
+      },
+      15_000,
+      'what rid-chatty says about itself',
+    );
     assert.equal(recorded.firmware, '2.4.1', 'the real getversion answer, not the boot line');
     assert.equal(recorded.lastReboot, 'watchdog reset');
     assert.equal(recorded.lastException, 'no exception recorded');
@@ -212,7 +220,10 @@ describe('the hub asks and serves devices when they listen, and takes only answe
     await plain.wake();
     const firmware = await eventually(async () => (await row('rid-plain'))?.firmware || undefined, 15_000, 'rid-plain firmware');
     assert.equal(firmware, '0.9.0');
-    assert.ok(plain.commands.every((c) => !c.startsWith('#')), 'no ids to a device that does not echo');
+    assert.ok(
+      plain.commands.every((c) => !c.startsWith('#')),
+      'no ids to a device that does not echo',
+    );
   });
 
   it('[P-21] a device that subscribes half a second after online is asked in every session, and its queued job runs', async () => {
@@ -228,7 +239,11 @@ describe('the hub asks and serves devices when they listen, and takes only answe
     const ended = await jobEnded(jobId, 60_000);
     assert.equal(ended.state, 'succeeded', ended.message ?? '');
     assert.equal(d.files.get('late.py')?.toString(), 'VALUE = 2\n');
-    await eventually(() => d.commands.includes('getversion') && d.commands.some((c) => c.endsWith('msg_exception')), 15_000, 'late-sub asked again in its second session');
+    await eventually(
+      () => d.commands.includes('getversion') && d.commands.some((c) => c.endsWith('msg_exception')),
+      15_000,
+      'late-sub asked again in its second session',
+    );
   });
 
   it('[O-7] a device that says sleeping, then listens and sees pending = 1, gets its job while it is still connected', async () => {
@@ -256,7 +271,9 @@ describe('[P-21] with an external broker the hub asks until the device answers',
     const hub = await startHub({ args: ['--mqtt-url', mosquitto.url] });
     const d = new ScriptedDevice(mosquitto.url, 'ext-late', { subscribeAfterMs: 500, firmware: '3.0.0' });
     try {
-      const firmware = async () => (JSON.parse((await cliAsync(['devices', '--json', '--data-dir', hub.dataDir])).stdout) as DeviceRow[]).find((r) => r.id === 'ext-late')?.firmware || undefined;
+      const firmware = async () =>
+        (JSON.parse((await cliAsync(['devices', '--json', '--data-dir', hub.dataDir])).stdout) as DeviceRow[]).find((r) => r.id === 'ext-late')?.firmware ||
+        undefined;
       await d.wake();
       assert.equal(await eventually(firmware, 30_000, 'ext-late asked in its first session'), '3.0.0');
       await d.sleep();

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { cpuMs } from '../helpers/proc.js';
 
 /** Far below the 60 KB of the attack, far above any line the hub writes on its own. */

@@ -1,10 +1,10 @@
 /** Past HomeKit's 149 accessories per bridge, the hub opens a second bridge; devices stay put across restarts. */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { addAdmin, connectAdmin } from '../helpers/mqtt-device.js';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
-import { assertValidDatabase, pair, reconnect, type AccessoryDb, type PairingData } from '../helpers/homekit-controller.js';
 import { Characteristic } from 'hap-nodejs';
+import { type AccessoryDb, assertValidDatabase, type PairingData, pair, reconnect } from '../helpers/homekit-controller.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { addAdmin, connectAdmin } from '../helpers/mqtt-device.js';
 
 const DEVICES = 160;
 
@@ -31,20 +31,28 @@ describe('more than 149 devices', { timeout: 180_000 }, () => {
       await client.publishAsync(`HomeKit/sensor-${String(i).padStart(3, '0')}/TemperatureSensor/CurrentTemperature`, String(i % 40), { qos: 1 });
     }
     await client.endAsync();
-    const info = await eventually(() => {
-      const current = hub!.refresh();
-      return current.bridges.length === 2 && current.bridges.every((b) => b.port) ? current : undefined;
-    }, 20_000, 'a second bridge');
+    const info = await eventually(
+      () => {
+        const current = hub!.refresh();
+        return current.bridges.length === 2 && current.bridges.every((b) => b.port) ? current : undefined;
+      },
+      20_000,
+      'a second bridge',
+    );
 
     const pairings: PairingData[] = [];
     const before: string[][] = [];
     for (const bridge of info.bridges) {
       const { client: controller, pairing } = await pair(bridge.port!);
       pairings.push(pairing);
-      const db = await eventually(async () => {
-        const current = await controller.getAccessories();
-        return serials(current).length === (bridge.index === 0 ? 149 : DEVICES - 149) ? current : undefined;
-      }, 20_000, `bridge ${bridge.index} accessories`);
+      const db = await eventually(
+        async () => {
+          const current = await controller.getAccessories();
+          return serials(current).length === (bridge.index === 0 ? 149 : DEVICES - 149) ? current : undefined;
+        },
+        20_000,
+        `bridge ${bridge.index} accessories`,
+      );
       assertValidDatabase(db);
       before.push(serials(db));
       await controller.close();

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { connectDevice, devicePassword } from '../helpers/mqtt-device.js';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { rssBytes } from '../helpers/proc.js';
 import { connectPacket, utf8, varint } from '../helpers/raw-mqtt.js';
 
@@ -60,7 +60,7 @@ describe('MQTT packet limits', { timeout: 180_000 }, () => {
     if (hub) removeDataDir(hub.dataDir);
   });
 
-  it('cuts off CONNECTs announcing 250 MB before reading them, and the hub\'s memory stays flat', async () => {
+  it("cuts off CONNECTs announcing 250 MB before reading them, and the hub's memory stays flat", async () => {
     hub = await startHub();
     const port = hub.info.mqtt.port!;
     const pid = hub.child.pid!;
@@ -71,14 +71,19 @@ describe('MQTT packet limits', { timeout: 180_000 }, () => {
     const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(pid))), 50);
     try {
       // Each announces 250 MB and then sends as fast as the hub reads: up to 48 MB each.
-      await Promise.all(attackers.map(async (client) => {
-        client.socket.write(Buffer.concat([Buffer.from([0x10]), varint(ANNOUNCED)]));
-        await pump(client, 48 * MB);
-      }));
+      await Promise.all(
+        attackers.map(async (client) => {
+          client.socket.write(Buffer.concat([Buffer.from([0x10]), varint(ANNOUNCED)]));
+          await pump(client, 48 * MB);
+        }),
+      );
       peak = Math.max(peak, rssBytes(pid));
       assert.ok(peak - before < 100 * MB, `the hub grew by ${Math.round((peak - before) / MB)} MB`);
       const times = await Promise.all(attackers.map((client) => closedWithin(client, 3000)));
-      assert.ok(times.every((t) => t < 3000), `connections closed after ${times.join(', ')} ms`);
+      assert.ok(
+        times.every((t) => t < 3000),
+        `connections closed after ${times.join(', ')} ms`,
+      );
     } finally {
       clearInterval(sampler);
     }
@@ -91,7 +96,11 @@ describe('MQTT packet limits', { timeout: 180_000 }, () => {
     const trickled = await closedWithin(trickler, 3000);
     clearInterval(trickle);
     assert.ok(trickled < 3000, 'a trickling oversized CONNECT is closed at once');
-    await eventually(() => /CONNECT of 262144000 bytes announced, over the limit of 8192: disconnecting the client before reading it/.test(hub!.output()), 5000, 'the log line');
+    await eventually(
+      () => /CONNECT of 262144000 bytes announced, over the limit of 8192: disconnecting the client before reading it/.test(hub!.output()),
+      5000,
+      'the log line',
+    );
     assert.equal(hub.output().match(/CONNECT of 262144000 bytes/g)!.length, 1, 'logged once, not once per connection');
   });
 
@@ -117,7 +126,11 @@ describe('MQTT packet limits', { timeout: 180_000 }, () => {
     const elapsed = await closedWithin(device, 3000);
     assert.ok(elapsed < 3000, `the device was still connected after ${elapsed} ms`);
     assert.ok(rssBytes(pid) - before < 50 * MB, `the hub grew by ${Math.round((rssBytes(pid) - before) / MB)} MB`);
-    await eventually(() => /"client":"raw-1".*PUBLISH of 262144000 bytes announced: payload over 65536 bytes: disconnecting the client before reading it/.test(hub!.output()), 5000, 'the log line');
+    await eventually(
+      () => /"client":"raw-1".*PUBLISH of 262144000 bytes announced: payload over 65536 bytes: disconnecting the client before reading it/.test(hub!.output()),
+      5000,
+      'the log line',
+    );
   });
 
   it('still serves real devices', async () => {

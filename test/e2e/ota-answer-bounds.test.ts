@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cliAsync } from '../helpers/mqtt-device.js';
-import { startScriptedDevice, type ScriptedDevice } from '../helpers/ota-device.js';
+import { type ScriptedDevice, startScriptedDevice } from '../helpers/ota-device.js';
 
 interface JobJson {
   state: string;
@@ -20,7 +20,7 @@ interface JobJson {
 /** About 48 KB of paths: under the 64 KB payload limit, thousands of entries (about 15 bytes each). */
 const manyPaths = Array.from({ length: 3500 }, (_, i) => `lib/f${i}.py`);
 
-describe('a device\'s long answers do not make long job messages or logs', { timeout: 90_000 }, () => {
+describe("a device's long answers do not make long job messages or logs", { timeout: 90_000 }, () => {
   let hub: RunningHub;
   const scripted: ScriptedDevice[] = [];
   const work = mkdtempSync(join(tmpdir(), 'mqttkit-ota-bounds-'));
@@ -47,7 +47,10 @@ describe('a device\'s long answers do not make long job messages or logs', { tim
   };
 
   it('a commit list of 3,500 paths (and a discard list as long) fails the job with a short message', async () => {
-    const device = await startScriptedDevice(hub.info.mqtt.address, 'bounds-commit', { kind: 'esp32', answers: { discard: { discarded: manyPaths }, commit: { committed: manyPaths } } });
+    const device = await startScriptedDevice(hub.info.mqtt.address, 'bounds-commit', {
+      kind: 'esp32',
+      answers: { discard: { discarded: manyPaths }, commit: { committed: manyPaths } },
+    });
     scripted.push(device);
     const logBefore = hub.output().length;
     const job = await push('bounds-commit', 'a.py');
@@ -59,7 +62,10 @@ describe('a device\'s long answers do not make long job messages or logs', { tim
   });
 
   it('a commit error of 40 KB fails the job with a short message', async () => {
-    const device = await startScriptedDevice(hub.info.mqtt.address, 'bounds-error', { kind: 'esp32', answers: { commit: { committed: [], error: `commit failed: ${'x'.repeat(40_000)}` } } });
+    const device = await startScriptedDevice(hub.info.mqtt.address, 'bounds-error', {
+      kind: 'esp32',
+      answers: { commit: { committed: [], error: `commit failed: ${'x'.repeat(40_000)}` } },
+    });
     scripted.push(device);
     const job = await push('bounds-error', 'b.py');
     assert.equal(job.state, 'failed', job.message);

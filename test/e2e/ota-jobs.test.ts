@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { BIN, eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { addAdmin, cli, cliAsync, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
-import { deviceRoot, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
-import { startMosquitto, type RunningMosquitto } from '../helpers/mosquitto.js';
+import { deviceRoot, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 interface JobJson {
@@ -134,7 +134,11 @@ class Harness {
   /** Queues a push through the API (an upload) and returns its job number and upload folder. */
   async upload(device: string, content = 'print("hello")\n', reboot = true): Promise<{ id: number; folder: string }> {
     const before = new Set(this.uploadFolders());
-    const { status, json } = await this.api('POST', '/api/ota/push', { device, file: { path: 'main.py', content: Buffer.from(content).toString('base64') }, reboot });
+    const { status, json } = await this.api('POST', '/api/ota/push', {
+      device,
+      file: { path: 'main.py', content: Buffer.from(content).toString('base64') },
+      reboot,
+    });
     assert.equal(status, 200, JSON.stringify(json));
     const folder = this.uploadFolders().find((f) => !before.has(f));
     assert.ok(folder, 'the upload has a folder');
@@ -174,7 +178,9 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('a job for a device that is online but not listening waits for it; one that listens but never answers fails with a clear message and the hub lives on, also after a restart; ota cancel ends a running job', { timeout: 150_000 }, async () => {
+  it('a job for a device that is online but not listening waits for it; one that listens but never answers fails with a clear message and the hub lives on, also after a restart; ota cancel ends a running job', {
+    timeout: 150_000,
+  }, async () => {
     const h = await harness();
     // `ghost` said `$state online`, but nothing is connected as ghost: nobody listens. [P-21]
     await h.state('ghost', 'online');
@@ -251,7 +257,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.match(usage.stderr, /give a job number, or --rollout <id>/);
   });
 
-  it('the API cancels a queued job and removes its upload; a removed device\'s queued job fails and its upload goes', { timeout: 150_000 }, async () => {
+  it("the API cancels a queued job and removes its upload; a removed device's queued job fails and its upload goes", { timeout: 150_000 }, async () => {
     const h = await harness();
     await h.state('napper', 'offline');
     const kept = await h.upload('napper');
@@ -261,7 +267,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.equal(cancel.status, 200, JSON.stringify(cancel.json));
     assert.match(String(cancel.json.message), new RegExp(`job #${dropped.id} \\(push for napper\\) cancelled before it started`));
     assert.match((await h.job(dropped.id)).message!, /^cancelled by tests \(API\)/);
-    assert.equal(existsSync(dropped.folder), false, 'the cancelled job\'s upload folder is gone');
+    assert.equal(existsSync(dropped.folder), false, "the cancelled job's upload folder is gone");
     assert.equal(existsSync(kept.folder), true, 'the queued job keeps its folder');
 
     const twice = await h.api('POST', `/api/ota/jobs/${dropped.id}/cancel`);
@@ -277,7 +283,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.equal(removed.status, 0, removed.stderr);
     const failed = await h.jobIn(kept.id, ['failed'], 10_000);
     assert.match(failed.message!, /napper was removed/);
-    assert.equal(existsSync(kept.folder), false, 'the failed job\'s upload folder is gone');
+    assert.equal(existsSync(kept.folder), false, "the failed job's upload folder is gone");
   });
 
   it('a rollout whose job is cancelled starts no other device; ota cancel --rollout stops a whole rollout', { timeout: 150_000 }, async () => {
@@ -285,7 +291,8 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     for (const id of ['roll-1', 'roll-2', 'roll-3']) await h.state(id, 'offline');
     const manifest = join(work, 'manifest.txt');
     writeFileSync(manifest, `${userFile} main.py\n`);
-    const rolloutJobs = async () => (JSON.parse((await cliAsync(['ota', 'jobs', '--json', '--data-dir', h.dataDir])).stdout) as JobJson[]).filter((j) => j.device.startsWith('roll-'));
+    const rolloutJobs = async () =>
+      (JSON.parse((await cliAsync(['ota', 'jobs', '--json', '--data-dir', h.dataDir])).stdout) as JobJson[]).filter((j) => j.device.startsWith('roll-'));
 
     // Cancel the canary's job: the rollout ends `cancelled`, the other two devices are never started.
     const first = cliBounded(['ota', 'rollout', manifest, '--devices', 'roll-*', '--canary', '1', '--data-dir', h.dataDir]);
@@ -294,7 +301,10 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.equal((await cliAsync(['ota', 'cancel', String(canary.id), '--data-dir', h.dataDir])).status, 0);
     const followed = await first;
     assert.equal(followed.status, 1);
-    assert.match(followed.stdout, new RegExp(`rollout #1 cancelled: canary roll-1's job #${canary.id} was cancelled by 'mqttkit ota cancel'.*; the other 2 devices were not touched`));
+    assert.match(
+      followed.stdout,
+      new RegExp(`rollout #1 cancelled: canary roll-1's job #${canary.id} was cancelled by 'mqttkit ota cancel'.*; the other 2 devices were not touched`),
+    );
     assert.equal((await rolloutJobs()).length, 1, 'no other device was started');
 
     // A whole rollout: its queued canary job is cancelled with it.
@@ -305,7 +315,10 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.match(stopped.stdout, /rollout #2 cancelled: 1 unfinished job\(s\) cancelled, 2 device\(s\) not started/);
     assert.match((await second).stdout, /rollout #2 cancelled: cancelled by 'mqttkit ota cancel'/);
     const jobs = await rolloutJobs();
-    assert.deepEqual(jobs.map((j) => j.state), ['cancelled', 'cancelled']);
+    assert.deepEqual(
+      jobs.map((j) => j.state),
+      ['cancelled', 'cancelled'],
+    );
   });
 
   it('at start, upload folders no unfinished job needs are removed; a queued job keeps its folder across the restart', { timeout: 150_000 }, async () => {
@@ -321,7 +334,7 @@ describe('OTA jobs: nothing takes the hub down; cancel; uploads', { timeout: 300
     assert.equal((await h.job(queued.id)).state, 'queued');
   });
 
-  it("a job that succeeds takes its upload folder with it", { timeout: 150_000 }, async (t: TestContext) => {
+  it('a job that succeeds takes its upload folder with it', { timeout: 150_000 }, async (t: TestContext) => {
     const python = requireTool(t, 'python3', ['python3'], 'apt-get install python3');
     if (!python) return;
     const h = await harness();

@@ -12,9 +12,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cliAsync } from '../helpers/mqtt-device.js';
-import { startScriptedDevice, type ScriptedDevice } from '../helpers/ota-device.js';
+import { type ScriptedDevice, startScriptedDevice } from '../helpers/ota-device.js';
 
 interface JobJson {
   state: string;
@@ -42,10 +42,14 @@ describe('OTA protocol: firmware by partition, seed 002 devices', { timeout: 300
   const device = async (id: string, options: Parameters<typeof startScriptedDevice>[2]) => {
     const d = await startScriptedDevice(hub.info.mqtt.address, id, options);
     devices.push(d);
-    await eventually(async () => {
-      const list = JSON.parse((await cliAsync(['devices', '--json', '--data-dir', hub.dataDir])).stdout) as Array<{ id: string; state: string }>;
-      return list.some((x) => x.id === id && x.state === 'online');
-    }, 15_000, `${id} online`);
+    await eventually(
+      async () => {
+        const list = JSON.parse((await cliAsync(['devices', '--json', '--data-dir', hub.dataDir])).stdout) as Array<{ id: string; state: string }>;
+        return list.some((x) => x.id === id && x.state === 'online');
+      },
+      15_000,
+      `${id} online`,
+    );
     return d;
   };
 
@@ -73,7 +77,10 @@ describe('OTA protocol: firmware by partition, seed 002 devices', { timeout: 300
     const result = await ota(['firmware', 'ab-bad', file('broken.bin', 'an image that does not start')]);
     assert.equal(result.status, 1);
     assert.equal(result.job.state, 'rolled-back', result.job.message);
-    assert.match(result.job.message, /rolled back: the image was written to partition ota_1 but the device runs from ota_0: it came back on the old version 1\.27\.0; keepversion not sent/);
+    assert.match(
+      result.job.message,
+      /rolled back: the image was written to partition ota_1 but the device runs from ota_0: it came back on the old version 1\.27\.0; keepversion not sent/,
+    );
     assert.equal(esp.reboots, 1);
     assert.equal(esp.kept, 0);
     assert.ok(!esp.commands.includes('keepversion'));
@@ -96,7 +103,10 @@ describe('OTA protocol: firmware by partition, seed 002 devices', { timeout: 300
     const synced = await ota(['sync', 'seed-1', join(work, 'seed.txt')]);
     assert.equal(synced.job.state, 'succeeded', synced.job.message);
     assert.match(synced.job.message, /2 files sent one by one with the 4-field trigger .* each followed by a reboot/);
-    assert.deepEqual(synced.job.transfers.map((t) => t.file), ['a.py', 'lib/b.py']);
+    assert.deepEqual(
+      synced.job.transfers.map((t) => t.file),
+      ['a.py', 'lib/b.py'],
+    );
     assert.equal(seed.files.get('lib/b.py')?.toString(), 'B = 2\n');
     assert.equal(seed.reboots, 3);
 

@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, cliAsync, connectAdmin } from '../helpers/mqtt-device.js';
-import { startScriptedDevice, type ScriptedDevice } from '../helpers/ota-device.js';
-import { deviceRoot, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
+import { type ScriptedDevice, startScriptedDevice } from '../helpers/ota-device.js';
+import { deviceRoot, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 interface JobJson {
@@ -129,7 +129,10 @@ describe('OTA job steps: discard, commit lists, drops, failed commits, hashes', 
     const since = messages.length;
     const pushed = await ota(['push', 'steps-commit', file('conf', 'CONF = 1\n'), '--as', 'conf']);
     assert.equal(pushed.job.state, 'failed', pushed.job.message);
-    assert.match(pushed.job.message, /^conf: transferred and verified, but the device's commit failed, so it kept its old files and did not reboot: commit failed/);
+    assert.match(
+      pushed.job.message,
+      /^conf: transferred and verified, but the device's commit failed, so it kept its old files and did not reboot: commit failed/,
+    );
     const report = messages.slice(since).find((m) => m.topic === 'stat/steps-commit/OTA' && m.text.includes('"file": "conf"'));
     assert.ok(report, 'a report on stat/<id>/OTA');
     const parsed = JSON.parse(report.text) as { ok: boolean; step: string; error: string; hash: string };
@@ -172,6 +175,11 @@ describe('OTA job steps: discard, commit lists, drops, failed commits, hashes', 
     scripted.push(device);
     const pushed = await ota(['push', 'steps-gone', file('gone.py', 'GONE = 1\n'), '--as', 'gone.py']);
     assert.equal(pushed.job.state, 'failed', pushed.job.message);
-    assert.match(pushed.job.message, new RegExp(`steps-gone left during the transfer of gone\\.py and did not come back within the job's deadline \\(${DEADLINE_S} s from its start, --ota-job-deadline\\)`));
+    assert.match(
+      pushed.job.message,
+      new RegExp(
+        `steps-gone left during the transfer of gone\\.py and did not come back within the job's deadline \\(${DEADLINE_S} s from its start, --ota-job-deadline\\)`,
+      ),
+    );
   });
 });

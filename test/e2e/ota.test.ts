@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { pino } from 'pino';
-import { servePull } from '../../src/ota/pull-server.js';
 import { sha1, triggerMessage } from '../../src/ota/protocol.js';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { servePull } from '../../src/ota/pull-server.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, cliAsync, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
-import { deviceRoot, EXAMPLES, PROBE, removeRoot, runDevice, type RunningDevice } from '../helpers/python-device.js';
+import { deviceRoot, EXAMPLES, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 interface JobJson {
@@ -84,7 +84,14 @@ describe('OTA', { timeout: 300_000 }, () => {
     assert.ok(readFileSync(join(device.root, 'data.bin')).equals(allBytes), 'bit-identical');
 
     // The hub's server hands the bytes only to the device's address.
-    const server = await servePull({ bytes: allBytes, host: '127.0.0.1', allowedAddress: '127.0.0.1', timeoutMs: 5000, log: pino({ level: 'silent' }), deviceId: 'x' });
+    const server = await servePull({
+      bytes: allBytes,
+      host: '127.0.0.1',
+      allowedAddress: '127.0.0.1',
+      timeoutMs: 5000,
+      log: pino({ level: 'silent' }),
+      deviceId: 'x',
+    });
     const stranger = await new Promise<Buffer>((resolve) => {
       const socket = connect({ port: server.port, host: '127.0.0.1', localAddress: '127.0.0.2' });
       const chunks: Buffer[] = [];
@@ -113,7 +120,11 @@ describe('OTA', { timeout: 300_000 }, () => {
       });
       await new Promise<void>((r) => corrupt.listen(0, '127.0.0.1', () => r()));
       const since = reports.length;
-      await admin.publishAsync('ota-a/OTA', triggerMessage('127.0.0.1', (corrupt.address() as { port: number }).port, 'data.bin', sha1(Buffer.alloc(allBytes.length, 7)), false), { qos: 1 });
+      await admin.publishAsync(
+        'ota-a/OTA',
+        triggerMessage('127.0.0.1', (corrupt.address() as { port: number }).port, 'data.bin', sha1(Buffer.alloc(allBytes.length, 7)), false),
+        { qos: 1 },
+      );
       const report = await eventually(() => reports.slice(since).find((r) => r.topic === 'stat/ota-a/OTA'), 10_000, 'the device report');
       corrupt.close();
       return JSON.parse(report.text) as { ok: boolean; error: string };
@@ -124,13 +135,20 @@ describe('OTA', { timeout: 300_000 }, () => {
     const cut = await evil('cut');
     assert.equal(cut.ok, false);
     assert.ok(readFileSync(join(device.root, 'data.bin')).equals(allBytes), 'the old file is untouched');
-    assert.deepEqual(readdirSync(device.root).filter((f) => f.endsWith('.part') || f.endsWith('.new')), [], 'no partial or staged file left');
+    assert.deepEqual(
+      readdirSync(device.root).filter((f) => f.endsWith('.part') || f.endsWith('.new')),
+      [],
+      'no partial or staged file left',
+    );
   });
 
   it('sync sends only the files that changed, and verifies the hashes afterwards', async (t) => {
     if (!py(t)) return;
     const device = devices.find((d) => d.events.some((e) => e.started === 'ota-a'))!;
-    writeFileSync(join(work, 'manifest.txt'), '# local file, path on the device\nprofile-one.py one.py\nprofile-two.py lib/two.py\nprofile-three.bin three.bin\n');
+    writeFileSync(
+      join(work, 'manifest.txt'),
+      '# local file, path on the device\nprofile-one.py one.py\nprofile-two.py lib/two.py\nprofile-three.bin three.bin\n',
+    );
     file('profile-one.py', 'print("one")\n');
     file('profile-two.py', 'VALUE = 2\n');
     file('profile-three.bin', Buffer.from([0, 1, 2, 255]));
@@ -141,7 +159,11 @@ describe('OTA', { timeout: 300_000 }, () => {
     file('profile-two.py', 'VALUE = 22\n');
     const second = await ota(['sync', 'ota-a', join(work, 'manifest.txt')]);
     assert.equal(second.status, 0, second.job.message);
-    assert.deepEqual(second.job.transfers.map((x) => x.file), ['lib/two.py'], 'exactly the changed file');
+    assert.deepEqual(
+      second.job.transfers.map((x) => x.file),
+      ['lib/two.py'],
+      'exactly the changed file',
+    );
     assert.equal(readFileSync(join(device.root, 'lib/two.py'), 'utf8'), 'VALUE = 22\n');
     assert.match(second.job.message, /1 of 3 files sent.*verified/);
 
@@ -171,20 +193,38 @@ describe('OTA', { timeout: 300_000 }, () => {
     assert.match(broken.job.message, /came back on the old version 2\.0\.0; keepversion not sent/);
     const logsAfter = (await cliAsync(['logs', 'ota-fw', '-n', '1000', '--data-dir', hub.dataDir])).stdout;
     assert.equal(kept(logsAfter), kept(logsBefore), 'no keepversion answered after the broken image');
-    const shown = JSON.parse((await cliAsync(['device', 'show', 'ota-fw', '--json', '--data-dir', hub.dataDir])).stdout) as { firmware: string; lastReboot: string; ota: Array<{ state: string }> };
+    const shown = JSON.parse((await cliAsync(['device', 'show', 'ota-fw', '--json', '--data-dir', hub.dataDir])).stdout) as {
+      firmware: string;
+      lastReboot: string;
+      ota: Array<{ state: string }>;
+    };
     assert.equal(shown.firmware, '2.0.0');
-    assert.deepEqual(shown.ota.map((j) => j.state), ['rolled-back', 'succeeded']);
-    await eventually(async () => {
-      const again = JSON.parse((await cliAsync(['device', 'show', 'ota-fw', '--json', '--data-dir', hub.dataDir])).stdout) as { lastReboot: string };
-      return /rolled back: firmware 3\.0\.0 did not start/.test(again.lastReboot);
-    }, 10_000, 'the hub to learn the reboot reason');
+    assert.deepEqual(
+      shown.ota.map((j) => j.state),
+      ['rolled-back', 'succeeded'],
+    );
+    await eventually(
+      async () => {
+        const again = JSON.parse((await cliAsync(['device', 'show', 'ota-fw', '--json', '--data-dir', hub.dataDir])).stdout) as { lastReboot: string };
+        return /rolled back: firmware 3\.0\.0 did not start/.test(again.lastReboot);
+      },
+      10_000,
+      'the hub to learn the reboot reason',
+    );
   });
 
   it('a job for a sleeping device waits, survives a hub restart, and completes when the device wakes', async (t) => {
     if (!py(t)) return;
     const first = start('ota-sleepy', join(EXAMPLES, 'sleepy_sensor.py'), { sleep: 30 });
     assert.equal(await first.exited, 0, first.output());
-    await eventually(async () => JSON.parse((await cliAsync(['devices', '--json', '--data-dir', hub.dataDir])).stdout).some((d: { id: string; state: string }) => d.id === 'ota-sleepy' && d.state === 'sleeping'), 10_000, 'asleep');
+    await eventually(
+      async () =>
+        JSON.parse((await cliAsync(['devices', '--json', '--data-dir', hub.dataDir])).stdout).some(
+          (d: { id: string; state: string }) => d.id === 'ota-sleepy' && d.state === 'sleeping',
+        ),
+      10_000,
+      'asleep',
+    );
 
     const queued = await ota(['push', 'ota-sleepy', file('calibration.json', '{"offset": 0.5}'), '--no-wait']);
     assert.equal(queued.job.state, 'queued');
@@ -195,10 +235,14 @@ describe('OTA', { timeout: 300_000 }, () => {
     assert.equal(await hub.stop('SIGTERM'), 0);
     hub = await startHub({ dataDir: hub.dataDir, args: ['--ota-reboot-timeout', '20s', '--mqtt-port', String(hub.info.mqtt.port)] });
     const woke = start('ota-sleepy', join(EXAMPLES, 'sleepy_sensor.py'), {}, first.root);
-    await eventually(async () => {
-      const list = JSON.parse((await cliAsync(['ota', 'jobs', '--json', '--data-dir', hub.dataDir])).stdout) as Array<{ device: string; state: string }>;
-      return list.find((j) => j.device === 'ota-sleepy')?.state === 'succeeded';
-    }, 40_000, 'the job to complete after the wake-up');
+    await eventually(
+      async () => {
+        const list = JSON.parse((await cliAsync(['ota', 'jobs', '--json', '--data-dir', hub.dataDir])).stdout) as Array<{ device: string; state: string }>;
+        return list.find((j) => j.device === 'ota-sleepy')?.state === 'succeeded';
+      },
+      40_000,
+      'the job to complete after the wake-up',
+    );
     assert.equal(readFileSync(join(first.root, 'calibration.json'), 'utf8'), '{"offset": 0.5}');
     assert.equal(await woke.exited, 0, 'then it went back to sleep');
   });
@@ -212,28 +256,62 @@ describe('OTA', { timeout: 300_000 }, () => {
     writeFileSync(join(work, 'fleet.json'), JSON.stringify({ files: { 'lib/app.py': 'fleet-app.py' } }));
     file('fleet-app.py', 'APP = "v2"\n');
 
-    const failed = await cliAsync(['ota', 'rollout', join(work, 'fleet.json'), '--devices', 'roll-*', '--canary', '1', '--concurrency', '2', '--json', '--data-dir', hub.dataDir]);
+    const failed = await cliAsync([
+      'ota',
+      'rollout',
+      join(work, 'fleet.json'),
+      '--devices',
+      'roll-*',
+      '--canary',
+      '1',
+      '--concurrency',
+      '2',
+      '--json',
+      '--data-dir',
+      hub.dataDir,
+    ]);
     assert.equal(failed.status, 1, failed.stderr);
     const failedRollout = JSON.parse(failed.stdout) as { state: string; message: string; jobs: JobJson[] };
     assert.equal(failedRollout.state, 'failed');
     assert.match(failedRollout.message, /canary roll-0 failed .*the other 5 devices were not touched/);
-    assert.deepEqual(failedRollout.jobs.map((j) => j.device), ['roll-0']);
+    assert.deepEqual(
+      failedRollout.jobs.map((j) => j.device),
+      ['roll-0'],
+    );
     for (const d of fleet.slice(1)) assert.ok(!existsSync(join(d.root, 'lib/app.py')));
 
     rmSync(join(fleet[0]!.root, 'lib'));
-    const done = await cliAsync(['ota', 'rollout', join(work, 'fleet.json'), '--devices', 'roll-*', '--canary', '1', '--concurrency', '2', '--json', '--data-dir', hub.dataDir]);
+    const done = await cliAsync([
+      'ota',
+      'rollout',
+      join(work, 'fleet.json'),
+      '--devices',
+      'roll-*',
+      '--canary',
+      '1',
+      '--concurrency',
+      '2',
+      '--json',
+      '--data-dir',
+      hub.dataDir,
+    ]);
     const rollout = JSON.parse(done.stdout) as { state: string; jobs: JobJson[] };
     assert.equal(rollout.state, 'succeeded', done.stdout);
     assert.equal(rollout.jobs.filter((j) => j.state === 'succeeded').length, 6);
     for (const d of fleet) assert.equal(readFileSync(join(d.root, 'lib/app.py'), 'utf8'), 'APP = "v2"\n');
     const rest = rollout.jobs.filter((j) => j.device !== 'roll-0');
-    const overlap = Math.max(...rest.map((j) => rest.filter((o) => o.startedAt < j.finishedAt && o.finishedAt > j.startedAt && o.startedAt <= j.startedAt).length));
+    const overlap = Math.max(
+      ...rest.map((j) => rest.filter((o) => o.startedAt < j.finishedAt && o.finishedAt > j.startedAt && o.startedAt <= j.startedAt).length),
+    );
     assert.ok(overlap <= 2, `at most 2 in flight, saw ${overlap}`);
     const canary = rollout.jobs.find((j) => j.device === 'roll-0')!;
-    assert.ok(rest.every((j) => j.startedAt >= canary.finishedAt), 'the others start after the canary is verified');
+    assert.ok(
+      rest.every((j) => j.startedAt >= canary.finishedAt),
+      'the others start after the canary is verified',
+    );
   });
 
-  it('only the hub (and admins) may trigger OTA: a device cannot reach another device\'s OTA topics', async () => {
+  it("only the hub (and admins) may trigger OTA: a device cannot reach another device's OTA topics", async () => {
     const victim = await connectDevice(hub.info.mqtt.address, 'victim-1');
     const attacker = await connectDevice(hub.info.mqtt.address, 'attacker-1');
     const received: string[] = [];

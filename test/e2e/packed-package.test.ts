@@ -15,10 +15,10 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { rawRequest } from '../helpers/raw-http.js';
 
 const execFileAsync = promisify(execFile);
@@ -34,7 +34,9 @@ interface Manifest {
 
 /** Packs this checkout (already built by `npm test`: no scripts, so the running tests' dist is not rebuilt) and installs the tarball in `dir`. */
 function packAndInstall(dir: string): { app: string; bin: string; manifest: Manifest } {
-  const packed = JSON.parse(execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' })) as Array<{ filename: string }>;
+  const packed = JSON.parse(execFileSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' })) as Array<{
+    filename: string;
+  }>;
   const tarball = join(dir, packed[0]!.filename);
   const app = join(dir, 'app');
   const installed = join(app, 'node_modules', 'mqttkit');
@@ -107,7 +109,10 @@ describe('the npm package as packed', { timeout: 120_000 }, () => {
   });
 
   it('runs `mqttkit simulate` against the hub, and `mqttkit conformance` checks the simulated device', async () => {
-    const sim = spawn(process.execPath, [bin, 'simulate', '--devices', '1', '--kinds', 'switch', '--prefix', 'packed', '--data-dir', hub!.dataDir], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+    const sim = spawn(process.execPath, [bin, 'simulate', '--devices', '1', '--kinds', 'switch', '--prefix', 'packed', '--data-dir', hub!.dataDir], {
+      cwd: app,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     sim.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     sim.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -115,7 +120,11 @@ describe('the npm package as packed', { timeout: 120_000 }, () => {
     try {
       await eventually(() => output.includes('running 1 devices'), 30_000, `the simulated device to connect:\n${output}`);
       // Exits non-zero (and rejects, with its output) unless the device passes.
-      const check = await execFileAsync(process.execPath, [bin, 'conformance', 'packed-switch-1', '--only', 'P-0', '--data-dir', hub!.dataDir, '--timeout', '20', '--sleep-wait', '0'], { cwd: app, timeout: 60_000 });
+      const check = await execFileAsync(
+        process.execPath,
+        [bin, 'conformance', 'packed-switch-1', '--only', 'P-0', '--data-dir', hub!.dataDir, '--timeout', '20', '--sleep-wait', '0'],
+        { cwd: app, timeout: 60_000 },
+      );
       assert.match(check.stdout, /P-0/);
       sim.kill('SIGINT');
       assert.equal(await exited, 0, output);

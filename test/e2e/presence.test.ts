@@ -8,8 +8,8 @@ import { after, describe, it } from 'node:test';
 import type { HttpClient } from 'hap-controller';
 import type { MqttClient } from 'mqtt';
 import { characteristicId, pair, reconnect } from '../helpers/homekit-controller.js';
-import { eventually, removeDataDir, startHub, tempDataDir, type RunningHub } from '../helpers/hub-process.js';
-import { startMosquitto, type RunningMosquitto } from '../helpers/mosquitto.js';
+import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
+import { type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { cli, connectDevice } from '../helpers/mqtt-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
@@ -66,15 +66,23 @@ describe('presence with the embedded broker [P-19]', { timeout: 120_000 }, () =>
     await sleepy.publishAsync('HomeKit/sleepy/TemperatureSensor/CurrentTemperature', '12.5', { qos: 1 });
     const stays = await device('stays');
     await stays.publishAsync('HomeKit/stays/Switch/On', '1', { qos: 1 });
-    await eventually(async () => {
-      const db = await controller.getAccessories();
-      for (const [id, service, characteristic] of [['plug', 'Outlet', 'On'], ['sleepy', 'TemperatureSensor', 'CurrentTemperature'], ['stays', 'Switch', 'On']] as const) {
-        const found = characteristicId(db, id, service, characteristic);
-        if (!found) return false;
-        ids[id] = found;
-      }
-      return true;
-    }, 10_000, 'three accessories');
+    await eventually(
+      async () => {
+        const db = await controller.getAccessories();
+        for (const [id, service, characteristic] of [
+          ['plug', 'Outlet', 'On'],
+          ['sleepy', 'TemperatureSensor', 'CurrentTemperature'],
+          ['stays', 'Switch', 'On'],
+        ] as const) {
+          const found = characteristicId(db, id, service, characteristic);
+          if (!found) return false;
+          ids[id] = found;
+        }
+        return true;
+      },
+      10_000,
+      'three accessories',
+    );
     assert.equal((await read(controller, ids.plug!)).value, 1);
 
     await sleepy.publishAsync('HomeKit/sleepy/$state', 'sleeping 600', { qos: 1, retain: true });
@@ -85,7 +93,7 @@ describe('presence with the embedded broker [P-19]', { timeout: 120_000 }, () =>
     const now = await states(hub, token);
     assert.equal(now.sleepy, 'sleeping', 'a sleeper that left cleanly stays asleep');
     assert.equal(now.stays, 'online', 'a connected device stays online');
-    assert.equal((await read(controller, ids.sleepy!)).value, 12.5, 'HomeKit keeps showing the sleeper\'s last value');
+    assert.equal((await read(controller, ids.sleepy!)).value, 12.5, "HomeKit keeps showing the sleeper's last value");
 
     // Restart: the broker starts empty, so nobody is connected.
     await controller.close();

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, cli, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
 
 /** The CONNACK return code of a refused connection, 0 when it connected. */
@@ -28,7 +28,7 @@ describe('reserved device ids and topic spaces', { timeout: 120_000 }, () => {
     if (hub) removeDataDir(hub.dataDir);
   });
 
-  it('refuses ids that name the hub\'s topics, at connect and in the CLI', async () => {
+  it("refuses ids that name the hub's topics, at connect and in the CLI", async () => {
     hub = await startHub();
     const url = hub.info.mqtt.address;
     const watcher = await connectAdmin(url, 'watcher', addAdmin(hub.dataDir, 'watcher'));
@@ -47,7 +47,11 @@ describe('reserved device ids and topic spaces', { timeout: 120_000 }, () => {
       await ota.publishAsync('HomeKit/OTA/$name', 'marker', { qos: 1 });
       await eventually(() => seen.includes('HomeKit/OTA/$name'), 5000, 'the marker');
     }
-    assert.deepEqual(seen.filter((t) => t !== 'HomeKit/OTA/$name'), [], 'no OTA trigger reached a subscriber');
+    assert.deepEqual(
+      seen.filter((t) => t !== 'HomeKit/OTA/$name'),
+      [],
+      'no OTA trigger reached a subscriber',
+    );
     assert.equal(code, 2, 'CONNACK 2: identifier rejected');
     for (const id of ['HomeKit', 'homekit', 'stat', 'Tele', 'cmnd', 'ota']) assert.equal(await connackCode(url, id), 2, id);
     assert.match(hub.output(), /'OTA' is reserved/);
@@ -68,8 +72,12 @@ describe('reserved device ids and topic spaces', { timeout: 120_000 }, () => {
     clients.push(device);
     for (const topic of ['HomeKit/plain-1', 'stat/plain-1', 'tele/plain-1']) await device.publishAsync(topic, 'x', { qos: 1 });
     for (const topic of ['HomeKit/plain-1/$name', 'stat/plain-1/Log', 'tele/plain-1/STATE']) await device.publishAsync(topic, 'x', { qos: 1 });
-    await eventually(() => ['HomeKit/plain-1/$name', 'stat/plain-1/Log', 'tele/plain-1/STATE'].every((t) => seen.includes(t)), 5000, 'the device\'s own topics');
-    assert.deepEqual(seen.filter((t) => t.split('/').length === 2), [], 'bare topics were dropped');
+    await eventually(() => ['HomeKit/plain-1/$name', 'stat/plain-1/Log', 'tele/plain-1/STATE'].every((t) => seen.includes(t)), 5000, "the device's own topics");
+    assert.deepEqual(
+      seen.filter((t) => t.split('/').length === 2),
+      [],
+      'bare topics were dropped',
+    );
     assert.ok(device.connected, 'a misdirected publish does not cost the device its connection');
   });
 });

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
 import { accessoryBySerial, characteristicValue, pair } from '../helpers/homekit-controller.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cli, connectDevice, devicePassword, subackCode } from '../helpers/mqtt-device.js';
 
 const hubs: RunningHub[] = [];
@@ -89,10 +89,14 @@ describe('broker security (embedded)', { timeout: 180_000 }, () => {
     await b.publishAsync('HomeKit/dev-b/TemperatureSensor/CurrentTemperature', '20', { qos: 1 });
     await a.publishAsync('HomeKit/dev-a/TemperatureSensor/CurrentTemperature', '30', { qos: 1 });
     const { client: controller } = await pair(hub.info.bridges[0]!.port!);
-    await eventually(async () => {
-      const db = await controller.getAccessories();
-      return accessoryBySerial(db, 'dev-a') && accessoryBySerial(db, 'dev-b');
-    }, 10_000, 'both accessories');
+    await eventually(
+      async () => {
+        const db = await controller.getAccessories();
+        return accessoryBySerial(db, 'dev-a') && accessoryBySerial(db, 'dev-b');
+      },
+      10_000,
+      'both accessories',
+    );
 
     // A publishes into B's space: dropped, A stays connected, B's value in HomeKit is unchanged.
     const received: string[] = [];
@@ -101,11 +105,19 @@ describe('broker security (embedded)', { timeout: 180_000 }, () => {
     await a.publishAsync('HomeKit/dev-b/TemperatureSensor/CurrentTemperature', '99', { qos: 1 });
     await a.publishAsync('HomeKit/dev-b/$state', 'removed', { qos: 1 });
     await a.publishAsync('HomeKit/dev-a/TemperatureSensor/CurrentTemperature', '31', { qos: 1 });
-    await eventually(async () => characteristicValue(await controller.getAccessories(), 'dev-a', 'TemperatureSensor', 'CurrentTemperature') === 31, 5000, 'A\'s own update');
+    await eventually(
+      async () => characteristicValue(await controller.getAccessories(), 'dev-a', 'TemperatureSensor', 'CurrentTemperature') === 31,
+      5000,
+      "A's own update",
+    );
     const db = await controller.getAccessories();
     assert.equal(characteristicValue(db, 'dev-b', 'TemperatureSensor', 'CurrentTemperature'), 20, 'B unchanged');
     assert.ok(a.connected, 'a misdirected publish does not cost the device its connection');
-    assert.deepEqual(received.filter((m) => m.includes(' 99') || m.includes('removed')), [], 'B never saw A\'s messages');
+    assert.deepEqual(
+      received.filter((m) => m.includes(' 99') || m.includes('removed')),
+      [],
+      "B never saw A's messages",
+    );
 
     for (const filter of ['HomeKit/#', 'HomeKit/dev-b/#', 'cmnd/dev-b/#', '#', '+/OTA', 'HomeKit/+/Switch/On/set', '$SYS/#']) {
       assert.equal(await subackCode(a, filter), 128, `${filter} refused`);
@@ -114,7 +126,9 @@ describe('broker security (embedded)', { timeout: 180_000 }, () => {
       assert.equal(await subackCode(a, filter), 1, `${filter} granted`);
     }
 
-    const foreignWill = await refusal(url, 'dev-a', devicePassword('dev-a'), { will: { topic: 'HomeKit/dev-b/$state', payload: Buffer.from('offline'), qos: 1, retain: true } });
+    const foreignWill = await refusal(url, 'dev-a', devicePassword('dev-a'), {
+      will: { topic: 'HomeKit/dev-b/$state', payload: Buffer.from('offline'), qos: 1, retain: true },
+    });
     assert.equal(foreignWill, 5, 'a last will outside its space is refused');
     assert.equal(await refusal(url, 'dev-a', devicePassword('dev-a'), { clientId: 'someone-else' }), 5, 'client id must equal the username');
     await controller.close();
@@ -156,7 +170,10 @@ describe('broker security (embedded)', { timeout: 180_000 }, () => {
     const url = approving.info.mqtt.address;
     assert.equal(await refusal(url, 'newbie', devicePassword('newbie')), 5);
     const listed = JSON.parse(cli(['device', 'list', '--json', '--data-dir', approving.dataDir]).stdout) as Array<{ id: string; account: string }>;
-    assert.deepEqual(listed.find((d) => d.id === 'newbie'), { ...listed.find((d) => d.id === 'newbie'), account: 'waiting for approval' });
+    assert.deepEqual(
+      listed.find((d) => d.id === 'newbie'),
+      { ...listed.find((d) => d.id === 'newbie'), account: 'waiting for approval' },
+    );
     assert.equal(await refusal(url, 'newbie', devicePassword('newbie')), 5, 'still waiting');
 
     const approved = cli(['device', 'approve', 'newbie', '--data-dir', approving.dataDir]);
@@ -193,7 +210,11 @@ describe('broker security (embedded)', { timeout: 180_000 }, () => {
     for (const hub of hubs) {
       const output = hub.output();
       assert.match(output, /"level":20/, 'debug logging was on');
-      for (const secret of secrets) assert.ok(!output.includes(secret), `a secret (${secret.slice(0, 3)}…) appeared in the log of ${hub.dataDir}: ${output.split("\n").find((l) => l.includes(secret))}`);
+      for (const secret of secrets)
+        assert.ok(
+          !output.includes(secret),
+          `a secret (${secret.slice(0, 3)}…) appeared in the log of ${hub.dataDir}: ${output.split('\n').find((l) => l.includes(secret))}`,
+        );
       assert.ok(!output.includes('scrypt$'), 'no hash in the log');
     }
   });

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { HttpClient } from 'hap-controller';
 import type { MqttClient } from 'mqtt';
 import { characteristicId, pair } from '../helpers/homekit-controller.js';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, cliAsync, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
 
 const CONFIRM_MS = 1000;
@@ -88,7 +88,10 @@ describe('writes to a sleeping device', { timeout: 120_000 }, () => {
   it('shows the written value while the device sleeps, delivers it when it wakes, and clears the retained /set once it confirms', async () => {
     const id = characteristicId(await controller.getAccessories(), 'sleepy-lamp', 'Lightbulb', 'On')!;
     const written = await controller.setCharacteristics({ [id]: true });
-    assert.ok(Object.values(written.characteristics ?? {}).every((c) => !(c as { status?: number }).status), JSON.stringify(written));
+    assert.ok(
+      Object.values(written.characteristics ?? {}).every((c) => !(c as { status?: number }).status),
+      JSON.stringify(written),
+    );
     // Past the confirmation timeout, still asleep: the write waits, HomeKit shows it.
     await new Promise((r) => setTimeout(r, CONFIRM_MS * 2.5));
     assert.ok(on(await read(id)), 'the written value is shown while the device sleeps');

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
@@ -23,7 +23,27 @@ describe('MQTT over TLS', { timeout: 60_000 }, () => {
     if (!openssl) return;
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
-    execFileSync(openssl, ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      openssl,
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     hub = await startHub({ args: ['--mqtts-port', '0', '--tls-cert', cert, '--tls-key', key] });
     const tlsPort = hub.info.mqtt.tlsPort;
     assert.ok(tlsPort, 'the TLS port is in hub.json');
@@ -32,10 +52,13 @@ describe('MQTT over TLS', { timeout: 60_000 }, () => {
     await device.subscribeAsync('HomeKit/secure-1/$error', { qos: 0 });
     device.on('message', (_topic, payload) => errors.push(payload.toString()));
     await device.publishAsync('HomeKit/secure-1/TemperatureSensor/CurrentTemperature', 'warm', { qos: 1 });
-    await eventually(() => errors.some((e) => e.includes("'warm' is not a number")), 5000, 'the hub\'s answer over TLS');
+    await eventually(() => errors.some((e) => e.includes("'warm' is not a number")), 5000, "the hub's answer over TLS");
     await device.endAsync();
 
-    const bad = await startHub({ args: ['--mqtts-port', '0', '--tls-cert', join(dir, 'missing.pem'), '--tls-key', key] }).then(() => 'started', (error: Error) => error.message);
+    const bad = await startHub({ args: ['--mqtts-port', '0', '--tls-cert', join(dir, 'missing.pem'), '--tls-key', key] }).then(
+      () => 'started',
+      (error: Error) => error.message,
+    );
     assert.match(bad, /cannot read the TLS certificate \(--tls-cert\) .*missing\.pem/);
   });
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cliAsync, connectDevice } from '../helpers/mqtt-device.js';
 
 describe('versions and ids a user is shown', { timeout: 120_000 }, () => {
@@ -20,7 +20,7 @@ describe('versions and ids a user is shown', { timeout: 120_000 }, () => {
     }
   });
 
-  it('prints each bridge\'s HAP id (the username a controller needs) in the start banner', async () => {
+  it("prints each bridge's HAP id (the username a controller needs) in the start banner", async () => {
     hub = await startHub();
     const username = hub.info.bridges[0]!.username;
     assert.match(username, /^([0-9A-F]{2}:){5}[0-9A-F]{2}$/);
@@ -39,14 +39,17 @@ describe('versions and ids a user is shown', { timeout: 120_000 }, () => {
       const command = payload.toString().replace(/^#\d+ /, '');
       const answer = command.startsWith('getversion')
         ? JSON.stringify({ firmware: '1.22.0', app: '0.9.0', library: null, platform: 'test', python: null, ota: 2 })
-        : command.startsWith('msg_reboot') ? 'power on' : 'no exception recorded';
+        : command.startsWith('msg_reboot')
+          ? 'power on'
+          : 'no exception recorded';
       void device!.publishAsync(`stat/${id}/Log`, rid ? `#${rid} ${answer}` : answer);
     });
     await device.subscribeAsync([`cmnd/${id}/OTA`, `HomeKit/${id}/#`], { qos: 1 });
     await device.publishAsync(`HomeKit/${id}/$firmware`, 'v2.1.0-beta', { retain: true, qos: 1 });
     await device.publishAsync(`HomeKit/${id}/Switch/On`, '1', { qos: 1 });
     await device.publishAsync(`HomeKit/${id}/$state`, 'online', { retain: true, qos: 1 });
-    const show = async () => JSON.parse((await cliAsync(['device', 'show', id, '--json', '--data-dir', hub!.dataDir])).stdout) as { app: string | null; firmware: string | null };
+    const show = async () =>
+      JSON.parse((await cliAsync(['device', 'show', id, '--json', '--data-dir', hub!.dataDir])).stdout) as { app: string | null; firmware: string | null };
     await eventually(async () => (await show()).firmware === '1.22.0', 20_000, 'the hub asked getversion');
     assert.deepEqual(await show().then(({ app, firmware }) => ({ app, firmware })), { app: 'v2.1.0-beta', firmware: '1.22.0' });
     const table = (await cliAsync(['devices', '--data-dir', hub.dataDir])).stdout;
@@ -57,7 +60,11 @@ describe('versions and ids a user is shown', { timeout: 120_000 }, () => {
   it('refuses a command to a sleeping device at once, saying commands are not queued (docs/protocol.md [P-23])', async () => {
     assert.ok(hub && device);
     await device.publishAsync('HomeKit/version-probe/$state', 'sleeping 600', { retain: true, qos: 1 });
-    await eventually(async () => JSON.parse((await cliAsync(['device', 'show', 'version-probe', '--json', '--data-dir', hub!.dataDir])).stdout).state === 'sleeping', 10_000, 'asleep');
+    await eventually(
+      async () => JSON.parse((await cliAsync(['device', 'show', 'version-probe', '--json', '--data-dir', hub!.dataDir])).stdout).state === 'sleeping',
+      10_000,
+      'asleep',
+    );
     const result = await cliAsync(['cmd', 'version-probe', 'stats', '--timeout', '5', '--data-dir', hub.dataDir]);
     assert.equal(result.status, 1, result.stdout);
     assert.match(result.stderr, /version-probe is sleeping; it said it wakes in about \d+ s: commands are not queued/);

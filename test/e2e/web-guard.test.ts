@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { eventually, PINCODE, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, PINCODE, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
-import { json, rawRequest, type RawResponse } from '../helpers/raw-http.js';
+import { json, type RawResponse, rawRequest } from '../helpers/raw-http.js';
 
 const DEVICE = 'guard-lamp';
 const DOCS = fileURLToPath(new URL('../../../docs/api.md', import.meta.url));
@@ -116,7 +116,12 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
     const device = await connectDevice(hub.info.mqtt.address, DEVICE);
     device.on('error', () => {});
     await device.publishAsync(`HomeKit/${DEVICE}/Lightbulb/On`, '1', { qos: 1 });
-    const setup = await rawRequest(port, { method: 'POST', path: '/api/setup', ...json({ username: 'admin', password: 'correct horse battery' }), headers: { 'content-type': 'application/json', origin: same() } });
+    const setup = await rawRequest(port, {
+      method: 'POST',
+      path: '/api/setup',
+      ...json({ username: 'admin', password: 'correct horse battery' }),
+      headers: { 'content-type': 'application/json', origin: same() },
+    });
     assert.equal(setup.status, 200, setup.body);
     cookie = String(setup.headers['set-cookie']).split(';')[0]!;
     await eventually(async () => (await rawRequest(port, { path: `/api/devices/${DEVICE}`, headers: { cookie } })).status === 200, 10_000, 'the device');
@@ -128,7 +133,13 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
       routes.push(r);
     }
     // Each path is also tried with OPTIONS and a method it does not have.
-    routes = [...routes, ...[...new Set(routes.map((r) => r.url))].flatMap((url) => [{ method: 'OPTIONS', url }, { method: 'PUT', url }])];
+    routes = [
+      ...routes,
+      ...[...new Set(routes.map((r) => r.url))].flatMap((url) => [
+        { method: 'OPTIONS', url },
+        { method: 'PUT', url },
+      ]),
+    ];
   });
   after(async () => {
     await hub?.stop('SIGKILL');
@@ -156,7 +167,13 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
         sent++;
         let problem: string | undefined;
         try {
-          const response = await rawRequest(port, { method: route.method, path, body, headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...headers() }, timeoutMs: 3000 });
+          const response = await rawRequest(port, {
+            method: route.method,
+            path,
+            body,
+            headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...headers() },
+            timeoutMs: 3000,
+          });
           problem = refused(route.method, response, allowed);
         } catch (error) {
           problem = (error as Error).message; // a handler that waits (for a device) was reached
@@ -173,9 +190,23 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
     assert.ok(registered, 'the hub logs its routes at debug level ("web route", one line each)');
     const documented = new Set(documentedRoutes().map(key));
     const api = registered.filter((r) => !ASSETS.includes(r.url) && r.method !== 'HEAD' && !['/api', '/api/*'].includes(r.url));
-    assert.deepEqual(api.map(key).filter((k) => !documented.has(k)), [], 'every route is in docs/api.md');
-    assert.deepEqual([...documented].filter((k) => !api.some((r) => key(r) === k)), [], 'every documented route exists');
-    assert.deepEqual(registered.filter((r) => r.public && !ASSETS.includes(r.url)).map(key).sort(), [...PUBLIC].sort());
+    assert.deepEqual(
+      api.map(key).filter((k) => !documented.has(k)),
+      [],
+      'every route is in docs/api.md',
+    );
+    assert.deepEqual(
+      [...documented].filter((k) => !api.some((r) => key(r) === k)),
+      [],
+      'every documented route exists',
+    );
+    assert.deepEqual(
+      registered
+        .filter((r) => r.public && !ASSETS.includes(r.url))
+        .map(key)
+        .sort(),
+      [...PUBLIC].sort(),
+    );
   });
 
   it('the test reaches the handlers: with the session cookie an encoded path is served', async () => {
@@ -191,7 +222,12 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
   });
 
   it('answers 401 (or an unrouted 404) to every spelling of every protected route without login', async () => {
-    const sent = await walk('without login', (r) => !PUBLIC.includes(key(r)), () => ({ origin: same() }), [401]);
+    const sent = await walk(
+      'without login',
+      (r) => !PUBLIC.includes(key(r)),
+      () => ({ origin: same() }),
+      [401],
+    );
     assert.ok(sent > 500, `${sent} requests`);
   });
 
@@ -203,17 +239,29 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
   });
 
   it('answers 403 to every route under a Host name that is not the hub (DNS rebinding)', async () => {
-    await walk('foreign Host', () => true, () => ({ host: `evil.example:${port}`, origin: `http://evil.example:${port}` }), [403]);
+    await walk(
+      'foreign Host',
+      () => true,
+      () => ({ host: `evil.example:${port}`, origin: `http://evil.example:${port}` }),
+      [403],
+    );
   });
 
   it('left everything as it was: the device, its password, the one admin', async () => {
     const device = await rawRequest(port, { path: `/api/devices/${DEVICE}`, headers: { cookie } });
     assert.equal(device.status, 200, 'the device was not removed');
-    const registration = JSON.parse((await rawRequest(port, { path: '/api/registration', headers: { cookie } })).body) as { accounts: Array<{ id: string; passwordSet: boolean }> };
+    const registration = JSON.parse((await rawRequest(port, { path: '/api/registration', headers: { cookie } })).body) as {
+      accounts: Array<{ id: string; passwordSet: boolean }>;
+    };
     assert.equal(registration.accounts.find((a) => a.id === DEVICE)?.passwordSet, true, 'its password was not reset');
     const jobs = JSON.parse((await rawRequest(port, { path: '/api/ota/jobs', headers: { cookie } })).body) as unknown[];
     assert.equal(jobs.length, 0, 'no OTA job was queued');
-    const intruder = await rawRequest(port, { method: 'POST', path: '/api/login', ...json({ username: 'intruder', password: 'intruder password' }), headers: { 'content-type': 'application/json', origin: same() } });
+    const intruder = await rawRequest(port, {
+      method: 'POST',
+      path: '/api/login',
+      ...json({ username: 'intruder', password: 'intruder password' }),
+      headers: { 'content-type': 'application/json', origin: same() },
+    });
     assert.equal(intruder.status, 401, 'no second admin was created');
   });
 
@@ -221,12 +269,30 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
     const secrets = /"name": "(mqttkit|uplot)"|export class WebServer|root:x:0:0|"pid":/;
     const up = (n: number, sep: string) => Array(n).fill('..').join(sep);
     const paths = [
-      `/${up(3, '%2f')}%2fpackage.json`, `/${up(3, '%2F')}%2Fpackage.json`, '/%2e%2e/%2e%2e/%2e%2e/package.json', '/%2e%2e%2f%2e%2e%2f%2e%2e%2fpackage.json',
-      `/${up(3, '/')}/package.json`, '/..%5c..%5c..%5cpackage.json', '/%252e%252e/%252e%252e/%252e%252e/package.json', '/..;/..;/..;/package.json',
-      `/vendor/uplot/${up(2, '%2f')}%2fpackage.json`, '/vendor/uplot/%2e%2e/package.json', '/vendor/uplot/..%2fpackage.json', `/vendor/uplot/${up(5, '%2f')}%2fpackage.json`,
-      `/${up(12, '%2f')}%2fetc%2fpasswd`, `/vendor/uplot/${up(12, '/')}/etc/passwd`, '/....//....//....//package.json', '/.%2e/.%2e/.%2e/package.json',
-      '/%2e%2e/%2e%2e/%2e%2e/src/web/server.ts', '/..%2f..%2f..%2fsrc/web/server.ts', '/%c0%ae%c0%ae/%c0%ae%c0%ae/%c0%ae%c0%ae/package.json', '/%00../../../package.json',
-      `http://127.0.0.1:${port}/../../../package.json`, '/app.js/../../../../package.json', '/index.html%00.js', `/${up(12, "%2f")}%2f${encodeURIComponent(hub.dataDir.slice(1))}%2fhub.json`,
+      `/${up(3, '%2f')}%2fpackage.json`,
+      `/${up(3, '%2F')}%2Fpackage.json`,
+      '/%2e%2e/%2e%2e/%2e%2e/package.json',
+      '/%2e%2e%2f%2e%2e%2f%2e%2e%2fpackage.json',
+      `/${up(3, '/')}/package.json`,
+      '/..%5c..%5c..%5cpackage.json',
+      '/%252e%252e/%252e%252e/%252e%252e/package.json',
+      '/..;/..;/..;/package.json',
+      `/vendor/uplot/${up(2, '%2f')}%2fpackage.json`,
+      '/vendor/uplot/%2e%2e/package.json',
+      '/vendor/uplot/..%2fpackage.json',
+      `/vendor/uplot/${up(5, '%2f')}%2fpackage.json`,
+      `/${up(12, '%2f')}%2fetc%2fpasswd`,
+      `/vendor/uplot/${up(12, '/')}/etc/passwd`,
+      '/....//....//....//package.json',
+      '/.%2e/.%2e/.%2e/package.json',
+      '/%2e%2e/%2e%2e/%2e%2e/src/web/server.ts',
+      '/..%2f..%2f..%2fsrc/web/server.ts',
+      '/%c0%ae%c0%ae/%c0%ae%c0%ae/%c0%ae%c0%ae/package.json',
+      '/%00../../../package.json',
+      `http://127.0.0.1:${port}/../../../package.json`,
+      '/app.js/../../../../package.json',
+      '/index.html%00.js',
+      `/${up(12, '%2f')}%2f${encodeURIComponent(hub.dataDir.slice(1))}%2fhub.json`,
     ];
     const leaks: string[] = [];
     for (const path of paths) {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { hostname, networkInterfaces } from 'node:os';
 import { after, before, describe, it } from 'node:test';
-import { removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cli } from '../helpers/mqtt-device.js';
 import { json, rawRequest } from '../helpers/raw-http.js';
 
@@ -26,7 +26,12 @@ describe('Host names the hub answers to (DNS rebinding)', { timeout: 120_000 }, 
 
   const session = (host: string) => rawRequest(port, { path: '/api/session', headers: { host } });
   const setup = (host: string, username: string) =>
-    rawRequest(port, { method: 'POST', path: '/api/setup', ...json({ username, password: 'correct horse battery' }), headers: { 'content-type': 'application/json', host, origin: `http://${host}` } });
+    rawRequest(port, {
+      method: 'POST',
+      path: '/api/setup',
+      ...json({ username, password: 'correct horse battery' }),
+      headers: { 'content-type': 'application/json', host, origin: `http://${host}` },
+    });
 
   it('refuses the first-run setup from a page under another name, naming the Host and the option that allows it', async () => {
     const refused = await setup(`evil.example:${port}`, 'rebound');
@@ -39,14 +44,32 @@ describe('Host names the hub answers to (DNS rebinding)', { timeout: 120_000 }, 
   });
 
   it('does not even let such a page read the session state or the dashboard', async () => {
-    for (const host of [`evil.example:${port}`, 'evil.example', `127.0.0.1.evil.example:${port}`, 'localhost.evil.example', 'hub.example.evil', 'nas.lan.evil.example']) {
+    for (const host of [
+      `evil.example:${port}`,
+      'evil.example',
+      `127.0.0.1.evil.example:${port}`,
+      'localhost.evil.example',
+      'hub.example.evil',
+      'nas.lan.evil.example',
+    ]) {
       assert.equal((await session(host)).status, 403, host);
       assert.equal((await rawRequest(port, { path: '/', headers: { host } })).status, 403, `${host} /`);
     }
   });
 
   it('refuses malformed Host headers', async () => {
-    for (const host of ['', ' ', `127.0.0.1:${port}@evil.example`, `localhost:${port}:${port}`, '[::1', '[::1].evil', '[evil.example]', 'local host', 'localhost:port', `[::1]x:${port}`]) {
+    for (const host of [
+      '',
+      ' ',
+      `127.0.0.1:${port}@evil.example`,
+      `localhost:${port}:${port}`,
+      '[::1',
+      '[::1].evil',
+      '[evil.example]',
+      'local host',
+      'localhost:port',
+      `[::1]x:${port}`,
+    ]) {
       assert.equal((await session(host)).status, 403, JSON.stringify(host));
     }
   });
@@ -57,8 +80,22 @@ describe('Host names the hub answers to (DNS rebinding)', { timeout: 120_000 }, 
       .filter((i) => !i.address.startsWith('fe80'))
       .map((i) => (i.family === 'IPv6' ? `[${i.address}]` : i.address));
     const hosts = [
-      `127.0.0.1:${port}`, '127.0.0.1', `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, '[::1]', '[0:0:0:0:0:0:0:1]', `localhost.:${port}`,
-      hostname(), `${hostname()}.local:${port}`, `hub.example:${port}`, 'HUB.example.', 'nas.lan', `Nas.Lan:${port}`, ...own, ...own.map((a) => `${a}:${port}`),
+      `127.0.0.1:${port}`,
+      '127.0.0.1',
+      `localhost:${port}`,
+      'LOCALHOST',
+      `[::1]:${port}`,
+      '[::1]',
+      '[0:0:0:0:0:0:0:1]',
+      `localhost.:${port}`,
+      hostname(),
+      `${hostname()}.local:${port}`,
+      `hub.example:${port}`,
+      'HUB.example.',
+      'nas.lan',
+      `Nas.Lan:${port}`,
+      ...own,
+      ...own.map((a) => `${a}:${port}`),
     ];
     for (const host of hosts) {
       const response = await session(host);
@@ -85,7 +122,12 @@ describe('first-run setup', { timeout: 60_000 }, () => {
       const port = hub.info.httpPort!;
       const answers = await Promise.all(
         ['admin', 'racer1', 'racer2', 'racer3'].map((username) =>
-          rawRequest(port, { method: 'POST', path: '/api/setup', ...json({ username, password: 'correct horse battery' }), headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${port}` } }),
+          rawRequest(port, {
+            method: 'POST',
+            path: '/api/setup',
+            ...json({ username, password: 'correct horse battery' }),
+            headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${port}` },
+          }),
         ),
       );
       assert.deepEqual(answers.map((a) => a.status).sort(), [200, 409, 409, 409], answers.map((a) => a.body).join('\n'));

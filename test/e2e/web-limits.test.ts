@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cli, cliAsync, connectDevice } from '../helpers/mqtt-device.js';
 import { json, rawRequest } from '../helpers/raw-http.js';
 
@@ -37,7 +37,9 @@ function partialPost(port: number, path: string, length: number): Promise<{ stat
       socket.destroy();
       reject(new Error(`no answer to a ${length}-byte ${path} body before it was complete`));
     });
-    socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n{"username":"admin","password":"${'x'.repeat(1000)}`);
+    socket.write(
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n{"username":"admin","password":"${'x'.repeat(1000)}`,
+    );
   });
 }
 
@@ -56,7 +58,14 @@ function openStream(port: number, headers: Record<string, string>): Promise<Stre
       const ended = new Promise<void>((done) => res.once('close', done));
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
       res.on('error', () => {});
-      resolve({ status: res.statusCode ?? 0, get body() { return body; }, ended, close: () => req.destroy() });
+      resolve({
+        status: res.statusCode ?? 0,
+        get body() {
+          return body;
+        },
+        ended,
+        close: () => req.destroy(),
+      });
     });
     req.on('error', reject);
   });
@@ -69,7 +78,8 @@ describe('web limits', { timeout: 180_000 }, () => {
   let cookie = '';
   const dir = mkdtempSync(join(tmpdir(), 'mqttkit-limits-'));
   const auth = () => ({ authorization: `Bearer ${token}` });
-  const post = (path: string, value: unknown) => rawRequest(port, { method: 'POST', path, ...json(value), headers: { 'content-type': 'application/json', ...auth() } });
+  const post = (path: string, value: unknown) =>
+    rawRequest(port, { method: 'POST', path, ...json(value), headers: { 'content-type': 'application/json', ...auth() } });
   const error = (body: string) => (JSON.parse(body) as { error: string }).error;
   const base64 = (bytes: number) => Buffer.alloc(bytes, 7).toString('base64');
 
@@ -80,7 +90,12 @@ describe('web limits', { timeout: 180_000 }, () => {
     device.on('error', () => {});
     await device.publishAsync(`HomeKit/${DEVICE}/Lightbulb/On`, '1', { qos: 1 });
     token = (JSON.parse((await cliAsync(['token', 'create', 'limits', '--json', '--data-dir', hub.dataDir])).stdout) as { token: string }).token;
-    const setup = await rawRequest(port, { method: 'POST', path: '/api/setup', ...json({ username: 'admin', password: 'correct horse battery' }), headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${port}` } });
+    const setup = await rawRequest(port, {
+      method: 'POST',
+      path: '/api/setup',
+      ...json({ username: 'admin', password: 'correct horse battery' }),
+      headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${port}` },
+    });
     cookie = String(setup.headers['set-cookie']).split(';')[0]!;
     await eventually(async () => (await rawRequest(port, { path: `/api/devices/${DEVICE}`, headers: auth() })).status === 200, 10_000, 'the device');
   });
@@ -117,7 +132,13 @@ describe('web limits', { timeout: 180_000 }, () => {
     const firmware = await post('/api/ota/firmware', { device: DEVICE, image: base64(65 * KIB) });
     assert.equal(firmware.status, 413);
     assert.equal(error(firmware.body), 'the firmware image is 65 KiB, over the OTA limit of 64 KiB (--ota-max-file-size)');
-    const sync = await post('/api/ota/sync', { device: DEVICE, files: [{ path: 'a.py', content: base64(33 * KIB) }, { path: 'b.py', content: base64(33 * KIB) }] });
+    const sync = await post('/api/ota/sync', {
+      device: DEVICE,
+      files: [
+        { path: 'a.py', content: base64(33 * KIB) },
+        { path: 'b.py', content: base64(33 * KIB) },
+      ],
+    });
     assert.equal(sync.status, 413);
     assert.match(error(sync.body), /the files are 66 KiB together, over the OTA limit of 64 KiB for one sync/);
     const notBase64 = await post('/api/ota/push', { device: DEVICE, file: { path: 'main.py', content: 'not base64!' } });
@@ -156,7 +177,10 @@ describe('web limits', { timeout: 180_000 }, () => {
   it('holds at most 20 live event streams per user, and ends them with the token or session', async () => {
     const streams: Stream[] = [];
     for (let i = 0; i < 20; i++) streams.push(await openStream(port, auth()));
-    assert.deepEqual(streams.map((s) => s.status), Array(20).fill(200));
+    assert.deepEqual(
+      streams.map((s) => s.status),
+      Array(20).fill(200),
+    );
     const extra = await openStream(port, auth());
     assert.equal(extra.status, 429);
     await extra.ended;
@@ -164,17 +188,26 @@ describe('web limits', { timeout: 180_000 }, () => {
     const browser = await openStream(port, { cookie });
     assert.equal(browser.status, 200, 'another user (a dashboard session) has its own 20');
     streams.pop()!.close();
-    const again = await eventually(async () => {
-      const s = await openStream(port, auth());
-      if (s.status === 200) return s;
-      s.close();
-      return undefined;
-    }, 10_000, 'a free stream after one closed');
+    const again = await eventually(
+      async () => {
+        const s = await openStream(port, auth());
+        if (s.status === 200) return s;
+        s.close();
+        return undefined;
+      },
+      10_000,
+      'a free stream after one closed',
+    );
     streams.push(again);
 
     assert.equal((await cliAsync(['token', 'remove', 'limits', '--data-dir', hub.dataDir])).status, 0);
     await Promise.all(streams.map((s) => s.ended)); // the revoked token's streams end (the node:test timeout is the bound)
-    const out = await rawRequest(port, { method: 'POST', path: '/api/logout', ...json({}), headers: { 'content-type': 'application/json', cookie, origin: `http://127.0.0.1:${port}` } });
+    const out = await rawRequest(port, {
+      method: 'POST',
+      path: '/api/logout',
+      ...json({}),
+      headers: { 'content-type': 'application/json', cookie, origin: `http://127.0.0.1:${port}` },
+    });
     assert.equal(out.status, 200);
     await browser.ended;
   });

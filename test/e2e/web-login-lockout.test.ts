@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 
 const ADMIN = { username: 'admin', password: 'correct horse battery' };
 
@@ -15,7 +15,12 @@ function login(port: number, body: unknown, localAddress = '127.0.0.1', signal?:
   return new Promise((resolve, reject) => {
     const req = request(
       {
-        host: '127.0.0.1', port, method: 'POST', path: '/api/login', localAddress, ...(signal ? { signal } : {}),
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/api/login',
+        localAddress,
+        ...(signal ? { signal } : {}),
         headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), origin: `http://127.0.0.1:${port}` },
       },
       (res) => {
@@ -48,13 +53,18 @@ describe('dashboard login under guessing', { timeout: 180_000 }, () => {
     if (hub) removeDataDir(hub.dataDir);
   });
 
-  for (const [what, warm] of [['the first login since the hub started', false], ['a login with a password that worked before', true]] as const) {
+  for (const [what, warm] of [
+    ['the first login since the hub started', false],
+    ['a login with a password that worked before', true],
+  ] as const) {
     it(`lets the admin in within 2 s while 20 wrong passwords for the admin are in flight from another address (${what})`, async () => {
       if (warm) assert.equal(await login(port, ADMIN), 200);
       // Guessing runs one at a time with growing pauses (minutes for all 20): the test looks at the first
       // answers only and hangs up on the rest.
       const stop = new AbortController();
-      const guesses = Array.from({ length: 20 }, (_, i) => login(port, { username: 'admin', password: `wrong guess ${i}` }, '127.0.0.2', stop.signal).catch(() => 0));
+      const guesses = Array.from({ length: 20 }, (_, i) =>
+        login(port, { username: 'admin', password: `wrong guess ${i}` }, '127.0.0.2', stop.signal).catch(() => 0),
+      );
       assert.equal(await guesses[0], 401, 'a wrong password is refused');
       const started = Date.now();
       assert.equal(await login(port, ADMIN), 200, 'the right password is accepted');

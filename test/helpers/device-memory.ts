@@ -68,7 +68,9 @@ export async function board(port: Port, files = portFiles(port)): Promise<Board>
     mp.FS.writeFile(`/lib/${file}`, readFileSync(join(LIBRARY, file), 'utf8'));
   }
   mp.FS.writeFile('/device/config.json', JSON.stringify({ broker: '192.0.2.1', port: 1883, device_id: 'mem-1', keepalive: 30 }));
-  run(`import sys\nsys.path.insert(0, '/lib')\nimport ${FIRMWARE_MODULES.join(', ')}\nimport machine, network, socket, membench\nmachine.PORT = '${port}'\n${port === 'esp32' ? 'import esp32\n' : ''}from membench import live`);
+  run(
+    `import sys\nsys.path.insert(0, '/lib')\nimport ${FIRMWARE_MODULES.join(', ')}\nimport machine, network, socket, membench\nmachine.PORT = '${port}'\n${port === 'esp32' ? 'import esp32\n' : ''}from membench import live`,
+  );
   const liveFunction = mp.globals.get('live') as () => number;
   return { mp, run, live: () => Number(liveFunction()) };
 }
@@ -99,7 +101,9 @@ export async function measureImport(port: Port): Promise<ImportFigures> {
   const compile: Record<string, number> = {};
   for (const file of files) {
     b.mp.globals.set('source', readFileSync(join(LIBRARY, file), 'utf8'));
-    compile[file] = Number(b.run(`_a = gc.mem_alloc()\n_c = compile(source, '${file}', 'exec')\nprint(gc.mem_alloc() - _a)\n_c = source = None\ngc.collect()`).trim());
+    compile[file] = Number(
+      b.run(`_a = gc.mem_alloc()\n_c = compile(source, '${file}', 'exec')\nprint(gc.mem_alloc() - _a)\n_c = source = None\ngc.collect()`).trim(),
+    );
   }
   return { port, retained, loaded, compile };
 }
@@ -251,7 +255,7 @@ export interface BudgetFigures {
 const TRIGGER_HOST = '192.0.2.1';
 
 /** Lets the on-demand modules' linger expire now and runs a step, which drops them. */
-const EXPIRE = "d.loaded = dict((name, time.ticks_add(time.ticks_ms(), -10 ** 6)) for name in d.loaded)\nd.step(0)\ngc.collect()";
+const EXPIRE = 'd.loaded = dict((name, time.ticks_add(time.ticks_ms(), -10 ** 6)) for name in d.loaded)\nd.step(0)\ngc.collect()';
 
 /**
  * The budget scenario, one call per step: connect, `publishes` publishes, `commands` commands (half
@@ -282,12 +286,16 @@ gc.collect()
 `);
   const idle = b.live();
   const publishes: Step[] = [];
-  for (let i = 0; i < options.publishes; i++) publishes.push(step(b, 'publish', `d.publish('TemperatureSensor', 'CurrentTemperature', ${20 + i / 10})\nd.step(0)`));
+  for (let i = 0; i < options.publishes; i++)
+    publishes.push(step(b, 'publish', `d.publish('TemperatureSensor', 'CurrentTemperature', ${20 + i / 10})\nd.step(0)`));
   const names = ['getversion', 'msg_reboot', 'msg_exception', 'stats', 'hashes'];
   const commands: Step[] = [];
   let commandsLoaded = 0;
   for (let i = 0; i < options.commands; i++) {
-    const inject = i % 2 ? `membench.Broker.current.inject('HomeKit/mem-1/Switch/On/set', '${i % 4 === 1 ? 1 : 0}')` : `membench.Broker.current.inject('cmnd/mem-1/OTA', '${names[(i / 2) % names.length]}')`;
+    const inject =
+      i % 2
+        ? `membench.Broker.current.inject('HomeKit/mem-1/Switch/On/set', '${i % 4 === 1 ? 1 : 0}')`
+        : `membench.Broker.current.inject('cmnd/mem-1/OTA', '${names[(i / 2) % names.length]}')`;
     commands.push(step(b, 'command', `${inject}\nd.step(0)\nd.step(0)`));
     if (i === 0) commandsLoaded = b.live() - idle;
   }
@@ -306,7 +314,12 @@ gc.collect()
   const otaLoaded = b.live() - liveBeforeOta;
   b.run(EXPIRE);
   const afterOtaDropped = b.live() - idle;
-  const out = b.run(`print(membench.STATE['max_read'], membench.STATE['reads'], membench.Broker.current.published)\nprint(membench.REPORTS[-1].decode() if membench.REPORTS else '{}')`).trim().split('\n');
+  const out = b
+    .run(
+      `print(membench.STATE['max_read'], membench.STATE['reads'], membench.Broker.current.published)\nprint(membench.REPORTS[-1].decode() if membench.REPORTS else '{}')`,
+    )
+    .trim()
+    .split('\n');
   const [maxRead, reads, published] = out[0]!.split(' ').map(Number) as [number, number, number];
   const otaReport = JSON.parse(out[1]!) as OtaFigures['report'];
   const bound = (list: Step[]) => (list.length ? Math.max(...list.map((s) => s.liveBefore + s.allocated)) - idle : 0);
@@ -327,7 +340,14 @@ gc.collect()
     largestAllocation: Math.max(largest.largest, ota.largest),
     largestWhere: ota.largest > largest.largest ? 'ota' : largest.label,
     published,
-    ota: { maxRead, reads, largestAllocation: ota.largest, allocatedPerRead: reads ? Math.round(ota.allocated / reads) : 0, retainedAfter: afterOtaDropped - afterCommandsDropped, report: otaReport },
+    ota: {
+      maxRead,
+      reads,
+      largestAllocation: ota.largest,
+      allocatedPerRead: reads ? Math.round(ota.allocated / reads) : 0,
+      retainedAfter: afterOtaDropped - afterCommandsDropped,
+      report: otaReport,
+    },
   };
 }
 
@@ -340,7 +360,8 @@ export const OTA_ALLOCATION_TARGET = 528;
 export function otaProblems(ota: Pick<OtaFigures, 'maxRead' | 'largestAllocation'>): string[] {
   const problems: string[] = [];
   if (ota.maxRead > OTA_CHUNK_TARGET) problems.push(`it read ${ota.maxRead} bytes at once (at most ${OTA_CHUNK_TARGET})`);
-  if (ota.largestAllocation > OTA_ALLOCATION_TARGET) problems.push(`it allocated ${ota.largestAllocation} bytes in one block (at most ${OTA_ALLOCATION_TARGET})`);
+  if (ota.largestAllocation > OTA_ALLOCATION_TARGET)
+    problems.push(`it allocated ${ota.largestAllocation} bytes in one block (at most ${OTA_ALLOCATION_TARGET})`);
   return problems;
 }
 

@@ -70,7 +70,9 @@ export function definedIn(block: { text: string; heading: boolean }): string[] {
 export function docs(): Array<{ file: string; text: string }> {
   const dir = join(ROOT, 'docs');
   return [
-    ...readdirSync(dir).filter((f) => f.endsWith('.md')).map((f) => ({ file: `docs/${f}`, text: readFileSync(join(dir, f), 'utf8') })),
+    ...readdirSync(dir)
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => ({ file: `docs/${f}`, text: readFileSync(join(dir, f), 'utf8') })),
     { file: 'README.md', text: readFileSync(join(ROOT, 'README.md'), 'utf8') },
   ];
 }
@@ -97,7 +99,7 @@ export function definitions(): Place[] {
 
 export function citations(files: Array<{ file: string; text: string }>): Place[] {
   const places: Place[] = [];
-  for (const { file, text } of files) for (const [n, line] of text.split('\n').entries()) for (const m of line.matchAll(ID)) places.push({ id: `${m[1]}-${m[2]}`, file, line: n + 1 });
+  for (const { file, text } of files)
+    for (const [n, line] of text.split('\n').entries()) for (const m of line.matchAll(ID)) places.push({ id: `${m[1]}-${m[2]}`, file, line: n + 1 });
   return places;
 }
-

@@ -146,7 +146,8 @@ function valueProblems(c: HapCharacteristic): string[] {
       const valid = c['valid-values'];
       if (valid && valid.length > 0 && !valid.includes(value)) problems.push(`value ${value} not in valid-values [${valid.join(', ')}]`);
       const range = c['valid-values-range'];
-      if (range && range.length === 2 && (value < range[0]! || value > range[1]!)) problems.push(`value ${value} outside valid-values-range ${range[0]}..${range[1]}`);
+      if (range && range.length === 2 && (value < range[0]! || value > range[1]!))
+        problems.push(`value ${value} outside valid-values-range ${range[0]}..${range[1]}`);
       break;
     }
     default:
@@ -207,7 +208,10 @@ export function idChanges(id: string, before: AccessoryIds, after: AccessoryIds 
 }
 
 const NAMES = new Map<string, string>();
-for (const [kind, table] of [['service', Service], ['characteristic', Characteristic]] as const) {
+for (const [kind, table] of [
+  ['service', Service],
+  ['characteristic', Characteristic],
+] as const) {
   for (const [name, value] of Object.entries(table)) {
     const uuid = (value as { UUID?: unknown }).UUID;
     if (typeof uuid === 'string' && !NAMES.has(`${kind}:${uuid}`)) NAMES.set(`${kind}:${uuid}`, name);

@@ -6,6 +6,7 @@ import { PINCODE } from './hub-process.js';
 
 type PairingData = NonNullable<ReturnType<HttpClient['getLongTermData']>>;
 type AccessoryDb = Awaited<ReturnType<HttpClient['getAccessories']>>;
+
 export type { AccessoryDb, PairingData };
 
 const SERIAL = Characteristic.SerialNumber.UUID;
@@ -47,9 +48,7 @@ export const serviceUuid = (name: string) => (Service as unknown as Record<strin
 export const characteristicUuid = (name: string) => (Characteristic as unknown as Record<string, { UUID: string }>)[name]!.UUID;
 
 export function accessoryBySerial(db: AccessoryDb, serial: string) {
-  return db.accessories.find((a) =>
-    a.services.some((s) => s.type === INFO && s.characteristics.some((c) => c.type === SERIAL && c.value === serial)),
-  );
+  return db.accessories.find((a) => a.services.some((s) => s.type === INFO && s.characteristics.some((c) => c.type === SERIAL && c.value === serial)));
 }
 
 /** "aid.iid" of a characteristic of a device's service, or undefined. */
@@ -64,14 +63,15 @@ export function characteristicValue(db: AccessoryDb, serial: string, service: st
   const id = characteristicId(db, serial, service, characteristic);
   if (!id) return undefined;
   const [aid, iid] = id.split('.').map(Number);
-  return db.accessories.find((a) => a.aid === aid)!.services.flatMap((s) => s.characteristics).find((c) => c.iid === iid)!.value;
+  return db.accessories
+    .find((a) => a.aid === aid)!
+    .services.flatMap((s) => s.characteristics)
+    .find((c) => c.iid === iid)!.value;
 }
 
 /** Every (aid, service iid, characteristic iid) with its type: what must not change across restarts. */
 export function idMap(db: AccessoryDb): string[] {
-  return db.accessories
-    .flatMap((a) => a.services.flatMap((s) => s.characteristics.map((c) => `${a.aid}/${s.iid}:${s.type}/${c.iid}:${c.type}`)))
-    .sort();
+  return db.accessories.flatMap((a) => a.services.flatMap((s) => s.characteristics.map((c) => `${a.aid}/${s.iid}:${s.type}/${c.iid}:${c.type}`))).sort();
 }
 
 /** HAP validity our bridge promises: one AccessoryInformation per accessory, unique iids, values within range. */

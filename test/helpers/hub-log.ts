@@ -33,7 +33,7 @@ export function hubLogProblems(text: string): LogProblem[] {
     }
     if (TIMING.test(line) || ENVIRONMENT.test(line)) continue;
     if (/HAP-NodeJS WARNING/.test(line) || /characteristic|illegal value|exceeded|valid values/i.test(line)) {
-      problems.push({ line: cut(line), why: 'HAP-NodeJS warning (a value or name slipped past mqttkit\'s checks)' });
+      problems.push({ line: cut(line), why: "HAP-NodeJS warning (a value or name slipped past mqttkit's checks)" });
     } else if (/Unhandled|uncaught|UnhandledPromiseRejection|^\s*at .*\(.*:\d+:\d+\)$|Error:/.test(line)) {
       problems.push({ line: cut(line), why: 'error text on the console' });
     }

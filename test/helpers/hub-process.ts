@@ -1,10 +1,10 @@
 /** Runs the real `mqttkit start` in a child process on free loopback ports and a temp data dir. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readRuntime, type RuntimeInfo } from '../../src/store/runtime-file.js';
+import { type RuntimeInfo, readRuntime } from '../../src/store/runtime-file.js';
 
 export const PINCODE = '031-45-154';
 export const BIN = fileURLToPath(new URL('../../../bin/mqttkit.js', import.meta.url));
@@ -44,9 +44,23 @@ export async function startHub(options: StartHubOptions = {}): Promise<RunningHu
   const dataDir = options.dataDir ?? tempDataDir();
   const external = options.args?.includes('--mqtt-url') ?? false;
   const args = [
-    options.bin ?? BIN, 'start', '--data-dir', dataDir, ...(external ? [] : ['--mqtt-host', '127.0.0.1', '--mqtt-port', '0']),
-    '--hap-host', '127.0.0.1', '--hap-port', '0', '--http-host', '127.0.0.1', '--http-port', '0', ...(options.pincode === null ? [] : ['--pincode', options.pincode ?? PINCODE]),
-    '--log-level', 'info', ...(options.args ?? []),
+    options.bin ?? BIN,
+    'start',
+    '--data-dir',
+    dataDir,
+    ...(external ? [] : ['--mqtt-host', '127.0.0.1', '--mqtt-port', '0']),
+    '--hap-host',
+    '127.0.0.1',
+    '--hap-port',
+    '0',
+    '--http-host',
+    '127.0.0.1',
+    '--http-port',
+    '0',
+    ...(options.pincode === null ? [] : ['--pincode', options.pincode ?? PINCODE]),
+    '--log-level',
+    'info',
+    ...(options.args ?? []),
   ];
   const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd });
   let output = '';

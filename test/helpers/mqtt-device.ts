@@ -5,7 +5,11 @@ import { BIN } from './hub-process.js';
 
 export const devicePassword = (id: string) => `pw-${id}-0123456789`;
 
-export function connectDevice(url: string, id: string, options: { password?: string; will?: { topic: string; payload: string } } & IClientOptions = {}): Promise<MqttClient> {
+export function connectDevice(
+  url: string,
+  id: string,
+  options: { password?: string; will?: { topic: string; payload: string } } & IClientOptions = {},
+): Promise<MqttClient> {
   const { password, will, ...rest } = options;
   return mqtt.connectAsync(url, {
     clientId: id,

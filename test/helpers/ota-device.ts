@@ -112,7 +112,16 @@ export async function startScriptedDevice(url: string, id: string, options: Opti
       if (options.kind === 'esp32' && fields.length === 5) {
         if (ok && file === '$firmware') nextBoot = spare();
         else if (ok) device.files.set(file, bytes);
-        await say(`stat/${id}/OTA`, JSON.stringify({ file, ok, hash: bytes ? sha1(bytes) : null, error: ok ? null : 'hash mismatch', ...(file === '$firmware' ? { partition: spare() } : {}) }));
+        await say(
+          `stat/${id}/OTA`,
+          JSON.stringify({
+            file,
+            ok,
+            hash: bytes ? sha1(bytes) : null,
+            error: ok ? null : 'hash mismatch',
+            ...(file === '$firmware' ? { partition: spare() } : {}),
+          }),
+        );
         if (ok && fields[4] === '1') await reboot();
         return;
       }

@@ -28,7 +28,19 @@ const MAX_BODY = 256 * 1024;
 export function rawRequest(port: number, options: RawRequest): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path, headers: { host: `127.0.0.1:${port}`, ...(options.body !== undefined ? { 'content-length': String(Buffer.byteLength(options.body)) } : {}), ...options.headers }, agent, setHost: false },
+      {
+        host: '127.0.0.1',
+        port,
+        method: options.method ?? 'GET',
+        path: options.path,
+        headers: {
+          host: `127.0.0.1:${port}`,
+          ...(options.body !== undefined ? { 'content-length': String(Buffer.byteLength(options.body)) } : {}),
+          ...options.headers,
+        },
+        agent,
+        setHost: false,
+      },
       (res) => {
         let body = '';
         const done = () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
@@ -44,7 +56,9 @@ export function rawRequest(port: number, options: RawRequest): Promise<RawRespon
         res.on('error', done);
       },
     );
-    req.setTimeout(options.timeoutMs ?? 5000, () => req.destroy(new Error(`no answer to ${options.method ?? 'GET'} ${options.path} within ${options.timeoutMs ?? 5000} ms`)));
+    req.setTimeout(options.timeoutMs ?? 5000, () =>
+      req.destroy(new Error(`no answer to ${options.method ?? 'GET'} ${options.path} within ${options.timeoutMs ?? 5000} ms`)),
+    );
     req.on('error', reject);
     req.end(options.body);
   });

@@ -1,5 +1,5 @@
 /** A loopback TCP proxy whose connections the test can cut, to drop a device's broker link mid-stream. */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export class TcpProxy {
   #server: Server | undefined;

@@ -31,7 +31,14 @@ export async function startWrongDevice(url: string, id: string): Promise<WrongDe
     session.on('error', () => {});
     session.on('message', (topic, payload) => void handle(topic, payload.toString()));
     const announce = async () => {
-      for (const [field, value] of [['$name', 'Wrong device'], ['$model', 'Conformance counter-example'], ['$firmware', '1.0.0'], ['Switch/On', '0'], ['$state', 'online']] as const) await say(`HomeKit/${id}/${field}`, value, true);
+      for (const [field, value] of [
+        ['$name', 'Wrong device'],
+        ['$model', 'Conformance counter-example'],
+        ['$firmware', '1.0.0'],
+        ['Switch/On', '0'],
+        ['$state', 'online'],
+      ] as const)
+        await say(`HomeKit/${id}/${field}`, value, true);
     };
     session.on('connect', () => void announce());
     await session.subscribeAsync([`HomeKit/${id}/+/+/set`, `cmnd/${id}/OTA`, `${id}/OTA`], { qos: 1 });

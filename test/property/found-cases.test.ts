@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { isValidHapName } from '../helpers/hap-invariants.js';
 import { characteristicId, pair, reconnect } from '../helpers/homekit-controller.js';
-import { eventually, removeDataDir, startHub, type RunningHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
 import { disposeTemplate, runScenario } from './hub-session.js';
 import type { Message, Scenario } from './scenario.js';
@@ -24,7 +24,13 @@ describe('cases found by the property tests', { timeout: 120_000 }, () => {
     await runScenario({
       devices: ['LAMP', 'esp8266_12345678'],
       steps: [
-        { kind: 'publish', messages: [say('esp8266_12345678', 'HomeKit/esp8266_12345678/Lightbulb/1/On', '1'), say('esp8266_12345678', 'HomeKit/esp8266_12345678/Lightbulb/On', '1')] },
+        {
+          kind: 'publish',
+          messages: [
+            say('esp8266_12345678', 'HomeKit/esp8266_12345678/Lightbulb/1/On', '1'),
+            say('esp8266_12345678', 'HomeKit/esp8266_12345678/Lightbulb/On', '1'),
+          ],
+        },
         { kind: 'restart', signal: 'SIGTERM' },
         { kind: 'publish', messages: [say('LAMP', 'HomeKit/LAMP/Switch/On', '1')] },
       ],
@@ -59,7 +65,11 @@ describe('cases found by the property tests', { timeout: 120_000 }, () => {
       steps: [
         {
           kind: 'publish',
-          messages: [say('-', 'HomeKit/-/Switch/On', '1'), say('x', 'HomeKit/x/Switch/On', '1'), say('esp8266_12345678', 'HomeKit/esp8266_12345678/Switch/On', '1')],
+          messages: [
+            say('-', 'HomeKit/-/Switch/On', '1'),
+            say('x', 'HomeKit/x/Switch/On', '1'),
+            say('esp8266_12345678', 'HomeKit/esp8266_12345678/Switch/On', '1'),
+          ],
         },
       ],
     };
@@ -77,7 +87,10 @@ describe('cases found by the property tests', { timeout: 120_000 }, () => {
       steps: [
         {
           kind: 'publish',
-          messages: [say('esp8266_12345678', 'HomeKit/esp8266_12345678/$name', `a${'𝐀'.repeat(33)}`), say('esp8266_12345678', 'HomeKit/esp8266_12345678/Switch/On', '1')],
+          messages: [
+            say('esp8266_12345678', 'HomeKit/esp8266_12345678/$name', `a${'𝐀'.repeat(33)}`),
+            say('esp8266_12345678', 'HomeKit/esp8266_12345678/Switch/On', '1'),
+          ],
         },
       ],
     });
@@ -89,7 +102,7 @@ describe('cases found by the property tests', { timeout: 120_000 }, () => {
   // the next new device gets the removed one's aid (2), and, with the same services, the same iids.
   // A controller that missed the removal takes the new device for the old one: its room, name and
   // automations (stored by aid.iid) now act on the new device.
-  it('a removed device\'s aid is not handed to the next new device (new)', async () => {
+  it("a removed device's aid is not handed to the next new device (new)", async () => {
     await runScenario({
       devices: ['devA', 'devB'],
       steps: [
@@ -150,7 +163,11 @@ describe('cases found by the property tests', { timeout: 120_000 }, () => {
       lamp.on('error', () => {});
       await lamp.publishAsync('HomeKit/lamp1/Lightbulb/On', '1', { qos: 1 });
       await lamp.publishAsync('HomeKit/lamp1/Lightbulb/Brightness', '40', { qos: 1 });
-      const seen = await eventually(async () => characteristicId(await client.getAccessories(), 'lamp1', 'Lightbulb', 'Brightness'), 5000, 'Brightness in /accessories');
+      const seen = await eventually(
+        async () => characteristicId(await client.getAccessories(), 'lamp1', 'Lightbulb', 'Brightness'),
+        5000,
+        'Brightness in /accessories',
+      );
       await client.close();
       lamp.end(true);
 
@@ -166,7 +183,11 @@ describe('cases found by the property tests', { timeout: 120_000 }, () => {
         await devices[1]!.publishAsync('HomeKit/other1/Switch/On', '1', { qos: 1 });
         await eventually(async () => characteristicId(await controller.getAccessories(), 'other1', 'Switch', 'On'), 5000, 'the other device in /accessories');
         await devices[0]!.publishAsync('HomeKit/lamp1/Lightbulb/Brightness', '50', { qos: 1 });
-        const republished = await eventually(async () => characteristicId(await controller.getAccessories(), 'lamp1', 'Lightbulb', 'Brightness'), 5000, 'Brightness again');
+        const republished = await eventually(
+          async () => characteristicId(await controller.getAccessories(), 'lamp1', 'Lightbulb', 'Brightness'),
+          5000,
+          'Brightness again',
+        );
         assert.deepEqual(
           { afterKill, republished },
           { afterKill: seen, republished: seen },
@@ -203,10 +224,14 @@ describe('cases found by the property tests', { timeout: 120_000 }, () => {
           return info.characteristics.find((c) => c.description === 'Name')!.value as string;
         };
         // Wait until mDNS has settled the conflict (one bridge renamed), or 5 s without a rename.
-        const names = await eventually(async () => {
-          const current = [await bridgeName(0), await bridgeName(1)];
-          return current.some((n) => n !== name) ? current : undefined;
-        }, 5000, 'the mDNS name conflict to settle').catch(async () => [await bridgeName(0), await bridgeName(1)]);
+        const names = await eventually(
+          async () => {
+            const current = [await bridgeName(0), await bridgeName(1)];
+            return current.some((n) => n !== name) ? current : undefined;
+          },
+          5000,
+          'the mDNS name conflict to settle',
+        ).catch(async () => [await bridgeName(0), await bridgeName(1)]);
         assert.deepEqual(
           names.filter((n) => !isValidHapName(n)),
           [],

@@ -13,12 +13,12 @@ import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HttpClient } from 'hap-controller';
 import type { MqttClient } from 'mqtt';
-import { hapProblems, deviceIdOf, idChanges, idsBySerial, show, type AccessoryIds } from '../helpers/hap-invariants.js';
-import { pair, reconnect, serviceUuid, characteristicUuid, type AccessoryDb, type PairingData } from '../helpers/homekit-controller.js';
+import { type AccessoryIds, deviceIdOf, hapProblems, idChanges, idsBySerial, show } from '../helpers/hap-invariants.js';
+import { type AccessoryDb, characteristicUuid, type PairingData, pair, reconnect, serviceUuid } from '../helpers/homekit-controller.js';
 import { hubLogProblems } from '../helpers/hub-log.js';
-import { removeDataDir, startHub, tempDataDir, type RunningHub } from '../helpers/hub-process.js';
+import { type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
-import { describeStep, mayBeRefused, type Avoid, type Message, type Scenario, type Step } from './scenario.js';
+import { type Avoid, describeStep, type Message, mayBeRefused, type Scenario, type Step } from './scenario.js';
 
 const ANSWER_MS = 15_000;
 
@@ -175,7 +175,10 @@ class HubSession {
     delete link.client;
     try {
       // Every device leaves a last will of `$state offline`, as the protocol asks ([P-1]).
-      const client = await connectDevice(this.#hub!.info.mqtt.address, id, { connectTimeout: ANSWER_MS, will: { topic: `HomeKit/${id}/$state`, payload: 'offline' } });
+      const client = await connectDevice(this.#hub!.info.mqtt.address, id, {
+        connectTimeout: ANSWER_MS,
+        will: { topic: `HomeKit/${id}/$state`, payload: 'offline' },
+      });
       client.on('error', () => {}); // MQTT.js may emit errors after close; the checks report what matters
       client.on('close', () => {
         if (link.client === client) link.droppedAt ??= this.#step;
@@ -307,7 +310,8 @@ class HubSession {
     for (const [serial, accessoryIds] of idsBySerial(db!)) {
       const device = this.#deviceOfSerial(serial);
       if (device === undefined) problems.push(`an accessory has SerialNumber ${show(serial)}, which is no device's id`);
-      else if (!this.#publishedOwn.has(device)) problems.push(`an accessory for ${show(device)} appeared, though that device never published in its own topics`);
+      else if (!this.#publishedOwn.has(device))
+        problems.push(`an accessory for ${show(device)} appeared, though that device never published in its own topics`);
       ids.set(device ?? serial, accessoryIds);
     }
     for (const [serial, { aid }] of ids) {
@@ -401,5 +405,9 @@ function within<T>(promise: Promise<T>, what: string, ms = ANSWER_MS): Promise<T
 }
 
 function tail(output: string, lines = 30): string {
-  return output.split('\n').slice(-lines).map((l) => (l.length > 300 ? `${l.slice(0, 300)}…` : l)).join('\n');
+  return output
+    .split('\n')
+    .slice(-lines)
+    .map((l) => (l.length > 300 ? `${l.slice(0, 300)}…` : l))
+    .join('\n');
 }

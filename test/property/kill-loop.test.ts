@@ -18,9 +18,9 @@ import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { HttpClient } from 'hap-controller';
 import mqtt, { type MqttClient } from 'mqtt';
-import { hapProblems, idChanges, idsBySerial, type AccessoryIds } from '../helpers/hap-invariants.js';
-import { addController, pair, reconnect, type PairingData } from '../helpers/homekit-controller.js';
-import { eventually, removeDataDir, startHub, tempDataDir, type RunningHub } from '../helpers/hub-process.js';
+import { type AccessoryIds, hapProblems, idChanges, idsBySerial } from '../helpers/hap-invariants.js';
+import { addController, type PairingData, pair, reconnect } from '../helpers/homekit-controller.js';
+import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
 
 const ROUNDS = Number(process.env.MQTTKIT_KILL_ROUNDS ?? 8);
@@ -84,7 +84,10 @@ function checkFilesAfterKill(dataDir: string, round: number): void {
   const dir = join(dataDir, 'homekit');
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
     const text = readFileSync(join(dir, file), 'utf8');
-    assert.doesNotThrow(() => JSON.parse(text), `round ${round}: homekit/${file} (${text.length} bytes) is not valid JSON: ${JSON.stringify(text.slice(0, 200))}`);
+    assert.doesNotThrow(
+      () => JSON.parse(text),
+      `round ${round}: homekit/${file} (${text.length} bytes) is not valid JSON: ${JSON.stringify(text.slice(0, 200))}`,
+    );
   }
 }
 
@@ -120,7 +123,9 @@ describe('kill -9 loop', { timeout: 180_000 }, () => {
         for (const { who, data } of ack.pairings) {
           const controller = reconnect(port, data);
           controllers.push(controller);
-          const db = await controller.getAccessories().catch((error: Error) => assert.fail(`${context(round)}: the ${who} pairing no longer verifies: ${error.message}`));
+          const db = await controller
+            .getAccessories()
+            .catch((error: Error) => assert.fail(`${context(round)}: the ${who} pairing no longer verifies: ${error.message}`));
           assert.deepEqual(hapProblems(db), [], `${context(round)}: /accessories breaks HAP rules`);
           // Every acknowledged device is there with the same AID and IIDs.
           const ids = idsBySerial(db);
@@ -144,9 +149,11 @@ describe('kill -9 loop', { timeout: 180_000 }, () => {
         // (Wrong passwords are tried at the end of the round: a per-address throttle must not slow the registrations.)
         const refuseWrongPasswords = () =>
           Promise.all(
-            [...ack.accounts].slice(0, 2).map((id) =>
-              assert.rejects(connectDevice(url, id, { password: `wrong-password-${round}` }), `${context(round)}: ${id} logged in with a wrong password`),
-            ),
+            [...ack.accounts]
+              .slice(0, 2)
+              .map((id) =>
+                assert.rejects(connectDevice(url, id, { password: `wrong-password-${round}` }), `${context(round)}: ${id} logged in with a wrong password`),
+              ),
           );
         if (round === ROUNDS) {
           await refuseWrongPasswords();
@@ -158,8 +165,17 @@ describe('kill -9 loop', { timeout: 180_000 }, () => {
         const pump = async (id: string, client: MqttClient) => {
           let n = 0;
           while (!stopped && client.connected) {
-            const topic = [`HomeKit/${id}/Switch/1/On`, `HomeKit/${id}/TemperatureSensor/CurrentTemperature`, `HomeKit/${id}/Lightbulb/Brightness`, `HomeKit/${id}/Lightbulb/Hue`][n % 4]!;
-            const value = topic.endsWith('On') ? String(n % 2) : topic.endsWith('Temperature') ? (15 + random() * 10).toFixed(1) : String(Math.floor(random() * 100));
+            const topic = [
+              `HomeKit/${id}/Switch/1/On`,
+              `HomeKit/${id}/TemperatureSensor/CurrentTemperature`,
+              `HomeKit/${id}/Lightbulb/Brightness`,
+              `HomeKit/${id}/Lightbulb/Hue`,
+            ][n % 4]!;
+            const value = topic.endsWith('On')
+              ? String(n % 2)
+              : topic.endsWith('Temperature')
+                ? (15 + random() * 10).toFixed(1)
+                : String(Math.floor(random() * 100));
             await client.publishAsync(topic, value, { qos: n % 3 === 0 ? 1 : 0 }).catch(() => {});
             n++;
             await new Promise((r) => setTimeout(r, 20)); // pacing below the broker's per-client rate
@@ -188,11 +204,15 @@ describe('kill -9 loop', { timeout: 180_000 }, () => {
         if (round === 1) ack.pairings.push({ who: 'second controller', data: await addController(owner!, ack.pairings[0]!.data, `mqttkit-second-${SEED}`) });
 
         // AIDs acknowledged: the new devices' services as a controller sees them.
-        const seen = await eventually(async () => {
-          const db = await owner!.getAccessories();
-          const ids = idsBySerial(db);
-          return fresh.every((id) => (ids.get(id)?.services.size ?? 0) >= 5) ? ids : undefined; // info + Switch x2 + sensor + bulb
-        }, 15_000, `${context(round)}: the new devices in /accessories`);
+        const seen = await eventually(
+          async () => {
+            const db = await owner!.getAccessories();
+            const ids = idsBySerial(db);
+            return fresh.every((id) => (ids.get(id)?.services.size ?? 0) >= 5) ? ids : undefined; // info + Switch x2 + sensor + bulb
+          },
+          15_000,
+          `${context(round)}: the new devices in /accessories`,
+        );
         for (const [id, ids] of seen) ack.ids.set(id, ids);
         await refuseWrongPasswords();
 

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { disposeTemplate, InvariantFailure, runScenario } from './hub-session.js';
-import { avoidFromEnv, describeScenario, materialize, scenarioArbitrary, type ScenarioSpec } from './scenario.js';
+import { avoidFromEnv, describeScenario, materialize, type ScenarioSpec, scenarioArbitrary } from './scenario.js';
 
 const env = process.env;
 const numRuns = Number(env.MQTTKIT_PROP_RUNS ?? 10);

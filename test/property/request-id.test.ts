@@ -16,10 +16,10 @@ import { EmbeddedBroker } from '../../src/broker/embedded-broker.js';
 import type { HubLink } from '../../src/broker/hub-link.js';
 import { createLogger } from '../../src/log/logger.js';
 import { DeviceChannel } from '../../src/ota/device-channel.js';
-import { AccountStore } from '../../src/store/account-store.js';
-import { openDatabase, type Db } from '../../src/store/database.js';
-import { OtaStore } from '../../src/store/ota-store.js';
 import { Registration } from '../../src/security/registration.js';
+import { AccountStore } from '../../src/store/account-store.js';
+import { type Db, openDatabase } from '../../src/store/database.js';
+import { OtaStore } from '../../src/store/ota-store.js';
 
 const COMMANDS = ['getversion', 'stats', 'hashes', 'msg_reboot', 'msg_exception', 'open', 'mine a b'] as const;
 const JSON_COMMANDS = new Set(['getversion', 'stats', 'hashes']);
@@ -34,8 +34,13 @@ type Noise = { kind: 'text'; text: string } | { kind: 'json'; text: string } | {
 
 const noise: fc.Arbitrary<Noise> = fc.oneof(
   // Any text, except what only answers may look like: a line starting with `#<digits> ` (docs/ota.md §3).
-  fc.string({ maxLength: 40 }).filter((t) => !/^#\d+ /.test(t)).map((text) => ({ kind: 'text' as const, text })),
-  fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.integer(), fc.string({ maxLength: 8 })), { maxKeys: 3 }).map((o) => ({ kind: 'json' as const, text: JSON.stringify(o) })),
+  fc
+    .string({ maxLength: 40 })
+    .filter((t) => !/^#\d+ /.test(t))
+    .map((text) => ({ kind: 'text' as const, text })),
+  fc
+    .dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.integer(), fc.string({ maxLength: 8 })), { maxKeys: 3 })
+    .map((o) => ({ kind: 'json' as const, text: JSON.stringify(o) })),
   // A late answer to an earlier request (one that timed out, or a duplicate).
   fc.integer({ min: 1, max: 3 }).map((back) => ({ kind: 'late' as const, back })),
 );
@@ -47,7 +52,9 @@ const turn: fc.Arbitrary<Turn> = fc.record({
 
 /** The i-th answer; an echoing device's `getversion` says so (`"rid": 1`), or the hub stops sending ids; a `getversion` answer holds its fields (`firmware`). */
 const answerFor = (command: string, i: number, echo = true) =>
-  JSON_COMMANDS.has(command.split(' ')[0]!) ? JSON.stringify({ answer: i, of: command, ...(command === 'getversion' ? { firmware: 'test', ...(echo ? { rid: 1 } : {}) } : {}) }) : `answer ${i} to ${command}`;
+  JSON_COMMANDS.has(command.split(' ')[0]!)
+    ? JSON.stringify({ answer: i, of: command, ...(command === 'getversion' ? { firmware: 'test', ...(echo ? { rid: 1 } : {}) } : {}) })
+    : `answer ${i} to ${command}`;
 
 describe('request ids: log lines around answers are never taken for answers ([O-12])', { timeout: 120_000 }, () => {
   let dir: string;
@@ -114,7 +121,10 @@ describe('request ids: log lines around answers are never taken for answers ([O-
           const answer = await channel.command(device, t.command, 5000);
           assert.equal(answer, answerFor(t.command, i), `command ${i} (${t.command})`);
         }
-        assert.ok(sent.slice(1).every((s) => /^#\d+ /.test(s)), 'every command after getversion carried an id');
+        assert.ok(
+          sent.slice(1).every((s) => /^#\d+ /.test(s)),
+          'every command after getversion carried an id',
+        );
       }),
       { numRuns: Number(process.env.MQTTKIT_PROP_RUNS ?? 60) },
     );
@@ -124,13 +134,22 @@ describe('request ids: log lines around answers are never taken for answers ([O-
     let run = 0;
     const textOnly = fc.string({ maxLength: 40 }).filter((t) => !t.trim().startsWith('{') && !t.startsWith('unknown command') && !t.startsWith('command '));
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.record({ command: fc.constantFrom('getversion', 'stats', 'hashes'), before: fc.array(textOnly, { maxLength: 4 }) }), { minLength: 1, maxLength: 5 }), async (list) => {
-        const device = `plain-${run++}`;
-        const turns: Turn[] = list.map((x) => ({ command: x.command, before: x.before.map((text) => ({ kind: 'text' as const, text })), afterwards: [] }));
-        const sent = await play(device, turns, false);
-        for (const [i, t] of turns.entries()) assert.equal(await channel.command(device, t.command, 5000), answerFor(t.command, i, false));
-        assert.ok(sent.every((s) => !s.startsWith('#')), 'no ids to a device not known to echo');
-      }),
+      fc.asyncProperty(
+        fc.array(fc.record({ command: fc.constantFrom('getversion', 'stats', 'hashes'), before: fc.array(textOnly, { maxLength: 4 }) }), {
+          minLength: 1,
+          maxLength: 5,
+        }),
+        async (list) => {
+          const device = `plain-${run++}`;
+          const turns: Turn[] = list.map((x) => ({ command: x.command, before: x.before.map((text) => ({ kind: 'text' as const, text })), afterwards: [] }));
+          const sent = await play(device, turns, false);
+          for (const [i, t] of turns.entries()) assert.equal(await channel.command(device, t.command, 5000), answerFor(t.command, i, false));
+          assert.ok(
+            sent.every((s) => !s.startsWith('#')),
+            'no ids to a device not known to echo',
+          );
+        },
+      ),
       { numRuns: Number(process.env.MQTTKIT_PROP_RUNS ?? 40) },
     );
   });

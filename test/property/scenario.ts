@@ -65,7 +65,18 @@ export const SERVICES = [
 /** Names that are not publishable services: misspelt, reserved by HAP, binary-only, long. */
 const ODD_SERVICES = ['Swtich', 'switch', 'Lamp', 'AccessoryInformation', 'ProtocolInformation', 'CameraRTPStreamManagement', 'Switch2', 'S'.repeat(3000)];
 /** Characteristic names that belong to no service above, or to another one, or are misspelt. */
-const ODD_CHARACTERISTICS = ['Onn', 'on', 'CurrentTemperature', 'Brightness', 'Identify', 'FirmwareRevision', 'PM2_5Density', 'C'.repeat(3000), 'ConfiguredName', 'Name'];
+const ODD_CHARACTERISTICS = [
+  'Onn',
+  'on',
+  'CurrentTemperature',
+  'Brightness',
+  'Identify',
+  'FirmwareRevision',
+  'PM2_5Density',
+  'C'.repeat(3000),
+  'ConfiguredName',
+  'Name',
+];
 
 interface Props {
   format: string;
@@ -91,7 +102,10 @@ for (const service of SERVICES) {
     const name = characteristicNames.get(c.UUID)!;
     return { name, props: { ...c.props, perms: [...c.props.perms] } as Props };
   });
-  CATALOG.set(service, list.filter((c, i) => list.findIndex((d) => d.name === c.name) === i));
+  CATALOG.set(
+    service,
+    list.filter((c, i) => list.findIndex((d) => d.name === c.name) === i),
+  );
 }
 
 export function characteristicsOf(service: string): Array<{ name: string; props: Props }> {
@@ -213,7 +227,26 @@ export const oddText: fc.Arbitrary<string> = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 40 }) },
 );
 
-const STATE_TEXTS = ['online', 'offline', 'sleeping', 'sleeping 3600', 'sleeping 0', 'sleeping -5', 'sleeping 1e9', 'sleeping 3600 x', 'Online', ' online ', 'removed', 'REMOVED', 'removed now', '', ' ', 'gone', 'online 5', 'offline\n'];
+const STATE_TEXTS = [
+  'online',
+  'offline',
+  'sleeping',
+  'sleeping 3600',
+  'sleeping 0',
+  'sleeping -5',
+  'sleeping 1e9',
+  'sleeping 3600 x',
+  'Online',
+  ' online ',
+  'removed',
+  'REMOVED',
+  'removed now',
+  '',
+  ' ',
+  'gone',
+  'online 5',
+  'offline\n',
+];
 
 const valueSpec: fc.Arbitrary<ValueSpec> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ v: fc.constant('valid' as const), frac: fc.double({ min: 0, max: 1, noNaN: true }) }) },
@@ -231,20 +264,45 @@ const baseBody: fc.Arbitrary<Body> = fc.oneof(
     arbitrary: fc.record({
       b: fc.constant('value' as const),
       // The first few services most often, so one device's messages meet on the same service.
-      service: fc.oneof({ weight: 6, arbitrary: fc.nat(3) }, { weight: 4, arbitrary: fc.nat(SERVICES.length - 1) }, { weight: 1, arbitrary: fc.constantFrom(...ODD_SERVICES) }),
-      index: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 5, arbitrary: fc.integer({ min: 1, max: 3 }) }, { weight: 1, arbitrary: fc.constantFrom(99, 100, '01', 'x', '0') }),
+      service: fc.oneof(
+        { weight: 6, arbitrary: fc.nat(3) },
+        { weight: 4, arbitrary: fc.nat(SERVICES.length - 1) },
+        { weight: 1, arbitrary: fc.constantFrom(...ODD_SERVICES) },
+      ),
+      index: fc.oneof(
+        { weight: 6, arbitrary: fc.constant(0) },
+        { weight: 5, arbitrary: fc.integer({ min: 1, max: 3 }) },
+        { weight: 1, arbitrary: fc.constantFrom(99, 100, '01', 'x', '0') },
+      ),
       // -1: the service's main characteristic (its first required one other than Name)
-      characteristic: fc.oneof({ weight: 6, arbitrary: fc.constant(-1) }, { weight: 5, arbitrary: fc.nat(30) }, { weight: 2, arbitrary: fc.constantFrom(...ODD_CHARACTERISTICS) }),
+      characteristic: fc.oneof(
+        { weight: 6, arbitrary: fc.constant(-1) },
+        { weight: 5, arbitrary: fc.nat(30) },
+        { weight: 2, arbitrary: fc.constantFrom(...ODD_CHARACTERISTICS) },
+      ),
       value: valueSpec,
     }),
   },
-  { weight: 2, arbitrary: fc.record({ b: fc.constant('meta' as const), field: fc.constantFrom('name' as const, 'model' as const, 'firmware' as const, 'manufacturer' as const), text: oddText }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      b: fc.constant('meta' as const),
+      field: fc.constantFrom('name' as const, 'model' as const, 'firmware' as const, 'manufacturer' as const),
+      text: oddText,
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ b: fc.constant('state' as const), text: fc.constantFrom(...STATE_TEXTS) }) },
-  { weight: 1, arbitrary: fc.record({ b: fc.constant('raw' as const), pick: fc.nat(RAW_TOPICS.length - 1), payload: fc.constantFrom('1', '', 'online', 'x'.repeat(40)) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ b: fc.constant('raw' as const), pick: fc.nat(RAW_TOPICS.length - 1), payload: fc.constantFrom('1', '', 'online', 'x'.repeat(40)) }),
+  },
   { weight: 1, arbitrary: fc.record({ b: fc.constant('burst' as const), service: fc.nat(SERVICES.length - 1), count: fc.constantFrom(5, 40, 98, 99, 100) }) },
 );
 
-const body: fc.Arbitrary<Body> = fc.oneof({ weight: 12, arbitrary: baseBody }, { weight: 1, arbitrary: fc.record({ b: fc.constant('cross' as const), to: fc.nat(5), body: baseBody }) });
+const body: fc.Arbitrary<Body> = fc.oneof(
+  { weight: 12, arbitrary: baseBody },
+  { weight: 1, arbitrary: fc.record({ b: fc.constant('cross' as const), to: fc.nat(5), body: baseBody }) },
+);
 
 const message: fc.Arbitrary<MessageSpec> = fc.record({
   slot: fc.nat(5),
@@ -305,7 +363,12 @@ export interface Scenario {
 export type Avoid = ReadonlySet<string>;
 
 export function avoidFromEnv(): Avoid {
-  return new Set((process.env.MQTTKIT_PROP_AVOID ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  return new Set(
+    (process.env.MQTTKIT_PROP_AVOID ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }
 
 const MAX_RESTARTS = 2;
@@ -364,7 +427,12 @@ export function materialize(spec: ScenarioSpec, avoid: Avoid = new Set()): Scena
         if (avoid.has('8') && (indexing.get(`${owner}|${service}`) ?? 'indexed') !== 'indexed') continue;
         if (avoid.has('8')) indexing.set(`${owner}|${service}`, 'indexed');
         for (let i = 1; i <= b.count && admit(from); i++) {
-          messages.push({ from, topic: `HomeKit/${owner}/${service}/${i}/${first.name}`, payload: renderValue(first.props, { v: 'valid', frac: 0.5 }), retain: m.retain });
+          messages.push({
+            from,
+            topic: `HomeKit/${owner}/${service}/${i}/${first.name}`,
+            payload: renderValue(first.props, { v: 'valid', frac: 0.5 }),
+            retain: m.retain,
+          });
         }
         continue;
       }
@@ -386,7 +454,6 @@ export function materialize(spec: ScenarioSpec, avoid: Avoid = new Set()): Scena
   }
   return { devices, steps };
 }
-
 
 function renderBody(id: string, b: Body, avoid: Avoid): { topic: string; payload: string; address?: { service: string; index: number } } | undefined {
   const base = `HomeKit/${id}`;
@@ -410,7 +477,13 @@ function renderBody(id: string, b: Body, avoid: Avoid): { topic: string; payload
       const own = characteristicsOf(service);
       const main = own.find((c) => c.name !== 'Name')?.name ?? 'On';
       const characteristic =
-        b.characteristic === -1 ? main : typeof b.characteristic === 'number' ? (own.length > 0 ? own[b.characteristic % own.length]!.name : 'On') : b.characteristic;
+        b.characteristic === -1
+          ? main
+          : typeof b.characteristic === 'number'
+            ? own.length > 0
+              ? own[b.characteristic % own.length]!.name
+              : 'On'
+            : b.characteristic;
       if (avoid.has('7') && characteristic.length > 300) return undefined;
       if (avoid.has('9') && (characteristic === 'Name' || characteristic === 'ConfiguredName')) return undefined;
       const props = own.find((c) => c.name === characteristic)?.props ?? propsOf(characteristic);
@@ -421,7 +494,49 @@ function renderBody(id: string, b: Body, avoid: Avoid): { topic: string; payload
   }
 }
 
-const GARBAGE = ['abc', '', ' ', 'NaN', 'Infinity', '-Infinity', '0x10', '1,5', '١٢', '--1', '1e', '.', '+', '1_000', 'true', 'null', '[1]', '{"v":1}', '0b1', '½', '1e-400', '-0', '9007199254740993', '1e309', '-1e309', '0.1.2', '1 2', '\u00a01', '01', '+5', '5.', '.5', 'on', 'off', 'yes', '2', '-1', '1.0', '0.0', 'TRUE', 'False'];
+const GARBAGE = [
+  'abc',
+  '',
+  ' ',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '0x10',
+  '1,5',
+  '١٢',
+  '--1',
+  '1e',
+  '.',
+  '+',
+  '1_000',
+  'true',
+  'null',
+  '[1]',
+  '{"v":1}',
+  '0b1',
+  '½',
+  '1e-400',
+  '-0',
+  '9007199254740993',
+  '1e309',
+  '-1e309',
+  '0.1.2',
+  '1 2',
+  '\u00a01',
+  '01',
+  '+5',
+  '5.',
+  '.5',
+  'on',
+  'off',
+  'yes',
+  '2',
+  '-1',
+  '1.0',
+  '0.0',
+  'TRUE',
+  'False',
+];
 
 function renderValue(props: Props | undefined, spec: ValueSpec): string {
   switch (spec.v) {
@@ -459,7 +574,8 @@ function renderValue(props: Props | undefined, spec: ValueSpec): string {
   const max = props.maxValue ?? formatMax;
   const step = props.minStep ?? (integer ? 1 : 0.5);
   if (spec.v === 'valid') {
-    if (props.validValues && props.validValues.length > 0) return String(props.validValues[Math.floor(spec.frac * props.validValues.length) % props.validValues.length]);
+    if (props.validValues && props.validValues.length > 0)
+      return String(props.validValues[Math.floor(spec.frac * props.validValues.length) % props.validValues.length]);
     const steps = Math.floor((max - min) / step);
     return trimNumber(min + Math.round(spec.frac * steps) * step);
   }

@@ -52,7 +52,11 @@ describe('topic spaces (property)', () => {
   it('the policy allows exactly the topics its spaces match', () => {
     fc.assert(
       fc.property(cases, ([a, , t]) => {
-        assert.equal(mayPublish('device', a, t), devicePublishSpace(a).some((space) => matches(space, t)), `publish ${t} as ${a}`);
+        assert.equal(
+          mayPublish('device', a, t),
+          devicePublishSpace(a).some((space) => matches(space, t)),
+          `publish ${t} as ${a}`,
+        );
       }),
       { numRuns: 2000 },
     );
@@ -69,7 +73,7 @@ describe('topic spaces (property)', () => {
     );
   });
 
-  it('no device may publish another device\'s OTA trigger, OTA commands, /set commands or $error', () => {
+  it("no device may publish another device's OTA trigger, OTA commands, /set commands or $error", () => {
     const service = fc.constantFrom('Switch', 'Lightbulb', 'OTA', 'stat');
     const characteristic = fc.constantFrom('On', 'Brightness', 'OTA', 'set');
     fc.assert(
@@ -77,7 +81,14 @@ describe('topic spaces (property)', () => {
         const hubTopics = [triggerTopic(b), commandTopic(b), pendingTopic(b), setTopic(b, { service: s, index }, c), deviceFieldTopic(b, 'error')];
         for (const hubTopic of hubTopics) assert.ok(!mayPublish('device', a, hubTopic), `${a} may publish ${hubTopic}, a topic the hub sends to ${b}`);
       }),
-      { numRuns: 2000, examples: [[['OTA', 'HomeKit'], 'Switch', 0, 'On'], [['OTA', 'stat'], 'Switch', 0, 'On'], [['OTA', 'tele'], 'Switch', 0, 'On']] },
+      {
+        numRuns: 2000,
+        examples: [
+          [['OTA', 'HomeKit'], 'Switch', 0, 'On'],
+          [['OTA', 'stat'], 'Switch', 0, 'On'],
+          [['OTA', 'tele'], 'Switch', 0, 'On'],
+        ],
+      },
     );
   });
 });

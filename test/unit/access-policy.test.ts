@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { accountNameProblem, filterCovers, mayPublish, maySubscribe, mqttAccountNameProblem } from '../../src/security/access-policy.js';
-import { HUB_ACCOUNT } from '../../src/broker/mosquitto/mosquitto-config.js';
-import { failureDelay } from '../../src/security/auth-throttle.js';
 import { deviceAcls } from '../../src/broker/mosquitto/dynsec.js';
+import { HUB_ACCOUNT } from '../../src/broker/mosquitto/mosquitto-config.js';
+import { accountNameProblem, filterCovers, mayPublish, maySubscribe, mqttAccountNameProblem } from '../../src/security/access-policy.js';
+import { failureDelay } from '../../src/security/auth-throttle.js';
 
 describe('access policy', () => {
   it('lets a device publish only in its own spaces', () => {
@@ -18,7 +18,8 @@ describe('access policy', () => {
   });
 
   it('lets a device subscribe only inside its own spaces, wildcards included', () => {
-    for (const filter of ['HomeKit/a/#', 'HomeKit/a/+/+/set', 'HomeKit/a', 'cmnd/a/#', 'cmnd/a/OTA', 'a/OTA']) assert.ok(maySubscribe('device', 'a', filter), filter);
+    for (const filter of ['HomeKit/a/#', 'HomeKit/a/+/+/set', 'HomeKit/a', 'cmnd/a/#', 'cmnd/a/OTA', 'a/OTA'])
+      assert.ok(maySubscribe('device', 'a', filter), filter);
     for (const filter of ['#', 'HomeKit/#', 'HomeKit/+/Switch/On', 'HomeKit/b/#', 'cmnd/#', '+/OTA', 'b/OTA', 'a/#', 'stat/a/#']) {
       assert.ok(!maySubscribe('device', 'a', filter), filter);
     }
@@ -35,14 +36,21 @@ describe('access policy', () => {
 
   it('gives Mosquitto the same spaces as dynamic-security ACLs', () => {
     const acls = deviceAcls('dev');
-    assert.deepEqual(acls.filter((a) => a.acltype === 'publishClientSend').map((a) => a.topic), ['HomeKit/dev/+/#', 'stat/dev/+/#', 'tele/dev/+/#']);
-    assert.deepEqual(acls.filter((a) => a.acltype === 'subscribePattern').map((a) => a.topic), ['HomeKit/dev/#', 'cmnd/dev/#', 'dev/OTA']);
+    assert.deepEqual(
+      acls.filter((a) => a.acltype === 'publishClientSend').map((a) => a.topic),
+      ['HomeKit/dev/+/#', 'stat/dev/+/#', 'tele/dev/+/#'],
+    );
+    assert.deepEqual(
+      acls.filter((a) => a.acltype === 'subscribePattern').map((a) => a.topic),
+      ['HomeKit/dev/#', 'cmnd/dev/#', 'dev/OTA'],
+    );
   });
 });
 
 describe('account names', () => {
-  it('keeps the ids that name the hub\'s topics, and the hub\'s broker account, from MQTT accounts', () => {
-    for (const name of ['HomeKit', 'homekit', 'OTA', 'ota', 'Stat', 'tele', 'CMND', HUB_ACCOUNT]) assert.match(mqttAccountNameProblem(name) ?? '', /reserved/, name);
+  it("keeps the ids that name the hub's topics, and the hub's broker account, from MQTT accounts", () => {
+    for (const name of ['HomeKit', 'homekit', 'OTA', 'ota', 'Stat', 'tele', 'CMND', HUB_ACCOUNT])
+      assert.match(mqttAccountNameProblem(name) ?? '', /reserved/, name);
     for (const name of ['esp8266_12345678', 'ota-1', 'HomeKit2', 'node-red']) assert.equal(mqttAccountNameProblem(name), undefined, name);
     assert.equal(accountNameProblem('OTA'), undefined, 'a web login name is not an MQTT id');
   });
@@ -50,6 +58,9 @@ describe('account names', () => {
 
 describe('authentication throttle', () => {
   it('doubles the pause per failure up to the cap', () => {
-    assert.deepEqual([0, 1, 2, 3, 4, 10, 60].map((n) => failureDelay(n)), [0, 100, 200, 400, 800, 5000, 5000]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 10, 60].map((n) => failureDelay(n)),
+      [0, 100, 200, 400, 800, 5000, 5000],
+    );
   });
 });

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { EventBus } from '../../src/core/events.js';
 import type { DeviceRecord } from '../../src/core/device.js';
+import { EventBus } from '../../src/core/events.js';
 import { logActivity } from '../../src/hub/activity-log.js';
 import { PerKeyBudget } from '../../src/log/per-key-budget.js';
 
@@ -26,7 +26,10 @@ describe('activity log', () => {
     const flapperLines = lines.filter((l) => l.device === 'flapper');
     assert.equal(flapperLines.length, 10);
     assert.match(flapperLines.at(-1)!.msg, /changes state too often/);
-    assert.deepEqual(lines.filter((l) => l.device === 'calm').map((l) => l.msg), ['device is offline']);
+    assert.deepEqual(
+      lines.filter((l) => l.device === 'calm').map((l) => l.msg),
+      ['device is offline'],
+    );
   });
 
   it('gives each key a fresh budget once its window has passed', () => {

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { readBrokerCredentials, writeBrokerCredentials } from '../../src/store/broker-credentials.js';
 import { removeStaleTempFiles, writeFileAtomic } from '../../src/store/atomic-file.js';
+import { readBrokerCredentials, writeBrokerCredentials } from '../../src/store/broker-credentials.js';
 
 const dirs: string[] = [];
 function dir(): string {

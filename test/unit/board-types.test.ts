@@ -9,9 +9,9 @@ import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
+import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { before, describe, it } from 'node:test';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LIBRARY = join(ROOT, 'device/micropython');
@@ -49,23 +49,29 @@ function portFiles(port: Port): string[] {
 
 async function check(port: Port, files: string[]): Promise<Diagnostic[]> {
   // pyright exits 1 when it finds errors; its JSON report is on stdout either way.
-  const run = await promisify(execFile)(process.execPath, [pyright, '--outputjson', '-p', join(STUBS, port), ...files], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 }).catch(
-    (error: { stdout?: string; stderr?: string }) => {
-      if (!error.stdout) throw new Error(`pyright did not run for ${port}: ${error.stderr ?? error}`);
-      return { stdout: error.stdout };
-    },
-  );
+  const run = await promisify(execFile)(process.execPath, [pyright, '--outputjson', '-p', join(STUBS, port), ...files], {
+    cwd: ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+  }).catch((error: { stdout?: string; stderr?: string }) => {
+    if (!error.stdout) throw new Error(`pyright did not run for ${port}: ${error.stderr ?? error}`);
+    return { stdout: error.stdout };
+  });
   return (JSON.parse(run.stdout) as { generalDiagnostics: Diagnostic[] }).generalDiagnostics.filter((d) => d.severity === 'error');
 }
 
-const show = (ds: Diagnostic[]) => ds.map((d) => `  ${relative(ROOT, d.file)}:${d.range.start.line + 1}:${d.range.start.character + 1} [${d.rule ?? '-'}] ${d.message.split('\n').join(' / ')}`).join('\n');
+const show = (ds: Diagnostic[]) =>
+  ds
+    .map((d) => `  ${relative(ROOT, d.file)}:${d.range.start.line + 1}:${d.range.start.character + 1} [${d.rule ?? '-'}] ${d.message.split('\n').join(' / ')}`)
+    .join('\n');
 
 describe('the device library against the board APIs (pyright, MicroPython 1.27 stubs)', () => {
   const results = new Map<Port, Diagnostic[]>();
   const inFile = (port: Port, file: string) => (results.get(port) ?? []).filter((d) => d.file === join(FIXTURES, file));
 
   before(async () => {
-    const fixtures = readdirSync(FIXTURES).filter((f) => f.endsWith('.py')).map((f) => join(FIXTURES, f));
+    const fixtures = readdirSync(FIXTURES)
+      .filter((f) => f.endsWith('.py'))
+      .map((f) => join(FIXTURES, f));
     // One pyright run per port (about 2 s each): the library, our stubs and the fixtures together.
     for (const port of PORTS) results.set(port, await check(port, [...portFiles(port), ...ownStubs(port), ...fixtures]));
   });
@@ -85,19 +91,30 @@ describe('the device library against the board APIs (pyright, MicroPython 1.27 s
   it('machine.WDT(timeout=…) passes on esp32 and fails on esp8266 (fixed watchdog)', () => {
     assert.deepEqual(inFile('esp32', 'watchdog_timeout.py'), []);
     const errors = inFile('esp8266', 'watchdog_timeout.py');
-    assert.deepEqual(errors.map((d) => [d.range.start.line + 1, d.rule]), [[4, 'reportCallIssue']], show(errors));
+    assert.deepEqual(
+      errors.map((d) => [d.range.start.line + 1, d.rule]),
+      [[4, 'reportCallIssue']],
+      show(errors),
+    );
   });
 
   it('sock.getsockname() fails on both ports', () => {
     for (const port of PORTS) {
       const errors = inFile(port, 'getsockname.py');
-      assert.deepEqual(errors.map((d) => [d.range.start.line + 1, d.rule]), [[5, 'reportAttributeAccessIssue']], `${port}:\n${show(errors)}`);
+      assert.deepEqual(
+        errors.map((d) => [d.range.start.line + 1, d.rule]),
+        [[5, 'reportAttributeAccessIssue']],
+        `${port}:\n${show(errors)}`,
+      );
     }
   });
 
   it('esp32.Partition exists on esp32 only', () => {
     assert.deepEqual(inFile('esp32', 'partition.py'), []);
-    assert.deepEqual(inFile('esp8266', 'partition.py').map((d) => [d.range.start.line + 1, d.rule]), [[2, 'reportMissingImports']]);
+    assert.deepEqual(
+      inFile('esp8266', 'partition.py').map((d) => [d.range.start.line + 1, d.rule]),
+      [[2, 'reportMissingImports']],
+    );
   });
 
   it("CPython's library does not leak in: time.monotonic, os.environ and uuid fail on both ports", () => {
@@ -105,7 +122,11 @@ describe('the device library against the board APIs (pyright, MicroPython 1.27 s
       const errors = inFile(port, 'cpython_only.py');
       assert.deepEqual(
         errors.map((d) => [d.range.start.line + 1, d.rule]),
-        [[4, 'reportMissingImports'], [6, 'reportAttributeAccessIssue'], [6, 'reportAttributeAccessIssue']],
+        [
+          [4, 'reportMissingImports'],
+          [6, 'reportAttributeAccessIssue'],
+          [6, 'reportAttributeAccessIssue'],
+        ],
         `${port}:\n${show(errors)}`,
       );
     }
@@ -116,11 +137,18 @@ describe('the device library against the board APIs (pyright, MicroPython 1.27 s
   });
 
   it('each stub cites the MicroPython 1.27 doc section it follows and has no catch-all', () => {
-    const files = [...readdirSync(join(STUBS, 'common')).map((f) => join(STUBS, 'common', f)), ...PORTS.flatMap((p) => ownStubs(p).filter((f) => !lstatSync(f).isSymbolicLink()))];
+    const files = [
+      ...readdirSync(join(STUBS, 'common')).map((f) => join(STUBS, 'common', f)),
+      ...PORTS.flatMap((p) => ownStubs(p).filter((f) => !lstatSync(f).isSymbolicLink())),
+    ];
     assert.ok(files.length >= 20, `found ${files.length} stub files`);
     for (const file of files) {
       const text = readFileSync(file, 'utf8');
-      assert.match(text.split('\n').slice(0, 4).join('\n'), /https:\/\/docs\.micropython\.org\/en\/v1\.27\.0\/\S+\.html/, `${relative(ROOT, file)} cites no doc page`);
+      assert.match(
+        text.split('\n').slice(0, 4).join('\n'),
+        /https:\/\/docs\.micropython\.org\/en\/v1\.27\.0\/\S+\.html/,
+        `${relative(ROOT, file)} cites no doc page`,
+      );
       assert.doesNotMatch(text, /def __getattr__|^\w+\s*:\s*Any\s*$/m, `${relative(ROOT, file)} has a catch-all`);
     }
   });

@@ -1,8 +1,8 @@
 /** Work and log lines bounded whatever a device sends (issue 10, finding 7). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { boundValue, MAX_LOG_STRING } from '../../src/log/bounded.js';
 import { closestName, didYouMean } from '../../src/core/suggest.js';
+import { boundValue, MAX_LOG_STRING } from '../../src/log/bounded.js';
 
 describe('did-you-mean bounds', () => {
   it('does no distance work on a name longer than any HAP name', () => {
@@ -33,7 +33,10 @@ describe('did-you-mean bounds', () => {
 
 describe('log bounds', () => {
   it('cuts long strings in messages and fields, at any depth, and describes buffers', () => {
-    const bounded = boundValue({ topic: 'x'.repeat(60_000), nested: { deeper: ['y'.repeat(5000)] }, payload: Buffer.alloc(70_000), n: 3 }) as Record<string, unknown>;
+    const bounded = boundValue({ topic: 'x'.repeat(60_000), nested: { deeper: ['y'.repeat(5000)] }, payload: Buffer.alloc(70_000), n: 3 }) as Record<
+      string,
+      unknown
+    >;
     const text = JSON.stringify(bounded);
     assert.ok(text.length < 3 * MAX_LOG_STRING + 200, `${text.length} characters`);
     assert.match(String(bounded.topic), /…\(58976 more characters\)$/);

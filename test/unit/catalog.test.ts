@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HapCatalog } from '../../src/homekit/catalog.js';
 import { closestName } from '../../src/core/suggest.js';
+import { HapCatalog } from '../../src/homekit/catalog.js';
 
 const catalog = new HapCatalog();
 
@@ -9,7 +9,10 @@ describe('service and characteristic names', () => {
   it('knows HAP-NodeJS service names and their characteristics', () => {
     const sensor = catalog.service('TemperatureSensor');
     assert.ok(sensor.ok);
-    assert.deepEqual(sensor.value.required.filter((n) => n !== 'Name'), ['CurrentTemperature']);
+    assert.deepEqual(
+      sensor.value.required.filter((n) => n !== 'Name'),
+      ['CurrentTemperature'],
+    );
     assert.ok(sensor.value.optional.includes('StatusLowBattery'));
     const light = catalog.service('Lightbulb');
     assert.ok(light.ok);

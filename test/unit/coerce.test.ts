@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { coerceTyped, coerceValue, formatValue, type CharacteristicSpec, type HapFormat } from '../../src/core/coerce.js';
+import { type CharacteristicSpec, coerceTyped, coerceValue, formatValue, type HapFormat } from '../../src/core/coerce.js';
 import { HapCatalog } from '../../src/homekit/catalog.js';
 
 const catalog = new HapCatalog();
@@ -11,7 +11,13 @@ function spec(service: string, characteristic: string): CharacteristicSpec {
   assert.ok(c.ok, !c.ok ? c.error : '');
   return c.value;
 }
-const plain = (format: HapFormat, extra: Partial<CharacteristicSpec> = {}): CharacteristicSpec => ({ name: 'X', uuid: 'x', format, perms: ['pr', 'ev'], ...extra });
+const plain = (format: HapFormat, extra: Partial<CharacteristicSpec> = {}): CharacteristicSpec => ({
+  name: 'X',
+  uuid: 'x',
+  format,
+  perms: ['pr', 'ev'],
+  ...extra,
+});
 
 function accepts(s: CharacteristicSpec, text: string, expected: unknown) {
   const result = coerceValue(s, text);

@@ -14,13 +14,25 @@ describe('the conformance checker and the docs', () => {
   const checked = new Set(RULES.flatMap((r) => cited(r.rule)));
 
   it('every check cites a rule the docs define', () => {
-    assert.deepEqual(RULES.filter((r) => cited(r.rule).length === 0).map((r) => r.id), [], 'checks without a rule');
-    assert.deepEqual([...checked, ...Object.keys(HUB_SIDE)].filter((id) => !defined.has(id)), [], 'rules the docs do not define');
+    assert.deepEqual(
+      RULES.filter((r) => cited(r.rule).length === 0).map((r) => r.id),
+      [],
+      'checks without a rule',
+    );
+    assert.deepEqual(
+      [...checked, ...Object.keys(HUB_SIDE)].filter((id) => !defined.has(id)),
+      [],
+      'rules the docs do not define',
+    );
   });
 
-  it('every protocol and OTA rule is checked on the device or named as the hub\'s own, not both', () => {
+  it("every protocol and OTA rule is checked on the device or named as the hub's own, not both", () => {
     const rules = [...defined].filter((id) => /^\[[PO]-/.test(id));
     assert.deepEqual(rules.filter((id) => !checked.has(id) && !(id in HUB_SIDE)).sort(), [], 'rules neither checked nor listed in HUB_SIDE');
-    assert.deepEqual([...checked].filter((id) => id in HUB_SIDE), [], 'rules both checked and called hub-side');
+    assert.deepEqual(
+      [...checked].filter((id) => id in HUB_SIDE),
+      [],
+      'rules both checked and called hub-side',
+    );
   });
 });

@@ -18,7 +18,11 @@ describe('device accessory', () => {
     const accessory = new DeviceAccessory(device([{ service: 'Switch', index: 1, values: { On: true } }]), catalog, hooks);
     const before = accessory.accessory.services.map((s) => `${s.UUID}/${s.subtype}`);
     assert.throws(() => accessory.addService({ service: 'Switch', index: 0, values: { On: false } }), /same UUID/);
-    assert.deepEqual(accessory.accessory.services.map((s) => `${s.UUID}/${s.subtype}`), before, 'no half-built service left behind');
+    assert.deepEqual(
+      accessory.accessory.services.map((s) => `${s.UUID}/${s.subtype}`),
+      before,
+      'no half-built service left behind',
+    );
     accessory.addService({ service: 'Switch', index: 2, values: { On: false } });
     assert.equal(accessory.accessory.services.filter((s) => s.UUID === Service.Switch.UUID).length, 2);
   });
@@ -32,10 +36,16 @@ describe('device accessory', () => {
       catalog,
       hooks,
     );
-    assert.deepEqual(accessory.accessory.services.filter((s) => s.UUID === Service.Switch.UUID).map((s) => s.subtype).sort(), ['1', undefined]);
+    assert.deepEqual(
+      accessory.accessory.services
+        .filter((s) => s.UUID === Service.Switch.UUID)
+        .map((s) => s.subtype)
+        .sort(),
+      ['1', undefined],
+    );
   });
 
-  it('refuses, whole, a record over HAP-NodeJS\'s 100 services', () => {
+  it("refuses, whole, a record over HAP-NodeJS's 100 services", () => {
     const services = Array.from({ length: 100 }, (_, i) => ({ service: 'Switch', index: i, values: {} }));
     assert.throws(() => new DeviceAccessory(device(services), catalog, hooks), /more than 100 services/);
   });

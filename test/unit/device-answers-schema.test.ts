@@ -5,7 +5,11 @@ import { parseAnswer } from '../../src/ota/answers.js';
 
 describe('device answers', () => {
   it('reads what the mqttkit device library answers', () => {
-    const v = parseAnswer('esp32_a', 'getversion', '{"firmware":"1.27.0","app":null,"library":"0.3","partition":"ota_0","ota":2,"rid":1,"hashes":["sha1","sha256"]}');
+    const v = parseAnswer(
+      'esp32_a',
+      'getversion',
+      '{"firmware":"1.27.0","app":null,"library":"0.3","partition":"ota_0","ota":2,"rid":1,"hashes":["sha1","sha256"]}',
+    );
     assert.ok(v.ok && v.value.ota === 2 && v.value.partition === 'ota_0' && v.value.library === '0.3');
     assert.ok(parseAnswer('esp32_a', 'stats', '{"uptime_s":5,"reconnects":0,"published":3,"received":2,"dropped":0,"queued":0,"mem_free":40000}').ok);
     assert.ok(parseAnswer('esp32_a', 'hashes', '{"main.py":"ab12"}').ok);

@@ -10,7 +10,10 @@ describe('transfer reports [O-3]', () => {
   it('a good report is read as before', () => {
     const r = parseReport('{"file":"main.py","ok":true,"hash":"ab12","committed":["main.py"]}');
     assert.ok(r.ok);
-    assert.deepEqual({ file: r.value.file, ok: r.value.ok, hash: r.value.hash, committed: r.value.committed }, { file: 'main.py', ok: true, hash: 'ab12', committed: ['main.py'] });
+    assert.deepEqual(
+      { file: r.value.file, ok: r.value.ok, hash: r.value.hash, committed: r.value.committed },
+      { file: 'main.py', ok: true, hash: 'ab12', committed: ['main.py'] },
+    );
     const failed = parseReport('{"file":"main.py","ok":false,"hash":null,"error":"no space"}');
     assert.ok(failed.ok && failed.value.error === 'no space' && failed.value.hash === null);
   });

@@ -20,18 +20,33 @@ describe('device library memory under MicroPython', () => {
   for (const port of PORTS) {
     it(`${port}: the heap the library keeps after import${port === 'esp8266' ? ' stays within 16 KiB' : ''}; commands.py, ota.py and identity.py are not among it`, async (t) => {
       const figures = await measureImport(port);
-      t.diagnostic(`${port}: retained after import ${figures.retained} B (target${port === 'esp8266' ? '' : ' for esp8266'} <= ${BUDGET} B); loaded: ${figures.loaded.join(' ')}; allocated while compiling: ${Object.entries(figures.compile).map(([f, n]) => `${f} ${n} B`).join(', ')}`);
-      for (const lazy of ['mqttkit.commands', 'mqttkit.ota', 'mqttkit.identity']) assert.ok(!figures.loaded.includes(lazy), `${lazy} is loaded at import: it should load on demand`);
+      t.diagnostic(
+        `${port}: retained after import ${figures.retained} B (target${port === 'esp8266' ? '' : ' for esp8266'} <= ${BUDGET} B); loaded: ${figures.loaded.join(' ')}; allocated while compiling: ${Object.entries(
+          figures.compile,
+        )
+          .map(([f, n]) => `${f} ${n} B`)
+          .join(', ')}`,
+      );
+      for (const lazy of ['mqttkit.commands', 'mqttkit.ota', 'mqttkit.identity'])
+        assert.ok(!figures.loaded.includes(lazy), `${lazy} is loaded at import: it should load on demand`);
       if (port === 'esp8266') assert.ok(figures.retained <= BUDGET, `the ESP8266 file set keeps ${figures.retained} B after import, over 16 KiB (${BUDGET} B)`);
     });
   }
 
   it('esp8266: connected and idle within 16 KiB; a command and a 16 KiB OTA transfer (modules loaded on demand) peak under 16 KiB above idle; the transfer streams', async (t) => {
     const f = await runBudget('esp8266', { publishes: 3, commands: 2, otaBytes: 16 * KIB });
-    t.diagnostic(`esp8266: after import ${f.retained} B (target <= ${BUDGET}); connected and idle ${f.idleAbove} B above the pre-import heap (target <= ${BUDGET})`);
-    t.diagnostic(`esp8266: commands.py loaded by the first command keeps ${f.commandsLoaded} B, command peak ${f.commandPeakAboveIdle} B above idle (upper bound, target < ${BUDGET}); dropped again: ${f.afterCommandsDropped} B above idle stays (interned names)`);
-    t.diagnostic(`esp8266: ota.py loaded by the trigger keeps ${f.otaLoaded} B, trigger + transfer peak ${f.otaPeakAboveIdle} B above idle (upper bound, target < ${BUDGET}); dropped again: ${f.afterOtaDropped} B above idle`);
-    t.diagnostic(`esp8266 OTA of 16 KiB: ${f.ota.reads} reads of at most ${f.ota.maxRead} B, largest allocation ${f.ota.largestAllocation} B, ${f.ota.allocatedPerRead} B allocated per read, ${f.ota.retainedAfter} B kept after; largest allocation of any step ${f.largestAllocation} B (${f.largestWhere})`);
+    t.diagnostic(
+      `esp8266: after import ${f.retained} B (target <= ${BUDGET}); connected and idle ${f.idleAbove} B above the pre-import heap (target <= ${BUDGET})`,
+    );
+    t.diagnostic(
+      `esp8266: commands.py loaded by the first command keeps ${f.commandsLoaded} B, command peak ${f.commandPeakAboveIdle} B above idle (upper bound, target < ${BUDGET}); dropped again: ${f.afterCommandsDropped} B above idle stays (interned names)`,
+    );
+    t.diagnostic(
+      `esp8266: ota.py loaded by the trigger keeps ${f.otaLoaded} B, trigger + transfer peak ${f.otaPeakAboveIdle} B above idle (upper bound, target < ${BUDGET}); dropped again: ${f.afterOtaDropped} B above idle`,
+    );
+    t.diagnostic(
+      `esp8266 OTA of 16 KiB: ${f.ota.reads} reads of at most ${f.ota.maxRead} B, largest allocation ${f.ota.largestAllocation} B, ${f.ota.allocatedPerRead} B allocated per read, ${f.ota.retainedAfter} B kept after; largest allocation of any step ${f.largestAllocation} B (${f.largestWhere})`,
+    );
     assert.ok(f.idleAbove <= BUDGET, `a connected ESP8266 device keeps ${f.idleAbove} B (${kb(f.idleAbove)}) above the pre-import heap, over 16 KiB`);
     assert.ok(f.commandPeakAboveIdle < BUDGET, `a command peaks ${f.commandPeakAboveIdle} B above idle, over 16 KiB`);
     assert.ok(f.otaPeakAboveIdle < BUDGET, `an OTA trigger and transfer peak ${f.otaPeakAboveIdle} B above idle, over 16 KiB`);

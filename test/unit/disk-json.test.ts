@@ -17,7 +17,13 @@ describe('hub.json [D-8]', () => {
   it('a good one is read; none is undefined', () => {
     const data = mkdtempSync(join(dir, 'ok-'));
     assert.equal(readRuntime(data), undefined);
-    const info = { pid: 123, startedAt: 'now', mqtt: { address: 'mqtt://127.0.0.1:1883', embedded: true }, bridges: [{ index: 0, name: 'b', username: 'AA:BB', setupURI: 'X-HM://x' }], httpPort: 8080 };
+    const info = {
+      pid: 123,
+      startedAt: 'now',
+      mqtt: { address: 'mqtt://127.0.0.1:1883', embedded: true },
+      bridges: [{ index: 0, name: 'b', username: 'AA:BB', setupURI: 'X-HM://x' }],
+      httpPort: 8080,
+    };
     writeFileSync(join(data, 'hub.json'), JSON.stringify(info));
     assert.deepEqual(readRuntime(data), info);
   });
@@ -25,7 +31,10 @@ describe('hub.json [D-8]', () => {
   it('one whose pid is not a number is refused, naming the file, the key and the fix', () => {
     const data = mkdtempSync(join(dir, 'bad-'));
     writeFileSync(join(data, 'hub.json'), JSON.stringify({ pid: 'x', startedAt: 'now', mqtt: { address: 'a', embedded: true }, bridges: [] }));
-    assert.throws(() => readRuntime(data), (e: Error) => /hub\.json is damaged \(pid: .*remove the file/.test(e.message));
+    assert.throws(
+      () => readRuntime(data),
+      (e: Error) => /hub\.json is damaged \(pid: .*remove the file/.test(e.message),
+    );
   });
 });
 
@@ -33,6 +42,9 @@ describe('the sync manifest [O-25]', () => {
   it('a JSON manifest whose local file is not a string is refused naming the entry', () => {
     const file = join(dir, 'm.json');
     writeFileSync(file, JSON.stringify({ files: { 'main.py': 5 } }));
-    assert.throws(() => readManifest(file), (e: Error) => /m\.json: files\.main\.py: .*expected \{"files"/.test(e.message));
+    assert.throws(
+      () => readManifest(file),
+      (e: Error) => /m\.json: files\.main\.py: .*expected \{"files"/.test(e.message),
+    );
   });
 });

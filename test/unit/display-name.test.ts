@@ -42,7 +42,33 @@ function hapRefuses(name: string): boolean {
   return warned;
 }
 
-const HOSTILE = ['\u202e', '\u202a', '\u2066', '\u2069', '\u200e', '\u200f', '\u061c', '\u200b', '\u200d', '\ufeff', '\u00ad', '<', '>', '&', '"', '\u0000', '\u001b', '\u007f', '\n', '\t', ' ', '\u00a0', '\u3000', '🙂', 'e\u0301'];
+const HOSTILE = [
+  '\u202e',
+  '\u202a',
+  '\u2066',
+  '\u2069',
+  '\u200e',
+  '\u200f',
+  '\u061c',
+  '\u200b',
+  '\u200d',
+  '\ufeff',
+  '\u00ad',
+  '<',
+  '>',
+  '&',
+  '"',
+  '\u0000',
+  '\u001b',
+  '\u007f',
+  '\n',
+  '\t',
+  ' ',
+  '\u00a0',
+  '\u3000',
+  '🙂',
+  'e\u0301',
+];
 
 describe('one name rule for everything HomeKit shows (finding 9)', () => {
   it('drops bidi controls and zero-width characters, turns markup into spaces, keeps every script', () => {
@@ -60,7 +86,7 @@ describe('one name rule for everything HomeKit shows (finding 9)', () => {
     assert.equal(homeKitName('<>', '<also bad>'), 'also bad');
   });
 
-  it('gives, for any text, a name HAP-NodeJS\'s checkName accepts, free of invisible and markup characters', () => {
+  it("gives, for any text, a name HAP-NodeJS's checkName accepts, free of invisible and markup characters", () => {
     const text = fc.oneof(
       fc.string({ unit: 'binary', maxLength: 100 }),
       fc.string({ unit: 'grapheme', maxLength: 100 }),

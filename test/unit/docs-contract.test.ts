@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { citations, definedIn, definitions, docs, HOME, sources, type Place } from '../helpers/doc-rules.js';
+import { citations, definedIn, definitions, docs, HOME, type Place, sources } from '../helpers/doc-rules.js';
 
 const where = (places: Place[]) => places.map((p) => `${p.file}:${p.line}`).join(', ');
 

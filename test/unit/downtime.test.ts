@@ -18,7 +18,10 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('hub downtime', () => {
   it('measures the overlap of a span with the downtime spans', () => {
-    const spans = [[10, 20], [30, 40]] as const;
+    const spans = [
+      [10, 20],
+      [30, 40],
+    ] as const;
     assert.equal(downtimeWithin(spans, 0, 100), 20);
     assert.equal(downtimeWithin(spans, 15, 35), 10);
     assert.equal(downtimeWithin(spans, 21, 29), 0);
@@ -46,7 +49,10 @@ describe('hub downtime', () => {
     ingest(registry, { topic: 'HomeKit/quiet/Switch/On', payload: Buffer.from('1'), live: true });
     now = 111 * DAY;
     // `seen`: 10.5 days ago, but 10 of them the hub was off. `quiet`: 15 days ago, 5 of them with the hub on.
-    assert.deepEqual(registry.sweep(3 * DAY, (from, to) => second.within(from, to)), ['quiet']);
+    assert.deepEqual(
+      registry.sweep(3 * DAY, (from, to) => second.within(from, to)),
+      ['quiet'],
+    );
     assert.deepEqual(registry.sweep(3 * DAY), ['seen'], 'without the downtime both would have gone');
 
     // The spans survive a restart and are pruned once no device reaches back to them.

@@ -20,6 +20,9 @@ describe('event bus', () => {
     bus.emit('device:added', { id: 'lamp' } as DeviceRecord);
     assert.deepEqual(seen, ['lamp']);
     await new Promise((r) => setImmediate(r));
-    assert.deepEqual(failures, [['device:added', 'sync bug'], ['device:added', 'async bug']]);
+    assert.deepEqual(failures, [
+      ['device:added', 'sync bug'],
+      ['device:added', 'async bug'],
+    ]);
   });
 });

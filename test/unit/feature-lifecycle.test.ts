@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import type { HubLink } from '../../src/broker/hub-link.js';
+import type { DeviceRecord } from '../../src/core/device.js';
 import { EventBus } from '../../src/core/events.js';
 import type { InboundMessage } from '../../src/core/ingest.js';
-import type { DeviceRecord } from '../../src/core/device.js';
-import { FeatureRunner, type Feature, type FeatureScope } from '../../src/hub/feature.js';
+import { type Feature, FeatureRunner, type FeatureScope } from '../../src/hub/feature.js';
 
 const log = pino({ level: 'silent' });
 

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 const SRC = fileURLToPath(new URL('../../../src', import.meta.url));
 /** A cast of a JSON.parse result on the same line (the form every such cast in the tree took). */
@@ -30,12 +30,11 @@ describe('JSON boundaries', () => {
   });
 
   it('no JSON.parse result is cast in src/ (parse with a schema: src/core/json.ts)', () => {
-    const found = files(SRC)
-      .flatMap((file) =>
-        readFileSync(file, 'utf8')
-          .split('\n')
-          .flatMap((line, n) => (CAST.test(line) ? [`${relative(SRC, file)}:${n + 1}: ${line.trim()}`] : [])),
-      );
+    const found = files(SRC).flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .flatMap((line, n) => (CAST.test(line) ? [`${relative(SRC, file)}:${n + 1}: ${line.trim()}`] : [])),
+    );
     assert.deepEqual(found, [], `cast JSON (check it with a zod schema instead):\n${found.join('\n')}`);
   });
 });

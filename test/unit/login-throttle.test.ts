@@ -28,10 +28,12 @@ describe('login throttle (by address)', () => {
     const throttle = new LoginThrottle(FAST);
     const order: string[] = [];
     const attempt = (address: string, name: string, ok: boolean) =>
-      throttle.run(address, async () => {
-        order.push(name);
-        return ok;
-      }).then(() => order.push(`${name} done`));
+      throttle
+        .run(address, async () => {
+          order.push(name);
+          return ok;
+        })
+        .then(() => order.push(`${name} done`));
     await attempt('10.0.0.9', 'guess 1', false);
     await Promise.all([attempt('10.0.0.9', 'guess 2', false), attempt('10.0.0.9', 'guess 3', false), attempt('10.0.0.2', 'device', true)]);
     assert.ok(order.indexOf('device done') < order.indexOf('guess 2 done'), `the device did not wait for the guesser's penalty: ${order.join(', ')}`);

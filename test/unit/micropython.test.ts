@@ -131,7 +131,11 @@ files.ROOT = '${root}'
       assert.match(file, /^mqttkit\/[a-z_0-9]+\.py$/, `${file}: only the mqttkit package is installed`);
       const text = readFileSync(join(LIBRARY, file), 'utf8');
       // No CPython branch or module, no call a board does not have (MicroPython sockets lack getsockname).
-      assert.doesNotMatch(text, /'cpython'|MICROPYTHON|implementation\.name ==|import (traceback|uuid|threading)|time\.monotonic|\.getsockname\(/, `${file} holds PC code`);
+      assert.doesNotMatch(
+        text,
+        /'cpython'|MICROPYTHON|implementation\.name ==|import (traceback|uuid|threading)|time\.monotonic|\.getsockname\(/,
+        `${file} holds PC code`,
+      );
     }
     assert.ok(!shipped.some((f) => f.startsWith('pc/')), 'pc/ is never installed');
     const standIn = readFileSync(join(LIBRARY, 'pc', 'mqttkit_pc_port.py'), 'utf8');
@@ -175,10 +179,19 @@ snap()
 print(mods())
 print(' '.join(sorted(seen)))
 `).split('\n');
-      const expected = PORTS[port]!.map((f) => f.replace(/\.py$/, '').replace(/\/__init__$/, '').replace(/\//g, '.')).sort();
+      const expected = PORTS[port]!.map((f) =>
+        f
+          .replace(/\.py$/, '')
+          .replace(/\/__init__$/, '')
+          .replace(/\//g, '.'),
+      ).sort();
       const always = ['device', 'files', 'mqtt', 'port'];
       const chip = `chip_${port}`;
-      assert.equal(loaded[0], [...always, chip].sort().join(' '), 'after Device(): identity.py dropped; the chip module (its watchdog) loaded; commands.py, ota.py, board.py, connect.py not');
+      assert.equal(
+        loaded[0],
+        [...always, chip].sort().join(' '),
+        'after Device(): identity.py dropped; the chip module (its watchdog) loaded; commands.py, ota.py, board.py, connect.py not',
+      );
       assert.equal(loaded[1], [...always, 'board', chip, 'commands'].sort().join(' '), 'a command loads commands.py (getversion: board.py)');
       assert.equal(loaded[2], `${[...always, 'board', chip, 'commands', 'ota'].sort().join(' ')} True`, 'an OTA command loads ota.py; both answered');
       assert.equal(loaded[3], [...always, 'connect'].sort().join(' '), 'unused for LINGER_MS: dropped; connect.py loaded while not connected');
@@ -203,7 +216,7 @@ for topic, payload, _retain in d.queue:
     assert.match(lines[0]!, /^#7 \{"/);
     assert.equal((JSON.parse(lines[0]!.slice(3)) as { rid?: unknown }).rid, 1, 'getversion announces that it echoes');
     assert.match(lines[1]!, /^#8 \{"count": 1/, 'an OTA command (ota.py) echoes too');
-    assert.equal(lines[2], '#9 echo:a b', "an application command gets the argument, the answer the id");
+    assert.equal(lines[2], '#9 echo:a b', 'an application command gets the argument, the answer the id');
     assert.match(lines[3]!, /^#10 unknown command nosuch \(known: /);
     assert.equal(lines[4], 'no exception recorded', 'without an id, the answer is as before');
     assert.match(lines[5]!, /^#11 unknown command {2}\(known: /, 'an id without a command is answered, not a crash');
@@ -211,15 +224,16 @@ for topic, payload, _retain in d.queue:
 
   it('esp8266 starts its fixed-timeout watchdog; esp32 sets the timeout (finding 3)', () => {
     usePort('esp8266', '/dev-wdt8266', { broker: '192.0.2.1', device_id: 'wdt-8266', watchdog_ms: 3000 });
-    assert.equal(run("from mqttkit import Device\nd = Device()\nprint(d.dog.timeout)"), '5000');
+    assert.equal(run('from mqttkit import Device\nd = Device()\nprint(d.dog.timeout)'), '5000');
     usePort('esp32', '/dev-wdt32', { broker: '192.0.2.1', device_id: 'wdt-32', watchdog_ms: 8000 });
-    assert.equal(run("from mqttkit import Device\nd = Device()\nprint(d.dog.timeout)"), '8000');
+    assert.equal(run('from mqttkit import Device\nd = Device()\nprint(d.dog.timeout)'), '8000');
   });
 
   it('imports and runs the library inside MicroPython', () => {
     usePort('esp32', '/device', { broker: '192.0.2.1', device_id: 'mp-1' });
     // Packets round-trip through our own encoder and parser.
-    assert.equal(run(`
+    assert.equal(
+      run(`
 from mqttkit import mqtt
 p = mqtt.publish_packet('HomeKit/mp-1/Switch/On', '1', 1, True, 7)
 kind, body, used = mqtt.parse(bytearray(p))
@@ -227,10 +241,13 @@ print(kind == 0x33, used == len(p), body[-1:] == b'1', mqtt.encode_length(321) =
 from mqttkit import connect
 c = connect.connect_packet('mp-1', 'mp-1', 'secret', ('HomeKit/mp-1/$state', 'offline', 1, True), 30)
 print(mqtt.parse(bytearray(c))[0] == 0x10)
-`), 'True True True True\nTrue');
+`),
+      'True True True True\nTrue',
+    );
 
     // A Device builds from config.json, generates and keeps a password, queues while offline, answers commands.
-    assert.equal(run(`
+    assert.equal(
+      run(`
 from mqttkit import Device
 from mqttkit import commands
 d = Device(name='MP', firmware='1.2.3')
@@ -240,12 +257,15 @@ d.publish('Switch', 'On', 0, index=2)
 print(d.queue)
 print(commands.getversion(d, '')['python'].startswith('micropython'), commands.msg_reboot(d, ''))
 print(d.step(0) is None, d.connected)
-`), "mp-1 32 True\n[('HomeKit/mp-1/Switch/On', '1', False), ('HomeKit/mp-1/Switch/2/On', '0', False)]\nTrue wake from deep sleep\nTrue False");
+`),
+      "mp-1 32 True\n[('HomeKit/mp-1/Switch/On', '1', False), ('HomeKit/mp-1/Switch/2/On', '0', False)]\nTrue wake from deep sleep\nTrue False",
+    );
   });
 
   it("open reports the network interface's address: board sockets have no getsockname (finding 4)", () => {
     usePort('esp32', '/dev-open', { broker: '192.0.2.1', device_id: 'mp-open' });
-    assert.equal(run(`
+    assert.equal(
+      run(`
 from mqttkit import Device
 d = Device()
 class Client:
@@ -254,7 +274,9 @@ d.client = Client()
 d._on_message('cmnd/mp-open/OTA', b'open')
 print(d.queue[-1][1])
 print(d.queue[-2])
-`), "ota open at 192.168.1.50\n('stat/mp-open/OTA', '{\"address\": \"192.168.1.50\"}', False)");
+`),
+      'ota open at 192.168.1.50\n(\'stat/mp-open/OTA\', \'{"address": "192.168.1.50"}\', False)',
+    );
   });
 
   for (const fs of ['LittleFS', 'FAT']) {
@@ -331,7 +353,8 @@ print(at, results[-1], all(r in ('old-password', 'new-password') for r in result
 
   it('a transfer reads through one 512-byte buffer; firmware goes to the next partition through one 4 KiB block buffer (finding 6)', () => {
     usePort('esp32', '/dev-chunk', { broker: '192.0.2.1', device_id: 'mp-chunk' });
-    assert.equal(run(`
+    assert.equal(
+      run(`
 import hashlib, binascii, socket
 from esp32 import Partition
 from mqttkit import ota
@@ -351,10 +374,12 @@ ok, actual, error, sink = ota.receive('127.0.0.1', 1, ota.FIRMWARE, 'sha256', di
 print(ok, sink.label, max(r[1] for r in socket.READS) <= 512, len(Partition.writes), len(set(Partition.writes)))
 image = Partition('ota_1').image()
 print(image[:10000] == data, image[10000:] == b'\\xff' * (3 * 4096 - 10000))
-`), 'True\nTrue\nTrue True True True\nTrue ota_1 True 3 1\nTrue True');
+`),
+      'True\nTrue\nTrue True True True\nTrue ota_1 True 3 1\nTrue True',
+    );
   });
 
-  it("[O-16] a build without hashlib.sha256 (some ESP8266 builds) lists only sha1 in getversion and refuses a sha256 trigger by report", () => {
+  it('[O-16] a build without hashlib.sha256 (some ESP8266 builds) lists only sha1 in getversion and refuses a sha256 trigger by report', () => {
     usePort('esp8266', '/dev-nosha', { broker: '192.0.2.1', device_id: 'mp-nosha' });
     const out = run(`
 import sys, json
@@ -407,20 +432,24 @@ print(version())
 Partition.reset()
 print(version())
 `);
-    assert.equal(out, [
-      'ota_0 ota=2', // running from ota_0, speaks trigger version 2
-      'True ota_1', // the report names the partition written
-      'ota_1 ota_0 ota=2', // marked for the next boot, still running ota_0
-      'ota_1 ota=2 firmware on ota_1 kept', // booted into it; keepversion confirms it
-      'ota_1 ota=2', // a confirmed image stays
-      'True ota_0',
-      'ota_0 ota=2', // boots the new one, unconfirmed
-      'ota_1 ota=2', // reset without keepversion: the bootloader goes back
-    ].join('\n'));
+    assert.equal(
+      out,
+      [
+        'ota_0 ota=2', // running from ota_0, speaks trigger version 2
+        'True ota_1', // the report names the partition written
+        'ota_1 ota_0 ota=2', // marked for the next boot, still running ota_0
+        'ota_1 ota=2 firmware on ota_1 kept', // booted into it; keepversion confirms it
+        'ota_1 ota=2', // a confirmed image stays
+        'True ota_0',
+        'ota_0 ota=2', // boots the new one, unconfirmed
+        'ota_1 ota=2', // reset without keepversion: the bootloader goes back
+      ].join('\n'),
+    );
   });
 
   it('refuses a reserved device id, in any case ([P-2])', () => {
-    assert.equal(run(`
+    assert.equal(
+      run(`
 from mqttkit.identity import load_identity
 for name in ('OTA', 'homekit', 'Stat', 'tele', 'cmnd'):
     try:
@@ -429,6 +458,8 @@ for name in ('OTA', 'homekit', 'Stat', 'tele', 'cmnd'):
     except ValueError as e:
         print('reserved' in str(e))
 print(load_identity({'device_id': 'ota-1'})[0])
-`), 'True\nTrue\nTrue\nTrue\nTrue\nota-1');
+`),
+      'True\nTrue\nTrue\nTrue\nTrue\nota-1',
+    );
   });
 });

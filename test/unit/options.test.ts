@@ -47,7 +47,10 @@ describe('start options', () => {
   ];
   for (const [flags, env, message] of bad) {
     it(`refuses ${JSON.stringify({ ...flags, ...env })}`, () => {
-      assert.throws(() => resolveStartOptions({ dataDir: dir, ...flags }, env), (error: Error) => error instanceof OptionError && message.test(error.message));
+      assert.throws(
+        () => resolveStartOptions({ dataDir: dir, ...flags }, env),
+        (error: Error) => error instanceof OptionError && message.test(error.message),
+      );
     });
   }
 
@@ -78,7 +81,11 @@ describe('start options', () => {
   it('refuses a device TTL that would empty the house: a bare number under a day, or anything under an hour', () => {
     for (const value of ['0', 0, '3600', 3600, '600']) {
       const message = fromFile({ deviceTtl: value });
-      assert.match(message, /^--device-ttl \(set by config\.json "deviceTtl"\): '\d+' is not valid; expected a duration such as 7d or 12h, from 1h to 3650d/, String(value));
+      assert.match(
+        message,
+        /^--device-ttl \(set by config\.json "deviceTtl"\): '\d+' is not valid; expected a duration such as 7d or 12h, from 1h to 3650d/,
+        String(value),
+      );
       assert.match(message, /a bare number counts seconds, so this means \d+ seconds; under 1d write the unit, e\.g\. 12h/);
     }
     assert.match(fromFile({ deviceTtl: '30m' }), /'30m' is not valid; .*\(30m is shorter than the minimum, 1h\)/);
@@ -86,7 +93,13 @@ describe('start options', () => {
     assert.match(fromFile({ deviceTtl: '3651d' }), /\(3651d is longer than the maximum, 3650d\)/);
     assert.throws(() => resolveStartOptions({ dataDir: dir, deviceTtl: '5' }, {}), /--device-ttl: '5' is not valid; .*a bare number counts seconds/);
     assert.throws(() => resolveStartOptions({ dataDir: dir }, { MQTTKIT_DEVICE_TTL: '59m' }), /--device-ttl \(set by MQTTKIT_DEVICE_TTL\): '59m' is not valid/);
-    for (const [value, ms] of [['1h', 3_600_000], ['12h', 43_200_000], ['1.5d', 129_600_000], ['86400', 86_400_000], [604800, 604_800_000]] as const) {
+    for (const [value, ms] of [
+      ['1h', 3_600_000],
+      ['12h', 43_200_000],
+      ['1.5d', 129_600_000],
+      ['86400', 86_400_000],
+      [604800, 604_800_000],
+    ] as const) {
       writeFileSync(join(dir, 'config.json'), JSON.stringify({ deviceTtl: value }));
       assert.equal(resolveStartOptions({ dataDir: dir }, {}).hub.deviceTtlMs, ms, String(value));
       rmSync(join(dir, 'config.json'));
@@ -120,7 +133,10 @@ describe('start options', () => {
     assert.equal(hub.httpPort, -1);
     assert.equal(hub.writeTimeoutMs, 2000);
     assert.equal(hub.mqtt.kind === 'embedded' && hub.mqtt.authMaxDelayMs, 2000);
-    assert.match(fromFile({ mqttPort: 1883.5 }), /--mqtt-port \(set by config\.json "mqttPort"\): '1883\.5' is not valid; expected a port number 0-65535 .*e\.g\. 1883 \(not a whole number\)/);
+    assert.match(
+      fromFile({ mqttPort: 1883.5 }),
+      /--mqtt-port \(set by config\.json "mqttPort"\): '1883\.5' is not valid; expected a port number 0-65535 .*e\.g\. 1883 \(not a whole number\)/,
+    );
     assert.match(fromFile({ mqttPort: '' }), /--mqtt-port .*'' is not valid/, 'an empty port is not port 0');
     assert.match(fromFile({ hapPort: 70000 }), /'70000' is not valid; .*\(70000 is outside 0-65535\)/);
     assert.match(fromFile({ mqttPort: true }), /--mqtt-port \(set by config\.json "mqttPort"\): true is not valid; .*\(a string or a number, not boolean\)/);

@@ -23,7 +23,7 @@ function documentedCommands(): Map<string, string> {
 }
 
 describe('the OTA command table', () => {
-  it("docs/ota.md §3 lists exactly the commands of src/ota/commands.ts", () => {
+  it('docs/ota.md §3 lists exactly the commands of src/ota/commands.ts', () => {
     assert.deepEqual([...documentedCommands().keys()].sort(), Object.keys(OTA_COMMANDS).sort());
   });
 

@@ -18,7 +18,9 @@ function fresh(name: string) {
   const db = openDatabase(join(dir, `${name}.db`));
   const damaged: string[] = [];
   // the two-argument form is this change's; older code ignores the second argument
-  const store = new (OtaStore as unknown as new (db: unknown, onDamaged: (w: string, p: string) => void) => OtaStore)(db, (where, problem) => damaged.push(`${where}: ${problem}`));
+  const store = new (OtaStore as unknown as new (db: unknown, onDamaged: (w: string, p: string) => void) => OtaStore)(db, (where, problem) =>
+    damaged.push(`${where}: ${problem}`),
+  );
   return { db, store, damaged };
 }
 
@@ -70,13 +72,20 @@ describe('OTA rows holding JSON', () => {
     db.prepare('UPDATE device_info SET info = ? WHERE device = ?').run('{"firmware": ', 'esp32_a');
     assert.doesNotThrow(() => store.info('esp32_a'));
     assert.deepEqual(store.info('esp32_a'), {});
-    assert.ok(damaged.some((d) => /device_info row esp32_a/.test(d)), damaged.join('\n'));
+    assert.ok(
+      damaged.some((d) => /device_info row esp32_a/.test(d)),
+      damaged.join('\n'),
+    );
     db.close();
   });
 
   it('a device answering null for a field is read back without it (not as null)', () => {
     const { db, store } = fresh('null');
-    db.prepare('INSERT INTO device_info (device, info, updated_at) VALUES (?, ?, ?)').run('esp32_a', '{"firmware":"1.27","app":null,"otaProtocol":2}', Date.now());
+    db.prepare('INSERT INTO device_info (device, info, updated_at) VALUES (?, ?, ?)').run(
+      'esp32_a',
+      '{"firmware":"1.27","app":null,"otaProtocol":2}',
+      Date.now(),
+    );
     assert.deepEqual(store.info('esp32_a'), { firmware: '1.27', app: undefined, otaProtocol: 2 });
     db.close();
   });

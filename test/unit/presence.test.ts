@@ -35,7 +35,10 @@ describe('services one HomeKit accessory can hold [P-8]', () => {
     const refused = send('HomeKit/relay/Switch/On', '1');
     assert.equal(refused.ok, false);
     if (!refused.ok) assert.match(refused.error, /Switch without an index cannot join .*Switch 1.*Switch\/2/);
-    assert.deepEqual(registry.get('relay')!.services.map((s) => s.index), [1]);
+    assert.deepEqual(
+      registry.get('relay')!.services.map((s) => s.index),
+      [1],
+    );
   });
 
   it('still takes indexed services after an unindexed one (HAP-NodeJS can hold them)', () => {
@@ -43,7 +46,10 @@ describe('services one HomeKit accessory can hold [P-8]', () => {
     assert.ok(send('HomeKit/relay/Switch/On', '1').ok);
     assert.ok(send('HomeKit/relay/Switch/1/On', '1').ok);
     assert.ok(send('HomeKit/relay/Switch/On', '0').ok, 'an existing service takes values as before');
-    assert.deepEqual(registry.get('relay')!.services.map((s) => s.index), [0, 1]);
+    assert.deepEqual(
+      registry.get('relay')!.services.map((s) => s.index),
+      [0, 1],
+    );
   });
 
   it('treats two names of one HomeKit type as one type', () => {
@@ -101,7 +107,7 @@ describe('presence [P-19] [P-20]', () => {
     assert.equal(registry.get('k')!.keepalive, undefined);
   });
 
-  it('refuses keepalives that are not whole seconds within MQTT\'s range', () => {
+  it("refuses keepalives that are not whole seconds within MQTT's range", () => {
     const { send } = setup();
     for (const bad of ['-1', '1.5', 'soon', '65536', '30 s']) {
       const result = send('HomeKit/k/$keepalive', bad);
@@ -124,13 +130,19 @@ describe('presence [P-19] [P-20]', () => {
     const { registry } = setup();
     const outcome = registry.restore([record('a'), record('s', { state: 'sleeping' }), record('o', { state: 'offline' })], { noneConnected: true });
     assert.deepEqual(outcome.changed, ['a']);
-    assert.deepEqual(['a', 's', 'o'].map((id) => registry.get(id)!.state), ['offline', 'sleeping', 'offline']);
+    assert.deepEqual(
+      ['a', 's', 'o'].map((id) => registry.get(id)!.state),
+      ['offline', 'sleeping', 'offline'],
+    );
   });
 
   it('restores a device past its keepalive offline, others as saved (external broker)', () => {
     const { registry } = setup();
     registry.restore([record('late', { keepalive: 10, lastSeen: 1_000_000 - 60_000 }), record('fresh', { keepalive: 10 }), record('plain')]);
-    assert.deepEqual(['late', 'fresh', 'plain'].map((id) => registry.get(id)!.state), ['offline', 'online', 'online']);
+    assert.deepEqual(
+      ['late', 'fresh', 'plain'].map((id) => registry.get(id)!.state),
+      ['offline', 'online', 'online'],
+    );
   });
 });
 
@@ -138,7 +150,10 @@ describe('stored records the hub cannot use', () => {
   it('holds them aside, refuses their input with a way out, and lets them be removed', () => {
     const { registry, send } = setup();
     const outcome = registry.restore([record('good'), { ...record('broken'), services: 'nope' }, { nothing: true }]);
-    assert.deepEqual(outcome.held.map((h) => h.id), ['broken', '(no id)']);
+    assert.deepEqual(
+      outcome.held.map((h) => h.id),
+      ['broken', '(no id)'],
+    );
     assert.match(outcome.held[0]!.problem, /services/);
     assert.equal(registry.get('broken'), undefined);
     const refused = send('HomeKit/broken/Switch/On', '1');

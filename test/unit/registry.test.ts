@@ -28,10 +28,13 @@ describe('device registry', () => {
     assert.ok(send('HomeKit/esp8266_12345678/TemperatureSensor/CurrentTemperature', '20').ok);
     assert.ok(send('HomeKit/esp8266_12345678/HumiditySensor/CurrentRelativeHumidity', '58').ok);
     const device = registry.get('esp8266_12345678')!;
-    assert.deepEqual(device.services.map((s) => [s.service, s.values]), [
-      ['TemperatureSensor', { CurrentTemperature: 20 }],
-      ['HumiditySensor', { CurrentRelativeHumidity: 58 }],
-    ]);
+    assert.deepEqual(
+      device.services.map((s) => [s.service, s.values]),
+      [
+        ['TemperatureSensor', { CurrentTemperature: 20 }],
+        ['HumiditySensor', { CurrentRelativeHumidity: 58 }],
+      ],
+    );
     assert.equal(events.filter(([e]) => e === 'device:added').length, 1);
     assert.equal(events.filter(([e]) => e === 'service:added').length, 2);
   });
@@ -47,7 +50,7 @@ describe('device registry', () => {
     assert.equal(registry.get('new')!.services[0]!.values.On, true);
   });
 
-  it('ignores empty payloads and the hub\'s own /set and $error topics', () => {
+  it("ignores empty payloads and the hub's own /set and $error topics", () => {
     const { registry, send } = setup();
     assert.deepEqual(send('HomeKit/d/Switch/On', ''), { ok: true, value: 'ignored' });
     assert.deepEqual(send('HomeKit/d/Switch/On/set', '1'), { ok: true, value: 'ignored' });
@@ -152,7 +155,13 @@ describe('device registry', () => {
     const { registry, send } = setup();
     send('HomeKit/relay/Switch/1/On', '1');
     send('HomeKit/relay/Switch/2/On', '0');
-    assert.deepEqual(registry.get('relay')!.services.map((s) => [s.index, s.values.On]), [[1, true], [2, false]]);
+    assert.deepEqual(
+      registry.get('relay')!.services.map((s) => [s.index, s.values.On]),
+      [
+        [1, true],
+        [2, false],
+      ],
+    );
     for (let i = 3; i <= MAX_SERVICES_PER_DEVICE; i++) assert.ok(send(`HomeKit/relay/Switch/${i}/On`, '1').ok);
     const over = send('HomeKit/relay/Outlet/On', '1');
     assert.equal(over.ok, false);

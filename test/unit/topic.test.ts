@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseTopic, setTopic, valueTopic, deviceFieldTopic } from '../../src/core/topic.js';
+import { deviceFieldTopic, parseTopic, setTopic, valueTopic } from '../../src/core/topic.js';
 
 describe('topic grammar', () => {
   it('parses a state topic', () => {
@@ -21,7 +21,7 @@ describe('topic grammar', () => {
     assert.ok(parsed.ok && parsed.value.kind === 'value' && parsed.value.characteristic === 'PM2_5Density');
   });
 
-  it('recognises the hub\'s own /set topics, plain and indexed', () => {
+  it("recognises the hub's own /set topics, plain and indexed", () => {
     const plain = parseTopic('HomeKit/TEST/Switch/On/set');
     assert.ok(plain.ok);
     assert.equal(plain.value.kind, 'set');
@@ -30,7 +30,7 @@ describe('topic grammar', () => {
     assert.deepEqual(indexed.value, { kind: 'set', deviceId: 'TEST', service: 'Switch', index: 3, characteristic: 'On' });
   });
 
-  it('parses metadata, $state and the hub\'s $error', () => {
+  it("parses metadata, $state and the hub's $error", () => {
     for (const field of ['name', 'manufacturer', 'model', 'firmware'] as const) {
       const parsed = parseTopic(`HomeKit/dev/$${field}`);
       assert.ok(parsed.ok);
@@ -73,7 +73,12 @@ describe('topic grammar', () => {
   }
 
   it('keeps every refusal short, whatever the device sent', () => {
-    for (const topic of [`HomeKit/dev/${'x'.repeat(60_000)}/On`, `HomeKit/dev/$${'n'.repeat(60_000)}`, `HomeKit/${'d'.repeat(60_000)}/Switch/On`, `HomeKit/dev/Switch/${'7'.repeat(60_000)}/On`]) {
+    for (const topic of [
+      `HomeKit/dev/${'x'.repeat(60_000)}/On`,
+      `HomeKit/dev/$${'n'.repeat(60_000)}`,
+      `HomeKit/${'d'.repeat(60_000)}/Switch/On`,
+      `HomeKit/dev/Switch/${'7'.repeat(60_000)}/On`,
+    ]) {
       const parsed = parseTopic(topic);
       assert.equal(parsed.ok, false);
       if (!parsed.ok) assert.ok(parsed.error.length < 400, `${parsed.error.length} characters: ${parsed.error.slice(0, 200)}`);

@@ -24,7 +24,7 @@ describe('OTA upload folders', () => {
     assert.deepEqual(jobUploadFolders(root, { manifest: join(root, 'x', 'manifest.json') }), [join(root, 'x')]);
   });
 
-  it('removes an ended job\'s folder unless another unfinished job still needs it', () => {
+  it("removes an ended job's folder unless another unfinished job still needs it", () => {
     const folder = join(root, 'job-a');
     mkdirSync(folder, { recursive: true });
     writeFileSync(join(folder, 'file.bin'), 'x');

@@ -14,17 +14,32 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 describe('Host headers', () => {
   it('reads the name from every form a browser sends, ignoring the port', () => {
     const cases: Array<[string, string | undefined]> = [
-      ['hub.example', 'hub.example'], ['Hub.Example:8581', 'hub.example'], ['hub.example.', 'hub.example'], ['192.168.1.10:80', '192.168.1.10'],
-      ['[::1]', '::1'], ['[::1]:8581', '::1'], ['[0:0:0:0:0:0:0:1]:1', '::1'], ['[FE80::1%25eth0]:8581', 'fe80::1'],
-      ['', undefined], ['[::1', undefined], ['::1', undefined], ['a b', undefined], ['hub.example:80:80', undefined], ['x@hub.example', undefined],
-      ['hub.example:', undefined], ['hub.example:123456', undefined], [`${'a'.repeat(300)}.example`, undefined], ['..', undefined],
+      ['hub.example', 'hub.example'],
+      ['Hub.Example:8581', 'hub.example'],
+      ['hub.example.', 'hub.example'],
+      ['192.168.1.10:80', '192.168.1.10'],
+      ['[::1]', '::1'],
+      ['[::1]:8581', '::1'],
+      ['[0:0:0:0:0:0:0:1]:1', '::1'],
+      ['[FE80::1%25eth0]:8581', 'fe80::1'],
+      ['', undefined],
+      ['[::1', undefined],
+      ['::1', undefined],
+      ['a b', undefined],
+      ['hub.example:80:80', undefined],
+      ['x@hub.example', undefined],
+      ['hub.example:', undefined],
+      ['hub.example:123456', undefined],
+      [`${'a'.repeat(300)}.example`, undefined],
+      ['..', undefined],
     ];
     for (const [header, name] of cases) assert.equal(hostHeaderName(header), name, JSON.stringify(header));
   });
 
   it("allows the machine's own names and the added ones, nothing else", () => {
     const list = new HostAllowlist('0.0.0.0', ['hub.example', 'fd00::5']);
-    for (const ok of ['localhost:1', '127.0.0.1', '[::1]', hostname(), `${hostname()}.local:8581`, 'HUB.EXAMPLE', '[fd00:0::5]:80']) assert.ok(list.allows(ok), ok);
+    for (const ok of ['localhost:1', '127.0.0.1', '[::1]', hostname(), `${hostname()}.local:8581`, 'HUB.EXAMPLE', '[fd00:0::5]:80'])
+      assert.ok(list.allows(ok), ok);
     for (const no of ['evil.example', 'localhost.evil.example', '0.0.0.0', '[::]', undefined, 'hub.example.evil']) assert.ok(!list.allows(no), String(no));
     assert.ok(new HostAllowlist('hub.lan', []).allows('hub.lan:8581'), '--http-host as a name counts');
   });
@@ -33,12 +48,32 @@ describe('Host headers', () => {
 describe('OTA file sizes', () => {
   it('parses sizes with binary units and formats them back', () => {
     const cases: Array<[string, number | undefined]> = [
-      ['65536', 65536], ['512k', 512 * 1024], ['512K', 512 * 1024], ['16M', 16 * 1024 ** 2], ['16MiB', 16 * 1024 ** 2], ['16 mb', 16 * 1024 ** 2], ['1.5m', 1.5 * 1024 ** 2],
-      ['1G', 1024 ** 3], ['', undefined], ['16X', undefined], ['-1M', undefined], ['1e9', undefined], ['99999999999', undefined],
+      ['65536', 65536],
+      ['512k', 512 * 1024],
+      ['512K', 512 * 1024],
+      ['16M', 16 * 1024 ** 2],
+      ['16MiB', 16 * 1024 ** 2],
+      ['16 mb', 16 * 1024 ** 2],
+      ['1.5m', 1.5 * 1024 ** 2],
+      ['1G', 1024 ** 3],
+      ['', undefined],
+      ['16X', undefined],
+      ['-1M', undefined],
+      ['1e9', undefined],
+      ['99999999999', undefined],
     ];
     for (const [text, bytes] of cases) assert.equal(parseSize(text), bytes, text);
-    assert.deepEqual([100, 1024, 512 * 1024, 16 * 1024 ** 2, Math.round(20.1 * 1024 ** 2)].map(formatSize), ['100 B', '1 KiB', '512 KiB', '16 MiB', '20.1 MiB']);
-    assert.equal(fileSizeProblem('firmware.bin', Math.round(20.1 * 1024 ** 2), 16 * 1024 ** 2), 'firmware.bin is 20.1 MiB, over the OTA limit of 16 MiB (--ota-max-file-size)');
+    assert.deepEqual([100, 1024, 512 * 1024, 16 * 1024 ** 2, Math.round(20.1 * 1024 ** 2)].map(formatSize), [
+      '100 B',
+      '1 KiB',
+      '512 KiB',
+      '16 MiB',
+      '20.1 MiB',
+    ]);
+    assert.equal(
+      fileSizeProblem('firmware.bin', Math.round(20.1 * 1024 ** 2), 16 * 1024 ** 2),
+      'firmware.bin is 20.1 MiB, over the OTA limit of 16 MiB (--ota-max-file-size)',
+    );
     assert.equal(fileSizeProblem('main.py', 16 * 1024 ** 2, 16 * 1024 ** 2), undefined);
   });
 });
@@ -71,7 +106,10 @@ describe('start options for the web', () => {
   ];
   for (const [flags, message] of bad) {
     it(`refuses ${JSON.stringify(flags)}`, () => {
-      assert.throws(() => resolveStartOptions({ dataDir: dir, ...flags }, {}), (error: Error) => error instanceof OptionError && message.test(error.message));
+      assert.throws(
+        () => resolveStartOptions({ dataDir: dir, ...flags }, {}),
+        (error: Error) => error instanceof OptionError && message.test(error.message),
+      );
     });
   }
 });

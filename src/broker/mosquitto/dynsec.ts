@@ -5,9 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
-import { devicePublishSpace, deviceSubscribeSpace } from '../../security/access-policy.js';
 import { z } from 'zod';
 import { parseJson } from '../../core/json.js';
+import { devicePublishSpace, deviceSubscribeSpace } from '../../security/access-policy.js';
 
 const REQUEST_TOPIC = '$CONTROL/dynamic-security/v1';
 const RESPONSE_TOPIC = `${REQUEST_TOPIC}/response`;
@@ -61,7 +61,14 @@ export class DynsecClient {
   static async connect(url: string, username: string, password: string): Promise<DynsecClient> {
     let client: MqttClient;
     try {
-      client = await mqtt.connectAsync(url, { clientId: `${username}-ctl-${randomUUID().slice(0, 8)}`, username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });
+      client = await mqtt.connectAsync(url, {
+        clientId: `${username}-ctl-${randomUUID().slice(0, 8)}`,
+        username,
+        password,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        connectTimeout: 5000,
+      });
     } catch (error) {
       throw new Error(`cannot reach the broker at ${url} as ${username}: ${(error as Error).message}`);
     }

@@ -2,9 +2,10 @@
  * Writes a Mosquitto 2.x configuration that enforces mqttkit's rules: no anonymous clients, the
  * dynamic-security plugin for accounts and ACLs, and an admin client for the hub.
  */
+
+import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { MAX_PAYLOAD_BYTES, publishLimit } from '../packet-guard.js';
 
 export const HUB_ACCOUNT = 'mqttkit-hub';

@@ -1,12 +1,12 @@
 /** What the hub hands every feature module: the core, the store, and the options. */
 import type { EventBus } from '../../core/events.js';
-import type { HapCatalog } from '../../homekit/catalog.js';
 import type { DeviceRegistry } from '../../core/registry.js';
+import type { HapCatalog } from '../../homekit/catalog.js';
 import type { AccountStore } from '../../store/account-store.js';
 import type { Db } from '../../store/database.js';
-import type { StateStore } from '../../store/state-store.js';
-import type { OtaStore } from '../../store/ota-store.js';
 import type { HistoryStore } from '../../store/history-store.js';
+import type { OtaStore } from '../../store/ota-store.js';
+import type { StateStore } from '../../store/state-store.js';
 import type { Faults } from '../faults.js';
 import type { HubOptions } from '../hub.js';
 

@@ -1,6 +1,6 @@
 /** The HomeKit bridges as a feature (`--no-homekit` leaves it out: no HAP port opens, MQTT works as ever). */
 import { join } from 'node:path';
-import { HomeKitBridges, type BridgeStatus } from '../../homekit/homekit-bridges.js';
+import { type BridgeStatus, HomeKitBridges } from '../../homekit/homekit-bridges.js';
 import type { Feature, FeatureScope } from '../feature.js';
 import { VERSION } from '../version.js';
 import type { HubContext } from './context.js';

@@ -28,7 +28,10 @@ export class MqttFeature implements Feature {
       const brokerLog = scope.log.child({ part: 'broker' });
       const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, maxDelayMs: mqtt.authMaxDelayMs });
       const registration = new Registration(accounts, mqtt.registration, brokerLog, throttle);
-      const broker = await EmbeddedBroker.start({ host: mqtt.host, port: mqtt.port, registration, tls: mqtt.tls, onDeviceGone: (id) => registry.connectionClosed(id) }, brokerLog);
+      const broker = await EmbeddedBroker.start(
+        { host: mqtt.host, port: mqtt.port, registration, tls: mqtt.tls, onDeviceGone: (id) => registry.connectionClosed(id) },
+        brokerLog,
+      );
       this.#broker = broker;
       scope.defer(() => broker.close());
       this.#link = broker.link();

@@ -2,13 +2,14 @@
 import type { EmbeddedBroker } from '../../broker/embedded-broker.js';
 import type { HubLink } from '../../broker/hub-link.js';
 import type { DeviceChannel } from '../../ota/device-channel.js';
-import { cancelJobInStore, cancelRolloutInStore, type CancelOutcome, type RolloutCancelOutcome } from '../../ota/job-control.js';
+import { type CancelOutcome, cancelJobInStore, cancelRolloutInStore, type RolloutCancelOutcome } from '../../ota/job-control.js';
 import { OtaService } from '../../ota/ota-service.js';
 import { uploadsRoot } from '../../ota/uploads.js';
 import type { Feature, FeatureScope } from '../feature.js';
 import type { HubContext } from './context.js';
 
-export const OTA_OFF_MESSAGE = "the hub runs without OTA (--no-ota, MQTTKIT_OTA=off or \"ota\": false in config.json): no OTA job would run; restart the hub with OTA on to update devices";
+export const OTA_OFF_MESSAGE =
+  'the hub runs without OTA (--no-ota, MQTTKIT_OTA=off or "ota": false in config.json): no OTA job would run; restart the hub with OTA on to update devices';
 
 export class OtaFeature implements Feature {
   readonly name = 'ota';

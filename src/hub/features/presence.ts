@@ -2,8 +2,9 @@
  * Presence and expiry as a feature: [P-20] devices silent past their announced keepalive go offline
  * (checked every second); [P-13] devices silent past the TTL are removed, counting only hub time [D-5].
  */
-import type { Feature, FeatureScope } from '../feature.js';
+
 import { DeviceExpiry } from '../device-expiry.js';
+import type { Feature, FeatureScope } from '../feature.js';
 import type { HubContext } from './context.js';
 
 export class PresenceFeature implements Feature {

@@ -1,7 +1,7 @@
 /** The dashboard and API as a feature (`--http-port -1` leaves it out). */
 import { removeHubToken, writeHubToken } from '../../store/runtime-file.js';
 import { WebStore } from '../../store/web-store.js';
-import { WebServer, type WebDeps } from '../../web/server.js';
+import { type WebDeps, WebServer } from '../../web/server.js';
 import type { Feature, FeatureScope } from '../feature.js';
 import type { HubContext } from './context.js';
 

@@ -4,7 +4,7 @@ export const ago = (t) => {
   return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : s < 86400 ? `${Math.round(s / 3600)}h ago` : `${Math.round(s / 86400)}d ago`;
 };
 
-export const show = (value) => (value === true ? 'on' : value === false ? 'off' : value ?? '–');
+export const show = (value) => (value === true ? 'on' : value === false ? 'off' : (value ?? '–'));
 
 /** The short unit after a value in the devices table. */
 export const unitMark = (unit) => (unit === 'celsius' ? '°' : unit === 'percentage' ? '%' : '');

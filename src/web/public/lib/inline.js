@@ -44,7 +44,14 @@ export function confirmInline(host, question, yesLabel, noLabel = 'Keep') {
       resolve(yes);
     };
     const yes = h('button', { type: 'button', class: 'danger', 'data-confirm': 'yes', onclick: () => answer(true) }, yesLabel);
-    const box = h('span', { class: 'confirm', role: 'group', 'aria-label': question }, h('span', {}, question, ' '), yes, ' ', h('button', { type: 'button', class: 'secondary', 'data-confirm': 'no', onclick: () => answer(false) }, noLabel));
+    const box = h(
+      'span',
+      { class: 'confirm', role: 'group', 'aria-label': question },
+      h('span', {}, question, ' '),
+      yes,
+      ' ',
+      h('button', { type: 'button', class: 'secondary', 'data-confirm': 'no', onclick: () => answer(false) }, noLabel),
+    );
     host.replaceChildren(box);
     yes.focus();
   });

@@ -3,7 +3,9 @@ import { api } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 
 export async function drawCharts(device, container) {
-  const numeric = device.services.flatMap((s) => s.characteristics.filter((c) => typeof c.value === 'number' || typeof c.value === 'boolean').map((c) => ({ s, c })));
+  const numeric = device.services.flatMap((s) =>
+    s.characteristics.filter((c) => typeof c.value === 'number' || typeof c.value === 'boolean').map((c) => ({ s, c })),
+  );
   for (const { s, c } of numeric) {
     const box = h('div', { class: 'card', 'data-chart': `${s.service}/${c.name}` }, h('strong', {}, `${s.service}${s.index ? ' ' + s.index : ''} · ${c.name}`));
     container.append(box);
@@ -20,6 +22,10 @@ export async function drawCharts(device, container) {
       continue;
     }
     const data = [points.map((p) => p.at / 1000), points.map((p) => p.value)];
-    new window.uPlot({ width: Math.min(container.clientWidth || 600, 900) - 40, height: 180, series: [{}, { label: c.name, stroke: '#0a66d8', width: 2 }], axes: [{}, {}] }, data, box);
+    new window.uPlot(
+      { width: Math.min(container.clientWidth || 600, 900) - 40, height: 180, series: [{}, { label: c.name, stroke: '#0a66d8', width: 2 }], axes: [{}, {}] },
+      data,
+      box,
+    );
   }
 }

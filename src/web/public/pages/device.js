@@ -37,7 +37,17 @@ export async function devicePage(main, id) {
     }
     title.replaceChildren(d.name, ' ', badge(d.state));
     meta.replaceChildren(
-      ...[['Id', d.id], ['Model', d.meta.model], ['Manufacturer', d.meta.manufacturer], ['App version (HomeKit)', d.app], ['Firmware (runtime)', d.firmware], ['Address', d.address], ['Last seen', new Date(d.lastSeen).toLocaleString()], ['Last reboot', d.lastReboot], ['Last exception', d.lastException]]
+      ...[
+        ['Id', d.id],
+        ['Model', d.meta.model],
+        ['Manufacturer', d.meta.manufacturer],
+        ['App version (HomeKit)', d.app],
+        ['Firmware (runtime)', d.firmware],
+        ['Address', d.address],
+        ['Last seen', new Date(d.lastSeen).toLocaleString()],
+        ['Last reboot', d.lastReboot],
+        ['Last exception', d.lastException],
+      ]
         .filter(([, v]) => v)
         .flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
     );
@@ -47,19 +57,34 @@ export async function devicePage(main, id) {
           'div',
           { class: 'card', 'data-service': serviceKey(s) },
           h('h2', {}, s.service, s.index ? ` ${s.index}` : ''),
-          ...s.characteristics.map((c) => h('div', { class: 'control' }, h('span', { class: 'name' }, c.name), control(s, c, set(s, c)), c.writable ? writeLine(controlId(s, c)).el : null)),
+          ...s.characteristics.map((c) =>
+            h('div', { class: 'control' }, h('span', { class: 'name' }, c.name), control(s, c, set(s, c)), c.writable ? writeLine(controlId(s, c)).el : null),
+          ),
         ),
       ),
     );
   };
 
-  main.replaceChildren(title, h('div', { class: 'card' }, meta), services, h('h2', {}, 'History'), charts, h('h2', {}, 'Log'), log.el, commandForm(id), h('h2', {}, 'Updates'), jobList(detail.jobs || []), removal(id));
+  main.replaceChildren(
+    title,
+    h('div', { class: 'card' }, meta),
+    services,
+    h('h2', {}, 'History'),
+    charts,
+    h('h2', {}, 'Log'),
+    log.el,
+    commandForm(id),
+    h('h2', {}, 'Updates'),
+    jobList(detail.jobs || []),
+    removal(id),
+  );
   render();
   // Not awaited: the page follows the live stream while the charts load (each shows its own error).
   drawCharts(detail, charts).catch((error) => charts.append(h('p', { class: 'notice error', role: 'alert' }, error.message)));
   return (kind, data) => {
     if (kind === 'log' && data.device === id) log.add([data]);
-    else if (kind === 'log-dropped') log.note(`… ${data.lines} log lines skipped (devices logged faster than the page shows them; \`mqttkit logs ${id}\` has them all)`);
+    else if (kind === 'log-dropped')
+      log.note(`… ${data.lines} log lines skipped (devices logged faster than the page shows them; \`mqttkit logs ${id}\` has them all)`);
     else if ((kind === 'device' || kind === 'removed') && data === id) render();
   };
 }
@@ -120,7 +145,11 @@ function commandForm(id) {
 }
 
 function jobList(jobs) {
-  return h('ul', {}, jobs.map((j) => h('li', {}, `#${j.id} ${j.kind} ${j.state}${j.message ? ': ' + j.message : ''}`)));
+  return h(
+    'ul',
+    {},
+    jobs.map((j) => h('li', {}, `#${j.id} ${j.kind} ${j.state}${j.message ? ': ' + j.message : ''}`)),
+  );
 }
 
 function removal(id) {

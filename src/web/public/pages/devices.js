@@ -1,10 +1,14 @@
 // The devices table: every device, its state and values, kept current by the live stream.
-import { h, badge } from '../lib/dom.js';
+import { badge, h } from '../lib/dom.js';
 import { ago, serviceKey, show, unitMark } from '../lib/format.js';
 import { live } from '../lib/live.js';
 
 const valueSpans = (d) =>
-  d.services.flatMap((s) => s.characteristics.filter((c) => c.value !== null).map((c) => h('span', { 'data-value': `${serviceKey(s)}/${c.name}` }, `${c.name} ${show(c.value)}${unitMark(c.unit)}`)));
+  d.services.flatMap((s) =>
+    s.characteristics
+      .filter((c) => c.value !== null)
+      .map((c) => h('span', { 'data-value': `${serviceKey(s)}/${c.name}` }, `${c.name} ${show(c.value)}${unitMark(c.unit)}`)),
+  );
 
 export function devicesPage(main) {
   const body = h('tbody');
@@ -23,7 +27,8 @@ export function devicesPage(main) {
         ),
       ),
     );
-    if (rows.length === 0) body.append(h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No devices yet: flash one, or run `npx mqttkit simulate --devices 5`.')));
+    if (rows.length === 0)
+      body.append(h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No devices yet: flash one, or run `npx mqttkit simulate --devices 5`.')));
   };
   render();
   const head = h('thead', {}, h('tr', {}, ...['Name', 'Id', 'State', 'Values', 'Last seen'].map((t) => h('th', {}, t))));

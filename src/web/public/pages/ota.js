@@ -11,7 +11,11 @@ const UNFINISHED = ['queued', 'running'];
 export async function otaPage(main) {
   live.jobs = await api('/api/ota/jobs');
   const devices = [...live.devices.values()].sort((a, b) => a.id.localeCompare(b.id));
-  const select = h('select', { id: 'ota-device', multiple: true, size: Math.min(8, Math.max(3, devices.length)) }, devices.map((d) => h('option', { value: d.id }, `${d.name} (${d.id}, ${d.state})`)));
+  const select = h(
+    'select',
+    { id: 'ota-device', multiple: true, size: Math.min(8, Math.max(3, devices.length)) },
+    devices.map((d) => h('option', { value: d.id }, `${d.name} (${d.id}, ${d.state})`)),
+  );
   const chosen = () => {
     const targets = [...select.selectedOptions].map((o) => o.value);
     if (targets.length === 0) throw new Error('pick one or more devices');
@@ -77,7 +81,8 @@ export async function otaPage(main) {
         } catch (error) {
           return firmwareMessage.error(error.message);
         }
-        if (!(await confirmInline(firmwareAsk, `Write ${image.name} to the spare partition of ${targets.join(', ')} and reboot?`, 'Yes, update firmware'))) return;
+        if (!(await confirmInline(firmwareAsk, `Write ${image.name} to the spare partition of ${targets.join(', ')} and reboot?`, 'Yes, update firmware')))
+          return;
         const jobs = await attempt(firmwareMessage, async () => {
           const content = await fileToBase64(image);
           const started = [];
@@ -107,7 +112,9 @@ function jobView(job, actions) {
     { 'data-job': job.id, 'data-state': job.state },
     `#${job.id} ${job.kind} ${job.device}: `,
     h('strong', { class: 'job-state' }, label),
-    p && job.state === 'running' ? h('span', {}, ` ${p.step} `, h('progress', { max: 100, value: percent ?? 0, 'aria-label': `job #${job.id} progress` })) : null,
+    p && job.state === 'running'
+      ? h('span', {}, ` ${p.step} `, h('progress', { max: 100, value: percent ?? 0, 'aria-label': `job #${job.id} progress` }))
+      : null,
     job.message ? h('span', { class: 'muted' }, ` ${job.message}`) : null,
     ' ',
     actions,

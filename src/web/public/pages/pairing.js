@@ -13,7 +13,13 @@ export async function pairingPage(main) {
       // The hub's own QR library made this SVG from the setup URI (no user input in it).
       if (b.qrSvg) qr.innerHTML = b.qrSvg;
       const status = b.paired ? h('span', { class: 'badge online' }, 'paired') : h('span', { class: 'badge sleeping' }, 'not paired');
-      return h('div', { class: 'card' }, h('h2', {}, b.name, ' ', status), h('p', { class: 'muted' }, `${b.accessories} accessories · HAP port ${b.port} · HAP id ${b.username}`), qr);
+      return h(
+        'div',
+        { class: 'card' },
+        h('h2', {}, b.name, ' ', status),
+        h('p', { class: 'muted' }, `${b.accessories} accessories · HAP port ${b.port} · HAP id ${b.username}`),
+        qr,
+      );
     }),
   );
 }

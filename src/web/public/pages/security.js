@@ -28,7 +28,14 @@ export async function securityPage(main) {
             'Reset password',
           );
     const account = a.status === 'pending' ? 'waiting for approval' : a.passwordSet ? 'registered' : 'reset';
-    return h('tr', { 'data-account': a.id }, h('td', {}, a.id), h('td', {}, account), h('td', { class: 'muted' }, a.address || '–'), h('td', {}, action, ' ', ask, message.el));
+    return h(
+      'tr',
+      { 'data-account': a.id },
+      h('td', {}, a.id),
+      h('td', {}, account),
+      h('td', { class: 'muted' }, a.address || '–'),
+      h('td', {}, action, ' ', ask, message.el),
+    );
   };
   const render = (accounts) => rows.replaceChildren(...accounts.map(row));
   render(reg.accounts);
