@@ -657,14 +657,7 @@ export class OtaService {
   async #seedTransfer(job: Job, target: string, bytes: Buffer, signal: AbortSignal): Promise<void> {
     const route = await this.#routeTo(job.device, signal);
     signal.throwIfAborted();
-    const server = await servePull({
-      bytes,
-      host: route.hubAddress,
-      allowedAddress: route.deviceAddress,
-      timeoutMs: this.options.transferTimeoutMs,
-      log: this.log,
-      deviceId: job.device,
-    });
+    const server = await this.#serve(job, route, bytes);
     // A cancel closes the server at once (its `served` settles false). [O-9]
     const onAbort = () => server.close();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -713,14 +706,7 @@ export class OtaService {
     const route = await this.#routeTo(job.device, signal);
     signal.throwIfAborted();
     const hash = transferHash(bytes, algorithm); // [O-16]
-    const server = await servePull({
-      bytes,
-      host: route.hubAddress,
-      allowedAddress: route.deviceAddress,
-      timeoutMs: this.options.transferTimeoutMs,
-      log: this.log,
-      deviceId: job.device,
-    });
+    const server = await this.#serve(job, route, bytes);
     const waiting = this.channel.next(
       job.device,
       'OTA',
@@ -761,6 +747,18 @@ export class OtaService {
     }
     this.store.recordTransfer({ jobId: job.id, device: job.device, file: target, bytes: bytes.length, ok: report.ok, error: report.error, at: Date.now() });
     return report;
+  }
+
+  /** [O-1] The one-shot pull server of a transfer: it serves `bytes` once, to the device's address only. */
+  #serve(job: Job, route: DeviceRoute, bytes: Buffer): ReturnType<typeof servePull> {
+    return servePull({
+      bytes,
+      host: route.hubAddress,
+      allowedAddress: route.deviceAddress,
+      timeoutMs: this.options.transferTimeoutMs,
+      log: this.log,
+      deviceId: job.device,
+    });
   }
 
   async #routeTo(device: string, signal: AbortSignal): Promise<DeviceRoute> {
