@@ -132,17 +132,18 @@ describe('the device library as a mip package', { timeout: 120_000 }, () => {
             .replace(/\//g, '.'),
         );
       assert.ok(modules.length > 0);
-      mp.globals.set('modules', modules.join(','));
-      mp.globals.set('port', name);
+      // The names go in as Python literals: the WebAssembly build's globals.set crashed now and then
+      // ("memory access out of bounds") when a second instance ran in the same process.
       try {
         mp.runPython(`
 import sys
 sys.path.insert(0, '/lib')
 import machine
-machine.PORT = port
-for m in modules.split(','):
+machine.PORT = ${JSON.stringify(name)}
+modules = ${JSON.stringify(modules)}
+for m in modules:
     __import__(m)
-print('imported', len(modules.split(',')))
+print('imported', len(modules))
 `);
       } catch (error) {
         assert.fail(`${name}: the package does not import under MicroPython:\n${(error as Error).message}\n${output}`);
