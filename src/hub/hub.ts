@@ -22,6 +22,7 @@ import { RegistryPersistence } from '../store/registry-persistence.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
 import { ensureStateUsable } from '../store/state-check.js';
 import { StateStore } from '../store/state-store.js';
+import { WalCheckpointer } from '../store/wal-checkpointer.js';
 import { logActivity } from './activity-log.js';
 import { Faults } from './faults.js';
 import { FeatureRunner } from './feature.js';
@@ -107,6 +108,10 @@ export class Hub {
     try {
       const db = openDatabase(join(options.dataDir, DATABASE_FILE));
       stops.push(() => void db.close());
+      const checkpointer = new WalCheckpointer(db, log);
+      checkpointer.start();
+      stops.push(() => checkpointer.stop());
+      const wrote = () => checkpointer.wrote();
       const store = new StateStore(db);
       const accounts = new AccountStore(db);
       // A conformance run killed outright left its temporary admin account: it must not stay a standing login.
@@ -134,14 +139,14 @@ export class Hub {
       stops.push(() => registry.close());
       stops.push(logActivity(bus, log));
 
-      const persistence = new RegistryPersistence(bus, registry, store);
+      const persistence = new RegistryPersistence(bus, registry, store, undefined, wrote);
       persistence.start();
       stops.push(() => persistence.stop());
 
       // The features, started in this order and stopped in reverse; each takes what it listens to through its scope.
       // A damaged job, rollout or device_info row is named in the log; the store ends it as failed. [D-3]
       const otaStore = new OtaStore(db, (where, problem) => log.error({ where }, problem));
-      const ctx: HubContext = { options, db, bus, registry, catalog, store, accounts, ota: otaStore, history: new HistoryStore(db), faults, pincode };
+      const ctx: HubContext = { options, db, bus, registry, catalog, store, accounts, ota: otaStore, history: new HistoryStore(db), faults, pincode, wrote };
       const features = new FeatureRunner(bus, log);
       stops.push(() => features.stop());
       const homekit = new HomeKitFeature(ctx);

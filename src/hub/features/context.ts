@@ -22,4 +22,6 @@ export interface HubContext {
   readonly history: HistoryStore;
   readonly faults: Faults;
   readonly pincode: string;
+  /** Batch writers call this after a commit: the WAL checkpoint thread takes it from there. */
+  readonly wrote: () => void;
 }
