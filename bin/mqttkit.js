@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
+// --max-semi-space-size=2: V8's young generation grows to 3 x 16 MiB under a busy hub's garbage; 2 MiB
+// keeps ~40 MB of RSS away with no measured cost in CPU or latency (issue 13; `npm start` passes the same).
 // Thin launcher: the CLI lives in TypeScript and is compiled to dist/ by `npm install` (prepare script).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

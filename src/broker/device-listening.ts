@@ -7,7 +7,7 @@
  * subscribes to thousands of its own topics (or SUBSCRIBEs in a loop) costs neither memory here nor
  * work in the hub (bound every input before work is done on it).
  */
-import { matches } from './external-link.js';
+import { matches } from './topic-filter.js';
 
 /** [P-21] The topics a device listens on for the hub's commands and OTA triggers: all `hears` is asked about. */
 const listenTopics = (deviceId: string): string[] => [`cmnd/${deviceId}/OTA`, `${deviceId}/OTA`];

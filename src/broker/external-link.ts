@@ -4,6 +4,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { InboundMessage } from '../core/ingest.js';
 import type { Logger } from '../log/logger.js';
 import type { HubLink, PublishOptions } from './hub-link.js';
+import { matches } from './topic-filter.js';
 
 const MIN_RECONNECT_MS = 1000;
 const MAX_RECONNECT_MS = 30_000;
@@ -99,16 +100,4 @@ class ExternalLink implements HubLink {
   async close(): Promise<void> {
     await this.client.endAsync();
   }
-}
-
-/** MQTT filter matching for the hub's few subscriptions (`+` one level, trailing `#` the rest). */
-export function matches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
 }

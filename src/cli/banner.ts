@@ -1,7 +1,7 @@
 /** What `mqttkit start` prints for people: the setup code, a QR code to scan, and where devices connect. */
 import { networkInterfaces } from 'node:os';
-import QRCode from 'qrcode';
 import type { Hub } from '../hub/hub.js';
+import { qrCode } from '../web/qr-code.js';
 
 export async function startBanner(hub: Hub): Promise<string> {
   const lines: string[] = [];
@@ -20,7 +20,7 @@ export async function startBanner(hub: Hub): Promise<string> {
   const unpaired = bridges.filter((b) => !b.paired && b.setupURI);
   for (const bridge of unpaired) {
     lines.push('', `Scan with the Home app to add "${bridge.name}" (or enter the code ${hub.pincode}):`);
-    lines.push(await QRCode.toString(bridge.setupURI!, { type: 'terminal', small: true }));
+    lines.push(await qrCode(bridge.setupURI!, 'terminal'));
   }
   lines.push(`Devices connect to MQTT at ${reachableAddresses(hub.mqttAddress).join(' or ')}`);
   if (hub.webPort !== undefined) lines.push(`Dashboard: ${reachableAddresses(`http://${hub.options.httpHost}:${hub.webPort}`).join(' or ')}`);

@@ -1,29 +1,35 @@
-/** The `mqttkit` command line. Each command lives in its own file and registers itself here. */
+/**
+ * The `mqttkit` command line. Each command lives in its own file and registers itself here. Only the
+ * command being run is loaded: `mqttkit start` does not carry the OTA progress bars, the simulator or the
+ * conformance checker in its memory (issue 13: ~15 MB of RSS). Help and unknown commands load them all.
+ */
 import { Command } from 'commander';
 import { VERSION } from '../hub/version.js';
-import { registerBackup } from './backup-command.js';
-import { registerConformance } from './conformance-command.js';
-import { registerDevice } from './device-command.js';
-import { registerMosquittoConfig } from './mosquitto-config-command.js';
-import { registerObserve } from './observe-command.js';
-import { registerOta } from './ota-command.js';
-import { registerSimulate } from './simulate-command.js';
-import { registerStart } from './start-command.js';
-import { registerToken } from './token-command.js';
-import { registerUser } from './user-command.js';
+
+/** The top-level command names each module registers, in the order help lists them. */
+const MODULES: Array<{ names: string[]; register: (program: Command) => Promise<void> }> = [
+  { names: ['start'], register: async (p) => (await import('./start-command.js')).registerStart(p) },
+  {
+    names: ['device', 'cmd', 'logs', 'devices'],
+    register: async (p) => {
+      const device = (await import('./device-command.js')).registerDevice(p);
+      (await import('./observe-command.js')).registerObserve(p, device);
+    },
+  },
+  { names: ['ota'], register: async (p) => (await import('./ota-command.js')).registerOta(p) },
+  { names: ['user'], register: async (p) => (await import('./user-command.js')).registerUser(p) },
+  { names: ['mosquitto-config'], register: async (p) => (await import('./mosquitto-config-command.js')).registerMosquittoConfig(p) },
+  { names: ['simulate'], register: async (p) => (await import('./simulate-command.js')).registerSimulate(p) },
+  { names: ['token'], register: async (p) => (await import('./token-command.js')).registerToken(p) },
+  { names: ['backup', 'restore'], register: async (p) => (await import('./backup-command.js')).registerBackup(p) },
+  { names: ['conformance'], register: async (p) => (await import('./conformance-command.js')).registerConformance(p) },
+];
 
 const program = new Command('mqttkit')
   .description('A home hub that bridges MQTT devices and Apple HomeKit')
   .version(VERSION)
   .showHelpAfterError('(run with --help for usage)');
-registerStart(program);
-const device = registerDevice(program);
-registerObserve(program, device);
-registerOta(program);
-registerUser(program);
-registerMosquittoConfig(program);
-registerSimulate(program);
-registerToken(program);
-registerBackup(program);
-registerConformance(program);
+const name = process.argv[2];
+const only = MODULES.find((m) => name !== undefined && m.names.includes(name));
+for (const module of only ? [only] : MODULES) await module.register(program);
 await program.parseAsync(process.argv);

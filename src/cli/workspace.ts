@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { DynsecClient } from '../broker/mosquitto/dynsec.js';
+import type { DynsecClient } from '../broker/mosquitto/dynsec.js';
 import { parseJson } from '../core/json.js';
 import { AccountStore } from '../store/account-store.js';
 import { readBrokerCredentials } from '../store/broker-credentials.js';
@@ -88,6 +88,7 @@ export async function withDynsec<T>(workspace: Workspace, fn: (dynsec: DynsecCli
       `devices live on ${workspace.externalUrl ?? 'an external broker'}, but ${workspace.dataDir} holds no broker login: run 'mqttkit mosquitto-config' with this --data-dir`,
     );
   }
+  const { DynsecClient } = await import('../broker/mosquitto/dynsec.js');
   const dynsec = await DynsecClient.connect(workspace.externalUrl, credentials.username, credentials.password);
   try {
     return await fn(dynsec);

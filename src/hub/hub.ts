@@ -109,7 +109,6 @@ export class Hub {
       const db = openDatabase(join(options.dataDir, DATABASE_FILE));
       stops.push(() => void db.close());
       const checkpointer = new WalCheckpointer(db, log);
-      checkpointer.start();
       stops.push(() => checkpointer.stop());
       const wrote = () => checkpointer.wrote();
       const store = new StateStore(db);

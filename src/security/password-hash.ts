@@ -28,6 +28,19 @@ interface Job extends HashRequest {
 }
 
 let worker: Worker | undefined;
+/** Ends the hashing thread after a quiet spell: devices log in when they connect, and a connected fleet leaves it idle for hours. */
+let idleTimer: NodeJS.Timeout | undefined;
+let idleMs = 30_000;
+
+/** Whether the hashing thread runs now, and how long it waits for work before it ends (tests). */
+export const hashThread = {
+  get running(): boolean {
+    return worker !== undefined;
+  },
+  set idleMs(ms: number) {
+    idleMs = ms;
+  },
+};
 let nextId = 0;
 let running: Job | undefined;
 /**
@@ -46,6 +59,9 @@ function startWorker(): Worker {
     else job.reject(new Error(answer.error ?? 'scrypt failed'));
     next();
   });
+  started.on('exit', () => {
+    if (worker === started) worker = undefined;
+  });
   started.on('error', (error) => {
     worker = undefined;
     const job = running;
@@ -63,8 +79,16 @@ function next(): void {
   if (!job) {
     // An idle hashing thread must not keep a finished CLI command (or a stopping hub) alive.
     worker?.unref();
+    const idle = worker;
+    if (idle) {
+      idleTimer = setTimeout(() => {
+        worker = undefined; // the next job starts a new thread, never one on its way out
+        void idle.terminate();
+      }, idleMs).unref();
+    }
     return;
   }
+  clearTimeout(idleTimer);
   running = job;
   worker ??= startWorker();
   worker.ref();

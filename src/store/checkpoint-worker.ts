@@ -2,30 +2,36 @@
  * [D-2] The WAL checkpoint in its own thread. A checkpoint copies the WAL into the database file and
  * fsyncs it: ~6 ms for 1,000 pages on this machine's disk, tens of ms on an SD card, a stall of every
  * MQTT and HomeKit event when it runs on the event loop (issue 13: it was the load test's p99).
- * PASSIVE never waits for the hub's writer and never blocks it.
+ * PASSIVE never waits for the hub's writer and never blocks it. The thread ends after a quiet spell
+ * (its memory is the hub's for nothing while no values arrive); the hub starts it again on a write.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 
 export type CheckpointMessage = 'wrote' | 'close';
 
-const { file, delayMs } = workerData as { file: string; delayMs: number };
+const { file, delayMs, idleMs } = workerData as { file: string; delayMs: number; idleMs: number };
 const db = new Database(file, { fileMustExist: true, timeout: 5000 });
-let timer: NodeJS.Timeout | undefined;
+let due: NodeJS.Timeout | undefined;
+let idle: NodeJS.Timeout | undefined;
+
+const end = () => {
+  clearTimeout(due);
+  clearTimeout(idle);
+  db.pragma('wal_checkpoint(PASSIVE)');
+  db.close();
+  parentPort!.close();
+};
 
 const checkpoint = () => {
-  timer = undefined;
+  due = undefined;
   db.pragma('wal_checkpoint(PASSIVE)');
+  idle = setTimeout(end, idleMs);
 };
 
 parentPort!.on('message', (message: CheckpointMessage) => {
-  if (message === 'wrote') {
-    // Armed by the first write after a quiet spell: an idle hub has no timer here.
-    timer ??= setTimeout(checkpoint, delayMs);
-    return;
-  }
-  clearTimeout(timer);
-  checkpoint();
-  db.close();
-  parentPort!.close();
+  if (message === 'close') return end();
+  clearTimeout(idle);
+  // Armed by the first write after a checkpoint: a hub with nothing to write has no timer here.
+  due ??= setTimeout(checkpoint, delayMs);
 });

@@ -14,7 +14,6 @@ import { fileURLToPath } from 'node:url';
 import fastifyCookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
-import QRCode from 'qrcode';
 import { z } from 'zod';
 import type { EventBus } from '../core/events.js';
 import type { DeviceRegistry } from '../core/registry.js';
@@ -38,6 +37,7 @@ import type { WebStore } from '../store/web-store.js';
 import { HostAllowlist } from './allowed-hosts.js';
 import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
 import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
+import { qrCode } from './qr-code.js';
 import { deviceView } from './views.js';
 
 export interface WebDeps {
@@ -374,7 +374,7 @@ export class WebServer {
             paired: b.paired,
             accessories: b.accessories,
             setupURI: b.setupURI,
-            qrSvg: b.setupURI ? await QRCode.toString(b.setupURI, { type: 'svg', margin: 2 }) : null,
+            qrSvg: b.setupURI ? await qrCode(b.setupURI, 'svg') : null,
           })),
         ),
       };

@@ -1,6 +1,6 @@
 /** Runs the real `mqttkit start` in a child process on free loopback ports and a temp data dir. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,12 @@ import { type RuntimeInfo, readRuntime } from '../../src/store/runtime-file.js';
 
 export const PINCODE = '031-45-154';
 export const BIN = fileURLToPath(new URL('../../../bin/mqttkit.js', import.meta.url));
+
+/** The node flags the launcher's `#!/usr/bin/env -S node …` line asks for: a hub in a test runs as an installed one does. */
+export function launcherFlags(bin = BIN): string[] {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0]!;
+  return /^#!\/usr\/bin\/env -S node(?<flags>( --[\w-]+(=\S+)?)*)$/.exec(first)?.groups?.flags?.trim().split(' ').filter(Boolean) ?? [];
+}
 
 export interface RunningHub {
   child: ChildProcess;
@@ -64,7 +70,7 @@ export async function startHub(options: StartHubOptions = {}): Promise<RunningHu
   ];
   // BENCH_HUB_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the hubs of a bench run (NODE_OPTIONS refuses --cpu-prof).
   const nodeArgs = process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, ...args], {
+  const child = spawn(process.execPath, [...launcherFlags(options.bin), ...nodeArgs, ...args], {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: options.cwd,

@@ -124,9 +124,8 @@ describe('batched writes under load', () => {
   it("checkpoints the WAL in its own thread: the database file alone holds the rows, the hub's connection never checkpoints at the usual size", async () => {
     const { dir, file, db } = setup();
     const log = pino({ level: 'silent' });
-    const checkpointer = new WalCheckpointer(db, log, 10);
-    checkpointer.start();
-    assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 10_000);
+    const checkpointer = new WalCheckpointer(db, log, { delayMs: 10, idleMs: 300 });
+    assert.equal(checkpointer.running, false, 'no thread before the first write');
     const history = new HistoryStore(db);
     const ref = { deviceId: 'wal', service: 'TemperatureSensor', index: 0, characteristic: 'CurrentTemperature' };
     const rowsInFileAlone = () => {
@@ -143,9 +142,15 @@ describe('batched writes under load', () => {
     history.add(Array.from({ length: 2000 }, (_, i) => ({ ref, at: i, value: i })));
     assert.equal(rowsInFileAlone(), 0, 'the rows are in the WAL only (the check can fail)');
     checkpointer.wrote();
+    assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 10_000, 'the hub thread checkpoints only as a safety net');
     await eventually(() => rowsInFileAlone() === 2000, 10_000, 'the checkpoint thread to copy the WAL into the database');
-    await checkpointer.stop();
+    await eventually(() => !checkpointer.running, 10_000, 'the thread to end when nothing more is written');
     assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 1000, 'without the thread, SQLite checkpoints as usual');
+    history.add(Array.from({ length: 10 }, (_, i) => ({ ref, at: 5000 + i, value: i })));
+    checkpointer.wrote();
+    assert.ok(checkpointer.running, 'a new write starts it again');
+    await eventually(() => rowsInFileAlone() === 2010, 10_000, 'the second checkpoint');
+    await checkpointer.stop();
     db.close();
   });
 });

@@ -5,7 +5,6 @@
  */
 import { DeviceTopics } from '../../broker/device-topics.js';
 import { EmbeddedBroker } from '../../broker/embedded-broker.js';
-import { connectExternal } from '../../broker/external-link.js';
 import type { HubLink } from '../../broker/hub-link.js';
 import { DEFAULT_THROTTLE } from '../../security/auth-throttle.js';
 import { LoginThrottle } from '../../security/login-throttle.js';
@@ -36,6 +35,8 @@ export class MqttFeature implements Feature {
       scope.defer(() => broker.close());
       this.#link = broker.link();
     } else {
+      // MQTT.js is loaded only for an external broker (~10 MB the embedded hub never carries).
+      const { connectExternal } = await import('../../broker/external-link.js');
       this.#link = await connectExternal(mqtt, scope.log);
     }
     const link = this.#link;
