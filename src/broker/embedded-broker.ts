@@ -169,6 +169,9 @@ export class EmbeddedBroker {
     // [S-4] Packet sizes are checked on the socket, before aedes buffers a packet (packet-guard.ts).
     const limits = { connectBytes: MAX_CONNECT_BYTES, packetBytes: publishLimit(maxPayload) };
     const accept = (socket: Socket) => {
+      // Every MQTT packet is a small write that someone waits for (a /set, a command, an OTA trigger):
+      // Nagle's algorithm held one back until the previous one was acknowledged, ~40 ms per OTA command.
+      socket.setNoDelay(true);
       aedes.handle(socket);
       guardSocket(socket, limits, (violation: PacketViolation) => {
         const client = (socket as Socket & { client?: Client }).client?.id;
