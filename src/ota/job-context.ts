@@ -71,11 +71,21 @@ export interface JobContext {
   readonly ask: Ask;
   /** Records where the job is (the API's and the CLI's progress). */
   progress(progress: JobProgress): void;
+  /**
+   * [O-26] A transfer's bytes as they move: `sent` bytes of the file on its way are added to the
+   * progress last recorded, at most every PROGRESS_EVERY_MS (the first at once).
+   */
+  moved(sent: number): void;
 }
+
+/** [O-26] How often a transfer's bytes reach the job's progress (a store write each): at most 10 times a second. */
+export const PROGRESS_EVERY_MS = 100;
 
 /** The context of one run: the device's commands with the command timeout and the run's abort. */
 export function jobContext(parts: OtaParts, job: Job, signal: AbortSignal, watch: DropWatch): JobContext {
   const timeout = parts.options.commandTimeoutMs;
+  let base: JobProgress | undefined;
+  let movedAt = Number.NEGATIVE_INFINITY;
   return {
     parts,
     job,
@@ -85,6 +95,16 @@ export function jobContext(parts: OtaParts, job: Job, signal: AbortSignal, watch
       text: (command: string) => parts.channel.command(job.device, command, timeout, signal),
       answer: <C extends AnswerCommand>(command: C) => parts.channel.answer(job.device, command, timeout, signal),
     },
-    progress: (progress) => parts.store.setProgress(job.id, progress),
+    progress: (progress) => {
+      base = progress;
+      movedAt = Number.NEGATIVE_INFINITY;
+      parts.store.setProgress(job.id, progress);
+    },
+    moved: (sent) => {
+      const now = performance.now();
+      if (!base || now - movedAt < PROGRESS_EVERY_MS) return;
+      movedAt = now;
+      parts.store.setProgress(job.id, { ...base, bytes: base.bytes + sent });
+    },
   };
 }

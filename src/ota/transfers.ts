@@ -123,6 +123,7 @@ function serve(ctx: JobContext, route: DeviceRoute, bytes: Buffer): ReturnType<t
     timeoutMs: ctx.parts.options.transferTimeoutMs,
     log: ctx.parts.log,
     deviceId: ctx.job.device,
+    onBytes: (sent) => ctx.moved(sent), // [O-26]
   });
 }
 
