@@ -10,6 +10,7 @@ import type { Logger } from '../log/logger.js';
 import type { Job, JobProgress, OtaStore } from '../store/ota-store.js';
 import type { Answer, AnswerCommand } from './answers.js';
 import type { DeviceChannel } from './device-channel.js';
+import type { JobClock } from './job-timing.js';
 
 export interface DeviceRoute {
   /** Where the device connects from: the only address the pull server serves. */
@@ -68,7 +69,10 @@ export interface JobContext {
   /** Aborted when the job is cancelled, its device removed, or the device drops (the run starts again). */
   readonly signal: AbortSignal;
   readonly watch: DropWatch;
+  /** The device's commands: each answer's wait is the device's time on the job's clock. */
   readonly ask: Ask;
+  /** [O-26] Where the job's time goes (one clock for all the runs of a job). */
+  readonly clock: JobClock;
   /** Records where the job is (the API's and the CLI's progress). */
   progress(progress: JobProgress): void;
   /**
@@ -82,7 +86,7 @@ export interface JobContext {
 export const PROGRESS_EVERY_MS = 100;
 
 /** The context of one run: the device's commands with the command timeout and the run's abort. */
-export function jobContext(parts: OtaParts, job: Job, signal: AbortSignal, watch: DropWatch): JobContext {
+export function jobContext(parts: OtaParts, job: Job, signal: AbortSignal, watch: DropWatch, clock: JobClock): JobContext {
   const timeout = parts.options.commandTimeoutMs;
   let base: JobProgress | undefined;
   let movedAt = Number.NEGATIVE_INFINITY;
@@ -91,9 +95,10 @@ export function jobContext(parts: OtaParts, job: Job, signal: AbortSignal, watch
     job,
     signal,
     watch,
+    clock,
     ask: {
-      text: (command: string) => parts.channel.command(job.device, command, timeout, signal),
-      answer: <C extends AnswerCommand>(command: C) => parts.channel.answer(job.device, command, timeout, signal),
+      text: (command: string) => clock.device(`'${command}'`, parts.channel.command(job.device, command, timeout, signal)),
+      answer: <C extends AnswerCommand>(command: C) => clock.device(`'${command}'`, parts.channel.answer(job.device, command, timeout, signal)),
     },
     progress: (progress) => {
       base = progress;

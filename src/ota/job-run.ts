@@ -7,6 +7,7 @@
 import type { Job, JobState } from '../store/ota-store.js';
 import { type DropWatch, jobContext, type OtaParts } from './job-context.js';
 import { DeviceDropped, JobFailure } from './job-errors.js';
+import { JobClock } from './job-timing.js';
 import { JOB_KINDS } from './jobs/index.js';
 
 /** What a run needs of the scheduler around it (handed in: the runner does not import it). */
@@ -25,10 +26,11 @@ export async function runJob(parts: OtaParts, hooks: RunHooks, job: Job, signal:
   log.info(`OTA ${job.kind} started`);
   let state: JobState;
   let message: string;
+  const clock = new JobClock();
   try {
     const steps = JOB_KINDS[job.kind];
     if (!steps) throw new JobFailure(`'${job.kind}' is not a job kind`);
-    message = await resuming(parts, hooks, job, signal, (attempt, watch) => steps(jobContext(parts, job, attempt, watch)));
+    message = await resuming(parts, hooks, job, signal, clock, (attempt, watch) => steps(jobContext(parts, job, attempt, watch, clock)));
     state = 'succeeded';
   } catch (error) {
     // Aborted (cancelled, device removed): that is the job's end, whatever the step in flight made of it.
@@ -37,6 +39,9 @@ export async function runJob(parts: OtaParts, hooks: RunHooks, job: Job, signal:
     message = cause instanceof Error ? cause.message : String(cause);
   }
   if (hooks.stopped()) return log.info(`OTA ${job.kind} interrupted by the hub stopping; it runs again at the next start`);
+  // [O-26] Where its time went, in its progress as it ends (a job that got to no step has none).
+  const last = parts.store.job(job.id)?.progress;
+  if (last) parts.store.setProgress(job.id, { ...last, timing: clock.timing() });
   // A job cancelled meanwhile keeps its `cancelled`: the first end wins.
   if (parts.store.finishJob(job.id, state, message)) {
     if (state === 'succeeded') log.info(`OTA ${job.kind} succeeded: ${message}`);
@@ -56,6 +61,7 @@ async function resuming(
   hooks: RunHooks,
   job: Job,
   signal: AbortSignal,
+  clock: JobClock,
   run: (attempt: AbortSignal, watch: DropWatch) => Promise<string>,
 ): Promise<string> {
   const deadline = Date.now() + parts.options.jobDeadlineMs;
@@ -97,7 +103,7 @@ async function resuming(
         bytesTotal: last?.bytesTotal ?? 0,
         step: `waiting for ${job.device} to come back (it left during ${dropped.step})`,
       });
-      await comeBack(parts, hooks, job.device, deadline, dropped.step, signal);
+      await clock.device('away mid-job, until it is back', comeBack(parts, hooks, job.device, deadline, dropped.step, signal));
       parts.log.info({ device: job.device, job: job.id }, `${job.device} is back: the job starts its steps again`);
     } finally {
       off();

@@ -28,7 +28,7 @@ export async function otaProtocol(ctx: JobContext): Promise<{ protocol: OtaProto
   const settled = settledProtocol(store.info(device));
   if (settled) return settled;
   try {
-    const version = await channel.answer(device, 'getversion', PROBE_TIMEOUT_MS, ctx.signal);
+    const version = await ctx.clock.device("'getversion'", channel.answer(device, 'getversion', PROBE_TIMEOUT_MS, ctx.signal));
     const announced = version.ota === 1 || version.ota === 2 ? version.ota : undefined;
     store.updateInfo(device, { answersCommands: true, ...(announced ? { otaProtocol: announced } : {}) });
     return announced ? { protocol: announced, why: 'announced by the device' } : { protocol: 2, why: 'the device answers commands' };
@@ -51,7 +51,7 @@ export async function prepare(ctx: JobContext): Promise<{ algorithm: HashAlgorit
   // hash every device checks; the job goes on. A device that left is noticed by the next step.
   let algorithm: HashAlgorithm = 'sha1';
   try {
-    algorithm = chooseHash((await parts.channel.answer(job.device, 'getversion', PROBE_TIMEOUT_MS, signal)).hashes);
+    algorithm = chooseHash((await ctx.clock.device("'getversion'", parts.channel.answer(job.device, 'getversion', PROBE_TIMEOUT_MS, signal))).hashes);
   } catch (error) {
     if (signal.aborted) throw error;
     parts.log.info({ device: job.device, job: job.id }, `${job.device} gave no JSON getversion answer: the job uses SHA-1`);
@@ -78,6 +78,11 @@ export async function commit(ask: Ask, sent: string[]): Promise<void> {
   if (committed.error) throw new JobFailure(deviceError(committed.error));
   const difference = commitDifference(sent, committed.committed);
   if (difference) throw new JobFailure(difference);
+}
+
+/** The device's reboot, until it is back (`since`: before the step that reboots it): the device's time on the job's clock. */
+export function rebooted(ctx: JobContext, since: number, anySign = false): Promise<void> {
+  return ctx.clock.device('the reboot, until it is back', backOnline(ctx.parts, ctx.job.device, since, ctx.signal, anySign));
 }
 
 /**

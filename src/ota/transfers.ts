@@ -9,7 +9,7 @@ import type { DeviceRoute, JobContext } from './job-context.js';
 import { DeviceDropped, JobFailure } from './job-errors.js';
 import { type HashAlgorithm, parseReport, seedTriggerMessage, sha1, type TransferReport, transferHash, triggerMessage, triggerTopic } from './protocol.js';
 import { servePull } from './pull-server.js';
-import { backOnline } from './steps.js';
+import { rebooted } from './steps.js';
 
 /** One pull transfer [O-1]: serve the bytes, trigger the device, wait for its report. */
 export async function transfer(ctx: JobContext, target: string, bytes: Buffer, reboot: boolean, algorithm: HashAlgorithm = 'sha1'): Promise<TransferReport> {
@@ -30,10 +30,15 @@ export async function transfer(ctx: JobContext, target: string, bytes: Buffer, r
     signal,
   );
   let report: TransferReport;
+  let triggeredAt: number | undefined;
   try {
     signal.throwIfAborted(); // cancelled while the server opened: trigger nothing
     await link.publish(triggerTopic(job.device), triggerMessage(route.hubAddress, server.port, target, hash, reboot), { qos: 1, retain: false });
-    const parsed = parseReport(await waiting.answer);
+    triggeredAt = performance.now();
+    const answer = await waiting.answer;
+    ctx.clock.transfer(triggeredAt, server.marks); // [O-26]
+    triggeredAt = undefined;
+    const parsed = parseReport(answer);
     report = parsed.ok ? parsed.value : { file: target, ok: false, hash: null, error: parsed.error };
     // [O-16] the report's hash is in the trigger's form; a good report must name what was sent
     if (report.ok && typeof report.hash === 'string' && report.hash !== hash)
@@ -54,6 +59,7 @@ export async function transfer(ctx: JobContext, target: string, bytes: Buffer, r
     }
     report = { file: target, ok: false, hash: null, error: (error as Error).message };
   } finally {
+    if (triggeredAt !== undefined) ctx.clock.transfer(triggeredAt, server.marks); // no report: timed out, dropped or cancelled
     waiting.cancel();
     server.close();
   }
@@ -83,13 +89,16 @@ export async function seedTransfer(ctx: JobContext, target: string, bytes: Buffe
     bus.on('device:state', (d, previous) => void (d.id === job.device && d.state === 'online' && previous !== 'online' && (backEarly = true))),
   ];
   let error: string | null = null;
+  let triggeredAt: number | undefined;
   try {
     signal.throwIfAborted();
     await link.publish(triggerTopic(job.device), seedTriggerMessage(route.hubAddress, server.port, target, sha1(bytes)), { qos: 1, retain: false });
+    triggeredAt = performance.now();
     if (!(await server.served)) error = `the device did not fetch ${target} within ${Math.round(options.transferTimeoutMs / 1000)} s`;
   } catch (cause) {
     error = (cause as Error).message;
   } finally {
+    if (triggeredAt !== undefined) ctx.clock.transfer(triggeredAt, server.marks); // [O-26]
     signal.removeEventListener('abort', onAbort);
     server.close();
     // Synchronous hand-over from the early watch to the wait below: no event can fall between them.
@@ -107,7 +116,7 @@ export async function seedTransfer(ctx: JobContext, target: string, bytes: Buffe
   signal.throwIfAborted();
   if (error !== null) throw new JobFailure(`${target}: ${error}`);
   try {
-    if (!backEarly) await backOnline(parts, job.device, since, signal, true);
+    if (!backEarly) await rebooted(ctx, since, true);
   } catch (cause) {
     if (signal.aborted) throw cause;
     throw new JobFailure(`${target}: the device fetched it but ${(cause as Error).message} (a protocol-1 device reboots only when the hash matched)`);
@@ -140,7 +149,7 @@ async function routeTo(ctx: JobContext): Promise<DeviceRoute> {
   const waiting = channel.next(device, 'OTA', timeout, (text) => text.includes('"address"'), signal);
   let text: string;
   try {
-    [, text] = await Promise.all([channel.command(device, 'open', timeout, signal), waiting.answer]);
+    [, text] = await ctx.clock.device("'open'", Promise.all([channel.command(device, 'open', timeout, signal), waiting.answer]));
   } catch (error) {
     if (signal.aborted) throw error;
     throw new JobFailure(

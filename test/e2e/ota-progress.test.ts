@@ -20,7 +20,14 @@ interface JobEvent {
   id: number;
   device: string;
   state: string;
-  progress: { bytes: number; bytesTotal: number; step: string } | null;
+  startedAt: number;
+  finishedAt: number;
+  progress: {
+    bytes: number;
+    bytesTotal: number;
+    step: string;
+    timing?: { totalMs: number; hubMs: number; deviceMs: number; wireMs: number; firstByteMs?: number; spans: Array<{ who: string; ms: number }> };
+  } | null;
 }
 
 describe('OTA progress', { timeout: 120_000 }, () => {
@@ -81,5 +88,28 @@ describe('OTA progress', { timeout: 120_000 }, () => {
     );
     assert.equal(seen.at(-1)?.progress?.bytes, payload.length, "the last event says the file's size");
     assert.equal(seen.at(-1)?.progress?.bytesTotal, payload.length);
+  });
+
+  it("the job's end says where its time went: the hub's own share, the device's, the bytes on the wire", async (t) => {
+    if (!device) return t.skip('needs the transfer above');
+    const file = join(work, 'second.bin');
+    writeFileSync(file, randomBytes(512 * 1024));
+    const pushed = await cliAsync(['ota', 'push', 'progress-1', file, '--no-reboot', '--json', '--data-dir', hub.dataDir]);
+    const job = JSON.parse(pushed.stdout) as JobEvent;
+    assert.equal(job.state, 'succeeded', pushed.stdout + pushed.stderr);
+    const timing = job.progress?.timing;
+    assert.ok(timing, `the ended job's progress has its timing: ${pushed.stdout}`);
+    const sum = timing.hubMs + timing.deviceMs + timing.wireMs;
+    assert.ok(Math.abs(sum - timing.totalMs) < 0.1, `the shares add up to the run's time: ${JSON.stringify(timing)}`);
+    assert.ok(timing.totalMs <= job.finishedAt - job.startedAt + 5, "within the job's start and end");
+    // 512 KiB read at 256 KiB/s: about 2 s on the wire, the largest share (the hub's own is far less)
+    assert.ok(timing.wireMs >= 1000, `the bytes were on the wire while the device read them: ${JSON.stringify(timing)}`);
+    assert.ok(timing.wireMs > timing.hubMs, `the wire's share is larger than the hub's: ${JSON.stringify(timing)}`);
+    assert.ok(timing.firstByteMs !== undefined && timing.firstByteMs >= 0, 'the time to the first byte');
+    for (const who of ['hub', 'device', 'wire'])
+      assert.ok(
+        timing.spans.some((s) => s.who === who),
+        `a span of the ${who}`,
+      );
   });
 });

@@ -7,11 +7,11 @@ import type { Answer } from '../answers.js';
 import type { JobContext } from '../job-context.js';
 import { JobFailure } from '../job-errors.js';
 import { chooseHash, FIRMWARE_TARGET, partitionLabel } from '../protocol.js';
-import { backOnline, otaProtocol, readLocal } from '../steps.js';
+import { otaProtocol, readLocal, rebooted } from '../steps.js';
 import { transfer } from '../transfers.js';
 
 export async function firmware(ctx: JobContext): Promise<string> {
-  const { job, watch, signal, ask } = ctx;
+  const { job, watch, ask } = ctx;
   const spec = job.spec as { image: string };
   const image = readLocal(spec.image);
   const { protocol, why } = await otaProtocol(ctx);
@@ -36,7 +36,7 @@ export async function firmware(ctx: JobContext): Promise<string> {
   // [O-6] keepversion only for a device that came back, answers, and runs the new firmware.
   let now: Answer<'getversion'>;
   try {
-    await backOnline(ctx.parts, job.device, since, signal);
+    await rebooted(ctx, since);
     now = await ask.answer('getversion');
   } catch (error) {
     throw new JobFailure(`rolled back: ${(error as Error).message}; keepversion not sent`, 'rolled-back');

@@ -6,11 +6,11 @@
 import type { JobContext } from '../job-context.js';
 import { JobFailure } from '../job-errors.js';
 import { commitDifference } from '../protocol.js';
-import { backOnline, commit, otaProtocol, prepare, readLocal } from '../steps.js';
+import { commit, otaProtocol, prepare, readLocal, rebooted } from '../steps.js';
 import { seedTransfer, transfer } from '../transfers.js';
 
 export async function push(ctx: JobContext): Promise<string> {
-  const { job, watch, signal } = ctx;
+  const { job, watch } = ctx;
   const spec = job.spec as { file: string; as: string; reboot: boolean };
   const bytes = readLocal(spec.file);
   const { protocol, why } = await otaProtocol(ctx);
@@ -53,6 +53,6 @@ export async function push(ctx: JobContext): Promise<string> {
   const difference = report.committed === undefined ? undefined : commitDifference([spec.as], report.committed);
   watch.expected = true; // it commits and reboots now
   if (difference) throw new JobFailure(`${spec.as}: ${difference}`);
-  await backOnline(ctx.parts, job.device, since, signal);
+  await rebooted(ctx, since);
   return `${spec.as} (${bytes.length} bytes) transferred; the device rebooted and is back${note}`;
 }

@@ -7,7 +7,7 @@ import type { JobContext } from '../job-context.js';
 import { JobFailure } from '../job-errors.js';
 import { readManifest } from '../manifest.js';
 import { sha1 } from '../protocol.js';
-import { backOnline, commit, otaProtocol, prepare, readLocal } from '../steps.js';
+import { commit, otaProtocol, prepare, readLocal, rebooted } from '../steps.js';
 import { seedTransfer, transfer } from '../transfers.js';
 
 interface Entry {
@@ -16,7 +16,7 @@ interface Entry {
 }
 
 export async function sync(ctx: JobContext): Promise<string> {
-  const { job, watch, signal, ask } = ctx;
+  const { job, watch, ask } = ctx;
   const spec = job.spec as { manifest: string };
   const entries = readManifest(spec.manifest).map((e) => ({ ...e, bytes: readLocal(e.local) }));
   const { protocol, why } = await otaProtocol(ctx);
@@ -50,7 +50,7 @@ export async function sync(ctx: JobContext): Promise<string> {
   const since = Date.now();
   watch.expected = true;
   await ask.text('reboot');
-  await backOnline(ctx.parts, job.device, since, signal);
+  await rebooted(ctx, since);
   watch.expected = false;
   watch.step = "'hashes' after the reboot";
   ctx.progress({ files: changed.length, filesTotal: changed.length, bytes: bytesDone, bytesTotal, step: 'verifying' });
