@@ -107,4 +107,5 @@ export const HUB_SIDE: Readonly<Record<string, string>> = {
   '[O-14]': 'the hub waits for a device that drops mid-job; provoking a drop mid-transfer is not reliable from outside',
   '[O-15]': 'a failed commit cannot be provoked on a healthy device',
   '[O-25]': "the CLI's manifest formats",
+  '[O-26]': "a job's progress and timing, as the hub counts them",
 };

@@ -1,6 +1,6 @@
 /**
  * Ending jobs from outside their run: cancelling a job or a rollout, and the upload folders that go
- * with an ended job. [O-9] The running hub calls these through OtaService (which also stops the work
+ * with an ended job. [O-9] The running hub calls these through OtaScheduler (which also stops the work
  * in flight); the CLI calls them on the database directly when no hub runs.
  */
 import { FINISHED, type Job, type OtaStore } from '../store/ota-store.js';

@@ -94,6 +94,9 @@ export function settledProtocol(facts: ProtocolFacts): { protocol: OtaProtocol; 
   return undefined;
 }
 
+/** [O-21] A partition label from a device's JSON, if it is one: labels are opaque, compared for equality, never parsed. */
+export const partitionLabel = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value.slice(0, 64) : undefined);
+
 /** A device path: relative, no `..`, no empty levels. [O-2] */
 export function devicePathProblem(path: string): string | undefined {
   if (path === FIRMWARE_TARGET) return undefined;

@@ -18,6 +18,22 @@ export interface JobProgress {
   bytes: number;
   bytesTotal: number;
   step: string;
+  /** [O-26] Where the job's time went, once its run is over. */
+  timing?: JobTiming;
+}
+
+/** [O-26] Who had the job at a moment: the hub itself, the device (answering, reacting, rebooting), or the bytes on their way. */
+export type TimingWho = 'hub' | 'device' | 'wire';
+
+/** [O-26] A job's time from its start to the end of its run, in ms, split by who had it; `spans` in order. */
+export interface JobTiming {
+  totalMs: number;
+  hubMs: number;
+  deviceMs: number;
+  wireMs: number;
+  /** The first transfer's trigger until its first byte went (the device's request in between). */
+  firstByteMs?: number;
+  spans: Array<{ who: TimingWho; what: string; ms: number }>;
 }
 
 export interface Job {
@@ -92,7 +108,23 @@ const JOB_SPECS = {
 const jobKind = z.enum(['push', 'sync', 'firmware']);
 const jobState = z.enum(['queued', 'running', 'succeeded', 'failed', 'rolled-back', 'cancelled']);
 const whole = z.number().int().min(0);
-const progressSchema = z.looseObject({ files: whole, filesTotal: whole, bytes: whole, bytesTotal: whole, step: z.string().max(1000) });
+const ms = z.number().min(0);
+const timingSchema = z.looseObject({
+  totalMs: ms,
+  hubMs: ms,
+  deviceMs: ms,
+  wireMs: ms,
+  firstByteMs: ms.optional(),
+  spans: z.array(z.looseObject({ who: z.enum(['hub', 'device', 'wire']), what: z.string().max(200), ms })).max(100),
+});
+const progressSchema = z.looseObject({
+  files: whole,
+  filesTotal: whole,
+  bytes: whole,
+  bytesTotal: whole,
+  step: z.string().max(1000),
+  timing: timingSchema.optional(),
+});
 const rolloutSpec = z.looseObject({
   manifest: path,
   pattern: z.string().max(1000),

@@ -32,6 +32,43 @@ def main():
         def no_discard(_device, _argument):
             return 'unknown command discard'
 
+    if '--pace' in sys.argv:
+        # plays a board on Wi-Fi for OTA transfers: it reads at about <n> KiB/s (writing flash), through a
+        # small TCP window and Wi-Fi's segment size (loopback's 64 KiB segments would let the hub's kernel
+        # take a whole file at once), so the hub's progress can be watched as the bytes move. ota.py is
+        # loaded on demand: paced as it loads.
+        import socket
+        import time
+        rate = float(sys.argv[sys.argv.index('--pace') + 1]) * 1024
+        load = device._load
+
+        class BoardLink:
+            def __getattr__(self, name):
+                return getattr(socket, name)
+
+            def socket(self, *args):
+                s = socket.socket(*args)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # lwIP's window is 5,744 bytes on the ESP8266
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1460)
+                return s
+
+        def paced_load(name):
+            module = load(name)
+            if name == 'ota' and not getattr(module, 'paced', False):
+                tick = module._tick
+                pause = module.CHUNK / rate
+
+                def paced(d):
+                    time.sleep(pause)
+                    tick(d)
+
+                module._tick = paced
+                module.socket = BoardLink()
+                module.paced = True
+            return module
+
+        device._load = paced_load
+
     if '--counter' in sys.argv:
         counter = {'n': 0}
 

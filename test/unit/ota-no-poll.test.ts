@@ -13,7 +13,10 @@ describe('the OTA scheduler', () => {
   it('has no polling timer in src/ota (no setInterval, no sleep loop of the rollouts)', () => {
     const dir = join(ROOT, 'src', 'ota');
     const found: string[] = [];
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+    // recursive: the job kinds live in src/ota/jobs
+    const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    assert.ok(files.includes('scheduler.ts') && files.some((f) => f.startsWith('jobs/')), 'reads the scheduler and the job kinds');
+    for (const file of files) {
       for (const [n, line] of readFileSync(join(dir, file), 'utf8').split('\n').entries()) {
         if (/\bsetInterval\(|await sleep\(200\)/.test(line)) found.push(`src/ota/${file}:${n + 1}: ${line.trim()}`);
       }

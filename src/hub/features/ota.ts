@@ -3,7 +3,7 @@ import type { EmbeddedBroker } from '../../broker/embedded-broker.js';
 import type { HubLink } from '../../broker/hub-link.js';
 import type { DeviceChannel } from '../../ota/device-channel.js';
 import { type CancelOutcome, cancelJobInStore, cancelRolloutInStore, type RolloutCancelOutcome } from '../../ota/job-control.js';
-import { OtaService } from '../../ota/ota-service.js';
+import { OtaScheduler } from '../../ota/scheduler.js';
 import { uploadsRoot } from '../../ota/uploads.js';
 import type { Feature, FeatureScope } from '../feature.js';
 import type { HubContext } from './context.js';
@@ -13,7 +13,7 @@ export const OTA_OFF_MESSAGE =
 
 export class OtaFeature implements Feature {
   readonly name = 'ota';
-  #service: OtaService | undefined;
+  #service: OtaScheduler | undefined;
 
   constructor(
     private readonly ctx: HubContext,
@@ -23,14 +23,23 @@ export class OtaFeature implements Feature {
   start(scope: FeatureScope): void {
     const { options } = this.ctx;
     const { link, channel, broker } = this.parts();
-    const service = new OtaService(link, channel, this.ctx.ota, this.ctx.registry, this.ctx.bus, scope.log, (id) => broker?.route(id), {
-      transferTimeoutMs: 60_000,
-      rebootTimeoutMs: options.otaRebootTimeoutMs,
-      commandTimeoutMs: 15_000,
-      jobDeadlineMs: options.otaJobDeadlineMs ?? 30 * 60_000,
-      hubAddress: options.otaHost,
-      uploadsRoot: uploadsRoot(options.dataDir),
-      listening: broker?.listening,
+    const service = new OtaScheduler({
+      link,
+      channel,
+      store: this.ctx.ota,
+      registry: this.ctx.registry,
+      bus: this.ctx.bus,
+      log: scope.log,
+      route: (id) => broker?.route(id),
+      options: {
+        transferTimeoutMs: 60_000,
+        rebootTimeoutMs: options.otaRebootTimeoutMs,
+        commandTimeoutMs: 15_000,
+        jobDeadlineMs: options.otaJobDeadlineMs ?? 30 * 60_000,
+        hubAddress: options.otaHost,
+        uploadsRoot: uploadsRoot(options.dataDir),
+        listening: broker?.listening,
+      },
     });
     this.#service = service;
     service.start(scope);
