@@ -1,8 +1,12 @@
 /**
- * [D-2] Moves the hub's WAL checkpoints off the event loop (see checkpoint-worker.ts). The batch writers
- * say when they wrote; the thread, started on the first write, checkpoints a moment later. While it
- * runs, SQLite's own checkpoint on the hub's connection stays as a safety net at ten times the usual
- * WAL size; while it does not (quiet hub, or the thread failed), SQLite checkpoints as usual.
+ * [D-2] Keeps the hub's WAL checkpoints short, or off the event loop. A checkpoint copies the WAL into the
+ * database file and fsyncs it; SQLite's own, at 1,000 pages, took ~6 ms on this machine's disk inside
+ * whichever commit crossed the line, a stall of every MQTT and HomeKit event (issue 13: the load test's
+ * p99). The batch writers say when they wrote; a moment later one PASSIVE checkpoint runs on its own
+ * turn of the event loop, covering a second's pages (~2 ms here). Where the disk makes that slow (an SD
+ * card: tens of ms), checkpoints move to a thread of their own (checkpoint-worker.ts) for good: a thread
+ * costs ~15 MB, so only a disk that needs it pays. SQLite's own checkpoint on the hub's connection stays
+ * as a safety net at ten times its usual size.
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log/logger.js';
@@ -15,33 +19,47 @@ const SQLITE_AUTOCHECKPOINT_PAGES = 1000;
 export interface CheckpointTiming {
   /** From the first write after a checkpoint to the next checkpoint. */
   delayMs: number;
-  /** The thread ends after this long without writes. */
+  /** A checkpoint on the event loop longer than this is slow… */
+  slowMs: number;
+  /** …and this many slow ones move checkpoints to the thread. */
+  slowCount: number;
+  /** The thread ends after this long without writes (a new write starts it again). */
   idleMs: number;
 }
 
+export const DEFAULT_CHECKPOINT_TIMING: CheckpointTiming = { delayMs: 1000, slowMs: 4, slowCount: 3, idleMs: 30_000 };
+
 export class WalCheckpointer {
   #worker: Worker | undefined;
+  #due: NodeJS.Timeout | undefined;
+  #slow = 0;
+  #threaded = false;
   #stopped = false;
 
   constructor(
     private readonly db: Db,
     private readonly log: Logger,
-    private readonly timing: CheckpointTiming = { delayMs: 1000, idleMs: 30_000 },
-  ) {}
-
-  /** Called after a batch commit. */
-  wrote(): void {
-    if (this.#stopped) return;
-    (this.#worker ??= this.#start()).postMessage('wrote' satisfies CheckpointMessage);
+    private readonly timing: CheckpointTiming = DEFAULT_CHECKPOINT_TIMING,
+  ) {
+    db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES * 10}`);
   }
 
-  /** Whether the checkpoint thread runs now (tests). */
-  get running(): boolean {
-    return this.#worker !== undefined;
+  /** Called after a batch commit. Nothing is armed until something is written: an idle hub has no timer here. */
+  wrote(): void {
+    if (this.#stopped) return;
+    if (this.#threaded) (this.#worker ??= this.#startThread()).postMessage('wrote' satisfies CheckpointMessage);
+    else this.#due ??= setTimeout(() => this.#checkpointHere(), this.timing.delayMs).unref();
+  }
+
+  /** Where checkpoints run now (tests, metrics). */
+  get where(): 'event loop' | 'thread' | 'thread (not running)' {
+    if (!this.#threaded) return 'event loop';
+    return this.#worker ? 'thread' : 'thread (not running)';
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    clearTimeout(this.#due);
     const worker = this.#worker;
     if (!worker) return;
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
@@ -51,18 +69,32 @@ export class WalCheckpointer {
     clearTimeout(deadline);
   }
 
-  #start(): Worker {
-    const worker = new Worker(new URL('./checkpoint-worker.js', import.meta.url), { workerData: { file: this.db.name, ...this.timing } });
-    worker.unref();
-    worker.on('error', (error) =>
-      this.log.warn({ err: error.message }, 'the WAL checkpoint thread failed: SQLite checkpoints on the hub thread until the next write'),
+  #checkpointHere(): void {
+    this.#due = undefined;
+    if (!this.db.open) return;
+    const started = performance.now();
+    this.db.pragma('wal_checkpoint(PASSIVE)');
+    const ms = performance.now() - started;
+    if (ms <= this.timing.slowMs || ++this.#slow < this.timing.slowCount) return;
+    this.#threaded = true;
+    this.log.info(
+      `WAL checkpoints move to a thread of their own: this disk took ${ms.toFixed(1)} ms for one (over ${this.timing.slowMs} ms ${this.#slow} times)`,
     );
-    worker.on('exit', () => {
-      if (this.#worker !== worker) return;
-      this.#worker = undefined;
-      if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES}`);
+  }
+
+  #startThread(): Worker {
+    const worker = new Worker(new URL('./checkpoint-worker.js', import.meta.url), {
+      workerData: { file: this.db.name, delayMs: this.timing.delayMs, idleMs: this.timing.idleMs },
     });
-    this.db.pragma(`wal_autocheckpoint = ${SQLITE_AUTOCHECKPOINT_PAGES * 10}`);
+    worker.unref();
+    worker.on('error', (error) => {
+      this.log.warn({ err: error.message }, 'the WAL checkpoint thread failed: checkpoints run on the hub thread again');
+      this.#threaded = false;
+      this.#slow = 0;
+    });
+    worker.on('exit', () => {
+      if (this.#worker === worker) this.#worker = undefined;
+    });
     return worker;
   }
 }

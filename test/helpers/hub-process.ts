@@ -9,10 +9,13 @@ import { type RuntimeInfo, readRuntime } from '../../src/store/runtime-file.js';
 export const PINCODE = '031-45-154';
 export const BIN = fileURLToPath(new URL('../../../bin/mqttkit.js', import.meta.url));
 
-/** The node flags the launcher's `#!/usr/bin/env -S node …` line asks for: a hub in a test runs as an installed one does. */
-export function launcherFlags(bin = BIN): string[] {
+/** The node flags and environment the launcher's `#!/usr/bin/env -S VAR=value node --flag` line asks for: a hub in a test runs as an installed one does. */
+export function launcherSettings(bin = BIN): { env: Record<string, string>; flags: string[] } {
   const first = readFileSync(bin, 'utf8').split('\n', 1)[0]!;
-  return /^#!\/usr\/bin\/env -S node(?<flags>( --[\w-]+(=\S+)?)*)$/.exec(first)?.groups?.flags?.trim().split(' ').filter(Boolean) ?? [];
+  const words = /^#!\/usr\/bin\/env -S (.*)$/.exec(first)?.[1]?.split(' ') ?? [];
+  const node = words.indexOf('node');
+  const env = Object.fromEntries(words.slice(0, Math.max(0, node)).map((w) => w.split('=', 2) as [string, string]));
+  return { env, flags: node < 0 ? [] : words.slice(node + 1) };
 }
 
 export interface RunningHub {
@@ -70,8 +73,9 @@ export async function startHub(options: StartHubOptions = {}): Promise<RunningHu
   ];
   // BENCH_HUB_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the hubs of a bench run (NODE_OPTIONS refuses --cpu-prof).
   const nodeArgs = process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...launcherFlags(options.bin), ...nodeArgs, ...args], {
-    env: { ...process.env, ...options.env },
+  const launcher = launcherSettings(options.bin);
+  const child = spawn(process.execPath, [...launcher.flags, ...nodeArgs, ...args], {
+    env: { ...launcher.env, ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: options.cwd,
   });

@@ -1,16 +1,17 @@
-/** The launcher's node flags (issue 13: a capped young generation keeps ~40 MB of RSS away) apply however the hub is started. */
+/** The launcher's memory settings (issue 13: ~40 MB of RSS under load) apply however the hub is started. */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { BIN, launcherFlags } from '../helpers/hub-process.js';
+import { BIN, launcherSettings } from '../helpers/hub-process.js';
 
 describe('launcher', () => {
-  it('asks node for a small young generation, and `npm start` passes the same flags', () => {
-    const flags = launcherFlags();
+  it('asks node for a small young generation and glibc for two malloc arenas, and `npm start` passes the same', () => {
+    const { env, flags } = launcherSettings();
     assert.ok(flags.includes('--max-semi-space-size=2'), `the launcher's flags: ${flags.join(' ')}`);
+    assert.deepEqual(env, { MALLOC_ARENA_MAX: '2' });
     const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
-    assert.equal(pkg.scripts.start, `node ${flags.join(' ')} bin/mqttkit.js start`);
+    assert.equal(pkg.scripts.start, `MALLOC_ARENA_MAX=2 node ${flags.join(' ')} bin/mqttkit.js start`);
   });
 
   it('runs as a program (the way npx and an installed bin start it), its flags in effect', () => {
@@ -19,7 +20,7 @@ describe('launcher', () => {
     // Short-lived garbage, as a busy hub makes: the young generation grows to its cap.
     const expression =
       "let k = []; for (let i = 0; i < 2e6; i++) { k.push({ i, s: 'x' + i }); if (k.length > 20000) k = []; } require('v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size";
-    const capped = Number(execFileSync(process.execPath, [...launcherFlags(), '-p', expression], { encoding: 'utf8' }));
+    const capped = Number(execFileSync(process.execPath, [...launcherSettings().flags, '-p', expression], { encoding: 'utf8' }));
     const usual = Number(execFileSync(process.execPath, ['-p', expression], { encoding: 'utf8' }));
     assert.ok(capped <= 6 * 1048576 && capped < usual, `new space ${capped} bytes with the flags, ${usual} without`);
   });

@@ -20,7 +20,7 @@ import { HistoryRecorder, POINTS_PER_SLICE } from '../../src/store/history-recor
 import { HistoryStore } from '../../src/store/history-store.js';
 import { DEVICES_PER_SLICE, RegistryPersistence } from '../../src/store/registry-persistence.js';
 import { StateStore } from '../../src/store/state-store.js';
-import { WalCheckpointer } from '../../src/store/wal-checkpointer.js';
+import { DEFAULT_CHECKPOINT_TIMING, WalCheckpointer } from '../../src/store/wal-checkpointer.js';
 import { eventually } from '../helpers/hub-process.js';
 
 const dirs: string[] = [];
@@ -121,15 +121,14 @@ describe('batched writes under load', () => {
     db.close();
   });
 
-  it("checkpoints the WAL in its own thread: the database file alone holds the rows, the hub's connection never checkpoints at the usual size", async () => {
+  const walCase = () => {
     const { dir, file, db } = setup();
-    const log = pino({ level: 'silent' });
-    const checkpointer = new WalCheckpointer(db, log, { delayMs: 10, idleMs: 300 });
-    assert.equal(checkpointer.running, false, 'no thread before the first write');
     const history = new HistoryStore(db);
     const ref = { deviceId: 'wal', service: 'TemperatureSensor', index: 0, characteristic: 'CurrentTemperature' };
+    let at = 0;
+    const write = (n: number) => history.add(Array.from({ length: n }, () => ({ ref, at: at++, value: at })));
+    /** A copy of the database file without its WAL shows only what was checkpointed into it. */
     const rowsInFileAlone = () => {
-      // A copy of the database file without its WAL shows only what was checkpointed into it.
       const copy = join(dir, `alone-${Math.random()}.db`);
       copyFileSync(file, copy);
       const alone = new Database(copy, { readonly: true });
@@ -139,17 +138,42 @@ describe('batched writes under load', () => {
         alone.close();
       }
     };
-    history.add(Array.from({ length: 2000 }, (_, i) => ({ ref, at: i, value: i })));
+    return { db, write, rowsInFileAlone, log: pino({ level: 'silent' }) };
+  };
+
+  it("checkpoints on its own turn of the event loop a moment after a write, and SQLite's in-commit checkpoint is only a safety net", async () => {
+    const { db, write, rowsInFileAlone, log } = walCase();
+    const checkpointer = new WalCheckpointer(db, log, { ...DEFAULT_CHECKPOINT_TIMING, delayMs: 20 });
+    assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 10_000);
+    write(2000);
     assert.equal(rowsInFileAlone(), 0, 'the rows are in the WAL only (the check can fail)');
     checkpointer.wrote();
-    assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 10_000, 'the hub thread checkpoints only as a safety net');
-    await eventually(() => rowsInFileAlone() === 2000, 10_000, 'the checkpoint thread to copy the WAL into the database');
-    await eventually(() => !checkpointer.running, 10_000, 'the thread to end when nothing more is written');
-    assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 1000, 'without the thread, SQLite checkpoints as usual');
-    history.add(Array.from({ length: 10 }, (_, i) => ({ ref, at: 5000 + i, value: i })));
+    assert.equal(rowsInFileAlone(), 0, 'not inside the commit that wrote them');
+    await eventually(() => rowsInFileAlone() === 2000, 10_000, 'the checkpoint');
+    assert.equal(checkpointer.where, 'event loop');
+    await checkpointer.stop();
+    db.close();
+  });
+
+  it('moves checkpoints to a thread when the disk makes them slow, ends the thread when quiet and starts it on the next write', async () => {
+    const { db, write, rowsInFileAlone, log } = walCase();
+    // slowMs -1: every checkpoint counts as slow, as on an SD card.
+    const checkpointer = new WalCheckpointer(db, log, { delayMs: 5, slowMs: -1, slowCount: 2, idleMs: 300 });
+    for (let round = 1; round <= 2; round++) {
+      write(100);
+      checkpointer.wrote();
+      await eventually(() => rowsInFileAlone() === 100 * round, 10_000, `checkpoint ${round} on the event loop`);
+    }
+    assert.equal(checkpointer.where, 'thread (not running)', 'two slow checkpoints move them to the thread');
+    write(2000);
     checkpointer.wrote();
-    assert.ok(checkpointer.running, 'a new write starts it again');
-    await eventually(() => rowsInFileAlone() === 2010, 10_000, 'the second checkpoint');
+    assert.equal(checkpointer.where, 'thread');
+    await eventually(() => rowsInFileAlone() === 2200, 10_000, 'the thread to copy the WAL into the database');
+    await eventually(() => checkpointer.where === 'thread (not running)', 10_000, 'the thread to end when nothing more is written');
+    write(10);
+    checkpointer.wrote();
+    assert.equal(checkpointer.where, 'thread', 'a new write starts it again');
+    await eventually(() => rowsInFileAlone() === 2210, 10_000, 'the next checkpoint in the new thread');
     await checkpointer.stop();
     db.close();
   });
