@@ -43,6 +43,8 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE web_users (name TEXT PRIMARY KEY, secret TEXT NOT NULL, created_at INTEGER NOT NULL);
    CREATE TABLE web_sessions (token_hash TEXT PRIMARY KEY, user TEXT NOT NULL, expires_at INTEGER NOT NULL);
    CREATE TABLE api_tokens (token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);`,
+  // The CLI asks the running hub over its API now (issue 13): the table it polled is gone.
+  `DROP TABLE IF EXISTS hub_requests;`,
 ];
 
 export const DATABASE_FILE = 'mqttkit.db';
