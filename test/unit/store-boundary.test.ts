@@ -3,10 +3,12 @@
  * and the CLI and the hub do not talk by polling: no interval in the CLI, no request table in the hub.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { openDatabase } from '../../src/store/database.js';
 
 const SRC = fileURLToPath(new URL('../../../src', import.meta.url));
 
@@ -51,5 +53,18 @@ describe('boundaries', () => {
   it('the hub handles no requests from a table', () => {
     assert.deepEqual(matches(/requests|hub_requests|claimNew/, join(SRC, 'hub')), []);
     assert.deepEqual(matches(/hub_requests/, SRC, 'store/database.ts'), []);
+  });
+
+  it('a database, new or migrated, has no request table left', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mqttkit-schema-'));
+    try {
+      const db = openDatabase(join(dir, 'mqttkit.db'));
+      const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((t) => t.name);
+      db.close();
+      assert.ok(tables.includes('devices'), tables.join(' '));
+      assert.ok(!tables.includes('hub_requests'), tables.join(' '));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
