@@ -18,20 +18,20 @@ import { removeStaleTempFiles } from '../store/atomic-file.js';
 import { DATABASE_FILE, openDatabase } from '../store/database.js';
 import { HistoryStore } from '../store/history-store.js';
 import { OtaStore } from '../store/ota-store.js';
-import { RegistryPersistence } from '../store/registry-persistence.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
 import { ensureStateUsable } from '../store/state-check.js';
 import { StateStore } from '../store/state-store.js';
 import { WalCheckpointer } from '../store/wal-checkpointer.js';
-import { logActivity } from './activity-log.js';
 import { Faults } from './faults.js';
 import { FeatureRunner } from './feature.js';
+import { ActivityFeature } from './features/activity.js';
 import { CommandsFeature } from './features/commands.js';
 import type { HubContext } from './features/context.js';
 import { HistoryFeature } from './features/history.js';
 import { HomeKitFeature } from './features/homekit.js';
 import { MqttFeature } from './features/mqtt.js';
 import { OTA_OFF_MESSAGE, OtaFeature } from './features/ota.js';
+import { PersistenceFeature } from './features/persistence.js';
 import { PresenceFeature } from './features/presence.js';
 import { WebFeature } from './features/web.js';
 import { installTestFaults } from './test-faults.js';
@@ -136,11 +136,6 @@ export class Hub {
         );
       }
       stops.push(() => registry.close());
-      stops.push(logActivity(bus, log));
-
-      const persistence = new RegistryPersistence(bus, registry, store, undefined, wrote);
-      persistence.start();
-      stops.push(() => persistence.stop());
 
       // The features, started in this order and stopped in reverse; each takes what it listens to through its scope.
       // A damaged job, rollout or device_info row is named in the log; the store ends it as failed. [D-3]
@@ -166,6 +161,8 @@ export class Hub {
           mqtt.broker?.disconnect(id);
         },
       }));
+      await features.start(new PersistenceFeature(ctx));
+      await features.start(new ActivityFeature(ctx));
       if (options.homekit !== false) await features.start(homekit);
       else log.info('HomeKit is off (--no-homekit): no bridge is published');
       await features.start(mqtt);

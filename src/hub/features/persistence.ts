@@ -1,0 +1,20 @@
+/**
+ * The registry kept on disk, as a feature: new devices and services at once, value changes in sliced
+ * batches (registry-persistence.ts). Started before the MQTT feature and stopped after it, so the last
+ * values in flight are written.
+ */
+import { RegistryPersistence } from '../../store/registry-persistence.js';
+import type { Feature, FeatureScope } from '../feature.js';
+import type { HubContext } from './context.js';
+
+export class PersistenceFeature implements Feature {
+  readonly name = 'persistence';
+
+  constructor(private readonly ctx: HubContext) {}
+
+  start(scope: FeatureScope): void {
+    const persistence = new RegistryPersistence(this.ctx.bus, this.ctx.registry, this.ctx.store, undefined, this.ctx.wrote);
+    persistence.start();
+    scope.defer(() => persistence.stop());
+  }
+}
