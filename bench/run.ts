@@ -28,7 +28,7 @@ const scenarios: Array<[number, string, () => Promise<Row[]>]> = [
   [5, 'ota', () => ota(quick ? { bytes: 128 * 1024 } : { bytes: 1024 * 1024 })],
   [6, 'flood', () => flood(quick ? { messages: 5000, seconds: 2 } : { messages: 50_000, seconds: 15 })],
   [7, 'device-memory', () => deviceMemory(quick ? { publishes: 20, commands: 6, otaBytes: 16 * 1024 } : { publishes: 100, commands: 20, otaBytes: 64 * 1024 })],
-  [8, 'idle', () => idle(quick ? { devices: 20, settleSeconds: 2, seconds: 3 } : { devices: 100, settleSeconds: 15, seconds: 60 })],
+  [8, 'idle', () => idle(quick ? { devices: 20, settleSeconds: 2, seconds: 3 } : { devices: 100, settleSeconds: 40, seconds: 60 })],
 ];
 
 const rows: Row[] = [];
