@@ -82,7 +82,7 @@ async function startFloor(): Promise<{ child: ChildProcess; url: string }> {
   return { child, url: `mqtt://127.0.0.1:${port}` };
 }
 
-function idleFleet(url: string, devices: number, prefix: string): Fleet {
+function idleFleet(url: string, devices: number, prefix: string, keepalive = 60): Fleet {
   return new Fleet({
     url,
     devices,
@@ -94,6 +94,7 @@ function idleFleet(url: string, devices: number, prefix: string): Fleet {
     interval: 1_000_000,
     jitter: 0,
     sleepSeconds: 60,
+    keepalive,
   });
 }
 
@@ -118,26 +119,31 @@ async function startPaired(hubFleet: Fleet, floorFleet: Fleet): Promise<{ hubFai
 
 export async function idle(options: IdleOptions): Promise<Row[]> {
   const hub = await startHub({ args: ['--log-level', 'warn'] });
+  // A second hub whose devices do not keep alive at all (MQTT keepalive 0, no `$keepalive`): nothing
+  // reaches it, so all it spends is its own timers' (and mDNS's).
+  const quiet = await startHub({ args: ['--log-level', 'warn'] });
   const floor = await startFloor();
   const hubFleet = idleFleet(hub.info.mqtt.address, options.devices, 'idle');
   const floorFleet = idleFleet(floor.url, options.devices, 'idle');
+  const quietFleet = idleFleet(quiet.info.mqtt.address, options.devices, 'quiet', 0);
   try {
     const { hubFailed, floorFailed } = await startPaired(hubFleet, floorFleet);
+    const quietFailed = (await quietFleet.start()).length;
     await sleep(options.settleSeconds * 1000);
     const published = () => hubFleet.devices.reduce((n, d) => n + d.stats.published, 0);
     const messagesBefore = published();
-    // Both in the same window: whatever else the shared machine does falls on both.
-    const before = { hub: sampleProcess(hub.child.pid!), floor: sampleProcess(floor.child.pid!) };
+    // All in the same window: whatever else the shared machine does falls on each.
+    const pids = [hub.child.pid!, floor.child.pid!, quiet.child.pid!] as const;
+    const before = pids.map(sampleProcess);
     const t0 = now();
     await sleep(options.seconds * 1000);
     const elapsed = (now() - t0) / 1000;
-    const after = { hub: sampleProcess(hub.child.pid!), floor: sampleProcess(floor.child.pid!) };
+    const after = pids.map(sampleProcess);
     const messages = published() - messagesBefore;
-    const h = rate(before.hub, after.hub, elapsed);
-    const f = rate(before.floor, after.floor, elapsed);
+    const [h, f, q] = pids.map((_, i) => rate(before[i]!, after[i]!, elapsed)) as [Measured, Measured, Measured];
     const name = `8. idle (${options.devices} connected devices, keepalive 60 s, ${Math.round(elapsed)} s window)`;
     return [
-      row(name, 'devices that could not connect (hub, floor)', hubFailed + floorFailed, '', { target: ['0', (v) => v === 0] }),
+      row(name, 'devices that could not connect (hub, floor, quiet hub)', hubFailed + floorFailed + quietFailed, '', { target: ['0', (v) => v === 0] }),
       row(name, 'device messages in the window (keepalives)', messages, 'msgs'),
       row(name, 'hub CPU, all threads (floor: aedes alone, same devices)', h.cpuPercent, '% of a core', {
         floor: f.cpuPercent,
@@ -147,11 +153,14 @@ export async function idle(options: IdleOptions): Promise<Row[]> {
       row(name, "hub CPU above the floor (mqttkit's own share)", Math.max(0, h.cpuPercent - f.cpuPercent), '% of a core', { digits: 3 }),
       row(name, 'event-loop wake-ups (main thread voluntary context switches)', h.mainPerMinute, 'per minute', { floor: f.mainPerMinute }),
       row(name, 'wake-ups, all threads', h.allPerMinute, 'per minute', { floor: f.allPerMinute }),
+      row(name, 'hub CPU with devices that never keep alive (its own timers only)', q.cpuPercent, '% of a core', { digits: 3 }),
+      row(name, 'event-loop wake-ups with devices that never keep alive', q.mainPerMinute, 'per minute'),
     ];
   } finally {
-    await Promise.all([hubFleet.stop(), floorFleet.stop()]);
+    await Promise.all([hubFleet.stop(), floorFleet.stop(), quietFleet.stop()]);
     floor.child.kill('SIGTERM');
-    await hub.stop('SIGTERM');
+    await Promise.all([hub.stop('SIGTERM'), quiet.stop('SIGTERM')]);
     removeDataDir(hub.dataDir);
+    removeDataDir(quiet.dataDir);
   }
 }
