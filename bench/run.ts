@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deviceMemory } from './scenarios/device-memory.js';
 import { flood, load, scale } from './scenarios/fleet.js';
+import { idle } from './scenarios/idle.js';
 import { latency } from './scenarios/latency.js';
 import { ota } from './scenarios/ota.js';
 import type { Row } from './stats.js';
@@ -27,6 +28,7 @@ const scenarios: Array<[number, string, () => Promise<Row[]>]> = [
   [5, 'ota', () => ota(quick ? { bytes: 128 * 1024 } : { bytes: 1024 * 1024 })],
   [6, 'flood', () => flood(quick ? { messages: 5000, seconds: 2 } : { messages: 50_000, seconds: 15 })],
   [7, 'device-memory', () => deviceMemory(quick ? { publishes: 20, commands: 6, otaBytes: 16 * 1024 } : { publishes: 100, commands: 20, otaBytes: 64 * 1024 })],
+  [8, 'idle', () => idle(quick ? { devices: 20, settleSeconds: 2, seconds: 3 } : { devices: 100, settleSeconds: 40, seconds: 60 })],
 ];
 
 const rows: Row[] = [];

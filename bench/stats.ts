@@ -30,11 +30,11 @@ export function row(
   metric: string,
   value: number,
   unit: string,
-  extra: { floor?: number; target?: [string, (v: number) => boolean] } = {},
+  extra: { floor?: number; target?: [string, (v: number) => boolean]; digits?: number } = {},
 ): Row {
-  const r: Row = { scenario, metric, value: round(value), unit };
+  const r: Row = { scenario, metric, value: round(value, extra.digits), unit };
   if (extra.floor !== undefined) {
-    r.floor = round(extra.floor);
+    r.floor = round(extra.floor, extra.digits);
     r.ratio = extra.floor > 0 ? round(value / extra.floor) : NaN;
   }
   if (extra.target) {
@@ -44,7 +44,8 @@ export function row(
   return r;
 }
 
-export const round = (n: number) => Math.round(n * 100) / 100;
+/** To `digits` decimals (2 unless a figure this small needs more, e.g. idle CPU). */
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 /** Rows for p50/p95/p99/max of a latency series, each beside the floor's. */
 export function latencyRows(scenario: string, hub: Summary, floor: Summary | undefined, p99Target?: number): Row[] {

@@ -16,6 +16,8 @@ export interface FleetOptions {
   interval: number;
   jitter: number;
   sleepSeconds: number;
+  /** MQTT keepalive and `$keepalive` in seconds; 0 turns both off (default 60). */
+  keepalive?: number;
   /** Connections opened at once. */
   concurrency?: number;
   onProgress?: (connected: number, total: number) => void;
@@ -41,6 +43,7 @@ export class Fleet {
         interval: options.interval,
         jitter: options.jitter,
         sleepSeconds: options.sleepSeconds,
+        ...(options.keepalive !== undefined ? { keepalive: options.keepalive } : {}),
       });
     });
   }

@@ -20,6 +20,8 @@ export interface VirtualDeviceOptions {
   /** Seconds a sleepy device sleeps between wake-ups. */
   sleepSeconds: number;
   random?: () => number;
+  /** MQTT keepalive in seconds, also promised as `$keepalive` [P-20]; 0 turns both off (as in the library). Default 60. */
+  keepalive?: number;
 }
 
 const VERSION = '0.1.0-sim';
@@ -59,12 +61,18 @@ export class VirtualDevice {
     return this.#client?.connected ?? false;
   }
 
+  get #keepalive(): number {
+    return this.options.keepalive ?? KEEPALIVE_S;
+  }
+
   async start(): Promise<void> {
     await this.#connect();
     this.#schedule();
+    const keepalive = this.#keepalive;
+    if (keepalive === 0) return;
     // [P-20] the heartbeat: a keepalive period without a word, so say the keepalive again
     this.#heartbeat = setInterval(() => {
-      if (Date.now() - this.#lastSaid >= KEEPALIVE_S * 1000) void this.#publish(`HomeKit/${this.id}/$keepalive`, String(KEEPALIVE_S), false).catch(() => {});
+      if (Date.now() - this.#lastSaid >= keepalive * 1000) void this.#publish(`HomeKit/${this.id}/$keepalive`, String(keepalive), false).catch(() => {});
     }, 1000);
     this.#heartbeat.unref();
   }
@@ -80,7 +88,7 @@ export class VirtualDevice {
       protocolVersion: 4,
       reconnectPeriod: 2000,
       connectTimeout: 15_000,
-      keepalive: KEEPALIVE_S,
+      keepalive: this.#keepalive,
       will: { topic: `${base}/$state`, payload: Buffer.from('offline'), qos: 1, retain: true },
     });
     this.#client = client;
@@ -127,7 +135,7 @@ export class VirtualDevice {
       ['$state', 'online'],
     ];
     for (const [field, value] of meta) await this.#publish(`${base}/${field}`, value, true);
-    await this.#publish(`${base}/$keepalive`, String(KEEPALIVE_S), false);
+    if (this.#keepalive > 0) await this.#publish(`${base}/$keepalive`, String(this.#keepalive), false);
     await this.#report();
   }
 

@@ -35,6 +35,14 @@ const CONNECT_TIMEOUT_MS = 5000;
  * ESP8266 needs seconds for an RSA handshake, so this is generous.
  */
 const TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
+/**
+ * aedes publishes `$SYS/<id>/heartbeat` this often (default: every minute) and looks for the wills of
+ * dead brokers every four of them: both serve a cluster of brokers sharing a persistence, which the
+ * one embedded broker with its in-memory persistence is not. Once a day keeps an idle hub asleep
+ * (issue 13); aedes' ratio between the two keeps our own clients' wills untouched, and 4 × this stays
+ * under setInterval's limit of 2^31 - 1 ms.
+ */
+const AEDES_HEARTBEAT_MS = 86_400_000;
 
 export interface TlsListenerOptions {
   port: number;
@@ -80,6 +88,7 @@ export class EmbeddedBroker {
     let broker: EmbeddedBroker | undefined;
     const aedes = await Aedes.createBroker({
       connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+      heartbeatInterval: AEDES_HEARTBEAT_MS,
       authenticate(
         client: Client,
         username: string | undefined,

@@ -2,6 +2,8 @@
  * [P-13] Removes devices silent for longer than the TTL, and [D-5] counts only the time the hub ran:
  * a hub that was switched off for a while must not come back to an empty house.
  */
+
+import type { DeviceRecord } from '../core/device.js';
 import type { DeviceRegistry } from '../core/registry.js';
 import type { Logger } from '../log/logger.js';
 import { Downtime, HEARTBEAT_MS } from '../store/downtime.js';
@@ -20,15 +22,13 @@ export class DeviceExpiry {
     this.#downtime = new Downtime(store);
   }
 
-  /** Records the downtime since the last run, sweeps once, then often enough to act within ~10% of the TTL (at most once a minute). */
+  /** Records the downtime since the last run, then notes once a minute that the hub is alive [D-5]. The sweeps are the caller's. */
   start(scope: FeatureScope): void {
     const newest = this.registry.list().reduce<number | undefined>((max, d) => Math.max(max ?? 0, d.lastSeen), undefined);
     const gap = this.#downtime.start(newest);
     if (gap && gap[1] - gap[0] > this.ttlMs / 10) {
       this.log.info(`the hub was not running for ${Math.round((gap[1] - gap[0]) / 60_000)} min; that time does not count against silent devices`);
     }
-    this.sweep();
-    scope.every(Math.min(60_000, Math.max(1000, this.ttlMs / 10)), () => this.sweep());
     scope.every(HEARTBEAT_MS, () => this.#downtime.heartbeat());
     // The last heartbeat marks the start of the coming downtime.
     scope.defer(() => this.#downtime.heartbeat());
@@ -40,4 +40,19 @@ export class DeviceExpiry {
     this.#downtime.prune(oldest);
     return removed;
   }
+
+  /**
+   * When `device` passes the TTL if it stays silent: the sweep removes it at any time after this.
+   * The downtime spans all lie before this start of the hub, so the downtime within its silence stops
+   * growing: the sweep's `now - sign - downtime(sign, now) > ttl` holds exactly when now > this.
+   */
+  expiresAt(device: DeviceRecord): number {
+    const sign = lastSign(device);
+    return sign + this.ttlMs + this.#downtime.within(sign, Number.POSITIVE_INFINITY);
+  }
+}
+
+/** [P-13] A device's last sign of life, as the registry's sweep counts it: a sleeper's counts from its announced wake. */
+export function lastSign(device: DeviceRecord): number {
+  return device.state === 'sleeping' && device.wakeAt !== undefined ? Math.max(device.lastSeen, device.wakeAt) : device.lastSeen;
 }

@@ -136,6 +136,16 @@ export const MAX_STREAMS_PER_USER = 20;
 const STREAM_BACKLOG = 1 * MIB;
 /** [A-3] Device log lines a stream sends per tick (250 ms); a flood beyond is counted, not queued. */
 const STREAM_LOG_LINES = 100;
+/**
+ * [A-3] A stream sends what changed at most this long after the first change, together (a burst of
+ * changes costs one write). The timer exists only while something waits to be sent: an idle stream
+ * does not wake the hub (issue 13).
+ */
+const STREAM_TICK_MS = 250;
+/** [A-3] How often an open stream checks that its session or token still holds; every third time it sends `: keep-alive` (15 s). */
+const STREAM_CHECK_MS = 5000;
+/** Stored log lines a `?logs=<id>` stream sends per tick (the rest follow on the next ones). */
+const STREAM_LOG_BATCH = 200;
 /** [A-3] A log line's text in the stream is cut here (the store keeps up to 64 KiB; `GET …/logs` has it all). */
 const STREAM_LOG_TEXT = 4 * KIB;
 /** Log lines the device page starts with (`GET /api/devices/:id`); the stream brings the rest. */
@@ -626,7 +636,15 @@ export class WebServer {
     };
     const send = (event: string, data: unknown) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     const changed = new Set<string>();
-    const queue = (id: string) => changed.add(id);
+    let flushTimer: NodeJS.Timeout | undefined;
+    /** Something waits to be sent: it goes with the next flush, armed by the first change. */
+    const soon = () => {
+      if (!closed) flushTimer ??= setTimeout(flush, STREAM_TICK_MS);
+    };
+    const queue = (id: string) => {
+      changed.add(id);
+      soon();
+    };
     let lines: DeviceLogLine[] = [];
     let linesDropped = 0;
     const offs = [
@@ -639,11 +657,17 @@ export class WebServer {
       d.channel.onLine((line) => {
         // A stream that follows one device's log (`?logs=<id>`, the CLI's `logs -f`) reads it from the store
         // below, in order and without gaps; the others (the dashboard) get every device's lines as they come.
-        if (logsOf !== undefined) return;
+        if (logsOf !== undefined) {
+          if (line.device === logsOf) soon();
+          return;
+        }
         // Cut on arrival: what waits for the next tick is at most 100 × 4 KiB per stream.
         if (lines.length < STREAM_LOG_LINES) lines.push({ ...line, text: line.text.slice(0, STREAM_LOG_TEXT) });
         else linesDropped++;
+        soon();
       }),
+      // A job or rollout queued, started or ended.
+      d.ota.onChange(soon),
     ];
     let jobs = JSON.stringify(d.ota.jobs(20));
     // [A-3] Each unfinished job and running rollout as it changes, and once more when it ends (the CLI follows one).
@@ -666,8 +690,8 @@ export class WebServer {
       );
     };
     let logAfter = logsOf === undefined ? 0 : d.ota.lastLogId(logsOf);
-    let ticks = 0;
-    const timer = setInterval(() => {
+    const flush = () => {
+      flushTimer = undefined;
       for (const id of changed) {
         const x = d.registry.get(id);
         if (x) send('device', deviceView(x, d));
@@ -681,23 +705,32 @@ export class WebServer {
       if (now !== jobs) send('jobs', JSON.parse(now));
       jobs = now;
       tracked();
+      let more = false;
       if (logsOf !== undefined) {
-        for (const line of d.ota.logsAfter(logsOf, logAfter)) {
+        const batch = d.ota.logsAfter(logsOf, logAfter, STREAM_LOG_BATCH);
+        for (const line of batch) {
           send('log', line);
           logAfter = line.id;
         }
+        more = batch.length === STREAM_LOG_BATCH;
       }
-      if (++ticks % 60 === 0) write(': keep-alive\n\n');
+      // Job progress is saved without a store event: while a job or rollout is unfinished, look again next tick.
+      if (more || active.job.size > 0 || active.rollout.size > 0) soon();
+    };
+    let checks = 0;
+    const check = setInterval(() => {
+      if (++checks % 3 === 0) write(': keep-alive\n\n');
       // A stream lasts only as long as its session or token: logging out or revoking ends it.
-      if (ticks % 20 === 0 && !auth.valid()) {
+      if (!auth.valid()) {
         out.end();
         close();
       }
-    }, 250);
+    }, STREAM_CHECK_MS);
     const close = () => {
       if (closed) return;
       closed = true;
-      clearInterval(timer);
+      clearTimeout(flushTimer);
+      clearInterval(check);
       offs.forEach((off) => off());
       const left = (this.#streams.get(auth.key) ?? 1) - 1;
       if (left > 0) this.#streams.set(auth.key, left);
@@ -707,6 +740,7 @@ export class WebServer {
     out.on('error', () => {}); // a reset connection is the reader leaving; 'close' follows
     send('hello', { devices: d.registry.size, ...(logsOf !== undefined ? { logAfter } : {}) });
     tracked();
+    if (active.job.size > 0 || active.rollout.size > 0) soon();
   }
 }
 

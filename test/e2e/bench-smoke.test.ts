@@ -18,7 +18,7 @@ describe('benchmark smoke run', { timeout: 240_000 }, () => {
   const out = mkdtempSync(join(tmpdir(), 'mqttkit-bench-'));
   after(() => rmSync(out, { recursive: true, force: true }));
 
-  it('runs all seven scenarios quickly and writes numbers for each', async (t) => {
+  it('runs all eight scenarios quickly and writes numbers for each', async (t) => {
     if (!requireTool(t, 'python3', ['python3'], 'apt-get install python3')) return;
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, [RUN, '--quick', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -35,7 +35,7 @@ describe('benchmark smoke run', { timeout: 240_000 }, () => {
       failures: string[];
     };
     assert.deepEqual(result.failures, []);
-    for (const n of ['1.', '2.', '3.', '4.', '5.', '6.', '7.']) {
+    for (const n of ['1.', '2.', '3.', '4.', '5.', '6.', '7.', '8.']) {
       const rows = result.rows.filter((r) => r.scenario.startsWith(n));
       assert.ok(rows.length > 0, `scenario ${n} produced rows`);
       assert.ok(
