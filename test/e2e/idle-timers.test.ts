@@ -68,6 +68,9 @@ describe('an idle hub does not wake (issue 13)', { timeout: 120_000 }, () => {
       }>;
     await eventually(async () => (await api()).filter((d) => d.state !== 'offline').length === 3, 10_000, 'the three devices known');
 
+    // What the devices said is written in a batch a second later and checkpointed a second after that:
+    // work, not idling. The window starts once it is done (nothing outside the hub can see it end).
+    await new Promise((r) => setTimeout(r, 3000));
     hub.child.kill('SIGUSR2'); // the census starts counting
     await new Promise((r) => setTimeout(r, WINDOW_MS)); // the idle window is what is measured
     hub.child.kill('SIGUSR2'); // and writes what fired
