@@ -61,7 +61,7 @@ export class JobClock {
     this.#span('device', TRIGGER, marks.connectedAt);
     if (marks.firstByteAt !== undefined) {
       this.#span('hub', HUB, marks.firstByteAt);
-      this.#firstByteMs ??= marks.firstByteAt - triggeredAt;
+      this.#firstByteMs ??= Math.max(0, marks.firstByteAt - triggeredAt);
     }
     const read = marks.doneAt ?? marks.lastByteAt;
     if (read === undefined) return this.#span('wire', WIRE);

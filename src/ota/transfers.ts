@@ -33,8 +33,10 @@ export async function transfer(ctx: JobContext, target: string, bytes: Buffer, r
   let triggeredAt: number | undefined;
   try {
     signal.throwIfAborted(); // cancelled while the server opened: trigger nothing
-    await link.publish(triggerTopic(job.device), triggerMessage(route.hubAddress, server.port, target, hash, reboot), { qos: 1, retain: false });
+    // Taken as the trigger is handed over: with QoS 1 the publish resolves on the broker's PUBACK, and a
+    // quick device has asked for the file (even had its first byte) by then.
     triggeredAt = performance.now();
+    await link.publish(triggerTopic(job.device), triggerMessage(route.hubAddress, server.port, target, hash, reboot), { qos: 1, retain: false });
     const answer = await waiting.answer;
     ctx.clock.transfer(triggeredAt, server.marks); // [O-26]
     triggeredAt = undefined;
@@ -92,8 +94,8 @@ export async function seedTransfer(ctx: JobContext, target: string, bytes: Buffe
   let triggeredAt: number | undefined;
   try {
     signal.throwIfAborted();
+    triggeredAt = performance.now(); // as the trigger is handed over (see transfer)
     await link.publish(triggerTopic(job.device), seedTriggerMessage(route.hubAddress, server.port, target, sha1(bytes)), { qos: 1, retain: false });
-    triggeredAt = performance.now();
     if (!(await server.served)) error = `the device did not fetch ${target} within ${Math.round(options.transferTimeoutMs / 1000)} s`;
   } catch (cause) {
     error = (cause as Error).message;

@@ -77,4 +77,16 @@ describe('the job clock', () => {
     assert.equal(timing.deviceMs, 200);
     assert.equal(timing.hubMs, 200);
   });
+
+  it('never times a first byte before the trigger: a quick device may ask before the hub saw its trigger acknowledged', () => {
+    const time = manual();
+    const clock = new JobClock(time.now);
+    time.at(30);
+    // The marks of a device that fetched at 1010-1012 while the hub still waited for the PUBACK it took at 1015.
+    clock.transfer(1015, { connectedAt: 1010, firstByteAt: 1011, lastByteAt: 1012, doneAt: 1013 });
+    const timing = clock.timing();
+    assert.ok(timing.firstByteMs !== undefined && timing.firstByteMs >= 0, `first byte after ${timing.firstByteMs} ms`);
+    assert.ok(timing.spans.every((span) => span.ms >= 0));
+    assert.equal(timing.hubMs + timing.deviceMs + timing.wireMs, timing.totalMs);
+  });
 });
