@@ -40,6 +40,8 @@ class ScriptedDevice {
   readonly staged = new Map<string, Buffer>();
   readonly files = new Map<string, Buffer>();
   pendingFlag = '';
+  /** Every value of the flag it received, in order (a quick job raises and clears it between two looks). */
+  readonly pendingSeen: string[] = [];
 
   constructor(
     private readonly url: string,
@@ -82,6 +84,7 @@ class ScriptedDevice {
     const id = this.id;
     if (topic === `cmnd/${id}/OTA/pending`) {
       this.pendingFlag = text;
+      this.pendingSeen.push(text);
       return;
     }
     if (topic === `${id}/OTA`) return this.#transfer(text);
@@ -254,7 +257,7 @@ describe('the hub asks and serves devices when they listen, and takes only answe
     await eventually(async () => (await row('says-sleep-first'))?.state === 'sleeping', 10_000, 'says-sleep-first sleeping');
     // It listens before it disconnects: the job queued now raises `pending`, and it stays awake for it.
     const jobId = await queuePush('says-sleep-first', 'SLEEPY = 1\n', 'sleepy.py');
-    await eventually(() => d.pendingFlag === '1', 10_000, 'pending = 1 seen by the device');
+    await eventually(() => d.pendingSeen.includes('1'), 10_000, 'pending = 1 seen by the device');
     const ended = await jobEnded(jobId, 45_000);
     assert.equal(ended.state, 'succeeded', ended.message ?? '');
     assert.equal(d.files.get('sleepy.py')?.toString(), 'SLEEPY = 1\n');
