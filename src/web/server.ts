@@ -32,7 +32,7 @@ import { hashPassword, verifyPassword } from '../security/password-hash.js';
 import type { RegistrationPolicy } from '../security/registration.js';
 import type { AccountStore } from '../store/account-store.js';
 import type { HistoryStore } from '../store/history-store.js';
-import type { OtaStore } from '../store/ota-store.js';
+import { FINISHED, type OtaStore } from '../store/ota-store.js';
 import type { WebStore } from '../store/web-store.js';
 import { HostAllowlist } from './allowed-hosts.js';
 import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
@@ -678,8 +678,21 @@ export class WebServer {
       for (const id of active[kind].keys()) if (!seen.has(id)) send(kind, ended(id));
       active[kind] = seen;
     };
+    // A job queued and ended between two sends (a quick device: a whole push takes ~100 ms) was never
+    // unfinished at a send: it goes once, ended, so whoever follows it (the CLI) sees its end.
+    const firstNewJob = (d.ota.jobs(1)[0]?.id ?? 0) + 1;
+    const endSent = new Set<number>();
     const tracked = () => {
-      track('job', d.ota.unfinishedJobs(), (id) => d.ota.job(id));
+      track('job', d.ota.unfinishedJobs(), (id) => {
+        endSent.add(id);
+        return d.ota.job(id);
+      });
+      for (const job of d.ota.jobs(20)) {
+        if (job.id < firstNewJob || endSent.has(job.id) || active.job.has(job.id) || !FINISHED.includes(job.state)) continue;
+        endSent.add(job.id);
+        send('job', job);
+      }
+      if (endSent.size > 100) for (const id of [...endSent].slice(0, endSent.size - 100)) endSent.delete(id);
       track(
         'rollout',
         d.ota

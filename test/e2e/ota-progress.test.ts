@@ -112,4 +112,36 @@ describe('OTA progress', { timeout: 120_000 }, () => {
         `a span of the ${who}`,
       );
   });
+
+  it('a job that a quick device finishes between two sends of the stream still reaches whoever follows it, ended', async (t) => {
+    const python = requireTool(t, 'python3', ['python3'], 'apt-get install python3');
+    if (!python) return;
+    const quickRoot = deviceRoot({ broker: '127.0.0.1', port: hub.info.mqtt.port, device_id: 'quick-1' });
+    const quick = runDevice(python, PROBE, quickRoot, []);
+    try {
+      await quick.waitFor((e) => e.status === 'broker ok', 15_000, 'the quick device to connect');
+      const file = join(work, 'small.py');
+      writeFileSync(file, 'X = 1\n');
+      for (let round = 0; round < 3; round++) {
+        const api = HubClient.open(hub.dataDir, hub.child.pid!);
+        const seen: JobEvent[] = [];
+        const followed = api.stream(
+          '',
+          (event, data) => {
+            const job = data as JobEvent;
+            if (event !== 'job' || job.device !== 'quick-1') return false;
+            seen.push(job);
+            return !['queued', 'running'].includes(job.state);
+          },
+          20_000,
+        );
+        const pushed = await cliAsync(['ota', 'push', 'quick-1', file, '--no-reboot', '--json', '--data-dir', hub.dataDir]);
+        assert.equal((JSON.parse(pushed.stdout) as JobEvent).state, 'succeeded', pushed.stdout + pushed.stderr);
+        assert.ok(await followed, `round ${round}: the stream told of the job's end; seen: ${JSON.stringify(seen)}`);
+      }
+    } finally {
+      await quick.kill();
+      removeRoot(quickRoot);
+    }
+  });
 });
