@@ -30,6 +30,22 @@ interface JobEvent {
   } | null;
 }
 
+/** A device's job events on the API's live stream (as the CLI follows them), until one says the job ended. */
+function followJobs(hub: RunningHub, device: string, ms: number): { seen: JobEvent[]; followed: Promise<boolean> } {
+  const seen: JobEvent[] = [];
+  const followed = HubClient.open(hub.dataDir, hub.child.pid!).stream(
+    '',
+    (event, data) => {
+      const job = data as JobEvent;
+      if (event !== 'job' || job.device !== device) return false;
+      seen.push(job);
+      return !['queued', 'running'].includes(job.state);
+    },
+    ms,
+  );
+  return { seen, followed };
+}
+
 describe('OTA progress', { timeout: 120_000 }, () => {
   let hub: RunningHub;
   let device: RunningDevice | undefined;
@@ -59,18 +75,7 @@ describe('OTA progress', { timeout: 120_000 }, () => {
     writeFileSync(file, payload);
 
     // Follow the job as the CLI does: the API's live event stream.
-    const api = HubClient.open(hub.dataDir, hub.child.pid!);
-    const seen: JobEvent[] = [];
-    const followed = api.stream(
-      '',
-      (event, data) => {
-        const job = data as JobEvent;
-        if (event !== 'job' || job.device !== 'progress-1') return false;
-        seen.push(job);
-        return !['queued', 'running'].includes(job.state);
-      },
-      90_000,
-    );
+    const { seen, followed } = followJobs(hub, 'progress-1', 90_000);
     const pushed = await cliAsync(['ota', 'push', 'progress-1', file, '--no-reboot', '--json', '--data-dir', hub.dataDir]);
     assert.ok(await followed, `the job's events end with its end; seen: ${JSON.stringify(seen)}`);
     const job = JSON.parse(pushed.stdout) as JobEvent;
@@ -123,18 +128,7 @@ describe('OTA progress', { timeout: 120_000 }, () => {
       const file = join(work, 'small.py');
       writeFileSync(file, 'X = 1\n');
       for (let round = 0; round < 3; round++) {
-        const api = HubClient.open(hub.dataDir, hub.child.pid!);
-        const seen: JobEvent[] = [];
-        const followed = api.stream(
-          '',
-          (event, data) => {
-            const job = data as JobEvent;
-            if (event !== 'job' || job.device !== 'quick-1') return false;
-            seen.push(job);
-            return !['queued', 'running'].includes(job.state);
-          },
-          20_000,
-        );
+        const { seen, followed } = followJobs(hub, 'quick-1', 20_000);
         const pushed = await cliAsync(['ota', 'push', 'quick-1', file, '--no-reboot', '--json', '--data-dir', hub.dataDir]);
         assert.equal((JSON.parse(pushed.stdout) as JobEvent).state, 'succeeded', pushed.stdout + pushed.stderr);
         assert.ok(await followed, `round ${round}: the stream told of the job's end; seen: ${JSON.stringify(seen)}`);
