@@ -256,20 +256,10 @@ describe('OTA', { timeout: 300_000 }, () => {
     writeFileSync(join(work, 'fleet.json'), JSON.stringify({ files: { 'lib/app.py': 'fleet-app.py' } }));
     file('fleet-app.py', 'APP = "v2"\n');
 
-    const failed = await cliAsync([
-      'ota',
-      'rollout',
-      join(work, 'fleet.json'),
-      '--devices',
-      'roll-*',
-      '--canary',
-      '1',
-      '--concurrency',
-      '2',
-      '--json',
-      '--data-dir',
-      hub.dataDir,
-    ]);
+    // The same rollout twice: first with a canary that fails, then with it mended.
+    const rolloutFleet = () =>
+      cliAsync(['ota', 'rollout', join(work, 'fleet.json'), '--devices', 'roll-*', '--canary', '1', '--concurrency', '2', '--json', '--data-dir', hub.dataDir]);
+    const failed = await rolloutFleet();
     assert.equal(failed.status, 1, failed.stderr);
     const failedRollout = JSON.parse(failed.stdout) as { state: string; message: string; jobs: JobJson[] };
     assert.equal(failedRollout.state, 'failed');
@@ -281,20 +271,7 @@ describe('OTA', { timeout: 300_000 }, () => {
     for (const d of fleet.slice(1)) assert.ok(!existsSync(join(d.root, 'lib/app.py')));
 
     rmSync(join(fleet[0]!.root, 'lib'));
-    const done = await cliAsync([
-      'ota',
-      'rollout',
-      join(work, 'fleet.json'),
-      '--devices',
-      'roll-*',
-      '--canary',
-      '1',
-      '--concurrency',
-      '2',
-      '--json',
-      '--data-dir',
-      hub.dataDir,
-    ]);
+    const done = await rolloutFleet();
     const rollout = JSON.parse(done.stdout) as { state: string; jobs: JobJson[] };
     assert.equal(rollout.state, 'succeeded', done.stdout);
     assert.equal(rollout.jobs.filter((j) => j.state === 'succeeded').length, 6);
