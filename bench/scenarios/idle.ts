@@ -145,15 +145,24 @@ export async function idle(options: IdleOptions): Promise<Row[]> {
     return [
       row(name, 'devices that could not connect (hub, floor, quiet hub)', hubFailed + floorFailed + quietFailed, '', { target: ['0', (v) => v === 0] }),
       row(name, 'device messages in the window (keepalives)', messages, 'msgs'),
-      row(name, 'hub CPU, all threads (floor: aedes alone, same devices)', h.cpuPercent, '% of a core', {
-        floor: f.cpuPercent,
+      // Devices keeping alive are work: 100 messages a minute wake any broker 100 times, and one wake-up
+      // costs this machine about as much as the target allows for a whole minute (the row below). What the
+      // target can ask of the hub is its own share above a broker doing the same work, and nothing at all
+      // when its devices are silent.
+      row(name, 'hub CPU, all threads (floor: aedes alone, same devices)', h.cpuPercent, '% of a core', { floor: f.cpuPercent, digits: 3 }),
+      row(name, 'CPU per wake-up of aedes alone (what one keepalive costs this machine)', ((f.cpuPercent / 100) * 60_000) / Math.max(1, f.allPerMinute), 'ms', {
+        digits: 3,
+      }),
+      row(name, "hub CPU above the floor (mqttkit's own share of the keepalive work)", Math.max(0, h.cpuPercent - f.cpuPercent), '% of a core', {
         target: ['<= 0.05 %', (v) => v <= 0.05],
         digits: 3,
       }),
-      row(name, "hub CPU above the floor (mqttkit's own share)", Math.max(0, h.cpuPercent - f.cpuPercent), '% of a core', { digits: 3 }),
       row(name, 'event-loop wake-ups (main thread voluntary context switches)', h.mainPerMinute, 'per minute', { floor: f.mainPerMinute }),
       row(name, 'wake-ups, all threads', h.allPerMinute, 'per minute', { floor: f.allPerMinute }),
-      row(name, 'hub CPU with devices that never keep alive (its own timers only)', q.cpuPercent, '% of a core', { digits: 3 }),
+      row(name, `hub CPU with ${options.devices} connected devices that never keep alive (its own timers only)`, q.cpuPercent, '% of a core', {
+        target: ['<= 0.05 %', (v) => v <= 0.05],
+        digits: 3,
+      }),
       row(name, 'event-loop wake-ups with devices that never keep alive', q.mainPerMinute, 'per minute'),
     ];
   } finally {

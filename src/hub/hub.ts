@@ -9,6 +9,7 @@ import { removeLeftoverCheckerAccounts } from '../conformance/checker-account.js
 import { EventBus } from '../core/events.js';
 import { DeviceRegistry } from '../core/registry.js';
 import { HapCatalog } from '../homekit/catalog.js';
+import '../homekit/plain-stack-traces.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import { generatePincode } from '../homekit/pincode.js';
 import type { Logger } from '../log/logger.js';
