@@ -6,7 +6,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { relative, resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { fileSizeProblem } from '../ota/file-size.js';
 import { type CancelOutcome, cancelJobInStore, cancelRolloutInStore, type RolloutCancelOutcome } from '../ota/job-control.js';
@@ -18,6 +17,8 @@ import { FINISHED, type Job, OtaStore, type Rollout, type Transfer } from '../st
 import { type HubClient, hubOf } from './hub-client.js';
 import { UPLOAD_MS } from './hub-jobs.js';
 import { OptionError, resolveStartOption } from './options.js';
+import { TransferBars } from './progress.js';
+import { ago, printTable } from './table.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, type Workspace, type WorkspaceFlags, wholeNumber } from './workspace.js';
 
 type Flags = WorkspaceFlags & {
@@ -121,10 +122,23 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
         try {
           const jobs = new OtaStore(ws.db).jobs(50);
           if (flags.json) console.log(JSON.stringify(jobs, null, 2));
-          else if (jobs.length === 0) console.log('No OTA jobs yet.');
-          else
-            for (const j of jobs)
-              console.log(`#${j.id}  ${j.kind.padEnd(8)} ${j.device.padEnd(24)} ${j.state.padEnd(11)} ${j.message ?? j.progress?.step ?? ''}`);
+          else {
+            const now = Date.now();
+            printTable(
+              ['JOB', 'KIND', 'DEVICE', 'STATE', 'CREATED', 'STARTED', 'FINISHED', 'MESSAGE'],
+              jobs.map((j) => [
+                `#${j.id}`,
+                j.kind,
+                j.device,
+                j.state,
+                ago(j.createdAt, now),
+                ago(j.startedAt, now),
+                ago(j.finishedAt, now),
+                j.message ?? j.progress?.step,
+              ]),
+              'No OTA jobs yet.',
+            );
+          }
         } finally {
           ws.close();
         }
@@ -158,7 +172,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
             id = (await hub.ok<{ rollout: number }>('POST', '/api/ota/rollouts', body, UPLOAD_MS)).rollout;
             if (!flags.json) console.log(`rollout #${id}: ${devices.length} devices, ${Math.min(canary, devices.length)} canary, ${concurrency} at a time`);
           }
-          await followRollout(hub, id, flags.json === true);
+          await followRollout(hub, id, flags.json === true, flags.resume ? [] : match(ws, flags.devices ?? 'all'));
         }),
       ),
     );
@@ -294,10 +308,7 @@ async function follow(hub: HubClient, id: number, flags: Flags): Promise<void> {
     console.log(flags.json ? JSON.stringify(job) : `job #${id} queued`);
     return;
   }
-  const tty = process.stdout.isTTY === true && !flags.json;
-  const bar = tty
-    ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} bytes | {step}', hideCursor: true }, cliProgress.Presets.shades_classic)
-    : undefined;
+  let bar: TransferBars | undefined;
   let job: Job | undefined;
   const announce = setTimeout(() => {
     if (job?.state === 'queued' && !flags.json) console.log(`job #${id} queued: it starts when ${job.device} is online`);
@@ -313,10 +324,9 @@ async function follow(hub: HubClient, id: number, flags: Flags): Promise<void> {
       if (event === 'hello') job = await fetchJob();
       else if (event === 'job' && (data as Job).id === id) job = data as Job;
       else return false;
-      if (bar && job.progress) {
-        if (!bar.isActive) bar.start(Math.max(1, job.progress.bytesTotal), 0, { step: job.progress.step });
-        bar.setTotal(Math.max(1, job.progress.bytesTotal));
-        bar.update(job.progress.bytes, { step: job.progress.step });
+      if (job.progress && !flags.json) {
+        bar ??= new TransferBars([job.device], false);
+        bar.update(job);
       }
       return FINISHED.includes(job.state);
     });
@@ -345,11 +355,18 @@ function report(job: JobWithTransfers, json: boolean): void {
 }
 
 /** Follows a rollout on the live event stream: one line per job state, then the rollout's end. */
-async function followRollout(hub: HubClient, id: number, json: boolean): Promise<void> {
+async function followRollout(hub: HubClient, id: number, json: boolean, devices: string[]): Promise<void> {
   const fetchRollout = () => hub.ok<Rollout & { jobs: Job[] }>('GET', `/api/ota/rollouts/${id}`);
   const printed = new Map<number, string>();
+  let bars: TransferBars | undefined;
   const show = (job: Job) => {
-    if (json || printed.get(job.id) === job.state) return;
+    if (json) return;
+    if (job.progress) {
+      bars ??= new TransferBars(devices, true);
+      bars.update(job);
+    }
+    // Without bars (a job not yet started) the state changes are lines; the bars say the rest.
+    if (bars || printed.get(job.id) === job.state) return;
     console.log(`  ${job.device}: ${job.state}${job.message ? ` (${job.message})` : ''}`);
     printed.set(job.id, job.state);
   };
@@ -364,12 +381,14 @@ async function followRollout(hub: HubClient, id: number, json: boolean): Promise
       return event === 'rollout' && (data as Rollout).id === id && (data as Rollout).state !== 'running';
     });
   } catch (error) {
+    bars?.stop();
     if (error instanceof CliError)
       throw new CliError(`${error.message}; the rollout continues when it starts again (mqttkit ota rollout --resume to follow it)`);
     throw error;
   }
   const rollout = await fetchRollout();
   rollout.jobs.forEach(show);
+  bars?.stop();
   if (json) console.log(JSON.stringify(rollout, null, 2));
   else console.log(`rollout #${id} ${rollout.state}: ${rollout.message ?? ''}`);
   if (rollout.state !== 'succeeded') process.exitCode = 1;
