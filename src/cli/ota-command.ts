@@ -14,6 +14,7 @@ import type { ManifestEntry } from '../ota/protocol.js';
 import { devicePathProblem } from '../ota/protocol.js';
 import { uploadsRoot } from '../ota/uploads.js';
 import { FINISHED, type Job, OtaStore, type Rollout, type Transfer } from '../store/ota-store.js';
+import { readRuntime } from '../store/runtime-file.js';
 import { type HubClient, hubOf } from './hub-client.js';
 import { UPLOAD_MS } from './hub-jobs.js';
 import { OptionError, resolveStartOption } from './options.js';
@@ -291,8 +292,12 @@ function checkSize(file: string, flags: Flags, ws: Workspace, prefix = ''): void
     if (error instanceof OptionError) throw new CliError(error.message, 2);
     throw error;
   }
-  const problem = fileSizeProblem(file, statSync(resolve(file)).size, limit);
-  if (problem) throw new CliError(`${prefix}${problem}`, 2);
+  // The running hub refuses a file over its own cap (it may differ from the config: a flag at its start):
+  // found out here, before the upload, not after it.
+  const hubLimit = ws.hubPid ? readRuntime(ws.dataDir)?.otaMaxFileSize : undefined;
+  const byHub = hubLimit !== undefined && hubLimit < limit;
+  const problem = fileSizeProblem(file, statSync(resolve(file)).size, byHub ? hubLimit : limit);
+  if (problem) throw new CliError(`${prefix}${problem}${byHub ? `: the running hub's limit (pid ${ws.hubPid})` : ''}`, 2);
 }
 
 type JobWithTransfers = Job & { transfers: Transfer[] };

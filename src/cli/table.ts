@@ -43,7 +43,6 @@ export function formatTable(header: string[], rows: Array<Array<string | number 
 /** A cell on one line: device-reported text may hold newlines or control characters that break columns. */
 function clean(value: string | number | null | undefined): string {
   if (value === null || value === undefined || value === '') return '-';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is removed
   const text = String(value).replace(/[\u0000-\u001f\u007f]+/g, ' ');
   return text.length > 60 ? `${text.slice(0, 59)}…` : text;
 }
