@@ -157,7 +157,8 @@ export function health(d: { state: string; lastException: string | null; lastReb
   if (d.state === 'offline') return 'offline';
   const lastJob = d.ota.find((j) => j.state !== 'queued' && j.state !== 'running');
   if (lastJob && (lastJob.state === 'failed' || lastJob.state === 'rolled-back')) return `OTA #${lastJob.id} ${lastJob.state}`;
-  if (d.lastException) return `exception: ${d.lastException}`;
+  // [O-20] "no exception recorded" is msg_exception's answer when all is well.
+  if (d.lastException && !/^no exception recorded$/i.test(d.lastException.trim())) return `exception: ${d.lastException}`;
   if (d.lastReboot && /watchdog|exception|panic|crash|brownout/i.test(d.lastReboot)) return `reboot: ${d.lastReboot}`;
   return 'ok';
 }

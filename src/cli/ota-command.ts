@@ -31,6 +31,7 @@ type Flags = WorkspaceFlags & {
   concurrency?: string;
   resume?: boolean;
   wait?: boolean;
+  timeout?: string;
   otaMaxFileSize?: string;
   rollout?: string;
 };
@@ -39,6 +40,9 @@ const SIZE_OPTION = [
   '--ota-max-file-size <SIZE>',
   'the largest file to send, e.g. 512k or 32M (default: as the hub: config.json or 16MiB) [MQTTKIT_OTA_MAX_FILE_SIZE]',
 ] as const;
+
+/** Every wait has a deadline: past it the CLI stops following (the job goes on in the hub) and says so. */
+const TIMEOUT_OPTION = ['--timeout <S>', 'seconds to follow the job before leaving it to the hub (it keeps going)', '3600'] as const;
 
 export function registerOta(program: Command): void {
   const ota = program
@@ -66,6 +70,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
     .option('--no-reboot', 'commit without rebooting')
     .option(...SIZE_OPTION)
     .option('--no-wait', 'queue the job and return')
+    .option(...TIMEOUT_OPTION)
     .option('--json', 'print the finished job as JSON')
     .action(
       action((device: string, file: string, flags: Flags) =>
@@ -85,6 +90,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
   addWorkspaceOptions(ota.command('sync <device> <manifest>').description('send the files that differ from the manifest, commit, reboot, verify'))
     .option(...SIZE_OPTION)
     .option('--no-wait', 'queue the job and return')
+    .option(...TIMEOUT_OPTION)
     .option('--json', 'print the finished job as JSON')
     .action(
       action((device: string, manifest: string, flags: Flags) =>
@@ -100,6 +106,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
   )
     .option(...SIZE_OPTION)
     .option('--no-wait', 'queue the job and return')
+    .option(...TIMEOUT_OPTION)
     .option('--json', 'print the finished job as JSON')
     .action(
       action((device: string, image: string, flags: Flags) =>
@@ -151,6 +158,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
     .option('--canary <N>', 'devices updated (and verified) first', '1')
     .option('--concurrency <K>', 'devices updated at once after the canaries', '2')
     .option('--resume', 'continue the last rollout (after a failure is fixed, or to follow it again)')
+    .option('--timeout <S>', 'seconds to follow the rollout before leaving it to the hub (it keeps going)', '21600')
     .option(...SIZE_OPTION)
     .option('--json', 'print the result as JSON')
     .action(
@@ -173,7 +181,8 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
             id = (await hub.ok<{ rollout: number }>('POST', '/api/ota/rollouts', body, UPLOAD_MS)).rollout;
             if (!flags.json) console.log(`rollout #${id}: ${devices.length} devices, ${Math.min(canary, devices.length)} canary, ${concurrency} at a time`);
           }
-          await followRollout(hub, id, flags.json === true, flags.resume ? [] : match(ws, flags.devices ?? 'all'));
+          const timeoutS = wholeNumber(flags.timeout ?? '21600', '--timeout', 1, 7 * 24 * 3600);
+          await followRollout(hub, id, flags.json === true, flags.resume ? [] : match(ws, flags.devices ?? 'all'), timeoutS);
         }),
       ),
     );
@@ -231,7 +240,9 @@ async function cancel(ws: Workspace, action: 'cancel-job' | 'cancel-rollout', id
   return { outcome, message, ...(answer.json.job ? { job: answer.json.job as Job } : {}) };
 }
 
-async function withHub(flags: WorkspaceFlags, fn: (ws: Workspace, hub: HubClient) => Promise<void>): Promise<void> {
+async function withHub(flags: Flags, fn: (ws: Workspace, hub: HubClient) => Promise<void>): Promise<void> {
+  // Bad input is refused before anything is queued.
+  if (flags.timeout !== undefined) wholeNumber(flags.timeout, '--timeout', 1, 7 * 24 * 3600);
   const ws = openWorkspace(flags);
   try {
     const hub = hubOf(ws);
@@ -324,19 +335,31 @@ async function follow(hub: HubClient, id: number, flags: Flags): Promise<void> {
     process.exit(130);
   };
   process.once('SIGINT', interrupted);
+  const timeoutS = wholeNumber(flags.timeout ?? '3600', '--timeout', 1, 7 * 24 * 3600);
   try {
-    await hub.stream('', async (event, data) => {
-      if (event === 'hello') job = await fetchJob();
-      else if (event === 'job' && (data as Job).id === id) job = data as Job;
-      else return false;
-      if (job.progress && !flags.json) {
-        bar ??= new TransferBars([job.device], false);
-        bar.update(job);
-      }
-      return FINISHED.includes(job.state);
-    });
+    const ended = await hub.stream(
+      '',
+      async (event, data) => {
+        if (event === 'hello') job = await fetchJob();
+        else if (event === 'job' && (data as Job).id === id) job = data as Job;
+        else return false;
+        if (job.progress && !flags.json) {
+          bar ??= new TransferBars([job.device], false);
+          bar.update(job);
+        }
+        return FINISHED.includes(job.state);
+      },
+      timeoutS * 1000,
+    );
+    if (!ended) {
+      bar?.stop();
+      throw new CliError(
+        `stopped following after ${timeoutS} s (--timeout); ${leftAs(id, job)}: follow it with 'mqttkit ota jobs' (or end it with 'mqttkit ota cancel ${id}')`,
+      );
+    }
   } catch (error) {
     bar?.stop();
+    if (error instanceof CliError && error.message.startsWith('stopped following')) throw error;
     if (error instanceof CliError) throw new CliError(`${error.message}; ${leftAs(id, job)}: it runs when the hub is back ('mqttkit ota jobs' shows it)`);
     throw error;
   } finally {
@@ -360,7 +383,7 @@ function report(job: JobWithTransfers, json: boolean): void {
 }
 
 /** Follows a rollout on the live event stream: one line per job state, then the rollout's end. */
-async function followRollout(hub: HubClient, id: number, json: boolean, devices: string[]): Promise<void> {
+async function followRollout(hub: HubClient, id: number, json: boolean, devices: string[], timeoutS: number): Promise<void> {
   const fetchRollout = () => hub.ok<Rollout & { jobs: Job[] }>('GET', `/api/ota/rollouts/${id}`);
   const printed = new Map<number, string>();
   let bars: TransferBars | undefined;
@@ -375,21 +398,30 @@ async function followRollout(hub: HubClient, id: number, json: boolean, devices:
     console.log(`  ${job.device}: ${job.state}${job.message ? ` (${job.message})` : ''}`);
     printed.set(job.id, job.state);
   };
+  let ended: boolean;
   try {
-    await hub.stream('', async (event, data) => {
-      if (event === 'hello') {
-        const rollout = await fetchRollout();
-        rollout.jobs.forEach(show);
-        return rollout.state !== 'running';
-      }
-      if (event === 'job' && (data as Job).rolloutId === id) show(data as Job);
-      return event === 'rollout' && (data as Rollout).id === id && (data as Rollout).state !== 'running';
-    });
+    ended = await hub.stream(
+      '',
+      async (event, data) => {
+        if (event === 'hello') {
+          const rollout = await fetchRollout();
+          rollout.jobs.forEach(show);
+          return rollout.state !== 'running';
+        }
+        if (event === 'job' && (data as Job).rolloutId === id) show(data as Job);
+        return event === 'rollout' && (data as Rollout).id === id && (data as Rollout).state !== 'running';
+      },
+      timeoutS * 1000,
+    );
   } catch (error) {
     bars?.stop();
     if (error instanceof CliError)
       throw new CliError(`${error.message}; the rollout continues when it starts again (mqttkit ota rollout --resume to follow it)`);
     throw error;
+  }
+  if (!ended) {
+    bars?.stop();
+    throw new CliError(`stopped following after ${timeoutS} s (--timeout); rollout #${id} goes on in the hub (mqttkit ota rollout --resume to follow it)`);
   }
   const rollout = await fetchRollout();
   rollout.jobs.forEach(show);

@@ -41,7 +41,8 @@ export class Rate {
 /** The payload a bar's line shows: done/size, speed, time left, what the job does now. */
 export function describeProgress(bytes: number, total: number, perSecond: number | undefined, done: boolean): Record<string, string> {
   const speed = perSecond === undefined ? '-' : `${formatSize(Math.round(perSecond))}/s`;
-  const left = done ? 'done' : perSecond && perSecond > 0 ? `${formatDuration((total - bytes) / perSecond)} left` : '- left';
+  // Rounded up: "0 s left" while bytes are still on their way would be a small lie.
+  const left = done ? 'done' : perSecond && perSecond > 0 ? `${formatDuration(Math.ceil((total - bytes) / perSecond))} left` : '- left';
   return { done: formatSize(bytes), size: formatSize(total), speed, left };
 }
 

@@ -143,6 +143,24 @@ describe('CLI listings', { timeout: 120_000 }, () => {
     }
   });
 
+  it('following an OTA job has a deadline: past --timeout the CLI says the job goes on and exits non-zero', async () => {
+    // The device never answers OTA: without a deadline the CLI would follow its job for ever.
+    const result = await cliWithin(['ota', 'push', 'listing-temp-1', 'package.json', '--timeout', '2', ...d()], 30_000);
+    assert.ok(result, 'the CLI ended by itself');
+    assert.notEqual(result.status, 0);
+    assert.match(result.stderr, /stopped following after 2 s \(--timeout\); job #(\d+) (keeps running in the hub|stays queued)/, result.stderr);
+    const id = /job #(\d+)/.exec(result.stderr)![1]!;
+    cli(['ota', 'cancel', id, ...d()]);
+    const bad = cli(['ota', 'push', 'listing-temp-1', 'package.json', '--timeout', 'soon', ...d()]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--timeout: 'soon' is not a whole number/);
+    const jobs = JSON.parse(cli(['ota', 'jobs', '--json', ...d()]).stdout) as Array<{ id: number }>;
+    assert.ok(
+      jobs.every((j) => j.id <= Number(id)),
+      'bad input queued nothing',
+    );
+  });
+
   it('an unknown command exits non-zero and suggests the right one', () => {
     const result = cli(['devics', ...d()]);
     assert.notEqual(result.status, 0);

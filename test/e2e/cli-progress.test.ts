@@ -108,6 +108,9 @@ describe('CLI OTA progress', { timeout: 240_000 }, () => {
     assert.equal(pushed.status, 0, pushed.stdout + pushed.stderr);
     assert.match(pushed.stdout, /^ok: bar-1/m, 'the result stays on stdout');
     assertMoving(barLines(pushed.stderr), 'bar-1', '1 MiB', pushed.stderr);
+    // The device answered msg_exception with "no exception recorded" [O-20]: healthy, not a crash.
+    const listed = JSON.parse(cli(['devices', '--json', '--data-dir', hub.dataDir]).stdout) as Array<{ id: string; health: string; firmware: string | null }>;
+    assert.equal(listed.find((x) => x.id === 'bar-1')?.health, 'ok', JSON.stringify(listed));
   });
 
   it('`ota sync` shows its bar too', async (t) => {
