@@ -48,7 +48,7 @@ export function registerObserve(program: Command, device: Command): void {
             const kind = line.topic.endsWith('/OTA') ? 'OTA' : 'Log';
             // One JSON object a line (NDJSON): `-f --json | jq` sees each line as it comes.
             if (flags.json) console.log(JSON.stringify({ device: deviceId, at: new Date(line.at).toISOString(), kind, text: line.text }));
-            else console.log(`${new Date(line.at).toISOString()} ${kind} ${line.text}`);
+            else console.log(`${new Date(line.at).toISOString()} ${kind} ${printable(line.text)}`);
           };
           const earlier = (upTo: number) => {
             let after = Math.max(0, upTo - (Number(flags.lines) || 20));
@@ -167,4 +167,12 @@ export function health(d: { state: string; lastException: string | null; lastReb
 function mustKnow(ws: Workspace, id: string): void {
   if (ws.store.loadDevices().some((d) => d.id === id) || ws.accounts.get(id)?.role === 'device') return;
   throw new CliError(`no device ${id} (see 'mqttkit devices')`);
+}
+
+/**
+ * A device's text as the terminal shows it: escape sequences (ESC, CSI, other controls but newline and
+ * tab) are shown as `\xNN`, so a device cannot clear the screen, retitle the window or hide lines.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

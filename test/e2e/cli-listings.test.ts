@@ -49,6 +49,7 @@ describe('CLI listings', { timeout: 120_000 }, () => {
     device.on('error', () => {});
     await device.publishAsync('HomeKit/listing-temp-1/TemperatureSensor/CurrentTemperature', '20.5', { qos: 1 });
     await device.publishAsync('stat/listing-temp-1/Log', 'booted: hello from the device', { qos: 1 });
+    await device.publishAsync('stat/listing-temp-1/Log', 'sneaky \u001b[2J\u001b]0;owned\u0007 line', { qos: 1 });
     await eventually(() => JSON.parse(cli(['devices', '--json', ...d()]).stdout).length === 1, 10_000, 'the device to be known');
     await eventually(() => cli(['logs', 'listing-temp-1', ...d()]).stdout.includes('hello from the device'), 10_000, 'the log line');
   });
@@ -125,6 +126,18 @@ describe('CLI listings', { timeout: 120_000 }, () => {
     const removed = cli(['device', 'remove', 'listing-gone', '--json', ...d()]);
     assert.equal(removed.status, 0, removed.stderr);
     assert.equal((JSON.parse(removed.stdout) as { removed: string }).removed, 'listing-gone');
+  });
+
+  it("`logs` shows a device's escape sequences as text: a device cannot clear the screen or retitle the window", async () => {
+    const logs = await eventually(() => {
+      const out = cli(['logs', 'listing-temp-1', ...d()]).stdout;
+      return out.includes('sneaky') ? out : undefined;
+    });
+    assert.ok(!logs.includes('\u001b') && !logs.includes('\u0007'), JSON.stringify(logs));
+    assert.match(logs, /sneaky \\x1b\[2J\\x1b\]0;owned\\x07 line/);
+    // --json keeps the exact text (JSON escapes it)
+    const json = cli(['logs', 'listing-temp-1', '--json', ...d()]).stdout;
+    assert.ok(json.includes('sneaky \\u001b[2J'), json);
   });
 
   it('`logs`, `logs -f` and `cmd` name an unknown device at once and exit non-zero', async () => {
