@@ -1,7 +1,7 @@
 /**
  * OTA progress a person can watch (issue 14): `mqttkit ota push|sync|rollout` show bars that move with
  * the bytes, in human units, with the speed and the time left; a rollout shows one bar per device and a
- * total. Written to a pipe (as here), the bars are lines, one per bar every second, on stderr. The
+ * total (firmware too). Written to a pipe (as here), the bars are lines, one per bar every second, on stderr. The
  * devices are the CPython device library reading at about 256 KiB/s, so a transfer lasts seconds.
  * And the OTA cap: a file over it is refused before anything is sent, naming the limit.
  */
@@ -120,6 +120,16 @@ describe('CLI OTA progress', { timeout: 240_000 }, () => {
     const synced = await cliBounded(['ota', 'sync', 'bar-1', join(work, 'manifest.json'), '--data-dir', hub.dataDir]);
     assert.equal(synced.status, 0, synced.stdout + synced.stderr);
     assertMoving(barLines(synced.stderr), 'bar-1', '768 KiB', synced.stderr);
+  });
+
+  it('`ota firmware` shows its bar too', async (t) => {
+    if (!python || devices.length === 0) return t.skip('needs the device above');
+    // The CPython port's "partition" holds a JSON image; the padding makes it big enough to watch.
+    const image = JSON.stringify({ version: '2.0.0', boots: true, pad: 'x'.repeat(640 * 1024 - 60) });
+    writeFileSync(join(work, 'fw.bin'), image.padEnd(640 * 1024, ' '));
+    const flashed = await cliBounded(['ota', 'firmware', 'bar-1', join(work, 'fw.bin'), '--data-dir', hub.dataDir]);
+    assert.equal(flashed.status, 0, flashed.stdout + flashed.stderr);
+    assertMoving(barLines(flashed.stderr), 'bar-1', '640 KiB', flashed.stderr);
   });
 
   it('`ota rollout` shows one bar per device and a total', async (t) => {
