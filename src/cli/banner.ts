@@ -22,7 +22,7 @@ export async function startBanner(hub: Hub): Promise<string> {
     lines.push('', `Scan with the Home app to add "${bridge.name}" (or enter the code ${hub.pincode}):`);
     lines.push(await qrCode(bridge.setupURI!, 'terminal'));
   }
-  lines.push(`Devices connect to MQTT at ${reachableAddresses(hub.mqttAddress).join(' or ')}`);
+  lines.push(...brokerLines(hub.mqttAddress, hub.options.mqtt.kind === 'external', hub.options.ota !== false && !hub.options.otaHost));
   if (hub.webPort !== undefined) lines.push(`Dashboard: ${reachableAddresses(`http://${hub.options.httpHost}:${hub.webPort}`).join(' or ')}`);
   lines.push(`  and publish e.g.: HomeKit/esp8266_12345678/TemperatureSensor/CurrentTemperature 20.5`, '');
   return lines.join('\n');
@@ -32,9 +32,38 @@ export async function startBanner(hub: Hub): Promise<string> {
 function reachableAddresses(address: string): string[] {
   const url = new URL(address);
   if (url.hostname !== '0.0.0.0' && url.hostname !== '[::]') return [address];
-  const lan = Object.values(networkInterfaces())
+  const port = url.port ? `:${url.port}` : '';
+  const lan = lanAddresses().map((a) => `${url.protocol}//${a}${port}`);
+  return lan.length > 0 ? lan : [`${url.protocol}//127.0.0.1${port}`];
+}
+
+/**
+ * Where devices connect. With `--mqtt-url` that is the external broker, as devices reach it: never its
+ * credentials, and a broker the hub reaches on loopback is at this machine's LAN address for devices.
+ * OTA downloads come from the hub, whose address the broker cannot tell then: `--ota-host` says it.
+ */
+export function brokerLines(address: string, external: boolean, otaNeedsHost: boolean): string[] {
+  if (!external) return [`Devices connect to MQTT at ${reachableAddresses(address).join(' or ')}`];
+  const url = new URL(address);
+  url.username = '';
+  url.password = '';
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) || url.hostname.startsWith('127.');
+  if (loopback) url.hostname = '0.0.0.0';
+  const shown = reachableAddresses(url.toString().replace(/\/$/, ''));
+  const lines = [
+    `Devices connect to your MQTT broker at ${shown.join(' or ')}${loopback ? ` (the hub reaches it at ${address.replace(/\/\/[^@/]*@/, '//')})` : ''}`,
+  ];
+  if (otaNeedsHost)
+    lines.push(
+      "Warning: OTA needs this machine's address as devices see it, which the external broker cannot tell: start with --ota-host <address>" +
+        ` (e.g. --ota-host ${lanAddresses()[0] ?? '192.168.1.10'}), or OTA jobs fail.`,
+    );
+  return lines;
+}
+
+function lanAddresses(): string[] {
+  return Object.values(networkInterfaces())
     .flat()
     .filter((i) => i && i.family === 'IPv4' && !i.internal)
-    .map((i) => `${url.protocol}//${i!.address}:${url.port}`);
-  return lan.length > 0 ? lan : [`${url.protocol}//127.0.0.1:${url.port}`];
+    .map((i) => i!.address);
 }

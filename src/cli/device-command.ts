@@ -5,6 +5,7 @@ import { generatePassword, hashPassword } from '../security/password-hash.js';
 import type { Account } from '../store/account-store.js';
 import { OtaStore } from '../store/ota-store.js';
 import { hubOf } from './hub-client.js';
+import { ago, printTable } from './table.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, type Workspace, type WorkspaceFlags, withDynsec } from './workspace.js';
 
 type Flags = WorkspaceFlags & { json?: boolean };
@@ -90,26 +91,29 @@ Examples:
     ),
   );
 
-  addWorkspaceOptions(device.command('remove <id>').description('remove a device: its account, its HomeKit accessory and its retained topics')).action(
-    action((id: string, flags: Flags) =>
-      withWorkspace(flags, false, async (ws) => {
-        const hadAccount = ws.accounts.remove(id);
-        const damaged: string[] = []; // a record the hub holds aside can be removed too
-        const known = ws.store.loadDevices((bad) => damaged.push(bad)).some((d) => d.id === id) || damaged.includes(id);
-        if (!hadAccount && !known) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
-        if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.removeDevice(id));
-        const hub = hubOf(ws);
-        if (hub) {
-          // The hub takes it out of HomeKit and drops its connection; a device it does not hold (an
-          // account only) is only disconnected.
-          const answer = await hub.call('DELETE', `/api/devices/${encodeURIComponent(id)}`);
-          if (answer.status === 404) await hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
-          else if (answer.status >= 300) throw new CliError(String(answer.json.error));
-        } else ws.store.deleteDevice(id);
-        console.log(`Device ${id} removed${ws.hubPid ? ' (the running hub takes it out of HomeKit now)' : ''}.`);
-      }),
-    ),
-  );
+  addWorkspaceOptions(device.command('remove <id>').description('remove a device: its account, its HomeKit accessory and its retained topics'))
+    .option('--json', 'print JSON')
+    .action(
+      action((id: string, flags: Flags) =>
+        withWorkspace(flags, false, async (ws) => {
+          const hadAccount = ws.accounts.remove(id);
+          const damaged: string[] = []; // a record the hub holds aside can be removed too
+          const known = ws.store.loadDevices((bad) => damaged.push(bad)).some((d) => d.id === id) || damaged.includes(id);
+          if (!hadAccount && !known) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
+          if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.removeDevice(id));
+          const hub = hubOf(ws);
+          if (hub) {
+            // The hub takes it out of HomeKit and drops its connection; a device it does not hold (an
+            // account only) is only disconnected.
+            const answer = await hub.call('DELETE', `/api/devices/${encodeURIComponent(id)}`);
+            if (answer.status === 404) await hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
+            else if (answer.status >= 300) throw new CliError(String(answer.json.error));
+          } else ws.store.deleteDevice(id);
+          if (flags.json) console.log(JSON.stringify({ removed: id, account: hadAccount, hubRunning: ws.hubPid !== undefined }));
+          else console.log(`Device ${id} removed${ws.hubPid ? ' (the running hub takes it out of HomeKit now)' : ''}.`);
+        }),
+      ),
+    );
   return device;
 }
 
@@ -174,18 +178,10 @@ function list(ws: Workspace, json: boolean): void {
     console.log(JSON.stringify(rows, null, 2));
     return;
   }
-  if (rows.length === 0) {
-    console.log('No devices yet.');
-    return;
-  }
-  const header = ['DEVICE', 'ACCOUNT', 'STATE', 'SERVICES', 'LAST LOGIN', 'ADDRESS'];
-  const table = rows.map((r) => [r.id, r.account, r.state, String(r.services), r.lastLogin ?? '-', r.address ?? '-']);
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
-  for (const row of [header, ...table])
-    console.log(
-      row
-        .map((cell, i) => cell.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    );
+  const now = Date.now();
+  printTable(
+    ['DEVICE', 'ACCOUNT', 'STATE', 'SERVICES', 'LAST LOGIN', 'ADDRESS'],
+    rows.map((r) => [r.id, r.account, r.state, r.services, r.lastLogin ? ago(r.lastLogin, now) : 'never', r.address]),
+    'No devices yet.',
+  );
 }

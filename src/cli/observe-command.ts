@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { OtaStore } from '../store/ota-store.js';
 import { hubOf } from './hub-client.js';
-import { action, addWorkspaceOptions, CliError, openWorkspace, type WorkspaceFlags, wholeNumber } from './workspace.js';
+import { ago, printTable } from './table.js';
+import { action, addWorkspaceOptions, CliError, openWorkspace, type Workspace, type WorkspaceFlags, wholeNumber } from './workspace.js';
 
 type Flags = WorkspaceFlags & { json?: boolean; follow?: boolean; lines?: string; timeout?: string };
 
@@ -15,6 +16,7 @@ export function registerObserve(program: Command, device: Command): void {
         const timeoutS = wholeNumber(flags.timeout ?? '15', '--timeout', 1, 3600);
         const ws = openWorkspace(flags);
         try {
+          mustKnow(ws, deviceId);
           const hub = hubOf(ws);
           if (!hub) throw new CliError(`no hub is running on ${ws.dataDir}: commands go through the running hub`);
           // The hub waits --timeout for the answer; the call itself gets a little longer.
@@ -34,14 +36,20 @@ export function registerObserve(program: Command, device: Command): void {
   addWorkspaceOptions(program.command('logs <device>').description("print a device's stat/<device>/Log and OTA reports"))
     .option('-f, --follow', 'keep printing new lines')
     .option('-n, --lines <N>', 'how many earlier lines', '20')
+    .option('--json', 'print each line as a JSON object (one a line)')
     .addHelpText('after', '\nExamples:\n  $ mqttkit logs esp32_a1b2c3d4\n  $ mqttkit logs esp32_a1b2c3d4 -f -n 100')
     .action(
       action(async (deviceId: string, flags: Flags) => {
         const ws = openWorkspace(flags);
         try {
           const store = new OtaStore(ws.db);
-          const print = (line: { at: number; topic: string; text: string }) =>
-            console.log(`${new Date(line.at).toISOString()} ${line.topic.endsWith('/OTA') ? 'OTA' : 'Log'} ${line.text}`);
+          if (store.lastLogId(deviceId) === 0) mustKnow(ws, deviceId);
+          const print = (line: { at: number; topic: string; text: string }) => {
+            const kind = line.topic.endsWith('/OTA') ? 'OTA' : 'Log';
+            // One JSON object a line (NDJSON): `-f --json | jq` sees each line as it comes.
+            if (flags.json) console.log(JSON.stringify({ device: deviceId, at: new Date(line.at).toISOString(), kind, text: line.text }));
+            else console.log(`${new Date(line.at).toISOString()} ${kind} ${printable(line.text)}`);
+          };
           const earlier = (upTo: number) => {
             let after = Math.max(0, upTo - (Number(flags.lines) || 20));
             for (;;) {
@@ -75,26 +83,29 @@ export function registerObserve(program: Command, device: Command): void {
       const store = new OtaStore(ws.db);
       return {
         ws,
-        rows: ws.store.loadDevices().map((d) => {
-          const info = store.info(d.id);
-          return {
-            id: d.id,
-            name: d.meta.name ?? null,
-            state: d.state,
-            lastSeen: new Date(d.lastSeen).toISOString(),
-            address: info.address ?? ws.accounts.get(d.id)?.lastAddress ?? null,
-            // [P-22] `app` is the device's `$firmware`, the version HomeKit shows (getversion's `app` only
-            // when it published none); `firmware` is the runtime under it (getversion's `firmware`).
-            app: d.meta.firmware ?? info.app ?? null,
-            firmware: info.firmware ?? null,
-            lastReboot: info.lastReboot ?? null,
-            lastException: info.lastException ?? null,
-            otaProtocol: info.otaProtocolSetting ?? info.otaProtocol ?? (info.answersCommands ? 2 : null),
-            partition: info.partition ?? null,
-            services: d.services.map((s) => ({ service: s.service, index: s.index, values: s.values })),
-            ota: store.deviceJobs(d.id).map((j) => ({ id: j.id, kind: j.kind, state: j.state, message: j.message, finishedAt: j.finishedAt })),
-          };
-        }),
+        rows: ws.store
+          .loadDevices()
+          .map((d) => {
+            const info = store.info(d.id);
+            return {
+              id: d.id,
+              name: d.meta.name ?? null,
+              state: d.state,
+              lastSeen: new Date(d.lastSeen).toISOString(),
+              address: info.address ?? ws.accounts.get(d.id)?.lastAddress ?? null,
+              // [P-22] `app` is the device's `$firmware`, the version HomeKit shows (getversion's `app` only
+              // when it published none); `firmware` is the runtime under it (getversion's `firmware`).
+              app: d.meta.firmware ?? info.app ?? null,
+              firmware: info.firmware ?? null,
+              lastReboot: info.lastReboot ?? null,
+              lastException: info.lastException ?? null,
+              otaProtocol: info.otaProtocolSetting ?? info.otaProtocol ?? (info.answersCommands ? 2 : null),
+              partition: info.partition ?? null,
+              services: d.services.map((s) => ({ service: s.service, index: s.index, values: s.values })),
+              ota: store.deviceJobs(d.id).map((j) => ({ id: j.id, kind: j.kind, state: j.state, message: j.message, finishedAt: j.finishedAt })),
+            };
+          })
+          .map((row) => ({ ...row, health: health(row) })),
       };
     } catch (error) {
       ws.close();
@@ -110,11 +121,12 @@ export function registerObserve(program: Command, device: Command): void {
         const { ws, rows } = show(flags);
         ws.close();
         if (flags.json) return console.log(JSON.stringify(rows, null, 2));
-        if (rows.length === 0) return console.log('No devices yet.');
-        for (const r of rows)
-          console.log(
-            `${r.id.padEnd(24)} ${r.state.padEnd(9)} app ${(r.app ?? '-').padEnd(10)} firmware ${(r.firmware ?? '-').padEnd(10)} ${r.address ?? '-'}  last seen ${r.lastSeen}`,
-          );
+        const now = Date.now();
+        printTable(
+          ['DEVICE', 'NAME', 'STATE', 'HEALTH', 'APP', 'FIRMWARE', 'ADDRESS', 'LAST SEEN'],
+          rows.map((r) => [r.id, r.name, r.state, r.health, r.app, r.firmware, r.address, ago(r.lastSeen, now)]),
+          'No devices yet.',
+        );
       }),
     );
 
@@ -135,4 +147,32 @@ export function registerObserve(program: Command, device: Command): void {
         for (const j of row.ota) console.log(`ota            #${j.id} ${j.kind} ${j.state} ${j.message ?? ''}`);
       }),
     );
+}
+
+/**
+ * One word (and why) for "does this device need me": offline, a failed update, a crash it reported,
+ * or ok. The worst thing first; the details are in `mqttkit device show`.
+ */
+export function health(d: { state: string; lastException: string | null; lastReboot: string | null; ota: Array<{ id: number; state: string }> }): string {
+  if (d.state === 'offline') return 'offline';
+  const lastJob = d.ota.find((j) => j.state !== 'queued' && j.state !== 'running');
+  if (lastJob && (lastJob.state === 'failed' || lastJob.state === 'rolled-back')) return `OTA #${lastJob.id} ${lastJob.state}`;
+  // [O-20] "no exception recorded" is msg_exception's answer when all is well.
+  if (d.lastException && !/^no exception recorded$/i.test(d.lastException.trim())) return `exception: ${d.lastException}`;
+  if (d.lastReboot && /watchdog|exception|panic|crash|brownout/i.test(d.lastReboot)) return `reboot: ${d.lastReboot}`;
+  return 'ok';
+}
+
+/** A device the hub has never heard of is named at once, not waited for (a typo would look like silence). */
+function mustKnow(ws: Workspace, id: string): void {
+  if (ws.store.loadDevices().some((d) => d.id === id) || ws.accounts.get(id)?.role === 'device') return;
+  throw new CliError(`no device ${id} (see 'mqttkit devices')`);
+}
+
+/**
+ * A device's text as the terminal shows it: escape sequences (ESC, CSI, other controls but newline and
+ * tab) are shown as `\xNN`, so a device cannot clear the screen, retitle the window or hide lines.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

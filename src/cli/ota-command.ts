@@ -6,7 +6,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { relative, resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { fileSizeProblem } from '../ota/file-size.js';
 import { type CancelOutcome, cancelJobInStore, cancelRolloutInStore, type RolloutCancelOutcome } from '../ota/job-control.js';
@@ -15,9 +14,12 @@ import type { ManifestEntry } from '../ota/protocol.js';
 import { devicePathProblem } from '../ota/protocol.js';
 import { uploadsRoot } from '../ota/uploads.js';
 import { FINISHED, type Job, OtaStore, type Rollout, type Transfer } from '../store/ota-store.js';
+import { readRuntime } from '../store/runtime-file.js';
 import { type HubClient, hubOf } from './hub-client.js';
 import { UPLOAD_MS } from './hub-jobs.js';
 import { OptionError, resolveStartOption } from './options.js';
+import { TransferBars } from './progress.js';
+import { ago, printTable } from './table.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, type Workspace, type WorkspaceFlags, wholeNumber } from './workspace.js';
 
 type Flags = WorkspaceFlags & {
@@ -29,6 +31,7 @@ type Flags = WorkspaceFlags & {
   concurrency?: string;
   resume?: boolean;
   wait?: boolean;
+  timeout?: string;
   otaMaxFileSize?: string;
   rollout?: string;
 };
@@ -37,6 +40,9 @@ const SIZE_OPTION = [
   '--ota-max-file-size <SIZE>',
   'the largest file to send, e.g. 512k or 32M (default: as the hub: config.json or 16MiB) [MQTTKIT_OTA_MAX_FILE_SIZE]',
 ] as const;
+
+/** Every wait has a deadline: past it the CLI stops following (the job goes on in the hub) and says so. */
+const TIMEOUT_OPTION = ['--timeout <S>', 'seconds to follow the job before leaving it to the hub (it keeps going)', '3600'] as const;
 
 export function registerOta(program: Command): void {
   const ota = program
@@ -64,6 +70,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
     .option('--no-reboot', 'commit without rebooting')
     .option(...SIZE_OPTION)
     .option('--no-wait', 'queue the job and return')
+    .option(...TIMEOUT_OPTION)
     .option('--json', 'print the finished job as JSON')
     .action(
       action((device: string, file: string, flags: Flags) =>
@@ -83,6 +90,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
   addWorkspaceOptions(ota.command('sync <device> <manifest>').description('send the files that differ from the manifest, commit, reboot, verify'))
     .option(...SIZE_OPTION)
     .option('--no-wait', 'queue the job and return')
+    .option(...TIMEOUT_OPTION)
     .option('--json', 'print the finished job as JSON')
     .action(
       action((device: string, manifest: string, flags: Flags) =>
@@ -98,6 +106,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
   )
     .option(...SIZE_OPTION)
     .option('--no-wait', 'queue the job and return')
+    .option(...TIMEOUT_OPTION)
     .option('--json', 'print the finished job as JSON')
     .action(
       action((device: string, image: string, flags: Flags) =>
@@ -121,10 +130,23 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
         try {
           const jobs = new OtaStore(ws.db).jobs(50);
           if (flags.json) console.log(JSON.stringify(jobs, null, 2));
-          else if (jobs.length === 0) console.log('No OTA jobs yet.');
-          else
-            for (const j of jobs)
-              console.log(`#${j.id}  ${j.kind.padEnd(8)} ${j.device.padEnd(24)} ${j.state.padEnd(11)} ${j.message ?? j.progress?.step ?? ''}`);
+          else {
+            const now = Date.now();
+            printTable(
+              ['JOB', 'KIND', 'DEVICE', 'STATE', 'CREATED', 'STARTED', 'FINISHED', 'MESSAGE'],
+              jobs.map((j) => [
+                `#${j.id}`,
+                j.kind,
+                j.device,
+                j.state,
+                ago(j.createdAt, now),
+                ago(j.startedAt, now),
+                ago(j.finishedAt, now),
+                j.message ?? j.progress?.step,
+              ]),
+              'No OTA jobs yet.',
+            );
+          }
         } finally {
           ws.close();
         }
@@ -136,6 +158,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
     .option('--canary <N>', 'devices updated (and verified) first', '1')
     .option('--concurrency <K>', 'devices updated at once after the canaries', '2')
     .option('--resume', 'continue the last rollout (after a failure is fixed, or to follow it again)')
+    .option('--timeout <S>', 'seconds to follow the rollout before leaving it to the hub (it keeps going)', '21600')
     .option(...SIZE_OPTION)
     .option('--json', 'print the result as JSON')
     .action(
@@ -158,7 +181,8 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
             id = (await hub.ok<{ rollout: number }>('POST', '/api/ota/rollouts', body, UPLOAD_MS)).rollout;
             if (!flags.json) console.log(`rollout #${id}: ${devices.length} devices, ${Math.min(canary, devices.length)} canary, ${concurrency} at a time`);
           }
-          await followRollout(hub, id, flags.json === true);
+          const timeoutS = wholeNumber(flags.timeout ?? '21600', '--timeout', 1, 7 * 24 * 3600);
+          await followRollout(hub, id, flags.json === true, flags.resume ? [] : match(ws, flags.devices ?? 'all'), timeoutS);
         }),
       ),
     );
@@ -216,7 +240,9 @@ async function cancel(ws: Workspace, action: 'cancel-job' | 'cancel-rollout', id
   return { outcome, message, ...(answer.json.job ? { job: answer.json.job as Job } : {}) };
 }
 
-async function withHub(flags: WorkspaceFlags, fn: (ws: Workspace, hub: HubClient) => Promise<void>): Promise<void> {
+async function withHub(flags: Flags, fn: (ws: Workspace, hub: HubClient) => Promise<void>): Promise<void> {
+  // Bad input is refused before anything is queued.
+  if (flags.timeout !== undefined) wholeNumber(flags.timeout, '--timeout', 1, 7 * 24 * 3600);
   const ws = openWorkspace(flags);
   try {
     const hub = hubOf(ws);
@@ -277,8 +303,12 @@ function checkSize(file: string, flags: Flags, ws: Workspace, prefix = ''): void
     if (error instanceof OptionError) throw new CliError(error.message, 2);
     throw error;
   }
-  const problem = fileSizeProblem(file, statSync(resolve(file)).size, limit);
-  if (problem) throw new CliError(`${prefix}${problem}`, 2);
+  // The running hub refuses a file over its own cap (it may differ from the config: a flag at its start):
+  // found out here, before the upload, not after it.
+  const hubLimit = ws.hubPid ? readRuntime(ws.dataDir)?.otaMaxFileSize : undefined;
+  const byHub = hubLimit !== undefined && hubLimit < limit;
+  const problem = fileSizeProblem(file, statSync(resolve(file)).size, byHub ? hubLimit : limit);
+  if (problem) throw new CliError(`${prefix}${problem}${byHub ? `: the running hub's limit (pid ${ws.hubPid})` : ''}`, 2);
 }
 
 type JobWithTransfers = Job & { transfers: Transfer[] };
@@ -294,10 +324,7 @@ async function follow(hub: HubClient, id: number, flags: Flags): Promise<void> {
     console.log(flags.json ? JSON.stringify(job) : `job #${id} queued`);
     return;
   }
-  const tty = process.stdout.isTTY === true && !flags.json;
-  const bar = tty
-    ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {value}/{total} bytes | {step}', hideCursor: true }, cliProgress.Presets.shades_classic)
-    : undefined;
+  let bar: TransferBars | undefined;
   let job: Job | undefined;
   const announce = setTimeout(() => {
     if (job?.state === 'queued' && !flags.json) console.log(`job #${id} queued: it starts when ${job.device} is online`);
@@ -308,20 +335,31 @@ async function follow(hub: HubClient, id: number, flags: Flags): Promise<void> {
     process.exit(130);
   };
   process.once('SIGINT', interrupted);
+  const timeoutS = wholeNumber(flags.timeout ?? '3600', '--timeout', 1, 7 * 24 * 3600);
   try {
-    await hub.stream('', async (event, data) => {
-      if (event === 'hello') job = await fetchJob();
-      else if (event === 'job' && (data as Job).id === id) job = data as Job;
-      else return false;
-      if (bar && job.progress) {
-        if (!bar.isActive) bar.start(Math.max(1, job.progress.bytesTotal), 0, { step: job.progress.step });
-        bar.setTotal(Math.max(1, job.progress.bytesTotal));
-        bar.update(job.progress.bytes, { step: job.progress.step });
-      }
-      return FINISHED.includes(job.state);
-    });
+    const ended = await hub.stream(
+      '',
+      async (event, data) => {
+        if (event === 'hello') job = await fetchJob();
+        else if (event === 'job' && (data as Job).id === id) job = data as Job;
+        else return false;
+        if (job.progress && !flags.json) {
+          bar ??= new TransferBars([job.device], false);
+          bar.update(job);
+        }
+        return FINISHED.includes(job.state);
+      },
+      timeoutS * 1000,
+    );
+    if (!ended) {
+      bar?.stop();
+      throw new CliError(
+        `stopped following after ${timeoutS} s (--timeout); ${leftAs(id, job)}: follow it with 'mqttkit ota jobs' (or end it with 'mqttkit ota cancel ${id}')`,
+      );
+    }
   } catch (error) {
     bar?.stop();
+    if (error instanceof CliError && error.message.startsWith('stopped following')) throw error;
     if (error instanceof CliError) throw new CliError(`${error.message}; ${leftAs(id, job)}: it runs when the hub is back ('mqttkit ota jobs' shows it)`);
     throw error;
   } finally {
@@ -345,31 +383,49 @@ function report(job: JobWithTransfers, json: boolean): void {
 }
 
 /** Follows a rollout on the live event stream: one line per job state, then the rollout's end. */
-async function followRollout(hub: HubClient, id: number, json: boolean): Promise<void> {
+async function followRollout(hub: HubClient, id: number, json: boolean, devices: string[], timeoutS: number): Promise<void> {
   const fetchRollout = () => hub.ok<Rollout & { jobs: Job[] }>('GET', `/api/ota/rollouts/${id}`);
   const printed = new Map<number, string>();
+  let bars: TransferBars | undefined;
   const show = (job: Job) => {
-    if (json || printed.get(job.id) === job.state) return;
+    if (json) return;
+    if (job.progress) {
+      bars ??= new TransferBars(devices, true);
+      bars.update(job);
+    }
+    // Without bars (a job not yet started) the state changes are lines; the bars say the rest.
+    if (bars || printed.get(job.id) === job.state) return;
     console.log(`  ${job.device}: ${job.state}${job.message ? ` (${job.message})` : ''}`);
     printed.set(job.id, job.state);
   };
+  let ended: boolean;
   try {
-    await hub.stream('', async (event, data) => {
-      if (event === 'hello') {
-        const rollout = await fetchRollout();
-        rollout.jobs.forEach(show);
-        return rollout.state !== 'running';
-      }
-      if (event === 'job' && (data as Job).rolloutId === id) show(data as Job);
-      return event === 'rollout' && (data as Rollout).id === id && (data as Rollout).state !== 'running';
-    });
+    ended = await hub.stream(
+      '',
+      async (event, data) => {
+        if (event === 'hello') {
+          const rollout = await fetchRollout();
+          rollout.jobs.forEach(show);
+          return rollout.state !== 'running';
+        }
+        if (event === 'job' && (data as Job).rolloutId === id) show(data as Job);
+        return event === 'rollout' && (data as Rollout).id === id && (data as Rollout).state !== 'running';
+      },
+      timeoutS * 1000,
+    );
   } catch (error) {
+    bars?.stop();
     if (error instanceof CliError)
       throw new CliError(`${error.message}; the rollout continues when it starts again (mqttkit ota rollout --resume to follow it)`);
     throw error;
   }
+  if (!ended) {
+    bars?.stop();
+    throw new CliError(`stopped following after ${timeoutS} s (--timeout); rollout #${id} goes on in the hub (mqttkit ota rollout --resume to follow it)`);
+  }
   const rollout = await fetchRollout();
   rollout.jobs.forEach(show);
+  bars?.stop();
   if (json) console.log(JSON.stringify(rollout, null, 2));
   else console.log(`rollout #${id} ${rollout.state}: ${rollout.message ?? ''}`);
   if (rollout.state !== 'succeeded') process.exitCode = 1;

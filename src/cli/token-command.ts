@@ -1,6 +1,7 @@
 /** `mqttkit token create|list|remove`: API tokens for scripts (Authorization: Bearer <token>). */
 import type { Command } from 'commander';
 import { WebStore } from '../store/web-store.js';
+import { ago, printTable } from './table.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, type WorkspaceFlags } from './workspace.js';
 
 type Flags = WorkspaceFlags & { json?: boolean };
@@ -36,8 +37,12 @@ export function registerToken(program: Command): void {
         withStore(flags, (store) => {
           const tokens = store.tokens();
           if (flags.json) console.log(JSON.stringify(tokens));
-          else if (tokens.length === 0) console.log('No API tokens.');
-          else for (const t of tokens) console.log(`${t.name}  created ${new Date(t.createdAt).toISOString()}`);
+          else
+            printTable(
+              ['TOKEN', 'CREATED'],
+              tokens.map((t) => [t.name, ago(t.createdAt)]),
+              'No API tokens.',
+            );
         }),
       ),
     );

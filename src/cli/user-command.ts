@@ -5,6 +5,7 @@ import { isCheckerAccountName } from '../conformance/checker-account.js';
 import { mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
 import { hubOf } from './hub-client.js';
+import { ago, printTable } from './table.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, type WorkspaceFlags, withDynsec } from './workspace.js';
 
 type Flags = WorkspaceFlags & { admin?: boolean; json?: boolean };
@@ -55,8 +56,12 @@ export function registerUser(program: Command): void {
             .filter((a) => a.role === 'admin')
             .map((a) => ({ name: a.name, lastLogin: a.lastLoginAt ? new Date(a.lastLoginAt).toISOString() : null }));
           if (flags.json) console.log(JSON.stringify(admins, null, 2));
-          else if (admins.length === 0) console.log('No admin accounts.');
-          else for (const a of admins) console.log(`${a.name}  last login ${a.lastLogin ?? 'never'}`);
+          else
+            printTable(
+              ['ADMIN', 'LAST LOGIN'],
+              admins.map((a) => [a.name, a.lastLogin ? ago(a.lastLogin) : 'never']),
+              'No admin accounts.',
+            );
         } finally {
           ws.close();
         }

@@ -192,6 +192,7 @@ export class Hub {
           bridges: hub.bridges().map(({ index, name, port, username, setupURI }) => ({ index, name, port, username, setupURI })),
           httpPort: webPort,
           httpHost: webPort === undefined ? undefined : options.httpHost,
+          otaMaxFileSize: options.otaMaxFileSize,
         });
       // [D-4] A published bridge has keys and ids on disk; from now on their loss is damage.
       const markPublished = () => {

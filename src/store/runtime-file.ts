@@ -18,6 +18,8 @@ export interface RuntimeInfo {
   httpPort?: number | undefined;
   /** The address the API listens on (`--http-host`): the CLI connects there (loopback for 0.0.0.0 or ::). */
   httpHost?: string | undefined;
+  /** [A-6] The running hub's OTA cap in bytes: the CLI refuses a larger file before sending it. */
+  otaMaxFileSize?: number | undefined;
 }
 
 export const RUNTIME_FILE = 'hub.json';
@@ -38,6 +40,7 @@ const runtimeSchema = z.looseObject({
   ),
   httpPort: port.optional(),
   httpHost: z.string().optional(),
+  otaMaxFileSize: z.number().int().positive().optional(),
 });
 
 /** Thrown for a hub.json that exists but cannot be read as one: named, with the fix. */

@@ -54,7 +54,7 @@ describe('versions and ids a user is shown', { timeout: 120_000 }, () => {
     assert.deepEqual(await show().then(({ app, firmware }) => ({ app, firmware })), { app: 'v2.1.0-beta', firmware: '1.22.0' });
     const table = (await cliAsync(['devices', '--data-dir', hub.dataDir])).stdout;
     const line = table.split('\n').find((l) => l.startsWith(id)) ?? '';
-    assert.match(line, /app v2\.1\.0-beta +firmware 1\.22\.0/, table);
+    assert.match(line, /\bv2\.1\.0-beta +1\.22\.0\b/, table); // the APP and FIRMWARE columns
   });
 
   it('refuses a command to a sleeping device at once, saying commands are not queued (docs/protocol.md [P-23])', async () => {
