@@ -9,8 +9,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { sha1 } from '../../device/simulator/ota-side.js';
 import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
@@ -80,7 +80,11 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
 
   const run = (args: string[], dataDir = hub.dataDir): Promise<Run> =>
     new Promise((resolve) => {
-      const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, MQTTKIT_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, ...args], {
+        cwd: ROOT,
+        env: { ...process.env, MQTTKIT_DATA_DIR: dataDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -201,7 +205,13 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
       check: async () => {
         // a reflashed device registers a new password (approved again under this policy)
         const attempt = await mqtt
-          .connectAsync(approveHub.info.mqtt.address, { clientId: 'new-sensor', username: 'new-sensor', password: 'pw-new-sensor-reflashed-01', protocolVersion: 4, reconnectPeriod: 0 })
+          .connectAsync(approveHub.info.mqtt.address, {
+            clientId: 'new-sensor',
+            username: 'new-sensor',
+            password: 'pw-new-sensor-reflashed-01',
+            protocolVersion: 4,
+            reconnectPeriod: 0,
+          })
           .then(
             (c) => c.endAsync().then(() => 'connected'),
             () => 'refused',
@@ -219,7 +229,13 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
         nodeRedPassword = /password:?\s+(\S+)/i.exec(r.stdout)?.[1] ?? '';
         assert.ok(nodeRedPassword, r.stdout);
         // an account that may touch every topic: it reads a device's values
-        const client = await mqtt.connectAsync(hub.info.mqtt.address, { clientId: 'node-red', username: 'node-red', password: nodeRedPassword, protocolVersion: 4, reconnectPeriod: 0 });
+        const client = await mqtt.connectAsync(hub.info.mqtt.address, {
+          clientId: 'node-red',
+          username: 'node-red',
+          password: nodeRedPassword,
+          protocolVersion: 4,
+          reconnectPeriod: 0,
+        });
         try {
           const seen = new Promise<string>((resolve) => client.on('message', (topic) => resolve(topic)));
           await client.subscribeAsync('HomeKit/readme-switch-1/#', { qos: 1 });
@@ -270,7 +286,10 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
     assert.ok(examples.length >= 15, `found only ${examples.length} examples`);
     const unknown = examples.filter((e) => !(e.command in CHECKS) && !(e.line in SKIPPED)).map((e) => e.line);
     assert.deepEqual(unknown, [], 'README examples without a check or a skip reason');
-    const stale = [...Object.keys(CHECKS).filter((c) => !examples.some((e) => e.command === c)), ...Object.keys(SKIPPED).filter((l) => !examples.some((e) => e.line === l))];
+    const stale = [
+      ...Object.keys(CHECKS).filter((c) => !examples.some((e) => e.command === c)),
+      ...Object.keys(SKIPPED).filter((l) => !examples.some((e) => e.line === l)),
+    ];
     assert.deepEqual(stale, [], 'table entries README no longer has');
   });
 
@@ -290,7 +309,11 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
       let result: Run;
       if (entry.follow) {
         const pattern = entry.follow;
-        const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, MQTTKIT_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, [BIN, ...args], {
+          cwd: ROOT,
+          env: { ...process.env, MQTTKIT_DATA_DIR: dataDir },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

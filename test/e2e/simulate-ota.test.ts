@@ -4,13 +4,14 @@
  * back to the old partition by its bootloader, no keepversion) [O-6].
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { sha1 } from '../../device/simulator/ota-side.js';
 import { VirtualDevice } from '../../device/simulator/virtual-device.js';
-import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
-import { cliAsync, devicePassword } from '../helpers/mqtt-device.js';
+import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { cliAsync, connectDevice, devicePassword } from '../helpers/mqtt-device.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/', import.meta.url));
 
@@ -106,5 +107,28 @@ describe('a simulated device takes OTA jobs', { timeout: 180_000 }, () => {
     const logs = await cliAsync(['logs', 'sim-ota', '-n', '1000', '--data-dir', hub.dataDir]);
     assert.match(logs.stdout, /booted the new firmware 1\.27\.1-sim on ota_1, not yet confirmed/);
     assert.match(logs.stdout, /the firmware on ota_0 did not start: rolled back to 1\.27\.1-sim on ota_1/);
+  });
+
+  it("`logs <id>` shows that device's last lines while another device talks more (-n counts its own lines)", async () => {
+    const chatty = await connectDevice(hub.info.mqtt.address, 'sim-chatty');
+    try {
+      for (let i = 1; i <= 30; i++) await chatty.publishAsync('stat/sim-chatty/Log', `chatter ${i}`, { qos: 1 });
+      await eventually(async () => /chatter 30/.test((await cliAsync(['logs', 'sim-chatty', '--data-dir', hub.dataDir])).stdout), 10_000, 'the chatter kept');
+    } finally {
+      await chatty.endAsync();
+    }
+    // `-f` starts with the earlier lines: this device's last 3, however many lines others sent since
+    const follow = spawn(process.execPath, [BIN, 'logs', 'sim-ota', '-f', '-n', '3', '--data-dir', hub.dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    follow.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    follow.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      await eventually(() => output.trim().split('\n').length >= 3, 15_000, `3 lines of sim-ota:\n${output}`);
+      assert.ok(!/chatter/.test(output), output);
+      const printed = await cliAsync(['logs', 'sim-ota', '-n', '3', '--data-dir', hub.dataDir]);
+      assert.equal(printed.stdout.trim().split('\n').length, 3, printed.stdout);
+    } finally {
+      follow.kill('SIGKILL');
+    }
   });
 });
