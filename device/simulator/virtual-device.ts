@@ -50,8 +50,8 @@ export class VirtualDevice {
   #pending = false;
   /** [O-20] Its own record of the last reset it made (`msg_reboot`); the chip's cause when none. */
   #rebootReason = 'power on';
-  /** What the bootloader did at the last boot: the first line of its log after each boot. */
-  #bootNote: string;
+  /** What the bootloader did at the last boot: its first log line after the boot (once, not at every reconnect). */
+  #bootNote: string | undefined;
 
   constructor(readonly options: VirtualDeviceOptions) {
     this.kind = KINDS[options.kind];
@@ -148,7 +148,9 @@ export class VirtualDevice {
     for (const [field, value] of meta) await this.#publish(`${base}/${field}`, value, true);
     if (this.#keepalive > 0) await this.#publish(`${base}/$keepalive`, String(this.#keepalive), false);
     // a log line (never `#<digits> `, [O-12]): what `mqttkit logs` shows of a boot
-    await this.#publish(`stat/${this.id}/Log`, `boot (${this.#rebootReason}): ${this.#bootNote}`, false);
+    const note = this.#bootNote;
+    this.#bootNote = undefined;
+    if (note !== undefined) await this.#publish(`stat/${this.id}/Log`, `boot (${this.#rebootReason}): ${note}`, false);
     await this.#report();
   }
 
@@ -196,6 +198,9 @@ export class VirtualDevice {
     }
     this.#timer = setTimeout(() => {
       if (this.#stopped) return;
+      // deep sleep ends in a reset: the chip's cause, and the bootloader runs [O-20]
+      this.#rebootReason = 'wake from deep sleep';
+      this.#bootNote = this.ota.partitions.boot();
       void this.#connect().then(
         () => this.#schedule(),
         () => this.#schedule(),
