@@ -97,9 +97,9 @@ export class OtaSide {
     return { committed };
   }
 
-  /** [O-13] Drops every staged file. */
+  /** [O-13] Drops every staged file; answers their names as they would be on disk (`main.py.new`). */
   discard(): { discarded: string[] } {
-    const discarded = [...this.staged.keys()];
+    const discarded = [...this.staged.keys()].map((name) => `${name}.new`);
     this.staged.clear();
     return { discarded };
   }

@@ -1,6 +1,7 @@
-/** The simulated bootloader [O-6]: a new image boots unconfirmed, keepversion keeps it, a reset before that (or an image that does not start) goes back. */
+/** The simulated OTA side: its bootloader [O-6] (a new image boots unconfirmed, keepversion keeps it, a reset before that or an image that does not start goes back), discard and partitions. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { OtaSide } from '../../device/simulator/ota-side.js';
 import { FACTORY_FIRMWARE, Partitions, readImage } from '../../device/simulator/partitions.js';
 
 const image = (version: string, boots = true) => Buffer.from(JSON.stringify({ version, boots }));
@@ -36,5 +37,22 @@ describe('simulated A/B partitions', () => {
     const other = readImage(Buffer.from([0xe9, 0x03, 0x02, 0x20]));
     assert.match(other.version, /^image-[0-9a-f]{8}$/);
     assert.equal(other.boots, true);
+  });
+});
+
+describe('simulated OTA side', () => {
+  it('discard names staged files as they are on disk, and leaves live files alone [O-13]', () => {
+    const ota = new OtaSide();
+    ota.files.set('main.py', Buffer.from('old'));
+    ota.staged.set('main.py', Buffer.from('new'));
+    assert.deepEqual(ota.command('discard'), { discarded: ['main.py.new'] });
+    assert.deepEqual(ota.command('discard'), { discarded: [] });
+    assert.equal(ota.files.get('main.py')?.toString(), 'old');
+  });
+
+  it('partitions: two slots, the running one named [O-21]; keepversion names it [O-20]', () => {
+    const ota = new OtaSide();
+    assert.deepEqual(ota.command('partitions'), { count: 2, running: 'ota_0' });
+    assert.equal(ota.command('keepversion'), 'firmware on ota_0 kept');
   });
 });
