@@ -116,7 +116,10 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
   /** Per example (by its command as README writes it): what to prepare, where it runs, what it must have done. */
   const CHECKS: Record<string, { setup?: () => Promise<void>; dataDir?: () => string; follow?: RegExp; check?: (r: Run) => Promise<void> | void }> = {
     'npx mqttkit ota push esp32_a1b2c3d4 examples/main.py': {
-      check: async () => assert.equal((await hashes('readme-switch-1'))['main.py'], example('main.py')),
+      check: async () => {
+        assert.equal((await hashes('readme-switch-1'))['main.py'], example('main.py'));
+        assert.equal((await run(['cmd', 'readme-switch-1', 'msg_reboot'])).stdout.trim(), 'update of main.py', 'committed and rebooted');
+      },
     },
     'npx mqttkit ota sync esp32_a1b2c3d4 examples/manifest.txt': {
       check: async () => {
@@ -163,7 +166,10 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
     // follows until Ctrl-C: it must show the device's lines (its boot line) and end cleanly on SIGINT
     'npx mqttkit logs esp32_a1b2c3d4 -f': { follow: /boot \(/ },
     'npx mqttkit devices': {
-      check: (r) => assert.match(r.stdout, /readme-switch-1.*online/, r.stdout),
+      check: (r) => {
+        const row = r.stdout.split('\n').find((l) => l.startsWith('readme-switch-1')) ?? '';
+        for (const word of ['online', '0.1.0-sim', '1.27.1-sim']) assert.ok(row.includes(word), `${word} in: ${row}\n${r.stdout}`);
+      },
     },
     'npx mqttkit device list': {
       check: (r) => assert.ok(r.stdout.includes('relay-switch-2'), r.stdout),
