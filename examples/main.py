@@ -3,7 +3,7 @@
 # `mqttkit ota sync` sends with it (examples/manifest.txt).
 from mqttkit import Device, run_app
 
-from lib.relay import Relay
+from relay import Relay  # lib/relay.py: /lib is on a MicroPython board's import path
 
 
 def main():
