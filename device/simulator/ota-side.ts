@@ -1,10 +1,12 @@
 /**
  * The OTA side of a simulated device (docs/ota.md), as the MicroPython library does it: pull transfers
  * over TCP with a hash check, staging (`<file>.new`), all-or-nothing `commit`, `discard`, `hashes`,
- * `partitions`, and request ids echoed [O-12]. Files live in memory; the caller owns MQTT and reboots.
+ * firmware into the spare of two partitions (partitions.ts), `partitions`, `keepversion`, and request
+ * ids echoed [O-12]. Files live in memory; the caller owns MQTT and reboots.
  */
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
+import { Partitions } from './partitions.js';
 
 /** Reads a pull transfer to its end [O-1]: the server closes the connection when it has sent the file. */
 export function download(host: string, port: number, timeoutMs = 20_000): Promise<Buffer> {
@@ -32,6 +34,10 @@ export interface TransferReport {
   ok: boolean;
   hash: string | null;
   error: string | null;
+  /** [O-6] A firmware report: the partition written. */
+  partition?: string;
+  /** [O-13] After a good `reboot` = 1 transfer: the files the commit made live. */
+  committed?: string[];
 }
 
 export interface TransferOutcome {
@@ -48,6 +54,8 @@ export class OtaSide {
   readonly files = new Map<string, Buffer>();
   /** Staged files (`<path>.new` on a board). */
   readonly staged = new Map<string, Buffer>();
+  /** The two firmware slots and the bootloader [O-6]. */
+  readonly partitions = new Partitions();
 
   /** A trigger on <id>/OTA: `host|port|file|hash[|reboot]`. */
   async transfer(text: string): Promise<TransferOutcome> {
@@ -55,8 +63,10 @@ export class OtaSide {
     if (fields.length !== 4 && fields.length !== 5)
       return { report: { file: null, ok: false, hash: null, error: `a trigger has 4 or 5 fields, not ${fields.length}` }, reboot: false };
     const [host, port, file, expected, reboot] = fields as [string, string, string, string, string | undefined];
-    if (file.startsWith('/') || file.split('/').includes('..') || file === '')
-      return { report: { file, ok: false, hash: null, error: `bad file name ${file}` }, reboot: false };
+    const firmware = file === '$firmware';
+    // [O-2] relative, `/`-separated, no empty, `.` or `..` part (the `|` cannot arrive: it splits fields)
+    if (!firmware && file.split('/').some((part) => part === '' || part === '.' || part === '..'))
+      return { report: { file, ok: false, hash: null, error: `unsafe file name ${file}` }, reboot: false };
     const sha = expected.startsWith('sha256:');
     let bytes: Buffer;
     try {
@@ -67,11 +77,14 @@ export class OtaSide {
     const actual = sha ? `sha256:${sha256(bytes)}` : sha1(bytes);
     if (actual !== expected)
       return { report: { file, ok: false, hash: actual, error: `hash mismatch: expected ${expected}, got ${actual} (${bytes.length} bytes)` }, reboot: false };
-    this.staged.set(file, bytes);
+    const report: TransferReport = { file, ok: true, hash: actual, error: null };
+    // [O-6] firmware goes to the spare partition, marked for the next boot; it is never a staged file
+    if (firmware) report.partition = this.partitions.write(bytes);
+    else this.staged.set(file, bytes);
     // [O-1] 4 fields: this file goes live and the device reboots; `|1`: every staged file; `|0`: stage only
-    if (reboot === undefined) this.commit([file]);
-    else if (reboot === '1') this.commit();
-    return { report: { file, ok: true, hash: actual, error: null }, reboot: reboot !== '0' };
+    if (reboot === undefined && !firmware) this.commit([file]);
+    else if (reboot === '1') report.committed = this.commit().committed;
+    return { report, reboot: reboot !== '0' };
   }
 
   /** [O-5] Every staged file (or those named) goes live together; answers what went live [O-13]. */
@@ -84,9 +97,9 @@ export class OtaSide {
     return { committed };
   }
 
-  /** [O-13] Drops every staged file. */
+  /** [O-13] Drops every staged file; answers their names as they would be on disk (`main.py.new`). */
   discard(): { discarded: string[] } {
-    const discarded = [...this.staged.keys()];
+    const discarded = [...this.staged.keys()].map((name) => `${name}.new`);
     this.staged.clear();
     return { discarded };
   }
@@ -108,7 +121,9 @@ export class OtaSide {
       case 'hashes':
         return this.hashes();
       case 'partitions':
-        return { count: 1, running: 'app' };
+        return { count: 2, running: this.partitions.running }; // [O-21]
+      case 'keepversion':
+        return this.partitions.keep(); // [O-6] [O-20]
       default:
         return undefined;
     }

@@ -1,8 +1,9 @@
 /**
  * One simulated device speaking the same protocol as the MicroPython library: login with its own
  * password, retained last will `offline`, metadata, values at a rate with jitter, `/set` obeyed and
- * confirmed, sleep cycles, the observability commands on cmnd/<id>/OTA, and the OTA side (ota-side.ts):
- * it passes `mqttkit conformance`.
+ * confirmed, sleep cycles, the observability commands on cmnd/<id>/OTA, a boot line on stat/<id>/Log,
+ * and the OTA side (ota-side.ts: files, staging, A/B firmware that is confirmed or rolled back): it
+ * passes `mqttkit conformance`.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { KINDS, type Kind, type KindName } from './kinds.js';
@@ -47,10 +48,15 @@ export class VirtualDevice {
   readonly ota = new OtaSide();
   /** [O-7] `cmnd/<id>/OTA/pending` is 1: the hub has a job for it, so it stays awake. */
   #pending = false;
+  /** [O-20] Its own record of the last reset it made (`msg_reboot`); the chip's cause when none. */
+  #rebootReason = 'power on';
+  /** What the bootloader did at the last boot: its first log line after the boot (once, not at every reconnect). */
+  #bootNote: string | undefined;
 
   constructor(readonly options: VirtualDeviceOptions) {
     this.kind = KINDS[options.kind];
     this.#random = options.random ?? Math.random;
+    this.#bootNote = this.ota.partitions.boot();
   }
 
   get id(): string {
@@ -102,16 +108,21 @@ export class VirtualDevice {
     await this.#announce();
   }
 
-  /** A reset: the connection drops without a goodbye (the broker sends the will), and the device boots again. */
-  async #reboot(): Promise<void> {
+  /**
+   * A reset: the connection drops without a goodbye (the broker sends the will), the bootloader picks a
+   * firmware slot [O-6], and the device boots again.
+   */
+  async #reboot(reason: string): Promise<void> {
     const client = this.#client;
     this.#client = undefined;
     this.stats.reboots++;
+    this.#rebootReason = reason;
+    this.#bootNote = this.ota.partitions.boot();
     await client?.endAsync(true).catch(() => {});
     await new Promise((r) => setTimeout(r, 100)); // a board takes a moment to boot
     if (this.#stopped) return;
     await this.#connect().catch(() => {
-      if (!this.#stopped) setTimeout(() => void this.#reboot(), 2000).unref();
+      if (!this.#stopped) setTimeout(() => void this.#reboot(reason), 2000).unref();
     });
   }
 
@@ -136,6 +147,10 @@ export class VirtualDevice {
     ];
     for (const [field, value] of meta) await this.#publish(`${base}/${field}`, value, true);
     if (this.#keepalive > 0) await this.#publish(`${base}/$keepalive`, String(this.#keepalive), false);
+    // a log line (never `#<digits> `, [O-12]): what `mqttkit logs` shows of a boot
+    const note = this.#bootNote;
+    this.#bootNote = undefined;
+    if (note !== undefined) await this.#publish(`stat/${this.id}/Log`, `boot (${this.#rebootReason}): ${note}`, false);
     await this.#report();
   }
 
@@ -183,6 +198,9 @@ export class VirtualDevice {
     }
     this.#timer = setTimeout(() => {
       if (this.#stopped) return;
+      // deep sleep ends in a reset: the chip's cause, and the bootloader runs [O-20]
+      this.#rebootReason = 'wake from deep sleep';
+      this.#bootNote = this.ota.partitions.boot();
       void this.#connect().then(
         () => this.#schedule(),
         () => this.#schedule(),
@@ -230,7 +248,7 @@ export class VirtualDevice {
   async #transfer(text: string): Promise<void> {
     const { report, reboot } = await this.ota.transfer(text);
     await this.#publish(`stat/${this.id}/OTA`, JSON.stringify(report), false).catch(() => {});
-    if (report.ok && reboot) await this.#reboot();
+    if (report.ok && reboot) await this.#reboot(`update of ${report.file}`);
   }
 
   /** Answers a command on stat/<id>/Log, with its request id when it came with one [O-12]. */
@@ -241,7 +259,7 @@ export class VirtualDevice {
       this.#publish(`stat/${this.id}/Log`, `${rid === undefined ? '' : `#${rid} `}${typeof answer === 'string' ? answer : JSON.stringify(answer)}`, false);
     if (name === 'reboot') {
       await say('rebooting');
-      await this.#reboot();
+      await this.#reboot('reboot command');
       return;
     }
     if (name === 'open') {
@@ -268,15 +286,23 @@ export class VirtualDevice {
           mem_free: null,
         });
       case 'getversion':
-        return JSON.stringify({ firmware: VERSION, app: VERSION, library: VERSION, platform: 'simulator', python: null, ...OTA_FACTS });
+        // [P-22] `firmware` is the running image's, `app` the application's ($firmware); [O-6] the running slot
+        return JSON.stringify({
+          firmware: this.ota.partitions.version,
+          app: VERSION,
+          library: VERSION,
+          platform: 'simulator',
+          python: null,
+          partition: this.ota.partitions.running,
+          ...OTA_FACTS,
+        });
       case 'msg_reboot':
-        return this.stats.reboots > 0 ? 'reboot command' : 'power on';
+        return this.#rebootReason;
       case 'msg_exception':
         return 'no exception recorded';
       case 'msg_rm':
+        this.#rebootReason = this.stats.reboots > 0 ? 'soft reset' : 'power on'; // the record is gone: the chip's cause
         return 'messages removed';
-      case 'keepversion':
-        return 'single partition: nothing to keep'; // [O-20]
       default:
         return `unknown command ${name} (known: commit, discard, getversion, hashes, keepversion, msg_exception, msg_reboot, msg_rm, open, partitions, reboot, stats)`;
     }

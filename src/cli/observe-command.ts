@@ -50,14 +50,18 @@ export function registerObserve(program: Command, device: Command): void {
             if (flags.json) console.log(JSON.stringify({ device: deviceId, at: new Date(line.at).toISOString(), kind, text: line.text }));
             else console.log(`${new Date(line.at).toISOString()} ${kind} ${printable(line.text)}`);
           };
+          // -n counts this device's lines; ids are shared by every device, so read its lines (the hub keeps
+          // at most 500 per device) and print the last n
           const earlier = (upTo: number) => {
-            let after = Math.max(0, upTo - (Number(flags.lines) || 20));
+            const kept: Array<{ id: number; at: number; topic: string; text: string }> = [];
+            let after = 0;
             for (;;) {
               const lines = store.logsAfter(deviceId, after).filter((l) => l.id <= upTo);
-              if (lines.length === 0) return;
-              lines.forEach(print);
+              if (lines.length === 0) break;
+              kept.push(...lines);
               after = lines.at(-1)!.id;
             }
+            kept.slice(-(Number(flags.lines) || 20)).forEach(print);
           };
           if (!flags.follow) return earlier(store.lastLogId(deviceId));
           const hub = hubOf(ws);

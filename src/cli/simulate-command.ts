@@ -36,7 +36,7 @@ export function registerSimulate(program: Command): void {
     .option('--data-dir <DIR>', "the hub's data dir (default: ./data) [MQTTKIT_DATA_DIR]")
     .addHelpText(
       'after',
-      '\nExamples:\n  $ npm start                         # in one terminal\n  $ npx mqttkit simulate --devices 20  # in another: the Home app fills up\n  $ npx mqttkit simulate --devices 500 --kinds temperature --interval 0.5',
+      '\nExamples:\n  $ npm start                         # in one terminal\n  $ npx mqttkit simulate --devices 20  # in another: the Home app fills up\n  $ npx mqttkit simulate --devices 500 --kinds temperature --interval 0.5\n  $ npx mqttkit ota firmware sim-switch-03 examples/app.bin   # they take OTA jobs (A/B firmware too)',
     )
     .action(
       action(async (flags: Flags) => {
