@@ -8,13 +8,20 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
+// `npm run screenshots` refreshes the README's pictures; ordinary runs write them to a temp folder.
+const SCREENSHOTS =
+  process.env.MQTTKIT_SCREENSHOTS === 'docs' ? fileURLToPath(new URL('../../../docs/screenshots', import.meta.url)) : join(tmpdir(), 'mqttkit-screenshots');
 const PASSWORD = 'a long dashboard password';
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1100, height: 800 };
@@ -68,7 +75,7 @@ describe('devices and device pages in Chromium', { timeout: 300_000 }, () => {
       await page.click('#submit');
       await page.waitForFunction(() => document.querySelectorAll('tr[data-device]').length === 6, undefined, { timeout: 30_000 });
       // Readings have arrived (the simulator reports once a second).
-      await page.waitForFunction(() => /°C/.test(document.querySelector('#devices')?.textContent ?? ''), undefined, { timeout: 15_000 });
+      await page.waitForSelector('[data-value="TemperatureSensor/CurrentTemperature"]', { timeout: 15_000 });
       await page.close();
       return { context, base };
     })());
@@ -251,11 +258,14 @@ describe('devices and device pages in Chromium', { timeout: 300_000 }, () => {
     // Tiles: no table header, each device a block of its own.
     assert.equal(await page.$eval('#devices thead', (el) => getComputedStyle(el).display), 'none');
     assert.equal(await page.$eval('tr[data-device="sim-switch-1"]', (el) => getComputedStyle(el).display), 'grid');
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: join(SCREENSHOTS, 'devices-phone.png'), fullPage: true });
     const list = await measure(page);
     assert.deepEqual(list, { sideways: false, wrapped: [], wide: [] }, 'devices page at 390 px');
     await page.goto(`${s.base}/#/device/sim-lightbulb-3`);
     await page.waitForSelector('#ctl-Lightbulb-0-Brightness');
     await page.waitForSelector('[data-chart] canvas', { timeout: 10_000 }).catch(() => undefined);
+    await page.screenshot({ path: join(SCREENSHOTS, 'device-phone.png'), fullPage: true });
     const detail = await measure(page);
     assert.deepEqual(detail, { sideways: false, wrapped: [], wide: [] }, 'device page at 390 px');
     await page.close();
