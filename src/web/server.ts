@@ -174,6 +174,7 @@ export class WebServer {
   readonly #routeList: RouteOptions[] = [];
   readonly #streams = new Map<string, number>();
   readonly #otaMax: number;
+  readonly #unsubscribe: Array<() => void> = [];
   port = 0;
 
   constructor(private readonly deps: WebDeps) {
@@ -219,6 +220,7 @@ export class WebServer {
     });
     this.#routes(app);
     this.#devicePackage(app);
+    this.#keepGivenNames();
     // Anything else under /api is a JSON 404, behind the same check (a stranger learns nothing).
     app.all('/api', async (request, reply) =>
       reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }),
@@ -235,7 +237,21 @@ export class WebServer {
     return this.port;
   }
 
+  /**
+   * A name given in the dashboard (POST /api/devices/:id/name) stays HomeKit's default name when the
+   * device sends its own `$name` again (a retained one at each reconnect): the person's choice wins.
+   */
+  #keepGivenNames(): void {
+    const d = this.deps;
+    const keep = (device: { id: string; meta: { name?: string } }) => {
+      const given = d.ota.info(device.id).name;
+      if (given && device.meta.name !== given) d.registry.reportMeta(device.id, 'name', given, { live: false });
+    };
+    this.#unsubscribe.push(d.bus.on('device:meta', keep));
+  }
+
   async stop(): Promise<void> {
+    for (const undo of this.#unsubscribe.splice(0)) undo();
     await this.#app.close();
   }
 
@@ -383,7 +399,7 @@ export class WebServer {
       return { device: id, otaProtocol: body.value };
     });
 
-    // A name given here is what the dashboard shows and what HomeKit offers by default (the device's `$name` until it sends a new one).
+    // A name given here is what the dashboard shows and what HomeKit offers by default, also after the device sends its own `$name` again.
     app.post<{ Params: { id: string } }>('/api/devices/:id/name', async (request, reply) => {
       device(request.params.id);
       const { name: given } = renameBody.parse(request.body);

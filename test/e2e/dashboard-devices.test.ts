@@ -334,6 +334,16 @@ describe('devices and device pages in Chromium', { timeout: 300_000 }, () => {
     const detail = await (await page.request.get(`${s.base}/api/devices/hall-lamp-a1b2c3`)).json();
     assert.equal(detail.name, 'Porch lamp');
     assert.equal(detail.meta.name, 'Porch lamp', 'the name HomeKit gets');
+    // The device says its own name again (as at every reconnect): the given one stays.
+    await lamp.publishAsync('HomeKit/hall-lamp-a1b2c3/$name', 'Hall lamp', { qos: 1, retain: true });
+    await lamp.publishAsync('HomeKit/hall-lamp-a1b2c3/$model', 'Lamp v2', { qos: 1, retain: true });
+    await eventually(
+      async () => (await (await page.request.get(`${s.base}/api/devices/hall-lamp-a1b2c3`)).json()).meta.model === 'Lamp v2',
+      5000,
+      'the later $model',
+    );
+    const again = await (await page.request.get(`${s.base}/api/devices/hall-lamp-a1b2c3`)).json();
+    assert.deepEqual([again.name, again.meta.name], ['Porch lamp', 'Porch lamp'], "the device's $name does not undo a rename");
     // A bad name is refused with the rule.
     await page.fill('#device-name', '   ');
     await page.click('#rename');
