@@ -206,12 +206,19 @@ describe('devices and device pages in Chromium', { timeout: 300_000 }, () => {
     assert.equal(await page.$$eval('tr[data-device]', (r) => r.length), 1000);
     assert.equal(await page.textContent('#device-count'), '1000 devices');
     assert.ok(ms < 1000, `1,000 devices drawn in ${ms.toFixed(0)} ms (bound: 1000 ms)`);
-    // Still live: a real device's change reaches its row among the thousand.
+    // Still live: a real device's change reaches its row among the thousand, and only that row is redrawn.
+    await page.evaluate(() => {
+      (window as unknown as { bulkRow: Element | null }).bulkRow = document.querySelector('tr[data-device="bulk-0"]');
+    });
     await devices[0]!.publishAsync('HomeKit/hall-lamp-a1b2c3/MotionSensor/MotionDetected', 'false', { qos: 1 });
     await page.waitForFunction(
       () => document.querySelector('tr[data-device="hall-lamp-a1b2c3"] [data-value="MotionSensor/MotionDetected"]')?.textContent === 'No motion',
       undefined,
       { timeout: 10_000 },
+    );
+    assert.ok(
+      await page.evaluate(() => document.querySelector('tr[data-device="bulk-0"]') === (window as unknown as { bulkRow: Element | null }).bulkRow),
+      'the other 999 rows are left as they were',
     );
     await devices[0]!.publishAsync('HomeKit/hall-lamp-a1b2c3/MotionSensor/MotionDetected', 'true', { qos: 1 });
     await page.close();

@@ -44,6 +44,8 @@ export function devicesPage(main) {
   const body = h('tbody');
   /** Row elements by device id, to update one device without redrawing the rest. */
   const rows = new Map();
+  /** Each device's name at the last full drawing: a changed name may change which rows need the id tail. */
+  const names = new Map();
   let shared = new Set();
 
   const matches = (d) => {
@@ -66,6 +68,8 @@ export function devicesPage(main) {
   const render = () => {
     const all = [...live.devices.values()];
     shared = sharedNames(all);
+    names.clear();
+    for (const d of all) names.set(d.id, d.name);
     const shown = all.filter(matches).sort(SORTS[sort.value] ?? SORTS.name);
     rows.clear();
     body.replaceChildren(...shown.map((d) => rows.set(d.id, row(d, shared.has(d.name))).get(d.id)));
@@ -103,8 +107,12 @@ export function devicesPage(main) {
     if (kind !== 'device' && kind !== 'removed') return;
     const d = live.devices.get(id);
     const old = rows.get(id);
-    // Same place, same filters: swap the one row (unless the user is using a control in it).
-    if (kind === 'device' && d && old && matches(d) && !shared.has(d.name) === !old.hasAttribute('data-shared')) {
+    const sameName = kind === 'device' && d && names.get(id) === d.name;
+    // Known, same name, still filtered out: nothing on the page changes (the count neither).
+    if (sameName && !old && !matches(d)) return;
+    // Same name, still shown: swap the one row (unless the user is using a control in it). The order
+    // is kept until the next full drawing, so rows do not jump under the user's finger.
+    if (sameName && old && matches(d)) {
       if (old.contains(document.activeElement)) return;
       const fresh = row(d, shared.has(d.name));
       rows.set(id, fresh);
