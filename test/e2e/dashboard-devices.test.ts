@@ -67,6 +67,7 @@ describe('devices and device pages in Chromium', { timeout: 300_000 }, () => {
         await d.publishAsync(`HomeKit/${id}/MotionSensor/MotionDetected`, 'true', { qos: 1 });
       }
       browser = await chromium.launch({ executablePath: executable, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+      mkdirSync(SCREENSHOTS, { recursive: true });
       const context = await browser.newContext({ viewport: DESKTOP });
       const page = await context.newPage();
       await page.goto(base);
@@ -128,6 +129,7 @@ describe('devices and device pages in Chromium', { timeout: 300_000 }, () => {
     if (!s) return;
     const page = await open(s, '#/devices');
     await page.waitForSelector('#device-count');
+    await page.screenshot({ path: join(SCREENSHOTS, 'devices-desktop.png') });
     assert.equal(await page.textContent('#device-count'), '6 devices');
     await page.fill('#device-search', 'hall');
     assert.equal(await page.textContent('#device-count'), '2 of 6 devices');
@@ -265,7 +267,6 @@ describe('devices and device pages in Chromium', { timeout: 300_000 }, () => {
     // Tiles: no table header, each device a block of its own.
     assert.equal(await page.$eval('#devices thead', (el) => getComputedStyle(el).display), 'none');
     assert.equal(await page.$eval('tr[data-device="sim-switch-1"]', (el) => getComputedStyle(el).display), 'grid');
-    mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: join(SCREENSHOTS, 'devices-phone.png'), fullPage: true });
     const list = await measure(page);
     assert.deepEqual(list, { sideways: false, wrapped: [], wide: [] }, 'devices page at 390 px');

@@ -154,7 +154,7 @@ function row(d, nameShared) {
       nameShared ? h('span', { class: 'muted id-tail', title: d.id }, idTail(d.id)) : null,
     ),
     h('td', { class: 'device-state' }, badge(d.state)),
-    h('td', { class: 'values' }, items, message.el),
+    h('td', { class: 'values' }, h('div', { class: 'values-list' }, items), message.el),
     h('td', { class: 'muted device-seen' }, ago(d.lastSeen)),
   );
 }
