@@ -139,7 +139,7 @@ export class VirtualDevice {
   async #announce(): Promise<void> {
     const base = `HomeKit/${this.id}`;
     const meta: Array<[string, string]> = [
-      ['$name', `Sim ${this.id}`],
+      ['$name', displayName(this.id)],
       ['$manufacturer', 'mqttkit'],
       ['$model', this.kind.model],
       ['$firmware', VERSION],
@@ -307,4 +307,10 @@ export class VirtualDevice {
         return `unknown command ${name} (known: commit, discard, getversion, hashes, keepversion, msg_exception, msg_reboot, msg_rm, open, partitions, reboot, stats)`;
     }
   }
+}
+
+/** A name people read, not the id again (issue 14): `sim-temperature-2` is "Temperature 2". */
+export function displayName(id: string): string {
+  const words = id.replace(/^sim-/, '').replace(/[-_]+/g, ' ').trim();
+  return words ? words[0]!.toUpperCase() + words.slice(1) : id;
 }

@@ -82,6 +82,10 @@ export interface DeviceInfo {
   partition?: string;
   /** Set by hand (`mqttkit device set <id> ota-protocol 1|2`); absent: detected. [O-11] */
   otaProtocolSetting?: 1 | 2;
+  /** Set from the dashboard (POST /api/devices/:id/name): the name people see, and HomeKit's default one. */
+  name?: string;
+  /** People's notes on the device (POST /api/devices/:id/notes), at most NOTES_MAX characters. */
+  notes?: string;
 }
 
 interface JobRow {
@@ -150,6 +154,8 @@ const infoSchema = z.looseObject({
   otaProtocol: z.number().int().min(1).max(99).optional(),
   partition: said,
   otaProtocolSetting: z.union([z.literal(1), z.literal(2)]).optional(),
+  name: said,
+  notes: said,
 });
 
 /** Told of a row that cannot be used (the hub logs it; the CLI prints it). */

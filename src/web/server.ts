@@ -80,6 +80,9 @@ export interface WebDeps {
 const COOKIE = SESSION_COOKIE;
 const PUBLIC = join(dirname(fileURLToPath(import.meta.url)), '../../../src/web/public');
 // Found as Node finds a dependency: in an installed package uPlot sits beside mqttkit, not inside it.
+/** Compiled core modules the browser imports too (dependency-free). */
+const SHARED = join(dirname(fileURLToPath(import.meta.url)), '../core');
+const SHARED_FILES = new Set(['/characteristic-display.js']);
 const UPLOT = join(dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
 
 // [A-6] Every field is bounded before any work is done on it; messages never echo the input.
@@ -121,6 +124,18 @@ const syncBody = z.object({ device: deviceId, files: z.array(upload).min(1).max(
 const pushBody = z.object({ device: deviceId, file: upload, reboot: z.boolean().default(true) });
 const firmwareBody = z.object({ device: deviceId, image: base64.min(1, 'required') });
 const idParams = z.object({ id: deviceId });
+/** [A-6] A device's name as people give it: the rules of `$name` (docs/protocol.md [P-11]). */
+const renameBody = z.object({
+  name: z
+    .string()
+    .trim()
+    .min(1, 'required')
+    .refine((v) => [...v].length <= 64, 'at most 64 characters')
+    .refine((v) => !/[\u0000-\u001f\u007f]/.test(v), 'no control characters (line breaks, tabs)'),
+});
+/** Notes kept by the hub per device: bounded so a store row stays small. */
+export const NOTES_MAX = 2000;
+const notesBody = z.object({ notes: z.string().max(NOTES_MAX, `at most ${NOTES_MAX} characters`) });
 const logsQuery = z.object({ after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional() });
 /** Milliseconds since the epoch, within the range a Date holds. */
 const instant = z.coerce.number().int().min(0).max(8.64e15);
@@ -159,6 +174,7 @@ export class WebServer {
   readonly #routeList: RouteOptions[] = [];
   readonly #streams = new Map<string, number>();
   readonly #otaMax: number;
+  readonly #unsubscribe: Array<() => void> = [];
   port = 0;
 
   constructor(private readonly deps: WebDeps) {
@@ -186,6 +202,8 @@ export class WebServer {
       assets.addHook('onRoute', (route: RouteOptions) => void (route.config = { ...route.config, public: true }));
       await assets.register(fastifyStatic, { root: PUBLIC, prefix: '/', index: 'index.html' });
       await assets.register(fastifyStatic, { root: UPLOT, prefix: '/vendor/uplot/', decorateReply: false });
+      // The one table of labels and units (src/core/characteristic-display.ts), compiled, for the dashboard.
+      await assets.register(fastifyStatic, { root: SHARED, prefix: '/shared/', decorateReply: false, allowedPath: (path) => SHARED_FILES.has(path) });
     });
     app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
       if (error instanceof z.ZodError)
@@ -202,6 +220,7 @@ export class WebServer {
     });
     this.#routes(app);
     this.#devicePackage(app);
+    this.#keepGivenNames();
     // Anything else under /api is a JSON 404, behind the same check (a stranger learns nothing).
     app.all('/api', async (request, reply) =>
       reply.code(404).send({ error: `no API endpoint ${request.method} ${request.url.slice(0, 100)} (see docs/api.md)` }),
@@ -218,7 +237,21 @@ export class WebServer {
     return this.port;
   }
 
+  /**
+   * A name given in the dashboard (POST /api/devices/:id/name) stays HomeKit's default name when the
+   * device sends its own `$name` again (a retained one at each reconnect): the person's choice wins.
+   */
+  #keepGivenNames(): void {
+    const d = this.deps;
+    const keep = (device: { id: string; meta: { name?: string } }) => {
+      const given = d.ota.info(device.id).name;
+      if (given && device.meta.name !== given) d.registry.reportMeta(device.id, 'name', given, { live: false });
+    };
+    this.#unsubscribe.push(d.bus.on('device:meta', keep));
+  }
+
   async stop(): Promise<void> {
+    for (const undo of this.#unsubscribe.splice(0)) undo();
     await this.#app.close();
   }
 
@@ -364,6 +397,23 @@ export class WebServer {
       if (!d.registry.get(id) && !d.accounts.get(id)) return reply.code(404).send({ error: `no device ${id}` });
       d.ota.updateInfo(id, { otaProtocolSetting: body.value === 'auto' ? undefined : body.value });
       return { device: id, otaProtocol: body.value };
+    });
+
+    // A name given here is what the dashboard shows and what HomeKit offers by default, also after the device sends its own `$name` again.
+    app.post<{ Params: { id: string } }>('/api/devices/:id/name', async (request, reply) => {
+      device(request.params.id);
+      const { name: given } = renameBody.parse(request.body);
+      const result = d.registry.reportMeta(request.params.id, 'name', given, { live: false });
+      if (!result.ok) return reply.code(400).send({ error: result.error });
+      d.ota.updateInfo(request.params.id, { name: given });
+      d.bus.emit('device:meta', device(request.params.id)); // the stream shows the new name even when $name was the same
+      return { device: request.params.id, name: given };
+    });
+    app.post<{ Params: { id: string } }>('/api/devices/:id/notes', async (request) => {
+      device(request.params.id);
+      const { notes } = notesBody.parse(request.body);
+      d.ota.updateInfo(request.params.id, { notes });
+      return { device: request.params.id, notes };
     });
 
     app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/api/devices/:id/logs', async (request) => {

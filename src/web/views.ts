@@ -8,7 +8,8 @@ export function deviceView(device: DeviceRecord, deps: { registry: DeviceRegistr
   const info = deps.ota.info(device.id);
   return {
     id: device.id,
-    name: device.meta.name ?? device.id,
+    name: info.name ?? device.meta.name ?? device.id,
+    notes: info.notes ?? '',
     meta: device.meta,
     state: device.state,
     lastSeen: device.lastSeen,

@@ -16,7 +16,7 @@ import { json, type RawResponse, rawRequest } from '../helpers/raw-http.js';
 const DEVICE = 'guard-lamp';
 const DOCS = fileURLToPath(new URL('../../../docs/api.md', import.meta.url));
 /** The dashboard's files: public by design, and served only from src/web/public and uPlot's dist folder. */
-const ASSETS = ['/*', '/vendor/uplot/*'];
+const ASSETS = ['/*', '/vendor/uplot/*', '/shared/*'];
 /** The only API routes reachable without a session or token. */
 const PUBLIC_API = ['GET /api/session', 'HEAD /api/session', 'POST /api/setup', 'POST /api/login'];
 /** The device library's mip package ([A-7]): public so a board or mpremote installs it without a login; read-only. */

@@ -14,7 +14,7 @@ export async function api(path, options = {}) {
     location.hash = '#/login';
     throw new Error(body.error || 'log in first');
   }
-  if (!response.ok) throw new Error(body.error || `the hub answered ${response.status}`);
+  if (!response.ok) throw Object.assign(new Error(body.error || `the hub answered ${response.status}`), { status: response.status });
   return body;
 }
 

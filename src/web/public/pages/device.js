@@ -1,5 +1,6 @@
 // One device: its facts, a control per characteristic, history charts, its log (live), a command
 // line, its OTA jobs, and removal. Every action's result or error shows next to it.
+import { label, serviceLabel } from '/shared/characteristic-display.js';
 import { api, del, devicePath, post } from '../lib/api.js';
 import { badge, h } from '../lib/dom.js';
 import { logLine, serviceKey } from '../lib/format.js';
@@ -12,12 +13,24 @@ import { control, controlId } from './controls.js';
 const LOG_LINES = 500;
 
 export async function devicePage(main, id) {
-  const detail = await api(devicePath(id));
+  let detail;
+  try {
+    detail = await api(devicePath(id));
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    main.replaceChildren(
+      h('h1', {}, 'Device not found'),
+      h('p', { id: 'not-found' }, `The hub knows no device “${id}”. It may have been removed, or the link is mistyped.`),
+      h('p', {}, h('a', { href: '#/devices' }, 'Back to all devices')),
+    );
+    return undefined;
+  }
   live.devices.set(id, detail);
   const title = h('h1');
   const meta = h('dl');
   const services = h('div', { class: 'grid' });
-  const charts = h('div', { class: 'chart' });
+  const charts = h('div', { class: 'charts' });
+  let chartsLive = null;
   const log = devicelog(id, detail.logs || []);
 
   // A write's error stays by its control while the live stream redraws the cards.
@@ -56,9 +69,9 @@ export async function devicePage(main, id) {
         h(
           'div',
           { class: 'card', 'data-service': serviceKey(s) },
-          h('h2', {}, s.service, s.index ? ` ${s.index}` : ''),
+          h('h2', {}, serviceLabel(s.service), s.index ? ` ${s.index}` : ''),
           ...s.characteristics.map((c) =>
-            h('div', { class: 'control' }, h('span', { class: 'name' }, c.name), control(s, c, set(s, c)), c.writable ? writeLine(controlId(s, c)).el : null),
+            h('div', { class: 'control' }, h('span', { class: 'name' }, label(c)), control(s, c, set(s, c)), c.writable ? writeLine(controlId(s, c)).el : null),
           ),
         ),
       ),
@@ -68,6 +81,7 @@ export async function devicePage(main, id) {
   main.replaceChildren(
     title,
     h('div', { class: 'card' }, meta),
+    nameAndNotes(id, detail),
     services,
     h('h2', {}, 'History'),
     charts,
@@ -79,13 +93,20 @@ export async function devicePage(main, id) {
     removal(id),
   );
   render();
+  log.scroll();
   // Not awaited: the page follows the live stream while the charts load (each shows its own error).
-  drawCharts(detail, charts).catch((error) => charts.append(h('p', { class: 'notice error', role: 'alert' }, error.message)));
+  drawCharts(detail, charts)
+    .then((add) => (chartsLive = add))
+    .catch((error) => charts.append(h('p', { class: 'notice error', role: 'alert' }, error.message)));
   return (kind, data) => {
     if (kind === 'log' && data.device === id) log.add([data]);
     else if (kind === 'log-dropped')
       log.note(`… ${data.lines} log lines skipped (devices logged faster than the page shows them; \`mqttkit logs ${id}\` has them all)`);
-    else if ((kind === 'device' || kind === 'removed') && data === id) render();
+    else if ((kind === 'device' || kind === 'removed') && data === id) {
+      render();
+      const d = live.devices.get(id);
+      if (d && chartsLive) chartsLive(d);
+    }
   };
 }
 
@@ -94,9 +115,14 @@ function devicelog(id, initial) {
   const el = h('pre', { class: 'log', id: 'log', 'aria-live': 'polite', 'aria-label': `Log of ${id}` });
   const lines = [];
   let lastId = 0;
+  // The newest line stays in view; once laid out (a panel not yet on the page has no height) too.
+  const scroll = () => {
+    el.scrollTop = el.scrollHeight;
+    requestAnimationFrame(() => (el.scrollTop = el.scrollHeight));
+  };
   const draw = () => {
     el.textContent = lines.length ? lines.join('\n') + '\n' : 'No log lines yet (devices that answer commands log here).\n';
-    el.scrollTop = el.scrollHeight;
+    scroll();
   };
   const keep = (text) => {
     lines.push(text);
@@ -114,7 +140,7 @@ function devicelog(id, initial) {
   };
   add([...initial, ...recentLines(id)]);
   draw();
-  return { el, add, note: (text) => (keep(text), draw()) };
+  return { el, add, scroll, note: (text) => (keep(text), draw()) };
 }
 
 function commandForm(id) {
@@ -172,4 +198,49 @@ function removal(id) {
     'Remove device',
   );
   return h('div', {}, h('p', {}, button, ask), message.el);
+}
+
+/** The name (what the dashboard shows and HomeKit offers by default) and the notes the hub keeps. */
+function nameAndNotes(id, detail) {
+  const name = h('input', { type: 'text', id: 'device-name', value: detail.name, maxlength: 64, 'aria-label': 'Device name' });
+  const nameMessage = messageLine({ id: 'name-message' });
+  const notes = h('textarea', { id: 'device-notes', maxlength: 2000, 'aria-label': 'Notes' }, detail.notes || '');
+  const notesMessage = messageLine({ id: 'notes-message' });
+  return h(
+    'div',
+    { class: 'card device-notes' },
+    h(
+      'form',
+      {
+        class: 'device-rename',
+        onsubmit: async (e) => {
+          e.preventDefault();
+          if (await attempt(nameMessage, () => post(devicePath(id, '/name'), { name: name.value })))
+            nameMessage.done('Renamed (HomeKit offers this name to new pairings).');
+        },
+      },
+      h('label', { for: 'device-name' }, 'Name'),
+      name,
+      h('button', { type: 'submit', id: 'rename' }, 'Rename'),
+    ),
+    nameMessage.el,
+    h('label', { for: 'device-notes' }, 'Notes'),
+    notes,
+    h(
+      'p',
+      {},
+      h(
+        'button',
+        {
+          type: 'button',
+          id: 'save-notes',
+          onclick: async () => {
+            if (await attempt(notesMessage, () => post(devicePath(id, '/notes'), { notes: notes.value }))) notesMessage.done('Notes saved.');
+          },
+        },
+        'Save notes',
+      ),
+    ),
+    notesMessage.el,
+  );
 }

@@ -1,37 +1,160 @@
-// The devices table: every device, its state and values, kept current by the live stream.
+// The devices page: every device as a table row on wide screens and a tile on a phone (one markup,
+// style.css switches the layout), with its readings in words and units, switches and sliders that act
+// in place, search, sort, filters and a count. Kept current by the live stream, one row at a time.
+import { label, reading, serviceLabel } from '/shared/characteristic-display.js';
+import { devicePath, post } from '../lib/api.js';
 import { badge, h } from '../lib/dom.js';
-import { ago, serviceKey, show, unitMark } from '../lib/format.js';
+import { ago, serviceKey } from '../lib/format.js';
+import { attempt, messageLine } from '../lib/inline.js';
 import { live } from '../lib/live.js';
+import { control } from './controls.js';
 
-const valueSpans = (d) =>
-  d.services.flatMap((s) =>
-    s.characteristics
-      .filter((c) => c.value !== null)
-      .map((c) => h('span', { 'data-value': `${serviceKey(s)}/${c.name}` }, `${c.name} ${show(c.value)}${unitMark(c.unit)}`)),
-  );
+const STATE_ORDER = { online: 0, sleeping: 1, offline: 2 };
+const SORTS = {
+  name: (a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id),
+  state: (a, b) => (STATE_ORDER[a.state] ?? 3) - (STATE_ORDER[b.state] ?? 3) || SORTS.name(a, b),
+  lastSeen: (a, b) => b.lastSeen - a.lastSeen || SORTS.name(a, b),
+};
+
+/** Names shared by several devices: those rows show the end of the id too. */
+const sharedNames = (devices) => {
+  const count = new Map();
+  for (const d of devices) count.set(d.name, (count.get(d.name) ?? 0) + 1);
+  return new Set([...count].filter(([, n]) => n > 1).map(([name]) => name));
+};
+const idTail = (id) => (id.length > 8 ? `…${id.slice(-6)}` : id);
 
 export function devicesPage(main) {
+  const search = h('input', { type: 'search', id: 'device-search', placeholder: 'Search name or id', 'aria-label': 'Search devices' });
+  const sort = h(
+    'select',
+    { id: 'device-sort', 'aria-label': 'Sort by' },
+    h('option', { value: 'name' }, 'Sort: name'),
+    h('option', { value: 'state' }, 'Sort: state'),
+    h('option', { value: 'lastSeen' }, 'Sort: last seen'),
+  );
+  const stateFilter = h(
+    'select',
+    { id: 'device-state', 'aria-label': 'Filter by state' },
+    h('option', { value: '' }, 'All states'),
+    ...['online', 'sleeping', 'offline'].map((s) => h('option', { value: s }, s[0].toUpperCase() + s.slice(1))),
+  );
+  const serviceFilter = h('select', { id: 'device-service', 'aria-label': 'Filter by service type' });
+  const count = h('p', { id: 'device-count', class: 'muted', role: 'status', 'aria-live': 'polite' });
   const body = h('tbody');
-  const render = () => {
-    const rows = [...live.devices.values()].sort((a, b) => a.name.localeCompare(b.name));
-    body.replaceChildren(
-      ...rows.map((d) =>
-        h(
-          'tr',
-          { 'data-device': d.id },
-          h('td', {}, h('a', { href: `#/device/${encodeURIComponent(d.id)}` }, d.name)),
-          h('td', { class: 'muted' }, d.id),
-          h('td', {}, badge(d.state)),
-          h('td', { class: 'values' }, valueSpans(d)),
-          h('td', { class: 'muted' }, ago(d.lastSeen)),
-        ),
-      ),
-    );
-    if (rows.length === 0)
-      body.append(h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No devices yet: flash one, or run `npx mqttkit simulate --devices 5`.')));
+  /** Row elements by device id, to update one device without redrawing the rest. */
+  const rows = new Map();
+  /** Each device's name at the last full drawing: a changed name may change which rows need the id tail. */
+  const names = new Map();
+  let shared = new Set();
+
+  const matches = (d) => {
+    const q = search.value.trim().toLowerCase();
+    if (q && !d.name.toLowerCase().includes(q) && !d.id.toLowerCase().includes(q)) return false;
+    if (stateFilter.value && d.state !== stateFilter.value) return false;
+    if (serviceFilter.value && !d.services.some((s) => s.service === serviceFilter.value)) return false;
+    return true;
   };
+
+  const fillServices = () => {
+    const types = [...new Set([...live.devices.values()].flatMap((d) => d.services.map((s) => s.service)))].sort();
+    const chosen = serviceFilter.value;
+    serviceFilter.replaceChildren(
+      h('option', { value: '' }, 'All types'),
+      ...types.map((t) => h('option', { value: t, selected: t === chosen }, serviceLabel(t))),
+    );
+  };
+
+  const render = () => {
+    const all = [...live.devices.values()];
+    shared = sharedNames(all);
+    names.clear();
+    for (const d of all) names.set(d.id, d.name);
+    const shown = all.filter(matches).sort(SORTS[sort.value] ?? SORTS.name);
+    rows.clear();
+    body.replaceChildren(...shown.map((d) => rows.set(d.id, row(d, shared.has(d.name))).get(d.id)));
+    if (all.length === 0)
+      body.append(h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'No devices yet: flash one, or run `npx mqttkit simulate --devices 5`.')));
+    else if (shown.length === 0) body.append(h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'No device matches the search and filters.')));
+    count.textContent = shown.length === all.length ? `${all.length} device${all.length === 1 ? '' : 's'}` : `${shown.length} of ${all.length} devices`;
+  };
+
+  // A burst of changes (1,000 devices reporting) is drawn once per frame.
+  let pending = null;
+  let full = false;
+  const redraw = () => {
+    pending = null;
+    if (full) {
+      full = false;
+      fillServices();
+      render();
+    }
+  };
+  const later = () => (pending ??= requestAnimationFrame(redraw));
+
+  for (const el of [search, sort, stateFilter, serviceFilter]) el.addEventListener('input', render);
+  fillServices();
   render();
-  const head = h('thead', {}, h('tr', {}, ...['Name', 'Id', 'State', 'Values', 'Last seen'].map((t) => h('th', {}, t))));
-  main.replaceChildren(h('h1', {}, 'Devices'), h('div', { class: 'table-wrap' }, h('table', { id: 'devices' }, head, body)));
-  return (kind) => (kind === 'device' || kind === 'removed') && render();
+  const head = h('thead', {}, h('tr', {}, ...['Device', 'State', 'Readings and controls', 'Last seen'].map((t) => h('th', { scope: 'col' }, t))));
+  main.replaceChildren(
+    h('h1', {}, 'Devices'),
+    h('div', { class: 'device-tools' }, search, sort, stateFilter, serviceFilter),
+    count,
+    h('div', { class: 'table-wrap' }, h('table', { id: 'devices', class: 'device-list' }, head, body)),
+  );
+
+  return (kind, id) => {
+    if (kind !== 'device' && kind !== 'removed') return;
+    const d = live.devices.get(id);
+    const old = rows.get(id);
+    const sameName = kind === 'device' && d && names.get(id) === d.name;
+    // Known, same name, still filtered out: nothing on the page changes (the count neither).
+    if (sameName && !old && !matches(d)) return;
+    // Same name, still shown: swap the one row (unless the user is using a control in it). The order
+    // is kept until the next full drawing, so rows do not jump under the user's finger.
+    if (sameName && old && matches(d)) {
+      if (old.contains(document.activeElement)) return;
+      const fresh = row(d, shared.has(d.name));
+      rows.set(id, fresh);
+      old.replaceWith(fresh);
+      return;
+    }
+    full = true;
+    later();
+  };
+}
+
+/** One device: a row in the table, a tile on a phone. */
+function row(d, nameShared) {
+  const message = messageLine({ 'data-error-for': d.id }, 'span');
+  const set = (s, c) => async (value) => {
+    await attempt(message, () => post(devicePath(d.id, '/set'), { service: s.service, index: s.index, characteristic: c.name, value }));
+  };
+  const items = d.services.flatMap((s) =>
+    s.characteristics
+      .filter((c) => c.value !== null || c.writable)
+      .map((c) =>
+        c.writable && (c.format === 'bool' || (c.minValue !== null && c.maxValue !== null && c.format !== 'string'))
+          ? h(
+              'span',
+              { class: 'item', 'data-value': `${serviceKey(s)}/${c.name}` },
+              h('span', { class: 'item-label' }, label(c)),
+              control(s, c, set(s, c), d.id),
+            )
+          : h('span', { class: 'item reading', 'data-value': `${serviceKey(s)}/${c.name}` }, reading(c, c.value)),
+      ),
+  );
+  return h(
+    'tr',
+    { 'data-device': d.id, 'data-shared': nameShared },
+    h(
+      'td',
+      { class: 'device-name' },
+      h('a', { href: `#/device/${encodeURIComponent(d.id)}` }, d.name),
+      nameShared ? h('span', { class: 'muted id-tail', title: d.id }, idTail(d.id)) : null,
+    ),
+    h('td', { class: 'device-state' }, badge(d.state)),
+    h('td', { class: 'values' }, h('div', { class: 'values-list' }, items), message.el),
+    h('td', { class: 'muted device-seen' }, ago(d.lastSeen)),
+  );
 }
