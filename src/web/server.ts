@@ -37,6 +37,7 @@ import type { WebStore } from '../store/web-store.js';
 import { HostAllowlist } from './allowed-hosts.js';
 import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
 import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
+import { type HubMetrics, PROMETHEUS_TYPE, prometheusText } from './prometheus.js';
 import { qrCode } from './qr-code.js';
 import { deviceView } from './views.js';
 
@@ -537,7 +538,7 @@ export class WebServer {
       return { points: d.history.series({ deviceId: q.device, service: q.service, index: q.index, characteristic: q.characteristic }, from, to, q.points) };
     });
 
-    app.get('/api/metrics', async () => {
+    const metrics = (): HubMetrics => {
       const cpu = process.cpuUsage();
       return {
         uptimeS: Math.round(process.uptime()),
@@ -550,7 +551,10 @@ export class WebServer {
         cpuSystemMs: Math.round(cpu.system / 1000),
         faults: d.faults(),
       };
-    });
+    };
+    app.get('/api/metrics', async () => metrics());
+    // The same figures for Prometheus; guarded like every route that is not registered public.
+    app.get('/metrics', async (_request, reply) => reply.type(PROMETHEUS_TYPE).send(prometheusText(metrics())));
 
     // No HEAD twin: a stream answered to HEAD would never end.
     app.get<{ Querystring: Record<string, string | undefined> }>('/api/events', { exposeHeadRoute: false }, (request, reply) => this.#events(request, reply));
