@@ -27,10 +27,10 @@ interface Family {
 }
 
 /** A label value escaped as the format asks (backslash, double quote, newline). */
-const escape = (value: string) => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+const escapeLabel = (value: string) => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
 const sample = (name: string, labels: Record<string, string>, value: number) => {
-  const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escape(v)}"`);
+  const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
   return `${name}${pairs.length ? `{${pairs.join(',')}}` : ''} ${Number.isFinite(value) ? value : 'NaN'}`;
 };
 
