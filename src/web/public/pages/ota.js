@@ -39,7 +39,7 @@ export async function otaPage(main) {
     h(
       'option',
       { value: d.id, 'data-ota': otaReady(d) ? 'ready' : 'no-answer' },
-      `${d.name === d.id ? d.id : `${d.name} (${d.id})`}, ${d.state}${otaReady(d) ? '' : d.answersCommands === false ? ', never answered getversion' : ', not asked yet'}`,
+      `${d.name === d.id ? d.id : `${d.name} (${d.id})`}, ${d.state}${otaReady(d) ? '' : ', never answered getversion'}`,
     );
   const select = h(
     'select',
