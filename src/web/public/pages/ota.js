@@ -197,7 +197,7 @@ function jobRow(job, actions) {
     { 'data-job': job.id, 'data-state': job.state },
     h('td', { 'data-label': 'Job' }, `#${job.id}`),
     h('td', { 'data-label': 'Kind' }, job.rolloutId ? `${job.kind} (rollout #${job.rolloutId})` : job.kind),
-    h('td', { 'data-label': 'Device' }, job.device),
+    h('td', { 'data-label': 'Device', class: 'nowrap' }, job.device),
     h('td', { 'data-label': 'State' }, h('strong', { class: 'job-state' }, label), job.message ? h('div', { class: 'muted job-message' }, job.message) : null),
     h('td', { class: 'job-progress-cell', 'data-label': 'Progress' }, progress),
     h('td', { class: 'nowrap', 'data-label': 'Created' }, when(job.createdAt)),
@@ -276,9 +276,10 @@ function rolloutSection(devices) {
   const matched = h('p', { class: 'muted', id: 'rollout-matched', 'aria-live': 'polite' });
   const showMatched = () => {
     const m = matchDevices(pattern.value.trim() || 'all', ids);
-    matched.textContent = m.length
-      ? `${m.length} device${m.length > 1 ? 's' : ''}: ${m.slice(0, 8).join(', ')}${m.length > 8 ? ', …' : ''}`
-      : 'no device matches';
+    // Ids are kept whole on a narrow screen (a break at their hyphen reads as two names).
+    const names = m.slice(0, 8).flatMap((id, i) => [i ? ', ' : '', h('span', { class: 'nowrap' }, id)]);
+    if (m.length) matched.replaceChildren(`${m.length} device${m.length > 1 ? 's' : ''}: `, ...names, m.length > 8 ? ', …' : '');
+    else matched.textContent = 'no device matches';
   };
   pattern.addEventListener('input', showMatched);
   showMatched();
@@ -370,7 +371,7 @@ function rolloutSection(devices) {
     files,
     h('label', { for: 'rollout-prefix' }, 'Folder on the device'),
     prefix,
-    h('label', { for: 'rollout-pattern' }, "Devices: 'all' or a pattern such as relay-*"),
+    h('label', { for: 'rollout-pattern' }, 'Devices: ', h('code', {}, 'all'), ' or a pattern such as ', h('code', {}, 'relay-*')),
     pattern,
     matched,
     h(
