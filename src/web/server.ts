@@ -34,6 +34,7 @@ import type { AccountStore } from '../store/account-store.js';
 import type { HistoryStore } from '../store/history-store.js';
 import { FINISHED, type OtaStore } from '../store/ota-store.js';
 import type { WebStore } from '../store/web-store.js';
+import { adminRoutes } from './admin-routes.js';
 import { HostAllowlist } from './allowed-hosts.js';
 import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
 import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
@@ -74,6 +75,8 @@ export interface WebDeps {
   cancelJob: (id: number, by: string) => CancelOutcome;
   /** Set when the hub runs without OTA (`--no-ota`): why new OTA jobs and rollouts are refused. */
   otaOff?: string | undefined;
+  /** The broker is external (Mosquitto): device accounts are made there, not by the dashboard. */
+  externalBroker?: boolean;
   /** Where the device library and its ports.json are (default: the package's device/micropython). [A-7] */
   deviceLibrary?: string;
 }
@@ -202,6 +205,7 @@ export class WebServer {
       return reply.code(status).send({ error: status >= 500 ? 'internal error (see the hub log)' : error.message.slice(0, 300) });
     });
     this.#routes(app);
+    adminRoutes(app, { web: this.deps.web, accounts: this.deps.accounts, externalBroker: this.deps.externalBroker });
     this.#devicePackage(app);
     // Anything else under /api is a JSON 404, behind the same check (a stranger learns nothing).
     app.all('/api', async (request, reply) =>

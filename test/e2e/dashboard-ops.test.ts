@@ -272,6 +272,59 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
     assert.equal(await page.locator('#rollout-halt').isVisible(), false);
   });
 
+  it('Security: adds a device (its password shown once, and it works), makes and revokes an API token, adds and removes a dashboard account', async (t) => {
+    const s = await session(t);
+    if (!s || !hub) return;
+    const { page, base } = s;
+    await page.goto(`${base}/#/security`);
+    await page.fill('#device-add-id', 'ops-new-lamp');
+    await page.click('#device-add');
+    const password = ((await page.textContent('#device-password .secret', { timeout: 10_000 })) ?? '').trim();
+    assert.ok(password.length >= 16, 'a generated password is shown');
+    await page.waitForSelector('tr[data-account="ops-new-lamp"]');
+    const lamp = await connectDevice(hub.info.mqtt.address, 'ops-new-lamp', { password, reconnectPeriod: 0 });
+    lamp.on('error', () => {});
+    assert.ok(lamp.connected, 'the device logs in with the password the page showed');
+    lamp.end(true);
+    await assert.rejects(connectDevice(hub.info.mqtt.address, 'ops-new-lamp', { password: 'not the password at all', reconnectPeriod: 0 }));
+    // Shown once: after the page is opened again it is nowhere.
+    await page.goto(`${base}/#/devices`);
+    await page.goto(`${base}/#/security`);
+    await page.waitForSelector('#token-name');
+    assert.equal(await page.locator('#device-password').count(), 0);
+    assert.ok(!(await page.content()).includes(password), 'the password is not on the page any more');
+
+    await page.fill('#token-name', 'ops-script');
+    await page.click('#token-create');
+    const token = ((await page.textContent('#token-secret .secret', { timeout: 10_000 })) ?? '').trim();
+    assert.match(token, /^mk_/);
+    await page.waitForSelector('tr[data-token="ops-script"]');
+    const scrape = () => fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+    assert.equal(await scrape(), 200, 'the token works');
+    await page.click('[data-revoke="ops-script"]');
+    await page.click('tr[data-token="ops-script"] [data-confirm="yes"]');
+    await page.waitForSelector('tr[data-token="ops-script"]', { state: 'detached', timeout: 10_000 });
+    assert.equal(await scrape(), 401, 'a revoked token is refused');
+
+    await page.fill('#user-name', 'second-admin');
+    await page.fill('#user-password', 'another long password');
+    await page.click('#user-add');
+    await page.waitForSelector('tr[data-user="second-admin"]');
+    const login = await fetch(`${base}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: base },
+      body: JSON.stringify({ username: 'second-admin', password: 'another long password' }),
+    });
+    assert.equal(login.status, 200, 'the new account logs in');
+    // The account in use is not removed (the user would lock themselves out): said next to its button.
+    await page.click('[data-remove-user="admin"]');
+    await page.click('tr[data-user="admin"] [data-confirm="yes"]');
+    await page.waitForFunction(() => /logged in as admin/.test(document.querySelector('[data-user-message="admin"]')?.textContent ?? ''));
+    await page.click('[data-remove-user="second-admin"]');
+    await page.click('tr[data-user="second-admin"] [data-confirm="yes"]');
+    await page.waitForSelector('tr[data-user="second-admin"]', { state: 'detached', timeout: 10_000 });
+  });
+
   it('passes axe on every page, in light and dark mode; the keyboard reaches every control of the Updates page', async (t) => {
     const s = await session(t);
     if (!s) return;

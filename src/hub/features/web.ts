@@ -29,6 +29,7 @@ export class WebFeature implements Feature {
       web: new WebStore(this.ctx.db),
       pincode: this.ctx.pincode,
       policy: options.mqtt.kind === 'embedded' ? options.mqtt.registration : 'closed',
+      externalBroker: options.mqtt.kind !== 'embedded',
       dataDir: options.dataDir,
       log: scope.log,
       allowedHosts: options.httpAllowedHosts,
