@@ -19,6 +19,7 @@ import type { EventBus } from '../core/events.js';
 import type { DeviceRegistry } from '../core/registry.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import { VERSION } from '../hub/version.js';
+import { HUB_LOG_LINES, type HubLogLine, hubLog, LEVEL_RANK } from '../log/log-ring.js';
 import type { Logger } from '../log/logger.js';
 import { commandRefusal } from '../ota/command-reach.js';
 import type { DeviceChannel, DeviceLogLine } from '../ota/device-channel.js';
@@ -557,6 +558,16 @@ export class WebServer {
       };
     };
     app.get('/api/metrics', async () => metrics());
+    /** The hub's own last log lines (Security page); `level`: that level and above. */
+    app.get<{ Querystring: Record<string, string | undefined> }>('/api/hub-log', async (request) => {
+      const q = z
+        .object({
+          level: z.enum(Object.keys(LEVEL_RANK) as [string, ...string[]]).default('trace'),
+          after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+        })
+        .parse(request.query);
+      return { lines: hubLog.lines(q.level, q.after).slice(-HUB_LOG_LINES) };
+    });
     // The same figures for Prometheus; guarded like every route that is not registered public [A-1] [A-4].
     app.get('/metrics', async (_request, reply) => reply.type(PROMETHEUS_TYPE).send(prometheusText(metrics())));
 
@@ -655,6 +666,8 @@ export class WebServer {
     };
     let lines: DeviceLogLine[] = [];
     let linesDropped = 0;
+    /** The hub's own log lines since the last send (at most its ring's size: older ones are in GET /api/hub-log). */
+    let hubLines: HubLogLine[] = [];
     const offs = [
       d.bus.on('value', (ref) => queue(ref.deviceId)),
       d.bus.on('device:state', (x) => queue(x.id)),
@@ -676,6 +689,13 @@ export class WebServer {
       }),
       // A job or rollout queued, started or ended.
       d.ota.onChange(soon),
+      // Not for `?logs` streams (the CLI's `logs -f` follows one device).
+      hubLog.onLine((line) => {
+        if (logsOf !== undefined) return;
+        hubLines.push(line);
+        if (hubLines.length > HUB_LOG_LINES) hubLines.shift();
+        soon();
+      }),
     ];
     let jobs = JSON.stringify(d.ota.jobs(20));
     // [A-3] Each unfinished job and running rollout as it changes, and once more when it ends (the CLI follows one).
@@ -722,6 +742,8 @@ export class WebServer {
       if (linesDropped > 0) send('log-dropped', { lines: linesDropped });
       lines = [];
       linesDropped = 0;
+      for (const line of hubLines) send('hub-log', line);
+      hubLines = [];
       const now = JSON.stringify(d.ota.jobs(20));
       if (now !== jobs) send('jobs', JSON.parse(now));
       jobs = now;

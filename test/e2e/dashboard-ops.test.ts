@@ -325,6 +325,40 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
     await page.waitForSelector('tr[data-user="second-admin"]', { state: 'detached', timeout: 10_000 });
   });
 
+  it("Security: the hub's own log, its last lines and new ones live, filtered by level", async (t) => {
+    const s = await session(t);
+    if (!s || !hub) return;
+    const { page, base } = s;
+    await page.goto(`${base}/#/security`);
+    await page.waitForSelector('#hub-log span');
+    assert.match((await page.textContent('#hub-log')) ?? '', /INFO/, 'the lines the hub logged before the page opened');
+    const before = await page.locator('#hub-log span').count();
+    // A device with a wrong password: the hub logs the refusal, and the open page shows it without a reload.
+    await assert.rejects(connectDevice(hub.info.mqtt.address, 'ops-new-lamp', { password: 'wrong password again', reconnectPeriod: 0 }));
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('#hub-log span').length > n && /ops-new-lamp/.test(document.querySelector('#hub-log')?.textContent ?? ''),
+      before,
+      {
+        timeout: 10_000,
+      },
+    );
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    await page.selectOption('#hub-log-level', 'warn');
+    const levels = await page.$$eval('#hub-log span', (spans) => [...new Set(spans.map((x) => x.getAttribute('data-level')))]);
+    assert.ok(
+      levels.every((l) => ['warn', 'error', 'fatal'].includes(l ?? '')),
+      `only warn and above: ${levels.join(', ')}`,
+    );
+    await page.selectOption('#hub-log-level', 'info');
+    assert.ok((await page.locator('#hub-log span[data-level="info"]').count()) > 0);
+    assert.deepEqual(
+      requests.filter((u) => u.includes('/api/hub-log')),
+      [],
+      'the filter works on the lines the page has',
+    );
+  });
+
   it('passes axe on every page, in light and dark mode; the keyboard reaches every control of the Updates page', async (t) => {
     const s = await session(t);
     if (!s) return;

@@ -54,6 +54,7 @@ export function connect() {
     live.rollouts.set(rollout.id, rollout);
     tell('rollout', rollout);
   });
+  stream.addEventListener('hub-log', (e) => tell('hub-log', JSON.parse(e.data)));
   stream.addEventListener('log-dropped', (e) => tell('log-dropped', JSON.parse(e.data)));
 }
 

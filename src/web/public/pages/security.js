@@ -12,6 +12,7 @@ const secretBox = (id, what, value) =>
 
 export async function securityPage(main) {
   const reg = await api('/api/registration');
+  const hubLog = await hubLogSection();
   const rows = h('tbody');
   const pageMessage = messageLine({ id: 'security-message' });
   const reload = async () => render((await api('/api/registration')).accounts);
@@ -103,7 +104,9 @@ export async function securityPage(main) {
     addForm,
     await tokensSection(),
     await usersSection(),
+    hubLog.el,
   );
+  return (kind, data) => kind === 'hub-log' && hubLog.add(data);
 }
 
 /** API tokens for scripts (and Prometheus): made here with the token shown once, revoked in place. */
@@ -258,4 +261,54 @@ async function usersSection() {
     form,
     message.el,
   );
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+const KEEP = 500;
+
+/** The hub's own log: the last 500 lines, then each new one from the live stream, filtered by level. */
+async function hubLogSection() {
+  const level = h(
+    'select',
+    { id: 'hub-log-level' },
+    LEVELS.map((l) => h('option', { value: l, selected: l === 'info' }, `${l} and above`)),
+  );
+  const view = h('pre', { class: 'log hub-log', id: 'hub-log', tabindex: 0, 'aria-label': 'The hub log', 'aria-live': 'off' });
+  const message = messageLine({ id: 'hub-log-message' });
+  let lines = [];
+  const shown = (line) => LEVELS.indexOf(line.level) >= LEVELS.indexOf(level.value);
+  const text = (line) => `${new Date(line.at).toLocaleTimeString()} ${line.level.toUpperCase().padEnd(5)} ${line.text}\n`;
+  const draw = () => {
+    const atEnd = view.scrollTop + view.clientHeight >= view.scrollHeight - 4;
+    view.replaceChildren(...lines.filter(shown).map((l) => h('span', { class: `lvl-${l.level}`, 'data-level': l.level }, text(l))));
+    if (atEnd) view.scrollTop = view.scrollHeight;
+  };
+  const load = async () => {
+    const answer = await attempt(message, () => api('/api/hub-log?level=trace'));
+    if (answer) lines = answer.lines.slice(-KEEP);
+    draw();
+    view.scrollTop = view.scrollHeight;
+  };
+  level.addEventListener('change', draw);
+  await load();
+  return {
+    el: h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'hub-log-title' },
+      h('h2', { id: 'hub-log-title' }, 'Hub log'),
+      h('div', { class: 'toolbar' }, h('label', { for: 'hub-log-level' }, 'Show'), level),
+      message.el,
+      view,
+    ),
+    add(line) {
+      if (lines.length && line.id <= lines[lines.length - 1].id) return;
+      lines.push(line);
+      if (lines.length > KEEP) lines = lines.slice(-KEEP);
+      if (!shown(line)) return;
+      const atEnd = view.scrollTop + view.clientHeight >= view.scrollHeight - 4;
+      view.append(h('span', { class: `lvl-${line.level}`, 'data-level': line.level }, text(line)));
+      while (view.childNodes.length > KEEP) view.firstChild.remove();
+      if (atEnd) view.scrollTop = view.scrollHeight;
+    },
+  };
 }
