@@ -30,7 +30,7 @@ import { accountNameProblem } from '../security/access-policy.js';
 import { KnownPasswords } from '../security/known-passwords.js';
 import { LoginThrottle } from '../security/login-throttle.js';
 import { hashPassword, verifyPassword } from '../security/password-hash.js';
-import type { RegistrationPolicy } from '../security/registration.js';
+import { REGISTRATION_POLICIES, type Registration, type RegistrationPolicy } from '../security/registration.js';
 import type { AccountStore } from '../store/account-store.js';
 import type { HistoryStore } from '../store/history-store.js';
 import { FINISHED, type OtaStore } from '../store/ota-store.js';
@@ -76,6 +76,8 @@ export interface WebDeps {
   cancelJob: (id: number, by: string) => CancelOutcome;
   /** Set when the hub runs without OTA (`--no-ota`): why new OTA jobs and rollouts are refused. */
   otaOff?: string | undefined;
+  /** The embedded broker's registration, to read and switch its policy (none with an external broker). */
+  registration?: () => Pick<Registration, 'currentPolicy' | 'setPolicy'> | undefined;
   /** The broker is external (Mosquitto): device accounts are made there, not by the dashboard. */
   externalBroker?: boolean;
   /** Where the device library and its ports.json are (default: the package's device/micropython). [A-7] */
@@ -396,8 +398,16 @@ export class WebServer {
       };
     });
 
+    /** [S-2] The Security page switches the policy for the next connections, until the hub restarts. */
+    app.post('/api/registration/policy', async (request, reply) => {
+      const { policy } = z.object({ policy: z.enum(REGISTRATION_POLICIES) }).parse(request.body);
+      const registration = d.registration?.();
+      if (!registration) return reply.code(409).send({ error: 'the hub uses an external broker: its accounts are made with mqttkit device add' });
+      registration.setPolicy(policy);
+      return { policy, note: `until the hub restarts: start it with --registration ${policy} (or "registration" in config.json) to keep it` };
+    });
     app.get('/api/registration', async () => ({
-      policy: d.policy,
+      policy: d.registration?.()?.currentPolicy ?? d.policy,
       accounts: d.accounts
         .list()
         .filter((a) => a.role === 'device')

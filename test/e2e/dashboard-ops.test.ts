@@ -329,6 +329,29 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
     await page.waitForSelector('tr[data-user="second-admin"]', { state: 'detached', timeout: 10_000 });
   });
 
+  it('Security: switches the registration policy of the running hub', async (t) => {
+    const s = await session(t);
+    if (!s || !hub) return;
+    const { page, base } = s;
+    await page.goto(`${base}/#/security`);
+    assert.equal(await page.textContent('#registration-policy'), 'open');
+    await page.selectOption('#registration-policy-select', 'closed');
+    await page.click('#registration-policy-apply');
+    await page.waitForFunction(() => document.querySelector('#registration-policy')?.textContent === 'closed');
+    assert.match((await page.textContent('#registration-policy-message')) ?? '', /until the hub restarts/);
+    await assert.rejects(
+      connectDevice(hub.info.mqtt.address, 'ops-stranger', { password: 'a stranger password', reconnectPeriod: 0 }),
+      /Not authorized|refused/i,
+    );
+    await page.selectOption('#registration-policy-select', 'open');
+    await page.click('#registration-policy-apply');
+    await page.waitForFunction(() => document.querySelector('#registration-policy')?.textContent === 'open');
+    const stranger = await connectDevice(hub.info.mqtt.address, 'ops-stranger', { password: 'a stranger password', reconnectPeriod: 0 });
+    stranger.on('error', () => {});
+    assert.ok(stranger.connected, 'registers again under the open policy');
+    stranger.end(true);
+  });
+
   it("Security: the hub's own log, its last lines and new ones live, filtered by level", async (t) => {
     const s = await session(t);
     if (!s || !hub) return;

@@ -6,6 +6,42 @@ import { h } from '../lib/dom.js';
 import { attempt, confirmInline, messageLine } from '../lib/inline.js';
 import { when } from './ota-format.js';
 
+const POLICIES = {
+  open: 'open: an unknown device registers with the password it presents',
+  approve: 'approve: an unknown device waits until approved here',
+  closed: 'closed: only devices added here (or with mqttkit device add) connect',
+};
+
+/** The registration policy, switched for the next connections (until the hub restarts: docs/security.md [S-2]). */
+function policyForm(current) {
+  const select = h(
+    'select',
+    { id: 'registration-policy-select' },
+    Object.entries(POLICIES).map(([value, label]) => h('option', { value, selected: value === current }, label)),
+  );
+  const shown = h('strong', { id: 'registration-policy' }, current);
+  const message = messageLine({ id: 'registration-policy-message' });
+  return h(
+    'form',
+    {
+      class: 'card',
+      'aria-labelledby': 'policy-title',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const answer = await attempt(message, () => post('/api/registration/policy', { policy: select.value }));
+        if (!answer) return;
+        shown.textContent = answer.policy;
+        message.done(`Registration is ${answer.policy} now, ${answer.note}.`);
+      },
+    },
+    h('h2', { id: 'policy-title' }, 'Registration policy: ', shown),
+    h('label', { for: 'registration-policy-select' }, 'New devices'),
+    select,
+    h('p', {}, h('button', { type: 'submit', id: 'registration-policy-apply' }, 'Switch policy')),
+    message.el,
+  );
+}
+
 /** A secret shown once: selectable text and a note that it will not be shown again. */
 const secretBox = (id, what, value) =>
   h('div', { class: 'card secret-box', id }, h('p', {}, `${what} (shown only this once: copy it now):`), h('p', { class: 'secret' }, value));
@@ -91,13 +127,7 @@ export async function securityPage(main) {
 
   main.replaceChildren(
     h('h1', {}, 'Security'),
-    h(
-      'p',
-      {},
-      'Registration policy: ',
-      h('strong', { id: 'registration-policy' }, reg.policy),
-      h('span', { class: 'muted' }, ' (set with --registration open, approve or closed)'),
-    ),
+    policyForm(reg.policy),
     pageMessage.el,
     h('h2', { id: 'devices-title' }, 'Device accounts'),
     h('table', { class: 'ops-table', 'aria-labelledby': 'devices-title' }, head, rows),
