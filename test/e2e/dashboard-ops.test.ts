@@ -56,6 +56,8 @@ async function phoneProblems(page: Page, where: string): Promise<string[]> {
       const text = node.textContent ?? '';
       const parent = node.parentElement;
       if (!parent || parent.closest('script, style, svg, option, [hidden]') || parent.offsetParent === null) continue;
+      // A log box that does not wrap (it scrolls inside) cannot break a word.
+      if (getComputedStyle(parent).whiteSpace === 'pre') continue;
       for (const m of text.matchAll(/\S+/g)) {
         const range = document.createRange();
         range.setStart(node, m.index!);

@@ -173,6 +173,14 @@ export async function otaPage(main) {
   return (kind) => (kind === 'jobs' || kind === 'rollout') && render();
 }
 
+/**
+ * A message with its hyphenated words (device ids, file names) kept whole: a phone would break
+ * `relay-2` after its hyphen, which reads as two names. Very long ones may still wrap.
+ */
+export function keepWhole(text) {
+  return text.split(/(\S*-\S*)/).map((part, i) => (i % 2 && part.length <= 40 ? h('span', { class: 'nowrap' }, part) : part));
+}
+
 /** One job as a table row: its progress (bytes, speed, time left) while it runs. */
 function jobRow(job, actions) {
   const p = job.progress;
@@ -198,7 +206,12 @@ function jobRow(job, actions) {
     h('td', { 'data-label': 'Job' }, `#${job.id}`),
     h('td', { 'data-label': 'Kind' }, job.rolloutId ? `${job.kind} (rollout #${job.rolloutId})` : job.kind),
     h('td', { 'data-label': 'Device', class: 'nowrap' }, job.device),
-    h('td', { 'data-label': 'State' }, h('strong', { class: 'job-state' }, label), job.message ? h('div', { class: 'muted job-message' }, job.message) : null),
+    h(
+      'td',
+      { 'data-label': 'State' },
+      h('strong', { class: 'job-state' }, label),
+      job.message ? h('div', { class: 'muted job-message' }, keepWhole(job.message)) : null,
+    ),
     h('td', { class: 'job-progress-cell', 'data-label': 'Progress' }, progress),
     h('td', { class: 'nowrap', 'data-label': 'Created' }, when(job.createdAt)),
     h('td', { class: 'nowrap', 'data-label': 'Started' }, when(job.startedAt)),
@@ -334,7 +347,7 @@ function rolloutSection(devices) {
         `${count('succeeded')} of ${total} devices updated · ${count('running')} running · ${count('queued')} waiting · ${count(['failed', 'rolled-back'])} failed · canary ${r.spec?.canary ?? '–'}, ${r.spec?.concurrency ?? '–'} at a time`,
       ),
       h('progress', { max: Math.max(1, total), value: count('succeeded'), 'aria-label': `rollout #${r.id} devices updated` }),
-      r.message ? h('p', { class: 'muted' }, r.message) : null,
+      r.message ? h('p', { class: 'muted' }, keepWhole(r.message)) : null,
       h('p', {}, halt, ' ', resume, ' ', haltAsk),
       panelMessage.el,
     );
