@@ -156,6 +156,7 @@ export class Hub {
         cancelRollout: (id, by) => ota.cancelRollout(id, by),
         otaOff: options.ota === false ? OTA_OFF_MESSAGE : undefined,
         disconnect: (id) => mqtt.broker?.disconnect(id),
+        registration: () => mqtt.registration,
         removeDevice: (id, reason = 'removed from the dashboard') => {
           accounts.remove(id);
           registry.remove(id, reason);

@@ -1,6 +1,7 @@
 /** pino, readable on a terminal, JSON lines otherwise (for log collectors and tests). */
 import { type LoggerOptions, type Logger as PinoLogger, pino } from 'pino';
 import { boundValue } from './bounded.js';
+import { hubLog } from './log-ring.js';
 
 export type Logger = PinoLogger;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -10,6 +11,11 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 const hooks: LoggerOptions['hooks'] = {
   logMethod(args, method) {
     method.apply(this, args.map((arg) => boundValue(arg)) as Parameters<typeof method>);
+  },
+  // The dashboard's view of the hub's log (log-ring.ts): each line as written, bounded above.
+  streamWrite(line) {
+    hubLog.add(line);
+    return line;
   },
 };
 

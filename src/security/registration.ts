@@ -49,11 +49,23 @@ export class Registration {
 
   constructor(
     private readonly accounts: AccountStore,
-    private readonly policy: RegistrationPolicy,
+    private policy: RegistrationPolicy,
     private readonly log: Logger,
     private readonly throttle = new LoginThrottle(),
     private readonly limits: RegistrationLimits = DEFAULT_REGISTRATION_LIMITS,
   ) {}
+
+  /** The policy in force (`--registration`, or as the dashboard switched it since the start). */
+  get currentPolicy(): RegistrationPolicy {
+    return this.policy;
+  }
+
+  /** Switches the policy for the next connections (the dashboard's Security page); accounts stay as they are. */
+  setPolicy(policy: RegistrationPolicy): void {
+    if (policy === this.policy) return;
+    this.log.info({ from: this.policy, to: policy }, 'registration policy switched');
+    this.policy = policy;
+  }
 
   /** `gone`: true once the client has hung up; its turn then costs no hashing and no penalty. */
   async authenticate(

@@ -27,6 +27,9 @@ export class WebStore {
       token: db.prepare<[string], { name: string }>('SELECT name FROM api_tokens WHERE token_hash = ?'),
       tokens: db.prepare<[], { name: string; created_at: number }>('SELECT name, created_at FROM api_tokens ORDER BY created_at'),
       dropToken: db.prepare('DELETE FROM api_tokens WHERE name = ?'),
+      listUsers: db.prepare<[], { name: string; created_at: number }>('SELECT name, created_at FROM web_users ORDER BY name'),
+      dropUser: db.prepare('DELETE FROM web_users WHERE name = ?'),
+      dropUserSessions: db.prepare('DELETE FROM web_sessions WHERE user = ?'),
     };
   }
 
@@ -74,5 +77,17 @@ export class WebStore {
 
   removeToken(name: string): boolean {
     return durably(this.#db, () => this.#s.dropToken.run(name).changes > 0);
+  }
+
+  users(): Array<{ name: string; createdAt: number }> {
+    return this.#s.listUsers.all().map((u) => ({ name: u.name, createdAt: u.created_at }));
+  }
+
+  /** Removes a dashboard account and ends its sessions (its open pages are logged out). */
+  removeUser(name: string): boolean {
+    return durably(this.#db, () => {
+      this.#s.dropUserSessions.run(name);
+      return this.#s.dropUser.run(name).changes > 0;
+    });
   }
 }

@@ -19,6 +19,7 @@ import type { EventBus } from '../core/events.js';
 import type { DeviceRegistry } from '../core/registry.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import { VERSION } from '../hub/version.js';
+import { HUB_LOG_LINES, type HubLogLine, hubLog, LEVEL_RANK } from '../log/log-ring.js';
 import type { Logger } from '../log/logger.js';
 import { commandRefusal } from '../ota/command-reach.js';
 import type { DeviceChannel, DeviceLogLine } from '../ota/device-channel.js';
@@ -29,14 +30,16 @@ import { accountNameProblem } from '../security/access-policy.js';
 import { KnownPasswords } from '../security/known-passwords.js';
 import { LoginThrottle } from '../security/login-throttle.js';
 import { hashPassword, verifyPassword } from '../security/password-hash.js';
-import type { RegistrationPolicy } from '../security/registration.js';
+import { REGISTRATION_POLICIES, type Registration, type RegistrationPolicy } from '../security/registration.js';
 import type { AccountStore } from '../store/account-store.js';
 import type { HistoryStore } from '../store/history-store.js';
 import { FINISHED, type OtaStore } from '../store/ota-store.js';
 import type { WebStore } from '../store/web-store.js';
+import { adminRoutes } from './admin-routes.js';
 import { HostAllowlist } from './allowed-hosts.js';
 import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
 import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
+import { type HubMetrics, PROMETHEUS_TYPE, prometheusText } from './prometheus.js';
 import { qrCode } from './qr-code.js';
 import { deviceView } from './views.js';
 
@@ -73,6 +76,10 @@ export interface WebDeps {
   cancelJob: (id: number, by: string) => CancelOutcome;
   /** Set when the hub runs without OTA (`--no-ota`): why new OTA jobs and rollouts are refused. */
   otaOff?: string | undefined;
+  /** The embedded broker's registration, to read and switch its policy (none with an external broker). */
+  registration?: () => Pick<Registration, 'currentPolicy' | 'setPolicy'> | undefined;
+  /** The broker is external (Mosquitto): device accounts are made there, not by the dashboard. */
+  externalBroker?: boolean;
   /** Where the device library and its ports.json are (default: the package's device/micropython). [A-7] */
   deviceLibrary?: string;
 }
@@ -219,6 +226,7 @@ export class WebServer {
       return reply.code(status).send({ error: status >= 500 ? 'internal error (see the hub log)' : error.message.slice(0, 300) });
     });
     this.#routes(app);
+    adminRoutes(app, { web: this.deps.web, accounts: this.deps.accounts, externalBroker: this.deps.externalBroker });
     this.#devicePackage(app);
     this.#keepGivenNames();
     // Anything else under /api is a JSON 404, behind the same check (a stranger learns nothing).
@@ -440,8 +448,16 @@ export class WebServer {
       };
     });
 
+    /** [S-2] The Security page switches the policy for the next connections, until the hub restarts. */
+    app.post('/api/registration/policy', async (request, reply) => {
+      const { policy } = z.object({ policy: z.enum(REGISTRATION_POLICIES) }).parse(request.body);
+      const registration = d.registration?.();
+      if (!registration) return reply.code(409).send({ error: 'the hub uses an external broker: its accounts are made with mqttkit device add' });
+      registration.setPolicy(policy);
+      return { policy, note: `until the hub restarts: start it with --registration ${policy} (or "registration" in config.json) to keep it` };
+    });
     app.get('/api/registration', async () => ({
-      policy: d.policy,
+      policy: d.registration?.()?.currentPolicy ?? d.policy,
       accounts: d.accounts
         .list()
         .filter((a) => a.role === 'device')
@@ -587,7 +603,7 @@ export class WebServer {
       return { points: d.history.series({ deviceId: q.device, service: q.service, index: q.index, characteristic: q.characteristic }, from, to, q.points) };
     });
 
-    app.get('/api/metrics', async () => {
+    const metrics = (): HubMetrics => {
       const cpu = process.cpuUsage();
       return {
         uptimeS: Math.round(process.uptime()),
@@ -600,7 +616,20 @@ export class WebServer {
         cpuSystemMs: Math.round(cpu.system / 1000),
         faults: d.faults(),
       };
+    };
+    app.get('/api/metrics', async () => metrics());
+    /** The hub's own last log lines (Security page); `level`: that level and above. */
+    app.get<{ Querystring: Record<string, string | undefined> }>('/api/hub-log', async (request) => {
+      const q = z
+        .object({
+          level: z.enum(Object.keys(LEVEL_RANK) as [string, ...string[]]).default('trace'),
+          after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+        })
+        .parse(request.query);
+      return { lines: hubLog.lines(q.level, q.after).slice(-HUB_LOG_LINES) };
     });
+    // The same figures for Prometheus; guarded like every route that is not registered public [A-1] [A-4].
+    app.get('/metrics', async (_request, reply) => reply.type(PROMETHEUS_TYPE).send(prometheusText(metrics())));
 
     // No HEAD twin: a stream answered to HEAD would never end.
     app.get<{ Querystring: Record<string, string | undefined> }>('/api/events', { exposeHeadRoute: false }, (request, reply) => this.#events(request, reply));
@@ -697,6 +726,8 @@ export class WebServer {
     };
     let lines: DeviceLogLine[] = [];
     let linesDropped = 0;
+    /** The hub's own log lines since the last send (at most its ring's size: older ones are in GET /api/hub-log). */
+    let hubLines: HubLogLine[] = [];
     const offs = [
       d.bus.on('value', (ref) => queue(ref.deviceId)),
       d.bus.on('device:state', (x) => queue(x.id)),
@@ -718,6 +749,13 @@ export class WebServer {
       }),
       // A job or rollout queued, started or ended.
       d.ota.onChange(soon),
+      // Not for `?logs` streams (the CLI's `logs -f` follows one device).
+      hubLog.onLine((line) => {
+        if (logsOf !== undefined) return;
+        hubLines.push(line);
+        if (hubLines.length > HUB_LOG_LINES) hubLines.shift();
+        soon();
+      }),
     ];
     let jobs = JSON.stringify(d.ota.jobs(20));
     // [A-3] Each unfinished job and running rollout as it changes, and once more when it ends (the CLI follows one).
@@ -764,6 +802,8 @@ export class WebServer {
       if (linesDropped > 0) send('log-dropped', { lines: linesDropped });
       lines = [];
       linesDropped = 0;
+      for (const line of hubLines) send('hub-log', line);
+      hubLines = [];
       const now = JSON.stringify(d.ota.jobs(20));
       if (now !== jobs) send('jobs', JSON.parse(now));
       jobs = now;

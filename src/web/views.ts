@@ -19,6 +19,8 @@ export function deviceView(device: DeviceRecord, deps: { registry: DeviceRegistr
     app: device.meta.firmware ?? info.app ?? null, // [P-22] the version HomeKit shows
     lastReboot: info.lastReboot ?? null,
     lastException: info.lastException ?? null,
+    // True once it answered `getversion`, false when asked and never answered, null before it was asked: OTA needs an answer.
+    answersCommands: info.answersCommands ?? null,
     services: device.services.map((service) => {
       const spec = deps.registry.resolve(service, Object.keys(service.values)[0] ?? '');
       const names = new Set([...Object.keys(service.values), ...(spec.ok ? spec.value.service.required.filter((n) => n !== 'Name') : [])]);

@@ -151,8 +151,8 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
     writeFileSync(upload, 'print("hello from the dashboard")\n');
     await page.setInputFiles('#ota-files', upload);
     await page.click('#ota-start');
-    await page.waitForSelector('li[data-state="running"], li[data-state="succeeded"]', { timeout: 15_000 });
-    await page.waitForSelector('li[data-state="succeeded"] .job-state:text("done")', { timeout: 60_000 });
+    await page.waitForSelector('tr[data-job][data-state="running"], tr[data-job][data-state="succeeded"]', { timeout: 15_000 });
+    await page.waitForSelector('tr[data-job][data-state="succeeded"] .job-state:text("done")', { timeout: 60_000 });
     await page.screenshot({ path: join(SCREENSHOTS, 'ota.png') });
 
     // Phone-sized screens get the same pages.
@@ -285,16 +285,16 @@ describe('dashboard actions in Chromium', { timeout: 180_000 }, () => {
     writeFileSync(file, 'print("lamp")\n');
     await s.page.setInputFiles('#ota-files', file);
     await s.page.click('#ota-start');
-    const job = s.page.locator('li[data-job][data-state="queued"]').first();
+    const job = s.page.locator('tr[data-job][data-state="queued"]').first();
     await job.waitFor({ timeout: 10_000 });
     const id = Number(await job.getAttribute('data-job'));
     // Asked first, inline: "Keep it" leaves the job queued.
     await s.page.click(`[data-cancel="${id}"]`, { timeout: 10_000 });
-    await s.page.click(`li[data-job="${id}"] [data-confirm="no"]`);
-    assert.equal(await s.page.getAttribute(`li[data-job="${id}"]`, 'data-state'), 'queued');
+    await s.page.click(`tr[data-job="${id}"] [data-confirm="no"]`);
+    assert.equal(await s.page.getAttribute(`tr[data-job="${id}"]`, 'data-state'), 'queued');
     await s.page.click(`[data-cancel="${id}"]`);
-    await s.page.click(`li[data-job="${id}"] [data-confirm="yes"]`);
-    await s.page.waitForSelector(`li[data-job="${id}"][data-state="cancelled"]`, { timeout: 10_000 });
+    await s.page.click(`tr[data-job="${id}"] [data-confirm="yes"]`);
+    await s.page.waitForSelector(`tr[data-job="${id}"][data-state="cancelled"]`, { timeout: 10_000 });
     await s.page.waitForFunction((n) => /cancelled/.test(document.querySelector(`[data-job-message="${n}"]`)?.textContent ?? ''), id, { timeout: 10_000 });
     const jobs = (await (await s.page.request.get(`${s.base}/api/ota/jobs`)).json()) as Array<{ id: number; state: string; message: string }>;
     const ended = jobs.find((j) => j.id === id);

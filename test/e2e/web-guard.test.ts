@@ -32,7 +32,7 @@ interface Route {
 
 /** The routes in docs/api.md's endpoint table. */
 function documentedRoutes(): Route[] {
-  const rows = readFileSync(DOCS, 'utf8').matchAll(/^\| `(GET|POST|PUT|PATCH|DELETE) (\/(?:api|device)\/[^`\s]*)`/gm);
+  const rows = readFileSync(DOCS, 'utf8').matchAll(/^\| `(GET|POST|PUT|PATCH|DELETE) (\/(?:api|device)\/[^`\s]*|\/metrics)`/gm);
   return [...rows].map((m) => ({ method: m[1]!, url: m[2]! }));
 }
 

@@ -16,6 +16,7 @@ export class MqttFeature implements Feature {
   readonly name = 'mqtt';
   #link: HubLink | undefined;
   #broker: EmbeddedBroker | undefined;
+  #registration: Registration | undefined;
   #topics: DeviceTopics | undefined;
 
   constructor(private readonly ctx: HubContext) {}
@@ -27,6 +28,7 @@ export class MqttFeature implements Feature {
       const brokerLog = scope.log.child({ part: 'broker' });
       const throttle = new LoginThrottle({ ...DEFAULT_THROTTLE, maxDelayMs: mqtt.authMaxDelayMs });
       const registration = new Registration(accounts, mqtt.registration, brokerLog, throttle);
+      this.#registration = registration;
       const broker = await EmbeddedBroker.start(
         { host: mqtt.host, port: mqtt.port, registration, tls: mqtt.tls, onDeviceGone: (id) => registry.connectionClosed(id) },
         brokerLog,
@@ -53,6 +55,11 @@ export class MqttFeature implements Feature {
   }
 
   /** The embedded broker, undefined with an external one. */
+  /** The embedded broker's registration (none with an external broker). */
+  get registration(): Registration | undefined {
+    return this.#registration;
+  }
+
   get broker(): EmbeddedBroker | undefined {
     return this.#broker;
   }

@@ -6,7 +6,10 @@ import type { Feature, FeatureScope } from '../feature.js';
 import type { HubContext } from './context.js';
 
 /** What the web feature needs from the other features. */
-export type WebParts = Pick<WebDeps, 'channel' | 'bridges' | 'counters' | 'cancelJob' | 'cancelRollout' | 'disconnect' | 'removeDevice' | 'otaOff'>;
+export type WebParts = Pick<
+  WebDeps,
+  'channel' | 'bridges' | 'counters' | 'cancelJob' | 'cancelRollout' | 'disconnect' | 'removeDevice' | 'otaOff' | 'registration'
+>;
 
 export class WebFeature implements Feature {
   readonly name = 'web';
@@ -29,6 +32,7 @@ export class WebFeature implements Feature {
       web: new WebStore(this.ctx.db),
       pincode: this.ctx.pincode,
       policy: options.mqtt.kind === 'embedded' ? options.mqtt.registration : 'closed',
+      externalBroker: options.mqtt.kind !== 'embedded',
       dataDir: options.dataDir,
       log: scope.log,
       allowedHosts: options.httpAllowedHosts,

@@ -5,7 +5,9 @@ const PUBLIC = ['/api/login', '/api/setup', '/api/session'];
 export async function api(path, options = {}) {
   let response;
   try {
-    response = await fetch(path, { ...options, headers: { 'content-type': 'application/json', ...(options.headers || {}) } });
+    // No content type without a body: Fastify refuses an empty JSON body (a DELETE would answer 400).
+    const type = options.body === undefined ? {} : { 'content-type': 'application/json' };
+    response = await fetch(path, { ...options, headers: { ...type, ...(options.headers || {}) } });
   } catch {
     throw new Error('the hub did not answer: is it running, and is this network reaching it?');
   }

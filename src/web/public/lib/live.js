@@ -1,6 +1,6 @@
 // The live event stream (GET /api/events, docs/api.md [A-3]): devices, OTA jobs and device log lines
 // as they happen. Pages read `live` and hear changes through `onLive`; nothing here polls.
-export const live = { devices: new Map(), jobs: [] };
+export const live = { devices: new Map(), jobs: [], rollouts: new Map() };
 
 /** Log lines seen since the page opened, newest last, for a device page opened a moment later. */
 const RECENT_LINES = 500;
@@ -49,6 +49,12 @@ export function connect() {
     if (recent.length > RECENT_LINES) recent.splice(0, recent.length - RECENT_LINES);
     tell('log', line);
   });
+  stream.addEventListener('rollout', (e) => {
+    const rollout = JSON.parse(e.data);
+    live.rollouts.set(rollout.id, rollout);
+    tell('rollout', rollout);
+  });
+  stream.addEventListener('hub-log', (e) => tell('hub-log', JSON.parse(e.data)));
   stream.addEventListener('log-dropped', (e) => tell('log-dropped', JSON.parse(e.data)));
 }
 

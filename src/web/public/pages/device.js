@@ -112,7 +112,7 @@ export async function devicePage(main, id) {
 
 /** The log panel: the lines the hub kept, then each new one from the live stream (no polling). */
 function devicelog(id, initial) {
-  const el = h('pre', { class: 'log', id: 'log', 'aria-live': 'polite', 'aria-label': `Log of ${id}` });
+  const el = h('pre', { class: 'log', id: 'log', tabindex: 0, 'aria-live': 'polite', 'aria-label': `Log of ${id}` });
   const lines = [];
   let lastId = 0;
   // The newest line stays in view; once laid out (a panel not yet on the page has no height) too.
@@ -145,7 +145,7 @@ function devicelog(id, initial) {
 
 function commandForm(id) {
   const command = h('input', { type: 'text', placeholder: 'stats, getversion, msg_exception…', id: 'command', 'aria-label': 'Command' });
-  const answer = h('pre', { class: 'log', id: 'answer', hidden: true, 'aria-live': 'polite' });
+  const answer = h('pre', { class: 'log', id: 'answer', tabindex: 0, hidden: true, 'aria-live': 'polite' });
   const message = messageLine({ id: 'command-message' });
   const form = h(
     'form',

@@ -1,11 +1,54 @@
-// Device accounts: approve a device that waits (registration policy "approve"), or let one register a
-// new password.
-import { api, post } from '../lib/api.js';
+// Security: device accounts (add one ahead of time, approve one that waits, let one register a new
+// password), API tokens and dashboard accounts. A new secret (device password, token) is shown once,
+// in the page, with nothing else to fetch it again: the hub keeps only its hash.
+import { api, del, post } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { attempt, confirmInline, messageLine } from '../lib/inline.js';
+import { when } from './ota-format.js';
+
+const POLICIES = {
+  open: 'open: an unknown device registers with the password it presents',
+  approve: 'approve: an unknown device waits until approved here',
+  closed: 'closed: only devices added here (or with mqttkit device add) connect',
+};
+
+/** The registration policy, switched for the next connections (until the hub restarts: docs/security.md [S-2]). */
+function policyForm(current) {
+  const select = h(
+    'select',
+    { id: 'registration-policy-select' },
+    Object.entries(POLICIES).map(([value, label]) => h('option', { value, selected: value === current }, label)),
+  );
+  const shown = h('strong', { id: 'registration-policy' }, current);
+  const message = messageLine({ id: 'registration-policy-message' });
+  return h(
+    'form',
+    {
+      class: 'card',
+      'aria-labelledby': 'policy-title',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const answer = await attempt(message, () => post('/api/registration/policy', { policy: select.value }));
+        if (!answer) return;
+        shown.textContent = answer.policy;
+        message.done(`Registration is ${answer.policy} now, ${answer.note}.`);
+      },
+    },
+    h('h2', { id: 'policy-title' }, 'Registration policy: ', shown),
+    h('label', { for: 'registration-policy-select' }, 'New devices'),
+    select,
+    h('p', {}, h('button', { type: 'submit', id: 'registration-policy-apply' }, 'Switch policy')),
+    message.el,
+  );
+}
+
+/** A secret shown once: selectable text and a note that it will not be shown again. */
+const secretBox = (id, what, value) =>
+  h('div', { class: 'card secret-box', id }, h('p', {}, `${what} (shown only this once: copy it now):`), h('p', { class: 'secret' }, value));
 
 export async function securityPage(main) {
   const reg = await api('/api/registration');
+  const hubLog = await hubLogSection();
   const rows = h('tbody');
   const pageMessage = messageLine({ id: 'security-message' });
   const reload = async () => render((await api('/api/registration')).accounts);
@@ -15,10 +58,15 @@ export async function securityPage(main) {
     const path = (action) => `/api/registration/${encodeURIComponent(a.id)}/${action}`;
     const action =
       a.status === 'pending'
-        ? h('button', { onclick: async () => (await attempt(message, () => post(path('approve')))) && (await attempt(pageMessage, reload)) }, 'Approve')
+        ? h(
+            'button',
+            { type: 'button', onclick: async () => (await attempt(message, () => post(path('approve')))) && (await attempt(pageMessage, reload)) },
+            'Approve',
+          )
         : h(
             'button',
             {
+              type: 'button',
               class: 'link',
               onclick: async () => {
                 if (!(await confirmInline(ask, `Let ${a.id} register a new password?`, 'Yes, reset'))) return;
@@ -31,19 +79,266 @@ export async function securityPage(main) {
     return h(
       'tr',
       { 'data-account': a.id },
-      h('td', {}, a.id),
-      h('td', {}, account),
-      h('td', { class: 'muted' }, a.address || '–'),
-      h('td', {}, action, ' ', ask, message.el),
+      h('td', { 'data-label': 'Device', class: 'nowrap' }, a.id),
+      h('td', { 'data-label': 'Account' }, account),
+      h('td', { 'data-label': 'Address', class: 'muted' }, a.address || '–'),
+      h('td', { 'data-label': 'Actions' }, action, ' ', ask, message.el),
     );
   };
   const render = (accounts) => rows.replaceChildren(...accounts.map(row));
   render(reg.accounts);
-  const head = h('thead', {}, h('tr', {}, h('th', {}, 'Device'), h('th', {}, 'Account'), h('th', {}, 'Address'), h('th', {}, '')));
+  const head = h(
+    'thead',
+    {},
+    h(
+      'tr',
+      {},
+      ['Device', 'Account', 'Address', 'Actions'].map((t) => h('th', { scope: 'col' }, t)),
+    ),
+  );
+
+  // Add a device ahead of time (policy "closed" needs it; any policy allows it).
+  const newId = h('input', { type: 'text', id: 'device-add-id', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. porch-light' });
+  const addMessage = messageLine({ id: 'device-add-message' });
+  const addShown = h('div', { id: 'device-add-secret-host' });
+  const addForm = h(
+    'form',
+    {
+      class: 'card',
+      'aria-labelledby': 'device-add-title',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        addShown.replaceChildren();
+        const made = await attempt(addMessage, () => post('/api/registration/devices', { id: newId.value.trim() }));
+        if (!made) return;
+        addMessage.done(`${made.id} added: put this password in its config (username and client id: ${made.id}).`);
+        addShown.replaceChildren(secretBox('device-password', `Password of ${made.id}`, made.password));
+        newId.value = '';
+        await attempt(pageMessage, reload);
+      },
+    },
+    h('h2', { id: 'device-add-title' }, 'Add a device'),
+    h('label', { for: 'device-add-id' }, 'Device id (its MQTT username and client id)'),
+    newId,
+    h('p', {}, h('button', { type: 'submit', id: 'device-add' }, 'Add device')),
+    addMessage.el,
+    addShown,
+  );
+
   main.replaceChildren(
     h('h1', {}, 'Security'),
-    h('p', {}, 'Registration policy: ', h('strong', {}, reg.policy), h('span', { class: 'muted' }, ' (set with --registration)')),
+    policyForm(reg.policy),
     pageMessage.el,
-    h('table', {}, head, rows),
+    h('h2', { id: 'devices-title' }, 'Device accounts'),
+    h('table', { class: 'ops-table', 'aria-labelledby': 'devices-title' }, head, rows),
+    addForm,
+    await tokensSection(),
+    await usersSection(),
+    hubLog.el,
   );
+  return (kind, data) => kind === 'hub-log' && hubLog.add(data);
+}
+
+/** API tokens for scripts (and Prometheus): made here with the token shown once, revoked in place. */
+async function tokensSection() {
+  const rows = h('tbody');
+  const message = messageLine({ id: 'token-message' });
+  const shown = h('div', { id: 'token-secret-host' });
+  const render = (tokens) =>
+    rows.replaceChildren(
+      ...tokens.map((t) => {
+        const ask = h('span', { class: 'ask' });
+        const line = messageLine({ 'data-token-message': t.name }, 'span');
+        const remove = h(
+          'button',
+          {
+            type: 'button',
+            class: 'link',
+            'data-revoke': t.name,
+            onclick: async () => {
+              if (!(await confirmInline(ask, `Revoke ${t.name}? Scripts using it stop working.`, 'Yes, revoke'))) return;
+              if (await attempt(line, () => del(`/api/tokens/${encodeURIComponent(t.name)}`))) await reload();
+            },
+          },
+          'Revoke',
+        );
+        return h(
+          'tr',
+          { 'data-token': t.name },
+          h('td', { 'data-label': 'Name', class: 'nowrap' }, t.name),
+          h('td', { 'data-label': 'Created' }, when(t.createdAt)),
+          h('td', { 'data-label': 'Actions' }, remove, ' ', ask, line.el),
+        );
+      }),
+    );
+  const reload = async () => render(await api('/api/tokens'));
+  await reload();
+  const name = h('input', { type: 'text', id: 'token-name', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. prometheus' });
+  const form = h(
+    'form',
+    {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        shown.replaceChildren();
+        const made = await attempt(message, () => post('/api/tokens', { name: name.value.trim() }));
+        if (!made) return;
+        message.done(`Token ${made.name} made: send it as Authorization: Bearer <token>.`);
+        shown.replaceChildren(secretBox('token-secret', `Token ${made.name}`, made.token));
+        name.value = '';
+        await attempt(message, reload);
+      },
+    },
+    h('label', { for: 'token-name' }, 'New token name'),
+    name,
+    h('p', {}, h('button', { type: 'submit', id: 'token-create' }, 'Make token')),
+  );
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'tokens-title' },
+    h('h2', { id: 'tokens-title' }, 'API tokens'),
+    h(
+      'table',
+      { class: 'ops-table', id: 'tokens' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Name', 'Created', 'Actions'].map((t) => h('th', { scope: 'col' }, t)),
+        ),
+      ),
+      rows,
+    ),
+    form,
+    message.el,
+    shown,
+  );
+}
+
+/** Dashboard accounts: another admin added with a password, one removed (not the one in use, not the last). */
+async function usersSection() {
+  const rows = h('tbody');
+  const message = messageLine({ id: 'user-message' });
+  const render = (users) =>
+    rows.replaceChildren(
+      ...users.map((u) => {
+        const ask = h('span', { class: 'ask' });
+        const line = messageLine({ 'data-user-message': u.name }, 'span');
+        const remove = h(
+          'button',
+          {
+            type: 'button',
+            class: 'link',
+            'data-remove-user': u.name,
+            onclick: async () => {
+              if (!(await confirmInline(ask, `Remove ${u.name}? Its sessions end.`, 'Yes, remove'))) return;
+              if (await attempt(line, () => del(`/api/users/${encodeURIComponent(u.name)}`))) await reload();
+            },
+          },
+          'Remove',
+        );
+        return h(
+          'tr',
+          { 'data-user': u.name },
+          h('td', { 'data-label': 'Name', class: 'nowrap' }, u.name),
+          h('td', { 'data-label': 'Created' }, when(u.createdAt)),
+          h('td', { 'data-label': 'Actions' }, remove, ' ', ask, line.el),
+        );
+      }),
+    );
+  const reload = async () => render(await api('/api/users'));
+  await reload();
+  const username = h('input', { type: 'text', id: 'user-name', autocomplete: 'off', spellcheck: 'false' });
+  const password = h('input', { type: 'password', id: 'user-password', autocomplete: 'new-password' });
+  const form = h(
+    'form',
+    {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const made = await attempt(message, () => post('/api/users', { username: username.value.trim(), password: password.value }));
+        if (!made) return;
+        message.done(`${made.user} can log in now.`);
+        username.value = '';
+        password.value = '';
+        await attempt(message, reload);
+      },
+    },
+    h('label', { for: 'user-name' }, 'New account name'),
+    username,
+    h('label', { for: 'user-password' }, 'Its password (at least 10 characters)'),
+    password,
+    h('p', {}, h('button', { type: 'submit', id: 'user-add' }, 'Add account')),
+  );
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'users-title' },
+    h('h2', { id: 'users-title' }, 'Dashboard accounts'),
+    h(
+      'table',
+      { class: 'ops-table', id: 'users' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Name', 'Created', 'Actions'].map((t) => h('th', { scope: 'col' }, t)),
+        ),
+      ),
+      rows,
+    ),
+    form,
+    message.el,
+  );
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+const KEEP = 500;
+
+/** The hub's own log: the last 500 lines, then each new one from the live stream, filtered by level. */
+async function hubLogSection() {
+  const level = h(
+    'select',
+    { id: 'hub-log-level' },
+    LEVELS.map((l) => h('option', { value: l, selected: l === 'info' }, `${l} and above`)),
+  );
+  const view = h('pre', { class: 'log hub-log', id: 'hub-log', tabindex: 0, 'aria-label': 'The hub log', 'aria-live': 'off' });
+  const message = messageLine({ id: 'hub-log-message' });
+  let lines = [];
+  const shown = (line) => LEVELS.indexOf(line.level) >= LEVELS.indexOf(level.value);
+  const text = (line) => `${new Date(line.at).toLocaleTimeString()} ${line.level.toUpperCase().padEnd(5)} ${line.text}\n`;
+  const draw = () => {
+    const atEnd = view.scrollTop + view.clientHeight >= view.scrollHeight - 4;
+    view.replaceChildren(...lines.filter(shown).map((l) => h('span', { class: `lvl-${l.level}`, 'data-level': l.level }, text(l))));
+    if (atEnd) view.scrollTop = view.scrollHeight;
+  };
+  const load = async () => {
+    const answer = await attempt(message, () => api('/api/hub-log?level=trace'));
+    if (answer) lines = answer.lines.slice(-KEEP);
+    draw();
+    view.scrollTop = view.scrollHeight;
+  };
+  level.addEventListener('change', draw);
+  await load();
+  return {
+    el: h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'hub-log-title' },
+      h('h2', { id: 'hub-log-title' }, 'Hub log'),
+      h('div', { class: 'toolbar' }, h('label', { for: 'hub-log-level' }, 'Show'), level),
+      message.el,
+      view,
+    ),
+    add(line) {
+      if (lines.length && line.id <= lines[lines.length - 1].id) return;
+      lines.push(line);
+      if (lines.length > KEEP) lines = lines.slice(-KEEP);
+      if (!shown(line)) return;
+      const atEnd = view.scrollTop + view.clientHeight >= view.scrollHeight - 4;
+      view.append(h('span', { class: `lvl-${line.level}`, 'data-level': line.level }, text(line)));
+      while (view.childNodes.length > KEEP) view.firstChild.remove();
+      if (atEnd) view.scrollTop = view.scrollHeight;
+    },
+  };
 }

@@ -1,0 +1,79 @@
+/**
+ * The Security page's API (docs/api.md): API tokens (made, listed, revoked), dashboard accounts (added,
+ * listed, removed) and device accounts provisioned ahead of time, each with its secret shown once.
+ * Every route here needs a login like any other ([A-1]: none is registered public) and a browser's
+ * state change comes from the dashboard's own page ([A-2]); inputs are bounded before work ([A-6]).
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { accountNameProblem, mqttAccountNameProblem } from '../security/access-policy.js';
+import { generatePassword, hashPassword } from '../security/password-hash.js';
+import type { AccountStore } from '../store/account-store.js';
+import type { WebStore } from '../store/web-store.js';
+
+export interface AdminDeps {
+  web: WebStore;
+  accounts: AccountStore;
+  /** Set with an external broker: device accounts live in Mosquitto's dynamic security, made by the CLI. */
+  externalBroker?: boolean;
+}
+
+const tokenName = z
+  .string()
+  .min(1, 'required')
+  .max(64, 'at most 64 characters')
+  .regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, _ . or -');
+const userBody = z.object({
+  username: z
+    .string()
+    .min(1, 'required')
+    .max(64)
+    .refine((v) => !accountNameProblem(v), 'use 1-64 letters, digits, _ or -'),
+  password: z.string().min(10, 'at least 10 characters').max(200),
+});
+const deviceBody = z.object({ id: z.string().min(1, 'required').max(64, 'at most 64 characters') });
+
+const status = (code: number, message: string) => Object.assign(new Error(message), { statusCode: code });
+
+export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
+  app.get('/api/tokens', async () => d.web.tokens());
+  app.post('/api/tokens', async (request) => {
+    const { name } = z.object({ name: tokenName }).parse(request.body);
+    if (d.web.tokens().some((t) => t.name === name)) throw status(409, `a token named ${name} exists already: remove it first or choose another name`);
+    return { name, token: d.web.createToken(name) };
+  });
+  app.delete<{ Params: { name: string } }>('/api/tokens/:name', async (request) => {
+    const name = tokenName.parse(request.params.name);
+    if (!d.web.removeToken(name)) throw status(404, `no token named ${name}`);
+    return { removed: name };
+  });
+
+  app.get('/api/users', async () => d.web.users());
+  app.post('/api/users', async (request) => {
+    const body = userBody.parse(request.body);
+    if (d.web.user(body.username)) throw status(409, `${body.username} exists already`);
+    d.web.addUser(body.username, await hashPassword(body.password));
+    return { user: body.username };
+  });
+  app.delete<{ Params: { name: string } }>('/api/users/:name', async (request) => {
+    const name = userBody.shape.username.parse(request.params.name);
+    // Nobody locks the hub: the account in use stays (another admin removes it), and so does the last one.
+    if (request.auth?.user === name) throw status(409, `you are logged in as ${name}: log in as another account to remove it`);
+    if (!d.web.user(name)) throw status(404, `no dashboard account ${name}`);
+    if (d.web.users().length <= 1) throw status(409, `${name} is the last dashboard account`);
+    d.web.removeUser(name);
+    return { removed: name };
+  });
+
+  /** `mqttkit device add <id>` from the dashboard: the generated password is in this answer only. */
+  app.post('/api/registration/devices', async (request) => {
+    const { id } = deviceBody.parse(request.body);
+    const problem = mqttAccountNameProblem(id);
+    if (problem) throw status(400, `id: ${problem}`);
+    if (d.externalBroker) throw status(409, `the hub uses an external broker: add the device there with 'mqttkit device add ${id}'`);
+    if (d.accounts.get(id)) throw status(409, `${id} exists already: reset its password instead`);
+    const password = generatePassword();
+    if (!d.accounts.create(id, 'device', 'active', await hashPassword(password))) throw status(409, `${id} exists already`);
+    return { id, username: id, clientId: id, password };
+  });
+}

@@ -1,0 +1,439 @@
+/// <reference lib="dom" />
+/**
+ * The dashboard's operations side in real Chromium: the Updates page (live bytes with speed and time
+ * left, the jobs table with its times, Cancel and Retry, devices that never answered `getversion`
+ * marked, a rollout started, followed and halted from the page), and whole-site qualities: no
+ * navigation on the setup and login pages, a favicon, dark mode by `prefers-color-scheme`, keyboard
+ * reach, axe-core on every page (no serious or critical violation), and at 390 px no horizontal scroll
+ * and no word broken mid-word (measured).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it, type TestContext } from 'node:test';
+import type { MqttClient } from 'mqtt';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { connectDevice } from '../helpers/mqtt-device.js';
+import { deviceRoot, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
+import { requireTool } from '../helpers/system-tools.js';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+const PASSWORD = 'a long dashboard password';
+
+/** axe-core's serious and critical findings on the page as it is now (one line each). */
+async function axeProblems(page: Page, where: string): Promise<string[]> {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async () => {
+    const w = window as unknown as {
+      axe: { run: (c: Document, o: object) => Promise<{ violations: Array<{ id: string; impact: string; nodes: Array<{ target: string[] }> }> }> };
+    };
+    const result = await w.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, targets: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+  });
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${where}: ${v.impact} ${v.id} at ${v.targets.join(', ')}`);
+}
+
+/**
+ * At the page's current width: the document does not scroll sideways, no element is wider than the
+ * screen, and no word of the main content is split over two lines (each word's range has one line box).
+ */
+async function phoneProblems(page: Page, where: string): Promise<string[]> {
+  return page.evaluate((where) => {
+    const problems: string[] = [];
+    const doc = document.documentElement;
+    if (doc.scrollWidth > doc.clientWidth + 1) problems.push(`${where}: the page scrolls sideways (${doc.scrollWidth} > ${doc.clientWidth})`);
+    for (const el of document.querySelectorAll<HTMLElement>('body *')) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || getComputedStyle(el).position === 'absolute') continue;
+      if (r.right > doc.clientWidth + 1 && !el.closest('.table-scroll, .chart, pre'))
+        problems.push(`${where}: <${el.tagName.toLowerCase()} class="${el.className}"> ends at ${Math.round(r.right)} px`);
+    }
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const text = node.textContent ?? '';
+      const parent = node.parentElement;
+      if (!parent || parent.closest('script, style, svg, option, [hidden]') || parent.offsetParent === null) continue;
+      // A log box that does not wrap (it scrolls inside) cannot break a word.
+      if (getComputedStyle(parent).whiteSpace === 'pre') continue;
+      for (const m of text.matchAll(/\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index!);
+        range.setEnd(node, m.index! + m[0].length);
+        const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+        if (tops.size > 1) problems.push(`${where}: "${m[0].slice(0, 40)}" is broken over ${tops.size} lines`);
+      }
+    }
+    return problems.slice(0, 20);
+  }, where);
+}
+
+/** Tabs through the page; returns the visible controls of `main` the keyboard never reached. */
+async function unreachable(page: Page): Promise<string[]> {
+  await page.evaluate(() => {
+    (document.activeElement as HTMLElement | null)?.blur();
+    (window as unknown as { reached: Set<Element> }).reached = new Set();
+    document.addEventListener('focusin', (e) => (window as unknown as { reached: Set<Element> }).reached.add(e.target as Element));
+  });
+  const controls = await page.evaluate(
+    () =>
+      [...document.querySelectorAll<HTMLElement>('main a[href], main button, main input, main select, main textarea, main [tabindex]')].filter(
+        (el) => el.offsetParent !== null && !(el as HTMLButtonElement).disabled && el.tabIndex >= 0,
+      ).length,
+  );
+  for (let i = 0; i < controls + 15; i++) await page.keyboard.press('Tab');
+  return page.evaluate(() => {
+    const reached = (window as unknown as { reached: Set<Element> }).reached;
+    return [...document.querySelectorAll<HTMLElement>('main a[href], main button, main input, main select, main textarea, main [tabindex]')]
+      .filter((el) => el.offsetParent !== null && !(el as HTMLButtonElement).disabled && el.tabIndex >= 0 && !reached.has(el))
+      .map((el) => `<${el.tagName.toLowerCase()} id="${el.id}" class="${el.className}">${(el.textContent ?? '').slice(0, 30)}`);
+  });
+}
+
+describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
+  let hub: RunningHub | undefined;
+  let browser: Browser | undefined;
+  let probe: RunningDevice | undefined;
+  let silent: MqttClient | undefined;
+  const work = mkdtempSync(join(tmpdir(), 'mqttkit-dash-ops-'));
+  let ready: Promise<{ page: Page; base: string } | undefined> | undefined;
+  const errors: string[] = [];
+
+  after(async () => {
+    await browser?.close();
+    await probe?.kill();
+    silent?.end(true);
+    await hub?.stop('SIGKILL');
+    if (hub) removeDataDir(hub.dataDir);
+    if (probe) removeRoot(probe.root);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** One hub and one browser page for the tests below; the first test creates the admin account. */
+  const session = (t: TestContext) =>
+    (ready ??= (async () => {
+      const executable = requireTool(t, 'chromium', ['/usr/bin/chromium', 'chromium', 'chromium-browser'], 'apt-get install chromium');
+      if (!executable) return undefined;
+      hub = await startHub();
+      const base = `http://127.0.0.1:${hub.info.httpPort}`;
+      browser = await chromium.launch({
+        executablePath: executable,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
+      });
+      const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+      page.on('pageerror', (error) => errors.push(error.message));
+      page.on('dialog', (dialog) => {
+        errors.push(`a browser dialog: ${dialog.message()}`);
+        void dialog.dismiss().catch(() => {});
+      });
+      return { page, base };
+    })());
+
+  it('hides the navigation on the setup and login pages, has a favicon, passes axe there', async (t) => {
+    const s = await session(t);
+    if (!s) return;
+    const { page, base } = s;
+    await page.goto(base);
+    await page.waitForSelector('text=Create the admin account');
+    // Checked at the end, so that a failure here leaves the account made for the tests below.
+    const navOnSetup = await page.locator('#nav').isVisible();
+    const icon = await page.getAttribute('link[rel="icon"]', 'href');
+    assert.ok(icon, 'the page names a favicon');
+    const fetched = await page.request.get(new URL(icon, base).toString());
+    assert.equal(fetched.status(), 200);
+    assert.match(fetched.headers()['content-type'] ?? '', /image\//);
+    const setupProblems = await axeProblems(page, 'setup');
+    await page.fill('#password', PASSWORD);
+    await page.click('#submit');
+    await page.waitForSelector('#nav:not([hidden])');
+    await page.click('#logout');
+    await page.waitForSelector('text=Log in');
+    const navOnLogin = await page.locator('#nav').isVisible();
+    const loginProblems = await axeProblems(page, 'login');
+    await page.fill('#username', 'admin');
+    await page.fill('#password', PASSWORD);
+    await page.click('#submit');
+    await page.waitForSelector('#nav:not([hidden])');
+    assert.equal(navOnSetup, false, 'no navigation before there is an account');
+    assert.equal(navOnLogin, false, 'no navigation on the login page');
+    assert.deepEqual([...setupProblems, ...loginProblems], []);
+  });
+
+  it('marks devices that never answered getversion, and shows bytes, speed and time left while a transfer runs', async (t) => {
+    const s = await session(t);
+    const python = requireTool(t, 'python3', ['python3'], 'apt-get install python3');
+    if (!s || !python || !hub) return;
+    const { page, base } = s;
+    // A real device library (CPython) reading at 256 KiB/s, as a board on Wi-Fi, and an MQTT client that never answers.
+    probe = runDevice(python, PROBE, deviceRoot({ broker: '127.0.0.1', port: hub.info.mqtt.port, device_id: 'ops-probe', backoff_min: 0.2 }), [
+      '--pace',
+      '256',
+    ]);
+    await probe.waitFor((e) => e.status === 'broker ok', 15_000, 'the probe to connect');
+    silent = await connectDevice(hub.info.mqtt.address, 'ops-silent');
+    silent.on('error', () => {});
+    // It listens for commands (so the hub asks it), and never answers.
+    await silent.subscribeAsync('cmnd/ops-silent/OTA', { qos: 1 });
+    await silent.publishAsync('HomeKit/ops-silent/Switch/On', '0', { qos: 1 });
+    const answers = async (id: string) =>
+      ((await (await page.request.get(`${base}/api/devices/${id}`)).json()) as { answersCommands: boolean | null }).answersCommands;
+    await eventually(async () => (await answers('ops-probe')) === true, 20_000, 'the probe to answer getversion');
+    assert.notEqual(await answers('ops-silent'), true, 'ops-silent has not answered getversion');
+
+    await page.goto(`${base}/#/ota`);
+    await page.waitForSelector('#ota-device option[value="ops-probe"]', { state: 'attached' });
+    assert.equal(await page.getAttribute('#ota-device option[value="ops-probe"]', 'data-ota'), 'ready');
+    assert.equal(await page.getAttribute('#ota-device option[value="ops-silent"]', 'data-ota'), 'no-answer');
+    assert.match((await page.textContent('#ota-device option[value="ops-silent"]')) ?? '', /never answered getversion/);
+    await page.selectOption('#ota-device', 'ops-silent');
+    await page.waitForSelector('#ota-pick-warning:not([hidden])');
+    assert.match((await page.textContent('#ota-pick-warning')) ?? '', /ops-silent never answered getversion/);
+
+    // Every text the progress cell showed, as it changed.
+    await page.evaluate(() => {
+      const seen: string[] = [];
+      (window as unknown as { progressSeen: string[] }).progressSeen = seen;
+      new MutationObserver(() => {
+        for (const el of document.querySelectorAll('.job-bytes')) if (!seen.includes(el.textContent ?? '')) seen.push(el.textContent ?? '');
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    });
+    await page.selectOption('#ota-device', 'ops-probe');
+    const file = join(work, 'big.py');
+    writeFileSync(file, `# ${'x'.repeat(768 * 1024)}\n`);
+    await page.setInputFiles('#ota-files', file);
+    await page.click('#ota-start');
+    const row = page.locator('tr[data-job][data-state="succeeded"]').first();
+    await row.waitFor({ timeout: 90_000 });
+    const seen = await page.evaluate(() => (window as unknown as { progressSeen: string[] }).progressSeen);
+    const moving = seen.filter((x) => /^\d+(\.\d)? KiB of 768 KiB · \d+(\.\d)? KiB\/s · .+ left$/.test(x));
+    assert.ok(moving.length >= 2, `bytes, speed and time left moved while the transfer ran: ${JSON.stringify(seen)}`);
+    const cells = await row.locator('td').allTextContents();
+    for (const i of [5, 6, 7]) assert.match(cells[i] ?? '', /\d{1,2}:\d{2}:\d{2}/, `created, started and finished times: ${JSON.stringify(cells)}`);
+    assert.equal(await page.locator('table#jobs thead th').count(), 9);
+  });
+
+  it('cancels a job and retries it from its row', async (t) => {
+    const s = await session(t);
+    if (!s || !silent) return;
+    const { page, base } = s;
+    await page.goto(`${base}/#/ota`);
+    await page.waitForSelector('#ota-device option[value="ops-silent"]', { state: 'attached' });
+    await page.selectOption('#ota-device', 'ops-silent');
+    const file = join(work, 'main.py');
+    writeFileSync(file, 'print("silent")\n');
+    await page.setInputFiles('#ota-files', file);
+    await page.click('#ota-start');
+    const job = page.locator('tr[data-job][data-state="queued"], tr[data-job][data-state="running"]').first();
+    await job.waitFor({ timeout: 10_000 });
+    const id = Number(await job.getAttribute('data-job'));
+    await page.click(`[data-cancel="${id}"]`);
+    await page.click(`tr[data-job="${id}"] [data-confirm="yes"]`);
+    await page.waitForSelector(`tr[data-job="${id}"][data-state="cancelled"]`, { timeout: 10_000 });
+    await page.click(`[data-retry="${id}"]`);
+    await page.waitForFunction((n) => /retrying as job #\d+/.test(document.querySelector(`[data-job-message="${n}"]`)?.textContent ?? ''), id);
+    const again = Number(/#(\d+)/.exec((await page.textContent(`[data-job-message="${id}"]`)) ?? '')?.[1]);
+    assert.ok(again > id, 'a new job');
+    await page.waitForSelector(`tr[data-job="${again}"]`, { timeout: 10_000 });
+    await page.click(`[data-cancel="${again}"]`);
+    await page.click(`tr[data-job="${again}"] [data-confirm="yes"]`);
+    await page.waitForSelector(`tr[data-job="${again}"][data-state="cancelled"]`, { timeout: 10_000 });
+  });
+
+  it('starts a rollout from the page, follows it to its end, and halts another', async (t) => {
+    const s = await session(t);
+    if (!s || !probe) return;
+    const { page, base } = s;
+    await page.goto(`${base}/#/ota`);
+    await page.waitForSelector('#rollout-files');
+    const file = join(work, 'app.py');
+    writeFileSync(file, 'print("rolled out")\n');
+    await page.setInputFiles('#rollout-files', file);
+    await page.fill('#rollout-pattern', 'ops-pro*');
+    await page.waitForFunction(() => /1 device: ops-probe/.test(document.querySelector('#rollout-matched')?.textContent ?? ''));
+    await page.fill('#rollout-canary', '1');
+    await page.fill('#rollout-concurrency', '1');
+    await page.click('#rollout-start');
+    await page.waitForSelector('#rollout:not([hidden])');
+    await page.waitForSelector('#rollout[data-state="succeeded"]', { timeout: 60_000 });
+    assert.match((await page.textContent('#rollout')) ?? '', /1 of 1 devices updated/);
+
+    // A rollout to the device that never answers waits on it: halted from the page.
+    await page.setInputFiles('#rollout-files', file);
+    await page.fill('#rollout-pattern', 'ops-silent');
+    await page.click('#rollout-start');
+    await page.waitForSelector('#rollout[data-state="running"] #rollout-halt', { timeout: 10_000 });
+    await page.click('#rollout-halt');
+    await page.click('#rollout [data-confirm="yes"]');
+    await page.waitForSelector('#rollout[data-state="cancelled"]', { timeout: 15_000 });
+    assert.equal(await page.locator('#rollout-halt').isVisible(), false);
+  });
+
+  it('Security: adds a device (its password shown once, and it works), makes and revokes an API token, adds and removes a dashboard account', async (t) => {
+    const s = await session(t);
+    if (!s || !hub) return;
+    const { page, base } = s;
+    await page.goto(`${base}/#/security`);
+    await page.fill('#device-add-id', 'ops-new-lamp');
+    await page.click('#device-add');
+    const password = ((await page.textContent('#device-password .secret', { timeout: 10_000 })) ?? '').trim();
+    assert.ok(password.length >= 16, 'a generated password is shown');
+    await page.waitForSelector('tr[data-account="ops-new-lamp"]');
+    const lamp = await connectDevice(hub.info.mqtt.address, 'ops-new-lamp', { password, reconnectPeriod: 0 });
+    lamp.on('error', () => {});
+    assert.ok(lamp.connected, 'the device logs in with the password the page showed');
+    lamp.end(true);
+    await assert.rejects(connectDevice(hub.info.mqtt.address, 'ops-new-lamp', { password: 'not the password at all', reconnectPeriod: 0 }));
+    // Shown once: after the page is opened again it is nowhere.
+    await page.goto(`${base}/#/devices`);
+    await page.goto(`${base}/#/security`);
+    await page.waitForSelector('#token-name');
+    assert.equal(await page.locator('#device-password').count(), 0);
+    assert.ok(!(await page.content()).includes(password), 'the password is not on the page any more');
+
+    await page.fill('#token-name', 'ops-script');
+    await page.click('#token-create');
+    const token = ((await page.textContent('#token-secret .secret', { timeout: 10_000 })) ?? '').trim();
+    assert.match(token, /^mk_/);
+    await page.waitForSelector('tr[data-token="ops-script"]');
+    const scrape = () => fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+    assert.equal(await scrape(), 200, 'the token works');
+    await page.click('[data-revoke="ops-script"]');
+    await page.click('tr[data-token="ops-script"] [data-confirm="yes"]');
+    await page.waitForSelector('tr[data-token="ops-script"]', { state: 'detached', timeout: 10_000 });
+    assert.equal(await scrape(), 401, 'a revoked token is refused');
+
+    await page.fill('#user-name', 'second-admin');
+    await page.fill('#user-password', 'another long password');
+    await page.click('#user-add');
+    await page.waitForSelector('tr[data-user="second-admin"]');
+    const login = await fetch(`${base}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: base },
+      body: JSON.stringify({ username: 'second-admin', password: 'another long password' }),
+    });
+    assert.equal(login.status, 200, 'the new account logs in');
+    // The account in use is not removed (the user would lock themselves out): said next to its button.
+    await page.click('[data-remove-user="admin"]');
+    await page.click('tr[data-user="admin"] [data-confirm="yes"]');
+    await page.waitForFunction(() => /logged in as admin/.test(document.querySelector('[data-user-message="admin"]')?.textContent ?? ''));
+    await page.click('[data-remove-user="second-admin"]');
+    await page.click('tr[data-user="second-admin"] [data-confirm="yes"]');
+    await page.waitForSelector('tr[data-user="second-admin"]', { state: 'detached', timeout: 10_000 });
+  });
+
+  it('Security: switches the registration policy of the running hub', async (t) => {
+    const s = await session(t);
+    if (!s || !hub) return;
+    const { page, base } = s;
+    await page.goto(`${base}/#/security`);
+    assert.equal(await page.textContent('#registration-policy'), 'open');
+    await page.selectOption('#registration-policy-select', 'closed');
+    await page.click('#registration-policy-apply');
+    await page.waitForFunction(() => document.querySelector('#registration-policy')?.textContent === 'closed');
+    assert.match((await page.textContent('#registration-policy-message')) ?? '', /until the hub restarts/);
+    await assert.rejects(
+      connectDevice(hub.info.mqtt.address, 'ops-stranger', { password: 'a stranger password', reconnectPeriod: 0 }),
+      /Not authorized|refused/i,
+    );
+    await page.selectOption('#registration-policy-select', 'open');
+    await page.click('#registration-policy-apply');
+    await page.waitForFunction(() => document.querySelector('#registration-policy')?.textContent === 'open');
+    const stranger = await connectDevice(hub.info.mqtt.address, 'ops-stranger', { password: 'a stranger password', reconnectPeriod: 0 });
+    stranger.on('error', () => {});
+    assert.ok(stranger.connected, 'registers again under the open policy');
+    stranger.end(true);
+  });
+
+  it("Security: the hub's own log, its last lines and new ones live, filtered by level", async (t) => {
+    const s = await session(t);
+    if (!s || !hub) return;
+    const { page, base } = s;
+    await page.goto(`${base}/#/security`);
+    await page.waitForSelector('#hub-log span');
+    assert.match((await page.textContent('#hub-log')) ?? '', /INFO/, 'the lines the hub logged before the page opened');
+    const before = await page.locator('#hub-log span').count();
+    // A device with a wrong password: the hub logs the refusal, and the open page shows it without a reload.
+    await assert.rejects(connectDevice(hub.info.mqtt.address, 'ops-new-lamp', { password: 'wrong password again', reconnectPeriod: 0 }));
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('#hub-log span').length > n && /ops-new-lamp/.test(document.querySelector('#hub-log')?.textContent ?? ''),
+      before,
+      {
+        timeout: 10_000,
+      },
+    );
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    await page.selectOption('#hub-log-level', 'warn');
+    const levels = await page.$$eval('#hub-log span', (spans) => [...new Set(spans.map((x) => x.getAttribute('data-level')))]);
+    assert.ok(
+      levels.every((l) => ['warn', 'error', 'fatal'].includes(l ?? '')),
+      `only warn and above: ${levels.join(', ')}`,
+    );
+    await page.selectOption('#hub-log-level', 'info');
+    assert.ok((await page.locator('#hub-log span[data-level="info"]').count()) > 0);
+    assert.deepEqual(
+      requests.filter((u) => u.includes('/api/hub-log')),
+      [],
+      'the filter works on the lines the page has',
+    );
+  });
+
+  it('passes axe on every page, in light and dark mode; the keyboard reaches every control of the Updates page', async (t) => {
+    const s = await session(t);
+    if (!s) return;
+    const { page, base } = s;
+    const problems: string[] = [];
+    for (const scheme of ['light', 'dark'] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      for (const route of ['devices', 'device/ops-probe', 'pairing', 'ota', 'security']) {
+        await page.goto(`${base}/#/${route}`);
+        await page.waitForSelector('main h1');
+        await page.waitForLoadState('networkidle').catch(() => {});
+        problems.push(...(await axeProblems(page, `${scheme} #/${route}`)));
+      }
+    }
+    assert.deepEqual(problems, []);
+    // Dark mode follows the system setting: the page's background is dark then, light otherwise.
+    const lightness = async () =>
+      page.evaluate(() => {
+        const [r, g, b] = (getComputedStyle(document.body).backgroundColor.match(/\d+/g) ?? []).map(Number);
+        return ((r ?? 0) + (g ?? 0) + (b ?? 0)) / 3;
+      });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    assert.ok((await lightness()) < 60, 'dark background in dark mode');
+    await page.emulateMedia({ colorScheme: 'light' });
+    assert.ok((await lightness()) > 200, 'light background in light mode');
+    await page.goto(`${base}/#/ota`);
+    await page.waitForSelector('#rollout-start');
+    assert.deepEqual(await unreachable(page), [], 'every control is reached with Tab');
+  });
+
+  it('at 390 px: no horizontal scroll and no word broken mid-word on the operations pages', async (t) => {
+    const s = await session(t);
+    if (!s) return;
+    const { page, base } = s;
+    await page.setViewportSize({ width: 390, height: 800 });
+    const problems: string[] = [];
+    for (const route of ['ota', 'security', 'pairing']) {
+      await page.goto(`${base}/#/${route}`);
+      await page.waitForSelector('main h1');
+      await page.waitForLoadState('networkidle').catch(() => {});
+      problems.push(...(await phoneProblems(page, `#/${route}`)));
+    }
+    await page.click('#logout');
+    await page.waitForSelector('text=Log in');
+    problems.push(...(await phoneProblems(page, '#/login')));
+    assert.deepEqual(problems, []);
+    assert.deepEqual(errors, [], 'no script errors or browser dialogs');
+  });
+});
