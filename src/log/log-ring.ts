@@ -5,6 +5,9 @@
  * (JSON or pretty). One per process: the hub is one per process.
  */
 
+import { z } from 'zod';
+import { parseJson } from '../core/json.js';
+
 export interface HubLogLine {
   /** Increasing; a reader asks for lines after the last id it has. */
   id: number;
@@ -17,6 +20,9 @@ export interface HubLogLine {
 
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 export const LEVEL_RANK: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+/** What pino writes: an object; the fields a person reads are picked out below, the rest are shown as they are. */
+const PINO_LINE = z.record(z.string(), z.unknown());
+
 /** Lines kept (the issue: "the last 500 lines"). */
 export const HUB_LOG_LINES = 500;
 /** A line's text is cut here (pino lines are bounded already; this bounds what one line costs the page). */
@@ -24,12 +30,9 @@ const MAX_TEXT = 2000;
 
 /** One JSON log line as a person reads it: the message, then its fields. */
 export function readLine(json: string, id: number): HubLogLine | undefined {
-  let record: Record<string, unknown>;
-  try {
-    record = JSON.parse(json) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
+  const parsed = parseJson(json, PINO_LINE);
+  if (!parsed.ok) return undefined;
+  const record = parsed.value;
   const { level, time, msg, ...fields } = record;
   const extra = Object.entries(fields)
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)

@@ -266,7 +266,7 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
   });
 
   it('serves nothing outside the dashboard folders, however the path is spelled', async () => {
-    const secrets = /"name": "(mqttkit|uplot)"|export class WebServer|root:x:0:0|"pid":/;
+    const secrets = /"name": "(mqttkit|uplot)"|export class WebServer|export class DeviceRegistry|root:x:0:0|"pid":/;
     const up = (n: number, sep: string) => Array(n).fill('..').join(sep);
     const paths = [
       `/${up(3, '%2f')}%2fpackage.json`,
@@ -292,6 +292,12 @@ describe('API guard: every route, every spelling', { timeout: 300_000 }, () => {
       `http://127.0.0.1:${port}/../../../package.json`,
       '/app.js/../../../../package.json',
       '/index.html%00.js',
+      // /shared/ serves one compiled file of src/core (the labels table), nothing beside or above it.
+      '/shared/registry.js',
+      '/shared/../web/server.js',
+      '/shared/%2e%2e/web/server.js',
+      '/shared/..%2fweb%2fserver.js',
+      '/shared/characteristic-display.js/../registry.js',
       `/${up(12, '%2f')}%2f${encodeURIComponent(hub.dataDir.slice(1))}%2fhub.json`,
     ];
     const leaks: string[] = [];
