@@ -28,6 +28,9 @@ export const HUB_LOG_LINES = 500;
 /** A line's text is cut here (pino lines are bounded already; this bounds what one line costs the page). */
 const MAX_TEXT = 2000;
 
+/** Control characters (newlines, escapes) as visible `\xNN` text. */
+const oneLine = (text: string) => text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
 /** One JSON log line as a person reads it: the message, then its fields. */
 export function readLine(json: string, id: number): HubLogLine | undefined {
   const parsed = parseJson(json, PINO_LINE);
@@ -37,7 +40,9 @@ export function readLine(json: string, id: number): HubLogLine | undefined {
   const extra = Object.entries(fields)
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join(' ');
-  const text = `${typeof msg === 'string' ? msg : ''}${extra ? ` ${extra}` : ''}`.slice(0, MAX_TEXT);
+  // One line stays one line: a client id or username with a newline (any MQTT peer sends those before it
+  // is refused) would otherwise show the page a forged line with a level of its choosing.
+  const text = oneLine(`${typeof msg === 'string' ? msg : ''}${extra ? ` ${extra}` : ''}`).slice(0, MAX_TEXT);
   return { id, level: LEVELS[level as number] ?? 'info', at: typeof time === 'number' ? time : Date.now(), text };
 }
 

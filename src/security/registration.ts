@@ -41,6 +41,9 @@ export interface RegistrationLimits {
 }
 export const DEFAULT_REGISTRATION_LIMITS: RegistrationLimits = { perAddress: 16, total: 32 };
 
+const STRICTNESS: Record<RegistrationPolicy, number> = { open: 0, approve: 1, closed: 2 };
+const stricter = (a: RegistrationPolicy, b: RegistrationPolicy): RegistrationPolicy => (STRICTNESS[a] >= STRICTNESS[b] ? a : b);
+
 export class Registration {
   readonly #known = new KnownPasswords();
   readonly #registering = new Map<string, number>();
@@ -94,6 +97,7 @@ export class Registration {
     }
 
     const from = address ?? '?';
+    const arrived = this.policy;
     const registers = account ? account.secret === null : this.policy !== 'closed';
     if (registers) {
       const full = this.#enterRegistration(from);
@@ -106,7 +110,7 @@ export class Registration {
           outcome = { ok: false, returnCode: SERVER_UNAVAILABLE, reason: 'the client hung up while waiting its turn' };
           return true;
         }
-        const result = await this.#check(name, password);
+        const result = await this.#check(name, password, arrived);
         outcome = result.outcome;
         return !result.penalize;
       });
@@ -139,7 +143,8 @@ export class Registration {
     this.#registeringTotal--;
   }
 
-  async #check(name: string, password: string): Promise<{ outcome: AuthOutcome; penalize: boolean }> {
+  /** `arrived`: the policy when the login came in (it may wait its turn, then hash, while an admin switches it). */
+  async #check(name: string, password: string, arrived: RegistrationPolicy): Promise<{ outcome: AuthOutcome; penalize: boolean }> {
     const refused = (returnCode: RefusalCode, reason: string, penalize: boolean) => ({ outcome: { ok: false as const, returnCode, reason }, penalize });
     const account = this.accounts.get(name);
     if (!account) {
@@ -148,12 +153,17 @@ export class Registration {
       if (password.length < MIN_PASSWORD_LENGTH)
         return refused(BAD_CREDENTIALS, `a new device's password must have at least ${MIN_PASSWORD_LENGTH} characters`, true);
       const secret = await hashPassword(password);
-      if (this.policy === 'approve') {
+      // The dashboard switches the policy live: one switched while this password hashed must not be
+      // undone by it (an admin closing registration against a flood of new ids). The stricter one holds.
+      const policy = stricter(arrived, this.policy);
+      if (policy === 'closed')
+        return refused(NOT_AUTHORIZED, `unknown device ${name} (registration was closed while it registered): add it with 'mqttkit device add ${name}'`, true);
+      if (policy === 'approve') {
         if (this.accounts.create(name, 'device', 'pending', secret))
           this.log.info({ device: name }, `new device waits for approval: run 'mqttkit device approve ${name}'`);
         return refused(NOT_AUTHORIZED, `device ${name} waits for approval ('mqttkit device approve ${name}')`, false);
       }
-      if (!this.accounts.create(name, 'device', 'active', secret)) return this.#check(name, password); // lost a race with itself
+      if (!this.accounts.create(name, 'device', 'active', secret)) return this.#check(name, password, arrived); // lost a race with itself
       this.#known.remember(name, secret, password);
       this.log.info({ device: name }, 'new device registered (trust on first use)');
       return { outcome: { ok: true, role: 'device' }, penalize: false };

@@ -4,7 +4,7 @@
  * Every route here needs a login like any other ([A-1]: none is registered public) and a browser's
  * state change comes from the dashboard's own page ([A-2]); inputs are bounded before work ([A-6]).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { accountNameProblem, mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
@@ -23,7 +23,8 @@ const tokenName = z
   .min(1, 'required')
   .max(64, 'at most 64 characters')
   .regex(/^[A-Za-z0-9_.-]+$/, 'use letters, digits, _ . or -');
-const userBody = z.object({
+/** A dashboard account's name and password, as setup, login and the Security page take them. */
+export const credentials = z.object({
   username: z
     .string()
     .min(1, 'required')
@@ -35,28 +36,48 @@ const deviceBody = z.object({ id: z.string().min(1, 'required').max(64, 'at most
 
 const status = (code: number, message: string) => Object.assign(new Error(message), { statusCode: code });
 
+/**
+ * [A-4] What makes credentials (tokens, dashboard accounts, device accounts) or opens registration is for
+ * a person at the dashboard or the CLI on the hub's machine, not for an API token: a token sits in a
+ * script or a Prometheus config, and one that leaked must not mint others that outlive its revocation.
+ */
+export function refuseApiToken(request: FastifyRequest): void {
+  if (request.auth?.key.startsWith('token:'))
+    throw status(403, "an API token cannot manage tokens, accounts or registration: use the dashboard (logged in) or the mqttkit CLI on the hub's machine");
+}
+
 export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
-  app.get('/api/tokens', async () => d.web.tokens());
+  app.get('/api/tokens', async (request) => {
+    refuseApiToken(request);
+    return d.web.tokens();
+  });
   app.post('/api/tokens', async (request) => {
+    refuseApiToken(request);
     const { name } = z.object({ name: tokenName }).parse(request.body);
     if (d.web.tokens().some((t) => t.name === name)) throw status(409, `a token named ${name} exists already: remove it first or choose another name`);
     return { name, token: d.web.createToken(name) };
   });
   app.delete<{ Params: { name: string } }>('/api/tokens/:name', async (request) => {
+    refuseApiToken(request);
     const name = tokenName.parse(request.params.name);
     if (!d.web.removeToken(name)) throw status(404, `no token named ${name}`);
     return { removed: name };
   });
 
-  app.get('/api/users', async () => d.web.users());
+  app.get('/api/users', async (request) => {
+    refuseApiToken(request);
+    return d.web.users();
+  });
   app.post('/api/users', async (request) => {
-    const body = userBody.parse(request.body);
+    refuseApiToken(request);
+    const body = credentials.parse(request.body);
     if (d.web.user(body.username)) throw status(409, `${body.username} exists already`);
     d.web.addUser(body.username, await hashPassword(body.password));
     return { user: body.username };
   });
   app.delete<{ Params: { name: string } }>('/api/users/:name', async (request) => {
-    const name = userBody.shape.username.parse(request.params.name);
+    refuseApiToken(request);
+    const name = credentials.shape.username.parse(request.params.name);
     // Nobody locks the hub: the account in use stays (another admin removes it), and so does the last one.
     if (request.auth?.user === name) throw status(409, `you are logged in as ${name}: log in as another account to remove it`);
     if (!d.web.user(name)) throw status(404, `no dashboard account ${name}`);
@@ -67,6 +88,7 @@ export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
 
   /** `mqttkit device add <id>` from the dashboard: the generated password is in this answer only. */
   app.post('/api/registration/devices', async (request) => {
+    refuseApiToken(request);
     const { id } = deviceBody.parse(request.body);
     const problem = mqttAccountNameProblem(id);
     if (problem) throw status(400, `id: ${problem}`);

@@ -26,7 +26,6 @@ import type { DeviceChannel, DeviceLogLine } from '../ota/device-channel.js';
 import { base64Length, fileSizeProblem, formatSize, KIB, MIB } from '../ota/file-size.js';
 import type { CancelOutcome, RolloutCancelOutcome } from '../ota/job-control.js';
 import { devicePathProblem, FIRMWARE_TARGET } from '../ota/protocol.js';
-import { accountNameProblem } from '../security/access-policy.js';
 import { KnownPasswords } from '../security/known-passwords.js';
 import { LoginThrottle } from '../security/login-throttle.js';
 import { hashPassword, verifyPassword } from '../security/password-hash.js';
@@ -35,7 +34,7 @@ import type { AccountStore } from '../store/account-store.js';
 import type { HistoryStore } from '../store/history-store.js';
 import { FINISHED, type OtaStore } from '../store/ota-store.js';
 import type { WebStore } from '../store/web-store.js';
-import { adminRoutes } from './admin-routes.js';
+import { adminRoutes, credentials, refuseApiToken } from './admin-routes.js';
 import { HostAllowlist } from './allowed-hosts.js';
 import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
 import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
@@ -97,14 +96,6 @@ const UPLOT = join(dirname(createRequire(import.meta.url).resolve('uplot/package
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 const deviceId = z.string().min(1, 'required').regex(ID, 'not a device id (1-64 letters, digits, _ or -)');
 const name = z.string().min(1, 'required').max(64, 'at most 64 characters');
-const credentials = z.object({
-  username: z
-    .string()
-    .min(1, 'required')
-    .max(64)
-    .refine((v) => !accountNameProblem(v), 'use 1-64 letters, digits, _ or -'),
-  password: z.string().min(10, 'at least 10 characters').max(200),
-});
 const setBody = z.object({
   service: name,
   index: z.number().int().min(0).max(99).default(0),
@@ -450,6 +441,7 @@ export class WebServer {
 
     /** [S-2] The Security page switches the policy for the next connections, until the hub restarts. */
     app.post('/api/registration/policy', async (request, reply) => {
+      refuseApiToken(request);
       const { policy } = z.object({ policy: z.enum(REGISTRATION_POLICIES) }).parse(request.body);
       const registration = d.registration?.();
       if (!registration) return reply.code(409).send({ error: 'the hub uses an external broker: its accounts are made with mqttkit device add' });

@@ -4,27 +4,10 @@
  * device at once instead of waiting in silence. Against a real hub and real MQTT devices.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
-import { cli, connectDevice } from '../helpers/mqtt-device.js';
-
-/** Runs the CLI; undefined (and the process killed) if it has not ended within `ms`. */
-function cliWithin(args: string[], ms: number): Promise<{ status: number | null; stdout: string; stderr: string } | undefined> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.once('exit', (status, signal) => {
-      clearTimeout(timer);
-      resolve(signal === 'SIGKILL' ? undefined : { status, stdout, stderr });
-    });
-  });
-}
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { cli, cliBounded, connectDevice } from '../helpers/mqtt-device.js';
 
 /** Each header's column starts where the cell under it starts, in every row. */
 function assertAligned(output: string, header: string[]): string[] {
@@ -148,8 +131,8 @@ describe('CLI listings', { timeout: 120_000 }, () => {
     ]) {
       const started = Date.now();
       // A follow that waits would never end: the test gives it 20 s, then counts it as a wait.
-      const result = await cliWithin([...args, ...d()], 20_000);
-      assert.ok(result, `${args.join(' ')} ended (it did not wait for a device that does not exist)`);
+      const result = await cliBounded([...args, ...d()], 20_000);
+      assert.ok(!result.killed, `${args.join(' ')} ended (it did not wait for a device that does not exist)`);
       assert.notEqual(result.status, 0, `${args.join(' ')} exits non-zero`);
       assert.match(result.stderr, /no device no-such-device/, `${args.join(' ')}: ${result.stderr}`);
       assert.ok(Date.now() - started < 15_000, `${args.join(' ')} said so at once`);
@@ -158,8 +141,8 @@ describe('CLI listings', { timeout: 120_000 }, () => {
 
   it('following an OTA job has a deadline: past --timeout the CLI says the job goes on and exits non-zero', async () => {
     // The device never answers OTA: without a deadline the CLI would follow its job for ever.
-    const result = await cliWithin(['ota', 'push', 'listing-temp-1', 'package.json', '--timeout', '2', ...d()], 30_000);
-    assert.ok(result, 'the CLI ended by itself');
+    const result = await cliBounded(['ota', 'push', 'listing-temp-1', 'package.json', '--timeout', '2', ...d()], 30_000);
+    assert.ok(!result.killed, 'the CLI ended by itself');
     assert.notEqual(result.status, 0);
     assert.match(result.stderr, /stopped following after 2 s \(--timeout\); job #(\d+) (keeps running in the hub|stays queued)/, result.stderr);
     const id = /job #(\d+)/.exec(result.stderr)![1]!;

@@ -6,32 +6,15 @@
  * And the OTA cap: a file over it is refused before anything is sent, naming the limit.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
-import { cli, connectDevice } from '../helpers/mqtt-device.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { cli, cliBounded, connectDevice } from '../helpers/mqtt-device.js';
 import { deviceRoot, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
 import { findTool } from '../helpers/system-tools.js';
-
-/** Runs the CLI; killed after `ms` so a hang fails the test. */
-function cliBounded(args: string[], ms = 90_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.once('exit', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr: status === null ? `${stderr}\n(killed after ${ms} ms)` : stderr });
-    });
-  });
-}
 
 interface BarLine {
   label: string;

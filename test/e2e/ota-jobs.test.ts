@@ -4,15 +4,14 @@
  * fail, and the API's upload folders go when their job ends or the hub starts. Real hub processes.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
-import { addAdmin, cli, cliAsync, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
+import { addAdmin, cli, cliAsync, cliBounded, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
 import { deviceRoot, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
@@ -21,22 +20,6 @@ interface JobJson {
   device: string;
   state: string;
   message: string | null;
-}
-
-/** Runs the CLI (e.g. a rollout that follows to its end); killed after `ms` so a hang fails the test instead. */
-function cliBounded(args: string[], ms = 60_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.once('exit', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr: status === null ? `${stderr}\n(killed after ${ms} ms)` : stderr });
-    });
-  });
 }
 
 /** One hub with an admin client (to play devices' `$state`) and an API token. */

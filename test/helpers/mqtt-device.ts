@@ -30,13 +30,30 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
 
 /** Runs the mqttkit CLI without blocking the test's event loop (devices and servers keep running). */
 export function cliAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return cliBounded(args, 0, env);
+}
+
+/**
+ * The same, killed after `ms` (0: never) so a hang fails the test instead of stalling it: `killed` is
+ * then true and stderr says so.
+ */
+export function cliBounded(
+  args: string[],
+  ms = 60_000,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ status: number | null; stdout: string; stderr: string; killed: boolean }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    let killed = false;
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', (status) => resolve({ status, stdout, stderr }));
+    const timer = ms > 0 ? setTimeout(() => ((killed = true), child.kill('SIGKILL')), ms) : undefined;
+    child.once('exit', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr: killed ? `${stderr}\n(killed after ${ms} ms)` : stderr, killed });
+    });
   });
 }
 

@@ -139,6 +139,52 @@ export async function securityPage(main) {
   return (kind, data) => kind === 'hub-log' && hubLog.add(data);
 }
 
+/** A row of a named thing (a token, an account) with its creation time and a confirmed removal in place. */
+function namedRow(item, { kind, verb, question, remove, reload }) {
+  const ask = h('span', { class: 'ask' });
+  const line = messageLine({ [`data-${kind}-message`]: item.name }, 'span');
+  const button = h(
+    'button',
+    {
+      type: 'button',
+      class: 'link',
+      [kind === 'token' ? 'data-revoke' : `data-remove-${kind}`]: item.name,
+      onclick: async () => {
+        if (!(await confirmInline(ask, question, `Yes, ${verb.toLowerCase()}`))) return;
+        if (await attempt(line, remove)) await reload();
+      },
+    },
+    verb,
+  );
+  return h(
+    'tr',
+    { [`data-${kind}`]: item.name },
+    h('td', { 'data-label': 'Name', class: 'nowrap' }, item.name),
+    h('td', { 'data-label': 'Created' }, when(item.createdAt)),
+    h('td', { 'data-label': 'Actions' }, button, ' ', ask, line.el),
+  );
+}
+
+/** A card holding a table of named things, then its form and messages. */
+function namedCard(key, title, rows, ...after) {
+  const head = h(
+    'thead',
+    {},
+    h(
+      'tr',
+      {},
+      ['Name', 'Created', 'Actions'].map((t) => h('th', { scope: 'col' }, t)),
+    ),
+  );
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': `${key}-title` },
+    h('h2', { id: `${key}-title` }, title),
+    h('table', { class: 'ops-table', id: key }, head, rows),
+    ...after,
+  );
+}
+
 /** API tokens for scripts (and Prometheus): made here with the token shown once, revoked in place. */
 async function tokensSection() {
   const rows = h('tbody');
@@ -146,30 +192,15 @@ async function tokensSection() {
   const shown = h('div', { id: 'token-secret-host' });
   const render = (tokens) =>
     rows.replaceChildren(
-      ...tokens.map((t) => {
-        const ask = h('span', { class: 'ask' });
-        const line = messageLine({ 'data-token-message': t.name }, 'span');
-        const remove = h(
-          'button',
-          {
-            type: 'button',
-            class: 'link',
-            'data-revoke': t.name,
-            onclick: async () => {
-              if (!(await confirmInline(ask, `Revoke ${t.name}? Scripts using it stop working.`, 'Yes, revoke'))) return;
-              if (await attempt(line, () => del(`/api/tokens/${encodeURIComponent(t.name)}`))) await reload();
-            },
-          },
-          'Revoke',
-        );
-        return h(
-          'tr',
-          { 'data-token': t.name },
-          h('td', { 'data-label': 'Name', class: 'nowrap' }, t.name),
-          h('td', { 'data-label': 'Created' }, when(t.createdAt)),
-          h('td', { 'data-label': 'Actions' }, remove, ' ', ask, line.el),
-        );
-      }),
+      ...tokens.map((t) =>
+        namedRow(t, {
+          kind: 'token',
+          verb: 'Revoke',
+          question: `Revoke ${t.name}? Scripts using it stop working.`,
+          remove: () => del(`/api/tokens/${encodeURIComponent(t.name)}`),
+          reload: () => reload(),
+        }),
+      ),
     );
   const reload = async () => render(await api('/api/tokens'));
   await reload();
@@ -192,28 +223,7 @@ async function tokensSection() {
     name,
     h('p', {}, h('button', { type: 'submit', id: 'token-create' }, 'Make token')),
   );
-  return h(
-    'section',
-    { class: 'card', 'aria-labelledby': 'tokens-title' },
-    h('h2', { id: 'tokens-title' }, 'API tokens'),
-    h(
-      'table',
-      { class: 'ops-table', id: 'tokens' },
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          ['Name', 'Created', 'Actions'].map((t) => h('th', { scope: 'col' }, t)),
-        ),
-      ),
-      rows,
-    ),
-    form,
-    message.el,
-    shown,
-  );
+  return namedCard('tokens', 'API tokens', rows, form, message.el, shown);
 }
 
 /** Dashboard accounts: another admin added with a password, one removed (not the one in use, not the last). */
@@ -222,30 +232,15 @@ async function usersSection() {
   const message = messageLine({ id: 'user-message' });
   const render = (users) =>
     rows.replaceChildren(
-      ...users.map((u) => {
-        const ask = h('span', { class: 'ask' });
-        const line = messageLine({ 'data-user-message': u.name }, 'span');
-        const remove = h(
-          'button',
-          {
-            type: 'button',
-            class: 'link',
-            'data-remove-user': u.name,
-            onclick: async () => {
-              if (!(await confirmInline(ask, `Remove ${u.name}? Its sessions end.`, 'Yes, remove'))) return;
-              if (await attempt(line, () => del(`/api/users/${encodeURIComponent(u.name)}`))) await reload();
-            },
-          },
-          'Remove',
-        );
-        return h(
-          'tr',
-          { 'data-user': u.name },
-          h('td', { 'data-label': 'Name', class: 'nowrap' }, u.name),
-          h('td', { 'data-label': 'Created' }, when(u.createdAt)),
-          h('td', { 'data-label': 'Actions' }, remove, ' ', ask, line.el),
-        );
-      }),
+      ...users.map((u) =>
+        namedRow(u, {
+          kind: 'user',
+          verb: 'Remove',
+          question: `Remove ${u.name}? Its sessions end.`,
+          remove: () => del(`/api/users/${encodeURIComponent(u.name)}`),
+          reload: () => reload(),
+        }),
+      ),
     );
   const reload = async () => render(await api('/api/users'));
   await reload();
@@ -270,27 +265,7 @@ async function usersSection() {
     password,
     h('p', {}, h('button', { type: 'submit', id: 'user-add' }, 'Add account')),
   );
-  return h(
-    'section',
-    { class: 'card', 'aria-labelledby': 'users-title' },
-    h('h2', { id: 'users-title' }, 'Dashboard accounts'),
-    h(
-      'table',
-      { class: 'ops-table', id: 'users' },
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          ['Name', 'Created', 'Actions'].map((t) => h('th', { scope: 'col' }, t)),
-        ),
-      ),
-      rows,
-    ),
-    form,
-    message.el,
-  );
+  return namedCard('users', 'Dashboard accounts', rows, form, message.el);
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];

@@ -1,0 +1,64 @@
+/**
+ * [A-4] An API token (a script, a Prometheus scrape config) reads and acts on devices, but cannot make
+ * credentials or open registration: a leaked token must not mint tokens or dashboard accounts that
+ * outlive its revocation. The dashboard (logged in) and the CLI on the hub's machine still can.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { cli } from '../helpers/mqtt-device.js';
+
+describe('what an API token may not do', { timeout: 60_000 }, () => {
+  let hub: RunningHub;
+  let base: string;
+  let token: string;
+
+  before(async () => {
+    hub = await startHub({ args: ['--registration', 'approve'] });
+    base = `http://127.0.0.1:${hub.info.httpPort}`;
+    token = (JSON.parse(cli(['token', 'create', 'scraper', '--json', '--data-dir', hub.dataDir]).stdout) as { token: string }).token;
+  });
+  after(async () => {
+    await hub?.stop();
+    if (hub) removeDataDir(hub.dataDir);
+  });
+
+  const call = (method: string, path: string, body?: unknown) =>
+    fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+
+  it('is refused (403, naming the way that works) on tokens, accounts and registration', async () => {
+    const attempts: Array<[string, string, unknown?]> = [
+      ['GET', '/api/tokens'],
+      ['POST', '/api/tokens', { name: 'minted' }],
+      ['DELETE', '/api/tokens/scraper'],
+      ['GET', '/api/users'],
+      ['POST', '/api/users', { username: 'intruder', password: 'a-long-password-1' }],
+      ['DELETE', '/api/users/admin'],
+      ['POST', '/api/registration/devices', { id: 'planted-device' }],
+      ['POST', '/api/registration/policy', { policy: 'open' }],
+    ];
+    for (const [method, path, body] of attempts) {
+      const response = await call(method, path, body);
+      assert.equal(response.status, 403, `${method} ${path}`);
+      assert.match(((await response.json()) as { error: string }).error, /an API token cannot manage tokens, accounts or registration/);
+    }
+    const tokens = JSON.parse(cli(['token', 'list', '--json', '--data-dir', hub.dataDir]).stdout) as Array<{ name: string }>;
+    assert.deepEqual(
+      tokens.map((t) => t.name),
+      ['scraper'],
+      'nothing was minted, nothing revoked',
+    );
+    const policy = (await (await call('GET', '/api/registration')).json()) as { policy: string };
+    assert.equal(policy.policy, 'approve', 'the policy did not change');
+  });
+
+  it('still reads what it is for: devices and metrics', async () => {
+    assert.equal((await call('GET', '/api/devices')).status, 200);
+    assert.equal((await call('GET', '/api/metrics')).status, 200);
+    assert.equal((await call('GET', '/metrics')).status, 200);
+  });
+});
