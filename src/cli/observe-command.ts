@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { OtaStore } from '../store/ota-store.js';
 import { hubOf } from './hub-client.js';
-import { ago, printTable } from './table.js';
+import { ago, printable, printTable } from './table.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, type Workspace, type WorkspaceFlags, wholeNumber } from './workspace.js';
 
 type Flags = WorkspaceFlags & { json?: boolean; follow?: boolean; lines?: string; timeout?: string };
@@ -171,12 +171,4 @@ export function health(d: { state: string; lastException: string | null; lastReb
 function mustKnow(ws: Workspace, id: string): void {
   if (ws.store.loadDevices().some((d) => d.id === id) || ws.accounts.get(id)?.role === 'device') return;
   throw new CliError(`no device ${id} (see 'mqttkit devices')`);
-}
-
-/**
- * A device's text as the terminal shows it: escape sequences (ESC, CSI, other controls but newline and
- * tab) are shown as `\xNN`, so a device cannot clear the screen, retitle the window or hide lines.
- */
-export function printable(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

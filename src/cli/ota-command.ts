@@ -19,7 +19,7 @@ import { type HubClient, hubOf } from './hub-client.js';
 import { UPLOAD_MS } from './hub-jobs.js';
 import { OptionError, resolveStartOption } from './options.js';
 import { TransferBars } from './progress.js';
-import { ago, printTable } from './table.js';
+import { ago, printable, printTable } from './table.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, type Workspace, type WorkspaceFlags, wholeNumber } from './workspace.js';
 
 type Flags = WorkspaceFlags & {
@@ -378,7 +378,7 @@ function leftAs(id: number, job: Job | undefined): string {
 
 function report(job: JobWithTransfers, json: boolean): void {
   if (json) console.log(JSON.stringify(job, null, 2));
-  else console.log(`${job.state === 'succeeded' ? 'ok' : job.state}: ${job.device}: ${job.message ?? ''}`);
+  else console.log(`${job.state === 'succeeded' ? 'ok' : job.state}: ${job.device}: ${printable(job.message ?? '')}`);
   if (job.state !== 'succeeded') process.exitCode = 1;
 }
 
@@ -395,7 +395,7 @@ async function followRollout(hub: HubClient, id: number, json: boolean, devices:
     }
     // Without bars (a job not yet started) the state changes are lines; the bars say the rest.
     if (bars || printed.get(job.id) === job.state) return;
-    console.log(`  ${job.device}: ${job.state}${job.message ? ` (${job.message})` : ''}`);
+    console.log(`  ${job.device}: ${job.state}${job.message ? ` (${printable(job.message)})` : ''}`);
     printed.set(job.id, job.state);
   };
   let ended: boolean;

@@ -7,6 +7,7 @@
 import cliProgress from 'cli-progress';
 import { formatSize } from '../ota/file-size.js';
 import type { Job } from '../store/ota-store.js';
+import { printable } from './table.js';
 
 /** Seconds for people: "8 s", "2 min 5 s", "1 h 3 min". */
 export function formatDuration(seconds: number): string {
@@ -102,7 +103,10 @@ export class TransferBars {
     entry.finished = !['queued', 'running'].includes(job.state);
     entry.bar.setTotal(total);
     const shown = entry.finished && job.state !== 'succeeded' ? `${job.state}${job.message ? `: ${job.message}` : ''}` : step;
-    entry.bar.update(bytes, { step: shown.slice(0, 60), ...describeProgress(bytes, total, entry.rate.perSecond(), entry.finished) });
+    entry.bar.update(bytes, {
+      step: printable(shown.replace(/\s+/g, ' ')).slice(0, 60),
+      ...describeProgress(bytes, total, entry.rate.perSecond(), entry.finished),
+    });
     this.#updateTotal();
   }
 

@@ -43,11 +43,19 @@ export function formatTable(header: string[], rows: Array<Array<string | number 
 /** A cell on one line: device-reported text may hold newlines or control characters that break columns. */
 function clean(value: string | number | null | undefined): string {
   if (value === null || value === undefined || value === '') return '-';
-  const text = String(value).replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  const text = String(value).replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
   return text.length > 60 ? `${text.slice(0, 59)}…` : text;
 }
 
 /** Prints a table, or `empty` when there are no rows. */
 export function printTable(header: string[], rows: Array<Array<string | number | null | undefined>>, empty: string): void {
   console.log(rows.length === 0 ? empty : formatTable(header, rows));
+}
+
+/**
+ * A device's text as the terminal shows it: escape sequences (ESC, CSI, other controls but newline and
+ * tab) are shown as `\xNN`, so a device cannot clear the screen, retitle the window or hide lines.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

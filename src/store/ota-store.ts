@@ -138,9 +138,11 @@ const rolloutSpec = z.looseObject({
 });
 const rolloutState = z.enum(['running', 'succeeded', 'failed', 'cancelled']);
 // A device may answer null where it has nothing to say (e.g. getversion's "app"): stored as null, read as absent.
+/** The longest text kept of what a device says (an exception's traceback fits; a 64 KiB answer does not). */
+const MAX_SAID = 10_000;
 const said = z
   .string()
-  .max(10_000)
+  .max(MAX_SAID)
   .nullish()
   .transform((v) => v ?? undefined);
 const infoSchema = z.looseObject({
@@ -209,6 +211,7 @@ export class OtaStore {
       ),
       lastLogId: db.prepare<[string], { id: number }>('SELECT COALESCE(MAX(id), 0) AS id FROM device_logs WHERE device = ?'),
       info: db.prepare<[string], { info: string }>('SELECT info FROM device_info WHERE device = ?'),
+      forgetInfo: db.prepare<[string]>('DELETE FROM device_info WHERE device = ?'),
       setInfo: db.prepare(
         'INSERT INTO device_info (device, info, updated_at) VALUES (?, ?, ?) ON CONFLICT(device) DO UPDATE SET info = excluded.info, updated_at = excluded.updated_at',
       ),
@@ -406,7 +409,17 @@ export class OtaStore {
     return {};
   }
 
+  /** A removed device's info (versions, answers, the name and notes a person gave it). */
+  forgetDevice(device: string): void {
+    this.#s.forgetInfo.run(device);
+  }
+
   updateInfo(device: string, change: DeviceInfo): void {
-    this.#s.setInfo.run(device, JSON.stringify({ ...this.info(device), ...change }), Date.now());
+    // Cut here, not refused on reading: one over-long answer (a device's 64 KiB msg_exception) must not
+    // make the whole row unreadable and take the name and notes a person gave the device with it.
+    const bounded = Object.fromEntries(
+      Object.entries(change).map(([k, v]) => [k, typeof v === 'string' && v.length > MAX_SAID ? `${v.slice(0, MAX_SAID - 1)}…` : v]),
+    );
+    this.#s.setInfo.run(device, JSON.stringify({ ...this.info(device), ...bounded }), Date.now());
   }
 }

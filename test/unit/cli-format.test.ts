@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { health } from '../../src/cli/observe-command.js';
 import { describeProgress, formatDuration, Rate } from '../../src/cli/progress.js';
-import { ago, formatTable } from '../../src/cli/table.js';
+import { ago, formatTable, printable } from '../../src/cli/table.js';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 
@@ -81,5 +81,13 @@ describe('CLI formatting', () => {
       'ok',
     );
     assert.equal(health({ ...base, state: 'offline', lastException: 'boom' }), 'offline');
+  });
+
+  it("never hands a device's control characters to the terminal: 7-bit escapes, and 8-bit CSI (U+009B) too", () => {
+    const hostile = 'ok\u001b[2J\u009b31mred\u0007';
+    assert.equal(printable(hostile), 'ok\\x1b[2J\\x9b31mred\\x07');
+    assert.equal(printable('two\nlines\tand a tab'), 'two\nlines\tand a tab', 'newline and tab are text');
+    const table = formatTable(['DEVICE', 'HEALTH'], [['d1', hostile]]);
+    assert.doesNotMatch(table, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
   });
 });
