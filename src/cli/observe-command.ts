@@ -40,6 +40,8 @@ export function registerObserve(program: Command, device: Command): void {
     .addHelpText('after', '\nExamples:\n  $ mqttkit logs esp32_a1b2c3d4\n  $ mqttkit logs esp32_a1b2c3d4 -f -n 100')
     .action(
       action(async (deviceId: string, flags: Flags) => {
+        // The hub keeps 500 lines per device: more cannot be shown, fewer than one is a mistake.
+        const count = wholeNumber(flags.lines ?? '20', '--lines', 1, 500);
         const ws = openWorkspace(flags);
         try {
           const store = new OtaStore(ws.db);
@@ -61,7 +63,7 @@ export function registerObserve(program: Command, device: Command): void {
               kept.push(...lines);
               after = lines.at(-1)!.id;
             }
-            kept.slice(-(Number(flags.lines) || 20)).forEach(print);
+            kept.slice(-count).forEach(print);
           };
           if (!flags.follow) return earlier(store.lastLogId(deviceId));
           const hub = hubOf(ws);

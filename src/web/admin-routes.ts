@@ -72,7 +72,10 @@ export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
     refuseApiToken(request);
     const body = credentials.parse(request.body);
     if (d.web.user(body.username)) throw status(409, `${body.username} exists already`);
-    d.web.addUser(body.username, await hashPassword(body.password));
+    const secret = await hashPassword(body.password);
+    // Looked at again after the hash: two requests for one name both passed the first look.
+    if (d.web.user(body.username)) throw status(409, `${body.username} exists already`);
+    d.web.addUser(body.username, secret);
     return { user: body.username };
   });
   app.delete<{ Params: { name: string } }>('/api/users/:name', async (request) => {
