@@ -14,10 +14,10 @@ import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { chromiumPath, launchChromium } from '../helpers/chromium.js';
 import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
-import { requireTool } from '../helpers/system-tools.js';
 
 // `npm run screenshots` refreshes the README's pictures; ordinary runs write them to a temp folder.
 const SCREENSHOTS =
@@ -47,7 +47,7 @@ describe('devices and device pages in Chromium', { timeout: 300_000 }, () => {
   /** One hub with simulated devices, two that share a name, and a logged-in browser context, for all tests. */
   const session = (t: TestContext) =>
     (ready ??= (async () => {
-      const executable = requireTool(t, 'chromium', ['/usr/bin/chromium', 'chromium', 'chromium-browser'], 'apt-get install chromium');
+      const executable = chromiumPath(t);
       if (!executable) return undefined;
       hub = await startHub();
       const base = `http://127.0.0.1:${hub.info.httpPort}`;
@@ -66,7 +66,7 @@ describe('devices and device pages in Chromium', { timeout: 300_000 }, () => {
         await d.publishAsync(`HomeKit/${id}/$state`, 'online', { qos: 1, retain: true });
         await d.publishAsync(`HomeKit/${id}/MotionSensor/MotionDetected`, 'true', { qos: 1 });
       }
-      browser = await chromium.launch({ executablePath: executable, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+      browser = await launchChromium(executable);
       mkdirSync(SCREENSHOTS, { recursive: true });
       const context = await browser.newContext({ viewport: DESKTOP });
       const page = await context.newPage();

@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumPath, launchChromium } from '../helpers/chromium.js';
 import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
 import { deviceRoot, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
@@ -114,22 +115,11 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
   /** One hub and one browser page for the tests below; the first test creates the admin account. */
   const session = (t: TestContext) =>
     (ready ??= (async () => {
-      const executable = requireTool(t, 'chromium', ['/usr/bin/chromium', 'chromium', 'chromium-browser'], 'apt-get install chromium');
+      const executable = chromiumPath(t);
       if (!executable) return undefined;
       hub = await startHub();
       const base = `http://127.0.0.1:${hub.info.httpPort}`;
-      browser = await chromium.launch({
-        executablePath: executable,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      browser = await launchChromium(executable);
       const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
       page.on('pageerror', (error) => errors.push(error.message));
       page.on('dialog', (dialog) => {

@@ -13,8 +13,9 @@ import { after, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import jsQRModule from 'jsqr';
 import type { MqttClient } from 'mqtt';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
+import { chromiumPath, launchChromium } from '../helpers/chromium.js';
 import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
 import { deviceRoot, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
@@ -46,7 +47,7 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
   });
 
   it('takes a new user from the first visit to a live, controllable fleet', async (t) => {
-    const executable = requireTool(t, 'chromium', ['/usr/bin/chromium', 'chromium', 'chromium-browser'], 'apt-get install chromium');
+    const executable = chromiumPath(t);
     const python = requireTool(t, 'python3', ['python3'], 'apt-get install python3');
     if (!executable || !python) return;
     hub = await startHub();
@@ -56,19 +57,7 @@ describe('dashboard in Chromium', { timeout: 240_000 }, () => {
     await admin.subscribeAsync('HomeKit/+/+/+/set', { qos: 1 });
     admin.on('message', (topic, payload) => sets.push(`${topic} ${payload.toString()}`));
 
-    browser = await chromium.launch({
-      executablePath: executable,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium(executable);
     const page: Page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
     const consoleErrors: string[] = [];
     page.on('pageerror', (error) => consoleErrors.push(error.message));
@@ -192,7 +181,7 @@ describe('dashboard actions in Chromium', { timeout: 180_000 }, () => {
   /** One hub, one logged-in page and one device (`dash-lamp`, a switch) for all the tests below. */
   const session = (t: TestContext) =>
     (ready ??= (async () => {
-      const executable = requireTool(t, 'chromium', ['/usr/bin/chromium', 'chromium', 'chromium-browser'], 'apt-get install chromium');
+      const executable = chromiumPath(t);
       if (!executable) return undefined;
       hub = await startHub();
       const base = `http://127.0.0.1:${hub.info.httpPort}`;
@@ -200,18 +189,7 @@ describe('dashboard actions in Chromium', { timeout: 180_000 }, () => {
       lamp.on('error', () => {});
       await lamp.publishAsync('HomeKit/dash-lamp/$name', 'Desk lamp', { qos: 1, retain: true });
       await lamp.publishAsync('HomeKit/dash-lamp/Switch/On', '0', { qos: 1 });
-      browser = await chromium.launch({
-        executablePath: executable,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      browser = await launchChromium(executable);
       const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
       page.on('dialog', (dialog) => {
         dialogs.push(`${dialog.type()}: ${dialog.message()}`);
