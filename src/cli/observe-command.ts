@@ -40,8 +40,8 @@ export function registerObserve(program: Command, device: Command): void {
     .addHelpText('after', '\nExamples:\n  $ mqttkit logs esp32_a1b2c3d4\n  $ mqttkit logs esp32_a1b2c3d4 -f -n 100')
     .action(
       action(async (deviceId: string, flags: Flags) => {
-        // The hub keeps 500 lines per device: more cannot be shown, fewer than one is a mistake.
-        const count = wholeNumber(flags.lines ?? '20', '--lines', 1, 500);
+        // Fewer than one line is a mistake; more than the hub keeps (500 a device) shows all it has.
+        const count = wholeNumber(flags.lines ?? '20', '--lines', 1);
         const ws = openWorkspace(flags);
         try {
           const store = new OtaStore(ws.db);

@@ -29,11 +29,11 @@ describe('admin inputs', { timeout: 60_000 }, () => {
     assert.deepEqual(statuses, [200, 409]);
   });
 
-  it('`logs -n` takes 1 to 500 lines and names a wrong value', () => {
-    for (const bad of ['abc', '0', '-3', '501']) {
+  it('`logs -n` takes a whole number of lines, at least 1, and names a wrong value', () => {
+    for (const bad of ['abc', '0', '-3', '2.5']) {
       const result = cli(['logs', 'some-device', '-n', bad, '--data-dir', hub.dataDir]);
       assert.equal(result.status, 2, `-n ${bad}`);
-      assert.match(result.stderr, new RegExp(`--lines: '${bad}' is not a whole number from 1 to 500`));
+      assert.match(result.stderr, new RegExp(`--lines: '${bad}' is not a whole number of at least 1`));
     }
   });
 });

@@ -187,6 +187,7 @@ describe('OTA', { timeout: 300_000 }, () => {
 
     const logsBefore = (await cliAsync(['logs', 'ota-fw', '-n', '1000', '--data-dir', hub.dataDir])).stdout;
     const kept = (text: string) => (text.match(/firmware [\d.]+ kept/g) ?? []).length;
+    assert.ok(kept(logsBefore) > 0, `the confirmed firmware's keepversion answer is in the logs (else the check below proves nothing):\n${logsBefore}`);
     const broken = await ota(['firmware', 'ota-fw', file('fw-3.bin', JSON.stringify({ version: '3.0.0', boots: false }))]);
     assert.equal(broken.status, 1);
     assert.equal(broken.job.state, 'rolled-back');
