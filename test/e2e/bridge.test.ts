@@ -105,7 +105,7 @@ describe('bridge end to end', { timeout: 120_000 }, () => {
       5000,
       'the value to revert',
     );
-    assert.match(hub.output(), /did not confirm On = true/);
+    await hub.printed(/did not confirm On = true/);
   });
 
   it('sends a HAP event when a device publishes a new temperature', async () => {

@@ -37,7 +37,7 @@ describe('mqttkit start', { timeout: 120_000 }, () => {
     const first = await startHub({ dataDir: dir, pincode: null });
     const code = /HomeKit setup code: (\d{3}-\d{2}-\d{3})/.exec(first.output())?.[1];
     assert.ok(code, first.output());
-    assert.match(first.output(), /Scan with the Home app/);
+    await first.printed(/Scan with the Home app/);
     assert.ok(first.output().includes('▄'), 'a QR code drawn in the terminal');
     assert.ok(first.output().includes(`Devices connect to MQTT at ${first.info.mqtt.address}`));
     assert.equal(await first.stop('SIGINT'), 0);

@@ -80,7 +80,7 @@ describe('features switched off', () => {
     const hub = await startHub({ args: ['--no-homekit'] });
     hubs.push(hub);
     assert.deepEqual(hub.info.bridges, [], 'no bridge, so no HAP port');
-    assert.match(hub.output(), /without HomeKit/);
+    await hub.printed(/without HomeKit/);
     const device = await connectDevice(hub.info.mqtt.address, 'thermo');
     clients.push(device);
     await device.publishAsync('HomeKit/thermo/TemperatureSensor/CurrentTemperature', '21.5', { qos: 1 });

@@ -54,7 +54,7 @@ describe('reserved device ids and topic spaces', { timeout: 120_000 }, () => {
     );
     assert.equal(code, 2, 'CONNACK 2: identifier rejected');
     for (const id of ['HomeKit', 'homekit', 'stat', 'Tele', 'cmnd', 'ota']) assert.equal(await connackCode(url, id), 2, id);
-    assert.match(hub.output(), /'OTA' is reserved/);
+    await hub.printed(/'OTA' is reserved/);
 
     const added = cli(['device', 'add', 'HomeKit', '--data-dir', hub.dataDir]);
     assert.equal(added.status, 2);

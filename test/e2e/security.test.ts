@@ -153,7 +153,7 @@ describe('broker security (embedded)', { timeout: 180_000 }, () => {
     const closed = await start(['--registration', 'closed']);
     const url = closed.info.mqtt.address;
     assert.equal(await refusal(url, 'stranger', 'stranger-password'), 5, 'unknown device not authorized');
-    assert.match(closed.output(), /unknown device stranger \(registration is closed\): add it with 'mqttkit device add stranger'/);
+    await closed.printed(/unknown device stranger \(registration is closed\): add it with 'mqttkit device add stranger'/);
 
     const added = cli(['device', 'add', 'garage', '--json', '--data-dir', closed.dataDir]);
     assert.equal(added.status, 0, added.stderr);

@@ -23,6 +23,11 @@ export interface RunningHub {
   dataDir: string;
   info: RuntimeInfo;
   output(): string;
+  /**
+   * Waits until the output matches: the hub writes its log through a pipe, so a line about what a
+   * client just saw (a refused CONNECT) can arrive after the client's own answer.
+   */
+  printed(pattern: RegExp, ms?: number): Promise<void>;
   /** Sends the signal and resolves with the exit code once the process is gone. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** Re-reads hub.json (bridges opened later show there). */
@@ -100,6 +105,9 @@ export async function startHub(options: StartHubOptions = {}): Promise<RunningHu
     dataDir,
     info,
     output: () => output,
+    printed: async (pattern, ms = 5000) => {
+      await eventually(() => pattern.test(output), ms, `${pattern} in the hub's output; it printed (last 3000 characters):\n${output.slice(-3000)}`);
+    },
     refresh: () => readRuntime(dataDir)!,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (process.env.MQTTKIT_TEST_DEBUG) process.stderr.write(`--- hub output (${dataDir}) ---\n${output}\n`);
