@@ -18,7 +18,7 @@ const only = args.includes('--only') ? args[args.indexOf('--only') + 1]!.split('
 const outDir = args.includes('--out') ? args[args.indexOf('--out') + 1]! : fileURLToPath(new URL('../../bench/results', import.meta.url));
 
 const scenarios: Array<[number, string, () => Promise<Row[]>]> = [
-  [1, 'latency', () => latency(quick ? { immediate: 10, batched: 4, writes: 10 } : { immediate: 300, batched: 200, writes: 300 })],
+  [1, 'latency', () => latency(quick ? { immediate: 10, batched: 4, writes: 10 } : { immediate: 1000, batched: 200, writes: 1000 })],
   [
     3,
     'load',
