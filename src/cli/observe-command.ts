@@ -139,7 +139,7 @@ export function registerObserve(program: Command, device: Command): void {
   addWorkspaceOptions(device.command('show <id>').description('everything the hub knows about one device'))
     .option('--json', 'print JSON')
     .action(
-      action((id: string, flags: Flags) => {
+      action(async (id: string, flags: Flags) => {
         const { ws, rows } = show(flags);
         ws.close();
         const row = rows.find((r) => r.id === id);
@@ -149,10 +149,27 @@ export function registerObserve(program: Command, device: Command): void {
           if (key === 'services' || key === 'ota') continue;
           console.log(`${key.padEnd(14)} ${value ?? '-'}`);
         }
-        for (const s of row.services) console.log(`service        ${s.service}${s.index ? `/${s.index}` : ''} ${JSON.stringify(s.values)}`);
+        for (const line of await serviceLines(row.services)) console.log(`service        ${line}`);
         for (const j of row.ota) console.log(`ota            #${j.id} ${j.kind} ${j.state} ${j.message ?? ''}`);
       }),
     );
+}
+
+/**
+ * A service's values as the dashboard shows them ("Temperature sensor: Temperature 20.5 °C"), from the
+ * one table of labels and units (src/core/characteristic-display.ts) and HAP's unit of each characteristic.
+ */
+async function serviceLines(services: Array<{ service: string; index: number; values: Record<string, unknown> }>): Promise<string[]> {
+  const [{ HapCatalog }, display] = await Promise.all([import('../homekit/catalog.js'), import('../core/characteristic-display.js')]);
+  const catalog = new HapCatalog();
+  return services.map(({ service, index, values }) => {
+    const spec = catalog.service(service);
+    const readings = Object.entries(values).map(([name, value]) => {
+      const facts = spec.ok ? catalog.characteristic(spec.value, name) : undefined;
+      return display.reading({ name, format: facts?.ok ? facts.value.format : null, unit: facts?.ok ? (facts.value.unit ?? null) : null }, value);
+    });
+    return `${display.serviceLabel(service)}${index ? ` ${index}` : ''}: ${readings.join(', ') || '(no values yet)'}`;
+  });
 }
 
 /**
