@@ -102,8 +102,9 @@ const onOff = z.string().transform((v, ctx) => {
 
 interface OptionSpec {
   flag: string;
-  /** A feature switch: the flag takes no value (`--no-ota`). */
+  /** A feature switch: the flag takes no value (`--no-ota`; with `enables`, a flag that turns a feature on). */
   switch?: boolean;
+  enables?: boolean;
   env: string;
   allowed: string;
   schema: z.ZodType;
@@ -281,6 +282,22 @@ export const START_OPTIONS = {
     schema: onOff,
     fallback: 'on',
   },
+  haDiscovery: {
+    flag: '--ha-discovery',
+    switch: true,
+    enables: true,
+    env: 'MQTTKIT_HA_DISCOVERY',
+    allowed: 'on or off: Home Assistant MQTT discovery configs for every device (docs/protocol.md 4.5)',
+    schema: onOff,
+    fallback: 'off',
+  },
+  haDiscoveryPrefix: {
+    flag: '--ha-discovery-prefix',
+    env: 'MQTTKIT_HA_DISCOVERY_PREFIX',
+    allowed: "Home Assistant's discovery prefix (its MQTT integration's setting), letters, digits, _ and -, e.g. homeassistant",
+    schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and -'),
+    fallback: 'homeassistant',
+  },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
   deviceTtl: {
     flag: '--device-ttl',
@@ -390,6 +407,8 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     homekit: boolean;
     ota: boolean;
     history: boolean;
+    haDiscovery: boolean;
+    haDiscoveryPrefix: string;
   };
   const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
   if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
@@ -433,6 +452,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       homekit: v.homekit,
       ota: v.ota,
       history: v.history,
+      haDiscovery: v.haDiscovery ? { prefix: v.haDiscoveryPrefix } : undefined,
     },
   };
 }

@@ -28,7 +28,8 @@ Examples:
     );
   for (const [name, spec] of Object.entries(START_OPTIONS)) {
     if ('switch' in spec) {
-      command.option(spec.flag, `turn off ${spec.allowed.replace(/^on or off: /, '')} [${spec.env}=off]`);
+      const what = spec.allowed.replace(/^on or off: /, '');
+      command.option(spec.flag, 'enables' in spec ? `turn on ${what} [${spec.env}=on]` : `turn off ${what} [${spec.env}=off]`);
       continue;
     }
     const placeholder = name === 'pincode' ? 'XXX-XX-XXX' : name.endsWith('Port') ? 'N' : name === 'logLevel' ? 'LEVEL' : 'VALUE';
@@ -46,7 +47,7 @@ Examples:
       for (const [name, spec] of Object.entries(START_OPTIONS)) {
         if (!('switch' in spec)) continue;
         const raw = flags as Record<string, unknown>;
-        if (cmd.getOptionValueSource(name) === 'cli') raw[name] = 'off';
+        if (cmd.getOptionValueSource(name) === 'cli') raw[name] = 'enables' in spec ? 'on' : 'off';
         else delete raw[name];
       }
       resolved = resolveStartOptions(flags);

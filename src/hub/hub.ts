@@ -28,6 +28,7 @@ import { FeatureRunner } from './feature.js';
 import { ActivityFeature } from './features/activity.js';
 import { CommandsFeature } from './features/commands.js';
 import type { HubContext } from './features/context.js';
+import { HaDiscoveryFeature } from './features/ha-discovery.js';
 import { HistoryFeature } from './features/history.js';
 import { HomeKitFeature } from './features/homekit.js';
 import { MqttFeature } from './features/mqtt.js';
@@ -69,6 +70,8 @@ export interface HubOptions {
   homekit?: boolean | undefined;
   ota?: boolean | undefined;
   history?: boolean | undefined;
+  /** `--ha-discovery`: Home Assistant discovery configs under this prefix ([P-26]); off when undefined. */
+  haDiscovery?: { prefix: string } | undefined;
   /** `--reset-state`: move damaged state files aside and start with what is left, instead of refusing. */
   resetState?: boolean | undefined;
 }
@@ -175,6 +178,7 @@ export class Hub {
       else log.info('history is off (--no-history): no values are recorded');
       if (options.httpPort !== -1) await features.start(web);
       await features.start(new PresenceFeature(ctx));
+      if (options.haDiscovery) await features.start(new HaDiscoveryFeature(ctx, () => mqtt.link, options.haDiscovery.prefix), mqtt.link);
       const webPort = web.port;
       const link = mqtt.link;
       const broker = mqtt.broker;
