@@ -40,8 +40,12 @@ interface DatabaseFacts {
   published: Set<string>;
 }
 
-/** Every problem of the data dir's state; none for a new (missing or empty) data dir. `deep` runs SQLite's quick_check. */
-export function checkState(dataDir: string, { deep = true } = {}): StateProblem[] {
+/**
+ * Every problem of the data dir's state; none for a new (missing or empty) data dir. `deep` runs SQLite's
+ * quick_check. With `external` (the store is in PostgreSQL, --database-url) there is no `mqttkit.db` to
+ * check: the HomeKit files and the broker login are checked, the database is the server's to keep whole.
+ */
+export function checkState(dataDir: string, { deep = true, external = false } = {}): StateProblem[] {
   if (!existsSync(dataDir)) return [];
   const problems: StateProblem[] = [];
   const homekitFiles = listHomeKitFiles(dataDir);
@@ -60,6 +64,7 @@ export function checkState(dataDir: string, { deep = true } = {}): StateProblem[
         reset: { moveAside: [BROKER_CREDENTIALS_FILE] },
       });
   }
+  if (external) return problems;
   const dbPath = join(dataDir, DATABASE_FILE);
   if (!existsSync(dbPath)) {
     const keys = homekitFiles.filter((name) => !name.startsWith('ControllerStorage.'));
@@ -157,10 +162,10 @@ export function resetState(dataDir: string, problems: StateProblem[], now = new 
 }
 
 /** Checks and, with `reset`, repairs until the state is consistent; throws DamagedStateError otherwise. */
-export function ensureStateUsable(dataDir: string, reset: boolean, report: (line: string) => void): void {
+export function ensureStateUsable(dataDir: string, reset: boolean, report: (line: string) => void, { external = false } = {}): void {
   // A reset can uncover more (a database moved aside leaves its bridges' keys without an owner).
   for (let round = 0; ; round++) {
-    const problems = checkState(dataDir);
+    const problems = checkState(dataDir, { external });
     if (problems.length === 0) return;
     if (!reset || round === 3) throw new DamagedStateError(dataDir, problems);
     for (const line of resetState(dataDir, problems)) report(`--reset-state: ${line}`);
