@@ -26,6 +26,7 @@ import { OtaStore } from '../../src/store/ota-store.js';
 import { PUBLISHED_SETTING_PREFIX, StateStore } from '../../src/store/state-store.js';
 import { WebStore } from '../../src/store/web-store.js';
 import { postgresBinDir, type RunningPostgres, requirePostgres, startPostgres } from '../helpers/postgres.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mqttkit-contract-'));
 let postgres: RunningPostgres | undefined;
@@ -484,6 +485,40 @@ describe('PostgreSQL specifics', { timeout: 60_000 }, () => {
       return true;
     });
     await assert.rejects(PostgresEngine.open(postgres.databaseUrl('no_such_db')), /database "no_such_db" does not exist.*createdb/);
+  });
+
+  it('a connection lost in the middle of a transaction rejects it, throws nothing at the process, and the next one reconnects', async (t) => {
+    if (!postgres) return void requirePostgres(t);
+    const url = new URL(await postgres.createDatabase());
+    const proxy = new TcpProxy(Number(url.port));
+    await proxy.start();
+    t.after(() => proxy.stop());
+    url.port = String(proxy.port);
+    const lost: string[] = [];
+    const engine = await PostgresEngine.open(url.toString(), { onError: (message) => lost.push(message) });
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    t.after(() => void process.off('uncaughtException', onUncaught));
+    try {
+      const store = new StateStore(engine);
+      await store.setSetting('before', '1');
+      const inFlight = engine.transaction(async (tx) => {
+        await tx.run('INSERT INTO settings (key, value) VALUES (?, ?)', ['during', '1']);
+        await proxy.stop(); // the server goes away between two statements
+        await tx.run('INSERT INTO settings (key, value) VALUES (?, ?)', ['during-2', '1']);
+      });
+      await assert.rejects(inFlight, /Connection terminated|ECONNRESET|cannot reach/);
+      await assert.rejects(store.setSetting('while-down', '1'), /cannot reach PostgreSQL at 127\.0\.0\.1:\d+/);
+      await proxy.start(proxy.port);
+      await store.setSetting('after', '1');
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(uncaught, [], 'nothing reached the process');
+      assert.equal(await store.getSetting('during'), undefined, 'the interrupted transaction left nothing');
+      assert.equal(await store.getSetting('after'), '1');
+    } finally {
+      await engine.close();
+    }
   });
 
   it('redacts a URL password wherever a URL is shown', () => {

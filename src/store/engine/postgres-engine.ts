@@ -3,7 +3,7 @@
  * client checked out of the pool; a durable commit is a normal one (Postgres fsyncs every commit
  * unless told not to). The URL's password never leaves this file unredacted: errors name the host.
  *
- * A server lost while the hub runs ends no process: the pool drops the broken client (its 'error'
+ * [D-11] A server lost while the hub runs ends no process: the pool drops the broken client (its 'error'
  * is logged), each statement that fails rejects (its caller logs it and, for the batch writers,
  * keeps the rows for the next try), and the next statement opens a new connection.
  */
@@ -110,6 +110,12 @@ export class PostgresEngine implements SqlEngine {
       throw new Error(this.explain(error));
     });
     let broken: Error | undefined;
+    // A checked-out client's lost connection is emitted on it (the pool listens only to idle ones): unheard,
+    // it would be an uncaught exception. Its statements reject on their own; the client is not reused.
+    const onLost = (error: Error) => {
+      broken ??= error;
+    };
+    client.on('error', onLost);
     try {
       await client.query('BEGIN');
       const tx: SqlRunner = {
@@ -134,6 +140,7 @@ export class PostgresEngine implements SqlEngine {
       if (isConnectionError(error)) broken ??= error as Error;
       throw error;
     } finally {
+      client.off('error', onLost);
       client.release(broken);
     }
   }
