@@ -1,5 +1,5 @@
 /**
- * `mqttkit migrate`: copies a SQLite store (every table, every row) into an EMPTY PostgreSQL database,
+ * [D-12] `mqttkit migrate`: copies a SQLite store (every table, every row) into an EMPTY PostgreSQL database,
  * in one Postgres transaction: the schema is created, the rows copied in batches, the id sequences
  * moved past the copied ids, and each table's row count compared with the source's before the commit.
  * Any difference or error rolls everything back: the target is left empty, the source is never changed.

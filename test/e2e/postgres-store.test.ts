@@ -103,6 +103,13 @@ describe('the hub on PostgreSQL', { timeout: 240_000 }, () => {
     clients.splice(clients.indexOf(client), 1);
     await stop(hub);
 
+    // The management commands use the same database (--database-url).
+    const listed = await cliAsync(['device', 'list', '--json', '--data-dir', hub.dataDir, '--database-url', url]);
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as Array<{ id: string; account: string }>).map((d) => [d.id, d.account]),
+      [[SENSOR, 'registered']],
+    );
     const accounts = await rowsIn(url, 'SELECT name, status, secret FROM accounts');
     assert.deepEqual(
       accounts.map((a) => [a.name, a.status, typeof a.secret]),
@@ -138,6 +145,12 @@ describe('the hub on PostgreSQL', { timeout: 240_000 }, () => {
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--database-url: 'mysql:\/\/hub:\*\*\*@db\/x' is not valid; expected a PostgreSQL URL/);
     assert.ok(!bad.stderr.includes('hidden-pass-99'));
+
+    // A backup copies the SQLite file: with the store in PostgreSQL it is refused, naming pg_dump.
+    const backup = await cliAsync(['backup', join(dataDir, 'x.backup'), '--data-dir', dataDir], { MQTTKIT_DATABASE_URL: url });
+    assert.equal(backup.status, 1);
+    assert.match(backup.stderr, /keeps its store in PostgreSQL \(postgres:\/\/mqttkit:\*\*\*@127\.0\.0\.1:9\/mqttkit\).*pg_dump/);
+    assert.ok(!backup.stderr.includes('down-pass-4711'));
   });
 
   it('a server lost while the hub runs: the hub keeps going, logs it, and writes what it kept once the server is back', async (t: TestContext) => {
@@ -158,7 +171,7 @@ describe('the hub on PostgreSQL', { timeout: 240_000 }, () => {
     assert.ok(!hub.output().includes(password()));
 
     await proxy.start(proxy.port);
-    await hub.printed(/the store takes writes again/, 15_000);
+    await hub.printed(/the store takes (writes|history) again/, 15_000);
     const saved = await eventually(
       async () => {
         const rows = await rowsIn(url.toString(), 'SELECT doc FROM devices WHERE id = $1', [SENSOR]);
@@ -168,6 +181,7 @@ describe('the hub on PostgreSQL', { timeout: 240_000 }, () => {
       'the value kept during the outage, saved',
     );
     assert.ok(saved);
+    assert.doesNotMatch(hub.output(), /uncaught exception|unhandled promise rejection/i, 'the outage was handled, not survived by luck');
     device.end(true);
     await stop(hub);
   });

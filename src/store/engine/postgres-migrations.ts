@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL schema, versioned like SQLite's (database.ts) but a list of its own: each entry moves
+ * [D-9] The PostgreSQL schema, versioned like SQLite's (database.ts) but a list of its own: each entry moves
  * the schema one version up, recorded in the `schema_version` table; never edit one that has shipped.
  * Version 1 holds what SQLite's version 5 holds, table for table and column for column (so `mqttkit
  * migrate` copies rows as they are), with Postgres types: times in ms are BIGINT, ids are identities.

@@ -72,7 +72,7 @@ export function numberPlaceholders(sql: string): string {
   return out;
 }
 
-/** A database URL as it may be printed: the password replaced by `***` (never in a log, banner, error or /api). */
+/** [D-10] A database URL as it may be printed: the password replaced by `***` (never in a log, banner, error or /api). */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
