@@ -21,7 +21,7 @@ import { SqliteEngine } from '../store/engine/sqlite-engine.js';
 import { HistoryStore } from '../store/history-store.js';
 import { OtaStore } from '../store/ota-store.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
-import { ensureStateUsable } from '../store/state-check.js';
+import { ensureBridgeFilesUsable, ensureStateUsable } from '../store/state-check.js';
 import { StateStore } from '../store/state-store.js';
 import { WalCheckpointer } from '../store/wal-checkpointer.js';
 import { Faults } from './faults.js';
@@ -118,6 +118,8 @@ export class Hub {
       if (checkpointer) stops.push(() => checkpointer.stop());
       const wrote = () => checkpointer?.wrote();
       const store = new StateStore(db);
+      // [D-4] On SQLite the files were checked against mqttkit.db above; the server's bridges are known only now.
+      if (db.dialect === 'postgres') await ensureBridgeFilesUsable(options.dataDir, store, options.resetState === true, (line) => log.warn(line));
       const accounts = new AccountStore(db);
       // A conformance run killed outright left its temporary admin account: it must not stay a standing login.
       for (const name of await removeLeftoverCheckerAccounts(accounts))

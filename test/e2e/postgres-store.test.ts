@@ -4,7 +4,7 @@
  * by a real hub run; a server down at start and one lost while the hub runs.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
@@ -124,6 +124,16 @@ describe('the hub on PostgreSQL', { timeout: 240_000 }, () => {
     clients.push(again);
     assert.equal(await readThroughHomeKit(again, 22), id, 'the same pairing reads the same accessory and characteristic ids');
     await stop(hub);
+
+    // [D-4] The bridge in the database was published: its key file lost from the data dir is damage, refused by name.
+    const keys = readdirSync(join(hub.dataDir, 'homekit')).find((f) => f.startsWith('AccessoryInfo.'))!;
+    rmSync(join(hub.dataDir, 'homekit', keys));
+    const refused = await startHub({ dataDir: hub.dataDir, args: ['--database-url', url] }).then(
+      () => assert.fail('the hub started without its bridge keys'),
+      (e: Error) => e.message,
+    );
+    assert.match(refused, new RegExp(`homekit/${keys.replaceAll('.', '\\.')} is missing: HomeKit bridge 1 \\(\\w+\\) was published`));
+    assert.ok(!refused.includes(password()));
   });
 
   it('a server that is down at start: exit 1, the host and the fix named, no stack trace, no password', async (t: TestContext) => {
