@@ -14,6 +14,8 @@ import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
 import { OTA_MAX_FILE_SIZE_DEFAULT, OTA_MAX_FILE_SIZE_RANGE, parseSize } from '../ota/file-size.js';
 import { REGISTRATION_POLICIES, type RegistrationPolicy } from '../security/registration.js';
 import { readBrokerCredentials } from '../store/broker-credentials.js';
+import { isPostgresUrl } from '../store/engine/open.js';
+import { redactUrl } from '../store/engine/sql-engine.js';
 import { canonicalHost } from '../web/allowed-hosts.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -111,6 +113,8 @@ interface OptionSpec {
   fallback?: unknown;
   /** Not accepted from config.json (where the config file lives, or secrets better kept elsewhere). */
   notInFile?: boolean;
+  /** How a refused value is shown (a URL's password is never printed). */
+  shown?: (raw: string) => string;
 }
 
 export const START_OPTIONS = {
@@ -135,6 +139,13 @@ export const START_OPTIONS = {
     env: 'MQTTKIT_MQTT_URL',
     allowed: 'a broker URL such as mqtt://user:pass@192.168.1.2:1883 (mqtt, mqtts, ws, wss)',
     schema: z.string().refine(isBrokerUrl),
+  },
+  databaseUrl: {
+    flag: '--database-url',
+    env: 'MQTTKIT_DATABASE_URL',
+    allowed: 'a PostgreSQL URL such as postgres://mqttkit:PASSWORD@db.local:5432/mqttkit (not set: the SQLite file in the data dir)',
+    schema: z.string().refine(isDatabaseUrl),
+    shown: redactUrl,
   },
   mqttUsername: {
     flag: '--mqtt-username',
@@ -325,6 +336,16 @@ export interface ResolvedStart {
 
 export class OptionError extends Error {}
 
+/** postgres:// or postgresql:// with a host: the only engine --database-url takes. */
+function isDatabaseUrl(value: string): boolean {
+  if (!isPostgresUrl(value)) return false;
+  try {
+    return new URL(value).hostname !== '' || /[?&]host=/.test(value);
+  } catch {
+    return false;
+  }
+}
+
 function isBrokerUrl(value: string): boolean {
   try {
     return ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:'].includes(new URL(value).protocol);
@@ -364,7 +385,8 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     const parsed = spec.schema.safeParse(String(text));
     if (!parsed.success) {
       const reason = parsed.error.issues.map((issue) => issue.message).find((m) => m !== '' && !m.startsWith('Invalid'));
-      throw new OptionError(`${where}: '${String(raw)}' is not valid; expected ${spec.allowed}${reason ? ` (${reason})` : ''}`);
+      const shown = (spec as OptionSpec).shown?.(String(raw)) ?? String(raw);
+      throw new OptionError(`${where}: '${shown}' is not valid; expected ${spec.allowed}${reason ? ` (${reason})` : ''}`);
     }
     values[name] = parsed.data;
     sources[name] = source;
@@ -382,6 +404,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     mqttPort: number;
     mqttHost: string;
     mqttUrl?: string;
+    databaseUrl?: string;
     mqttUsername?: string;
     mqttPassword?: string;
     hapPort: number;
@@ -424,6 +447,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     logLevel: v.logLevel,
     hub: {
       dataDir,
+      databaseUrl: v.databaseUrl,
       mqtt:
         v.mqttUrl !== undefined
           ? { kind: 'external', url: v.mqttUrl, username: v.mqttUsername ?? saved?.username, password: v.mqttPassword ?? saved?.password }
@@ -502,6 +526,8 @@ export function resolveStartOption<T>(name: StartOptionName, flag: string | unde
   if (raw === undefined) return undefined;
   const parsed = spec.schema.safeParse(raw);
   if (!parsed.success)
-    throw new OptionError(`${source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`}: '${String(raw)}' is not valid; expected ${spec.allowed}`);
+    throw new OptionError(
+      `${source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`}: '${spec.shown?.(String(raw)) ?? String(raw)}' is not valid; expected ${spec.allowed}`,
+    );
   return parsed.data as T;
 }

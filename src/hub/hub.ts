@@ -16,11 +16,12 @@ import type { Logger } from '../log/logger.js';
 import type { RegistrationPolicy } from '../security/registration.js';
 import { AccountStore } from '../store/account-store.js';
 import { removeStaleTempFiles } from '../store/atomic-file.js';
-import { DATABASE_FILE, openDatabase } from '../store/database.js';
+import { openEngine } from '../store/engine/open.js';
+import { SqliteEngine } from '../store/engine/sqlite-engine.js';
 import { HistoryStore } from '../store/history-store.js';
 import { OtaStore } from '../store/ota-store.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
-import { ensureStateUsable } from '../store/state-check.js';
+import { ensureBridgeFilesUsable, ensureStateUsable } from '../store/state-check.js';
 import { StateStore } from '../store/state-store.js';
 import { WalCheckpointer } from '../store/wal-checkpointer.js';
 import { Faults } from './faults.js';
@@ -44,6 +45,8 @@ export type MqttOptions =
 
 export interface HubOptions {
   dataDir: string;
+  /** `postgres://…` (--database-url): the store lives in PostgreSQL instead of `<dataDir>/mqttkit.db`. */
+  databaseUrl?: string | undefined;
   mqtt: MqttOptions;
   hapPort: number;
   hapHost?: string | undefined;
@@ -96,7 +99,7 @@ export class Hub {
     const running = runningHubPid(options.dataDir);
     if (running) throw new Error(`a hub is already running on ${options.dataDir} (pid ${running}): stop it first or use another --data-dir`);
     // [D-3] Before anything is created or opened: a damaged store is refused by name, never replaced.
-    ensureStateUsable(options.dataDir, options.resetState === true, (line) => log.warn(line));
+    ensureStateUsable(options.dataDir, options.resetState === true, (line) => log.warn(line), { external: options.databaseUrl !== undefined });
     mkdirSync(join(options.dataDir, 'homekit'), { recursive: true, mode: 0o700 });
     // The data dir holds HomeKit keys: owner-only, whatever the umask.
     chmodSync(options.dataDir, 0o700);
@@ -110,17 +113,22 @@ export class Hub {
       for (const stop of stops.reverse()) await stop();
     };
     try {
-      const db = openDatabase(join(options.dataDir, DATABASE_FILE));
-      stops.push(() => void db.close());
-      const checkpointer = new WalCheckpointer(db, log);
-      stops.push(() => checkpointer.stop());
-      const wrote = () => checkpointer.wrote();
+      const db = await openEngine(options, (message) => log.warn(message));
+      stops.push(() => db.close());
+      if (db.dialect === 'postgres') log.info(`the store is PostgreSQL at ${db.where}`);
+      // [D-2] The WAL and its checkpoints are SQLite's; a Postgres server keeps its own.
+      const checkpointer = db instanceof SqliteEngine ? new WalCheckpointer(db.db, log) : undefined;
+      if (checkpointer) stops.push(() => checkpointer.stop());
+      const wrote = () => checkpointer?.wrote();
       const store = new StateStore(db);
+      // [D-4] On SQLite the files were checked against mqttkit.db above; the server's bridges are known only now.
+      if (db.dialect === 'postgres') await ensureBridgeFilesUsable(options.dataDir, store, options.resetState === true, (line) => log.warn(line));
       const accounts = new AccountStore(db);
       // A conformance run killed outright left its temporary admin account: it must not stay a standing login.
-      for (const name of removeLeftoverCheckerAccounts(accounts)) log.warn(`removed the admin account ${name}, left by an interrupted 'mqttkit conformance'`);
-      const pincode = options.pincode ?? store.getSetting(PINCODE_SETTING) ?? generatePincode();
-      store.setSetting(PINCODE_SETTING, pincode);
+      for (const name of await removeLeftoverCheckerAccounts(accounts))
+        log.warn(`removed the admin account ${name}, left by an interrupted 'mqttkit conformance'`);
+      const pincode = options.pincode ?? (await store.getSetting(PINCODE_SETTING)) ?? generatePincode();
+      await store.setSetting(PINCODE_SETTING, pincode);
 
       const bus = new EventBus((event, error) => faults.record('listenerErrors', error, { event }));
       stops.push(installTestFaults(bus));
@@ -128,10 +136,9 @@ export class Hub {
       const registry = new DeviceRegistry(bus, catalog, { writeTimeoutMs: options.writeTimeoutMs });
       // One device's data never stops the hub: records it cannot use are held aside, named, kept as they are.
       const damaged: Array<{ id: string; problem: string }> = [];
-      const restored = registry.restore(
-        store.loadDevices((id, problem) => damaged.push({ id, problem })),
-        { noneConnected: options.mqtt.kind === 'embedded' },
-      );
+      const restored = registry.restore(await store.loadDevices((id, problem) => damaged.push({ id, problem })), {
+        noneConnected: options.mqtt.kind === 'embedded',
+      });
       for (const { id, problem } of damaged) registry.hold(id, problem);
       for (const { id, problem } of [...damaged, ...restored.held]) {
         log.error(
@@ -160,8 +167,8 @@ export class Hub {
         otaOff: options.ota === false ? OTA_OFF_MESSAGE : undefined,
         disconnect: (id) => mqtt.broker?.disconnect(id),
         registration: () => mqtt.registration,
-        removeDevice: (id, reason = 'removed from the dashboard') => {
-          accounts.remove(id);
+        removeDevice: async (id, reason = 'removed from the dashboard') => {
+          await accounts.remove(id);
           registry.remove(id, reason);
           mqtt.broker?.disconnect(id);
         },
@@ -200,14 +207,14 @@ export class Hub {
           otaMaxFileSize: options.otaMaxFileSize,
         });
       // [D-4] A published bridge has keys and ids on disk; from now on their loss is damage.
-      const markPublished = () => {
-        for (const bridge of hub.bridges()) if (bridge.port !== undefined) store.markBridgePublished(bridge.username);
+      const markPublished = async () => {
+        for (const bridge of hub.bridges()) if (bridge.port !== undefined) await store.markBridgePublished(bridge.username);
       };
-      markPublished();
+      await markPublished();
       saveRuntime();
       // A new bridge (past 149 devices) opens while running; keep the file current.
       homekit.onPublished = () => {
-        markPublished();
+        markPublished().catch((error: unknown) => log.error({ err: (error as Error).message }, 'could not record that a new bridge was published'));
         saveRuntime();
       };
       return hub;
