@@ -3,8 +3,10 @@
  * `<data dir>/config.json`, which overrides the defaults. A bad value stops start-up with a message
  * naming the option, where it came from, and what is allowed.
  */
+
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { didYouMean } from '../core/suggest.js';
@@ -146,6 +148,16 @@ export const START_OPTIONS = {
     allowed: 'a PostgreSQL URL such as postgres://mqttkit:PASSWORD@db.local:5432/mqttkit (not set: the SQLite file in the data dir)',
     schema: z.string().refine(isDatabaseUrl),
     shown: redactUrl,
+  },
+  instanceUrl: {
+    flag: '--instance-url',
+    env: 'MQTTKIT_INSTANCE_URL',
+    allowed:
+      "this hub's dashboard address as people and the other hub reach it, e.g. http://hub-a.local:8581 (with --database-url; default: http://<this machine's name>:<http port>)",
+    schema: z
+      .string()
+      .url()
+      .refine((v) => /^https?:\/\//.test(v), 'an http:// or https:// address'),
   },
   mqttUsername: {
     flag: '--mqtt-username',
@@ -405,6 +417,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     mqttHost: string;
     mqttUrl?: string;
     databaseUrl?: string;
+    instanceUrl?: string;
     mqttUsername?: string;
     mqttPassword?: string;
     hapPort: number;
@@ -448,6 +461,10 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     hub: {
       dataDir,
       databaseUrl: v.databaseUrl,
+      // [H-3] With a shared PostgreSQL the hub may be the active one of two: how people reach it.
+      cluster: v.databaseUrl
+        ? { instanceUrl: v.instanceUrl ?? `http://${hostname()}:${v.httpPort === 0 || v.httpPort === -1 ? 8581 : v.httpPort}` }
+        : undefined,
       mqtt:
         v.mqttUrl !== undefined
           ? { kind: 'external', url: v.mqttUrl, username: v.mqttUsername ?? saved?.username, password: v.mqttPassword ?? saved?.password }

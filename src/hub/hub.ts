@@ -73,6 +73,8 @@ export interface HubOptions {
   homekit?: boolean | undefined;
   ota?: boolean | undefined;
   history?: boolean | undefined;
+  /** [H-3] Set when this hub runs beside a standby on a shared PostgreSQL (and holds the active role). */
+  cluster?: { instanceUrl: string } | undefined;
   /** `--ha-discovery`: Home Assistant discovery configs under this prefix ([P-26]); off when undefined. */
   haDiscovery?: { prefix: string } | undefined;
   /** `--reset-state`: move damaged state files aside and start with what is left, instead of refusing. */

@@ -7,7 +7,7 @@
  * AIDs and IIDs. The one window: a write the active hub made in the last milliseconds before it died, not yet
  * in the table (a pairing added at that instant must be made again).
  */
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import type pg from 'pg';
 import { HapFileStorage } from './hap-storage.js';
 
@@ -43,6 +43,7 @@ export class ReplicatedHapStorage extends HapFileStorage {
    */
   async takeOver(): Promise<{ restored: number; seeded: number }> {
     await this.flush();
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     await this.pool.query(HAP_STORAGE_TABLE_SQL);
     const { rows } = await this.pool.query<{ key: string; value: unknown }>('SELECT key, value FROM hap_storage');
     if (rows.length === 0) {

@@ -43,6 +43,8 @@ import { qrCode } from './qr-code.js';
 import { deviceView } from './views.js';
 
 export interface WebDeps {
+  /** [H-3] With a shared PostgreSQL: this hub is the active one, reachable at this address. */
+  cluster?: { instanceUrl: string } | undefined;
   registry: DeviceRegistry;
   bus: EventBus;
   ota: OtaStore;
@@ -301,6 +303,13 @@ export class WebServer {
       const problem = fileSizeProblem(label, Buffer.byteLength(content, 'base64'), max);
       if (problem) throw Object.assign(new Error(problem), { statusCode: 413 });
     };
+
+    // [H-3] For load balancers, Docker's HEALTHCHECK and the standby: which instance this is, nothing secret.
+    app.get('/api/health', { config: { public: true } }, async () => ({
+      status: 'ok',
+      role: d.cluster ? 'active' : 'single',
+      ...(d.cluster ? { instance: d.cluster.instanceUrl } : {}),
+    }));
 
     app.get('/api/session', { config: { public: true } }, async (request) => ({ setupNeeded: !(await d.web.hasUsers()), user: request.auth?.user ?? null }));
 
