@@ -213,6 +213,13 @@ describe('the hub on PostgreSQL', { timeout: 240_000 }, () => {
     assert.ok(expected.accounts === 1 && expected.bridges === 1 && expected.devices === 1 && expected.settings! >= 2, JSON.stringify(expected));
 
     const url = await postgres.createDatabase();
+    // Started on the new database before the copy: refused, and told to migrate (never a new identity over the old keys).
+    const early = await startHub({ dataDir: hub.dataDir, args: ['--database-url', url] }).then(
+      () => assert.fail('the hub started on an empty database beside its HomeKit keys'),
+      (e: Error) => e.message,
+    );
+    assert.match(early, /is new, and this data dir's mqttkit\.db holds the hub's state; copy it there first: mqttkit migrate --from /);
+    assert.deepEqual(await rowsIn(url, 'SELECT COUNT(*)::int AS n FROM bridges'), [{ n: 0 }], 'nothing was written');
     const migrated = await cliAsync(['migrate', '--from', hub.dataDir, '--to', url]);
     assert.equal(migrated.status, 0, migrated.stderr);
     for (const [name, n] of Object.entries(expected)) assert.match(migrated.stdout, new RegExp(`^\\s+${name}\\s+${n}$`, 'm'), `${name}: ${n} rows`);
@@ -228,7 +235,10 @@ describe('the hub on PostgreSQL', { timeout: 240_000 }, () => {
 
     const refused = await cliAsync(['migrate', '--from', hub.dataDir, '--to', url]);
     assert.equal(refused.status, 1);
-    assert.match(refused.stderr, /the PostgreSQL database postgres:\/\/mqttkit:\*\*\*@127\.0\.0\.1:\d+\/\w+ is not empty \(it holds accounts, api_tokens/);
+    assert.match(
+      refused.stderr,
+      /the PostgreSQL database postgres:\/\/mqttkit:\*\*\*@127\.0\.0\.1:\d+\/\w+ is not empty \(it holds accounts \(1 row\), bridge_members \(1 row\), bridges \(1 row\), device_info \(1 row\), devices \(1 row\)/,
+    );
     assert.ok(!refused.stderr.includes(password()));
   });
 });
