@@ -4,7 +4,7 @@
  * by a real hub run; a server down at start and one lost while the hub runs.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
@@ -192,6 +192,13 @@ describe('the hub on PostgreSQL', { timeout: 240_000 }, () => {
     );
     assert.ok(saved);
     assert.doesNotMatch(hub.output(), /uncaught exception|unhandled promise rejection/i, 'the outage was handled, not survived by luck');
+    // What the API shows of the hub's log (the dashboard's log page) names the server, never its password.
+    const token = readFileSync(join(hub.dataDir, 'hub-token'), 'utf8').trim();
+    const shown = await fetch(`http://127.0.0.1:${hub.info.httpPort}/api/hub-log`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(shown.status, 200);
+    const text = await shown.text();
+    assert.match(text, /postgres:\/\/mqttkit:\*\*\*@127\.0\.0\.1|127\.0\.0\.1:\d+ \(database/);
+    assert.ok(!text.includes(password()), 'no password in /api/hub-log');
     device.end(true);
     await stop(hub);
   });
