@@ -1,5 +1,6 @@
 /**
- * [D-12] `mqttkit migrate`: copies a SQLite store (every table, every row) into an EMPTY PostgreSQL database,
+ * [D-12] `mqttkit migrate`: copies a SQLite store (every table, every row) into an EMPTY PostgreSQL database
+ * (no table, or only mqttkit's tables without a row),
  * in one Postgres transaction: the schema is created, the rows copied in batches, the id sequences
  * moved past the copied ids, and each table's row count compared with the source's before the commit.
  * Any difference or error rolls everything back: the target is left empty, the source is never changed.
@@ -26,10 +27,20 @@ export async function existingTables(target: PostgresEngine): Promise<string[]> 
 }
 
 export async function copySqliteToPostgres(source: Db, target: PostgresEngine, onTable?: (count: TableCount) => void): Promise<TableCount[]> {
-  const present = await existingTables(target);
-  if (present.length > 0) {
+  // Empty: no table at all, or only mqttkit's own tables without a row (a hub started on it and refused, say).
+  const held: string[] = [];
+  for (const table of await existingTables(target)) {
+    if (table === 'schema_version') continue;
+    if (!(STORE_TABLES as readonly string[]).includes(table)) {
+      held.push(`${table} (not mqttkit's)`);
+      continue;
+    }
+    const n = (await target.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`))?.n ?? 0;
+    if (n > 0) held.push(`${table} (${n} row${n === 1 ? '' : 's'})`);
+  }
+  if (held.length > 0) {
     throw new MigrationRefused(
-      `the PostgreSQL database ${target.where} is not empty (it holds ${present.slice(0, 10).join(', ')}${present.length > 10 ? ', …' : ''}): migrate into a new, empty database (e.g. createdb mqttkit2), or drop these tables yourself if they are not needed`,
+      `the PostgreSQL database ${target.where} is not empty (it holds ${held.slice(0, 10).join(', ')}${held.length > 10 ? ', …' : ''}): migrate into a new, empty database (e.g. createdb mqttkit2); nothing was copied`,
     );
   }
   // One snapshot of the source for the whole copy (WAL: a hub or CLI writing meanwhile is not seen).

@@ -182,8 +182,19 @@ export async function ensureBridgeFilesUsable(dataDir: string, store: StateStore
     return { bridges, published };
   };
   const where = `the PostgreSQL database ${store.engine.where}`;
-  let problems = bridgeFileProblems(listHomeKitFiles(dataDir), await facts(), where);
+  const known = await facts();
+  let problems = bridgeFileProblems(listHomeKitFiles(dataDir), known, where);
   if (problems.length === 0) return;
+  // The likeliest cause: an install on SQLite started with --database-url before its store was copied over.
+  if (known.bridges.length === 0 && existsSync(join(dataDir, DATABASE_FILE))) {
+    throw new DamagedStateError(
+      dataDir,
+      problems.map((p) => ({
+        ...p,
+        problem: `${p.problem.replace(/ \(was .* replaced\?\)$/, '')}: ${where} is new, and this data dir's ${DATABASE_FILE} holds the hub's state; copy it there first: mqttkit migrate --from ${dataDir} --to <the database URL>`,
+      })),
+    );
+  }
   if (!reset) throw new DamagedStateError(dataDir, problems);
   for (const line of resetState(
     dataDir,

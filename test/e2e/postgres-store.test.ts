@@ -4,7 +4,7 @@
  * by a real hub run; a server down at start and one lost while the hub runs.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
@@ -192,6 +192,13 @@ describe('the hub on PostgreSQL', { timeout: 240_000 }, () => {
     );
     assert.ok(saved);
     assert.doesNotMatch(hub.output(), /uncaught exception|unhandled promise rejection/i, 'the outage was handled, not survived by luck');
+    // What the API shows of the hub's log (the dashboard's log page) names the server, never its password.
+    const token = readFileSync(join(hub.dataDir, 'hub-token'), 'utf8').trim();
+    const shown = await fetch(`http://127.0.0.1:${hub.info.httpPort}/api/hub-log`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(shown.status, 200);
+    const text = await shown.text();
+    assert.match(text, /postgres:\/\/mqttkit:\*\*\*@127\.0\.0\.1|127\.0\.0\.1:\d+ \(database/);
+    assert.ok(!text.includes(password()), 'no password in /api/hub-log');
     device.end(true);
     await stop(hub);
   });
@@ -213,6 +220,13 @@ describe('the hub on PostgreSQL', { timeout: 240_000 }, () => {
     assert.ok(expected.accounts === 1 && expected.bridges === 1 && expected.devices === 1 && expected.settings! >= 2, JSON.stringify(expected));
 
     const url = await postgres.createDatabase();
+    // Started on the new database before the copy: refused, and told to migrate (never a new identity over the old keys).
+    const early = await startHub({ dataDir: hub.dataDir, args: ['--database-url', url] }).then(
+      () => assert.fail('the hub started on an empty database beside its HomeKit keys'),
+      (e: Error) => e.message,
+    );
+    assert.match(early, /is new, and this data dir's mqttkit\.db holds the hub's state; copy it there first: mqttkit migrate --from /);
+    assert.deepEqual(await rowsIn(url, 'SELECT COUNT(*)::int AS n FROM bridges'), [{ n: 0 }], 'nothing was written');
     const migrated = await cliAsync(['migrate', '--from', hub.dataDir, '--to', url]);
     assert.equal(migrated.status, 0, migrated.stderr);
     for (const [name, n] of Object.entries(expected)) assert.match(migrated.stdout, new RegExp(`^\\s+${name}\\s+${n}$`, 'm'), `${name}: ${n} rows`);
@@ -228,7 +242,10 @@ describe('the hub on PostgreSQL', { timeout: 240_000 }, () => {
 
     const refused = await cliAsync(['migrate', '--from', hub.dataDir, '--to', url]);
     assert.equal(refused.status, 1);
-    assert.match(refused.stderr, /the PostgreSQL database postgres:\/\/mqttkit:\*\*\*@127\.0\.0\.1:\d+\/\w+ is not empty \(it holds accounts, api_tokens/);
+    assert.match(
+      refused.stderr,
+      /the PostgreSQL database postgres:\/\/mqttkit:\*\*\*@127\.0\.0\.1:\d+\/\w+ is not empty \(it holds accounts \(1 row\), bridge_members \(1 row\), bridges \(1 row\), device_info \(1 row\), devices \(1 row\)/,
+    );
     assert.ok(!refused.stderr.includes(password()));
   });
 });

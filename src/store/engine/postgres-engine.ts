@@ -55,6 +55,8 @@ export class PostgresEngine implements SqlEngine {
       max: options.max ?? 5,
       connectionTimeoutMillis: 5000,
       idleTimeoutMillis: 30_000,
+      // A server that accepts but never answers must not hold a writer's queue for ever: the statement fails, the rows are kept.
+      query_timeout: 60_000,
       application_name: 'mqttkit',
     });
     // An idle client's broken connection is emitted here; unheard, it would end the process.
