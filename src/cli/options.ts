@@ -149,6 +149,15 @@ export const START_OPTIONS = {
     schema: z.string().refine(isDatabaseUrl),
     shown: redactUrl,
   },
+  failover: {
+    flag: '--failover',
+    switch: true,
+    enables: true,
+    env: 'MQTTKIT_FAILOVER',
+    allowed: 'on or off: one of two hubs on one --database-url, active or standby (docs/scaling.md)',
+    schema: onOff,
+    fallback: 'off',
+  },
   instanceUrl: {
     flag: '--instance-url',
     env: 'MQTTKIT_INSTANCE_URL',
@@ -418,6 +427,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     mqttUrl?: string;
     databaseUrl?: string;
     instanceUrl?: string;
+    failover: boolean;
     mqttUsername?: string;
     mqttPassword?: string;
     hapPort: number;
@@ -455,16 +465,19 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       `--registration ${v.registration} needs the embedded broker: an external broker cannot register devices on first connect, so devices are added with 'mqttkit device add'`,
     );
   }
+  if (v.failover && v.databaseUrl === undefined)
+    throw new OptionError('--failover needs --database-url: the two hubs share a PostgreSQL database (docs/scaling.md)');
   const saved = v.mqttUrl !== undefined && v.mqttUsername === undefined ? readBrokerCredentials(dataDir) : undefined;
   return {
     logLevel: v.logLevel,
     hub: {
       dataDir,
       databaseUrl: v.databaseUrl,
-      // [H-3] With a shared PostgreSQL the hub may be the active one of two: how people reach it.
-      cluster: v.databaseUrl
-        ? { instanceUrl: v.instanceUrl ?? `http://${hostname()}:${v.httpPort === 0 || v.httpPort === -1 ? 8581 : v.httpPort}` }
-        : undefined,
+      // [H-3] --failover: one of two hubs on a shared PostgreSQL, active or standby; how people reach it.
+      cluster:
+        v.databaseUrl && v.failover
+          ? { instanceUrl: v.instanceUrl ?? `http://${hostname()}:${v.httpPort === 0 || v.httpPort === -1 ? 8581 : v.httpPort}` }
+          : undefined,
       mqtt:
         v.mqttUrl !== undefined
           ? { kind: 'external', url: v.mqttUrl, username: v.mqttUsername ?? saved?.username, password: v.mqttPassword ?? saved?.password }

@@ -100,7 +100,10 @@ export class ClusteredHub {
     await this.#hub?.stop();
     this.#hub = undefined;
     await this.#standbyServer?.close();
-    this.storage.close();
+    // HomeKit's last writes (a pairing made a moment ago) go to the database before the process ends, if it answers.
+    await Promise.race([this.storage.flush(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    const lost = this.storage.close();
+    if (lost > 0) this.log.warn(`${lost} HomeKit storage writes did not reach the database before stopping`);
     await this.pool.end().catch(() => {});
     await this.engine.close();
   }

@@ -37,6 +37,7 @@ import { OTA_OFF_MESSAGE, OtaFeature } from './features/ota.js';
 import { PersistenceFeature } from './features/persistence.js';
 import { PresenceFeature } from './features/presence.js';
 import { WebFeature } from './features/web.js';
+import { ExclusiveLock } from './leadership.js';
 import { installTestFaults } from './test-faults.js';
 
 export type MqttOptions =
@@ -118,6 +119,11 @@ export class Hub {
       const db = await openEngine(options, (message) => log.warn(message));
       stops.push(() => db.close());
       if (db.dialect === 'postgres') log.info(`the store is PostgreSQL at ${db.where}`);
+      // [H-1] Without --failover this is the only hub on its database (with it, the lock is the cluster's).
+      if (db.dialect === 'postgres' && options.databaseUrl && !options.cluster) {
+        const lock = await ExclusiveLock.take(options.databaseUrl, (problem) => log.warn(problem));
+        stops.push(() => lock.release());
+      }
       // [D-2] The WAL and its checkpoints are SQLite's; a Postgres server keeps its own.
       const checkpointer = db instanceof SqliteEngine ? new WalCheckpointer(db.db, log) : undefined;
       if (checkpointer) stops.push(() => checkpointer.stop());

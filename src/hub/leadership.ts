@@ -193,3 +193,76 @@ function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
     );
   });
 }
+
+/**
+ * [H-1] A hub on PostgreSQL without `--failover` is the only hub on its database: it takes the same lock
+ * at start (a second hub, or a standby, is refused by name) and keeps it on a session of its own. It does
+ * not step down when the database goes away: with no standby to take over, stopping would only turn a
+ * database outage into a HomeKit one (the store keeps what it could not write, docs/data.md [D-11]).
+ * A session lost is taken again when the database is back.
+ */
+export class ExclusiveLock {
+  #client: pg.Client | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  private constructor(
+    private readonly databaseUrl: string,
+    private readonly onProblem: (problem: string) => void,
+    private readonly retryMs: number,
+  ) {}
+
+  static async take(databaseUrl: string, onProblem: (problem: string) => void, retryMs = 5000): Promise<ExclusiveLock> {
+    const lock = new ExclusiveLock(databaseUrl, onProblem, retryMs);
+    if (!(await lock.#take()))
+      throw new Error(
+        'another mqttkit is active on this database: stop it first, or start both with --failover (one active, the other its standby; docs/scaling.md)',
+      );
+    return lock;
+  }
+
+  async release(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    const client = this.#client;
+    this.#client = undefined;
+    if (client) await withDeadline(client.end(), 1000).catch(() => {});
+  }
+
+  async #take(): Promise<boolean> {
+    const client = new pg.Client({
+      connectionString: this.databaseUrl,
+      connectionTimeoutMillis: 5000,
+      keepAlive: true,
+      application_name: 'mqttkit (hub lock)',
+    });
+    client.on('error', (error) => {
+      if (this.#client !== client || this.#stopped) return;
+      this.#client = undefined;
+      this.onProblem(`the hub's database lock session ended (${messageOf(error)}); taking it again when the database answers`);
+      this.#retry();
+    });
+    await client.connect();
+    const result = await withDeadline(client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [ACTIVE_LOCK_KEY]), 5000);
+    if (!result.rows[0]?.locked) {
+      await client.end().catch(() => {});
+      return false;
+    }
+    this.#client = client;
+    return true;
+  }
+
+  #retry(): void {
+    clearTimeout(this.#timer);
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      void this.#take().then(
+        (taken) => {
+          if (!taken) this.onProblem('another mqttkit took this database while the connection was down: two hubs write to it now; stop one');
+        },
+        () => this.#retry(),
+      );
+    }, this.retryMs);
+    this.#timer.unref();
+  }
+}

@@ -68,7 +68,7 @@ describe('a standby hub takes over (PostgreSQL + Mosquitto)', { timeout: 240_000
     copyFileSync(join(dataA, 'broker-credentials.json'), join(dataB, 'broker-credentials.json'));
 
     const [hapA, hapB, httpA, httpB] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const common = ['--mqtt-url', broker.url, '--database-url', databaseUrl, '--pincode', PINCODE, '--log-level', 'info'];
+    const common = ['--failover', '--mqtt-url', broker.url, '--database-url', databaseUrl, '--pincode', PINCODE, '--log-level', 'info'];
     first = await startHub({
       dataDir: dataA,
       pincode: null,
