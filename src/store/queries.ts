@@ -184,10 +184,10 @@ export class StoreQueries {
   async memory(below: number): Promise<LowMemory[]> {
     const sql =
       this.engine.dialect === 'postgres'
-        ? // A JSON path with a variable (the threshold never becomes SQL or path text); strict: only a number compares.
+        ? // A JSON path with a variable (the threshold never becomes SQL or path text); only a number compares, a missing field is no match.
           `SELECT device, (info #>> '{stats,mem_free}')::float8 AS "memFree", (info #>> '{stats,at}')::float8 AS "statsAt"
              FROM device_info
-            WHERE jsonb_path_exists(info, 'strict $.stats.mem_free ? (@.type() == "number" && @ < $below)', jsonb_build_object('below', CAST(? AS float8)))
+            WHERE jsonb_path_exists(info, '$.stats.mem_free ? (@.type() == "number" && @ < $below)', jsonb_build_object('below', CAST(? AS float8)))
             ORDER BY "memFree", device`
         : // json_valid first: a damaged row (named by OtaStore.info) must not fail everyone's answer.
           `SELECT device, json_extract(info, '$.stats.mem_free') AS memFree, json_extract(info, '$.stats.at') AS statsAt
