@@ -33,7 +33,7 @@ const STEP_MS = 5 * 60_000;
 const START = Date.UTC(2025, 10, 1);
 const deviceId = (d: number) => `bench-${String(d).padStart(3, '0')}`;
 /** The same values on both engines, exact in binary floating point: 0, 0.25, … 24.75. */
-const valueOf = (k: number, d: number) => ((k * 7 + d * 13) % 100) / 4;
+const sampleValue = (k: number, d: number) => ((k * 7 + d * 13) % 100) / 4;
 const THRESHOLD = 20_000;
 
 /** Loads samples in time order (every device at t, then t + 5 min), as the hub records them. */
@@ -44,7 +44,7 @@ function loadSqlite(db: Db, o: QueriesOptions): number {
   const steps = (o.days * 86_400_000) / STEP_MS;
   const ids = Array.from({ length: o.devices }, (_, d) => deviceId(d));
   db.transaction(() => {
-    for (let k = 0; k < steps; k++) for (let d = 0; d < o.devices; d++) insert.run(ids[d], START + k * STEP_MS, valueOf(k, d));
+    for (let k = 0; k < steps; k++) for (let d = 0; d < o.devices; d++) insert.run(ids[d], START + k * STEP_MS, sampleValue(k, d));
   })();
   return steps * o.devices;
 }
