@@ -62,7 +62,10 @@ describe('benchmark smoke run', { timeout: 240_000 }, () => {
     });
     assert.equal(code, 0, stderr);
     const [file] = readdirSync(dir);
-    const result = JSON.parse(readFileSync(join(dir, file!), 'utf8')) as { rows: Array<{ scenario: string; metric: string; value: number }>; failures: string[] };
+    const result = JSON.parse(readFileSync(join(dir, file!), 'utf8')) as {
+      rows: Array<{ scenario: string; metric: string; value: number }>;
+      failures: string[];
+    };
     assert.deepEqual(result.failures, []);
     for (const engine of ['SQLite', 'PostgreSQL']) {
       const rows = result.rows.filter((r) => r.scenario === '9. queries' && r.metric.includes(`· ${engine} · warm p50`));

@@ -102,6 +102,14 @@ for (const { name, open } of ENGINES) {
             [T0 + 6 * MIN, 3, 7],
           ],
         );
+        // A range ending mid-bucket: the last bucket ends with the range (minute 7 is not in it).
+        assert.deepEqual(
+          (await new StoreQueries(engine).series(series({ to: T0 + 7 * MIN }))).map((b) => [b.start, b.count, b.avg, b.max]),
+          [
+            [T0, 5, 2, 4],
+            [T0 + 5 * MIN, 2, 5.5, 6],
+          ],
+        );
         assert.deepEqual(await new StoreQueries(engine).series(series({ device: 'nobody' })), []);
       }));
 
