@@ -24,6 +24,7 @@ const MODULES: Array<{ names: string[]; register: (program: Command) => Promise<
   { names: ['backup', 'restore'], register: async (p) => (await import('./backup-command.js')).registerBackup(p) },
   { names: ['conformance'], register: async (p) => (await import('./conformance-command.js')).registerConformance(p) },
   { names: ['migrate'], register: async (p) => (await import('./migrate-command.js')).registerMigrate(p) },
+  { names: ['query'], register: async (p) => (await import('./query-command.js')).registerQuery(p) },
 ];
 
 const program = new Command('mqttkit')

@@ -31,7 +31,7 @@ export const statsAnswer = z.looseObject({
   received: count,
   dropped: count.optional(),
   queued: count.optional(),
-  mem_free: count.optional(),
+  mem_free: count.nullable().optional(), // null: the platform cannot tell [O-22]
 });
 
 /** [O-23] `hashes`: device path → hex hash of its content. */

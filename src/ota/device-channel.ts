@@ -147,6 +147,7 @@ export class DeviceChannel {
       const line = await waiting.answer;
       const answer = rid === undefined ? line : (answerTo(rid, line) ?? line);
       if (commandName(text) === 'getversion') await this.#learn(device, answer);
+      if (commandName(text) === 'stats') await this.#keepStats(device, answer);
       return answer;
     };
     const previous = this.#queues.get(device) ?? Promise.resolve();
@@ -166,6 +167,20 @@ export class DeviceChannel {
     if (!version.ok) return;
     const echoes = echoesRid(version.value);
     if ((await this.store.info(device)).echoesRid !== echoes) await this.store.updateInfo(device, { echoesRid: echoes });
+  }
+
+  /**
+   * [O-22] Keeps the last `stats` answer in the device's info, for the queries over it (`mqttkit query
+   * memory`, src/store/queries.ts): its known fields only (bounded), with the time it came. An answer
+   * that is not a valid `stats` object is not kept; failing to keep one does not fail the command.
+   */
+  async #keepStats(device: string, answer: string): Promise<void> {
+    const stats = parseAnswer(device, 'stats', answer);
+    if (!stats.ok) return;
+    const { uptime_s, reconnects, published, received, dropped, queued, mem_free } = stats.value;
+    await this.store
+      .updateInfo(device, { stats: { at: Date.now(), uptime_s, reconnects, published, received, dropped, queued, mem_free: mem_free ?? null } })
+      .catch((error: unknown) => this.log.warn({ device, err: (error as Error).message }, "cannot keep the device's stats answer"));
   }
 
   /**

@@ -45,6 +45,10 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE api_tokens (token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);`,
   // The CLI asks the running hub over its API now (issue 13): the table it polled is gone.
   `DROP TABLE IF EXISTS hub_requests;`,
+  // Issue 15 (src/store/queries.ts): the series index carries the value, so a bucketed series is read
+  // from the index alone (a covering index), not from the index and then each row.
+  `DROP INDEX history_by_series;
+   CREATE INDEX history_by_series ON history (device, service, idx, characteristic, at, value);`,
 ];
 
 export const DATABASE_FILE = 'mqttkit.db';

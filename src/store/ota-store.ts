@@ -86,6 +86,20 @@ export interface DeviceInfo {
   name?: string;
   /** People's notes on the device (POST /api/devices/:id/notes), at most NOTES_MAX characters. */
   notes?: string;
+  /** [O-22] The device's last `stats` answer (its known fields), and when the hub heard it (`at`, ms). */
+  stats?: StatsRecord;
+}
+
+/** [O-22] What is kept of a `stats` answer: the protocol's counters, `mem_free`, and when it came. */
+export interface StatsRecord {
+  at: number;
+  uptime_s?: number;
+  reconnects?: number;
+  published?: number;
+  received?: number;
+  dropped?: number;
+  queued?: number;
+  mem_free?: number | null;
 }
 
 interface JobRow {
@@ -158,6 +172,20 @@ const infoSchema = z.looseObject({
   otaProtocolSetting: z.union([z.literal(1), z.literal(2)]).optional(),
   name: said,
   notes: said,
+  // A kept answer that no longer fits is dropped alone (asked again, it comes back), not the whole row.
+  stats: z
+    .looseObject({
+      at: z.number().min(0),
+      uptime_s: z.number().optional(),
+      reconnects: z.number().optional(),
+      published: z.number().optional(),
+      received: z.number().optional(),
+      dropped: z.number().optional(),
+      queued: z.number().optional(),
+      mem_free: z.number().nullable().optional(),
+    })
+    .optional()
+    .catch(undefined),
 });
 
 /** Told of a row that cannot be used (the hub logs it; the CLI prints it). */
@@ -448,7 +476,7 @@ export class OtaStore {
     // Cut here, not refused on reading: one over-long answer (a device's 64 KiB msg_exception) must not
     // make the whole row unreadable and take the name and notes a person gave the device with it.
     const bounded = Object.fromEntries(
-      Object.entries(change).map(([k, v]) => [k, typeof v === 'string' && v.length > MAX_SAID ? `${v.slice(0, MAX_SAID - 1)}…` : v]),
+      Object.entries(change).map(([k, v]) => [k, typeof v === 'string' ? withoutNul(v.length > MAX_SAID ? `${v.slice(0, MAX_SAID - 1)}…` : v) : v]),
     );
     const info = JSON.stringify({ ...(await this.info(device)), ...bounded });
     await this.engine.run(
@@ -457,3 +485,6 @@ export class OtaStore {
     );
   }
 }
+
+/** PostgreSQL's JSONB cannot hold U+0000 (the row would be refused): a device's NUL becomes U+FFFD on both engines. */
+const withoutNul = (text: string) => (text.includes('\0') ? text.replaceAll('\0', '\uFFFD') : text);

@@ -40,6 +40,7 @@ import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.
 import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
 import { type HubMetrics, PROMETHEUS_TYPE, prometheusText } from './prometheus.js';
 import { qrCode } from './qr-code.js';
+import { queryRoutes } from './query-routes.js';
 import { deviceView } from './views.js';
 
 export interface WebDeps {
@@ -220,6 +221,7 @@ export class WebServer {
     });
     this.#routes(app);
     adminRoutes(app, { web: this.deps.web, accounts: this.deps.accounts, externalBroker: this.deps.externalBroker });
+    queryRoutes(app, this.deps.history.engine);
     this.#devicePackage(app);
     this.#keepGivenNames();
     // Anything else under /api is a JSON 404, behind the same check (a stranger learns nothing).

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { requirePostgres } from '../helpers/postgres.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
@@ -48,5 +49,28 @@ describe('benchmark smoke run', { timeout: 240_000 }, () => {
       'figures come with floors',
     );
     assert.match(stdout, /\| scenario \| metric \| mqttkit \| floor \| ratio \| target \| met \|/);
+  });
+
+  it('runs the queries scenario (--only 9: not in the default list) on SQLite and PostgreSQL', async (t) => {
+    if (!requirePostgres(t)) return;
+    const dir = join(out, 'queries');
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [RUN, '--quick', '--only', '9', '--out', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let e = '';
+      child.stderr.on('data', (d: Buffer) => (e += d.toString()));
+      child.on('exit', (c) => resolve({ code: c, stderr: e }));
+    });
+    assert.equal(code, 0, stderr);
+    const [file] = readdirSync(dir);
+    const result = JSON.parse(readFileSync(join(dir, file!), 'utf8')) as {
+      rows: Array<{ scenario: string; metric: string; value: number }>;
+      failures: string[];
+    };
+    assert.deepEqual(result.failures, []);
+    for (const engine of ['SQLite', 'PostgreSQL']) {
+      const rows = result.rows.filter((r) => r.scenario === '9. queries' && r.metric.includes(`· ${engine} · warm p50`));
+      assert.ok(rows.length >= 5, `each query timed on ${engine}`);
+      assert.ok(rows.every((r) => Number.isFinite(r.value)));
+    }
   });
 });

@@ -171,6 +171,16 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
         for (const word of ['online', '0.1.0-sim', '1.27.1-sim']) assert.ok(row.includes(word), `${word} in: ${row}\n${r.stdout}`);
       },
     },
+    // issue 15: the queries (readme-switch-1 reports Switch On every 5 s; its stats said mem_free null: never "low")
+    'npx mqttkit query series esp32_a1b2c3d4 Switch On --from 7d --bucket 1h': {
+      check: (r) => assert.match(r.stdout, /^BUCKET START\s+COUNT\s+AVG\s+MIN\s+MAX\n\d{4}-\d\d-\d\dT[\d:.]+Z\s+[1-9]\d*\s/, r.stdout),
+    },
+    'npx mqttkit query memory --below 20000': {
+      check: (r) => assert.match(r.stdout, /^No device's last stats answer reports mem_free under 20000 bytes/, r.stdout),
+    },
+    'npx mqttkit query firmware 0.1.0-sim': {
+      check: (r) => assert.doesNotMatch(r.stdout, /readme-switch-1/, r.stdout),
+    },
     'npx mqttkit device list': {
       check: (r) => assert.ok(r.stdout.includes('relay-switch-2'), r.stdout),
     },

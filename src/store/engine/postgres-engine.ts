@@ -23,9 +23,13 @@ import {
 /** BIGINT (times in ms, ids, counts) and NUMERIC as numbers: every value the stores keep fits in 2^53. */
 const INT8 = 20;
 const NUMERIC = 1700;
+/** JSON and JSONB as their text, as SQLite gives a JSON column: the stores parse (and check) it themselves. */
+const JSON_OID = 114;
+const JSONB = 3802;
 const types = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
     if (oid === INT8 || oid === NUMERIC) return (value: string) => Number(value);
+    if (oid === JSON_OID || oid === JSONB) return (value: string) => value;
     return pg.types.getTypeParser(oid, format as 'text');
   }) as typeof pg.types.getTypeParser,
 };

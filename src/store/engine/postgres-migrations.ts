@@ -3,6 +3,7 @@
  * the schema one version up, recorded in the `schema_version` table; never edit one that has shipped.
  * Version 1 holds what SQLite's version 5 holds, table for table and column for column (so `mqttkit
  * migrate` copies rows as they are), with Postgres types: times in ms are BIGINT, ids are identities.
+ * Version 2 makes `device_info.info` JSONB (the engine reads JSON back as text, as SQLite gives it).
  */
 export const POSTGRES_MIGRATIONS: readonly string[] = [
   `CREATE TABLE devices (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at BIGINT NOT NULL);
@@ -40,6 +41,13 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
    CREATE TABLE web_users (name TEXT PRIMARY KEY, secret TEXT NOT NULL, created_at BIGINT NOT NULL);
    CREATE TABLE web_sessions (token_hash TEXT PRIMARY KEY, "user" TEXT NOT NULL, expires_at BIGINT NOT NULL);
    CREATE TABLE api_tokens (token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT NULL);`,
+  // Issue 15, queries over history and device metadata (src/store/queries.ts, docs/data.md "Queries"):
+  // what devices say about themselves (getversion, OTA reports, `stats` answers) as JSONB for path queries
+  // (one row per device: scanned, no index of its own pays for its writes); the series index carries the
+  // value, so a bucketed series is read from the index alone (an index-only scan).
+  `ALTER TABLE device_info ALTER COLUMN info TYPE JSONB USING info::jsonb;
+   DROP INDEX history_by_series;
+   CREATE INDEX history_by_series ON history (device, service, idx, characteristic, at) INCLUDE (value);`,
 ];
 
 export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.length;
