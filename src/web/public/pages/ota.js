@@ -2,6 +2,7 @@
 // devices (canaries first, a few at a time, halt at any moment), and follow every job live in a table:
 // bytes, speed and time left while it runs, when it was created, started and finished, Cancel while it
 // has not ended, Retry once it failed. Everything moves with the live stream (docs/api.md [A-3]).
+import { matchDevices } from '/shared/device-pattern.js';
 import { api, post } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { fileToBase64 } from '../lib/format.js';
@@ -14,18 +15,6 @@ const RETRIABLE = ['failed', 'cancelled', 'rolled-back'];
 /** What this tab sent for each job it started (endpoint and body), so Retry can send it again. */
 const sent = new Map();
 const meter = new TransferMeter();
-
-/** `relay-*` → the ids it names, as `mqttkit ota rollout --devices` reads it ('all': every device). */
-export function matchDevices(pattern, ids) {
-  if (pattern === 'all') return ids;
-  const regex = new RegExp(
-    `^${pattern
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-  );
-  return ids.filter((id) => regex.test(id));
-}
 
 /** A device that never answered `getversion` cannot be told what to fetch: it is marked, not offered blindly. */
 const otaReady = (d) => d.answersCommands === true;
