@@ -217,7 +217,7 @@ export class WebServer {
       return reply.code(status).send({ error: status >= 500 ? 'internal error (see the hub log)' : error.message.slice(0, 300) });
     });
     this.#routes(app);
-    adminRoutes(app, { web: this.deps.web, accounts: this.deps.accounts, externalBroker: this.deps.externalBroker });
+    adminRoutes(app, { web: this.deps.web, accounts: this.deps.accounts, externalBroker: this.deps.externalBroker, log: this.deps.log });
     this.#devicePackage(app);
     this.#keepGivenNames();
     // Anything else under /api is a JSON 404, behind the same check (a stranger learns nothing).
