@@ -170,13 +170,12 @@ export function devicesPage(main) {
     const sameName = kind === 'device' && d && names.get(id) === d.name;
     // Known, same name, still filtered out: nothing on the page changes (the count neither).
     if (sameName && !old && !matches(d)) return;
-    // Same name, still shown: swap the one row (unless the user is using a control in it). The order
-    // is kept until the next full drawing, so rows do not jump under the user's finger.
+    // Same name, still shown: swap the one row, the focus given back. A slider being dragged or a list
+    // open in it is left alone until the focus moves on. The order is kept until the next full drawing,
+    // so rows do not jump under the user's finger.
     if (sameName && old && matches(d)) {
-      if (old.contains(document.activeElement)) return void stale.add(id);
-      const fresh = makeRow(d);
-      rows.set(id, fresh);
-      old.replaceWith(fresh);
+      if (old.contains(document.activeElement) && document.activeElement.matches('input[type="range"], select')) return void stale.add(id);
+      refresh(id);
       return;
     }
     full = true;
