@@ -56,24 +56,43 @@ export async function phoneProblems(page: Page, where: string): Promise<string[]
   }, where);
 }
 
-/** Tabs through the page; returns the visible controls of `main` the keyboard never reached. */
+/**
+ * Tabs through the page; returns the visible controls of `main` the keyboard never reached. A control is
+ * known by what it is (its id, or its owner's id or data-* names, tag, link and text), not by its element:
+ * a live page draws rows anew while the keyboard goes through them, and a new row's switch is the one
+ * the user reached.
+ */
 export async function unreachable(page: Page): Promise<string[]> {
+  const CONTROLS = 'main a[href], main button, main input, main select, main textarea, main [tabindex]';
   await page.evaluate(() => {
+    const key = (el: Element) => {
+      const owner = el.parentElement?.closest('[id], [data-device], [data-job], [data-token], [data-user], [data-account], [data-service]');
+      const ownerKey = owner
+        ? owner.id ||
+          [...owner.attributes]
+            .filter((a) => a.name.startsWith('data-'))
+            .map((a) => `${a.name}=${a.value}`)
+            .join(',')
+        : '';
+      return `${ownerKey} > ${el.tagName}#${el.id}[${el.getAttribute('href') ?? ''}] ${(el.textContent ?? '').trim().slice(0, 40)}`;
+    };
+    const w = window as unknown as { reached: Set<string>; controlKey: (el: Element) => string };
     (document.activeElement as HTMLElement | null)?.blur();
-    (window as unknown as { reached: Set<Element> }).reached = new Set();
-    document.addEventListener('focusin', (e) => (window as unknown as { reached: Set<Element> }).reached.add(e.target as Element));
+    w.controlKey = key;
+    w.reached = new Set();
+    document.addEventListener('focusin', (e) => w.reached.add(key(e.target as Element)));
   });
   const controls = await page.evaluate(
-    () =>
-      [...document.querySelectorAll<HTMLElement>('main a[href], main button, main input, main select, main textarea, main [tabindex]')].filter(
-        (el) => el.offsetParent !== null && !(el as HTMLButtonElement).disabled && el.tabIndex >= 0,
-      ).length,
+    (sel) =>
+      [...document.querySelectorAll<HTMLElement>(sel)].filter((el) => el.offsetParent !== null && !(el as HTMLButtonElement).disabled && el.tabIndex >= 0)
+        .length,
+    CONTROLS,
   );
   for (let i = 0; i < controls + 15; i++) await page.keyboard.press('Tab');
-  return page.evaluate(() => {
-    const reached = (window as unknown as { reached: Set<Element> }).reached;
-    return [...document.querySelectorAll<HTMLElement>('main a[href], main button, main input, main select, main textarea, main [tabindex]')]
-      .filter((el) => el.offsetParent !== null && !(el as HTMLButtonElement).disabled && el.tabIndex >= 0 && !reached.has(el))
+  return page.evaluate((sel) => {
+    const w = window as unknown as { reached: Set<string>; controlKey: (el: Element) => string };
+    return [...document.querySelectorAll<HTMLElement>(sel)]
+      .filter((el) => el.offsetParent !== null && !(el as HTMLButtonElement).disabled && el.tabIndex >= 0 && !w.reached.has(w.controlKey(el)))
       .map((el) => `<${el.tagName.toLowerCase()} id="${el.id}" class="${el.className}">${(el.textContent ?? '').slice(0, 30)}`);
-  });
+  }, CONTROLS);
 }
