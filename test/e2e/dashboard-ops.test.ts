@@ -214,10 +214,21 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
     await page.fill('#rollout-pattern', 'ops-silent');
     await page.click('#rollout-start');
     await page.waitForSelector('#rollout[data-state="running"] #rollout-halt', { timeout: 10_000 });
+    // On Halt when the jobs table and this panel are drawn again (another job starts): Halt keeps the focus.
+    await page.focus('#rollout-halt');
+    const other = await page.request.post(`${base}/api/ota/sync`, {
+      data: { device: 'ops-probe', files: [{ path: 'other.py', content: Buffer.from('print(2)\n').toString('base64') }] },
+      headers: { origin: base },
+    });
+    const otherJob = ((await other.json()) as { job: number }).job;
+    await page.waitForSelector(`tr[data-job="${otherJob}"]`);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'rollout-halt', 'Halt keeps the focus through the redraw');
     await page.click('#rollout-halt');
     await page.click('#rollout [data-confirm="yes"]');
     await page.waitForSelector('#rollout[data-state="cancelled"]', { timeout: 15_000 });
     assert.equal(await page.locator('#rollout-halt').isVisible(), false);
+    // The other job ends before the next test (the probe reboots to verify it).
+    await page.waitForSelector(`tr[data-job="${otherJob}"][data-state="succeeded"]`, { timeout: 60_000 });
   });
 
   it('Security: adds a device (its password shown once, and it works), makes and revokes an API token, adds and removes a dashboard account', async (t) => {
