@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { relative, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { matchDevices } from '../core/device-pattern.js';
 import { fileSizeProblem } from '../ota/file-size.js';
 import { type CancelOutcome, cancelJobInStore, cancelRolloutInStore, type RolloutCancelOutcome } from '../ota/job-control.js';
 import { readManifest } from '../ota/manifest.js';
@@ -270,14 +271,7 @@ async function known(ws: Workspace, device: string): Promise<string> {
 
 async function match(ws: Workspace, pattern: string): Promise<string[]> {
   const ids = (await ws.store.loadDevices()).map((d) => d.id).sort();
-  if (pattern === 'all') return ids;
-  const regex = new RegExp(
-    `^${pattern
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-  );
-  return ids.filter((id) => regex.test(id));
+  return matchDevices(pattern, ids);
 }
 
 function readManifestOrFail(file: string, flags: Flags, ws: Workspace): ManifestEntry[] {

@@ -8,6 +8,8 @@
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pg from 'pg';
+import { z } from 'zod';
+import { parseJson } from '../core/json.js';
 import type { Logger } from '../log/logger.js';
 import { PostgresEngine } from '../store/engine/postgres-engine.js';
 import { useHapFileStorage } from '../store/hap-storage.js';
@@ -20,11 +22,8 @@ import { DEFAULT_LEADERSHIP_TIMING, Leadership, type LeadershipTiming } from './
 /** Where the active instance says it can be reached (the standby's redirect target). */
 export const ACTIVE_INSTANCE_SETTING = 'cluster.active';
 
-export interface ActiveInstance {
-  url: string;
-  since: number;
-  pid: number;
-}
+const activeInstance = z.object({ url: z.string().url(), since: z.number(), pid: z.number() });
+export type ActiveInstance = z.output<typeof activeInstance>;
 
 export interface ClusterEvents {
   /** This process's hub is running (the banner goes out here). */
@@ -153,7 +152,9 @@ export class ClusteredHub {
     const active = async (): Promise<ActiveInstance | undefined> => {
       try {
         const text = await new StateStore(this.engine).getSetting(ACTIVE_INSTANCE_SETTING);
-        return text ? (JSON.parse(text) as ActiveInstance) : undefined;
+        if (!text) return undefined;
+        const parsed = parseJson(text, activeInstance);
+        return parsed.ok ? parsed.value : undefined;
       } catch {
         return undefined;
       }

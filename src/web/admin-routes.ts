@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import type { Logger } from '../log/logger.js';
 import { accountNameProblem, mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
 import type { AccountStore } from '../store/account-store.js';
@@ -16,6 +17,8 @@ export interface AdminDeps {
   accounts: AccountStore;
   /** Set with an external broker: device accounts live in Mosquitto's dynamic security, made by the CLI. */
   externalBroker?: boolean;
+  /** The hub log, where each security action is written with who did it ([A-11]). */
+  log?: Logger;
 }
 
 const tokenName = z
@@ -47,6 +50,7 @@ export function refuseApiToken(request: FastifyRequest): void {
 }
 
 export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
+  if (d.log) auditSecurityActions(app, d.log);
   app.get('/api/tokens', async (request) => {
     refuseApiToken(request);
     return await d.web.tokens();
@@ -100,5 +104,49 @@ export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
     const password = generatePassword();
     if (!(await d.accounts.create(id, 'device', 'active', await hashPassword(password)))) throw status(409, `${id} exists already`);
     return { id, username: id, clientId: id, password };
+  });
+}
+
+/** A field of a request that succeeded (so the route's own schema passed it), bounded and on one line. */
+const field = (from: unknown, key: string): string => {
+  const value = from && typeof from === 'object' ? (from as Record<string, unknown>)[key] : undefined;
+  return String(value ?? '?')
+    .replace(/[^\w.@-]/g, '?')
+    .slice(0, 64);
+};
+
+/**
+ * [A-11] What each security action says in the hub log, by the route Fastify matched. Only names are
+ * taken (a token's name, an account's name, a device id), never a body's password or a token's secret.
+ */
+const SECURITY_ACTIONS: Readonly<Record<string, (r: FastifyRequest) => { action: string; said: string }>> = {
+  'POST /api/tokens': (r) => ({ action: 'token-created', said: `API token ${field(r.body, 'name')} created` }),
+  'DELETE /api/tokens/:name': (r) => ({ action: 'token-revoked', said: `API token ${field(r.params, 'name')} revoked` }),
+  'POST /api/users': (r) => ({ action: 'user-added', said: `dashboard account ${field(r.body, 'username')} added` }),
+  'DELETE /api/users/:name': (r) => ({ action: 'user-removed', said: `dashboard account ${field(r.params, 'name')} removed` }),
+  'POST /api/registration/policy': (r) => ({ action: 'policy-switched', said: `registration policy switched to ${field(r.body, 'policy')}` }),
+  'POST /api/registration/devices': (r) => ({ action: 'device-added', said: `device ${field(r.body, 'id')} added` }),
+  'POST /api/registration/:id/approve': (r) => ({ action: 'device-approved', said: `device ${field(r.params, 'id')} approved` }),
+  'POST /api/registration/:id/reset': (r) => ({ action: 'device-reset', said: `device ${field(r.params, 'id')} may register a new password` }),
+  'DELETE /api/devices/:id': (r) => ({ action: 'device-removed', said: `device ${field(r.params, 'id')} removed` }),
+};
+
+/** Who acted, as the log names them: a dashboard user, an API token by its name, or the CLI on the hub's machine. */
+function actor(request: FastifyRequest): string {
+  const key = request.auth?.key ?? '';
+  if (key.startsWith('token:')) return `API token ${request.auth?.user}`;
+  if (key.startsWith('session:')) return String(request.auth?.user);
+  return request.auth?.user ?? 'someone';
+}
+
+/** Writes one info line per security action that succeeded, naming who did it. */
+export function auditSecurityActions(app: FastifyInstance, log: Logger): void {
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode >= 400) return;
+    const describe = SECURITY_ACTIONS[`${request.method} ${request.routeOptions.url ?? ''}`];
+    if (!describe) return;
+    const { action, said } = describe(request);
+    const by = actor(request);
+    log.info({ security: action, by }, `${said} by ${by}`);
   });
 }

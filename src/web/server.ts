@@ -91,7 +91,7 @@ const PUBLIC = join(dirname(fileURLToPath(import.meta.url)), '../../../src/web/p
 // Found as Node finds a dependency: in an installed package uPlot sits beside mqttkit, not inside it.
 /** Compiled core modules the browser imports too (dependency-free). */
 const SHARED = join(dirname(fileURLToPath(import.meta.url)), '../core');
-const SHARED_FILES = new Set(['/characteristic-display.js']);
+const SHARED_FILES = new Set(['/characteristic-display.js', '/device-pattern.js']);
 const UPLOT = join(dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
 
 // [A-6] Every field is bounded before any work is done on it; messages never echo the input.
@@ -220,7 +220,7 @@ export class WebServer {
       return reply.code(status).send({ error: status >= 500 ? 'internal error (see the hub log)' : error.message.slice(0, 300) });
     });
     this.#routes(app);
-    adminRoutes(app, { web: this.deps.web, accounts: this.deps.accounts, externalBroker: this.deps.externalBroker });
+    adminRoutes(app, { web: this.deps.web, accounts: this.deps.accounts, externalBroker: this.deps.externalBroker, log: this.deps.log });
     queryRoutes(app, this.deps.history.engine);
     this.#devicePackage(app);
     this.#keepGivenNames();

@@ -9,88 +9,40 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import type { Browser, Page } from 'playwright-core';
 import { chromiumPath, launchChromium } from '../helpers/chromium.js';
+import { axeProblems, phoneProblems, unreachable } from '../helpers/dashboard-checks.js';
 import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
 import { deviceRoot, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const PASSWORD = 'a long dashboard password';
-
-/** axe-core's serious and critical findings on the page as it is now (one line each). */
-async function axeProblems(page: Page, where: string): Promise<string[]> {
-  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: AXE });
-  const violations = await page.evaluate(async () => {
-    const w = window as unknown as {
-      axe: { run: (c: Document, o: object) => Promise<{ violations: Array<{ id: string; impact: string; nodes: Array<{ target: string[] }> }> }> };
-    };
-    const result = await w.axe.run(document, { resultTypes: ['violations'] });
-    return result.violations.map((v) => ({ id: v.id, impact: v.impact, targets: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
-  });
-  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${where}: ${v.impact} ${v.id} at ${v.targets.join(', ')}`);
-}
+const DESKTOP = { width: 1100, height: 800 };
+const PHONE = { width: 390, height: 800 };
 
 /**
- * At the page's current width: the document does not scroll sideways, no element is wider than the
- * screen, and no word of the main content is split over two lines (each word's range has one line box).
+ * The page as it is, in light and dark mode, on a desktop and at 390 px: axe-core's serious and critical
+ * findings, and (at 390 px) sideways scroll or broken words; then the keyboard's reach (desktop, light).
  */
-async function phoneProblems(page: Page, where: string): Promise<string[]> {
-  return page.evaluate((where) => {
-    const problems: string[] = [];
-    const doc = document.documentElement;
-    if (doc.scrollWidth > doc.clientWidth + 1) problems.push(`${where}: the page scrolls sideways (${doc.scrollWidth} > ${doc.clientWidth})`);
-    for (const el of document.querySelectorAll<HTMLElement>('body *')) {
-      const r = el.getBoundingClientRect();
-      if (r.width === 0 || getComputedStyle(el).position === 'absolute') continue;
-      if (r.right > doc.clientWidth + 1 && !el.closest('.table-scroll, .chart, pre'))
-        problems.push(`${where}: <${el.tagName.toLowerCase()} class="${el.className}"> ends at ${Math.round(r.right)} px`);
+async function everyLook(page: Page, where: string): Promise<string[]> {
+  const problems: string[] = [];
+  for (const viewport of [DESKTOP, PHONE])
+    for (const scheme of ['light', 'dark'] as const) {
+      await page.setViewportSize(viewport);
+      await page.emulateMedia({ colorScheme: scheme });
+      const look = `${where} (${scheme}, ${viewport.width} px)`;
+      problems.push(...(await axeProblems(page, look)));
+      if (viewport === PHONE) problems.push(...(await phoneProblems(page, look)));
     }
-    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-      const text = node.textContent ?? '';
-      const parent = node.parentElement;
-      if (!parent || parent.closest('script, style, svg, option, [hidden]') || parent.offsetParent === null) continue;
-      // A log box that does not wrap (it scrolls inside) cannot break a word.
-      if (getComputedStyle(parent).whiteSpace === 'pre') continue;
-      for (const m of text.matchAll(/\S+/g)) {
-        const range = document.createRange();
-        range.setStart(node, m.index!);
-        range.setEnd(node, m.index! + m[0].length);
-        const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
-        if (tops.size > 1) problems.push(`${where}: "${m[0].slice(0, 40)}" is broken over ${tops.size} lines`);
-      }
-    }
-    return problems.slice(0, 20);
-  }, where);
-}
-
-/** Tabs through the page; returns the visible controls of `main` the keyboard never reached. */
-async function unreachable(page: Page): Promise<string[]> {
-  await page.evaluate(() => {
-    (document.activeElement as HTMLElement | null)?.blur();
-    (window as unknown as { reached: Set<Element> }).reached = new Set();
-    document.addEventListener('focusin', (e) => (window as unknown as { reached: Set<Element> }).reached.add(e.target as Element));
-  });
-  const controls = await page.evaluate(
-    () =>
-      [...document.querySelectorAll<HTMLElement>('main a[href], main button, main input, main select, main textarea, main [tabindex]')].filter(
-        (el) => el.offsetParent !== null && !(el as HTMLButtonElement).disabled && el.tabIndex >= 0,
-      ).length,
-  );
-  for (let i = 0; i < controls + 15; i++) await page.keyboard.press('Tab');
-  return page.evaluate(() => {
-    const reached = (window as unknown as { reached: Set<Element> }).reached;
-    return [...document.querySelectorAll<HTMLElement>('main a[href], main button, main input, main select, main textarea, main [tabindex]')]
-      .filter((el) => el.offsetParent !== null && !(el as HTMLButtonElement).disabled && el.tabIndex >= 0 && !reached.has(el))
-      .map((el) => `<${el.tagName.toLowerCase()} id="${el.id}" class="${el.className}">${(el.textContent ?? '').slice(0, 30)}`);
-  });
+  await page.setViewportSize(DESKTOP);
+  await page.emulateMedia({ colorScheme: 'light' });
+  problems.push(...(await unreachable(page)).map((c) => `${where}: the keyboard never reaches ${c}`));
+  return problems;
 }
 
 describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
@@ -142,14 +94,14 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
     const fetched = await page.request.get(new URL(icon, base).toString());
     assert.equal(fetched.status(), 200);
     assert.match(fetched.headers()['content-type'] ?? '', /image\//);
-    const setupProblems = await axeProblems(page, 'setup');
+    const setupProblems = await everyLook(page, 'setup');
     await page.fill('#password', PASSWORD);
     await page.click('#submit');
     await page.waitForSelector('#nav:not([hidden])');
     await page.click('#logout');
     await page.waitForSelector('text=Log in');
     const navOnLogin = await page.locator('#nav').isVisible();
-    const loginProblems = await axeProblems(page, 'login');
+    const loginProblems = await everyLook(page, 'login');
     await page.fill('#username', 'admin');
     await page.fill('#password', PASSWORD);
     await page.click('#submit');
@@ -262,10 +214,21 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
     await page.fill('#rollout-pattern', 'ops-silent');
     await page.click('#rollout-start');
     await page.waitForSelector('#rollout[data-state="running"] #rollout-halt', { timeout: 10_000 });
+    // On Halt when the jobs table and this panel are drawn again (another job starts): Halt keeps the focus.
+    await page.focus('#rollout-halt');
+    const other = await page.request.post(`${base}/api/ota/sync`, {
+      data: { device: 'ops-probe', files: [{ path: 'other.py', content: Buffer.from('print(2)\n').toString('base64') }] },
+      headers: { origin: base },
+    });
+    const otherJob = ((await other.json()) as { job: number }).job;
+    await page.waitForSelector(`tr[data-job="${otherJob}"]`);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'rollout-halt', 'Halt keeps the focus through the redraw');
     await page.click('#rollout-halt');
     await page.click('#rollout [data-confirm="yes"]');
     await page.waitForSelector('#rollout[data-state="cancelled"]', { timeout: 15_000 });
     assert.equal(await page.locator('#rollout-halt').isVisible(), false);
+    // The other job ends before the next test (the probe reboots to verify it).
+    await page.waitForSelector(`tr[data-job="${otherJob}"][data-state="succeeded"]`, { timeout: 60_000 });
   });
 
   it('Security: adds a device (its password shown once, and it works), makes and revokes an API token, adds and removes a dashboard account', async (t) => {
@@ -378,19 +341,69 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
     );
   });
 
-  it('passes axe on every page, in light and dark mode; the keyboard reaches every control of the Updates page', async (t) => {
+  it('keeps the focus and a half-typed field on the Updates page while live updates redraw it', async (t) => {
+    const s = await session(t);
+    if (!s || !silent) return;
+    const { page, base } = s;
+    await page.goto(`${base}/#/ota`);
+    await page.waitForSelector('#rollout-start');
+    // Two jobs for the device that never answers: they wait. A third party's action changes one of them.
+    const queue = async () =>
+      (
+        (await (
+          await page.request.post(`${base}/api/ota/sync`, {
+            data: { device: 'ops-silent', files: [{ path: 'focus.py', content: Buffer.from('print(1)\n').toString('base64') }] },
+            headers: { origin: base },
+          })
+        ).json()) as { job: number }
+      ).job;
+    const first = await queue();
+    const second = await queue();
+    await page.waitForSelector(`[data-cancel="${second}"]`);
+    const focused = () =>
+      page.evaluate(() => {
+        const el = document.activeElement as HTMLInputElement | null;
+        return { cancel: el?.getAttribute('data-cancel') ?? null, id: el?.id ?? '', value: el?.value ?? '', caret: el?.selectionStart ?? null };
+      });
+    // On the first job's Cancel button (reached with the keyboard) when the second job is cancelled elsewhere.
+    await page.focus(`[data-cancel="${first}"]`);
+    const cancelled = await page.request.post(`${base}/api/ota/jobs/${second}/cancel`, { headers: { origin: base } });
+    assert.equal(cancelled.status(), 200);
+    await page.waitForSelector(`tr[data-job="${second}"][data-state="cancelled"]`);
+    assert.equal((await focused()).cancel, String(first), 'the Cancel button keeps the focus through the redraw');
+    // Typing a rollout pattern when a job appears: the text, the caret and the focus stay.
+    await page.fill('#rollout-pattern', '');
+    await page.focus('#rollout-pattern');
+    await page.keyboard.type('ops-si');
+    const third = await queue();
+    await page.waitForSelector(`tr[data-job="${third}"]`);
+    assert.deepEqual(await focused(), { cancel: null, id: 'rollout-pattern', value: 'ops-si', caret: 6 });
+    await page.keyboard.type('lent');
+    assert.equal(await page.inputValue('#rollout-pattern'), 'ops-silent');
+    for (const job of [first, third]) await page.request.post(`${base}/api/ota/jobs/${job}/cancel`, { headers: { origin: base } });
+    await page.waitForSelector(`tr[data-job="${third}"][data-state="cancelled"]`);
+  });
+
+  it('passes axe on every page, in light and dark mode, on a desktop and at 390 px; the keyboard reaches every control of every page', async (t) => {
     const s = await session(t);
     if (!s) return;
     const { page, base } = s;
     const problems: string[] = [];
-    for (const scheme of ['light', 'dark'] as const) {
-      await page.emulateMedia({ colorScheme: scheme });
-      for (const route of ['devices', 'device/ops-probe', 'pairing', 'ota', 'security']) {
-        await page.goto(`${base}/#/${route}`);
-        await page.waitForSelector('main h1');
-        await page.waitForLoadState('networkidle').catch(() => {});
-        problems.push(...(await axeProblems(page, `${scheme} #/${route}`)));
-      }
+    // A hash change keeps the page: main is emptied first, then an element only the new page has is waited for.
+    const marks: Record<string, string> = {
+      devices: '#device-count',
+      'device/ops-silent': '#device-name',
+      'device/no-such-device': '#not-found',
+      pairing: '#setup-code',
+      ota: '#rollout-start',
+      security: '#hub-log',
+    };
+    for (const [route, mark] of Object.entries(marks)) {
+      await page.evaluate(() => document.getElementById('main')?.replaceChildren());
+      await page.goto(`${base}/#/${route}`);
+      await page.waitForSelector(mark);
+      await page.waitForLoadState('networkidle').catch(() => {});
+      problems.push(...(await everyLook(page, `#/${route}`)));
     }
     assert.deepEqual(problems, []);
     // Dark mode follows the system setting: the page's background is dark then, light otherwise.
@@ -403,9 +416,6 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
     assert.ok((await lightness()) < 60, 'dark background in dark mode');
     await page.emulateMedia({ colorScheme: 'light' });
     assert.ok((await lightness()) > 200, 'light background in light mode');
-    await page.goto(`${base}/#/ota`);
-    await page.waitForSelector('#rollout-start');
-    assert.deepEqual(await unreachable(page), [], 'every control is reached with Tab');
   });
 
   it('at 390 px: no horizontal scroll and no word broken mid-word on the operations pages', async (t) => {

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { sha1 } from '../../device/simulator/ota-side.js';
 import { BIN, eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { freePort, type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
+import { requireTool } from '../helpers/system-tools.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -22,23 +24,45 @@ interface Example {
   line: string;
   /** The command without its comment, spaces collapsed: the key of CHECKS and SKIPPED. */
   command: string;
+  /** The README heading the example stands under (`Using your own Mosquitto`). */
+  section: string;
 }
 
 /** The `mqttkit` command lines of README.md's fenced code blocks (with `npx` or without). */
 export function readmeExamples(readme: string): Example[] {
   const examples: Example[] = [];
   let inBlock = false;
+  let section = '';
   for (const raw of readme.split('\n')) {
     if (raw.startsWith('```')) {
       inBlock = !inBlock;
       continue;
     }
+    if (!inBlock && /^#+ /.test(raw)) section = raw.replace(/^#+ /, '').trim();
     const line = raw.trim();
     if (!inBlock || !/^(npx )?mqttkit /.test(line)) continue;
-    examples.push({ line, command: line.replace(/\s+#.*$/, '').replace(/\s+/g, ' ') });
+    examples.push({ line, command: line.replace(/\s+#.*$/, '').replace(/\s+/g, ' '), section });
   }
   return examples;
 }
+
+/** The lines (comments cut, spaces collapsed) of the first code block under README's heading `section`. */
+export function readmeBlock(readme: string, section: string): string[] {
+  const lines = readme.split('\n');
+  const start = lines.findIndex((l) => l.replace(/^#+ /, '').trim() === section && /^#+ /.test(l));
+  const open = lines.findIndex((l, i) => i > start && l.startsWith('```'));
+  const close = lines.findIndex((l, i) => i > open && l.startsWith('```'));
+  if (start < 0 || open < 0 || close < 0) return [];
+  return lines.slice(open + 1, close).map((l) =>
+    l
+      .replace(/\s+#.*$/, '')
+      .replace(/\s+/g, ' ')
+      .trim(),
+  );
+}
+
+/** The README section whose examples run against a real Mosquitto (the hub with --mqtt-url). */
+const EXTERNAL = 'Using your own Mosquitto';
 
 /** A command line into argv: words split on spaces, '…' and "…" kept whole (what a shell does here). */
 function argv(command: string): string[] {
@@ -63,12 +87,19 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
   const mosquittoDir = join(work, 'mosquitto');
   let queuedJob = 0;
   let nodeRedPassword = '';
+  /** README's "Using your own Mosquitto": its config dir (README's /etc/mosquitto/mqttkit) and the hub's data dir (README's default ./data). */
+  const externalConf = mkdtempSync(join(tmpdir(), 'mqttkit-readme-mosquitto-'));
+  const externalData = mkdtempSync(join(tmpdir(), 'mqttkit-readme-external-'));
+  let mosquittoBinary: string | undefined;
+  let mosquitto: RunningMosquitto | undefined;
+  let externalHub: RunningHub | undefined;
 
   /**
    * The one mapping from README's example names to this test's: device ids to simulated devices
    * (`relay-*` matches the `relay` fleet as it is), paths to temp ones, the job number to a queued job.
    */
   const REPLACE = (): Array<[string, string]> => [
+    ['/etc/mosquitto/mqttkit', externalConf],
     ['esp32_a1b2c3d4', 'readme-switch-1'],
     ['<id>', 'new-sensor'],
     ['ota cancel 12', `ota cancel ${queuedJob}`],
@@ -113,8 +144,17 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
     return devices.find((d) => d.id === id)?.state;
   };
 
-  /** Per example (by its command as README writes it): what to prepare, where it runs, what it must have done. */
-  const CHECKS: Record<string, { setup?: () => Promise<void>; dataDir?: () => string; follow?: RegExp; check?: (r: Run) => Promise<void> | void }> = {
+  const replaced = (text: string) => REPLACE().reduce((acc, [from, to]) => acc.split(from).join(to), text);
+
+  /**
+   * Per example (by its command as README writes it, or `<section> › <command>` where one command stands in
+   * two places): what to prepare, where it runs, what it must have done. `external`: it runs in README's
+   * external-broker setup (a real Mosquitto), in the test of its own below.
+   */
+  const CHECKS: Record<
+    string,
+    { setup?: () => Promise<void>; dataDir?: () => string; follow?: RegExp; external?: boolean; check?: (r: Run) => Promise<void> | void }
+  > = {
     'npx mqttkit ota push esp32_a1b2c3d4 examples/main.py': {
       check: async () => {
         assert.equal((await hashes('readme-switch-1'))['main.py'], example('main.py'));
@@ -265,15 +305,78 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
     'mqttkit restore /mnt/usb/hub.backup --data-dir /var/lib/mqttkit-new': {
       check: () => assert.ok(existsSync(join(restoreDir, 'mqttkit.db')), 'the state restored'),
     },
+    // README's external-broker block, as written: the config, Mosquitto started on it, the hub with
+    // --mqtt-url on the data dir the config command wrote its login to.
+    [`${EXTERNAL} › npx mqttkit mosquitto-config /etc/mosquitto/mqttkit`]: {
+      external: true,
+      dataDir: () => externalData,
+      check: async (r) => {
+        const block = readmeBlock(readFileSync(join(ROOT, 'README.md'), 'utf8'), EXTERNAL);
+        const config = block.find((l) => l.startsWith('mosquitto -c '))?.slice('mosquitto -c '.length);
+        const start = block.find((l) => l.startsWith('npm start -- '));
+        assert.ok(config && start, `README's block starts Mosquitto and the hub:\n${block.join('\n')}`);
+        const conf = replaced(config);
+        assert.equal(conf, join(externalConf, 'mosquitto.conf'), 'the config the command wrote is the one README starts Mosquitto with');
+        assert.ok(r.stdout.includes(`mosquitto -c ${conf}`), r.stdout);
+        // The one change to what README runs: its port 1883 may be taken on a shared machine (and tests
+        // listen on loopback only), so the generated listener line gets a free loopback port instead.
+        const port = await freePort();
+        const text = readFileSync(conf, 'utf8');
+        assert.match(text, /^listener 1883( 0\.0\.0\.0)?$/m, text);
+        writeFileSync(conf, text.replace(/^listener 1883( 0\.0\.0\.0)?$/m, `listener ${port} 127.0.0.1`));
+        mosquitto = await startMosquitto(mosquittoBinary!, { config: conf, port });
+        const args = argv(start.replace(/^npm start -- /, 'mqttkit ')).map((a) => a.replace('127.0.0.1:1883', `127.0.0.1:${port}`));
+        assert.deepEqual(args, ['--mqtt-url', `mqtt://127.0.0.1:${port}`]);
+        externalHub = await startHub({ dataDir: externalData, args });
+        assert.equal(externalHub.info.mqtt.embedded, false, 'the hub logged in to Mosquitto with the account just made');
+      },
+    },
+    [`${EXTERNAL} › npx mqttkit device add garage-door`]: {
+      external: true,
+      dataDir: () => externalData,
+      check: async (r) => {
+        const password = /password:\s+(\S+)/.exec(r.stdout)?.[1];
+        assert.ok(password, r.stdout);
+        // The device logs in to Mosquitto with the password printed, and the hub hears it there.
+        const door = await mqtt.connectAsync(mosquitto!.url, {
+          clientId: 'garage-door',
+          username: 'garage-door',
+          password,
+          protocolVersion: 4,
+          reconnectPeriod: 0,
+        });
+        door.on('error', () => {});
+        try {
+          await door.publishAsync('HomeKit/garage-door/ContactSensor/ContactSensorState', '1', { qos: 1 });
+          await eventually(
+            async () => {
+              const devices = JSON.parse((await run(['devices', '--json'], externalData)).stdout || '[]') as Array<{ id: string; state: string }>;
+              return devices.find((d) => d.id === 'garage-door')?.state === 'online';
+            },
+            15_000,
+            'garage-door online at the hub, through Mosquitto',
+          );
+        } finally {
+          await door.endAsync();
+        }
+        await assert.rejects(
+          mqtt.connectAsync(mosquitto!.url, {
+            clientId: 'garage-door',
+            username: 'garage-door',
+            password: 'not-its-password-123',
+            protocolVersion: 4,
+            reconnectPeriod: 0,
+          }),
+          'Mosquitto refuses another password',
+        );
+      },
+    },
   };
 
-  /** Examples that cannot run here, by their whole README line, and why. */
-  const SKIPPED: Record<string, string> = {
-    'npx mqttkit mosquitto-config /etc/mosquitto/mqttkit   # config + dynamic-security accounts file':
-      'writes under /etc (root); the same command runs above into a temp dir (`mosquitto-config <dir>`)',
-    'npx mqttkit device add garage-door                    # provisions the device at Mosquitto too':
-      'needs the hub on an external Mosquitto (test/e2e/external-broker.test.ts); the same command runs above against the embedded broker',
-  };
+  /** Examples that cannot run here, by their whole README line, and why (none today: keep it that way). */
+  const SKIPPED: Record<string, string> = {};
+  /** An example's entry: under its section when README has the command twice, else by the command. */
+  const checkKey = (e: Example) => (`${e.section} › ${e.command}` in CHECKS ? `${e.section} › ${e.command}` : e.command);
 
   before(async () => {
     hub = await startHub({ args: ['--no-homekit', '--ota-reboot-timeout', '20s'] });
@@ -285,6 +388,10 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
   });
   after(async () => {
     for (const fleet of fleets) fleet.kill('SIGKILL');
+    await externalHub?.stop('SIGKILL');
+    await mosquitto?.stop();
+    rmSync(externalConf, { recursive: true, force: true });
+    rmSync(externalData, { recursive: true, force: true });
     await hub?.stop('SIGKILL');
     await approveHub?.stop('SIGKILL');
     if (hub) removeDataDir(hub.dataDir);
@@ -295,10 +402,10 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
   it('every example has a check or a reason it is skipped, and no table entry is stale', () => {
     const examples = readmeExamples(readFileSync(join(ROOT, 'README.md'), 'utf8'));
     assert.ok(examples.length >= 15, `found only ${examples.length} examples`);
-    const unknown = examples.filter((e) => !(e.command in CHECKS) && !(e.line in SKIPPED)).map((e) => e.line);
+    const unknown = examples.filter((e) => !(checkKey(e) in CHECKS) && !(e.line in SKIPPED)).map((e) => e.line);
     assert.deepEqual(unknown, [], 'README examples without a check or a skip reason');
     const stale = [
-      ...Object.keys(CHECKS).filter((c) => !examples.some((e) => e.command === c)),
+      ...Object.keys(CHECKS).filter((c) => !examples.some((e) => checkKey(e) === c)),
       ...Object.keys(SKIPPED).filter((l) => !examples.some((e) => e.line === l)),
     ];
     assert.deepEqual(stale, [], 'table entries README no longer has');
@@ -311,33 +418,50 @@ describe('README examples run against simulated devices', { timeout: 600_000 }, 
         t.diagnostic(`skipped: ${example.line} (${SKIPPED[example.line]})`);
         continue;
       }
-      const entry = CHECKS[example.command]!;
-      await entry.setup?.();
-      let command = example.command;
-      for (const [from, to] of REPLACE()) command = command.split(from).join(to);
-      const args = argv(command);
-      const dataDir = entry.dataDir?.() ?? hub.dataDir;
-      let result: Run;
-      if (entry.follow) {
-        const pattern = entry.follow;
-        const child = spawn(process.execPath, [BIN, ...args], {
-          cwd: ROOT,
-          env: { ...process.env, MQTTKIT_DATA_DIR: dataDir },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        // a follower ends at Ctrl-C: by its own exit 0 or by the signal itself (a shell's 130), never by an error
-        const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code === 130 || signal === 'SIGINT' ? 0 : code)));
-        await eventually(() => pattern.test(stdout), 15_000, `${example.command} to show ${pattern}:\n${stdout}${stderr}`);
-        child.kill('SIGINT');
-        result = { status: await exited, stdout, stderr };
-      } else result = await run(args, dataDir);
-      assert.equal(result.status, 0, `${example.line}\nran as: mqttkit ${args.join(' ')}\n${result.stdout}\n${result.stderr}`);
-      await entry.check?.(result);
-      t.diagnostic(`ok: ${example.command}`);
+      const entry = CHECKS[checkKey(example)]!;
+      if (entry.external) continue; // run by the external-broker test below
+      await runExample(t, example);
     }
   });
+
+  it(`README's "${EXTERNAL}" block runs end to end: the config, Mosquitto on it, the hub with --mqtt-url, device add, the device connecting`, async (t) => {
+    mosquittoBinary = requireTool(t, 'mosquitto', ['mosquitto', '/usr/sbin/mosquitto'], 'apt-get install mosquitto');
+    if (!mosquittoBinary) return;
+    const examples = readmeExamples(readFileSync(join(ROOT, 'README.md'), 'utf8')).filter((e) => CHECKS[checkKey(e)]?.external);
+    assert.deepEqual(
+      examples.map((e) => e.command),
+      ['npx mqttkit mosquitto-config /etc/mosquitto/mqttkit', 'npx mqttkit device add garage-door'],
+    );
+    for (const example of examples) await runExample(t, example);
+  });
+
+  /** Runs one example as README writes it (names swapped by REPLACE), and its check. */
+  async function runExample(t: { diagnostic: (message: string) => void }, example: Example): Promise<void> {
+    const entry = CHECKS[checkKey(example)]!;
+    await entry.setup?.();
+    const command = replaced(example.command);
+    const args = argv(command);
+    const dataDir = entry.dataDir?.() ?? hub.dataDir;
+    let result: Run;
+    if (entry.follow) {
+      const pattern = entry.follow;
+      const child = spawn(process.execPath, [BIN, ...args], {
+        cwd: ROOT,
+        env: { ...process.env, MQTTKIT_DATA_DIR: dataDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      // a follower ends at Ctrl-C: by its own exit 0 or by the signal itself (a shell's 130), never by an error
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code === 130 || signal === 'SIGINT' ? 0 : code)));
+      await eventually(() => pattern.test(stdout), 15_000, `${example.command} to show ${pattern}:\n${stdout}${stderr}`);
+      child.kill('SIGINT');
+      result = { status: await exited, stdout, stderr };
+    } else result = await run(args, dataDir);
+    assert.equal(result.status, 0, `${example.line}\nran as: mqttkit ${args.join(' ')}\n${result.stdout}\n${result.stderr}`);
+    await entry.check?.(result);
+    t.diagnostic(`ok: ${example.command}`);
+  }
 });

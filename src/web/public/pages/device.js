@@ -2,7 +2,7 @@
 // line, its OTA jobs, and removal. Every action's result or error shows next to it.
 import { label, serviceLabel } from '/shared/characteristic-display.js';
 import { api, del, devicePath, post } from '../lib/api.js';
-import { badge, h } from '../lib/dom.js';
+import { badge, h, keepFocus } from '../lib/dom.js';
 import { logLine, serviceKey } from '../lib/format.js';
 import { attempt, confirmInline, messageLine } from '../lib/inline.js';
 import { live, recentLines } from '../lib/live.js';
@@ -64,14 +64,23 @@ export async function devicePage(main, id) {
         .filter(([, v]) => v)
         .flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
     );
-    services.replaceChildren(
-      ...d.services.map((s) =>
-        h(
-          'div',
-          { class: 'card', 'data-service': serviceKey(s) },
-          h('h2', {}, serviceLabel(s.service), s.index ? ` ${s.index}` : ''),
-          ...s.characteristics.map((c) =>
-            h('div', { class: 'control' }, h('span', { class: 'name' }, label(c)), control(s, c, set(s, c)), c.writable ? writeLine(controlId(s, c)).el : null),
+    // The device reports while someone uses a control: the focus (and any half-typed text) stays.
+    keepFocus(services, () =>
+      services.replaceChildren(
+        ...d.services.map((s) =>
+          h(
+            'div',
+            { class: 'card', 'data-service': serviceKey(s) },
+            h('h2', {}, serviceLabel(s.service), s.index ? ` ${s.index}` : ''),
+            ...s.characteristics.map((c) =>
+              h(
+                'div',
+                { class: 'control' },
+                h('span', { class: 'name' }, label(c)),
+                control(s, c, set(s, c)),
+                c.writable ? writeLine(controlId(s, c)).el : null,
+              ),
+            ),
           ),
         ),
       ),

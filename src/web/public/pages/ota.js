@@ -2,8 +2,9 @@
 // devices (canaries first, a few at a time, halt at any moment), and follow every job live in a table:
 // bytes, speed and time left while it runs, when it was created, started and finished, Cancel while it
 // has not ended, Retry once it failed. Everything moves with the live stream (docs/api.md [A-3]).
+import { matchDevices } from '/shared/device-pattern.js';
 import { api, post } from '../lib/api.js';
-import { h } from '../lib/dom.js';
+import { h, keepFocus } from '../lib/dom.js';
 import { fileToBase64 } from '../lib/format.js';
 import { attempt, confirmInline, messageLine } from '../lib/inline.js';
 import { live } from '../lib/live.js';
@@ -14,18 +15,6 @@ const RETRIABLE = ['failed', 'cancelled', 'rolled-back'];
 /** What this tab sent for each job it started (endpoint and body), so Retry can send it again. */
 const sent = new Map();
 const meter = new TransferMeter();
-
-/** `relay-*` → the ids it names, as `mqttkit ota rollout --devices` reads it ('all': every device). */
-export function matchDevices(pattern, ids) {
-  if (pattern === 'all') return ids;
-  const regex = new RegExp(
-    `^${pattern
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-  );
-  return ids.filter((id) => regex.test(id));
-}
 
 /** A device that never answered `getversion` cannot be told what to fetch: it is marked, not offered blindly. */
 const otaReady = (d) => d.answersCommands === true;
@@ -68,8 +57,10 @@ export async function otaPage(main) {
   const firmwareAsk = h('span', { class: 'ask' });
   const rows = h('tbody');
   const actions = new Map(); // job id → its buttons and message, kept while the table redraws
+  // Live updates come every quarter second while a transfer runs: whoever is on a Cancel button or the
+  // rollout's Halt keeps the focus (those elements are reused, only moved), and a half-typed field its text.
   const render = () => {
-    rows.replaceChildren(...live.jobs.map((job) => jobRow(job, actionsFor(actions, job, select, syncMessage))));
+    keepFocus(rows, () => rows.replaceChildren(...live.jobs.map((job) => jobRow(job, actionsFor(actions, job, select, syncMessage)))));
     rollouts.render();
   };
   const reload = async () => {
@@ -339,17 +330,19 @@ function rolloutSection(devices) {
     panel.dataset.state = r.state;
     halt.hidden = r.state !== 'running';
     resume.hidden = r.state === 'running' || r.state === 'succeeded';
-    panel.replaceChildren(
-      h('h2', { id: 'rollout-title' }, `Rollout #${r.id}: `, h('strong', { class: 'rollout-state' }, r.state)),
-      h(
-        'p',
-        {},
-        `${count('succeeded')} of ${total} devices updated · ${count('running')} running · ${count('queued')} waiting · ${count(['failed', 'rolled-back'])} failed · canary ${r.spec?.canary ?? '–'}, ${r.spec?.concurrency ?? '–'} at a time`,
+    keepFocus(panel, () =>
+      panel.replaceChildren(
+        h('h2', { id: 'rollout-title' }, `Rollout #${r.id}: `, h('strong', { class: 'rollout-state' }, r.state)),
+        h(
+          'p',
+          {},
+          `${count('succeeded')} of ${total} devices updated · ${count('running')} running · ${count('queued')} waiting · ${count(['failed', 'rolled-back'])} failed · canary ${r.spec?.canary ?? '–'}, ${r.spec?.concurrency ?? '–'} at a time`,
+        ),
+        h('progress', { max: Math.max(1, total), value: count('succeeded'), 'aria-label': `rollout #${r.id} devices updated` }),
+        r.message ? h('p', { class: 'muted' }, keepWhole(r.message)) : null,
+        h('p', {}, halt, ' ', resume, ' ', haltAsk),
+        panelMessage.el,
       ),
-      h('progress', { max: Math.max(1, total), value: count('succeeded'), 'aria-label': `rollout #${r.id} devices updated` }),
-      r.message ? h('p', { class: 'muted' }, keepWhole(r.message)) : null,
-      h('p', {}, halt, ' ', resume, ' ', haltAsk),
-      panelMessage.el,
     );
   };
   const form = h(
