@@ -161,7 +161,8 @@ class Channel:
         self.splitter = Splitter()
         self.stats = {'frames_in': 0, 'frames_out': 0, 'bad_cobs': 0, 'bad_length': 0, 'bad_crc': 0, 'oversize': 0,
                       'stale': 0, 'duplicate': 0, 'ahead': 0, 'retransmits': 0, 'resets': 0, 'refused': 0}
-        self.old_peers = []
+        self.ended = []  # peers we had a session with under this epoch [L-5]
+        self.quiet_ms = heartbeat_ms * 5 // 2
         self._start(0)
         now = clock.ticks_ms()
         self.last_heard = now
@@ -200,17 +201,32 @@ class Channel:
             self.sent.append([seq, kind, body, self.clock.ticks_ms()])
             self._write(kind, seq, body)
 
-    def reset(self, why, peer_gone=False):
-        # Ends the session. peer_gone: the peer took a new epoch, so its old one is dead for good;
-        # otherwise (silence) we take a new epoch ourselves, so that the peer, which may not have noticed,
-        # starts a new session too when it hears us again [L-8].
-        if peer_gone:
-            self.old_peers = ([self.peer] + self.old_peers)[:4]
-        else:
-            self.epoch = new_epoch(self.clock)
+    def reset(self, why):
+        # [L-8] Ends the session and takes a new epoch: the peer, which may not have noticed (a wire cut
+        # one way), sees the new epoch and starts a new session too; frames of the old one are refused.
+        self.epoch = new_epoch(self.clock)
+        self.ended = []
         self._start(0)
         self.stats['resets'] += 1
         self.on_reset(why)
+
+    def _switch(self, peer):
+        # [L-5] a session with a new peer epoch (the peer restarted, or this is the first). Sequence state
+        # starts again; a peer we already had a session with under this epoch would find ours gone
+        # while it still keeps its own, so then we take a new epoch too.
+        was = self.peer
+        if was:
+            self.ended.append(was)
+            self.ended = self.ended[-8:]
+        if peer in self.ended:
+            self.epoch = new_epoch(self.clock)
+            self.ended = []
+        self._start(peer)
+        self.last_heard = self.clock.ticks_ms()
+        self.last_hello = self.last_heard - self.heartbeat_ms  # answer at once: it learns our epoch
+        if was:
+            self.stats['resets'] += 1
+            self.on_reset('peer restarted')
 
     def poll(self, wait_ms=0):
         # Reads what the UART has (waiting up to wait_ms for something), handles it, and sends what is
@@ -291,20 +307,17 @@ class Channel:
         if body[:4] != MAGIC or len(body) < 6 or body[4] != VERSION or body[5] == self.role:
             self.stats['refused'] += 1  # [L-4] another protocol, version, or a peer in our own role
             return 0
+        now = self.clock.ticks_ms()
         if sender != self.peer:
-            if sender in self.old_peers:
-                self.stats['stale'] += 1  # a late copy from a session that ended
+            # [L-5] another epoch: the peer restarted, or a late copy of a HELLO from a dead one. Only a
+            # peer that has been quiet for quiet_ms is given up for it (a live peer keeps talking).
+            if self.peer and self.clock.ticks_diff(now, self.last_heard) < self.quiet_ms:
+                self.stats['stale'] += 1
                 return 0
-            # [L-5] a new peer epoch: the peer (re)started; our session with the old one is over
-            if self.peer:
-                self.reset('peer restarted', True)
-            self.peer = sender
-            self.last_hello = self.clock.ticks_ms() - self.heartbeat_ms  # answer at once: it learns our epoch
-        self.last_heard = self.clock.ticks_ms()
+            self._switch(sender)
         if receiver == self.epoch:
-            self.up = True
-        elif receiver and self.up:
-            self.stats['stale'] += 1
+            self.last_heard = now
+            self.up = True  # it knows our epoch: the session is up both ways
         return 0
 
 
