@@ -7,7 +7,7 @@ import struct
 from . import port
 from . import link_wire as wire
 from .device import Device, drop
-from .mqtt import MQTTError
+from .mqtt import MQTTClient, MQTTError
 
 # STATUS codes the bridge sends [L-10]
 WIFI_UP, WIFI_DOWN, BROKER_OK, BROKER_LOST, BROKER_REFUSED = 1, 2, 3, 4, 5
@@ -21,10 +21,11 @@ def Bridge(uart, config=None, status=None, reset_host=None):
     return Bridge(uart, config, status, reset_host)
 
 
-class LinkClient:
-    # Plays mqtt.MQTTClient for the Device: publishes go over the link; a QoS 1 one stays in `unacked`
-    # until the bridge says the broker has it (PUBOK) [L-10].
+class LinkClient(MQTTClient):
+    # Plays mqtt.MQTTClient for the Device (no socket: MQTTClient.__init__ is not called): publishes go
+    # over the link; a QoS 1 one stays in `unacked` until the bridge says the broker has it (PUBOK) [L-10].
     def __init__(self, host):
+        self.sock = None
         self.host = host
         self.pid = 0
         self.unacked = {}
@@ -41,8 +42,8 @@ class LinkClient:
             raise MQTTError('serial link down or full')
         return pid
 
-    def check_msg(self, wait_ms=0):
-        n = self.host.channel.poll(wait_ms)
+    def check_msg(self, timeout_ms=0):
+        n = self.host.channel.poll(timeout_ms)
         self.host._raise_if_lost()
         return n
 
@@ -69,7 +70,8 @@ class Host(Device):
     bridge_wifi: bool
     lost_reason: object
     answer: object
-    clock_base: object
+    time_unix: int
+    time_ticks: int
     link_was_up: bool
     bridge_heard: int
 
@@ -83,7 +85,8 @@ class Host(Device):
         self.dog = port.watchdog(c['watchdog_ms']) if c['watchdog_ms'] else None
         self.reset_bridge = reset_bridge
         self.bridge_wifi = False
-        self.lost_reason = self.answer = self.clock_base = None
+        self.lost_reason = self.answer = None
+        self.time_unix = self.time_ticks = 0
         self.link_was_up = False
         self.bridge_heard = port.ticks_ms()
         self.stats['link_dropped'] = 0
@@ -96,10 +99,9 @@ class Host(Device):
 
     def time(self):
         # Seconds since 1970 (UTC) from the bridge's network time [L-10], or None before the first.
-        if self.clock_base is None:
+        if not self.time_unix:
             return None
-        unix, ticks = self.clock_base
-        return unix + port.ticks_diff(port.ticks_ms(), ticks) // 1000
+        return self.time_unix + port.ticks_diff(port.ticks_ms(), self.time_ticks) // 1000
 
     # --- the link -----------------------------------------------------------------------------------
     def _deliver(self, kind, body):
@@ -118,8 +120,8 @@ class Host(Device):
             (topic,), payload = wire.strings(body[1:], 1)
             self._on_message(topic.decode('utf-8'), payload, body[0] == 1)
         elif kind == wire.TIME:
-            self.clock_base = (struct.unpack('>I', body[:4])[0], port.ticks_ms())
-            self.status('time', self.clock_base[0])
+            self.time_unix, self.time_ticks = struct.unpack('>I', body[:4])[0], port.ticks_ms()
+            self.status('time', self.time_unix)
 
     def _link_reset(self, why):
         # [L-8] the session with the bridge ended (it restarted, or the wire fell silent): the broker

@@ -131,14 +131,19 @@ def strings(body, count):
     return out, body[at:]
 
 
-def new_epoch(clock):
-    # [L-5] a random non-zero 32-bit number per session (os.urandom where the port has it).
+def new_epoch(clock, role):
+    # [L-5] a random 31-bit number per session (os.urandom, else random, which most ports seed from a
+    # hardware RNG, else the clock), its top bit the role: a host's and a bridge's never collide.
     try:
         from os import urandom
         e = struct.unpack('>I', urandom(4))[0]
     except ImportError:
-        e = (clock.ticks_ms() * 2654435761) & 0xFFFFFFFF
-    return e or 1
+        try:
+            from random import getrandbits
+            e = getrandbits(32)
+        except ImportError:
+            e = clock.ticks_ms() * 2654435761
+    return (e & 0x7FFFFFFF or 1) | (0x80000000 if role == BRIDGE else 0)
 
 
 class Channel:
@@ -157,7 +162,7 @@ class Channel:
         self.retry_ms = retry_ms
         self.window = window
         self.limit = queue
-        self.epoch = new_epoch(clock)
+        self.epoch = new_epoch(clock, role)
         self.splitter = Splitter()
         self.stats = {'frames_in': 0, 'frames_out': 0, 'bad_cobs': 0, 'bad_length': 0, 'bad_crc': 0, 'oversize': 0,
                       'stale': 0, 'duplicate': 0, 'ahead': 0, 'retransmits': 0, 'resets': 0, 'refused': 0}
@@ -204,7 +209,7 @@ class Channel:
     def reset(self, why):
         # [L-8] Ends the session and takes a new epoch: the peer, which may not have noticed (a wire cut
         # one way), sees the new epoch and starts a new session too; frames of the old one are refused.
-        self.epoch = new_epoch(self.clock)
+        self.epoch = new_epoch(self.clock, self.role)
         self.ended = []
         self._start(0)
         self.stats['resets'] += 1
@@ -219,7 +224,7 @@ class Channel:
             self.ended.append(was)
             self.ended = self.ended[-8:]
         if peer in self.ended:
-            self.epoch = new_epoch(self.clock)
+            self.epoch = new_epoch(self.clock, self.role)
             self.ended = []
         self._start(peer)
         self.last_heard = self.clock.ticks_ms()

@@ -1,0 +1,200 @@
+/**
+ * The serial link's files (mqttkit/link.py, link_wire.py, link_bridge.py and the two board examples)
+ * against the boards: pyright with the MicroPython 1.27 stubs of esp32 and esp8266 (machine.UART and
+ * Pin included), the wire alone against a generic no-Wi-Fi port (device/stubs/generic); and inside real
+ * MicroPython (the WebAssembly build): every file compiles, two Channels shake hands and carry frames
+ * through garbage in order, and the heap a host and a bridge keep is measured (docs/device.md).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { loadMicroPython } from '@micropython/micropython-webassembly-pyscript/micropython.mjs';
+import { boardModules } from '../helpers/board-standins.js';
+import { LIBRARY } from '../helpers/python-device.js';
+
+const ROOT = join(LIBRARY, '..', '..');
+const STUBS = join(ROOT, 'device/stubs');
+const LINK = ['mqttkit/link.py', 'mqttkit/link_wire.py', 'mqttkit/link_bridge.py'];
+const EXAMPLES = ['examples/link_host.py', 'examples/link_bridge.py'];
+const pyright = join(dirname(createRequire(import.meta.url).resolve('pyright/package.json')), 'index.js');
+
+interface Diagnostic {
+  file: string;
+  severity: string;
+  message: string;
+  rule?: string;
+  range: { start: { line: number } };
+}
+
+/** pyright over `files` with a port's stubs, the library importable as `mqttkit` (for the examples). */
+async function check(port: string, files: string[]): Promise<Diagnostic[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'mqttkit-pyright-'));
+  try {
+    writeFileSync(
+      join(dir, 'pyrightconfig.json'),
+      JSON.stringify({
+        extends: join(STUBS, 'pyrightconfig.base.json'),
+        typeshedPath: join(STUBS, port),
+        venvPath: STUBS,
+        venv: 'no-python',
+        extraPaths: [LIBRARY],
+        include: [],
+      }),
+    );
+    const run = await promisify(execFile)(process.execPath, [pyright, '--outputjson', '-p', dir, ...files], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 }).catch(
+      (error: { stdout?: string; stderr?: string }) => {
+        if (!error.stdout) throw new Error(`pyright did not run for ${port}: ${error.stderr ?? error}`);
+        return { stdout: error.stdout };
+      },
+    );
+    return (JSON.parse(run.stdout) as { generalDiagnostics: Diagnostic[] }).generalDiagnostics.filter((d) => d.severity === 'error');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const show = (ds: Diagnostic[]) => ds.map((d) => `  ${relative(ROOT, d.file)}:${d.range.start.line + 1} [${d.rule ?? '-'}] ${d.message.split('\n')[0]}`).join('\n');
+
+describe('the serial link on the boards (pyright stubs, MicroPython)', { timeout: 120_000 }, () => {
+  for (const port of ['esp32', 'esp8266']) {
+    it(`${port}: link*.py and the link examples have zero errors; a call the board lacks is caught`, async () => {
+      const fixture = join(mkdtempSync(join(tmpdir(), 'mqttkit-fixture-')), 'wrong.py');
+      // machine.UART has no readall() in 1.27; Host takes no `wifi` argument
+      writeFileSync(fixture, 'from machine import UART\nUART(1).readall()\nfrom mqttkit.link import Host\nHost(UART(1), wifi=1)\n');
+      try {
+        const errors = await check(port, [...LINK, ...EXAMPLES].map((f) => join(LIBRARY, f)).concat(fixture));
+        const ours = errors.filter((d) => d.file !== fixture);
+        assert.equal(ours.length, 0, `${port}:\n${show(ours)}`);
+        assert.deepEqual(
+          errors.filter((d) => d.file === fixture).map((d) => [d.range.start.line + 1, d.rule]),
+          [
+            [2, 'reportAttributeAccessIssue'],
+            [4, 'reportCallIssue'],
+          ],
+          show(errors),
+        );
+      } finally {
+        rmSync(dirname(fixture), { recursive: true, force: true });
+      }
+    });
+  }
+
+  it('generic no-Wi-Fi port: the wire (link_wire.py) has zero errors; port.py needs `network` there', async () => {
+    const errors = await check('generic', [join(LIBRARY, 'mqttkit/link_wire.py'), join(LIBRARY, 'mqttkit/port.py')]);
+    assert.deepEqual(
+      errors.filter((d) => d.file.endsWith('link_wire.py')),
+      [],
+      show(errors),
+    );
+    // The Host runs on the Device's port.py, which imports `network`: on a board without it the Host needs
+    // that import moved (docs/device.md, "Boards without Wi-Fi", limits). This keeps the limit honest.
+    assert.ok(
+      errors.some((d) => d.file.endsWith('port.py') && /"network"/.test(d.message)),
+      show(errors),
+    );
+  });
+
+  describe('inside MicroPython (WebAssembly)', () => {
+    let mp: Awaited<ReturnType<typeof loadMicroPython>>;
+    let output = '';
+    const run = (code: string) => {
+      output = '';
+      mp.runPython(code);
+      return output.trim();
+    };
+
+    /** A fresh MicroPython with the esp8266 file set, the link files and the board stand-ins. */
+    const boot = async () => {
+      mp = await loadMicroPython({ stdout: (l: string) => (output += `${l}\n`), stderr: (l: string) => (output += `${l}\n`) });
+      mp.FS.mkdirTree('/lib/mqttkit');
+      mp.FS.mkdirTree('/dev-host');
+      const socket = "SOCK_STREAM = 1\nSOCK_DGRAM = 2\nAF_INET = 2\ndef getaddrinfo(*a): raise OSError('no network in this test')\n";
+      for (const [name, text] of Object.entries(boardModules(socket))) mp.FS.writeFile(`/lib/${name}`, text);
+      const files = JSON.parse(readFileSync(join(LIBRARY, 'ports.json'), 'utf8')) as Record<string, string[]>;
+      for (const file of new Set([...files.esp8266!, ...LINK])) mp.FS.writeFile(`/lib/${file}`, readFileSync(join(LIBRARY, file), 'utf8'));
+      mp.FS.writeFile('/dev-host/config.json', JSON.stringify({ device_id: 'mp-host' }));
+      run("import sys; sys.path.insert(0, '/lib'); import machine; machine.PORT = 'esp8266'");
+    };
+    before(boot);
+
+    it('compiles every link file and example with the MicroPython compiler', () => {
+      for (const file of [...LINK, ...EXAMPLES]) {
+        mp.globals.set('source', readFileSync(join(LIBRARY, file), 'utf8'));
+        assert.doesNotThrow(() => mp.runPython(`compile(source, '${file}', 'exec')`), file);
+      }
+    });
+
+    it('two Channels shake hands and carry 30 frames in order through garbage, under MicroPython', () => {
+      const result = run(`
+from mqttkit import link_wire as w
+class Clock:
+    t = 0
+    def ticks_ms(self): return self.t
+    def ticks_diff(self, a, b): return a - b
+    def sleep_ms(self, ms): self.t += ms
+class Pipe:
+    def __init__(self): self.buf = bytearray(); self.peer = None; self.n = 0
+    def any(self): return len(self.buf)
+    def read(self, n):
+        d = bytes(self.buf[:n]); self.buf = self.buf[n:]; return d
+    def write(self, b):
+        self.n += 1
+        if self.n % 7 == 0: self.peer.buf.extend(b'\\x13\\x00\\xff\\x01garbage\\x00')
+        if self.n % 11 == 0: b = b[:len(b) // 2]
+        self.peer.buf.extend(b)
+a, b = Pipe(), Pipe(); a.peer = b; b.peer = a
+clock = Clock()
+got = []
+ha = w.Channel(a, w.HOST, lambda k, body: None, clock, heartbeat_ms=100, timeout_ms=2000, retry_ms=100)
+hb = w.Channel(b, w.BRIDGE, lambda k, body: got.append(body), clock, heartbeat_ms=100, timeout_ms=2000, retry_ms=100)
+sent = 0
+for i in range(3000):
+    clock.t += 10
+    if ha.up and sent < 30 and ha.send(w.PUB, b'%d' % sent): sent += 1
+    ha.poll(0); hb.poll(0)
+print(got == [b'%d' % i for i in range(30)], hb.stats['bad_crc'] + hb.stats['bad_cobs'] + hb.stats['bad_length'] > 0, ha.stats['retransmits'] > 0)
+`);
+      assert.equal(result, 'True True True');
+    });
+
+    it('measures the heap a host (Host, link_wire) and a bridge (Bridge, link_wire) keep', async (t) => {
+      await boot(); // nothing of the library imported yet
+      run('import gc; gc.collect()');
+      const base = Number(run('print(gc.mem_alloc())'));
+      run('from mqttkit import Device, files, port; files.ROOT = "/dev-host"');
+      run('gc.collect()');
+      const device = Number(run('print(gc.mem_alloc())'));
+      run('from mqttkit.link import Host');
+      run('gc.collect()');
+      const hostModules = Number(run('print(gc.mem_alloc())'));
+      run(`
+class Quiet:
+    def any(self): return 0
+    def read(self, n): return b''
+    def write(self, b): return len(b)
+host = Host(Quiet(), name='MP host')
+host.step(0)
+`);
+      run('gc.collect()');
+      const hostIdle = Number(run('print(gc.mem_alloc())'));
+      run('from mqttkit.link_bridge import Bridge');
+      run('gc.collect()');
+      const bridgeModule = Number(run('print(gc.mem_alloc())'));
+      const figures = {
+        library_import: device - base,
+        link_and_wire_import: hostModules - device,
+        host_constructed_idle: hostIdle - hostModules,
+        bridge_module_import: bridgeModule - hostIdle,
+      };
+      t.diagnostic(`heap kept, bytes: ${JSON.stringify(figures)}`);
+      // Bounds with room (figures move with the qstr pool's doubling blocks): an ESP8266 bridge has ~36 KiB.
+      assert.ok(figures.link_and_wire_import > 0 && figures.link_and_wire_import < 16 * 1024, JSON.stringify(figures));
+      assert.ok(figures.bridge_module_import > 0 && figures.bridge_module_import < 12 * 1024, JSON.stringify(figures));
+    });
+  });
+});
