@@ -11,6 +11,9 @@ def main():
     uart = PtyUART(json.loads(files.read_file('config.json') or '{}')['uart'])
     bridge = Bridge(uart, status=lambda event, detail=None: print(json.dumps({'status': event, 'detail': detail}), flush=True),
                     reset_host=ResetLine('host'))
+    # The PC has no radio to lose: a file `wifi_off` in the bridge's root plays Wi-Fi going down.
+    wifi = bridge.wifi_up
+    bridge.wifi_up = lambda: wifi() and files.read_file('wifi_off') is None
     print(json.dumps({'bridge': True}), flush=True)
     bridge.run()
 

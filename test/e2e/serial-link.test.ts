@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -196,6 +196,15 @@ describe('a Wi-Fi-less host over a serial link to a bridge (issue 16)', { timeou
     assert.equal(link.up, true);
     assert.ok(link.time >= NTP_TIME && link.time < NTP_TIME + 120, `host time ${link.time}`);
     assert.match(await command('open x'), /not available over the serial link/);
+  });
+
+  it("the bridge's Wi-Fi going down and coming back reaches the host as status values", async (t) => {
+    if (!python) return t.skip('no python3');
+    const since = Date.now();
+    writeFileSync(join(bridgeRoot, 'wifi_off'), '');
+    await host.waitFor((e) => e.status === 'wifi down' && e.at >= since, 10_000, "'wifi down' at the host");
+    rmSync(join(bridgeRoot, 'wifi_off'));
+    await host.waitFor((e) => e.status === 'wifi up' && e.at >= since, 10_000, "'wifi up' at the host");
   });
 
   it('a noisy wire (garbage, partial frames, bit flips, duplicates) loses nothing and delivers nothing corrupted', async (t) => {
