@@ -84,7 +84,6 @@ class Host(Device):
         self.time_unix = self.time_ticks = 0
         self.link_was_up = False
         self.bridge_heard = port.ticks_ms()
-        self.stats['link_dropped'] = 0
         self.channel = wire.Channel(uart, wire.HOST, self._deliver, port, self._link_reset, timeout_ms=int(c['link_timeout'] * 1000))
         # Device.step reports 'wifi up'/'wifi down' from this: the bridge's Wi-Fi, seen over a live link
         self.wifi_up = lambda: self.channel.up and self.bridge_wifi
