@@ -30,7 +30,7 @@ def main():
 
         def tick():
             counter['n'] += 1
-            host.publish('TemperatureSensor', 'CurrentTemperature', counter['n'])
+            host.publish('LightSensor', 'CurrentAmbientLightLevel', counter['n'])  # up to 100000 lux: the counter never leaves the range
             say(published=counter['n'], connected=host.connected)
 
         host.every(0.2, tick)

@@ -100,6 +100,13 @@ describe('the serial link on the boards (pyright stubs, MicroPython)', { timeout
     );
   });
 
+  it('a QoS 1 message whose send fails because the link went down stays queued for the next session', async () => {
+    // Found by the e2e test under load: Host._flush took the message off the queue before the link took it.
+    const run = await promisify(execFile)('python3', [join(ROOT, 'test/device/link_host_flush.py')], { cwd: ROOT });
+    const result = JSON.parse(run.stdout) as { kept: boolean; queue: string[] };
+    assert.equal(result.kept, true, JSON.stringify(result));
+  });
+
   describe('inside MicroPython (WebAssembly)', () => {
     let mp: Awaited<ReturnType<typeof loadMicroPython>>;
     let output = '';

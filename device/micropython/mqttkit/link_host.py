@@ -34,6 +34,7 @@ class LinkClient(MQTTClient):
         if isinstance(message, str):
             message = message.encode('utf-8')
         if not self.host.channel.send(wire.PUB, struct.pack('>HBB', pid, qos, 1 if retain else 0) + wire.string(topic) + message):
+            self.unacked.pop(pid, None)
             raise MQTTError('serial link down or full')
         return pid
 
@@ -190,14 +191,16 @@ class Host(Device):
         self.status('broker ok', detail)
 
     def _flush(self):
-        # As Device._flush, but a full link keeps the message queued rather than losing the session.
+        # As Device._flush, but a message leaves the queue only once the link took it: a link that went
+        # down (or filled up) under us keeps it queued for the next session, not lost with the failed send.
         if self.inflight:
             self.inflight = [(pid, m) for pid, m in self.inflight if pid in self.client.unacked]
         channel = self.channel
-        while self.queue and self.connected and len(self.inflight) < 10 and len(channel.sent) + len(channel.queue) < channel.limit - 2:
-            message = self.queue.pop(0)
-            self.inflight.append((self.client.publish(message[0], message[1], 1, message[2]), message))
+        while self.queue and self.connected and channel.up and len(self.inflight) < 10 and len(channel.sent) + len(channel.queue) < channel.limit - 2:
+            message = self.queue[0]
+            pid = self.client.publish(message[0], message[1], 1, message[2])
+            self.queue.pop(0)
+            self.inflight.append((pid, message))
             self.stats['published'] += 1
             if message[0].startswith(self.base + '/'):
                 self.last_said = port.ticks_ms()
-

@@ -1,0 +1,40 @@
+# The Host keeps a QoS 1 message whose send failed because the link went down under a connected
+# Device (the session ends at the next step): it must be in the queue for the next session, not lost.
+# Run by test/unit/link-types.test.ts; prints one JSON line.
+import json
+import os
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'device', 'micropython'))
+sys.path.insert(0, os.path.join(HERE, '..', '..', 'device', 'micropython', 'pc'))
+import mqttkit_pc_port  # noqa: E402
+
+root = tempfile.mkdtemp()
+mqttkit_pc_port.install(root)
+from mqttkit import link_wire  # noqa: E402
+from mqttkit.link import Host  # noqa: E402
+
+
+class Quiet:
+    def any(self):
+        return 0
+
+    def read(self, n):
+        return b''
+
+    def write(self, b):
+        return len(b)
+
+
+host = Host(Quiet(), {'device_id': 'flush-1'})
+from mqttkit.link_host import LinkClient  # noqa: E402
+
+# connected, then the link drops: the channel has no session, the Device has not noticed yet
+host.client = LinkClient(host)
+host.connected = True
+host.channel.up = False
+host.publish('LightSensor', 'CurrentAmbientLightLevel', 42)
+queued = [m[1] for m in host.queue] + [m[1] for _pid, m in host.inflight]
+print(json.dumps({'kept': '42' in queued, 'queue': queued, 'connected': host.connected, 'wire': link_wire.VERSION}))
