@@ -155,7 +155,16 @@ describe('a Wi-Fi-less host over a serial link to a bridge (issue 16)', { timeou
       host_reset_after: 4,
       ...link,
     });
-    hostRoot = deviceRoot({ device_id: ID, uart: wire.paths.host, backoff_min: 0.2, backoff_max: 1, queue: 400, keepalive: 10, ...link });
+    hostRoot = deviceRoot({
+      device_id: ID,
+      uart: wire.paths.host,
+      backoff_min: 0.2,
+      backoff_max: 1,
+      queue: 400,
+      keepalive: 10,
+      bridge_reset_after: 3,
+      ...link,
+    });
     roots.push(bridgeRoot, hostRoot);
     startBridge();
     startHost();
@@ -248,7 +257,7 @@ describe('a Wi-Fi-less host over a serial link to a bridge (issue 16)', { timeou
     await allArrive('after the cut');
   });
 
-  it('a bridge reset: every QoS 1 value arrives; the bridge keeps none of the host password', async (t) => {
+  it('a dead bridge: the host pulls its reset line, and after the reset every QoS 1 value arrives; the bridge keeps none of the host password', async (t) => {
     if (!python) return t.skip('no python3');
     const oks = brokerOks();
     const since = Date.now();
@@ -256,7 +265,9 @@ describe('a Wi-Fi-less host over a serial link to a bridge (issue 16)', { timeou
     await host.waitFor((e) => e.status === 'link down' && e.at >= since, 10_000, 'the host sees the bridge gone');
     const during = published(host).length;
     await eventually(() => published(host).length >= during + 5, 10_000, 'values published while the bridge is down');
-    startBridge();
+    // [L-12] bridge_reset_after (3 s here) of link down: the host pulls the bridge's reset line
+    await host.waitFor((e) => e.reset_line === 'bridge' && e.level === 0 && e.at >= since, 15_000, 'the host resets the bridge');
+    startBridge(); // the reset line restarts the board: here, the bridge process
     await eventually(() => brokerOks() > oks, 20_000, 'back online through the new bridge');
     await allArrive('after the bridge reset');
 
