@@ -5,7 +5,7 @@
 # password) lives here only; the bridge is told it per broker session and forgets it [L-11].
 import struct
 
-from . import port
+from . import files, port
 from . import link_wire as wire
 from .device import Device, drop
 from .mqtt import MQTTClient, MQTTError
@@ -70,6 +70,7 @@ class Host(Device):
     time_ticks: int
     link_was_up: bool
     bridge_heard: int
+    reboot_at: int
 
     def __init__(self, uart, config=None, status=None, name=None, model=None, manufacturer=None, firmware=None, reset_bridge=None):
         self.status = status or (lambda event, detail=None: None)
@@ -78,7 +79,13 @@ class Host(Device):
         c = self.config
         for key, value in (('link_timeout', 5), ('bridge_reset_after', 60)):
             c.setdefault(key, value)
-        self.dog = port.watchdog(c['watchdog_ms']) if c['watchdog_ms'] else None
+        self.dog = None
+        if c['watchdog_ms']:
+            try:
+                self.dog = port.watchdog(c['watchdog_ms'])
+            except ImportError:  # neither ESP chip module: a board without Wi-Fi (chip_generic.py)
+                from .chip_generic import watchdog
+                self.dog = watchdog(c['watchdog_ms'])
         self.reset_bridge = reset_bridge
         self.bridge_wifi = False
         self.lost_reason = self.answer = None
@@ -91,12 +98,37 @@ class Host(Device):
         self.commands['link'] = lambda device, argument: dict(device.channel.stats, up=device.channel.up, time=device.time())
         for name in NO_OTA:
             self.commands[name] = lambda device, argument: 'not available over the serial link: OTA needs the board\'s own network'
+        self.reboot_at = 0
+        self.commands['reboot'] = self._reboot  # ota.py's would load socket, which such a board lacks
 
     def time(self):
         # Seconds since 1970 (UTC) from the bridge's network time [L-10], or None before the first.
         if not self.time_unix:
             return None
         return self.time_unix + port.ticks_diff(port.ticks_ms(), self.time_ticks) // 1000
+
+    def _reboot(self, _device, _argument):
+        # Answered first; step() resets once the queue is out and acknowledged, or after 2 s.
+        self.reboot_at = port.ticks_ms() + 2000
+        return 'rebooting'
+
+    def sleep(self, seconds):
+        # As connect.sleep (Device.sleep), which this board cannot load (it imports socket): a moment for
+        # pending commands, $state sleeping, the queue out (the link keeps its order, so it reaches the
+        # broker before the DISCONNECT), then a clean leave and deep sleep. No OTA job can wait for it.
+        self._settle(500)
+        if self.connected:
+            self._enqueue(self.base + '/$state', 'sleeping %d' % seconds, True)
+            self._settle(2000, True)
+            self.client.disconnect()
+            self.connected = False
+        self.running = False
+        port.deep_sleep(int(seconds * 1000))
+
+    def _settle(self, ms, until_sent=False):
+        until = port.ticks_ms() + ms
+        while self.connected and port.ticks_diff(until, port.ticks_ms()) > 0 and not (until_sent and not self.queue and not self.inflight):
+            self.step(20)
 
     # --- the link -----------------------------------------------------------------------------------
     def _deliver(self, kind, body):
@@ -150,6 +182,9 @@ class Host(Device):
             port.sleep_ms(50)
             self.reset_bridge.value(1)
         Device.step(self, wait_ms)
+        if self.reboot_at and (port.ticks_diff(port.ticks_ms(), self.reboot_at) >= 0 or not (self.queue or self.inflight)):
+            files.record_reboot('reboot command')
+            port.reset()
 
     def _try_connect(self):
         # One broker session through the bridge [L-10][L-11]: OPEN with our credentials and last will,
