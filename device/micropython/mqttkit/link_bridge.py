@@ -179,7 +179,7 @@ class Bridge:
     def _open(self, body):
         # [L-11] the host's credentials live in this call's locals only: used for one CONNECT, not kept.
         (client_id, user, password, will_topic, will_message), rest = wire.strings(body, 5)
-        will_qos, will_retain, keepalive = struct.unpack('>BBH', rest[:4])
+        will_qos, will_retain, keepalive, attempt = struct.unpack('>BBHB', rest[:5])
         self._drop_broker()
         c = self.config
         try:
@@ -190,7 +190,7 @@ class Bridge:
         except (MQTTError, OSError) as e:
             refused = getattr(e, 'code', None) is not None
             self.status('broker refused' if refused else 'broker lost', str(e))
-            self._say(BROKER_REFUSED if refused else BROKER_LOST, str(e))
+            self._answer(attempt, BROKER_REFUSED if refused else BROKER_LOST, str(e))
             return
         finally:
             password = body = None  # noqa: F841 (dropped at once, not when the frame is collected)
@@ -198,7 +198,11 @@ class Bridge:
         self.keepalive = keepalive
         self.last_contact = self.last_ping = port.ticks_ms()
         self.status('broker ok', client_id.decode('utf-8'))
-        self._say(BROKER_OK, '%s:%s' % (c['broker'], c['port']))
+        self._answer(attempt, BROKER_OK, '%s:%s' % (c['broker'], c['port']))
+
+    def _answer(self, attempt, code, detail):
+        # [L-10] OPENED names the host's attempt, so a late answer is never taken for a newer one's
+        self.channel.send(wire.OPENED, bytes([attempt, code]) + detail.encode('utf-8'))
 
     def _beat(self):
         # Between the blocking steps of a CONNECT: feed the watchdog and keep the host's heartbeat going

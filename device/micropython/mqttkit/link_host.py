@@ -71,6 +71,7 @@ class Host(Device):
     link_was_up: bool
     bridge_heard: int
     reboot_at: int
+    attempt: int
 
     def __init__(self, uart, config=None, status=None, name=None, model=None, manufacturer=None, firmware=None, reset_bridge=None):
         self.status = status or (lambda event, detail=None: None)
@@ -99,6 +100,7 @@ class Host(Device):
         for name in NO_OTA:
             self.commands[name] = lambda device, argument: 'not available over the serial link: OTA needs the board\'s own network'
         self.reboot_at = 0
+        self.attempt = 0
         self.commands['reboot'] = self._reboot  # ota.py's would load socket, which such a board lacks
 
     def time(self):
@@ -138,8 +140,10 @@ class Host(Device):
                 self.bridge_wifi = code == WIFI_UP
             elif self.connected and code in (BROKER_LOST, BROKER_REFUSED):
                 self.lost_reason = detail
-            else:
-                self.answer = (code, detail)
+        elif kind == wire.OPENED:
+            # [L-10] the answer to our OPEN of this attempt (a late one, of an attempt we gave up, is not)
+            if body[0] == self.attempt:
+                self.answer = (body[1], body[2:].decode('utf-8'))
         elif kind == wire.PUBOK:
             if self.client:
                 self.client.unacked.pop(struct.unpack('>H', body[:2])[0], None)
@@ -194,9 +198,10 @@ class Host(Device):
         c = self.config
         base = self.base
         self.answer = self.lost_reason = None
+        self.attempt = self.attempt % 255 + 1
         topics = (base + '/+/+/set', base + '/+/+/+/set', 'cmnd/%s/OTA' % self.id, 'cmnd/%s/OTA/pending' % self.id)
         # [P-1] the last will: $state offline, QoS 1, retained
-        opened = self.channel.send(wire.OPEN, wire.string(self.id) + wire.string(self.id) + wire.string(self.password) + wire.string(base + '/$state') + wire.string('offline') + struct.pack('>BBH', 1, 1, c['keepalive']))
+        opened = self.channel.send(wire.OPEN, wire.string(self.id) + wire.string(self.id) + wire.string(self.password) + wire.string(base + '/$state') + wire.string('offline') + struct.pack('>BBHB', 1, 1, c['keepalive'], self.attempt))
         if opened:
             opened = self.channel.send(wire.SUB, b''.join(wire.string(t) for t in topics))
         until = port.ticks_ms() + (self.step_s + 2) * 1000

@@ -17,7 +17,7 @@ MAX_ENCODED = MAX_FRAME + MAX_FRAME // 254 + 2
 # Frame types [L-4]: HELLO and ACK are sent unreliably; every other type is reliable (seq >= 1).
 HELLO, ACK = 1, 2
 OPEN, SUB, PUB, CLOSE = 16, 17, 18, 19  # host -> bridge
-STATUS, PUBOK, MSG, TIME = 32, 33, 34, 35  # bridge -> host
+STATUS, PUBOK, MSG, TIME, OPENED = 32, 33, 34, 35, 36  # bridge -> host
 HOST, BRIDGE = 1, 2  # roles in HELLO
 
 
