@@ -4,14 +4,16 @@
 # stand-in device/micropython/pc/mqttkit_pc_port.py plays this module and port.py.
 import gc
 import machine
-import network
 import os
 import sys
 
 try:
     from .chip_esp32 import firmware_partitions, firmware_running, firmware_sink, firmware_keep  # noqa: F401
 except ImportError:
-    from .chip_esp8266 import firmware_partitions, firmware_running, firmware_sink, firmware_keep  # noqa: F401
+    try:
+        from .chip_esp8266 import firmware_partitions, firmware_running, firmware_sink, firmware_keep  # noqa: F401
+    except ImportError:  # a board without Wi-Fi running mqttkit.link.Host
+        from .chip_generic import firmware_partitions, firmware_running, firmware_sink, firmware_keep  # noqa: F401
 
 
 def unique_id():
@@ -52,4 +54,5 @@ def firmware_version():
 def local_address(_sock):
     # The board's own IP, for the hub's pull server [O-4]. MicroPython's sockets have no getsockname
     # (not on ESP32, not on ESP8266): the network interface knows the address.
+    import network  # pyright: ignore[reportMissingImports] (absent on a serial-link host, which never calls this)
     return network.WLAN(network.STA_IF).ifconfig()[0]

@@ -4,7 +4,6 @@
 # which is never installed on a board. What differs between the two chips is in chip_esp32.py or
 # chip_esp8266.py: a board has exactly one of them (device/micropython/ports.json).
 import machine
-import network
 import sys
 from time import sleep_ms, ticks_diff, ticks_ms  # noqa: F401 (the library's clock: port.ticks_ms, ...)
 
@@ -30,7 +29,9 @@ def print_exception(e, stream):
 
 
 def wifi_connect(ssid, password):
-    # Starts the connection and returns a function that tells whether the link is up.
+    # Starts the connection and returns a function that tells whether the link is up. (`network` is
+    # imported here: a board without it, a serial-link host, never calls this.)
+    import network  # pyright: ignore[reportMissingImports] (absent on a serial-link host, which never calls this)
     wlan = network.WLAN(network.STA_IF)
     wlan.active(True)
     if ssid and not wlan.isconnected():

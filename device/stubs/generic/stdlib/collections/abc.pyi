@@ -1,0 +1,1 @@
+../../../../../node_modules/pyright/dist/typeshed-fallback/stdlib/collections/abc.pyi
