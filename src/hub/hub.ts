@@ -17,6 +17,7 @@ import type { RegistrationPolicy } from '../security/registration.js';
 import { AccountStore } from '../store/account-store.js';
 import { removeStaleTempFiles } from '../store/atomic-file.js';
 import { DATABASE_FILE, openDatabase } from '../store/database.js';
+import { EspNowPairings } from '../store/espnow-pairings.js';
 import { HistoryStore } from '../store/history-store.js';
 import { OtaStore } from '../store/ota-store.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
@@ -141,7 +142,29 @@ export class Hub {
       // The features, started in this order and stopped in reverse; each takes what it listens to through its scope.
       // A damaged job, rollout or device_info row is named in the log; the store ends it as failed. [D-3]
       const otaStore = new OtaStore(db, (where, problem) => log.error({ where }, problem));
-      const ctx: HubContext = { options, db, bus, registry, catalog, store, accounts, ota: otaStore, history: new HistoryStore(db), faults, pincode, wrote };
+      const espnow = new EspNowPairings(db);
+      // [E-10] a gateway whose account is gone (removed while the hub was stopped) speaks for no one
+      for (const p of espnow.list()) {
+        if (accounts.get(p.gateway)?.createdAt !== p.gatewaySince) {
+          espnow.unpair(p.peripheral);
+          log.warn({ device: p.peripheral }, `ESP-NOW peripheral ${p.peripheral} unpaired: its gateway ${p.gateway}'s account is gone`);
+        }
+      }
+      const ctx: HubContext = {
+        options,
+        db,
+        bus,
+        registry,
+        catalog,
+        store,
+        accounts,
+        ota: otaStore,
+        history: new HistoryStore(db),
+        faults,
+        pincode,
+        wrote,
+        espnow,
+      };
       const features = new FeatureRunner(bus, log);
       stops.push(() => features.stop());
       const homekit = new HomeKitFeature(ctx);
@@ -157,8 +180,14 @@ export class Hub {
         otaOff: options.ota === false ? OTA_OFF_MESSAGE : undefined,
         disconnect: (id) => mqtt.broker?.disconnect(id),
         registration: () => mqtt.registration,
+        espnow: {
+          pairings: espnow,
+          command: (id, text) => mqtt.link.publish(`cmnd/${id}/OTA`, text, { qos: 1, retain: false }),
+          disconnect: (id) => mqtt.broker?.disconnect(id),
+        },
         removeDevice: (id, reason = 'removed from the dashboard') => {
           accounts.remove(id);
+          espnow.removeGateway(id); // [E-10] its peripherals lose their voice with it
           registry.remove(id, reason);
           mqtt.broker?.disconnect(id);
         },

@@ -45,6 +45,10 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE api_tokens (token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);`,
   // The CLI asks the running hub over its API now (issue 13): the table it polled is gone.
   `DROP TABLE IF EXISTS hub_requests;`,
+  // ESP-NOW pairings (issue 16): which gateway speaks for which peripheral (store/espnow-pairings.ts).
+  `CREATE TABLE espnow_pairings (
+     peripheral TEXT PRIMARY KEY, gateway TEXT NOT NULL, gateway_since INTEGER NOT NULL, created_at INTEGER NOT NULL);
+   CREATE INDEX espnow_pairings_by_gateway ON espnow_pairings (gateway);`,
 ];
 
 export const DATABASE_FILE = 'mqttkit.db';
