@@ -193,17 +193,8 @@ class Gateway:
                 raise ValueError('not an object')
         except ValueError:
             return self._drop('malformed')
-        sleep = None
-        for key_, value in body.items():
-            if key_ == '$sleep':
-                sleep = int(value)
-            elif key_[:1] == '$' and key_ != '$state' and '/' not in key_:
-                self._publish(pid, key_, value, True)
-            elif _key_ok(key_):
-                if value is True or value is False:
-                    value = int(value)
-                self._publish(pid, key_, value)
-        self.stats['relayed'] += 1
+        # [E-8] the writes waiting for it go with the reply; a value it reports for one of them is from
+        # before the write, so it is not relayed (its confirmation follows in its next frame)
         writes = self.pending.pop(pid, {})
         answer = {}
         for k in list(writes):
@@ -213,6 +204,17 @@ class Gateway:
                 break
         if writes:
             self.pending[pid] = writes
+        sleep = None
+        for key_, value in body.items():
+            if key_ == '$sleep':
+                sleep = int(value)
+            elif key_[:1] == '$' and key_ != '$state' and '/' not in key_:
+                self._publish(pid, key_, value, True)
+            elif _key_ok(key_) and key_ not in answer:
+                if value is True or value is False:
+                    value = int(value)
+                self._publish(pid, key_, value)
+        self.stats['relayed'] += 1
         self._send(key, mac, REPLY, txid, now, json.dumps(answer).encode())
         if sleep is not None and not answer:
             self._publish(pid, '$state', 'sleeping %d' % sleep, True)  # [E-8] until its next send
