@@ -37,6 +37,15 @@ def _radio(channel=0):
     return e, mac
 
 
+def _channel():
+    # The Wi-Fi channel the gateway's access point gave it: its peripherals must use the same.
+    try:
+        import network
+        return int(network.WLAN(network.STA_IF).config('channel'))
+    except (ImportError, ValueError, OSError):
+        return 0
+
+
 def _add_peer(e, mac):
     try:
         e.add_peer(mac)

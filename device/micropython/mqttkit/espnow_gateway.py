@@ -9,7 +9,7 @@ import time
 from binascii import unhexlify
 
 from . import files, port
-from .espnow import _hex, _key_ok, _radio
+from .espnow import _channel, _hex, _key_ok, _radio
 from .espnow_frame import BROADCAST, DATA, MAX_PAYLOAD, PAIR, PAIR_OK, REPLY, TIME, WAKE, build, derive_key, parse, verify
 
 WINDOW_S = 30  # [E-5] how far a frame's timestamp may be from the gateway's clock
@@ -196,7 +196,7 @@ class Gateway:
         self.peers[w['id']] = {'mac': _hex(mac), 'key': _hex(key), 'txid': old['txid'] if old else 0, 'saved': old['saved'] if old else 0}
         self._index()
         self._save()
-        self._send(w['code'], mac, PAIR_OK, txid, self._now(), nonce_g + bytes([self.device.config.get('espnow_channel', 0) & 0xFF]))
+        self._send(w['code'], mac, PAIR_OK, txid, self._now(), nonce_g + bytes([(self.device.config.get('espnow_channel') or _channel()) & 0xFF]))
         if self.device.connected:
             self._subscribe(w['id'])
         self.device.log('espnow: %s paired (%s)' % (w['id'], _hex(mac)))
