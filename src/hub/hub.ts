@@ -10,6 +10,7 @@ import { EventBus } from '../core/events.js';
 import { DeviceRegistry } from '../core/registry.js';
 import { HapCatalog } from '../homekit/catalog.js';
 import '../homekit/plain-stack-traces.js';
+import { mosquittoPeripheralRights } from '../broker/mosquitto/espnow-acls.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import { generatePincode } from '../homekit/pincode.js';
 import type { Logger } from '../log/logger.js';
@@ -184,6 +185,7 @@ export class Hub {
           pairings: espnow,
           command: (id, text) => mqtt.link.publish(`cmnd/${id}/OTA`, text, { qos: 1, retain: false }),
           disconnect: (id) => mqtt.broker?.disconnect(id),
+          brokerRights: options.mqtt.kind === 'external' ? mosquittoPeripheralRights(options.mqtt.url, options.dataDir) : undefined,
         },
         removeDevice: (id, reason = 'removed from the dashboard') => {
           accounts.remove(id);

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import type { PeripheralRights } from '../broker/mosquitto/espnow-acls.js';
 import type { DeviceRegistry } from '../core/registry.js';
 import { commandRefusal } from '../ota/command-reach.js';
 import type { DeviceChannel } from '../ota/device-channel.js';
@@ -25,6 +26,8 @@ export interface EspNowDeps {
   /** Drops a client's connection: a gateway then subscribes again with what it may now. */
   disconnect: (id: string) => void;
   externalBroker?: boolean;
+  /** With an external broker: the gateway's rights for a peripheral, given and taken at Mosquitto. */
+  brokerRights?: PeripheralRights | undefined;
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -47,8 +50,7 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
     const { gateway, peripheral, windowS } = body;
     const problem = mqttAccountNameProblem(peripheral);
     if (problem) throw status(400, `peripheral id: ${problem}`);
-    if (d.externalBroker)
-      throw status(409, 'ESP-NOW pairing needs the embedded broker: Mosquitto is not given the gateway rights yet (docs/security.md, "ESP-NOW peripherals")');
+    if (d.externalBroker && !d.brokerRights) throw status(409, 'the external broker cannot be given the gateway rights (docs/security.md §8)');
     if (peripheral === gateway) throw status(400, 'a gateway cannot be its own peripheral');
     const account = d.accounts.get(gateway);
     if (account?.role !== 'device' || account.status !== 'active') throw status(404, `no device account ${gateway} (see 'mqttkit device list')`);
@@ -76,14 +78,27 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
       if (!live) d.pairings.unpair(peripheral);
       throw status(504, `${(error as Error).message}: is ${gateway} running mqttkit.espnow.Gateway?`);
     }
+    // Mosquitto: the rights follow the open window (the gateway subscribes to the peripheral's topics once paired).
+    try {
+      await d.brokerRights?.grant(gateway, peripheral);
+    } catch (error) {
+      if (!live) d.pairings.unpair(peripheral);
+      throw status(502, `Mosquitto did not give ${gateway} the rights for ${peripheral}: ${(error as Error).message}`);
+    }
     return { gateway, peripheral, windowS, code };
   });
 
   app.delete<{ Params: { peripheral: string } }>('/api/espnow/pairings/:peripheral', async (request) => {
     refuseApiToken(request);
     const peripheral = id.parse(request.params.peripheral);
-    const pairing = d.pairings.unpair(peripheral);
-    if (!pairing) throw status(404, `${peripheral} is not paired`);
+    const paired = d.pairings.get(peripheral);
+    if (!paired) throw status(404, `${peripheral} is not paired`);
+    try {
+      await d.brokerRights?.revoke(paired.gateway, peripheral);
+    } catch (error) {
+      throw status(502, `Mosquitto still lets ${paired.gateway} speak for ${peripheral} (${(error as Error).message}): nothing changed; try again`);
+    }
+    const pairing = d.pairings.unpair(peripheral) ?? paired;
     // The broker refuses the gateway's publishes for it from now on [E-10]; the gateway forgets the key
     // if it hears this, and its connection is dropped so that its subscriptions are made again.
     let told = false;

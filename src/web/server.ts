@@ -83,7 +83,7 @@ export interface WebDeps {
   /** Where the device library and its ports.json are (default: the package's device/micropython). */
   deviceLibrary?: string;
   /** ESP-NOW pairing (issue 16). */
-  espnow?: Omit<EspNowDeps, 'accounts' | 'registry' | 'channel' | 'externalBroker'>;
+  espnow?: Omit<EspNowDeps, 'accounts' | 'registry' | 'channel' | 'externalBroker'> | undefined;
 }
 
 const COOKIE = SESSION_COOKIE;
