@@ -81,8 +81,8 @@ class Peripheral:
             c.update(config)
         self.config = c
         self.id = str(c.get('device_id') or '')
-        if not self.id or len(self.id) > 64:
-            raise ValueError('a peripheral needs its device_id (1-64 letters, digits, _ or -) in config.json')
+        if not 1 <= len(self.id) <= 64 or [ch for ch in self.id if not (ch.isalpha() or ch.isdigit() or ch in '_-') or ord(ch) > 127]:
+            raise ValueError('a peripheral needs its device_id (1-64 letters, digits, _ or -) in config.json, not %r' % self.id)
         self.status = status or (lambda event, detail=None: None)
         self.values = {}
         self.handlers = {}

@@ -133,7 +133,6 @@ class Gateway:
                 return self._drop('reused_txid')  # [E-4] a replayed WAKE
             seen.append(txid)
             del seen[:-8]
-            self._publish(pid, '$state', 'online', True)
             # [E-5] the gateway's time, and the last transaction id it accepted from this peripheral
             self._send(key, mac, TIME, txid, now, struct.pack('>I', peer['txid']))
             return None
@@ -162,6 +161,7 @@ class Gateway:
                 break
         if writes:
             self.pending[pid] = writes
+        self._publish(pid, '$state', 'online', True)  # [E-5] awake: its writes' confirmation time starts
         sleep = None
         for key_, value in body.items():
             if key_ == '$sleep':
