@@ -227,6 +227,7 @@ describe('ESP-NOW peripherals through a gateway', { timeout: 240_000 }, () => {
       held.events.some((e) => e.status === 'espnow no reply'),
       held.output(),
     );
+    assert.equal((await states()).get('soil-3'), 'sleeping', 'a wake whose data never arrived leaves it sleeping');
     air.hold = undefined;
     const late = air.frames.filter((f) => f.src === MAC['soil-3'] && frameKind(f.msg) === FRAME.DATA).at(-1)!.msg;
     await wake('soil-3', 31);
