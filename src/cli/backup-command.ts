@@ -3,6 +3,8 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { VERSION } from '../hub/version.js';
 import { BackupError, restoreBackup, takeBackup } from '../store/backup.js';
+import { redactUrl } from '../store/engine/sql-engine.js';
+import { OptionError, resolveStartOption } from './options.js';
 import { action, CliError } from './workspace.js';
 
 interface Flags {
@@ -15,6 +17,23 @@ const SECRETS_NOTE =
   'It holds secrets (the HomeKit bridge keys and pairings, password hashes of device and admin accounts, and the broker login if any): keep it private. It was created readable by you only.';
 
 const dataDirOf = (flags: Flags) => resolve(flags.dataDir ?? process.env.MQTTKIT_DATA_DIR ?? './data');
+
+/** A backup copies the SQLite file: with the store in PostgreSQL (MQTTKIT_DATABASE_URL, config.json databaseUrl) it is refused, naming the tool that backs Postgres up. */
+function refuseWithPostgres(dataDir: string, what: 'backup' | 'restore'): void {
+  let url: string | undefined;
+  try {
+    url = resolveStartOption<string>('databaseUrl', undefined, dataDir);
+  } catch (error) {
+    if (error instanceof OptionError) throw new CliError(error.message, 2);
+    throw error;
+  }
+  if (url === undefined) return;
+  throw new CliError(
+    what === 'backup'
+      ? `the hub in ${dataDir} keeps its store in PostgreSQL (${redactUrl(url)}): 'mqttkit backup' copies the SQLite file only. Back the database up with pg_dump (pg_dump -Fc -f mqttkit.dump '<database url>') and copy ${dataDir}/homekit/ with it (the HomeKit keys, pairings and ids)`
+      : `the hub in ${dataDir} keeps its store in PostgreSQL (${redactUrl(url)}): 'mqttkit restore' writes a SQLite file. Restore the database with pg_restore and ${dataDir}/homekit/ from your copy`,
+  );
+}
 
 export function registerBackup(program: Command): void {
   program
@@ -30,6 +49,7 @@ export function registerBackup(program: Command): void {
     .action(
       action(async (file: string, flags: Flags) => {
         process.umask(0o077);
+        refuseWithPostgres(dataDirOf(flags), 'backup');
         const summary = await wrap(() => takeBackup(dataDirOf(flags), resolve(file), { force: flags.force === true, version: VERSION }));
         if (flags.json) return console.log(JSON.stringify({ ...summary, pincode: undefined, secrets: true }));
         console.log(
@@ -53,6 +73,7 @@ export function registerBackup(program: Command): void {
       action(async (file: string, flags: Flags) => {
         process.umask(0o077);
         const dataDir = dataDirOf(flags);
+        refuseWithPostgres(dataDir, 'restore');
         const summary = await wrap(() => restoreBackup(resolve(file), dataDir, { force: flags.force === true }));
         if (flags.json) return console.log(JSON.stringify({ ...summary, pincode: undefined, dataDir }));
         console.log(

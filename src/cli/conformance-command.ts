@@ -54,7 +54,7 @@ Examples:
           .filter(Boolean);
         const unknown = only?.filter((id) => !RULES.some((r) => r.id === id)) ?? [];
         if (unknown.length) throw new CliError(`--only: unknown rule ${unknown.join(', ')}; the rules are ${RULES.map((r) => r.id).join(', ')}`, 2);
-        const ws = openWorkspace(flags);
+        const ws = await openWorkspace(flags);
         const cleanup: Array<() => Promise<void> | void> = [() => ws.close()];
         // Once, whichever comes first: the run's end, or a signal (the temporary admin account must not outlive the run).
         let cleaning: Promise<void> | undefined;
@@ -77,7 +77,7 @@ Examples:
               `no hub is running on ${ws.dataDir}: the checks go through the running hub (start it with 'mqttkit start --data-dir ${ws.dataDir}')`,
             );
           const disconnect = (id: string) => hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
-          if (!ws.store.loadDevices().some((d) => d.id === device))
+          if (!(await ws.store.loadDevices()).some((d) => d.id === device))
             throw new CliError(`no device ${device} (see 'mqttkit devices'): connect it to the hub first`);
           const runtime = readRuntime(ws.dataDir);
           const url = ws.externalUrl ?? runtime?.mqtt.address.replace('0.0.0.0', '127.0.0.1');
@@ -88,13 +88,13 @@ Examples:
           const password = generatePassword();
           // Its removal is set up before it exists: a signal in between must not leave it behind.
           cleanup.unshift(async () => {
-            ws.accounts.remove(name);
+            await ws.accounts.remove(name);
             await disconnect(name).catch(() => {}); // a hub that has gone has dropped it already
             if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'deleteClient', username: name }, ['not found'])).catch(() => {});
           });
           if (ws.externalUrl)
             await withDynsec(ws, (dynsec) => dynsec.run({ command: 'createClient', username: name, password, roles: [{ rolename: HUB_ROLE }] }));
-          ws.accounts.create(name, 'admin', 'active', await hashPassword(password));
+          await ws.accounts.create(name, 'admin', 'active', await hashPassword(password));
           const probe = await Probe.open(url, name, password, device).catch((error: Error) => {
             throw new CliError(`cannot log in to the broker at ${url} as the checker's admin account: ${error.message}`);
           });

@@ -37,10 +37,10 @@ Examples:
 
   addWorkspaceOptions(device.command('approve <id>').description('let a device that waits for approval connect')).action(
     action((id: string, flags: Flags) =>
-      withWorkspace(flags, false, (ws) => {
-        const account = existing(ws, id);
+      withWorkspace(flags, false, async (ws) => {
+        const account = await existing(ws, id);
         if (account.status !== 'pending') throw new CliError(`device ${id} does not wait for approval (it is ${describe(account)})`);
-        ws.accounts.setStatus(id, 'active');
+        await ws.accounts.setStatus(id, 'active');
         console.log(`Device ${id} approved: it connects with the password it presented at its next attempt.`);
       }),
     ),
@@ -51,14 +51,14 @@ Examples:
     .action(
       action((id: string, flags: Flags) =>
         withWorkspace(flags, false, async (ws) => {
-          existing(ws, id);
+          await existing(ws, id);
           if (ws.externalUrl) {
             const password = generatePassword();
             await withDynsec(ws, (dynsec) => dynsec.setPassword(id, password));
-            ws.accounts.setSecret(id, await hashPassword(password));
+            await ws.accounts.setSecret(id, await hashPassword(password));
             printPassword(id, password, flags.json === true, 'new password');
           } else {
-            ws.accounts.setSecret(id, null);
+            await ws.accounts.setSecret(id, null);
             console.log(`Device ${id} reset: the next password it presents becomes its password.`);
           }
           // The running hub drops its connection: it must log in again with the new password.
@@ -76,13 +76,14 @@ Examples:
             `ota-protocol takes 1 (seed 002's 4-field trigger), 2 (the mqttkit device library) or auto (detect), not '${value.slice(0, 40)}'`,
             2,
           );
-        if (!ws.accounts.get(id) && !ws.store.loadDevices().some((d) => d.id === id)) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
+        if (!(await ws.accounts.get(id)) && !(await ws.store.loadDevices()).some((d) => d.id === id))
+          throw new CliError(`no device ${id} (see 'mqttkit device list')`);
         // Read by the hub at the start of each OTA job: no restart needed. The running hub writes it
         // (it updates the same record as devices report); with none running, the store is changed here.
         const setting_ = value === 'auto' ? 'auto' : (Number(value) as 1 | 2);
         const hub = hubOf(ws);
         if (hub) await hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/ota-protocol`, { value: setting_ });
-        else new OtaStore(ws.db).updateInfo(id, { otaProtocolSetting: setting_ === 'auto' ? undefined : setting_ });
+        else await new OtaStore(ws.db).updateInfo(id, { otaProtocolSetting: setting_ === 'auto' ? undefined : setting_ });
         console.log(
           value === 'auto'
             ? `Device ${id}: the OTA protocol is detected again (getversion's "ota"; no answer: 1).`
@@ -97,9 +98,9 @@ Examples:
     .action(
       action((id: string, flags: Flags) =>
         withWorkspace(flags, false, async (ws) => {
-          const hadAccount = ws.accounts.remove(id);
+          const hadAccount = await ws.accounts.remove(id);
           const damaged: string[] = []; // a record the hub holds aside can be removed too
-          const known = ws.store.loadDevices((bad) => damaged.push(bad)).some((d) => d.id === id) || damaged.includes(id);
+          const known = (await ws.store.loadDevices((bad) => damaged.push(bad))).some((d) => d.id === id) || damaged.includes(id);
           if (!hadAccount && !known) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
           if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.removeDevice(id));
           const hub = hubOf(ws);
@@ -109,7 +110,7 @@ Examples:
             const answer = await hub.call('DELETE', `/api/devices/${encodeURIComponent(id)}`);
             if (answer.status === 404) await hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
             else if (answer.status >= 300) throw new CliError(String(answer.json.error));
-          } else ws.store.deleteDevice(id);
+          } else await ws.store.deleteDevice(id);
           if (flags.json) console.log(JSON.stringify({ removed: id, account: hadAccount, hubRunning: ws.hubPid !== undefined }));
           else console.log(`Device ${id} removed${ws.hubPid ? ' (the running hub takes it out of HomeKit now)' : ''}.`);
         }),
@@ -119,16 +120,16 @@ Examples:
 }
 
 async function withWorkspace(flags: WorkspaceFlags, create: boolean, fn: (ws: Workspace) => Promise<void> | void): Promise<void> {
-  const ws = openWorkspace(flags, { create });
+  const ws = await openWorkspace(flags, { create });
   try {
     await fn(ws);
   } finally {
-    ws.close();
+    await ws.close();
   }
 }
 
-function existing(ws: Workspace, id: string): Account {
-  const account = ws.accounts.get(id);
+async function existing(ws: Workspace, id: string): Promise<Account> {
+  const account = await ws.accounts.get(id);
   if (account?.role !== 'device') throw new CliError(`no device account ${id} (see 'mqttkit device list')`);
   return account;
 }
@@ -136,13 +137,13 @@ function existing(ws: Workspace, id: string): Account {
 async function add(ws: Workspace, id: string, json: boolean): Promise<void> {
   const problem = mqttAccountNameProblem(id);
   if (problem) throw new CliError(`device id ${problem}`, 2);
-  if (ws.accounts.get(id)) throw new CliError(`${id} exists already: use 'mqttkit device reset ${id}' for a new password`);
+  if (await ws.accounts.get(id)) throw new CliError(`${id} exists already: use 'mqttkit device reset ${id}' for a new password`);
   // [E-10] a peripheral speaks only through its gateway: no account of its own (with Mosquitto, a client would be a second voice)
-  const gateway = new EspNowPairings(ws.db).get(id)?.gateway;
+  const gateway = (await EspNowPairings.load(ws.db)).get(id)?.gateway;
   if (gateway) throw new CliError(`${id} is an ESP-NOW peripheral of gateway ${gateway}: it has no account of its own ('mqttkit espnow unpair ${id}' first)`);
   const password = generatePassword();
   if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.provisionDevice(id, password));
-  ws.accounts.create(id, 'device', 'active', await hashPassword(password));
+  await ws.accounts.create(id, 'device', 'active', await hashPassword(password));
   printPassword(id, password, json, 'password');
 }
 
@@ -162,9 +163,9 @@ function describe(account: Account): string {
   return 'registered';
 }
 
-function list(ws: Workspace, json: boolean): void {
-  const accounts = ws.accounts.list().filter((a) => a.role === 'device');
-  const devices = new Map(ws.store.loadDevices().map((d) => [d.id, d]));
+async function list(ws: Workspace, json: boolean): Promise<void> {
+  const accounts = (await ws.accounts.list()).filter((a) => a.role === 'device');
+  const devices = new Map((await ws.store.loadDevices()).map((d) => [d.id, d]));
   const ids = [...new Set([...accounts.map((a) => a.name), ...devices.keys()])].sort();
   const rows = ids.map((id) => {
     const account = accounts.find((a) => a.name === id);

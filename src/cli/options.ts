@@ -3,8 +3,10 @@
  * `<data dir>/config.json`, which overrides the defaults. A bad value stops start-up with a message
  * naming the option, where it came from, and what is allowed.
  */
+
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { didYouMean } from '../core/suggest.js';
@@ -14,6 +16,8 @@ import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
 import { OTA_MAX_FILE_SIZE_DEFAULT, OTA_MAX_FILE_SIZE_RANGE, parseSize } from '../ota/file-size.js';
 import { REGISTRATION_POLICIES, type RegistrationPolicy } from '../security/registration.js';
 import { readBrokerCredentials } from '../store/broker-credentials.js';
+import { isPostgresUrl } from '../store/engine/open.js';
+import { redactUrl } from '../store/engine/sql-engine.js';
 import { canonicalHost } from '../web/allowed-hosts.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -102,14 +106,17 @@ const onOff = z.string().transform((v, ctx) => {
 
 interface OptionSpec {
   flag: string;
-  /** A feature switch: the flag takes no value (`--no-ota`). */
+  /** A feature switch: the flag takes no value (`--no-ota`; with `enables`, a flag that turns a feature on). */
   switch?: boolean;
+  enables?: boolean;
   env: string;
   allowed: string;
   schema: z.ZodType;
   fallback?: unknown;
   /** Not accepted from config.json (where the config file lives, or secrets better kept elsewhere). */
   notInFile?: boolean;
+  /** How a refused value is shown (a URL's password is never printed). */
+  shown?: (raw: string) => string;
 }
 
 export const START_OPTIONS = {
@@ -134,6 +141,32 @@ export const START_OPTIONS = {
     env: 'MQTTKIT_MQTT_URL',
     allowed: 'a broker URL such as mqtt://user:pass@192.168.1.2:1883 (mqtt, mqtts, ws, wss)',
     schema: z.string().refine(isBrokerUrl),
+  },
+  databaseUrl: {
+    flag: '--database-url',
+    env: 'MQTTKIT_DATABASE_URL',
+    allowed: 'a PostgreSQL URL such as postgres://mqttkit:PASSWORD@db.local:5432/mqttkit (not set: the SQLite file in the data dir)',
+    schema: z.string().refine(isDatabaseUrl),
+    shown: redactUrl,
+  },
+  failover: {
+    flag: '--failover',
+    switch: true,
+    enables: true,
+    env: 'MQTTKIT_FAILOVER',
+    allowed: 'on or off: one of two hubs on one --database-url, active or standby (docs/scaling.md)',
+    schema: onOff,
+    fallback: 'off',
+  },
+  instanceUrl: {
+    flag: '--instance-url',
+    env: 'MQTTKIT_INSTANCE_URL',
+    allowed:
+      "this hub's dashboard address as people and the other hub reach it, e.g. http://hub-a.local:8581 (with --database-url; default: http://<this machine's name>:<http port>)",
+    schema: z
+      .string()
+      .url()
+      .refine((v) => /^https?:\/\//.test(v), 'an http:// or https:// address'),
   },
   mqttUsername: {
     flag: '--mqtt-username',
@@ -281,6 +314,22 @@ export const START_OPTIONS = {
     schema: onOff,
     fallback: 'on',
   },
+  haDiscovery: {
+    flag: '--ha-discovery',
+    switch: true,
+    enables: true,
+    env: 'MQTTKIT_HA_DISCOVERY',
+    allowed: 'on or off: Home Assistant MQTT discovery configs for every device (docs/protocol.md 4.5)',
+    schema: onOff,
+    fallback: 'off',
+  },
+  haDiscoveryPrefix: {
+    flag: '--ha-discovery-prefix',
+    env: 'MQTTKIT_HA_DISCOVERY_PREFIX',
+    allowed: "Home Assistant's discovery prefix (its MQTT integration's setting), letters, digits, _ and -, e.g. homeassistant",
+    schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and -'),
+    fallback: 'homeassistant',
+  },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
   deviceTtl: {
     flag: '--device-ttl',
@@ -307,6 +356,16 @@ export interface ResolvedStart {
 }
 
 export class OptionError extends Error {}
+
+/** postgres:// or postgresql:// with a host: the only engine --database-url takes. */
+function isDatabaseUrl(value: string): boolean {
+  if (!isPostgresUrl(value)) return false;
+  try {
+    return new URL(value).hostname !== '' || /[?&]host=/.test(value);
+  } catch {
+    return false;
+  }
+}
 
 function isBrokerUrl(value: string): boolean {
   try {
@@ -347,7 +406,8 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     const parsed = spec.schema.safeParse(String(text));
     if (!parsed.success) {
       const reason = parsed.error.issues.map((issue) => issue.message).find((m) => m !== '' && !m.startsWith('Invalid'));
-      throw new OptionError(`${where}: '${String(raw)}' is not valid; expected ${spec.allowed}${reason ? ` (${reason})` : ''}`);
+      const shown = (spec as OptionSpec).shown?.(String(raw)) ?? String(raw);
+      throw new OptionError(`${where}: '${shown}' is not valid; expected ${spec.allowed}${reason ? ` (${reason})` : ''}`);
     }
     values[name] = parsed.data;
     sources[name] = source;
@@ -365,6 +425,9 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     mqttPort: number;
     mqttHost: string;
     mqttUrl?: string;
+    databaseUrl?: string;
+    instanceUrl?: string;
+    failover: boolean;
     mqttUsername?: string;
     mqttPassword?: string;
     hapPort: number;
@@ -390,6 +453,8 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     homekit: boolean;
     ota: boolean;
     history: boolean;
+    haDiscovery: boolean;
+    haDiscoveryPrefix: string;
   };
   const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
   if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
@@ -400,11 +465,19 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       `--registration ${v.registration} needs the embedded broker: an external broker cannot register devices on first connect, so devices are added with 'mqttkit device add'`,
     );
   }
+  if (v.failover && v.databaseUrl === undefined)
+    throw new OptionError('--failover needs --database-url: the two hubs share a PostgreSQL database (docs/scaling.md)');
   const saved = v.mqttUrl !== undefined && v.mqttUsername === undefined ? readBrokerCredentials(dataDir) : undefined;
   return {
     logLevel: v.logLevel,
     hub: {
       dataDir,
+      databaseUrl: v.databaseUrl,
+      // [H-3] --failover: one of two hubs on a shared PostgreSQL, active or standby; how people reach it.
+      cluster:
+        v.databaseUrl && v.failover
+          ? { instanceUrl: v.instanceUrl ?? `http://${hostname()}:${v.httpPort === 0 || v.httpPort === -1 ? 8581 : v.httpPort}` }
+          : undefined,
       mqtt:
         v.mqttUrl !== undefined
           ? { kind: 'external', url: v.mqttUrl, username: v.mqttUsername ?? saved?.username, password: v.mqttPassword ?? saved?.password }
@@ -433,6 +506,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       homekit: v.homekit,
       ota: v.ota,
       history: v.history,
+      haDiscovery: v.haDiscovery ? { prefix: v.haDiscoveryPrefix } : undefined,
     },
   };
 }
@@ -482,6 +556,8 @@ export function resolveStartOption<T>(name: StartOptionName, flag: string | unde
   if (raw === undefined) return undefined;
   const parsed = spec.schema.safeParse(raw);
   if (!parsed.success)
-    throw new OptionError(`${source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`}: '${String(raw)}' is not valid; expected ${spec.allowed}`);
+    throw new OptionError(
+      `${source === spec.flag ? spec.flag : `${spec.flag} (set by ${source})`}: '${spec.shown?.(String(raw)) ?? String(raw)}' is not valid; expected ${spec.allowed}`,
+    );
   return parsed.data as T;
 }

@@ -81,7 +81,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
           const as = flags.as ?? local.split('/').pop()!;
           const problem = devicePathProblem(as);
           if (problem) throw new CliError(`--as: ${problem}`, 2);
-          const body = { device: known(ws, device), file: { path: as, content: readFileSync(local).toString('base64') }, reboot: flags.reboot !== false };
+          const body = { device: await known(ws, device), file: { path: as, content: readFileSync(local).toString('base64') }, reboot: flags.reboot !== false };
           await follow(hub, await queue(hub, '/api/ota/push', body), flags);
         }),
       ),
@@ -96,7 +96,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
       action((device: string, manifest: string, flags: Flags) =>
         withHub(flags, async (ws, hub) => {
           const files = upload(readManifestOrFail(manifest, flags, ws));
-          await follow(hub, await queue(hub, '/api/ota/sync', { device: known(ws, device), files }), flags);
+          await follow(hub, await queue(hub, '/api/ota/sync', { device: await known(ws, device), files }), flags);
         }),
       ),
     );
@@ -115,7 +115,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
           checkSize(image, flags, ws);
           await follow(
             hub,
-            await queue(hub, '/api/ota/firmware', { device: known(ws, device), image: readFileSync(resolve(image)).toString('base64') }),
+            await queue(hub, '/api/ota/firmware', { device: await known(ws, device), image: readFileSync(resolve(image)).toString('base64') }),
             flags,
           );
         }),
@@ -125,10 +125,10 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
   addWorkspaceOptions(ota.command('jobs').description('list queued, running and finished jobs'))
     .option('--json', 'print JSON')
     .action(
-      action((flags: Flags) => {
-        const ws = openWorkspace(flags);
+      action(async (flags: Flags) => {
+        const ws = await openWorkspace(flags);
         try {
-          const jobs = new OtaStore(ws.db).jobs(50);
+          const jobs = await new OtaStore(ws.db).jobs(50);
           if (flags.json) console.log(JSON.stringify(jobs, null, 2));
           else {
             const now = Date.now();
@@ -148,7 +148,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
             );
           }
         } finally {
-          ws.close();
+          await ws.close();
         }
       }),
     );
@@ -166,14 +166,14 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
         withHub(flags, async (ws, hub) => {
           let id: number;
           if (flags.resume) {
-            const last = new OtaStore(ws.db).lastRolloutId();
+            const last = await new OtaStore(ws.db).lastRolloutId();
             if (last === undefined) throw new CliError('there is no rollout to resume');
             id = last;
             await hub.ok('POST', `/api/ota/rollouts/${id}/resume`);
           } else {
             if (!manifest || !flags.devices) throw new CliError('give a manifest and --devices (or --resume)', 2);
             const entries = readManifestOrFail(manifest, flags, ws);
-            const devices = match(ws, flags.devices);
+            const devices = await match(ws, flags.devices);
             if (devices.length === 0) throw new CliError(`no device matches '${flags.devices}'`);
             const canary = wholeNumber(flags.canary ?? '1', '--canary', 0);
             const concurrency = wholeNumber(flags.concurrency ?? '2', '--concurrency', 1);
@@ -182,7 +182,7 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
             if (!flags.json) console.log(`rollout #${id}: ${devices.length} devices, ${Math.min(canary, devices.length)} canary, ${concurrency} at a time`);
           }
           const timeoutS = wholeNumber(flags.timeout ?? '21600', '--timeout', 1, 7 * 24 * 3600);
-          await followRollout(hub, id, flags.json === true, flags.resume ? [] : match(ws, flags.devices ?? 'all'), timeoutS);
+          await followRollout(hub, id, flags.json === true, flags.resume ? [] : await match(ws, flags.devices ?? 'all'), timeoutS);
         }),
       ),
     );
@@ -195,14 +195,14 @@ A job ends succeeded, failed, rolled-back (firmware) or cancelled.`,
       action(async (job: string | undefined, flags: Flags) => {
         if ((job === undefined) === (flags.rollout === undefined)) throw new CliError('give a job number, or --rollout <id> (see mqttkit ota jobs)', 2);
         const id = flags.rollout !== undefined ? wholeNumber(flags.rollout, '--rollout', 1) : wholeNumber(job!, 'job', 1);
-        const ws = openWorkspace(flags);
+        const ws = await openWorkspace(flags);
         try {
           const outcome = await cancel(ws, flags.rollout !== undefined ? 'cancel-rollout' : 'cancel-job', id);
           if (flags.json) console.log(JSON.stringify(outcome, null, 2));
           else console.log(outcome.message);
           if (outcome.outcome !== 'cancelled') process.exitCode = 1;
         } finally {
-          ws.close();
+          await ws.close();
         }
       }),
     );
@@ -243,13 +243,13 @@ async function cancel(ws: Workspace, action: 'cancel-job' | 'cancel-rollout', id
 async function withHub(flags: Flags, fn: (ws: Workspace, hub: HubClient) => Promise<void>): Promise<void> {
   // Bad input is refused before anything is queued.
   if (flags.timeout !== undefined) wholeNumber(flags.timeout, '--timeout', 1, 7 * 24 * 3600);
-  const ws = openWorkspace(flags);
+  const ws = await openWorkspace(flags);
   try {
     const hub = hubOf(ws);
     if (!hub) throw new CliError(`no hub is running on ${ws.dataDir}: start it with 'mqttkit start --data-dir ${ws.dataDir}' (jobs run in the hub)`);
     await fn(ws, hub);
   } finally {
-    ws.close();
+    await ws.close();
   }
 }
 
@@ -263,16 +263,13 @@ function upload(entries: ManifestEntry[]): Array<{ path: string; content: string
   return entries.map((e) => ({ path: e.path, content: readFileSync(e.local).toString('base64') }));
 }
 
-function known(ws: Workspace, device: string): string {
-  if (!ws.store.loadDevices().some((d) => d.id === device)) throw new CliError(`no device ${device} (see 'mqttkit devices')`);
+async function known(ws: Workspace, device: string): Promise<string> {
+  if (!(await ws.store.loadDevices()).some((d) => d.id === device)) throw new CliError(`no device ${device} (see 'mqttkit devices')`);
   return device;
 }
 
-function match(ws: Workspace, pattern: string): string[] {
-  const ids = ws.store
-    .loadDevices()
-    .map((d) => d.id)
-    .sort();
+async function match(ws: Workspace, pattern: string): Promise<string[]> {
+  const ids = (await ws.store.loadDevices()).map((d) => d.id).sort();
   if (pattern === 'all') return ids;
   const regex = new RegExp(
     `^${pattern

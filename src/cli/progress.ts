@@ -1,7 +1,7 @@
 /**
  * OTA progress for people: one bar per device job (and a total when there are several), moving with the
  * bytes the hub reports on its live stream ([O-26]), with the speed and the time left in human units.
- * On a terminal the bars redraw in place; written to a file or a pipe, a line per bar every second.
+ * On a terminal the bars redraw in place; written to a file or a pipe, a line when a bar has news.
  * Bars go to stderr: stdout keeps the result (and `--json` turns the bars off).
  */
 import cliProgress from 'cli-progress';
@@ -48,35 +48,79 @@ export function describeProgress(bytes: number, total: number, perSecond: number
 }
 
 const FORMAT = ' {label} {bar} {percentage}% | {done} / {size} | {speed} | {left} | {step}';
+const BAR_SIZE = 20;
 
+/** A bar's line as cli-progress draws it (shades_classic), for the plain-text view. */
+export function barLine(label: string, bytes: number, total: number, values: Record<string, string>): string {
+  const ratio = Math.min(1, Math.max(0, bytes / total));
+  const filled = Math.round(ratio * BAR_SIZE);
+  const bar = '\u2588'.repeat(filled) + '\u2591'.repeat(BAR_SIZE - filled);
+  return ` ${label} ${bar} ${Math.round(ratio * 100)}% | ${values.done} / ${values.size} | ${values.speed} | ${values.left} | ${values.step ?? ''}`;
+}
+
+/**
+ * When the plain-text view writes a bar's line: its first sight, each further tenth of the bytes, a
+ * quiet minute's worth of nothing new (a stall shows), and its end. A rollout of 200 devices writes
+ * ~12 lines per device, not 200 lines a second.
+ */
+export class LineSchedule {
+  readonly #last = new Map<string, { tenth: number; at: number; finished: boolean }>();
+  constructor(private readonly quietMs = 10_000) {}
+
+  due(key: string, bytes: number, total: number, finished: boolean, at = Date.now()): boolean {
+    const tenth = Math.floor((Math.min(bytes, total) / Math.max(1, total)) * 10);
+    const last = this.#last.get(key);
+    const due = !last || (finished && !last.finished) || tenth > last.tenth || (!finished && at - last.at >= this.quietMs);
+    if (due) this.#last.set(key, { tenth, at, finished });
+    return due;
+  }
+}
+
+interface BarState {
+  label: string;
+  rate: Rate;
+  bytes: number;
+  total: number;
+  finished: boolean;
+  values: Record<string, string>;
+  bar?: cliProgress.SingleBar;
+}
+
+/**
+ * One bar per job, plus a total for a rollout. On a terminal the bars redraw in place, and a finished
+ * job's bar folds into one line above them, so only the jobs under way take rows. Written to a file
+ * or a pipe, each bar is a line when it has something new (LineSchedule).
+ */
 export class TransferBars {
-  readonly #multi: cliProgress.MultiBar;
-  readonly #bars = new Map<number, { bar: cliProgress.SingleBar; rate: Rate; bytes: number; total: number; finished: boolean }>();
+  readonly #multi: cliProgress.MultiBar | undefined;
+  readonly #bars = new Map<number, BarState>();
   readonly #totalRate = new Rate();
   #totalBar: cliProgress.SingleBar | undefined;
   readonly #width: number;
+  readonly #schedule = new LineSchedule();
+  #endedShown = 0;
 
   /** `labels`: the devices' names, to align the bars; `withTotal`: a total bar over all jobs (a rollout). */
   constructor(
     labels: string[],
     private readonly withTotal: boolean,
-    stream: NodeJS.WriteStream = process.stderr,
+    private readonly stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
+    private readonly clock: () => number = Date.now,
   ) {
     this.#width = Math.min(24, Math.max(5, ...labels.map((l) => l.length)));
-    this.#multi = new cliProgress.MultiBar(
-      {
-        format: FORMAT,
-        stream,
-        hideCursor: stream.isTTY === true,
-        barsize: 20,
-        noTTYOutput: true,
-        notTTYSchedule: 1000,
-        clearOnComplete: false,
-        stopOnComplete: false,
-        autopadding: true,
-      },
-      cliProgress.Presets.shades_classic,
-    );
+    if (stream.isTTY === true)
+      this.#multi = new cliProgress.MultiBar(
+        {
+          format: FORMAT,
+          stream: stream as NodeJS.WriteStream,
+          hideCursor: true,
+          barsize: BAR_SIZE,
+          clearOnComplete: false,
+          stopOnComplete: false,
+          autopadding: true,
+        },
+        cliProgress.Presets.shades_classic,
+      );
   }
 
   #label(text: string): string {
@@ -90,24 +134,45 @@ export class TransferBars {
     const total = Math.max(1, bytesTotal);
     let entry = this.#bars.get(job.id);
     if (!entry) {
-      // The total stays the last line: taken out, and made again below the new bar.
-      if (this.#totalBar) this.#multi.remove(this.#totalBar);
-      this.#totalBar = undefined;
-      const bar = this.#multi.create(total, 0, { label: this.#label(job.device), step, ...describeProgress(0, total, undefined, false) });
-      entry = { bar, rate: new Rate(), bytes: 0, total, finished: false };
+      entry = { label: this.#label(job.device), rate: new Rate(), bytes: 0, total, finished: false, values: {} };
       this.#bars.set(job.id, entry);
     }
-    entry.rate.add(bytes);
+    if (entry.finished) return; // folded already; a late event changes nothing
+    entry.rate.add(bytes, this.clock());
     entry.bytes = bytes;
     entry.total = total;
     entry.finished = !['queued', 'running'].includes(job.state);
-    entry.bar.setTotal(total);
     const shown = entry.finished && job.state !== 'succeeded' ? `${job.state}${job.message ? `: ${job.message}` : ''}` : step;
-    entry.bar.update(bytes, {
-      step: printable(shown.replace(/\s+/g, ' ')).slice(0, 60),
-      ...describeProgress(bytes, total, entry.rate.perSecond(), entry.finished),
-    });
+    entry.values = { step: printable(shown.replace(/\s+/g, ' ')).slice(0, 60), ...describeProgress(bytes, total, entry.rate.perSecond(), entry.finished) };
+    if (this.#multi) this.#draw(entry);
+    else if (this.#worthALine(entry) && this.#schedule.due(`job ${job.id}`, bytes, total, entry.finished, this.clock()))
+      this.#line(entry.label, bytes, total, entry.values);
     this.#updateTotal();
+  }
+
+  #draw(entry: BarState): void {
+    const multi = this.#multi!;
+    if (!entry.bar) {
+      // The total stays the last line: taken out, and made again below the new bar.
+      if (this.#totalBar) multi.remove(this.#totalBar);
+      this.#totalBar = undefined;
+      entry.bar = multi.create(entry.total, 0, { label: entry.label, ...entry.values });
+    }
+    entry.bar.setTotal(entry.total);
+    entry.bar.update(entry.bytes, entry.values);
+    if (entry.finished) {
+      multi.remove(entry.bar);
+      multi.log(`${barLine(entry.label, entry.bytes, entry.total, entry.values)}\n`);
+    }
+  }
+
+  /** Bytes moving without a speed yet (a fraction of a second in) say less than the next line will. */
+  #worthALine(entry: BarState): boolean {
+    return entry.finished || entry.bytes === 0 || entry.values.speed !== '-';
+  }
+
+  #line(label: string, bytes: number, total: number, values: Record<string, string>): void {
+    this.stream.write(`${barLine(label, bytes, total, values)}\n`);
   }
 
   #updateTotal(): void {
@@ -119,16 +184,24 @@ export class TransferBars {
       entries.reduce((sum, e) => sum + e.total, 0),
     );
     const ended = entries.filter((e) => e.finished).length;
-    this.#totalBar ??= this.#multi.create(total, 0, { label: this.#label('total'), step: '' });
-    this.#totalRate.add(bytes);
-    this.#totalBar.setTotal(total);
-    this.#totalBar.update(bytes, {
+    this.#totalRate.add(bytes, this.clock());
+    const values = {
       step: `${ended}/${entries.length} devices done`,
       ...describeProgress(bytes, total, this.#totalRate.perSecond(), ended === entries.length),
-    });
+    };
+    if (!this.#multi) {
+      // `||` after the call: the schedule records every line it is asked about.
+      if (this.#schedule.due('total', bytes, total, ended === entries.length, this.clock()) || ended !== this.#endedShown)
+        this.#line(this.#label('total'), bytes, total, values);
+      this.#endedShown = ended;
+      return;
+    }
+    this.#totalBar ??= this.#multi.create(total, 0, { label: this.#label('total'), step: '' });
+    this.#totalBar.setTotal(total);
+    this.#totalBar.update(bytes, values);
   }
 
   stop(): void {
-    this.#multi.stop();
+    this.#multi?.stop();
   }
 }

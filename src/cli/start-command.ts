@@ -1,8 +1,9 @@
 /** `mqttkit start`: resolve options, run the hub, stop cleanly on SIGINT/SIGTERM. */
 import type { Command } from 'commander';
+import { ClusteredHub } from '../hub/clustered-hub.js';
 import { Faults } from '../hub/faults.js';
 import { Hub } from '../hub/hub.js';
-import { createLogger } from '../log/logger.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import { DamagedStateError } from '../store/state-check.js';
 import { startBanner } from './banner.js';
 import { OptionError, type RawOptions, resolveStartOptions, START_OPTIONS } from './options.js';
@@ -28,7 +29,8 @@ Examples:
     );
   for (const [name, spec] of Object.entries(START_OPTIONS)) {
     if ('switch' in spec) {
-      command.option(spec.flag, `turn off ${spec.allowed.replace(/^on or off: /, '')} [${spec.env}=off]`);
+      const what = spec.allowed.replace(/^on or off: /, '');
+      command.option(spec.flag, 'enables' in spec ? `turn on ${what} [${spec.env}=on]` : `turn off ${what} [${spec.env}=off]`);
       continue;
     }
     const placeholder = name === 'pincode' ? 'XXX-XX-XXX' : name.endsWith('Port') ? 'N' : name === 'logLevel' ? 'LEVEL' : 'VALUE';
@@ -46,7 +48,7 @@ Examples:
       for (const [name, spec] of Object.entries(START_OPTIONS)) {
         if (!('switch' in spec)) continue;
         const raw = flags as Record<string, unknown>;
-        if (cmd.getOptionValueSource(name) === 'cli') raw[name] = 'off';
+        if (cmd.getOptionValueSource(name) === 'cli') raw[name] = 'enables' in spec ? 'on' : 'off';
         else delete raw[name];
       }
       resolved = resolveStartOptions(flags);
@@ -62,6 +64,11 @@ Examples:
     // From here on no unhandled rejection or uncaught exception ends the hub: logged, counted, survived.
     const faults = new Faults(log);
     faults.installProcessHandlers();
+    const cluster = resolved.hub.cluster;
+    if (resolved.hub.databaseUrl && cluster) {
+      await runClustered({ ...resolved.hub, databaseUrl: resolved.hub.databaseUrl, cluster }, log, faults);
+      return;
+    }
     let hub: Hub;
     try {
       hub = await Hub.start(resolved.hub, log, faults);
@@ -106,4 +113,48 @@ Examples:
     process.on('SIGTERM', () => stop('SIGTERM'));
     console.log(await startBanner(hub));
   });
+}
+
+/**
+ * [H-3] On a shared PostgreSQL: active or standby as the lock decides; the banner when this process's hub
+ * runs, a line when it waits. A hub that takes the role but cannot start ends the process, so the other
+ * instance can take over.
+ */
+async function runClustered(options: Parameters<typeof ClusteredHub.start>[0], log: Logger, faults: Faults): Promise<void> {
+  let cluster: ClusteredHub | undefined;
+  let stopping = false;
+  const stop = (signal: string, code = 0) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: stopping`);
+    setTimeout(() => {
+      log.error('did not stop in time; exiting');
+      process.exit(1);
+    }, STOP_DEADLINE_MS).unref();
+    void (cluster?.stop() ?? Promise.resolve()).then(
+      () => {
+        log.flush();
+        process.exit(code);
+      },
+      (error: unknown) => {
+        log.error({ err: error }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  try {
+    cluster = await ClusteredHub.start(options, log, faults, {
+      active: async (hub) => console.log(await startBanner(hub)),
+      standby: (why) =>
+        console.log(`mqttkit is the standby (${why}): it takes over when the active instance is gone; ${options.cluster.instanceUrl}/api/health says so`),
+      failed: () => stop('cannot start', 1),
+    });
+  } catch (error) {
+    log.fatal(`cannot start: ${(error as Error).message}`);
+    log.flush();
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), 200).unref();
+  }
 }

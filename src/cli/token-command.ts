@@ -11,21 +11,21 @@ export function registerToken(program: Command): void {
     .command('token')
     .description('API tokens for scripts that use the HTTP API')
     .addHelpText('after', "\nExamples:\n  $ mqttkit token create home-assistant\n  $ curl -H 'Authorization: Bearer mk_…' http://hub:8581/api/devices");
-  const withStore = (flags: Flags, fn: (store: WebStore) => void) => {
-    const ws = openWorkspace(flags, { create: true });
+  const withStore = async (flags: Flags, fn: (store: WebStore) => Promise<void>) => {
+    const ws = await openWorkspace(flags, { create: true });
     try {
-      fn(new WebStore(ws.db));
+      await fn(new WebStore(ws.db));
     } finally {
-      ws.close();
+      await ws.close();
     }
   };
   addWorkspaceOptions(token.command('create <name>').description('create a token and print it (shown only once)'))
     .option('--json', 'print JSON')
     .action(
       action((name: string, flags: Flags) =>
-        withStore(flags, (store) => {
-          if (store.tokens().some((t) => t.name === name)) throw new CliError(`a token named ${name} exists already`);
-          const value = store.createToken(name);
+        withStore(flags, async (store) => {
+          if ((await store.tokens()).some((t) => t.name === name)) throw new CliError(`a token named ${name} exists already`);
+          const value = await store.createToken(name);
           console.log(flags.json ? JSON.stringify({ name, token: value }) : `Token ${name} (shown only this once):\n${value}`);
         }),
       ),
@@ -34,8 +34,8 @@ export function registerToken(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action((flags: Flags) =>
-        withStore(flags, (store) => {
-          const tokens = store.tokens();
+        withStore(flags, async (store) => {
+          const tokens = await store.tokens();
           if (flags.json) console.log(JSON.stringify(tokens));
           else
             printTable(
@@ -48,8 +48,8 @@ export function registerToken(program: Command): void {
     );
   addWorkspaceOptions(token.command('remove <name>').description('revoke a token')).action(
     action((name: string, flags: Flags) =>
-      withStore(flags, (store) => {
-        if (!store.removeToken(name)) throw new CliError(`no token named ${name}`);
+      withStore(flags, async (store) => {
+        if (!(await store.removeToken(name))) throw new CliError(`no token named ${name}`);
         console.log(`Token ${name} revoked.`);
       }),
     ),

@@ -29,18 +29,18 @@ export function registerUser(program: Command): void {
             `user name '${name}' has the form of 'mqttkit conformance''s temporary accounts (removed when the hub starts): choose another name`,
             2,
           );
-        const ws = openWorkspace(flags, { create: true });
+        const ws = await openWorkspace(flags, { create: true });
         try {
-          if (ws.accounts.get(name)) throw new CliError(`${name} exists already`);
+          if (await ws.accounts.get(name)) throw new CliError(`${name} exists already`);
           const password = generatePassword();
           if (ws.externalUrl) {
             await withDynsec(ws, (dynsec) => dynsec.run({ command: 'createClient', username: name, password, roles: [{ rolename: HUB_ROLE }] }));
           }
-          ws.accounts.create(name, 'admin', 'active', await hashPassword(password));
+          await ws.accounts.create(name, 'admin', 'active', await hashPassword(password));
           if (flags.json) console.log(JSON.stringify({ username: name, password }));
           else console.log(`Admin ${name} created. Password (shown only this once): ${password}`);
         } finally {
-          ws.close();
+          await ws.close();
         }
       }),
     );
@@ -48,11 +48,10 @@ export function registerUser(program: Command): void {
   addWorkspaceOptions(user.command('list').description('list admin accounts'))
     .option('--json', 'print JSON')
     .action(
-      action((flags: Flags) => {
-        const ws = openWorkspace(flags);
+      action(async (flags: Flags) => {
+        const ws = await openWorkspace(flags);
         try {
-          const admins = ws.accounts
-            .list()
+          const admins = (await ws.accounts.list())
             .filter((a) => a.role === 'admin')
             .map((a) => ({ name: a.name, lastLogin: a.lastLoginAt ? new Date(a.lastLoginAt).toISOString() : null }));
           if (flags.json) console.log(JSON.stringify(admins, null, 2));
@@ -63,24 +62,24 @@ export function registerUser(program: Command): void {
               'No admin accounts.',
             );
         } finally {
-          ws.close();
+          await ws.close();
         }
       }),
     );
 
   addWorkspaceOptions(user.command('remove <name>').description('remove an admin account')).action(
     action(async (name: string, flags: Flags) => {
-      const ws = openWorkspace(flags);
+      const ws = await openWorkspace(flags);
       try {
-        const account = ws.accounts.get(name);
+        const account = await ws.accounts.get(name);
         if (account?.role !== 'admin') throw new CliError(`no admin account ${name}`);
         if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'deleteClient', username: name }, ['not found']));
-        ws.accounts.remove(name);
+        await ws.accounts.remove(name);
         // The running hub drops a connection it holds under that name.
         await hubOf(ws)?.ok('POST', `/api/devices/${encodeURIComponent(name)}/disconnect`);
         console.log(`Admin ${name} removed.`);
       } finally {
-        ws.close();
+        await ws.close();
       }
     }),
   );

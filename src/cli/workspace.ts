@@ -10,11 +10,13 @@ import type { DynsecClient } from '../broker/mosquitto/dynsec.js';
 import { parseJson } from '../core/json.js';
 import { AccountStore } from '../store/account-store.js';
 import { readBrokerCredentials } from '../store/broker-credentials.js';
-import { DATABASE_FILE, type Db, openDatabase } from '../store/database.js';
+import { DATABASE_FILE } from '../store/database.js';
+import { openEngine } from '../store/engine/open.js';
+import type { SqlEngine } from '../store/engine/sql-engine.js';
 import { readRuntime, runningHubPid } from '../store/runtime-file.js';
 import { checkState, describeProblems } from '../store/state-check.js';
 import { StateStore } from '../store/state-store.js';
-import { CONFIG_FILE } from './options.js';
+import { CONFIG_FILE, OptionError, resolveStartOption } from './options.js';
 
 export class CliError extends Error {
   constructor(
@@ -27,36 +29,45 @@ export class CliError extends Error {
 
 export interface Workspace {
   dataDir: string;
-  db: Db;
+  /** The store's engine: the data dir's SQLite file, or PostgreSQL with --database-url. */
+  db: SqlEngine;
   accounts: AccountStore;
   store: StateStore;
   hubPid: number | undefined;
   /** Set when devices live on an external broker (Mosquitto) rather than the embedded one. */
   externalUrl: string | undefined;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export interface WorkspaceFlags {
   dataDir?: string;
   mqttUrl?: string;
+  databaseUrl?: string;
 }
 
 export function addWorkspaceOptions(command: Command): Command {
   return command
     .option('--data-dir <DIR>', "the hub's data dir (default: ./data) [MQTTKIT_DATA_DIR]")
-    .option('--mqtt-url <URL>', "the external broker devices use, if any (default: from the data dir's config) [MQTTKIT_MQTT_URL]");
+    .option('--mqtt-url <URL>', "the external broker devices use, if any (default: from the data dir's config) [MQTTKIT_MQTT_URL]")
+    .option('--database-url <URL>', "the hub's PostgreSQL database, if it uses one (default: from the data dir's config) [MQTTKIT_DATABASE_URL]");
 }
 
-export function openWorkspace(flags: WorkspaceFlags, { create = false } = {}): Workspace {
+export async function openWorkspace(flags: WorkspaceFlags, { create = false } = {}): Promise<Workspace> {
   const dataDir = resolve(flags.dataDir ?? process.env.MQTTKIT_DATA_DIR ?? './data');
+  const databaseUrl = databaseUrlOf(flags, dataDir);
   // [D-3] A command must not turn a damaged store into a new one either (SQLite takes an empty file for an empty database).
-  const problems = checkState(dataDir, { deep: false });
+  const problems = checkState(dataDir, { deep: false, external: databaseUrl !== undefined });
   if (problems.length > 0) throw new CliError(describeProblems(dataDir, problems, 'use it'));
-  if (!existsSync(join(dataDir, DATABASE_FILE))) {
+  if (databaseUrl === undefined && !existsSync(join(dataDir, DATABASE_FILE))) {
     if (!create) throw new CliError(`no mqttkit data in ${dataDir}: pass --data-dir, or start the hub there first`);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   }
-  const db = openDatabase(join(dataDir, DATABASE_FILE));
+  let db: SqlEngine;
+  try {
+    db = await openEngine({ dataDir, databaseUrl });
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
   const runtime = readRuntime(dataDir);
   const hubPid = runningHubPid(dataDir);
   const externalUrl =
@@ -65,6 +76,16 @@ export function openWorkspace(flags: WorkspaceFlags, { create = false } = {}): W
     configuredUrl(dataDir) ??
     (hubPid && runtime && !runtime.mqtt.embedded ? runtime.mqtt.address : undefined);
   return { dataDir, db, accounts: new AccountStore(db), store: new StateStore(db), hubPid, externalUrl, close: () => db.close() };
+}
+
+/** --database-url, MQTTKIT_DATABASE_URL or config.json's databaseUrl, checked like `mqttkit start` checks it. */
+function databaseUrlOf(flags: WorkspaceFlags, dataDir: string): string | undefined {
+  try {
+    return resolveStartOption<string>('databaseUrl', flags.databaseUrl, dataDir);
+  } catch (error) {
+    if (error instanceof OptionError) throw new CliError(error.message, 2);
+    throw error;
+  }
 }
 
 function configuredUrl(dataDir: string): string | undefined {

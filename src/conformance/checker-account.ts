@@ -16,8 +16,8 @@ export const checkerAccountName = (): string => `conformance-${randomBytes(4).to
 export const isCheckerAccountName = (name: string): boolean => CHECKER_NAME.test(name);
 
 /** Removes the admin accounts a killed checker left; returns their names. */
-export function removeLeftoverCheckerAccounts(accounts: AccountStore): string[] {
-  const leftovers = accounts.list().filter((a) => a.role === 'admin' && isCheckerAccountName(a.name));
-  for (const account of leftovers) accounts.remove(account.name);
+export async function removeLeftoverCheckerAccounts(accounts: AccountStore): Promise<string[]> {
+  const leftovers = (await accounts.list()).filter((a) => a.role === 'admin' && isCheckerAccountName(a.name));
+  for (const account of leftovers) await accounts.remove(account.name);
   return leftovers.map((a) => a.name);
 }

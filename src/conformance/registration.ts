@@ -2,10 +2,10 @@
 import { deviceIdProblem } from '../core/topic.js';
 import type { Context } from './context.js';
 
-export function checkRegistration(ctx: Context): void {
+export async function checkRegistration(ctx: Context): Promise<void> {
   const { id, results } = ctx;
   results.check('P-2', deviceIdProblem(id));
-  const account = ctx.accounts.get(id);
+  const account = await ctx.accounts.get(id);
   if (!account) return results.fail('P-0', `the hub has no account '${id}': the device must log in with username = client id = its device id`);
   if (account.role !== 'device') return results.fail('P-0', `'${id}' is an admin account, not a device`);
   if (account.status !== 'active') return results.fail('P-0', `the account '${id}' waits for approval (mqttkit device approve ${id})`);

@@ -101,6 +101,7 @@ export const HUB_SIDE: Readonly<Record<string, string>> = {
   '[P-23]': 'what the hub sends to a sleeping or offline device',
   '[P-24]': 'the names the hub gives services',
   '[P-25]': 'what the hub keeps when a device is removed (removing the device under test is left to its author)',
+  '[P-26]': "the hub's Home Assistant discovery configs, made from what a device already publishes (nothing for the device to do)",
   '[O-8]': "rollouts are the hub's",
   '[O-9]': "how the hub ends jobs (the checker's own jobs end by it)",
   '[O-10]': "the hub's uploads folder",

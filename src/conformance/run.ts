@@ -34,7 +34,7 @@ const GROUPS: Array<{ rules: readonly RuleId[]; run: (ctx: Context, drop: () => 
 export async function runConformance(ctx: Context, dropConnection: () => void, only?: readonly string[]): Promise<RuleResult[]> {
   const unknown = only?.filter((id) => !RULES.some((r) => r.id === id)) ?? [];
   if (unknown.length) throw new Error(`unknown rule ${unknown.join(', ')}: the rules are ${RULES.map((r) => r.id).join(', ')}`);
-  checkRegistration(ctx);
+  await checkRegistration(ctx);
   if (!(await checkOnline(ctx))) return ctx.results.all(`${ctx.id} was not online`);
   for (const group of GROUPS) {
     if (only && !group.rules.some((id) => only.includes(id))) {

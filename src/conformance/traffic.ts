@@ -8,7 +8,7 @@ import type { Context } from './context.js';
 /** [P-17] the largest payload the hub takes on HomeKit/… topics. */
 const MAX_PAYLOAD = 1024;
 
-export function checkTraffic(ctx: Context): void {
+export async function checkTraffic(ctx: Context): Promise<void> {
   const { id, probe, results } = ctx;
   // What the device said: the hub's own topics under HomeKit/<id>/ (`/set`, `$error`) are not its words.
   const said = probe.log.filter((m) => m.topic.startsWith(`HomeKit/${id}/`) && !m.topic.endsWith('/set') && m.topic !== `HomeKit/${id}/$error`);
@@ -32,7 +32,7 @@ export function checkTraffic(ctx: Context): void {
     const parsed = parseTopic(m.topic);
     if (parsed.ok && parsed.value.kind === 'value') note(parsed.value.service, parsed.value.index);
   }
-  for (const record of ctx.devices.loadDevices().find((d) => d.id === id)?.services ?? []) note(record.service, record.index);
+  for (const record of (await ctx.devices.loadDevices()).find((d) => d.id === id)?.services ?? []) note(record.service, record.index);
   const mixed = [...indexes].find(([, set]) => set.has(0) && set.size > 1);
   results.check(
     'P-8',

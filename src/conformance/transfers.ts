@@ -62,7 +62,7 @@ async function liveHashes(ctx: Context): Promise<Record<string, string> | undefi
 export async function checkTransfers(ctx: Context): Promise<void> {
   const { results } = ctx;
   const rules = ['O-13.discard', 'O-3.report', 'O-5.staged', 'O-3.bad-hash', 'O-13.commit', 'O-1.bad-hash', 'O-16', 'O-2'] as const;
-  if (!ctx.facts.address) ctx.facts.address = ctx.ota.info(ctx.id).address ?? ctx.accounts.get(ctx.id)?.lastAddress ?? undefined;
+  if (!ctx.facts.address) ctx.facts.address = (await ctx.ota.info(ctx.id)).address ?? (await ctx.accounts.get(ctx.id))?.lastAddress ?? undefined;
   if (!ctx.facts.address) {
     for (const rule of rules) results.skip(rule, "not tested: the device's address is unknown (it did not answer open, and the hub has none)");
     return;

@@ -58,7 +58,7 @@ function readValue(topic: string, text: string): { problem: string } | ValueSeen
 const label = (a: ServiceAddress) => (a.index ? `${a.service}/${a.index}` : a.service);
 
 /** Every value the device published during the run (read at the end, after its reboots). */
-export function checkValues(ctx: Context): void {
+export async function checkValues(ctx: Context): Promise<void> {
   const problems = new Set<string>();
   const services = new Set<string>();
   for (const m of ctx.probe.log) {
@@ -68,11 +68,7 @@ export function checkValues(ctx: Context): void {
     if (read && 'problem' in read) problems.add(read.problem);
     else if (read) services.add(label(read.address));
   }
-  const known =
-    ctx.devices
-      .loadDevices()
-      .find((d) => d.id === ctx.id)
-      ?.services.map(label) ?? [];
+  const known = (await ctx.devices.loadDevices()).find((d) => d.id === ctx.id)?.services.map(label) ?? [];
   const silent = known.filter((s) => !services.has(s));
   if (services.size === 0) problems.add("no value published during the run: publish each service's values after connecting");
   else if (silent.length)
@@ -95,7 +91,7 @@ export async function checkWrite(ctx: Context): Promise<void> {
   const { probe, id, results } = ctx;
   const latest = new Map<string, ValueSeen>();
   // What the hub knows first (a device may have published its values before the checker listened), then what was seen.
-  for (const record of ctx.devices.loadDevices().find((d) => d.id === id)?.services ?? []) {
+  for (const record of (await ctx.devices.loadDevices()).find((d) => d.id === id)?.services ?? []) {
     for (const [characteristic, value] of Object.entries(record.values)) {
       const read = readValue(valueTopic(id, record, characteristic), formatValue(value));
       if (read && !('problem' in read) && read.spec.perms.includes('pw')) latest.set(`${label(record)}/${characteristic}`, read);

@@ -49,6 +49,8 @@ interface BridgeSlot {
   port?: number;
   published: boolean;
   idsPending?: boolean;
+  /** [D-4] The bridge's row being written: HAP-NodeJS writes no key before it is on disk. */
+  recorded: Promise<void>;
 }
 
 export class HomeKitBridges {
@@ -56,6 +58,8 @@ export class HomeKitBridges {
   readonly #accessories = new Map<string, { slot: BridgeSlot; accessory: DeviceAccessory }>();
   readonly #unsubscribe: Array<() => void> = [];
   #members = new Map<string, number>();
+  /** Bridge assignments being written, in order: ids are assigned (and saved) after them. */
+  #assigning: Promise<void> = Promise.resolve();
   /** Devices HomeKit could not be given, and why; their records stay in the registry and the store. */
   readonly #problems = new Map<string, string>();
   #started = false;
@@ -75,8 +79,8 @@ export class HomeKitBridges {
   async start(): Promise<void> {
     useHapFileStorage(this.options.storagePath);
     setHapListenHost(this.options.host);
-    this.#members = this.store.bridgeMembers();
-    for (const identity of this.store.bridges()) this.#openSlot(identity);
+    this.#members = await this.store.bridgeMembers();
+    for (const identity of await this.store.bridges()) this.#openSlot(identity, Promise.resolve());
     if (this.#slots.length === 0) this.#newSlot();
     for (const device of this.registry.list()) if (device.services.length > 0) this.#attach(device);
     this.#listen();
@@ -152,8 +156,13 @@ export class HomeKitBridges {
     let slot = this.#slotFor(device.id);
     if (!slot) {
       slot = this.#slots.find((s) => s.accessories.size < MAX_ACCESSORIES_PER_BRIDGE) ?? this.#newSlot();
-      this.store.assignBridge(device.id, slot.identity.index);
-      this.#members.set(device.id, slot.identity.index);
+      const index = slot.identity.index;
+      this.#assigning = this.#assigning
+        .then(() => this.store.assignBridge(device.id, index))
+        .catch((error: unknown) =>
+          this.log.error({ device: device.id, err: message(error) }, "could not save the device's bridge; it is saved at its next start"),
+        );
+      this.#members.set(device.id, index);
     }
     try {
       slot.bridge.addBridgedAccessory(accessory.accessory);
@@ -202,14 +211,17 @@ export class HomeKitBridges {
   #assignIds(slot: BridgeSlot): void {
     if (slot.idsPending) return;
     slot.idsPending = true;
-    setImmediate(() => {
-      slot.idsPending = false;
-      const leftOut = [...this.#problems.keys(), ...this.registry.held().map((h) => h.id)];
-      const keeping = leftOut.some((id) => this.#members.get(id) === slot.identity.index);
-      if (!keeping) purgeKeepingAidCounter(slot.bridge);
-      // Assigns (and saves) ids without expiring any; public in HAP-NodeJS's typings, though undocumented.
-      else if (slot.bridge._identifierCache) slot.bridge._assignIDs(slot.bridge._identifierCache);
-    });
+    // After the device's bridge is on disk (which decides its AID at the next start), then on a turn of its own.
+    void this.#assigning.then(() =>
+      setImmediate(() => {
+        slot.idsPending = false;
+        const leftOut = [...this.#problems.keys(), ...this.registry.held().map((h) => h.id)];
+        const keeping = leftOut.some((id) => this.#members.get(id) === slot.identity.index);
+        if (!keeping) purgeKeepingAidCounter(slot.bridge);
+        // Assigns (and saves) ids without expiring any; public in HAP-NodeJS's typings, though undocumented.
+        else if (slot.bridge._identifierCache) slot.bridge._assignIDs(slot.bridge._identifierCache);
+      }),
+    );
   }
 
   #slotFor(deviceId: string): BridgeSlot | undefined {
@@ -221,11 +233,11 @@ export class HomeKitBridges {
   #newSlot(): BridgeSlot {
     const index = this.#slots.length === 0 ? 0 : Math.max(...this.#slots.map((s) => s.identity.index)) + 1;
     const identity = { index, username: randomUsername() };
-    this.store.addBridge(identity);
-    return this.#openSlot(identity);
+    return this.#openSlot(identity, this.store.addBridge(identity));
   }
 
-  #openSlot(identity: BridgeIdentity): BridgeSlot {
+  #openSlot(identity: BridgeIdentity, recorded: Promise<void>): BridgeSlot {
+    recorded.catch(() => {}); // awaited (and its failure reported) by #publish
     const name = homeKitName(identity.index === 0 ? this.options.bridgeName : `${this.options.bridgeName} ${identity.index + 1}`, 'mqttkit');
     const bridge = new Bridge(name, uuid.generate(`mqttkit:bridge:${identity.username}`));
     bridge.disableUnusedIDPurge();
@@ -241,13 +253,14 @@ export class HomeKitBridges {
       .updateCharacteristic(Characteristic.Model, 'mqttkit bridge')
       .updateCharacteristic(Characteristic.SerialNumber, identity.username)
       .updateCharacteristic(Characteristic.FirmwareRevision, this.options.version);
-    const slot: BridgeSlot = { identity, bridge, accessories: new Map(), published: false };
+    const slot: BridgeSlot = { identity, bridge, accessories: new Map(), published: false, recorded };
     this.#slots.push(slot);
     return slot;
   }
 
   async #publish(slot: BridgeSlot): Promise<void> {
     slot.published = true;
+    await slot.recorded;
     const requested = this.options.port === 0 ? 0 : this.options.port + slot.identity.index;
     if (requested !== 0) await assertPortFree(requested, this.options.host);
     const listening = new Promise<number>((resolve) => slot.bridge.once('listening', (port: number) => resolve(port)));

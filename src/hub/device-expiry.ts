@@ -11,11 +11,12 @@ import type { StateStore } from '../store/state-store.js';
 import type { FeatureScope } from './feature.js';
 
 export class DeviceExpiry {
-  readonly #downtime: Downtime;
+  /** Read from the store at start; until then, none. */
+  #downtime: Downtime;
 
   constructor(
     private readonly registry: DeviceRegistry,
-    store: StateStore,
+    private readonly store: StateStore,
     private readonly ttlMs: number,
     private readonly log: Logger,
   ) {
@@ -23,21 +24,31 @@ export class DeviceExpiry {
   }
 
   /** Records the downtime since the last run, then notes once a minute that the hub is alive [D-5]. The sweeps are the caller's. */
-  start(scope: FeatureScope): void {
+  async start(scope: FeatureScope): Promise<void> {
     const newest = this.registry.list().reduce<number | undefined>((max, d) => Math.max(max ?? 0, d.lastSeen), undefined);
-    const gap = this.#downtime.start(newest);
+    this.#downtime = await Downtime.load(this.store);
+    const gap = await this.#downtime.start(newest);
     if (gap && gap[1] - gap[0] > this.ttlMs / 10) {
       this.log.info(`the hub was not running for ${Math.round((gap[1] - gap[0]) / 60_000)} min; that time does not count against silent devices`);
     }
-    scope.every(HEARTBEAT_MS, () => this.#downtime.heartbeat());
+    scope.every(HEARTBEAT_MS, () => void this.#heartbeat());
     // The last heartbeat marks the start of the coming downtime.
-    scope.defer(() => this.#downtime.heartbeat());
+    scope.defer(() => this.#heartbeat());
+  }
+
+  /** A heartbeat the store cannot take (a database gone) is logged; the next one tries again. */
+  async #heartbeat(): Promise<void> {
+    try {
+      await this.#downtime.heartbeat();
+    } catch (error) {
+      this.log.warn({ err: (error as Error).message }, "cannot note that the hub is alive (the next minute's note tries again)");
+    }
   }
 
   sweep(): string[] {
     const removed = this.registry.sweep(this.ttlMs, (from, to) => this.#downtime.within(from, to));
     const oldest = this.registry.list().reduce((min, d) => Math.min(min, d.lastSeen), Date.now());
-    this.#downtime.prune(oldest);
+    this.#downtime.prune(oldest).catch((error: unknown) => this.log.warn({ err: (error as Error).message }, 'cannot prune the downtime record'));
     return removed;
   }
 

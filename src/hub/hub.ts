@@ -17,12 +17,13 @@ import type { Logger } from '../log/logger.js';
 import type { RegistrationPolicy } from '../security/registration.js';
 import { AccountStore } from '../store/account-store.js';
 import { removeStaleTempFiles } from '../store/atomic-file.js';
-import { DATABASE_FILE, openDatabase } from '../store/database.js';
+import { openEngine } from '../store/engine/open.js';
+import { SqliteEngine } from '../store/engine/sqlite-engine.js';
 import { EspNowPairings } from '../store/espnow-pairings.js';
 import { HistoryStore } from '../store/history-store.js';
 import { OtaStore } from '../store/ota-store.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
-import { ensureStateUsable } from '../store/state-check.js';
+import { ensureBridgeFilesUsable, ensureStateUsable } from '../store/state-check.js';
 import { StateStore } from '../store/state-store.js';
 import { WalCheckpointer } from '../store/wal-checkpointer.js';
 import { Faults } from './faults.js';
@@ -30,6 +31,7 @@ import { FeatureRunner } from './feature.js';
 import { ActivityFeature } from './features/activity.js';
 import { CommandsFeature } from './features/commands.js';
 import type { HubContext } from './features/context.js';
+import { HaDiscoveryFeature } from './features/ha-discovery.js';
 import { HistoryFeature } from './features/history.js';
 import { HomeKitFeature } from './features/homekit.js';
 import { MqttFeature } from './features/mqtt.js';
@@ -37,6 +39,7 @@ import { OTA_OFF_MESSAGE, OtaFeature } from './features/ota.js';
 import { PersistenceFeature } from './features/persistence.js';
 import { PresenceFeature } from './features/presence.js';
 import { WebFeature } from './features/web.js';
+import { ExclusiveLock } from './leadership.js';
 import { installTestFaults } from './test-faults.js';
 
 export type MqttOptions =
@@ -45,6 +48,8 @@ export type MqttOptions =
 
 export interface HubOptions {
   dataDir: string;
+  /** `postgres://…` (--database-url): the store lives in PostgreSQL instead of `<dataDir>/mqttkit.db`. */
+  databaseUrl?: string | undefined;
   mqtt: MqttOptions;
   hapPort: number;
   hapHost?: string | undefined;
@@ -71,6 +76,10 @@ export interface HubOptions {
   homekit?: boolean | undefined;
   ota?: boolean | undefined;
   history?: boolean | undefined;
+  /** [H-3] Set when this hub runs beside a standby on a shared PostgreSQL (and holds the active role). */
+  cluster?: { instanceUrl: string } | undefined;
+  /** `--ha-discovery`: Home Assistant discovery configs under this prefix ([P-26]); off when undefined. */
+  haDiscovery?: { prefix: string } | undefined;
   /** `--reset-state`: move damaged state files aside and start with what is left, instead of refusing. */
   resetState?: boolean | undefined;
 }
@@ -95,7 +104,7 @@ export class Hub {
     const running = runningHubPid(options.dataDir);
     if (running) throw new Error(`a hub is already running on ${options.dataDir} (pid ${running}): stop it first or use another --data-dir`);
     // [D-3] Before anything is created or opened: a damaged store is refused by name, never replaced.
-    ensureStateUsable(options.dataDir, options.resetState === true, (line) => log.warn(line));
+    ensureStateUsable(options.dataDir, options.resetState === true, (line) => log.warn(line), { external: options.databaseUrl !== undefined });
     mkdirSync(join(options.dataDir, 'homekit'), { recursive: true, mode: 0o700 });
     // The data dir holds HomeKit keys: owner-only, whatever the umask.
     chmodSync(options.dataDir, 0o700);
@@ -109,17 +118,27 @@ export class Hub {
       for (const stop of stops.reverse()) await stop();
     };
     try {
-      const db = openDatabase(join(options.dataDir, DATABASE_FILE));
-      stops.push(() => void db.close());
-      const checkpointer = new WalCheckpointer(db, log);
-      stops.push(() => checkpointer.stop());
-      const wrote = () => checkpointer.wrote();
+      const db = await openEngine(options, (message) => log.warn(message));
+      stops.push(() => db.close());
+      if (db.dialect === 'postgres') log.info(`the store is PostgreSQL at ${db.where}`);
+      // [H-1] Without --failover this is the only hub on its database (with it, the lock is the cluster's).
+      if (db.dialect === 'postgres' && options.databaseUrl && !options.cluster) {
+        const lock = await ExclusiveLock.take(options.databaseUrl, (problem) => log.warn(problem));
+        stops.push(() => lock.release());
+      }
+      // [D-2] The WAL and its checkpoints are SQLite's; a Postgres server keeps its own.
+      const checkpointer = db instanceof SqliteEngine ? new WalCheckpointer(db.db, log) : undefined;
+      if (checkpointer) stops.push(() => checkpointer.stop());
+      const wrote = () => checkpointer?.wrote();
       const store = new StateStore(db);
+      // [D-4] On SQLite the files were checked against mqttkit.db above; the server's bridges are known only now.
+      if (db.dialect === 'postgres') await ensureBridgeFilesUsable(options.dataDir, store, options.resetState === true, (line) => log.warn(line));
       const accounts = new AccountStore(db);
       // A conformance run killed outright left its temporary admin account: it must not stay a standing login.
-      for (const name of removeLeftoverCheckerAccounts(accounts)) log.warn(`removed the admin account ${name}, left by an interrupted 'mqttkit conformance'`);
-      const pincode = options.pincode ?? store.getSetting(PINCODE_SETTING) ?? generatePincode();
-      store.setSetting(PINCODE_SETTING, pincode);
+      for (const name of await removeLeftoverCheckerAccounts(accounts))
+        log.warn(`removed the admin account ${name}, left by an interrupted 'mqttkit conformance'`);
+      const pincode = options.pincode ?? (await store.getSetting(PINCODE_SETTING)) ?? generatePincode();
+      await store.setSetting(PINCODE_SETTING, pincode);
 
       const bus = new EventBus((event, error) => faults.record('listenerErrors', error, { event }));
       stops.push(installTestFaults(bus));
@@ -127,10 +146,9 @@ export class Hub {
       const registry = new DeviceRegistry(bus, catalog, { writeTimeoutMs: options.writeTimeoutMs });
       // One device's data never stops the hub: records it cannot use are held aside, named, kept as they are.
       const damaged: Array<{ id: string; problem: string }> = [];
-      const restored = registry.restore(
-        store.loadDevices((id, problem) => damaged.push({ id, problem })),
-        { noneConnected: options.mqtt.kind === 'embedded' },
-      );
+      const restored = registry.restore(await store.loadDevices((id, problem) => damaged.push({ id, problem })), {
+        noneConnected: options.mqtt.kind === 'embedded',
+      });
       for (const { id, problem } of damaged) registry.hold(id, problem);
       for (const { id, problem } of [...damaged, ...restored.held]) {
         log.error(
@@ -143,11 +161,11 @@ export class Hub {
       // The features, started in this order and stopped in reverse; each takes what it listens to through its scope.
       // A damaged job, rollout or device_info row is named in the log; the store ends it as failed. [D-3]
       const otaStore = new OtaStore(db, (where, problem) => log.error({ where }, problem));
-      const espnow = new EspNowPairings(db);
+      const espnow = await EspNowPairings.load(db);
       // [E-10] a gateway whose account is gone (removed while the hub was stopped) speaks for no one
       for (const p of espnow.list()) {
-        if (accounts.get(p.gateway)?.createdAt !== p.gatewaySince) {
-          espnow.unpair(p.peripheral);
+        if ((await accounts.get(p.gateway))?.createdAt !== p.gatewaySince) {
+          await espnow.unpair(p.peripheral);
           log.warn({ device: p.peripheral }, `ESP-NOW peripheral ${p.peripheral} unpaired: its gateway ${p.gateway}'s account is gone`);
         }
       }
@@ -187,9 +205,9 @@ export class Hub {
           disconnect: (id) => mqtt.broker?.disconnect(id),
           brokerRights: options.mqtt.kind === 'external' ? mosquittoPeripheralRights(options.mqtt.url, options.dataDir) : undefined,
         },
-        removeDevice: (id, reason = 'removed from the dashboard') => {
-          accounts.remove(id);
-          espnow.removeGateway(id); // [E-10] its peripherals lose their voice with it
+        removeDevice: async (id, reason = 'removed from the dashboard') => {
+          await accounts.remove(id);
+          await espnow.removeGateway(id); // [E-10] its peripherals lose their voice with it
           registry.remove(id, reason);
           mqtt.broker?.disconnect(id);
         },
@@ -206,6 +224,7 @@ export class Hub {
       else log.info('history is off (--no-history): no values are recorded');
       if (options.httpPort !== -1) await features.start(web);
       await features.start(new PresenceFeature(ctx));
+      if (options.haDiscovery) await features.start(new HaDiscoveryFeature(ctx, () => mqtt.link, options.haDiscovery.prefix), mqtt.link);
       const webPort = web.port;
       const link = mqtt.link;
       const broker = mqtt.broker;
@@ -227,14 +246,14 @@ export class Hub {
           otaMaxFileSize: options.otaMaxFileSize,
         });
       // [D-4] A published bridge has keys and ids on disk; from now on their loss is damage.
-      const markPublished = () => {
-        for (const bridge of hub.bridges()) if (bridge.port !== undefined) store.markBridgePublished(bridge.username);
+      const markPublished = async () => {
+        for (const bridge of hub.bridges()) if (bridge.port !== undefined) await store.markBridgePublished(bridge.username);
       };
-      markPublished();
+      await markPublished();
       saveRuntime();
       // A new bridge (past 149 devices) opens while running; keep the file current.
       homekit.onPublished = () => {
-        markPublished();
+        markPublished().catch((error: unknown) => log.error({ err: (error as Error).message }, 'could not record that a new bridge was published'));
         saveRuntime();
       };
       return hub;

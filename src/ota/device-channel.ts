@@ -37,6 +37,9 @@ export class DeviceChannel {
   /** Who follows log lines as they are kept (the dashboard's live stream). */
   readonly #lineListeners = new Set<(line: DeviceLogLine) => void>();
 
+  /** Device log lines being kept, in order. */
+  #keeping: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly link: HubLink,
     private readonly store: OtaStore,
@@ -49,13 +52,16 @@ export class DeviceChannel {
       if (!match || !message.live) return;
       const [, device, channel] = match as unknown as [string, string, 'Log' | 'OTA'];
       const text = message.payload.toString('utf8').slice(0, 64 * 1024);
-      try {
-        const kept = this.store.appendLog(device, message.topic, text);
-        this.#tell({ device, ...kept });
-      } catch (error) {
-        // A full disk must not stop answers from reaching the jobs that wait for them.
-        this.log.error({ device, err: (error as Error).message }, 'cannot keep a device log line');
-      }
+      // Kept in the order they came, while the waiters below hear the line at once.
+      this.#keeping = this.#keeping
+        .then(async () => {
+          const kept = await this.store.appendLog(device, message.topic, text);
+          this.#tell({ device, ...kept });
+        })
+        .catch((error: unknown) => {
+          // A full disk must not stop answers from reaching the jobs that wait for them.
+          this.log.error({ device, err: (error as Error).message }, 'cannot keep a device log line');
+        });
       for (const waiter of this.#waiters) {
         if (waiter.device === device && waiter.channel === channel && waiter.accept(text)) {
           waiter.resolve(text);
@@ -126,7 +132,7 @@ export class DeviceChannel {
   command(device: string, text: string, timeoutMs = 10_000, signal?: AbortSignal, plain = false): Promise<string> {
     const run = async () => {
       signal?.throwIfAborted();
-      const rid = !plain && this.store.info(device).echoesRid === true ? nextRid(this.#rids.get(device) ?? 0) : undefined;
+      const rid = !plain && (await this.store.info(device)).echoesRid === true ? nextRid(this.#rids.get(device) ?? 0) : undefined;
       if (rid !== undefined) this.#rids.set(device, rid);
       const accept = rid === undefined ? (line: string) => fitsAnswer(text, line) : (line: string) => answerTo(rid, line) !== undefined;
       const waiting = this.next(device, 'Log', timeoutMs, accept, signal);
@@ -140,7 +146,7 @@ export class DeviceChannel {
       this.log.debug({ device, command: sent }, 'command sent');
       const line = await waiting.answer;
       const answer = rid === undefined ? line : (answerTo(rid, line) ?? line);
-      if (commandName(text) === 'getversion') this.#learn(device, answer);
+      if (commandName(text) === 'getversion') await this.#learn(device, answer);
       return answer;
     };
     const previous = this.#queues.get(device) ?? Promise.resolve();
@@ -155,11 +161,11 @@ export class DeviceChannel {
   }
 
   /** [O-12] Whether the device echoes request ids, from what its `getversion` answer says. */
-  #learn(device: string, answer: string): void {
+  async #learn(device: string, answer: string): Promise<void> {
     const version = parseAnswer(device, 'getversion', answer);
     if (!version.ok) return;
     const echoes = echoesRid(version.value);
-    if (this.store.info(device).echoesRid !== echoes) this.store.updateInfo(device, { echoesRid: echoes });
+    if ((await this.store.info(device)).echoesRid !== echoes) await this.store.updateInfo(device, { echoesRid: echoes });
   }
 
   /**

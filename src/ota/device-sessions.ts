@@ -79,7 +79,12 @@ export class DeviceSessions {
     const { store, registry, route, options, log } = this.parts;
     const known = route(device.id);
     // Written only when it changed: this runs on every change of what a device listens to.
-    if (known && store.info(device.id).address !== known.deviceAddress) store.updateInfo(device.id, { address: known.deviceAddress });
+    if (known) {
+      const address = known.deviceAddress;
+      void (async () => {
+        if ((await store.info(device.id)).address !== address) await store.updateInfo(device.id, { address });
+      })().catch((error: unknown) => log.warn({ device: device.id, err: (error as Error).message }, "cannot record the device's address"));
+    }
     const session = this.#sessions.get(device.id);
     const listening = options.listening;
     if (!session || session.asked || this.hooks.busy(device.id) || device.state !== 'online') return;
@@ -100,7 +105,7 @@ export class DeviceSessions {
           }
         }
       } catch {
-        if (store.info(device.id).answersCommands === undefined) store.updateInfo(device.id, { answersCommands: false });
+        if ((await store.info(device.id)).answersCommands === undefined) await store.updateInfo(device.id, { answersCommands: false });
       } finally {
         session.settled = true;
         this.hooks.settled();
@@ -112,13 +117,13 @@ export class DeviceSessions {
   async #ask(id: string): Promise<void> {
     const { channel, store } = this.parts;
     const version = await channel.answer(id, 'getversion', PROBE_TIMEOUT_MS, undefined, true);
-    store.updateInfo(id, {
+    await store.updateInfo(id, {
       answersCommands: true,
       ...(typeof version.ota === 'number' ? { otaProtocol: version.ota } : {}),
       ...(partitionLabel(version.partition) ? { partition: partitionLabel(version.partition) } : {}),
     });
     const lastReboot = await channel.command(id, 'msg_reboot', PROBE_TIMEOUT_MS);
     const lastException = await channel.command(id, 'msg_exception', PROBE_TIMEOUT_MS);
-    store.updateInfo(id, { firmware: version.firmware ?? undefined, app: version.app ?? undefined, lastReboot, lastException });
+    await store.updateInfo(id, { firmware: version.firmware ?? undefined, app: version.app ?? undefined, lastReboot, lastException });
   }
 }

@@ -90,6 +90,8 @@ export function jobContext(parts: OtaParts, job: Job, signal: AbortSignal, watch
   const timeout = parts.options.commandTimeoutMs;
   let base: JobProgress | undefined;
   let movedAt = Number.NEGATIVE_INFINITY;
+  // Progress is shown, not needed to run: a write the store refuses is logged and the job goes on.
+  const unsaved = (error: unknown) => parts.log.debug({ job: job.id, err: (error as Error).message }, "cannot save the job's progress");
   return {
     parts,
     job,
@@ -103,13 +105,13 @@ export function jobContext(parts: OtaParts, job: Job, signal: AbortSignal, watch
     progress: (progress) => {
       base = progress;
       movedAt = Number.NEGATIVE_INFINITY;
-      parts.store.setProgress(job.id, progress);
+      parts.store.setProgress(job.id, progress).catch((error: unknown) => unsaved(error));
     },
     moved: (sent) => {
       const now = performance.now();
       if (!base || now - movedAt < PROGRESS_EVERY_MS) return;
       movedAt = now;
-      parts.store.setProgress(job.id, { ...base, bytes: base.bytes + sent });
+      parts.store.setProgress(job.id, { ...base, bytes: base.bytes + sent }).catch((error: unknown) => unsaved(error));
     },
   };
 }

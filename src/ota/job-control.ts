@@ -22,22 +22,23 @@ export interface RolloutCancelOutcome {
 export const describeJob = (job: Pick<Job, 'id' | 'kind' | 'device'>) => `job #${job.id} (${job.kind} for ${job.device})`;
 
 /** Upload folders still needed: those of unfinished jobs and of running rollouts. */
-export function neededUploads(store: OtaStore, root: string): Set<string> {
-  const specs = [...store.unfinishedJobs().map((j) => j.spec), ...store.runningRollouts().map((id) => store.rollout(id)?.spec ?? {})];
+export async function neededUploads(store: OtaStore, root: string): Promise<Set<string>> {
+  const specs: Array<Record<string, unknown>> = (await store.unfinishedJobs()).map((j) => j.spec);
+  for (const id of await store.runningRollouts()) specs.push((await store.rollout(id))?.spec ?? {});
   return new Set(specs.flatMap((spec) => jobUploadFolders(root, spec as Record<string, unknown>)));
 }
 
 /** Removes an ended job's upload folder (if it has one and no unfinished job shares it). */
-export function releaseUploads(store: OtaStore, root: string, job: Job): string[] {
-  return removeJobUploads(root, job.spec, neededUploads(store, root));
+export async function releaseUploads(store: OtaStore, root: string, job: Job): Promise<string[]> {
+  return removeJobUploads(root, job.spec, await neededUploads(store, root));
 }
 
 /** Ends a queued or running job as `cancelled` in the store; says so, or why not. */
-export function cancelJobInStore(store: OtaStore, root: string, id: number, by: string): CancelOutcome {
-  const job = store.job(id);
+export async function cancelJobInStore(store: OtaStore, root: string, id: number, by: string): Promise<CancelOutcome> {
+  const job = await store.job(id);
   if (!job) return { outcome: 'unknown', message: `there is no job #${id} (see 'mqttkit ota jobs')` };
-  if (!store.finishJob(id, 'cancelled', `cancelled by ${by}`)) {
-    const ended = store.job(id)!;
+  if (!(await store.finishJob(id, 'cancelled', `cancelled by ${by}`))) {
+    const ended = (await store.job(id))!;
     return {
       outcome: 'finished',
       job: ended,
@@ -45,34 +46,37 @@ export function cancelJobInStore(store: OtaStore, root: string, id: number, by: 
     };
   }
   try {
-    releaseUploads(store, root, job);
+    await releaseUploads(store, root, job);
   } catch {
     // Left for the sweep at the next start: the cancel itself happened.
   }
   return {
     outcome: 'cancelled',
-    job: store.job(id)!,
+    job: (await store.job(id))!,
     message: `${describeJob(job)} cancelled${job.state === 'running' ? ' while it ran' : ' before it started'}`,
   };
 }
 
 /** Stops a running rollout (no device is started any more) and cancels its unfinished jobs. */
-export function cancelRolloutInStore(store: OtaStore, id: number, by: string, cancelJob: (jobId: number) => CancelOutcome): RolloutCancelOutcome {
-  const rollout = store.rollout(id);
+export async function cancelRolloutInStore(
+  store: OtaStore,
+  id: number,
+  by: string,
+  cancelJob: (jobId: number) => Promise<CancelOutcome>,
+): Promise<RolloutCancelOutcome> {
+  const rollout = await store.rollout(id);
   if (!rollout) return { outcome: 'unknown', message: `there is no rollout #${id}`, jobs: [] };
-  const stopped = store.finishRollout(id, 'cancelled', `cancelled by ${by}`);
-  const jobs = store
-    .rolloutJobs(id)
-    .filter((j) => !FINISHED.includes(j.state))
-    .map((j) => cancelJob(j.id));
+  const stopped = await store.finishRollout(id, 'cancelled', `cancelled by ${by}`);
+  const jobs: CancelOutcome[] = [];
+  for (const j of await store.rolloutJobs(id)) if (!FINISHED.includes(j.state)) jobs.push(await cancelJob(j.id));
   if (!stopped && jobs.length === 0) {
-    const ended = store.rollout(id)!;
+    const ended = (await store.rollout(id))!;
     return {
       outcome: 'finished',
       message: `rollout #${id} had already ended: ${ended.state}${ended.message ? ` (${ended.message})` : ''}; nothing to cancel`,
       jobs,
     };
   }
-  const untouched = rollout.spec.devices.length - store.rolloutJobs(id).length;
+  const untouched = rollout.spec.devices.length - (await store.rolloutJobs(id)).length;
   return { outcome: 'cancelled', message: `rollout #${id} cancelled: ${jobs.length} unfinished job(s) cancelled, ${untouched} device(s) not started`, jobs };
 }

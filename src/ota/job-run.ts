@@ -40,10 +40,11 @@ export async function runJob(parts: OtaParts, hooks: RunHooks, job: Job, signal:
   }
   if (hooks.stopped()) return log.info(`OTA ${job.kind} interrupted by the hub stopping; it runs again at the next start`);
   // [O-26] Where its time went, in its progress as it ends (a job that got to no step has none).
-  const last = parts.store.job(job.id)?.progress;
-  if (last) parts.store.setProgress(job.id, { ...last, timing: clock.timing() });
+  await parts.store.progressSaved(job.id);
+  const last = (await parts.store.job(job.id))?.progress;
+  if (last) await parts.store.setProgress(job.id, { ...last, timing: clock.timing() });
   // A job cancelled meanwhile keeps its `cancelled`: the first end wins.
-  if (parts.store.finishJob(job.id, state, message)) {
+  if (await parts.store.finishJob(job.id, state, message)) {
     if (state === 'succeeded') log.info(`OTA ${job.kind} succeeded: ${message}`);
     else log.warn(`OTA ${job.kind} ${state}: ${message}`);
   }
@@ -95,8 +96,8 @@ async function resuming(
       drops++;
       const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
       parts.log.warn({ device: job.device, job: job.id }, `${job.device} left during ${dropped.step}: the job waits up to ${left} s for it to come back`);
-      const last = parts.store.job(job.id)?.progress;
-      parts.store.setProgress(job.id, {
+      const last = (await parts.store.job(job.id))?.progress;
+      await parts.store.setProgress(job.id, {
         files: last?.files ?? 0,
         filesTotal: last?.filesTotal ?? 0,
         bytes: last?.bytes ?? 0,

@@ -14,50 +14,62 @@ export interface RolloutHooks {
 
 /** Drives a running rollout to its end state in the store (unless it is cancelled or the hub stops first). */
 export async function driveRollout(store: OtaStore, hooks: RolloutHooks, id: number): Promise<void> {
-  const rollout = store.rollout(id);
+  const rollout = await store.rollout(id);
   if (!rollout) return;
   const { devices, canary, concurrency, manifest } = rollout.spec;
-  const latest = () => new Map(store.rolloutJobs(id).map((j) => [j.device, j]));
+  const latest = async () => new Map((await store.rolloutJobs(id)).map((j) => [j.device, j]));
   const finished = (j: Job | undefined) => j !== undefined && FINISHED.includes(j.state);
-  const failedJob = () => [...latest().values()].find((j) => finished(j) && j.state !== 'succeeded');
+  const failedJob = async () => [...(await latest()).values()].find((j) => finished(j) && j.state !== 'succeeded');
   // `mqttkit ota cancel --rollout` ends it in the store: from then on, nothing new starts.
   // (or the hub stops: the rollout is picked up again at the next start)
-  const stopped = () => hooks.stopped() || store.rollout(id)?.state !== 'running';
+  const stopped = async () => hooks.stopped() || (await store.rollout(id))?.state !== 'running';
+  // The wait is taken before the store is read: a change while it is read is not missed.
   const waitFor = async (ids: string[]) => {
-    while (!stopped() && !ids.every((d) => finished(latest().get(d)))) await hooks.storeChange();
+    for (;;) {
+      const change = hooks.storeChange();
+      if (await stopped()) return;
+      const jobs = await latest();
+      if (ids.every((d) => finished(jobs.get(d)))) return;
+      await change;
+    }
   };
-  const launch = (device: string) => {
-    const job = latest().get(device);
-    if (!job || (finished(job) && job.state !== 'succeeded')) store.addJob('sync', device, { manifest }, id);
+  const launch = async (device: string) => {
+    const job = (await latest()).get(device);
+    if (!job || (finished(job) && job.state !== 'succeeded')) await store.addJob('sync', device, { manifest }, id);
   };
-  const end = (failure: Job, untouched: number, canaryPhase: boolean) => {
+  const end = async (failure: Job, untouched: number, canaryPhase: boolean) => {
     const what = `${canaryPhase ? 'canary ' : ''}${failure.device}`;
     const rest = `${canaryPhase ? 'the other ' : ''}${untouched} devices were not touched`;
-    if (failure.state === 'cancelled') store.finishRollout(id, 'cancelled', `${what}'s job #${failure.id} was ${failure.message ?? 'cancelled'}; ${rest}`);
-    else store.finishRollout(id, 'failed', `${what} failed (${failure.message}); ${rest}`);
+    if (failure.state === 'cancelled')
+      await store.finishRollout(id, 'cancelled', `${what}'s job #${failure.id} was ${failure.message ?? 'cancelled'}; ${rest}`);
+    else await store.finishRollout(id, 'failed', `${what} failed (${failure.message}); ${rest}`);
   };
 
   const canaries = devices.slice(0, canary);
-  canaries.forEach(launch);
+  for (const device of canaries) await launch(device);
   await waitFor(canaries);
-  if (stopped()) return;
-  let failure = failedJob();
+  if (await stopped()) return;
+  let failure = await failedJob();
   if (failure) return end(failure, devices.length - canaries.length, true);
   const rest = devices.slice(canary);
   const inFlight = new Set<string>();
   for (const device of rest) {
-    if (latest().get(device)?.state === 'succeeded') continue;
-    while (inFlight.size >= concurrency && !stopped()) {
-      await hooks.storeChange();
-      for (const d of inFlight) if (finished(latest().get(d))) inFlight.delete(d);
+    if ((await latest()).get(device)?.state === 'succeeded') continue;
+    for (;;) {
+      const change = hooks.storeChange();
+      const jobs = await latest();
+      for (const d of inFlight) if (finished(jobs.get(d))) inFlight.delete(d);
+      if (inFlight.size < concurrency || (await stopped())) break;
+      await change;
     }
-    if (stopped() || (failure = failedJob())) break;
-    launch(device);
+    if ((await stopped()) || (failure = await failedJob())) break;
+    await launch(device);
     inFlight.add(device);
   }
   await waitFor([...inFlight]);
-  if (stopped()) return;
-  failure = failedJob();
-  if (failure) return end(failure, rest.filter((d) => !latest().has(d)).length, false);
-  store.finishRollout(id, 'succeeded', `${devices.length} devices updated`);
+  if (await stopped()) return;
+  failure = await failedJob();
+  const known = await latest();
+  if (failure) return end(failure, rest.filter((d) => !known.has(d)).length, false);
+  await store.finishRollout(id, 'succeeded', `${devices.length} devices updated`);
 }

@@ -34,6 +34,9 @@ export class OtaScheduler {
   /** Set when the hub stops: a job cut short by that stays `running` in the store and runs again at the next start. */
   #stopped = false;
   #tickQueued = false;
+  /** The tick under way (ticks read the store, so they take turns: two must never start one device's jobs). */
+  #ticking: Promise<void> | undefined;
+  #tickAgain = false;
   /** Rollouts waiting for a job of theirs to end, or for their own cancel. */
   readonly #storeWaits: Array<() => void> = [];
   /** [O-14] Jobs waiting for their device to be back and listening: checked at each tick (a state change, a SUBSCRIBE, a session's questions over). */
@@ -48,11 +51,11 @@ export class OtaScheduler {
   }
 
   /** Everything it listens to is taken through the feature's scope, and ended by the hub at stop. */
-  start(scope: FeatureScope): void {
+  async start(scope: FeatureScope): Promise<void> {
     const { store, registry, options, log } = this.parts;
-    store.requeueRunning();
+    await store.requeueRunning();
     // Before the API takes new uploads: whatever no unfinished job needs is left over. [O-10]
-    for (const folder of sweepUploads(options.uploadsRoot, neededUploads(store, options.uploadsRoot))) {
+    for (const folder of sweepUploads(options.uploadsRoot, await neededUploads(store, options.uploadsRoot))) {
       log.info({ folder }, 'removed an upload folder no unfinished job needs');
     }
     const listening = options.listening;
@@ -69,7 +72,9 @@ export class OtaScheduler {
       );
     }
     scope.on('device:state', () => this.#tick());
-    scope.on('device:removed', (device, reason) => this.#deviceRemoved(device.id, reason));
+    scope.on('device:removed', (device, reason) => {
+      this.#deviceRemoved(device.id, reason).catch((error: unknown) => log.error({ device: device.id, err: error }, "cannot end the removed device's jobs"));
+    });
     // Event-driven, no poll: a job queued, started or ended (API, rollout, cancel) is a change in the store.
     scope.defer(
       store.onChange(() => {
@@ -91,8 +96,8 @@ export class OtaScheduler {
    * Ends a queued or running job as `cancelled`: a running one stops at once (its pull server closes,
    * its waits end). Says what happened, or why nothing did. [O-9]
    */
-  cancel(id: number, by: string): CancelOutcome {
-    const outcome = cancelJobInStore(this.parts.store, this.parts.options.uploadsRoot, id, by);
+  async cancel(id: number, by: string): Promise<CancelOutcome> {
+    const outcome = await cancelJobInStore(this.parts.store, this.parts.options.uploadsRoot, id, by);
     if (outcome.outcome === 'cancelled') {
       this.#aborts.get(id)?.abort(new JobFailure(`cancelled by ${by}`, 'cancelled'));
       this.parts.log.info({ job: id, device: outcome.job?.device }, `${outcome.message} by ${by}`);
@@ -101,8 +106,8 @@ export class OtaScheduler {
   }
 
   /** Stops a rollout (it starts no other device) and cancels its unfinished jobs. */
-  cancelRollout(id: number, by: string): RolloutCancelOutcome {
-    const outcome = cancelRolloutInStore(this.parts.store, id, by, (jobId) => this.cancel(jobId, `${by} (rollout #${id})`));
+  async cancelRollout(id: number, by: string): Promise<RolloutCancelOutcome> {
+    const outcome = await cancelRolloutInStore(this.parts.store, id, by, (jobId) => this.cancel(jobId, `${by} (rollout #${id})`));
     if (outcome.outcome === 'cancelled') this.parts.log.info({ rollout: id }, `${outcome.message} by ${by}`);
     return outcome;
   }
@@ -123,25 +128,25 @@ export class OtaScheduler {
   }
 
   /** A removed device's jobs cannot run: the running one stops, the queued ones fail. */
-  #deviceRemoved(device: string, reason: string): void {
+  async #deviceRemoved(device: string, reason: string): Promise<void> {
     const running = this.#running.get(device);
     if (running !== undefined) this.#aborts.get(running)?.abort(new JobFailure(`${device} was removed during the job (${reason})`));
-    for (const job of this.parts.store.jobsIn('queued'))
-      if (job.device === device) this.#end(job, 'failed', `${device} was removed (${reason}): queue the job again when the device is back`);
+    for (const job of await this.parts.store.jobsIn('queued'))
+      if (job.device === device) await this.#end(job, 'failed', `${device} was removed (${reason}): queue the job again when the device is back`);
   }
 
   /** Ends a job that did not run (or whose run is over) and frees its upload folder. */
-  #end(job: Job, state: JobState, message: string): boolean {
-    const ended = this.parts.store.finishJob(job.id, state, message);
+  async #end(job: Job, state: JobState, message: string): Promise<boolean> {
+    const ended = await this.parts.store.finishJob(job.id, state, message);
     if (ended) this.parts.log.warn({ device: job.device, job: job.id }, `${describeJob(job)} ${state}: ${message}`);
-    this.#release(job);
+    await this.#release(job);
     return ended;
   }
 
-  #release(job: Job): void {
+  async #release(job: Job): Promise<void> {
     if (this.#stopped) return;
     try {
-      releaseUploads(this.parts.store, this.parts.options.uploadsRoot, job);
+      await releaseUploads(this.parts.store, this.parts.options.uploadsRoot, job);
     } catch (error) {
       this.parts.log.warn({ job: job.id, err: (error as Error).message }, "cannot remove the job's upload folder");
     }
@@ -150,36 +155,47 @@ export class OtaScheduler {
   /** Runs from timers and events: whatever goes wrong is logged, never thrown at them. */
   #tick(): void {
     for (const check of [...this.#backWaits]) check();
-    try {
-      this.#tickOnce();
-    } catch (error) {
-      this.parts.log.error({ err: error }, 'OTA job scheduling failed');
+    if (this.#ticking) {
+      this.#tickAgain = true;
+      return;
     }
+    this.#ticking = (async () => {
+      do {
+        this.#tickAgain = false;
+        try {
+          await this.#tickOnce();
+        } catch (error) {
+          this.parts.log.error({ err: error }, 'OTA job scheduling failed');
+        }
+      } while (this.#tickAgain && !this.#stopped);
+    })().finally(() => {
+      this.#ticking = undefined;
+    });
   }
 
   /** Starts every queued job whose device is online and idle; raises or clears the pending flags. */
-  #tickOnce(): void {
+  async #tickOnce(): Promise<void> {
     const { store, registry, log } = this.parts;
-    for (const job of store.jobsIn('queued')) {
+    for (const job of await store.jobsIn('queued')) {
       if (!registry.get(job.device))
-        this.#end(job, 'failed', `there is no device ${job.device} any more (it was removed): queue the job again when the device is back`);
+        await this.#end(job, 'failed', `there is no device ${job.device} any more (it was removed): queue the job again when the device is back`);
     }
-    const queued = store.jobsIn('queued');
+    const queued = await store.jobsIn('queued');
     const waiting = new Set(queued.map((j) => j.device));
     for (const device of waiting) this.#setPending(device, true);
     for (const device of [...this.#pendingFlags]) if (!waiting.has(device) && !this.#running.has(device)) this.#setPending(device, false);
     for (const job of queued) {
       if (this.#running.has(job.device) || !this.#sessions.listens(job.device)) continue;
-      if (!store.startJob(job.id)) continue;
+      if (!(await store.startJob(job.id))) continue;
       this.#start(job);
     }
-    for (const id of store.runningRollouts()) {
+    for (const id of await store.runningRollouts()) {
       if (!this.#rollouts.has(id)) {
         this.#rollouts.add(id);
         driveRollout(store, { stopped: () => this.#stopped, storeChange: () => this.#storeChange() }, id)
-          .catch((error: unknown) => {
+          .catch(async (error: unknown) => {
             log.error({ rollout: id, err: error }, 'rollout failed');
-            store.finishRollout(id, 'failed', `the hub could not drive it: ${(error as Error).message}`);
+            await store.finishRollout(id, 'failed', `the hub could not drive it: ${(error as Error).message}`);
           })
           .catch((error: unknown) => log.error({ rollout: id, err: error }, "cannot record the rollout's failure"))
           .finally(() => this.#rollouts.delete(id));
@@ -201,11 +217,11 @@ export class OtaScheduler {
       stopped: () => this.#stopped,
     };
     runJob(this.parts, hooks, job, abort.signal)
-      .finally(() => {
+      .finally(async () => {
         this.#running.delete(job.device);
         this.#aborts.delete(job.id);
         if (this.#stopped) return;
-        this.#release(job);
+        await this.#release(job);
         // What the device says about itself may have changed (version, reboot reason): ask again.
         const device = this.parts.registry.get(job.device);
         this.#sessions.askAgain(job.device);

@@ -25,16 +25,16 @@ export function readLocal(file: string): Buffer {
 export async function otaProtocol(ctx: JobContext): Promise<{ protocol: OtaProtocol; why: string }> {
   const { store, channel } = ctx.parts;
   const device = ctx.job.device;
-  const settled = settledProtocol(store.info(device));
+  const settled = settledProtocol(await store.info(device));
   if (settled) return settled;
   try {
     const version = await ctx.clock.device("'getversion'", channel.answer(device, 'getversion', PROBE_TIMEOUT_MS, ctx.signal));
     const announced = version.ota === 1 || version.ota === 2 ? version.ota : undefined;
-    store.updateInfo(device, { answersCommands: true, ...(announced ? { otaProtocol: announced } : {}) });
+    await store.updateInfo(device, { answersCommands: true, ...(announced ? { otaProtocol: announced } : {}) });
     return announced ? { protocol: announced, why: 'announced by the device' } : { protocol: 2, why: 'the device answers commands' };
   } catch (error) {
     if (ctx.signal.aborted) throw error;
-    store.updateInfo(device, { answersCommands: false });
+    await store.updateInfo(device, { answersCommands: false });
     return { protocol: 1, why: `the device did not answer 'getversion' within ${PROBE_TIMEOUT_MS / 1000} s, so it announces no OTA protocol` };
   }
 }

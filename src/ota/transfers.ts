@@ -48,7 +48,7 @@ export async function transfer(ctx: JobContext, target: string, bytes: Buffer, r
   } catch (error) {
     // [O-14] a drop is the job's to handle (it waits and resumes), not a failed transfer report
     if (signal.aborted && signal.reason instanceof DeviceDropped) {
-      store.recordTransfer({
+      await store.recordTransfer({
         jobId: job.id,
         device: job.device,
         file: target,
@@ -65,7 +65,7 @@ export async function transfer(ctx: JobContext, target: string, bytes: Buffer, r
     waiting.cancel();
     server.close();
   }
-  store.recordTransfer({ jobId: job.id, device: job.device, file: target, bytes: bytes.length, ok: report.ok, error: report.error, at: Date.now() });
+  await store.recordTransfer({ jobId: job.id, device: job.device, file: target, bytes: bytes.length, ok: report.ok, error: report.error, at: Date.now() });
   return report;
 }
 
@@ -105,15 +105,18 @@ export async function seedTransfer(ctx: JobContext, target: string, bytes: Buffe
     server.close();
     // Synchronous hand-over from the early watch to the wait below: no event can fall between them.
     offs.forEach((off) => off());
-    store.recordTransfer({
-      jobId: job.id,
-      device: job.device,
-      file: target,
-      bytes: bytes.length,
-      ok: error === null && !signal.aborted,
-      error,
-      at: Date.now(),
-    });
+    // Not awaited: nothing may stand between the hand-over and the wait (the record is a log).
+    store
+      .recordTransfer({
+        jobId: job.id,
+        device: job.device,
+        file: target,
+        bytes: bytes.length,
+        ok: error === null && !signal.aborted,
+        error,
+        at: Date.now(),
+      })
+      .catch((cause: unknown) => parts.log.warn({ job: job.id, err: (cause as Error).message }, 'cannot record the transfer'));
   }
   signal.throwIfAborted();
   if (error !== null) throw new JobFailure(`${target}: ${error}`);

@@ -89,16 +89,17 @@ export class Registration {
     if (problem) return refuse(isReservedDeviceId(name) ? IDENTIFIER_REJECTED : BAD_CREDENTIALS, `username ${problem}`);
     if (!password) return refuse(BAD_CREDENTIALS, 'no password: a device must present the password it generated');
 
+    // The policy as the login came in, before anything is awaited (an admin may switch it meanwhile).
+    const arrived = this.policy;
     // [S-2] The password that verified last time: in at once, ahead of every queue.
-    const account = this.accounts.get(name);
+    const account = await this.accounts.get(name);
     if (account?.status === 'active' && account.secret !== null && this.#known.matches(name, account.secret, password)) {
-      this.accounts.recordLogin(name, address);
+      await this.accounts.recordLogin(name, address);
       return { ok: true, role: account.role };
     }
 
     const from = address ?? '?';
-    const arrived = this.policy;
-    const registers = account ? account.secret === null : this.policy !== 'closed';
+    const registers = account ? account.secret === null : arrived !== 'closed';
     if (registers) {
       const full = this.#enterRegistration(from);
       if (full) return refuse(SERVER_UNAVAILABLE, `${full}: try again in a few seconds (a device retries by itself)`, `registration-cap:${full}`);
@@ -116,7 +117,7 @@ export class Registration {
       });
       if (!admitted) return refuse(SERVER_UNAVAILABLE, `too many logins waiting from ${from}: try again in a few seconds`, `login-queue:${from}`);
       if (!outcome!.ok) return refuse(outcome!.returnCode, outcome!.reason, gone() ? `gone:${from}` : undefined);
-      this.accounts.recordLogin(name, address);
+      await this.accounts.recordLogin(name, address);
       return outcome!;
     } finally {
       if (registers) this.#leaveRegistration(from);
@@ -146,7 +147,7 @@ export class Registration {
   /** `arrived`: the policy when the login came in (it may wait its turn, then hash, while an admin switches it). */
   async #check(name: string, password: string, arrived: RegistrationPolicy): Promise<{ outcome: AuthOutcome; penalize: boolean }> {
     const refused = (returnCode: RefusalCode, reason: string, penalize: boolean) => ({ outcome: { ok: false as const, returnCode, reason }, penalize });
-    const account = this.accounts.get(name);
+    const account = await this.accounts.get(name);
     if (!account) {
       if (this.policy === 'closed')
         return refused(NOT_AUTHORIZED, `unknown device ${name} (registration is closed): add it with 'mqttkit device add ${name}'`, true);
@@ -159,11 +160,11 @@ export class Registration {
       if (policy === 'closed')
         return refused(NOT_AUTHORIZED, `unknown device ${name} (registration was closed while it registered): add it with 'mqttkit device add ${name}'`, true);
       if (policy === 'approve') {
-        if (this.accounts.create(name, 'device', 'pending', secret))
+        if (await this.accounts.create(name, 'device', 'pending', secret))
           this.log.info({ device: name }, `new device waits for approval: run 'mqttkit device approve ${name}'`);
         return refused(NOT_AUTHORIZED, `device ${name} waits for approval ('mqttkit device approve ${name}')`, false);
       }
-      if (!this.accounts.create(name, 'device', 'active', secret)) return this.#check(name, password, arrived); // lost a race with itself
+      if (!(await this.accounts.create(name, 'device', 'active', secret))) return this.#check(name, password, arrived); // lost a race with itself
       this.#known.remember(name, secret, password);
       this.log.info({ device: name }, 'new device registered (trust on first use)');
       return { outcome: { ok: true, role: 'device' }, penalize: false };
@@ -172,7 +173,7 @@ export class Registration {
     if (account.secret === null) {
       if (password.length < MIN_PASSWORD_LENGTH) return refused(BAD_CREDENTIALS, `a new password must have at least ${MIN_PASSWORD_LENGTH} characters`, true);
       const secret = await hashPassword(password);
-      this.accounts.setSecret(name, secret);
+      await this.accounts.setSecret(name, secret);
       this.#known.remember(name, secret, password);
       this.log.info({ device: name }, 'device registered a new password after a reset');
       return { outcome: { ok: true, role: account.role }, penalize: false };

@@ -1,6 +1,6 @@
 /** MQTT accounts (devices and admins). */
 import type { AccountRole } from '../security/access-policy.js';
-import { type Db, durably } from './database.js';
+import { durably, type SqlEngine } from './engine/sql-engine.js';
 
 export type AccountStatus = 'active' | 'pending';
 
@@ -37,55 +37,40 @@ const toAccount = (r: Row): Account => ({
 
 /** Account changes are on disk before a device or person is told they happened ([D-2]); logins are not. */
 export class AccountStore {
-  readonly #s;
-  readonly #db: Db;
+  constructor(readonly engine: SqlEngine) {}
 
-  constructor(db: Db) {
-    this.#db = db;
-    this.#s = {
-      get: db.prepare<[string], Row>('SELECT * FROM accounts WHERE name = ?'),
-      list: db.prepare<[], Row>('SELECT * FROM accounts ORDER BY role, name'),
-      insert: db.prepare('INSERT INTO accounts (name, role, status, secret, created_at) VALUES (?, ?, ?, ?, ?)'),
-      setSecret: db.prepare('UPDATE accounts SET secret = ? WHERE name = ?'),
-      setStatus: db.prepare('UPDATE accounts SET status = ? WHERE name = ?'),
-      login: db.prepare('UPDATE accounts SET last_login_at = ?, last_address = ? WHERE name = ?'),
-      remove: db.prepare('DELETE FROM accounts WHERE name = ?'),
-    };
-  }
-
-  get(name: string): Account | undefined {
-    const row = this.#s.get.get(name);
+  async get(name: string): Promise<Account | undefined> {
+    const row = await this.engine.get<Row>('SELECT * FROM accounts WHERE name = ?', [name]);
     return row ? toAccount(row) : undefined;
   }
 
-  list(): Account[] {
-    return this.#s.list.all().map(toAccount);
+  async list(): Promise<Account[]> {
+    return (await this.engine.all<Row>('SELECT * FROM accounts ORDER BY role, name')).map(toAccount);
   }
 
   /** Inserts; false when the name exists already (a concurrent registration won the race). */
-  create(name: string, role: AccountRole, status: AccountStatus, secret: string | null): boolean {
-    try {
-      durably(this.#db, () => this.#s.insert.run(name, role, status, secret, Date.now()));
-      return true;
-    } catch (error) {
-      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return false;
-      throw error;
-    }
+  async create(name: string, role: AccountRole, status: AccountStatus, secret: string | null): Promise<boolean> {
+    const { changes } = await durably(
+      this.engine,
+      'INSERT INTO accounts (name, role, status, secret, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
+      [name, role, status, secret, Date.now()],
+    );
+    return changes === 1;
   }
 
-  setSecret(name: string, secret: string | null): void {
-    durably(this.#db, () => this.#s.setSecret.run(secret, name));
+  async setSecret(name: string, secret: string | null): Promise<void> {
+    await durably(this.engine, 'UPDATE accounts SET secret = ? WHERE name = ?', [secret, name]);
   }
 
-  setStatus(name: string, status: AccountStatus): void {
-    durably(this.#db, () => this.#s.setStatus.run(status, name));
+  async setStatus(name: string, status: AccountStatus): Promise<void> {
+    await durably(this.engine, 'UPDATE accounts SET status = ? WHERE name = ?', [status, name]);
   }
 
-  recordLogin(name: string, address: string | undefined): void {
-    this.#s.login.run(Date.now(), address ?? null, name);
+  async recordLogin(name: string, address: string | undefined): Promise<void> {
+    await this.engine.run('UPDATE accounts SET last_login_at = ?, last_address = ? WHERE name = ?', [Date.now(), address ?? null, name]);
   }
 
-  remove(name: string): boolean {
-    return durably(this.#db, () => this.#s.remove.run(name).changes > 0);
+  async remove(name: string): Promise<boolean> {
+    return (await durably(this.engine, 'DELETE FROM accounts WHERE name = ?', [name])).changes > 0;
   }
 }

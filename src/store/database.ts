@@ -53,7 +53,7 @@ const MIGRATIONS: readonly string[] = [
 
 export const DATABASE_FILE = 'mqttkit.db';
 
-/** The schema version this mqttkit writes (SQLite's user_version). */
+/** The schema version this mqttkit writes (SQLite's user_version; PostgreSQL has its own list, engine/postgres-migrations.ts). */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /** Every SQLite file starts with these 16 bytes. */
@@ -71,7 +71,12 @@ export function openDatabase(file: string): Db {
   chmodSync(file, 0o600);
   const db = new Database(file, { timeout: 5000, fileMustExist: true });
   configure(db);
-  migrate(db);
+  try {
+    migrate(db, file);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
   return db;
 }
 
@@ -128,7 +133,7 @@ function createDatabase(file: string): void {
     const db = new Database(temp, { fileMustExist: true });
     try {
       configure(db);
-      migrate(db);
+      migrate(db, file);
     } finally {
       db.close();
     }
@@ -144,10 +149,10 @@ function createDatabase(file: string): void {
   syncDirectory(dirname(file));
 }
 
-function migrate(db: Db): void {
+function migrate(db: Db, file: string): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > MIGRATIONS.length) {
-    throw new Error(`the state database is from a newer mqttkit (schema ${version}, this one knows ${MIGRATIONS.length}): upgrade mqttkit`);
+    throw new Error(`the state database ${file} is from a newer mqttkit (schema ${version}, this one knows ${MIGRATIONS.length}): upgrade mqttkit`);
   }
   for (let v = version; v < MIGRATIONS.length; v++) {
     db.transaction(() => {

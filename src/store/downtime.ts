@@ -26,30 +26,36 @@ export class Downtime {
   constructor(
     private readonly store: StateStore,
     private readonly now: () => number = Date.now,
+    spans: Span[] = [],
   ) {
-    this.#spans = parseSpans(store.getSetting(DOWNTIME_SETTING));
+    this.#spans = spans;
+  }
+
+  /** The downtime recorded so far. */
+  static async load(store: StateStore, now: () => number = Date.now): Promise<Downtime> {
+    return new Downtime(store, now, parseSpans(await store.getSetting(DOWNTIME_SETTING)));
   }
 
   /**
    * Records the gap since the hub was last alive as downtime. `lastActivity` (e.g. the newest
    * device's last sign) stands in when no heartbeat was ever saved (a data dir from an older mqttkit).
    */
-  start(lastActivity: number | undefined): Span | undefined {
-    const saved = Number(this.store.getSetting(ALIVE_SETTING));
+  async start(lastActivity: number | undefined): Promise<Span | undefined> {
+    const saved = Number(await this.store.getSetting(ALIVE_SETTING));
     const aliveAt = Number.isFinite(saved) && saved > 0 ? saved : lastActivity;
     const now = this.now();
     let gap: Span | undefined;
     if (aliveAt !== undefined && now > aliveAt) {
       gap = [aliveAt, now];
       this.#spans.push(gap);
-      this.#save();
+      await this.#save();
     }
-    this.heartbeat();
+    await this.heartbeat();
     return gap;
   }
 
-  heartbeat(): void {
-    this.store.setSetting(ALIVE_SETTING, String(this.now()));
+  async heartbeat(): Promise<void> {
+    await this.store.setSetting(ALIVE_SETTING, String(this.now()));
   }
 
   /** Milliseconds of [from, to] during which the hub was not running. */
@@ -58,21 +64,21 @@ export class Downtime {
   }
 
   /** Forgets spans that ended before `oldest` (no device's silence reaches back that far). */
-  prune(oldest: number): void {
+  async prune(oldest: number): Promise<void> {
     const kept = this.#spans.filter(([, to]) => to > oldest);
     if (kept.length !== this.#spans.length) {
       this.#spans = kept;
-      this.#save();
+      await this.#save();
     }
   }
 
-  #save(): void {
+  async #save(): Promise<void> {
     if (this.#spans.length > MAX_SPANS) {
       // Merging the two oldest spans over-counts the uptime between them as downtime: errs on keeping devices.
       const [first, second, ...rest] = this.#spans;
       this.#spans = [[first![0], second![1]], ...rest];
     }
-    this.store.setSetting(DOWNTIME_SETTING, JSON.stringify(this.#spans));
+    await this.store.setSetting(DOWNTIME_SETTING, JSON.stringify(this.#spans));
   }
 }
 

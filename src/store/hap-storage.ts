@@ -71,7 +71,7 @@ export class HapFileStorage {
  * storage object, only a path for node-persist; its singleton's `localStore` field is what every
  * `HAPStorage.storage()` call returns, so that is where ours goes (checked against hap-nodejs 1.2).
  */
-export function useHapFileStorage(dir: string): HapFileStorage {
+export function useHapFileStorage(dir: string, create: (dir: string) => HapFileStorage = (d) => new HapFileStorage(d)): HapFileStorage {
   const singleton = (HAPStorage as unknown as { INSTANCE?: { localStore?: unknown } }).INSTANCE;
   if (!singleton || typeof HAPStorage.storage !== 'function')
     throw new Error('this hap-nodejs version keeps its storage elsewhere: mqttkit cannot store HomeKit keys safely');
@@ -79,7 +79,7 @@ export function useHapFileStorage(dir: string): HapFileStorage {
   if (current instanceof HapFileStorage && current.dir === dir) return current;
   if (current !== undefined && !(current instanceof HapFileStorage))
     throw new Error('HomeKit storage was opened before mqttkit could install its crash-safe storage');
-  const storage = new HapFileStorage(dir);
+  const storage = create(dir);
   singleton.localStore = storage;
   return storage;
 }

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { parseJson } from '../core/json.js';
-import type { Db } from './database.js';
+import type { SqlEngine } from './engine/sql-engine.js';
 
 export type JobKind = 'push' | 'sync' | 'firmware';
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'rolled-back' | 'cancelled';
@@ -168,54 +168,18 @@ const LOG_KEEP_PER_DEVICE = 500;
 const NO_SPEC: Record<string, unknown> = {};
 
 export class OtaStore {
-  readonly #s;
   readonly #onDamaged: OnDamagedRow;
   /** Who hears that a job or rollout was queued, started or ended (the OTA scheduler: no poll). */
   readonly #changeListeners = new Set<() => void>();
+  /** Per device, the info update under way: each reads the one before it, none is lost. */
+  readonly #infoUpdates = new Map<string, Promise<void>>();
+  readonly #progressWrites = new Map<number, Promise<void>>();
 
-  constructor(db: Db, onDamaged: OnDamagedRow = printDamaged) {
+  constructor(
+    readonly engine: SqlEngine,
+    onDamaged: OnDamagedRow = printDamaged,
+  ) {
     this.#onDamaged = onDamaged;
-    this.#s = {
-      addJob: db.prepare("INSERT INTO ota_jobs (kind, device, spec, state, rollout_id, created_at) VALUES (?, ?, ?, 'queued', ?, ?)"),
-      job: db.prepare<[number], JobRow>('SELECT * FROM ota_jobs WHERE id = ?'),
-      jobs: db.prepare<[number], JobRow>('SELECT * FROM ota_jobs ORDER BY id DESC LIMIT ?'),
-      jobsIn: db.prepare<[string], JobRow>('SELECT * FROM ota_jobs WHERE state = ? ORDER BY id'),
-      rolloutJobs: db.prepare<[number], JobRow>('SELECT * FROM ota_jobs WHERE rollout_id = ? ORDER BY id'),
-      deviceJobs: db.prepare<[string], JobRow>('SELECT * FROM ota_jobs WHERE device = ? ORDER BY id DESC LIMIT 20'),
-      start: db.prepare("UPDATE ota_jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'"),
-      requeue: db.prepare("UPDATE ota_jobs SET state = 'queued', message = ? WHERE state = 'running'"),
-      progress: db.prepare('UPDATE ota_jobs SET progress = ? WHERE id = ?'),
-      // Only an unfinished job ends: the first end wins (a cancel is not overwritten by the run it stopped).
-      finish: db.prepare("UPDATE ota_jobs SET state = ?, message = ?, finished_at = ? WHERE id = ? AND state IN ('queued', 'running')"),
-      // A row whose state is not one the hub knows is not matched by `finish`: it is failed by id.
-      forceFail: db.prepare(
-        "UPDATE ota_jobs SET state = 'failed', message = ?, finished_at = ? WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'rolled-back', 'cancelled')",
-      ),
-      unfinished: db.prepare<[], JobRow>("SELECT * FROM ota_jobs WHERE state IN ('queued', 'running') ORDER BY id"),
-      transfer: db.prepare('INSERT INTO ota_transfers (job_id, device, file, bytes, ok, error, at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      transfers: db.prepare<[number], { job_id: number | null; device: string; file: string; bytes: number; ok: number; error: string | null; at: number }>(
-        'SELECT * FROM ota_transfers WHERE job_id = ? ORDER BY id',
-      ),
-      addRollout: db.prepare("INSERT INTO rollouts (spec, state, created_at) VALUES (?, 'running', ?)"),
-      rollout: db.prepare<[number], { id: number; spec: string; state: Rollout['state']; message: string | null; created_at: number }>(
-        'SELECT * FROM rollouts WHERE id = ?',
-      ),
-      runningRollouts: db.prepare<[], { id: number }>("SELECT id FROM rollouts WHERE state = 'running' ORDER BY id"),
-      finishRollout: db.prepare("UPDATE rollouts SET state = ?, message = ?, finished_at = ? WHERE id = ? AND state = 'running'"),
-      lastRollout: db.prepare<[], { id: number }>('SELECT id FROM rollouts ORDER BY id DESC LIMIT 1'),
-      resumeRollout: db.prepare("UPDATE rollouts SET state = 'running', message = NULL WHERE id = ?"),
-      log: db.prepare('INSERT INTO device_logs (device, topic, text, at) VALUES (?, ?, ?, ?)'),
-      prune: db.prepare('DELETE FROM device_logs WHERE device = ? AND id <= (SELECT id FROM device_logs WHERE device = ? ORDER BY id DESC LIMIT 1 OFFSET ?)'),
-      logsAfter: db.prepare<[string, number, number], { id: number; topic: string; text: string; at: number }>(
-        'SELECT id, topic, text, at FROM device_logs WHERE device = ? AND id > ? ORDER BY id LIMIT ?',
-      ),
-      lastLogId: db.prepare<[string], { id: number }>('SELECT COALESCE(MAX(id), 0) AS id FROM device_logs WHERE device = ?'),
-      info: db.prepare<[string], { info: string }>('SELECT info FROM device_info WHERE device = ?'),
-      forgetInfo: db.prepare<[string]>('DELETE FROM device_info WHERE device = ?'),
-      setInfo: db.prepare(
-        'INSERT INTO device_info (device, info, updated_at) VALUES (?, ?, ?) ON CONFLICT(device) DO UPDATE SET info = excluded.info, updated_at = excluded.updated_at',
-      ),
-    };
   }
 
   /** Calls `listener` after a job or rollout is queued, started or ended; returns the function that stops it. */
@@ -228,8 +192,14 @@ export class OtaStore {
     for (const listener of this.#changeListeners) listener();
   }
 
-  addJob(kind: JobKind, device: string, spec: Record<string, unknown>, rolloutId: number | null = null): number {
-    const id = Number(this.#s.addJob.run(kind, device, JSON.stringify(spec), rolloutId, Date.now()).lastInsertRowid);
+  async addJob(kind: JobKind, device: string, spec: Record<string, unknown>, rolloutId: number | null = null): Promise<number> {
+    const id = await this.engine.insert("INSERT INTO ota_jobs (kind, device, spec, state, rollout_id, created_at) VALUES (?, ?, ?, 'queued', ?, ?)", [
+      kind,
+      device,
+      JSON.stringify(spec),
+      rolloutId,
+      Date.now(),
+    ]);
     this.#changed();
     return id;
   }
@@ -238,7 +208,7 @@ export class OtaStore {
    * A row as a job. A row whose kind, state, spec or progress cannot be read ends as failed (if it had
    * not ended), with a message naming the row and the field; it never reaches the job runners.
    */
-  #toJob(r: JobRow): Job {
+  async #toJob(r: JobRow): Promise<Job> {
     const kind = jobKind.safeParse(r.kind);
     const state = jobState.safeParse(r.state);
     const spec = kind.success ? parseJson(r.spec, JOB_SPECS[kind.data]) : undefined;
@@ -269,82 +239,121 @@ export class OtaStore {
     const message = `ota_jobs row ${r.id}: ${problem}: the job cannot run (its stored row is damaged); queue it again`;
     if (!state.success || !FINISHED.includes(state.data)) {
       this.#onDamaged(`job #${r.id}`, message);
-      this.#s.forceFail.run(message, Date.now(), r.id);
+      // A row whose state is not one the hub knows is not matched by `finishJob`: it is failed by id.
+      await this.engine.run(
+        "UPDATE ota_jobs SET state = 'failed', message = ?, finished_at = ? WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'rolled-back', 'cancelled')",
+        [message, Date.now(), r.id],
+      );
       return { ...job, state: 'failed', message, finishedAt: Date.now() };
     }
     // An ended job keeps its end; only what it shows is left out.
     return job;
   }
 
-  job(id: number): Job | undefined {
-    const row = this.#s.job.get(id);
+  async #jobs(sql: string, params: ReadonlyArray<string | number>): Promise<Job[]> {
+    const jobs: Job[] = [];
+    for (const row of await this.engine.all<JobRow>(sql, params)) jobs.push(await this.#toJob(row));
+    return jobs;
+  }
+
+  async job(id: number): Promise<Job | undefined> {
+    const row = await this.engine.get<JobRow>('SELECT * FROM ota_jobs WHERE id = ?', [id]);
     return row ? this.#toJob(row) : undefined;
   }
 
-  jobs(limit = 100): Job[] {
-    return this.#s.jobs.all(limit).map((r) => this.#toJob(r));
+  async jobs(limit = 100): Promise<Job[]> {
+    return this.#jobs('SELECT * FROM ota_jobs ORDER BY id DESC LIMIT ?', [limit]);
   }
 
-  jobsIn(state: JobState): Job[] {
-    return this.#s.jobsIn
-      .all(state)
-      .map((r) => this.#toJob(r))
-      .filter((j) => j.state === state);
+  async jobsIn(state: JobState): Promise<Job[]> {
+    return (await this.#jobs('SELECT * FROM ota_jobs WHERE state = ? ORDER BY id', [state])).filter((j) => j.state === state);
   }
 
-  deviceJobs(device: string): Job[] {
-    return this.#s.deviceJobs.all(device).map((r) => this.#toJob(r));
+  async deviceJobs(device: string): Promise<Job[]> {
+    return this.#jobs('SELECT * FROM ota_jobs WHERE device = ? ORDER BY id DESC LIMIT 20', [device]);
   }
 
-  rolloutJobs(id: number): Job[] {
-    return this.#s.rolloutJobs.all(id).map((r) => this.#toJob(r));
+  async rolloutJobs(id: number): Promise<Job[]> {
+    return this.#jobs('SELECT * FROM ota_jobs WHERE rollout_id = ? ORDER BY id', [id]);
   }
 
   /** Marks a queued job running; false if someone else did. */
-  startJob(id: number): boolean {
-    return this.#notify(this.#s.start.run(Date.now(), id).changes === 1);
+  async startJob(id: number): Promise<boolean> {
+    const { changes } = await this.engine.run("UPDATE ota_jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'", [Date.now(), id]);
+    return this.#notify(changes === 1);
   }
 
   /** After a hub restart, jobs that were running start over. */
-  requeueRunning(): void {
-    this.#s.requeue.run('the hub restarted during this job; it runs again');
+  async requeueRunning(): Promise<void> {
+    await this.engine.run("UPDATE ota_jobs SET state = 'queued', message = ? WHERE state = 'running'", ['the hub restarted during this job; it runs again']);
   }
 
-  setProgress(id: number, progress: JobProgress): void {
-    this.#s.progress.run(JSON.stringify(progress), id);
+  /** Progress writes of one job land in the order they were made (a job's steps do not wait for them). */
+  setProgress(id: number, progress: JobProgress): Promise<void> {
+    const text = JSON.stringify(progress);
+    const before = this.#progressWrites.get(id) ?? Promise.resolve();
+    const write = before.catch(() => {}).then(() => this.engine.run('UPDATE ota_jobs SET progress = ? WHERE id = ?', [text, id]).then(() => {}));
+    const settled = write.catch(() => {});
+    this.#progressWrites.set(id, settled);
+    void settled.then(() => {
+      if (this.#progressWrites.get(id) === settled) this.#progressWrites.delete(id);
+    });
+    return write;
+  }
+
+  /** Resolves when the job's progress writes made so far are done (whether they worked or not). */
+  async progressSaved(id: number): Promise<void> {
+    await this.#progressWrites.get(id);
   }
 
   /** Ends a queued or running job; false if it had ended already (its end stays). */
-  finishJob(id: number, state: JobState, message: string): boolean {
-    return this.#notify(this.#s.finish.run(state, message, Date.now(), id).changes === 1);
+  async finishJob(id: number, state: JobState, message: string): Promise<boolean> {
+    // Only an unfinished job ends: the first end wins (a cancel is not overwritten by the run it stopped).
+    const { changes } = await this.engine.run("UPDATE ota_jobs SET state = ?, message = ?, finished_at = ? WHERE id = ? AND state IN ('queued', 'running')", [
+      state,
+      message,
+      Date.now(),
+      id,
+    ]);
+    return this.#notify(changes === 1);
   }
 
   /** Queued and running jobs: those that still need their files. */
-  unfinishedJobs(): Job[] {
-    return this.#s.unfinished
-      .all()
-      .map((r) => this.#toJob(r))
-      .filter((j) => !FINISHED.includes(j.state));
+  async unfinishedJobs(): Promise<Job[]> {
+    return (await this.#jobs("SELECT * FROM ota_jobs WHERE state IN ('queued', 'running') ORDER BY id", [])).filter((j) => !FINISHED.includes(j.state));
   }
 
-  recordTransfer(t: Transfer): void {
-    this.#s.transfer.run(t.jobId, t.device, t.file, t.bytes, t.ok ? 1 : 0, t.error, t.at);
+  async recordTransfer(t: Transfer): Promise<void> {
+    await this.engine.run('INSERT INTO ota_transfers (job_id, device, file, bytes, ok, error, at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+      t.jobId,
+      t.device,
+      t.file,
+      t.bytes,
+      t.ok ? 1 : 0,
+      t.error,
+      t.at,
+    ]);
   }
 
-  transfers(jobId: number): Transfer[] {
-    return this.#s.transfers
-      .all(jobId)
-      .map((r) => ({ jobId: r.job_id, device: r.device, file: r.file, bytes: r.bytes, ok: r.ok === 1, error: r.error, at: r.at }));
+  async transfers(jobId: number): Promise<Transfer[]> {
+    const rows = await this.engine.all<{ job_id: number | null; device: string; file: string; bytes: number; ok: number; error: string | null; at: number }>(
+      'SELECT * FROM ota_transfers WHERE job_id = ? ORDER BY id',
+      [jobId],
+    );
+    return rows.map((r) => ({ jobId: r.job_id, device: r.device, file: r.file, bytes: r.bytes, ok: r.ok === 1, error: r.error, at: r.at }));
   }
 
-  addRollout(spec: Rollout['spec']): number {
-    const id = Number(this.#s.addRollout.run(JSON.stringify(spec), Date.now()).lastInsertRowid);
+  async addRollout(spec: Rollout['spec']): Promise<number> {
+    const id = await this.engine.insert("INSERT INTO rollouts (spec, state, created_at) VALUES (?, 'running', ?)", [JSON.stringify(spec), Date.now()]);
     this.#changed();
     return id;
   }
 
-  rollout(id: number): Rollout | undefined {
-    const row = this.#s.rollout.get(id);
+  async rollout(id: number): Promise<Rollout | undefined> {
+    const row = await this.engine.get<{ id: number; spec: string; state: Rollout['state']; message: string | null; created_at: number }>(
+      'SELECT * FROM rollouts WHERE id = ?',
+      [id],
+    );
     if (!row) return undefined;
     const spec = parseJson(row.spec, rolloutSpec);
     const state = rolloutState.safeParse(row.state);
@@ -353,22 +362,28 @@ export class OtaStore {
     const problem = `rollouts row ${row.id}: ${!spec.ok ? `spec: ${spec.error}` : `state: '${String(row.state).slice(0, 40)}' is not a rollout state`}`;
     const message = `${problem}: the rollout cannot run (its stored row is damaged); start a new one with 'mqttkit ota rollout'`;
     this.#onDamaged(`rollout #${row.id}`, message);
-    this.finishRollout(row.id, 'failed', message);
+    await this.finishRollout(row.id, 'failed', message);
     return { id: row.id, spec: { manifest: '', pattern: '', canary: 0, concurrency: 1, devices: [] }, state: 'failed', message, createdAt: row.created_at };
   }
 
-  runningRollouts(): number[] {
-    return this.#s.runningRollouts.all().map((r) => r.id);
+  async runningRollouts(): Promise<number[]> {
+    return (await this.engine.all<{ id: number }>("SELECT id FROM rollouts WHERE state = 'running' ORDER BY id")).map((r) => r.id);
   }
 
   /** Ends a running rollout; false if it had ended already. */
-  finishRollout(id: number, state: Rollout['state'], message: string): boolean {
-    return this.#notify(this.#s.finishRollout.run(state, message, Date.now(), id).changes === 1);
+  async finishRollout(id: number, state: Rollout['state'], message: string): Promise<boolean> {
+    const { changes } = await this.engine.run("UPDATE rollouts SET state = ?, message = ?, finished_at = ? WHERE id = ? AND state = 'running'", [
+      state,
+      message,
+      Date.now(),
+      id,
+    ]);
+    return this.#notify(changes === 1);
   }
 
   /** `mqttkit ota rollout --resume`: the rollout runs again (the hub skips devices already updated); false if unknown. */
-  resumeRollout(id: number): boolean {
-    return this.#notify(this.#s.resumeRollout.run(id).changes === 1);
+  async resumeRollout(id: number): Promise<boolean> {
+    return this.#notify((await this.engine.run("UPDATE rollouts SET state = 'running', message = NULL WHERE id = ?", [id])).changes === 1);
   }
 
   #notify(changed: boolean): boolean {
@@ -376,28 +391,31 @@ export class OtaStore {
     return changed;
   }
 
-  lastRolloutId(): number | undefined {
-    return this.#s.lastRollout.get()?.id;
+  async lastRolloutId(): Promise<number | undefined> {
+    return (await this.engine.get<{ id: number }>('SELECT id FROM rollouts ORDER BY id DESC LIMIT 1'))?.id;
   }
 
   /** Keeps one device log line; returns it as `logsAfter` would (its id orders it). */
-  appendLog(device: string, topic: string, text: string): { id: number; topic: string; text: string; at: number } {
+  async appendLog(device: string, topic: string, text: string): Promise<{ id: number; topic: string; text: string; at: number }> {
     const at = Date.now();
-    const id = Number(this.#s.log.run(device, topic, text, at).lastInsertRowid);
-    this.#s.prune.run(device, device, LOG_KEEP_PER_DEVICE);
+    const id = await this.engine.insert('INSERT INTO device_logs (device, topic, text, at) VALUES (?, ?, ?, ?)', [device, topic, text, at]);
+    await this.engine.run(
+      'DELETE FROM device_logs WHERE device = ? AND id <= (SELECT id FROM device_logs WHERE device = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
+      [device, device, LOG_KEEP_PER_DEVICE],
+    );
     return { id, topic, text, at };
   }
 
-  logsAfter(device: string, afterId: number, limit = 200): Array<{ id: number; topic: string; text: string; at: number }> {
-    return this.#s.logsAfter.all(device, afterId, limit);
+  async logsAfter(device: string, afterId: number, limit = 200): Promise<Array<{ id: number; topic: string; text: string; at: number }>> {
+    return this.engine.all('SELECT id, topic, text, at FROM device_logs WHERE device = ? AND id > ? ORDER BY id LIMIT ?', [device, afterId, limit]);
   }
 
-  lastLogId(device: string): number {
-    return this.#s.lastLogId.get(device)?.id ?? 0;
+  async lastLogId(device: string): Promise<number> {
+    return (await this.engine.get<{ id: number }>('SELECT COALESCE(MAX(id), 0) AS id FROM device_logs WHERE device = ?', [device]))?.id ?? 0;
   }
 
-  info(device: string): DeviceInfo {
-    const row = this.#s.info.get(device);
+  async info(device: string): Promise<DeviceInfo> {
+    const row = await this.engine.get<{ info: string }>('SELECT info FROM device_info WHERE device = ?', [device]);
     if (!row) return {};
     const parsed = parseJson(row.info, infoSchema);
     if (parsed.ok) return parsed.value;
@@ -410,16 +428,32 @@ export class OtaStore {
   }
 
   /** A removed device's info (versions, answers, the name and notes a person gave it). */
-  forgetDevice(device: string): void {
-    this.#s.forgetInfo.run(device);
+  async forgetDevice(device: string): Promise<void> {
+    await this.engine.run('DELETE FROM device_info WHERE device = ?', [device]);
   }
 
-  updateInfo(device: string, change: DeviceInfo): void {
+  /** Merges `change` into what is known of the device; updates of one device run one after another. */
+  updateInfo(device: string, change: DeviceInfo): Promise<void> {
+    const before = this.#infoUpdates.get(device) ?? Promise.resolve();
+    const update = before.catch(() => {}).then(() => this.#updateInfo(device, change));
+    const settled = update.catch(() => {});
+    this.#infoUpdates.set(device, settled);
+    void settled.then(() => {
+      if (this.#infoUpdates.get(device) === settled) this.#infoUpdates.delete(device);
+    });
+    return update;
+  }
+
+  async #updateInfo(device: string, change: DeviceInfo): Promise<void> {
     // Cut here, not refused on reading: one over-long answer (a device's 64 KiB msg_exception) must not
     // make the whole row unreadable and take the name and notes a person gave the device with it.
     const bounded = Object.fromEntries(
       Object.entries(change).map(([k, v]) => [k, typeof v === 'string' && v.length > MAX_SAID ? `${v.slice(0, MAX_SAID - 1)}…` : v]),
     );
-    this.#s.setInfo.run(device, JSON.stringify({ ...this.info(device), ...bounded }), Date.now());
+    const info = JSON.stringify({ ...(await this.info(device)), ...bounded });
+    await this.engine.run(
+      'INSERT INTO device_info (device, info, updated_at) VALUES (?, ?, ?) ON CONFLICT(device) DO UPDATE SET info = excluded.info, updated_at = excluded.updated_at',
+      [device, info, Date.now()],
+    );
   }
 }

@@ -11,7 +11,7 @@ import { parseJson } from '../core/json.js';
 import { syncDirectory } from './atomic-file.js';
 import { BROKER_CREDENTIALS_FILE, credentialsSchema } from './broker-credentials.js';
 import { DATABASE_FILE, databaseFileProblem } from './database.js';
-import { bridgeFileId, PUBLISHED_SETTING_PREFIX } from './state-store.js';
+import { bridgeFileId, PUBLISHED_SETTING_PREFIX, type StateStore } from './state-store.js';
 
 export const HOMEKIT_DIR = 'homekit';
 
@@ -40,8 +40,12 @@ interface DatabaseFacts {
   published: Set<string>;
 }
 
-/** Every problem of the data dir's state; none for a new (missing or empty) data dir. `deep` runs SQLite's quick_check. */
-export function checkState(dataDir: string, { deep = true } = {}): StateProblem[] {
+/**
+ * Every problem of the data dir's state; none for a new (missing or empty) data dir. `deep` runs SQLite's
+ * quick_check. With `external` (the store is in PostgreSQL, --database-url) there is no `mqttkit.db` to
+ * check: the HomeKit files and the broker login are checked, the database is the server's to keep whole.
+ */
+export function checkState(dataDir: string, { deep = true, external = false } = {}): StateProblem[] {
   if (!existsSync(dataDir)) return [];
   const problems: StateProblem[] = [];
   const homekitFiles = listHomeKitFiles(dataDir);
@@ -60,6 +64,7 @@ export function checkState(dataDir: string, { deep = true } = {}): StateProblem[
         reset: { moveAside: [BROKER_CREDENTIALS_FILE] },
       });
   }
+  if (external) return problems;
   const dbPath = join(dataDir, DATABASE_FILE);
   if (!existsSync(dbPath)) {
     const keys = homekitFiles.filter((name) => !name.startsWith('ControllerStorage.'));
@@ -77,6 +82,13 @@ export function checkState(dataDir: string, { deep = true } = {}): StateProblem[
     problems.push({ file: DATABASE_FILE, problem: facts, reset: { moveAside: [DATABASE_FILE] } });
     return problems;
   }
+  problems.push(...bridgeFileProblems(homekitFiles, facts, DATABASE_FILE));
+  return problems;
+}
+
+/** [D-4] HomeKit files against the bridges the store knows: a file of no known bridge, a published bridge without its files. */
+function bridgeFileProblems(homekitFiles: string[], facts: DatabaseFacts, storeName: string): StateProblem[] {
+  const problems: StateProblem[] = [];
   const known = new Set(facts.bridges.map((b) => b.id));
   for (const name of homekitFiles) {
     const id = HOMEKIT_FILE.exec(name)![2]!;
@@ -84,7 +96,7 @@ export function checkState(dataDir: string, { deep = true } = {}): StateProblem[
       const file = `${HOMEKIT_DIR}/${name}`;
       problems.push({
         file,
-        problem: `belongs to HomeKit bridge ${id}, which ${DATABASE_FILE} does not know (was ${DATABASE_FILE} replaced?)`,
+        problem: `belongs to HomeKit bridge ${id}, which ${storeName} does not know (was ${storeName} replaced?)`,
         reset: { moveAside: [file] },
       });
     }
@@ -157,10 +169,50 @@ export function resetState(dataDir: string, problems: StateProblem[], now = new 
 }
 
 /** Checks and, with `reset`, repairs until the state is consistent; throws DamagedStateError otherwise. */
-export function ensureStateUsable(dataDir: string, reset: boolean, report: (line: string) => void): void {
+/**
+ * [D-3] [D-4] With the store in PostgreSQL: the data dir's HomeKit files against the bridges the database
+ * knows, checked once it is open. Damage is refused by name (DamagedStateError); with `reset`, the
+ * files are moved aside and a bridge that lost its files is forgotten as published, as on SQLite.
+ */
+export async function ensureBridgeFilesUsable(dataDir: string, store: StateStore, reset: boolean, report: (line: string) => void): Promise<void> {
+  const facts = async (): Promise<DatabaseFacts> => {
+    const bridges = (await store.bridges()).map((b) => ({ index: b.index, id: bridgeFileId(b.username) }));
+    const published = new Set<string>();
+    for (const b of bridges) if ((await store.getSetting(PUBLISHED_SETTING_PREFIX + b.id)) !== undefined) published.add(b.id);
+    return { bridges, published };
+  };
+  const where = `the PostgreSQL database ${store.engine.where}`;
+  const known = await facts();
+  let problems = bridgeFileProblems(listHomeKitFiles(dataDir), known, where);
+  if (problems.length === 0) return;
+  // The likeliest cause: an install on SQLite started with --database-url before its store was copied over.
+  if (known.bridges.length === 0 && existsSync(join(dataDir, DATABASE_FILE))) {
+    throw new DamagedStateError(
+      dataDir,
+      problems.map((p) => ({
+        ...p,
+        problem: `${p.problem.replace(/ \(was .* replaced\?\)$/, '')}: ${where} is new, and this data dir's ${DATABASE_FILE} holds the hub's state; copy it there first: mqttkit migrate --from ${dataDir} --to <the database URL>`,
+      })),
+    );
+  }
+  if (!reset) throw new DamagedStateError(dataDir, problems);
+  for (const line of resetState(
+    dataDir,
+    problems.map((p) => ({ ...p, reset: { moveAside: p.reset.moveAside } })),
+  ))
+    report(`--reset-state: ${line}`);
+  for (const id of new Set(problems.flatMap((p) => (p.reset.forgetBridge ? [p.reset.forgetBridge] : [])))) {
+    await store.engine.run('DELETE FROM settings WHERE key = ?', [PUBLISHED_SETTING_PREFIX + id]);
+    report(`--reset-state: HomeKit bridge ${id} lost its keys or ids: it gets new ones, and the Home app must pair with it again`);
+  }
+  problems = bridgeFileProblems(listHomeKitFiles(dataDir), await facts(), where);
+  if (problems.length > 0) throw new DamagedStateError(dataDir, problems);
+}
+
+export function ensureStateUsable(dataDir: string, reset: boolean, report: (line: string) => void, { external = false } = {}): void {
   // A reset can uncover more (a database moved aside leaves its bridges' keys without an owner).
   for (let round = 0; ; round++) {
-    const problems = checkState(dataDir);
+    const problems = checkState(dataDir, { external });
     if (problems.length === 0) return;
     if (!reset || round === 3) throw new DamagedStateError(dataDir, problems);
     for (const line of resetState(dataDir, problems)) report(`--reset-state: ${line}`);

@@ -4,7 +4,7 @@
  */
 import type { DeviceRecord } from '../core/device.js';
 import { parseDeviceRecord } from '../core/device-record.js';
-import { type Db, durably } from './database.js';
+import { durably, type SqlEngine } from './engine/sql-engine.js';
 
 export interface BridgeIdentity {
   index: number;
@@ -18,32 +18,16 @@ export const PUBLISHED_SETTING_PREFIX = 'homekit.published.';
 /** HAP-NodeJS names a bridge's files by its username without colons: `AccessoryInfo.0E5A3C9F1B22.json`. */
 export const bridgeFileId = (username: string) => username.replace(/:/g, '').toUpperCase();
 
-export class StateStore {
-  readonly #db: Db;
-  readonly #statements;
+const UPSERT_DEVICE =
+  'INSERT INTO devices (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at';
 
-  constructor(db: Db) {
-    this.#db = db;
-    this.#statements = {
-      devices: db.prepare<[], { id: string; doc: string }>('SELECT id, doc FROM devices ORDER BY id'),
-      upsertDevice: db.prepare(
-        'INSERT INTO devices (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at',
-      ),
-      deleteDevice: db.prepare('DELETE FROM devices WHERE id = ?'),
-      getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
-      setSetting: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
-      bridges: db.prepare<[], { idx: number; username: string }>('SELECT idx, username FROM bridges ORDER BY idx'),
-      addBridge: db.prepare('INSERT INTO bridges (idx, username, created_at) VALUES (?, ?, ?)'),
-      members: db.prepare<[], { device_id: string; bridge: number }>('SELECT device_id, bridge FROM bridge_members'),
-      assign: db.prepare('INSERT INTO bridge_members (device_id, bridge) VALUES (?, ?) ON CONFLICT(device_id) DO UPDATE SET bridge = excluded.bridge'),
-      unassign: db.prepare('DELETE FROM bridge_members WHERE device_id = ?'),
-    };
-  }
+export class StateStore {
+  constructor(readonly engine: SqlEngine) {}
 
   /** Saved devices; a row that is not JSON is skipped (and named to `onDamaged`), never fatal, never changed. */
-  loadDevices(onDamaged?: (id: string, problem: string) => void): DeviceRecord[] {
+  async loadDevices(onDamaged?: (id: string, problem: string) => void): Promise<DeviceRecord[]> {
     const devices: DeviceRecord[] = [];
-    for (const row of this.#statements.devices.all()) {
+    for (const row of await this.engine.all<{ id: string; doc: string }>('SELECT id, doc FROM devices ORDER BY id')) {
       let value: unknown;
       try {
         value = JSON.parse(row.doc);
@@ -58,50 +42,57 @@ export class StateStore {
     return devices;
   }
 
-  saveDevices(devices: Iterable<DeviceRecord>): void {
+  async saveDevices(devices: Iterable<DeviceRecord>): Promise<void> {
     const now = Date.now();
-    this.#db.transaction(() => {
-      for (const device of devices) this.#statements.upsertDevice.run(device.id, JSON.stringify(device), now);
-    })();
+    // Serialised before the transaction: the records as they are now, whatever happens while it waits.
+    const rows = [...devices].map((device) => [device.id, JSON.stringify(device), now] as const);
+    await this.engine.transaction(async (tx) => {
+      for (const row of rows) await tx.run(UPSERT_DEVICE, row);
+    });
   }
 
-  deleteDevice(id: string): void {
-    this.#db.transaction(() => {
-      this.#statements.deleteDevice.run(id);
-      this.#statements.unassign.run(id);
-    })();
+  async deleteDevice(id: string): Promise<void> {
+    await this.engine.transaction(async (tx) => {
+      await tx.run('DELETE FROM devices WHERE id = ?', [id]);
+      await tx.run('DELETE FROM bridge_members WHERE device_id = ?', [id]);
+    });
   }
 
-  getSetting(key: string): string | undefined {
-    return this.#statements.getSetting.get(key)?.value;
+  async getSetting(key: string): Promise<string | undefined> {
+    return (await this.engine.get<{ value: string }>('SELECT value FROM settings WHERE key = ?', [key]))?.value;
   }
 
-  /** Settings are few and rarely written (setup code, marks, a heartbeat a minute): each is on disk when this returns. */
-  setSetting(key: string, value: string): void {
-    durably(this.#db, () => this.#statements.setSetting.run(key, value));
+  /** Settings are few and rarely written (setup code, marks, a heartbeat a minute): each is on disk when this resolves. */
+  async setSetting(key: string, value: string): Promise<void> {
+    await durably(this.engine, 'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', [key, value]);
   }
 
-  bridges(): BridgeIdentity[] {
-    return this.#statements.bridges.all().map((row) => ({ index: row.idx, username: row.username }));
+  async bridges(): Promise<BridgeIdentity[]> {
+    const rows = await this.engine.all<{ idx: number; username: string }>('SELECT idx, username FROM bridges ORDER BY idx');
+    return rows.map((row) => ({ index: row.idx, username: row.username }));
   }
 
   /** [D-4] On disk before HAP-NodeJS writes the bridge's keys, so no key file is ever without its bridge. */
-  addBridge(bridge: BridgeIdentity): void {
-    durably(this.#db, () => this.#statements.addBridge.run(bridge.index, bridge.username, Date.now()));
+  async addBridge(bridge: BridgeIdentity): Promise<void> {
+    await durably(this.engine, 'INSERT INTO bridges (idx, username, created_at) VALUES (?, ?, ?)', [bridge.index, bridge.username, Date.now()]);
   }
 
   /** [D-4] Records that a bridge's keys and ids are on disk (after its first publish). */
-  markBridgePublished(username: string): void {
+  async markBridgePublished(username: string): Promise<void> {
     const key = PUBLISHED_SETTING_PREFIX + bridgeFileId(username);
-    if (this.getSetting(key) === undefined) this.setSetting(key, new Date().toISOString());
+    if ((await this.getSetting(key)) === undefined) await this.setSetting(key, new Date().toISOString());
   }
 
-  bridgeMembers(): Map<string, number> {
-    return new Map(this.#statements.members.all().map((row) => [row.device_id, row.bridge]));
+  async bridgeMembers(): Promise<Map<string, number>> {
+    const rows = await this.engine.all<{ device_id: string; bridge: number }>('SELECT device_id, bridge FROM bridge_members');
+    return new Map(rows.map((row) => [row.device_id, row.bridge]));
   }
 
   /** Which bridge a device lives on decides its AID: kept durably. */
-  assignBridge(deviceId: string, bridge: number): void {
-    durably(this.#db, () => this.#statements.assign.run(deviceId, bridge));
+  async assignBridge(deviceId: string, bridge: number): Promise<void> {
+    await durably(this.engine, 'INSERT INTO bridge_members (device_id, bridge) VALUES (?, ?) ON CONFLICT(device_id) DO UPDATE SET bridge = excluded.bridge', [
+      deviceId,
+      bridge,
+    ]);
   }
 }

@@ -49,33 +49,33 @@ export function refuseApiToken(request: FastifyRequest): void {
 export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
   app.get('/api/tokens', async (request) => {
     refuseApiToken(request);
-    return d.web.tokens();
+    return await d.web.tokens();
   });
   app.post('/api/tokens', async (request) => {
     refuseApiToken(request);
     const { name } = z.object({ name: tokenName }).parse(request.body);
-    if (d.web.tokens().some((t) => t.name === name)) throw status(409, `a token named ${name} exists already: remove it first or choose another name`);
-    return { name, token: d.web.createToken(name) };
+    if ((await d.web.tokens()).some((t) => t.name === name)) throw status(409, `a token named ${name} exists already: remove it first or choose another name`);
+    return { name, token: await d.web.createToken(name) };
   });
   app.delete<{ Params: { name: string } }>('/api/tokens/:name', async (request) => {
     refuseApiToken(request);
     const name = tokenName.parse(request.params.name);
-    if (!d.web.removeToken(name)) throw status(404, `no token named ${name}`);
+    if (!(await d.web.removeToken(name))) throw status(404, `no token named ${name}`);
     return { removed: name };
   });
 
   app.get('/api/users', async (request) => {
     refuseApiToken(request);
-    return d.web.users();
+    return await d.web.users();
   });
   app.post('/api/users', async (request) => {
     refuseApiToken(request);
     const body = credentials.parse(request.body);
-    if (d.web.user(body.username)) throw status(409, `${body.username} exists already`);
+    if (await d.web.user(body.username)) throw status(409, `${body.username} exists already`);
     const secret = await hashPassword(body.password);
     // Looked at again after the hash: two requests for one name both passed the first look.
-    if (d.web.user(body.username)) throw status(409, `${body.username} exists already`);
-    d.web.addUser(body.username, secret);
+    if (await d.web.user(body.username)) throw status(409, `${body.username} exists already`);
+    await d.web.addUser(body.username, secret);
     return { user: body.username };
   });
   app.delete<{ Params: { name: string } }>('/api/users/:name', async (request) => {
@@ -83,9 +83,9 @@ export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
     const name = credentials.shape.username.parse(request.params.name);
     // Nobody locks the hub: the account in use stays (another admin removes it), and so does the last one.
     if (request.auth?.user === name) throw status(409, `you are logged in as ${name}: log in as another account to remove it`);
-    if (!d.web.user(name)) throw status(404, `no dashboard account ${name}`);
-    if (d.web.users().length <= 1) throw status(409, `${name} is the last dashboard account`);
-    d.web.removeUser(name);
+    if (!(await d.web.user(name))) throw status(404, `no dashboard account ${name}`);
+    if ((await d.web.users()).length <= 1) throw status(409, `${name} is the last dashboard account`);
+    await d.web.removeUser(name);
     return { removed: name };
   });
 
@@ -96,9 +96,9 @@ export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
     const problem = mqttAccountNameProblem(id);
     if (problem) throw status(400, `id: ${problem}`);
     if (d.externalBroker) throw status(409, `the hub uses an external broker: add the device there with 'mqttkit device add ${id}'`);
-    if (d.accounts.get(id)) throw status(409, `${id} exists already: reset its password instead`);
+    if (await d.accounts.get(id)) throw status(409, `${id} exists already: reset its password instead`);
     const password = generatePassword();
-    if (!d.accounts.create(id, 'device', 'active', await hashPassword(password))) throw status(409, `${id} exists already`);
+    if (!(await d.accounts.create(id, 'device', 'active', await hashPassword(password)))) throw status(409, `${id} exists already`);
     return { id, username: id, clientId: id, password };
   });
 }

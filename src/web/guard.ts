@@ -27,7 +27,7 @@ export interface Auth {
   /** Who holds the credential, for per-user limits: `session:<user>` or `token:<name>`. */
   key: string;
   /** Whether the session or token is still valid (a stream checks it again while it runs). */
-  valid(): boolean;
+  valid(): Promise<boolean>;
 }
 
 export const SESSION_COOKIE = 'mqttkit_session';
@@ -41,18 +41,18 @@ export const LOCAL_KEY = 'local:cli';
 
 const sameSecret = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
-export function authenticate(request: FastifyRequest, web: WebStore, localToken?: string): Auth | null {
+export async function authenticate(request: FastifyRequest, web: WebStore, localToken?: string): Promise<Auth | null> {
   const bearer = /^Bearer (\S{1,256})$/.exec(request.headers.authorization ?? '')?.[1];
   // [A-8] the hub's local token (a new one each start) is held in memory, not in the token table.
-  if (bearer && localToken && sameSecret(bearer, localToken)) return { user: LOCAL_USER, key: LOCAL_KEY, valid: () => true };
+  if (bearer && localToken && sameSecret(bearer, localToken)) return { user: LOCAL_USER, key: LOCAL_KEY, valid: async () => true };
   if (bearer) {
-    const name = web.tokenName(bearer);
-    return name === undefined ? null : { user: name, key: `token:${name}`, valid: () => web.tokenName(bearer) === name };
+    const name = await web.tokenName(bearer);
+    return name === undefined ? null : { user: name, key: `token:${name}`, valid: async () => (await web.tokenName(bearer)) === name };
   }
   const cookie = request.cookies[SESSION_COOKIE];
   if (!cookie || cookie.length > MAX_CREDENTIAL) return null;
-  const user = web.sessionUser(cookie);
-  return user === undefined ? null : { user, key: `session:${user}`, valid: () => web.sessionUser(cookie) === user };
+  const user = await web.sessionUser(cookie);
+  return user === undefined ? null : { user, key: `session:${user}`, valid: async () => (await web.sessionUser(cookie)) === user };
 }
 
 export function guard(deps: { web: WebStore; hosts: HostAllowlist; localToken?: string | undefined }) {
@@ -67,7 +67,7 @@ export function guard(deps: { web: WebStore; hosts: HostAllowlist; localToken?: 
       });
       return reply;
     }
-    request.auth = authenticate(request, deps.web, deps.localToken);
+    request.auth = await authenticate(request, deps.web, deps.localToken);
     // [A-1] a session or an API token, unless the matched route is public.
     if (!request.auth && request.routeOptions.config.public !== true) {
       const bearer = /^Bearer /.test(request.headers.authorization ?? '');

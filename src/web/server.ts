@@ -44,6 +44,8 @@ import { qrCode } from './qr-code.js';
 import { deviceView } from './views.js';
 
 export interface WebDeps {
+  /** [H-3] With a shared PostgreSQL: this hub is the active one, reachable at this address. */
+  cluster?: { instanceUrl: string } | undefined;
   registry: DeviceRegistry;
   bus: EventBus;
   ota: OtaStore;
@@ -57,11 +59,11 @@ export interface WebDeps {
   dataDir: string;
   log: Logger;
   /** Removes a device the way `mqttkit device remove` does; `reason` goes to the log. */
-  removeDevice: (id: string, reason?: string) => void;
+  removeDevice: (id: string, reason?: string) => Promise<void>;
   /** Drops an MQTT client's connection (after its password changed, or to test a reconnect). */
   disconnect: (id: string) => void;
   /** Stops a rollout and cancels its unfinished jobs; `by` names who asked. */
-  cancelRollout: (id: number, by: string) => RolloutCancelOutcome;
+  cancelRollout: (id: number, by: string) => Promise<RolloutCancelOutcome>;
   /** [A-8] The hub's local token for the CLI (a new one each start), or none. */
   localToken?: string;
   /** Message counters of the MQTT side. */
@@ -73,7 +75,7 @@ export interface WebDeps {
   /** Faults the hub survived (unhandled rejections, uncaught exceptions, listener errors). */
   faults: () => { unhandledRejections: number; uncaughtExceptions: number; listenerErrors: number };
   /** Ends a queued or running OTA job; `by` names who asked. */
-  cancelJob: (id: number, by: string) => CancelOutcome;
+  cancelJob: (id: number, by: string) => Promise<CancelOutcome>;
   /** Set when the hub runs without OTA (`--no-ota`): why new OTA jobs and rollouts are refused. */
   otaOff?: string | undefined;
   /** The embedded broker's registration, to read and switch its policy (none with an external broker). */
@@ -254,8 +256,10 @@ export class WebServer {
   #keepGivenNames(): void {
     const d = this.deps;
     const keep = (device: { id: string; meta: { name?: string } }) => {
-      const given = d.ota.info(device.id).name;
-      if (given && device.meta.name !== given) d.registry.reportMeta(device.id, 'name', given, { live: false });
+      void (async () => {
+        const given = (await d.ota.info(device.id)).name;
+        if (given && device.meta.name !== given) d.registry.reportMeta(device.id, 'name', given, { live: false });
+      })().catch((error: unknown) => d.log.warn({ device: device.id, err: (error as Error).message }, 'cannot read the name given to the device'));
     };
     this.#unsubscribe.push(d.bus.on('device:meta', keep));
   }
@@ -311,15 +315,22 @@ export class WebServer {
       if (problem) throw Object.assign(new Error(problem), { statusCode: 413 });
     };
 
-    app.get('/api/session', { config: { public: true } }, async (request) => ({ setupNeeded: !d.web.hasUsers(), user: request.auth?.user ?? null }));
+    // [H-3] For load balancers, Docker's HEALTHCHECK and the standby: which instance this is, nothing secret.
+    app.get('/api/health', { config: { public: true } }, async () => ({
+      status: 'ok',
+      role: d.cluster ? 'active' : 'single',
+      ...(d.cluster ? { instance: d.cluster.instanceUrl } : {}),
+    }));
+
+    app.get('/api/session', { config: { public: true } }, async (request) => ({ setupNeeded: !(await d.web.hasUsers()), user: request.auth?.user ?? null }));
 
     app.post('/api/setup', login, async (request, reply) => {
-      if (d.web.hasUsers()) return reply.code(409).send({ error: 'the admin account exists already: log in' });
+      if (await d.web.hasUsers()) return reply.code(409).send({ error: 'the admin account exists already: log in' });
       const body = credentials.parse(request.body);
       const secret = await hashPassword(body.password);
       // Two first-run setups racing: only the first to finish hashing creates the admin.
-      if (d.web.hasUsers()) return reply.code(409).send({ error: 'the admin account exists already: log in' });
-      d.web.addUser(body.username, secret);
+      if (await d.web.hasUsers()) return reply.code(409).send({ error: 'the admin account exists already: log in' });
+      await d.web.addUser(body.username, secret);
       this.#known.remember(body.username, secret, body.password);
       d.log.info({ user: body.username }, 'dashboard admin account created');
       return this.#login(reply, body.username);
@@ -332,13 +343,13 @@ export class WebServer {
         .parse(request.body);
       // A password that already logged in since the hub started gets in at once: guesses for the same
       // name (from anywhere) cannot keep the owner out.
-      const known = d.web.user(body.username);
+      const known = await d.web.user(body.username);
       if (known && this.#known.matches(body.username, known.secret, body.password)) return this.#login(reply, body.username);
       let ok = false;
       const admitted = await this.#throttle.run(request.ip, async () => {
         // A guesser that hung up while waiting its turn costs no scrypt work (and no penalty either).
         if (request.raw.socket.destroyed) return true;
-        const user = d.web.user(body.username);
+        const user = await d.web.user(body.username);
         // An unknown name costs the same scrypt work as a known one: timing does not tell which exist.
         const checked = await verifyPassword(body.password, user?.secret ?? (await this.#decoy()));
         ok = user !== undefined && checked;
@@ -355,20 +366,20 @@ export class WebServer {
 
     app.post('/api/logout', { bodyLimit: LOGIN_BODY_LIMIT }, async (request, reply) => {
       const cookie = request.cookies[COOKIE];
-      if (cookie) d.web.endSession(cookie);
+      if (cookie) await d.web.endSession(cookie);
       return reply.clearCookie(COOKIE, { path: '/' }).send({ ok: true });
     });
 
-    app.get('/api/devices', async () => d.registry.list().map((x) => deviceView(x, d)));
+    app.get('/api/devices', async () => Promise.all(d.registry.list().map((x) => deviceView(x, d))));
     app.get<{ Params: { id: string } }>('/api/devices/:id', async (request) => ({
-      ...deviceView(device(request.params.id), d),
-      jobs: d.ota.deviceJobs(request.params.id),
-      logs: d.ota.logsAfter(request.params.id, Math.max(0, d.ota.lastLogId(request.params.id) - DETAIL_LOG_LINES), DETAIL_LOG_LINES),
+      ...(await deviceView(device(request.params.id), d)),
+      jobs: await d.ota.deviceJobs(request.params.id),
+      logs: await d.ota.logsAfter(request.params.id, Math.max(0, (await d.ota.lastLogId(request.params.id)) - DETAIL_LOG_LINES), DETAIL_LOG_LINES),
     }));
     app.delete<{ Params: { id: string } }>('/api/devices/:id', async (request) => {
       // A record the hub holds aside (it could not be read) can be removed too.
       if (!d.registry.held().some((h) => h.id === request.params.id)) device(request.params.id);
-      d.removeDevice(request.params.id, request.auth?.key === LOCAL_KEY ? "removed with 'mqttkit device remove'" : 'removed from the dashboard');
+      await d.removeDevice(request.params.id, request.auth?.key === LOCAL_KEY ? "removed with 'mqttkit device remove'" : 'removed from the dashboard');
       return { removed: request.params.id };
     });
 
@@ -404,8 +415,8 @@ export class WebServer {
     app.post<{ Params: { id: string } }>('/api/devices/:id/ota-protocol', async (request, reply) => {
       const { id } = idParams.parse(request.params);
       const body = otaProtocolBody.parse(request.body);
-      if (!d.registry.get(id) && !d.accounts.get(id)) return reply.code(404).send({ error: `no device ${id}` });
-      d.ota.updateInfo(id, { otaProtocolSetting: body.value === 'auto' ? undefined : body.value });
+      if (!d.registry.get(id) && !(await d.accounts.get(id))) return reply.code(404).send({ error: `no device ${id}` });
+      await d.ota.updateInfo(id, { otaProtocolSetting: body.value === 'auto' ? undefined : body.value });
       return { device: id, otaProtocol: body.value };
     });
 
@@ -415,21 +426,21 @@ export class WebServer {
       const { name: given } = renameBody.parse(request.body);
       const result = d.registry.reportMeta(request.params.id, 'name', given, { live: false });
       if (!result.ok) return reply.code(400).send({ error: result.error });
-      d.ota.updateInfo(request.params.id, { name: given });
+      await d.ota.updateInfo(request.params.id, { name: given });
       d.bus.emit('device:meta', device(request.params.id)); // the stream shows the new name even when $name was the same
       return { device: request.params.id, name: given };
     });
     app.post<{ Params: { id: string } }>('/api/devices/:id/notes', async (request) => {
       device(request.params.id);
       const { notes } = notesBody.parse(request.body);
-      d.ota.updateInfo(request.params.id, { notes });
+      await d.ota.updateInfo(request.params.id, { notes });
       return { device: request.params.id, notes };
     });
 
     app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/api/devices/:id/logs', async (request) => {
       const { id } = idParams.parse(request.params);
       const { after } = logsQuery.parse(request.query);
-      return d.ota.logsAfter(id, after || Math.max(0, d.ota.lastLogId(id) - 100));
+      return await d.ota.logsAfter(id, after || Math.max(0, (await d.ota.lastLogId(id)) - 100));
     });
 
     app.get('/api/pairing', async () => {
@@ -461,27 +472,26 @@ export class WebServer {
     });
     app.get('/api/registration', async () => ({
       policy: d.registration?.()?.currentPolicy ?? d.policy,
-      accounts: d.accounts
-        .list()
+      accounts: (await d.accounts.list())
         .filter((a) => a.role === 'device')
         .map((a) => ({ id: a.name, status: a.status, passwordSet: a.secret !== null, lastLogin: a.lastLoginAt, address: a.lastAddress })),
     }));
     app.post<{ Params: { id: string } }>('/api/registration/:id/approve', async (request, reply) => {
       idParams.parse(request.params);
-      const account = d.accounts.get(request.params.id);
+      const account = await d.accounts.get(request.params.id);
       if (account?.status !== 'pending') return reply.code(404).send({ error: `${request.params.id} does not wait for approval` });
-      d.accounts.setStatus(request.params.id, 'active');
+      await d.accounts.setStatus(request.params.id, 'active');
       return { approved: request.params.id };
     });
     app.post<{ Params: { id: string } }>('/api/registration/:id/reset', async (request, reply) => {
       idParams.parse(request.params);
-      if (!d.accounts.get(request.params.id)) return reply.code(404).send({ error: `no device account ${request.params.id}` });
-      d.accounts.setSecret(request.params.id, null);
+      if (!(await d.accounts.get(request.params.id))) return reply.code(404).send({ error: `no device account ${request.params.id}` });
+      await d.accounts.setSecret(request.params.id, null);
       d.disconnect(request.params.id);
       return { reset: request.params.id };
     });
 
-    app.get('/api/ota/jobs', async () => d.ota.jobs(100));
+    app.get('/api/ota/jobs', async () => await d.ota.jobs(100));
     const number = (text: string, what: string) => {
       const id = Number(text);
       if (!/^\d{1,15}$/.test(text) || id < 1) throw Object.assign(new Error(`'${text.slice(0, 40)}' is not a ${what} number`), { statusCode: 400 });
@@ -493,14 +503,14 @@ export class WebServer {
       return request.auth?.key === LOCAL_KEY && by ? by : `${request.auth?.user ?? 'someone'} (API)`;
     };
     app.get<{ Params: { id: string } }>('/api/ota/jobs/:id', async (request, reply) => {
-      const job = d.ota.job(number(request.params.id, 'job'));
+      const job = await d.ota.job(number(request.params.id, 'job'));
       if (!job) return reply.code(404).send({ error: `there is no job #${request.params.id} (see 'mqttkit ota jobs')` });
-      return { ...job, transfers: d.ota.transfers(job.id) };
+      return { ...job, transfers: await d.ota.transfers(job.id) };
     });
     app.post<{ Params: { id: string } }>('/api/ota/jobs/:id/cancel', async (request, reply) => {
       const id = Number(request.params.id);
       if (!/^\d{1,15}$/.test(request.params.id) || id < 1) return reply.code(400).send({ error: `'${request.params.id.slice(0, 40)}' is not a job number` });
-      const outcome = d.cancelJob(id, asker(request));
+      const outcome = await d.cancelJob(id, asker(request));
       const status = { cancelled: 200, finished: 409, unknown: 404 }[outcome.outcome];
       return reply
         .code(status)
@@ -519,23 +529,23 @@ export class WebServer {
     app.post('/api/ota/rollouts', upload, async (request) => {
       const body = rolloutBody.parse(request.body);
       const manifest = this.#saveFiles(body.files, fits, max);
-      const id = d.ota.addRollout({ manifest, pattern: body.pattern, canary: body.canary, concurrency: body.concurrency, devices: body.devices });
+      const id = await d.ota.addRollout({ manifest, pattern: body.pattern, canary: body.canary, concurrency: body.concurrency, devices: body.devices });
       return { rollout: id };
     });
     app.get<{ Params: { id: string } }>('/api/ota/rollouts/:id', async (request, reply) => {
-      const rollout = d.ota.rollout(number(request.params.id, 'rollout'));
+      const rollout = await d.ota.rollout(number(request.params.id, 'rollout'));
       if (!rollout) return reply.code(404).send({ error: `there is no rollout #${request.params.id}` });
-      return { ...rollout, jobs: d.ota.rolloutJobs(rollout.id) };
+      return { ...rollout, jobs: await d.ota.rolloutJobs(rollout.id) };
     });
     /** `mqttkit ota rollout --resume`: a stopped rollout runs again (devices already updated are skipped). */
     app.post<{ Params: { id: string } }>('/api/ota/rollouts/:id/resume', async (request, reply) => {
       const id = number(request.params.id, 'rollout');
-      if (!d.ota.resumeRollout(id)) return reply.code(404).send({ error: `there is no rollout #${id}` });
+      if (!(await d.ota.resumeRollout(id))) return reply.code(404).send({ error: `there is no rollout #${id}` });
       return { rollout: id };
     });
     app.post<{ Params: { id: string } }>('/api/ota/rollouts/:id/cancel', async (request, reply) => {
       const id = number(request.params.id, 'rollout');
-      const outcome = d.cancelRollout(id, asker(request));
+      const outcome = await d.cancelRollout(id, asker(request));
       const status = { cancelled: 200, finished: 409, unknown: 404 }[outcome.outcome];
       return reply.code(status).send(outcome.outcome === 'cancelled' ? outcome : { error: outcome.message, ...outcome });
     });
@@ -564,7 +574,7 @@ export class WebServer {
         }
         const manifest = join(dir, 'manifest.json');
         writeFileSync(manifest, JSON.stringify({ files }));
-        return { job: d.ota.addJob('sync', body.device, { manifest }) };
+        return { job: await d.ota.addJob('sync', body.device, { manifest }) };
       } catch (error) {
         rmSync(dir, { recursive: true, force: true });
         throw error;
@@ -578,7 +588,7 @@ export class WebServer {
       if (problem) throw Object.assign(new Error(problem), { statusCode: 400 });
       const local = join(this.#uploadDir(), 'file.bin');
       writeFileSync(local, Buffer.from(body.file.content, 'base64'));
-      return { job: d.ota.addJob('push', body.device, { file: local, as: body.file.path, reboot: body.reboot }) };
+      return { job: await d.ota.addJob('push', body.device, { file: local, as: body.file.path, reboot: body.reboot }) };
     });
     app.post('/api/ota/firmware', upload, async (request) => {
       const body = firmwareBody.parse(request.body);
@@ -586,7 +596,7 @@ export class WebServer {
       fits('the firmware image', body.image);
       const local = join(this.#uploadDir(), 'firmware.bin');
       writeFileSync(local, Buffer.from(body.image, 'base64'));
-      return { job: d.ota.addJob('firmware', body.device, { image: local }) };
+      return { job: await d.ota.addJob('firmware', body.device, { image: local }) };
     });
 
     app.get<{ Querystring: Record<string, string | undefined> }>('/api/history', async (request) => {
@@ -603,7 +613,9 @@ export class WebServer {
         .parse(request.query);
       const to = q.to ?? Date.now();
       const from = q.from ?? to - 24 * 3_600_000;
-      return { points: d.history.series({ deviceId: q.device, service: q.service, index: q.index, characteristic: q.characteristic }, from, to, q.points) };
+      return {
+        points: await d.history.series({ deviceId: q.device, service: q.service, index: q.index, characteristic: q.characteristic }, from, to, q.points),
+      };
     });
 
     const metrics = (): HubMetrics => {
@@ -638,8 +650,8 @@ export class WebServer {
     app.get<{ Querystring: Record<string, string | undefined> }>('/api/events', { exposeHeadRoute: false }, (request, reply) => this.#events(request, reply));
   }
 
-  #login(reply: FastifyReply, user: string) {
-    const token = this.deps.web.createSession(user);
+  async #login(reply: FastifyReply, user: string) {
+    const token = await this.deps.web.createSession(user);
     return reply.setCookie(COOKIE, token, { httpOnly: true, sameSite: 'strict', path: '/', maxAge: 30 * 24 * 3600 }).send({ user });
   }
 
@@ -689,7 +701,7 @@ export class WebServer {
   }
 
   /** [A-3] Server-Sent Events: device changes as they happen, OTA job progress and device logs. */
-  #events(request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply: FastifyReply): void {
+  async #events(request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply: FastifyReply): Promise<void> {
     const d = this.deps;
     const auth = request.auth!; // the guard let only holders of a session or token get here
     // `?logs=<device>`: that device's log lines as they arrive (`mqttkit logs -f`).
@@ -698,6 +710,12 @@ export class WebServer {
       void reply.code(400).send({ error: 'logs: not a device id (1-64 letters, digits, _ or -)' });
       return;
     }
+    // Read before the stream opens: nothing is missed (the changes meanwhile come with the first flush) and nothing waits on a closed stream.
+    let jobs = JSON.stringify(await d.ota.jobs(20));
+    // A job queued and ended between two sends (a quick device: a whole push takes ~100 ms) was never
+    // unfinished at a send: it goes once, ended, so whoever follows it (the CLI) sees its end.
+    const firstNewJob = ((await d.ota.jobs(1))[0]?.id ?? 0) + 1;
+    let logAfter = logsOf === undefined ? 0 : await d.ota.lastLogId(logsOf);
     const open = this.#streams.get(auth.key) ?? 0;
     if (open >= MAX_STREAMS_PER_USER) {
       void reply
@@ -721,7 +739,7 @@ export class WebServer {
     let flushTimer: NodeJS.Timeout | undefined;
     /** Something waits to be sent: it goes with the next flush, armed by the first change. */
     const soon = () => {
-      if (!closed) flushTimer ??= setTimeout(flush, STREAM_TICK_MS);
+      if (!closed) flushTimer ??= setTimeout(() => void flush(), STREAM_TICK_MS);
     };
     const queue = (id: string) => {
       changed.add(id);
@@ -760,7 +778,6 @@ export class WebServer {
         soon();
       }),
     ];
-    let jobs = JSON.stringify(d.ota.jobs(20));
     // [A-3] Each unfinished job and running rollout as it changes, and once more when it ends (the CLI follows one).
     const active = { job: new Map<number, string>(), rollout: new Map<number, string>() };
     const track = (kind: 'job' | 'rollout', now: Array<{ id: number }>, ended: (id: number) => unknown) => {
@@ -769,68 +786,78 @@ export class WebServer {
       for (const id of active[kind].keys()) if (!seen.has(id)) send(kind, ended(id));
       active[kind] = seen;
     };
-    // A job queued and ended between two sends (a quick device: a whole push takes ~100 ms) was never
-    // unfinished at a send: it goes once, ended, so whoever follows it (the CLI) sees its end.
-    const firstNewJob = (d.ota.jobs(1)[0]?.id ?? 0) + 1;
     const endSent = new Set<number>();
-    const tracked = () => {
-      track('job', d.ota.unfinishedJobs(), (id) => {
+    const tracked = async () => {
+      const unfinished = await d.ota.unfinishedJobs();
+      const endedJobs = new Map<number, unknown>();
+      for (const id of active.job.keys()) if (!unfinished.some((j) => j.id === id)) endedJobs.set(id, await d.ota.job(id));
+      track('job', unfinished, (id) => {
         endSent.add(id);
-        return d.ota.job(id);
+        return endedJobs.get(id);
       });
-      for (const job of d.ota.jobs(20)) {
+      for (const job of await d.ota.jobs(20)) {
         if (job.id < firstNewJob || endSent.has(job.id) || active.job.has(job.id) || !FINISHED.includes(job.state)) continue;
         endSent.add(job.id);
         send('job', job);
       }
       if (endSent.size > 100) for (const id of [...endSent].slice(0, endSent.size - 100)) endSent.delete(id);
-      track(
-        'rollout',
-        d.ota
-          .runningRollouts()
-          .map((id) => d.ota.rollout(id)!)
-          .filter(Boolean),
-        (id) => d.ota.rollout(id),
-      );
+      const running: unknown[] = [];
+      for (const id of await d.ota.runningRollouts()) running.push(await d.ota.rollout(id));
+      const endedRollouts = new Map<number, unknown>();
+      for (const id of active.rollout.keys()) endedRollouts.set(id, await d.ota.rollout(id));
+      track('rollout', running.filter(Boolean) as Array<{ id: number }>, (id) => endedRollouts.get(id));
     };
-    let logAfter = logsOf === undefined ? 0 : d.ota.lastLogId(logsOf);
-    const flush = () => {
-      flushTimer = undefined;
-      for (const id of changed) {
-        const x = d.registry.get(id);
-        if (x) send('device', deviceView(x, d));
-      }
-      changed.clear();
-      for (const line of lines) send('log', line);
-      if (linesDropped > 0) send('log-dropped', { lines: linesDropped });
-      lines = [];
-      linesDropped = 0;
-      for (const line of hubLines) send('hub-log', line);
-      hubLines = [];
-      const now = JSON.stringify(d.ota.jobs(20));
-      if (now !== jobs) send('jobs', JSON.parse(now));
-      jobs = now;
-      tracked();
+    /** One flush at a time: the timer stays set until it is over, so what arrives meanwhile waits for the next. */
+    const flush = async () => {
       let more = false;
-      if (logsOf !== undefined) {
-        const batch = d.ota.logsAfter(logsOf, logAfter, STREAM_LOG_BATCH);
-        for (const line of batch) {
-          send('log', line);
-          logAfter = line.id;
+      try {
+        const ids = [...changed];
+        changed.clear();
+        for (const id of ids) {
+          const x = d.registry.get(id);
+          if (x) send('device', await deviceView(x, d));
         }
-        more = batch.length === STREAM_LOG_BATCH;
+        const sending = lines;
+        lines = [];
+        for (const line of sending) send('log', line);
+        if (linesDropped > 0) send('log-dropped', { lines: linesDropped });
+        linesDropped = 0;
+        for (const line of hubLines) send('hub-log', line);
+        hubLines = [];
+        const now = JSON.stringify(await d.ota.jobs(20));
+        if (now !== jobs) send('jobs', JSON.parse(now));
+        jobs = now;
+        await tracked();
+        if (logsOf !== undefined) {
+          const batch = await d.ota.logsAfter(logsOf, logAfter, STREAM_LOG_BATCH);
+          for (const line of batch) {
+            send('log', line);
+            logAfter = line.id;
+          }
+          more = batch.length === STREAM_LOG_BATCH;
+        }
+      } catch (error) {
+        // A store that fails (a database gone) costs this tick, not the stream: the next one tries again.
+        d.log.warn({ err: (error as Error).message }, 'an event stream could not read the store');
+        more = true;
+      } finally {
+        flushTimer = undefined;
       }
       // Job progress is saved without a store event: while a job or rollout is unfinished, look again next tick.
-      if (more || active.job.size > 0 || active.rollout.size > 0) soon();
+      if (more || changed.size > 0 || lines.length > 0 || hubLines.length > 0 || active.job.size > 0 || active.rollout.size > 0) soon();
     };
     let checks = 0;
     const check = setInterval(() => {
       if (++checks % 3 === 0) write(': keep-alive\n\n');
       // A stream lasts only as long as its session or token: logging out or revoking ends it.
-      if (!auth.valid()) {
-        out.end();
-        close();
-      }
+      auth.valid().then(
+        (valid) => {
+          if (valid) return;
+          out.end();
+          close();
+        },
+        () => {}, // the store could not tell: the next check asks again
+      );
     }, STREAM_CHECK_MS);
     const close = () => {
       if (closed) return;
@@ -845,7 +872,7 @@ export class WebServer {
     out.once('close', close);
     out.on('error', () => {}); // a reset connection is the reader leaving; 'close' follows
     send('hello', { devices: d.registry.size, ...(logsOf !== undefined ? { logAfter } : {}) });
-    tracked();
+    await tracked();
     if (active.job.size > 0 || active.rollout.size > 0) soon();
   }
 }

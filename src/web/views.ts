@@ -4,8 +4,9 @@ import type { DeviceRegistry } from '../core/registry.js';
 import type { AccountStore } from '../store/account-store.js';
 import type { OtaStore } from '../store/ota-store.js';
 
-export function deviceView(device: DeviceRecord, deps: { registry: DeviceRegistry; ota: OtaStore; accounts: AccountStore }) {
-  const info = deps.ota.info(device.id);
+export async function deviceView(device: DeviceRecord, deps: { registry: DeviceRegistry; ota: OtaStore; accounts: AccountStore }) {
+  const info = await deps.ota.info(device.id);
+  const account = info.address === undefined ? await deps.accounts.get(device.id) : undefined;
   return {
     id: device.id,
     name: info.name ?? device.meta.name ?? device.id,
@@ -14,7 +15,7 @@ export function deviceView(device: DeviceRecord, deps: { registry: DeviceRegistr
     state: device.state,
     lastSeen: device.lastSeen,
     wakeAt: device.wakeAt ?? null,
-    address: info.address ?? deps.accounts.get(device.id)?.lastAddress ?? null,
+    address: info.address ?? account?.lastAddress ?? null,
     firmware: info.firmware ?? null,
     app: device.meta.firmware ?? info.app ?? null, // [P-22] the version HomeKit shows
     lastReboot: info.lastReboot ?? null,

@@ -57,6 +57,13 @@ describe('CLI listings', { timeout: 120_000 }, () => {
     assert.match(json[0]!.lastSeen, /^\d{4}-\d\d-\d\dT/, 'scripts keep exact times');
   });
 
+  it('`device show` names services and values as the dashboard does ("Temperature 20.5 °C"), not in HAP\'s words', async () => {
+    const result = await cliBounded(['device', 'show', 'listing-temp-1', ...d()]);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^service +Temperature sensor: Temperature 20\.5 °C$/m, result.stdout);
+    assert.doesNotMatch(result.stdout, /CurrentTemperature|\{"/, 'no raw HAP names or JSON for people');
+  });
+
   it('`device list`, `user list` and `token list` have headers and human times', () => {
     const devices = cli(['device', 'list', ...d()]);
     assert.equal(devices.status, 0, devices.stderr);

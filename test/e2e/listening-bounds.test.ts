@@ -13,24 +13,25 @@ import { EmbeddedBroker } from '../../src/broker/embedded-broker.js';
 import { createLogger } from '../../src/log/logger.js';
 import { Registration } from '../../src/security/registration.js';
 import { AccountStore } from '../../src/store/account-store.js';
-import { type Db, openDatabase } from '../../src/store/database.js';
+import { openSqliteEngine } from '../../src/store/engine/open.js';
+import type { SqlEngine } from '../../src/store/engine/sql-engine.js';
 import { eventually } from '../helpers/hub-process.js';
 import { connectDevice } from '../helpers/mqtt-device.js';
 
 describe("a device's own subscriptions do not drive the hub's listening checks [P-21]", { timeout: 120_000 }, () => {
   let dir: string;
-  let db: Db;
+  let db: SqlEngine;
   let broker: EmbeddedBroker;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mqttkit-listen-bounds-'));
-    db = openDatabase(join(dir, 'mqttkit.db'));
+    db = openSqliteEngine(join(dir, 'mqttkit.db'));
     const log = createLogger('silent', false);
     broker = await EmbeddedBroker.start({ host: '127.0.0.1', port: 0, registration: new Registration(new AccountStore(db), 'open', log) }, log);
   });
   after(async () => {
     await broker.close();
-    db.close();
+    await db.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -4,6 +4,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 export class TcpProxy {
   #server: Server | undefined;
   readonly #sockets = new Set<Socket>();
+  readonly #pairs = new Set<[Socket, Socket]>();
+  #frozen = false;
   port = 0;
 
   constructor(private readonly targetPort: number) {}
@@ -16,8 +18,13 @@ export class TcpProxy {
         s.on('close', () => this.#sockets.delete(s));
         s.on('error', () => {});
       }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
+      const pair: [Socket, Socket] = [client, upstream];
+      this.#pairs.add(pair);
+      if (!this.#frozen) client.pipe(upstream).pipe(client);
+      client.on('close', () => {
+        this.#pairs.delete(pair);
+        upstream.destroy();
+      });
       upstream.on('close', () => client.destroy());
     });
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
@@ -31,6 +38,25 @@ export class TcpProxy {
     await this.stop();
     await new Promise((r) => setTimeout(r, ms));
     await this.start(this.port);
+  }
+
+  /**
+   * A network partition: every connection stays open but nothing passes either way (nor for new
+   * connections) until `thaw()`. Neither side sees a close, as when a cable is pulled.
+   */
+  freeze(): void {
+    this.#frozen = true;
+    for (const [client, upstream] of this.#pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+  }
+
+  thaw(): void {
+    this.#frozen = false;
+    for (const [client, upstream] of this.#pairs) client.pipe(upstream).pipe(client);
   }
 
   async stop(): Promise<void> {

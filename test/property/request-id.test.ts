@@ -18,7 +18,8 @@ import { createLogger } from '../../src/log/logger.js';
 import { DeviceChannel } from '../../src/ota/device-channel.js';
 import { Registration } from '../../src/security/registration.js';
 import { AccountStore } from '../../src/store/account-store.js';
-import { type Db, openDatabase } from '../../src/store/database.js';
+import { openSqliteEngine } from '../../src/store/engine/open.js';
+import type { SqlEngine } from '../../src/store/engine/sql-engine.js';
 import { OtaStore } from '../../src/store/ota-store.js';
 
 const COMMANDS = ['getversion', 'stats', 'hashes', 'msg_reboot', 'msg_exception', 'open', 'mine a b'] as const;
@@ -58,7 +59,7 @@ const answerFor = (command: string, i: number, echo = true) =>
 
 describe('request ids: log lines around answers are never taken for answers ([O-12])', { timeout: 120_000 }, () => {
   let dir: string;
-  let db: Db;
+  let db: SqlEngine;
   let broker: EmbeddedBroker;
   let link: HubLink;
   let channel: DeviceChannel;
@@ -66,7 +67,7 @@ describe('request ids: log lines around answers are never taken for answers ([O-
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mqttkit-rid-'));
-    db = openDatabase(join(dir, 'mqttkit.db'));
+    db = openSqliteEngine(join(dir, 'mqttkit.db'));
     const log = createLogger('silent', false);
     broker = await EmbeddedBroker.start({ host: '127.0.0.1', port: 0, registration: new Registration(new AccountStore(db), 'closed', log) }, log);
     link = broker.link();
@@ -77,7 +78,7 @@ describe('request ids: log lines around answers are never taken for answers ([O-
   after(async () => {
     await link.close();
     await broker.close();
-    db.close();
+    await db.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -8,8 +8,8 @@ import { EventBus } from '../../src/core/events.js';
 import { ingest } from '../../src/core/ingest.js';
 import { DeviceRegistry } from '../../src/core/registry.js';
 import { HapCatalog } from '../../src/homekit/catalog.js';
-import { openDatabase } from '../../src/store/database.js';
 import { Downtime, downtimeWithin } from '../../src/store/downtime.js';
+import { openSqliteEngine } from '../../src/store/engine/open.js';
 import { StateStore } from '../../src/store/state-store.js';
 
 const DAY = 86_400_000;
@@ -28,17 +28,17 @@ describe('hub downtime', () => {
     assert.equal(downtimeWithin(spans, 50, 40), 0, 'an empty span (a sleeper woken in the future)');
   });
 
-  it('records the gap since the last heartbeat at start, across restarts, and sweeps by observed silence', () => {
-    const db = openDatabase(join(dir, 'mqttkit.db'));
+  it('records the gap since the last heartbeat at start, across restarts, and sweeps by observed silence', async () => {
+    const db = openSqliteEngine(join(dir, 'mqttkit.db'));
     const store = new StateStore(db);
     let now = 100 * DAY;
-    const first = new Downtime(store, () => now);
-    assert.equal(first.start(undefined), undefined, 'a new hub has no downtime');
+    const first = await Downtime.load(store, () => now);
+    assert.equal(await first.start(undefined), undefined, 'a new hub has no downtime');
     now += 1 * DAY;
-    first.heartbeat(); // last sign of life, then the hub is off for 10 days
+    await first.heartbeat(); // last sign of life, then the hub is off for 10 days
     now += 10 * DAY;
-    const second = new Downtime(store, () => now);
-    assert.deepEqual(second.start(undefined), [101 * DAY, 111 * DAY]);
+    const second = await Downtime.load(store, () => now);
+    assert.deepEqual(await second.start(undefined), [101 * DAY, 111 * DAY]);
     assert.equal(second.within(90 * DAY, now), 10 * DAY);
 
     const bus = new EventBus(() => {});
@@ -56,10 +56,10 @@ describe('hub downtime', () => {
     assert.deepEqual(registry.sweep(3 * DAY), ['seen'], 'without the downtime both would have gone');
 
     // The spans survive a restart and are pruned once no device reaches back to them.
-    const third = new Downtime(store, () => now);
+    const third = await Downtime.load(store, () => now);
     assert.equal(third.within(0, now), 10 * DAY);
-    third.prune(112 * DAY);
-    assert.equal(new Downtime(store, () => now).within(0, now), 0);
-    db.close();
+    await third.prune(112 * DAY);
+    assert.equal((await Downtime.load(store, () => now)).within(0, now), 0);
+    await db.close();
   });
 });

@@ -17,7 +17,7 @@ import { HapCatalog } from '../../src/homekit/catalog.js';
 import { FeatureRunner } from '../../src/hub/feature.js';
 import type { HubContext } from '../../src/hub/features/context.js';
 import { PresenceFeature } from '../../src/hub/features/presence.js';
-import { openDatabase } from '../../src/store/database.js';
+import { openSqliteEngine } from '../../src/store/engine/open.js';
 import { StateStore } from '../../src/store/state-store.js';
 import { eventually } from '../helpers/hub-process.js';
 
@@ -31,7 +31,7 @@ async function setup(deviceTtlMs: number) {
     throw new Error(`listener for ${event} failed: ${String(error)}`);
   });
   const registry = new DeviceRegistry(bus, new HapCatalog(), { writeTimeoutMs: 1000 });
-  const db = openDatabase(join(dir, `state-${dbs++}.db`));
+  const db = openSqliteEngine(join(dir, `state-${dbs++}.db`));
   const store = new StateStore(db);
   const intervals: number[] = [];
   const setIntervalBefore = globalThis.setInterval;
@@ -50,7 +50,7 @@ async function setup(deviceTtlMs: number) {
   const send = (topic: string, payload: string) => ingest(registry, { topic, payload: Buffer.from(payload), live: true });
   const stop = async () => {
     await runner.stop();
-    db.close();
+    await db.close();
   };
   return { registry, send, intervals, stop };
 }

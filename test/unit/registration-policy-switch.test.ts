@@ -11,14 +11,14 @@ import { after, describe, it } from 'node:test';
 import { createLogger } from '../../src/log/logger.js';
 import { Registration } from '../../src/security/registration.js';
 import { AccountStore } from '../../src/store/account-store.js';
-import { openDatabase } from '../../src/store/database.js';
+import { openSqliteEngine } from '../../src/store/engine/open.js';
 
 describe('registration policy switched during a registration', { timeout: 60_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'mqttkit-policy-'));
-  const db = openDatabase(join(dir, 'mqttkit.db'));
+  const db = openSqliteEngine(join(dir, 'mqttkit.db'));
   const accounts = new AccountStore(db);
-  after(() => {
-    db.close();
+  after(async () => {
+    await db.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -28,7 +28,7 @@ describe('registration policy switched during a registration', { timeout: 60_000
     registration.setPolicy('closed');
     const outcome = await pending;
     assert.equal(outcome.ok, false);
-    assert.equal(accounts.get('in-flight-1'), undefined);
+    assert.equal(await accounts.get('in-flight-1'), undefined);
   });
 
   it('switched to approve while the password hashed: the device waits for approval', async () => {
@@ -37,7 +37,7 @@ describe('registration policy switched during a registration', { timeout: 60_000
     registration.setPolicy('approve');
     const outcome = await pending;
     assert.equal(outcome.ok, false);
-    assert.equal(accounts.get('in-flight-2')?.status, 'pending');
+    assert.equal((await accounts.get('in-flight-2'))?.status, 'pending');
   });
 
   it('opened while the password hashed under approve: it still waits for approval (the stricter policy holds)', async () => {
@@ -46,6 +46,6 @@ describe('registration policy switched during a registration', { timeout: 60_000
     registration.setPolicy('open');
     const outcome = await pending;
     assert.equal(outcome.ok, false);
-    assert.equal(accounts.get('in-flight-3')?.status, 'pending');
+    assert.equal((await accounts.get('in-flight-3'))?.status, 'pending');
   });
 });

@@ -16,6 +16,7 @@ import { ingest } from '../../src/core/ingest.js';
 import { DeviceRegistry } from '../../src/core/registry.js';
 import { HapCatalog } from '../../src/homekit/catalog.js';
 import { openDatabase } from '../../src/store/database.js';
+import { SqliteEngine } from '../../src/store/engine/sqlite-engine.js';
 import { HistoryRecorder, POINTS_PER_SLICE } from '../../src/store/history-recorder.js';
 import { HistoryStore } from '../../src/store/history-store.js';
 import { DEVICES_PER_SLICE, RegistryPersistence } from '../../src/store/registry-persistence.js';
@@ -33,12 +34,13 @@ function setup() {
   dirs.push(dir);
   const file = join(dir, 'mqttkit.db');
   const db = openDatabase(file);
+  const engine = new SqliteEngine(db);
   const bus = new EventBus((event, error) => {
     throw new Error(`listener for ${event} failed: ${String(error)}`);
   });
   const registry = new DeviceRegistry(bus, new HapCatalog(), { writeTimeoutMs: 1000 });
   const send = (topic: string, payload: string) => ingest(registry, { topic, payload: Buffer.from(payload), live: true });
-  return { dir, file, db, bus, registry, send };
+  return { dir, file, db, engine, bus, registry, send };
 }
 
 /** Counts the turns of the event loop while `until` is false: each turn is a chance for MQTT and HomeKit I/O. */
@@ -54,8 +56,8 @@ async function turnsUntil(until: () => boolean): Promise<number> {
 
 describe('batched writes under load', () => {
   it("writes a second's changes of 500 devices in slices, the event loop free between them, and every device on disk", async () => {
-    const { db, bus, registry, send } = setup();
-    const store = new StateStore(db);
+    const { db, engine, bus, registry, send } = setup();
+    const store = new StateStore(engine);
     const commits: number[] = [];
     const persistence = new RegistryPersistence(bus, registry, store, 20, () => commits.push(Date.now()));
     const sizes: number[] = [];
@@ -63,7 +65,7 @@ describe('batched writes under load', () => {
     store.saveDevices = (devices) => {
       const list = [...devices];
       sizes.push(list.length);
-      save(list);
+      return save(list);
     };
     persistence.start();
     for (let i = 0; i < 500; i++) send(`HomeKit/load-${i}/TemperatureSensor/CurrentTemperature`, '20');
@@ -75,16 +77,16 @@ describe('batched writes under load', () => {
     assert.ok(Math.max(...sizes) <= DEVICES_PER_SLICE, `one write held ${Math.max(...sizes)} devices`);
     assert.ok(turns >= 500 / DEVICES_PER_SLICE - 1, `the batch took ${turns} turns of the event loop`);
     assert.equal(commits.length, sizes.length, 'the checkpointer is told of every commit');
-    persistence.stop();
-    const saved = new StateStore(db).loadDevices();
+    await persistence.stop();
+    const saved = await new StateStore(engine).loadDevices();
     assert.equal(saved.length, 500);
     assert.ok(saved.every((d) => d.services[0]!.values.CurrentTemperature === 21.5));
     db.close();
   });
 
   it('writes a value change that arrives while the slices run, as it is then, and everything left at stop', async () => {
-    const { db, bus, registry, send } = setup();
-    const store = new StateStore(db);
+    const { db, engine, bus, registry, send } = setup();
+    const store = new StateStore(engine);
     const persistence = new RegistryPersistence(bus, registry, store, 10);
     persistence.start();
     for (let i = 0; i < 200; i++) send(`HomeKit/d-${i}/TemperatureSensor/CurrentTemperature`, '20');
@@ -92,8 +94,8 @@ describe('batched writes under load', () => {
     for (let i = 0; i < 200; i++) send(`HomeKit/d-${i}/TemperatureSensor/CurrentTemperature`, '22');
     await new Promise((resolve) => setTimeout(resolve, 12));
     send('HomeKit/d-199/TemperatureSensor/CurrentTemperature', '23');
-    persistence.stop();
-    const saved = new Map(new StateStore(db).loadDevices().map((d) => [d.id, d.services[0]!.values.CurrentTemperature]));
+    await persistence.stop();
+    const saved = new Map((await new StateStore(engine).loadDevices()).map((d) => [d.id, d.services[0]!.values.CurrentTemperature]));
     assert.equal(saved.size, 200);
     assert.equal(saved.get('d-0'), 22);
     assert.equal(saved.get('d-199'), 23);
@@ -101,29 +103,34 @@ describe('batched writes under load', () => {
   });
 
   it('records history in slices too, and every point', async () => {
-    const { db, bus, send } = setup();
-    const history = new HistoryStore(db);
+    const { db, engine, bus, send } = setup();
+    const history = new HistoryStore(engine);
     const sizes: number[] = [];
     const add = history.add.bind(history);
     history.add = (points) => {
       sizes.push(points.length);
-      add(points);
+      return add(points);
     };
     const recorder = new HistoryRecorder(bus, history, 3_600_000);
     recorder.start();
     for (let i = 0; i < 1000; i++) send(`HomeKit/h-${i % 100}/TemperatureSensor/CurrentTemperature`, String(15 + (i % 7)));
     await eventually(() => sizes.reduce((a, b) => a + b, 0) >= 1000, 5000, 'the history batch');
     assert.ok(Math.max(...sizes) <= POINTS_PER_SLICE, `one write held ${Math.max(...sizes)} points`);
-    recorder.stop();
+    await recorder.stop();
     const now = Date.now();
-    const points = history.series({ deviceId: 'h-3', service: 'TemperatureSensor', index: 0, characteristic: 'CurrentTemperature' }, now - 60_000, now, 1000);
+    const points = await history.series(
+      { deviceId: 'h-3', service: 'TemperatureSensor', index: 0, characteristic: 'CurrentTemperature' },
+      now - 60_000,
+      now,
+      1000,
+    );
     assert.equal(points.length, 10);
     db.close();
   });
 
   const walCase = () => {
-    const { dir, file, db } = setup();
-    const history = new HistoryStore(db);
+    const { dir, file, db, engine } = setup();
+    const history = new HistoryStore(engine);
     const ref = { deviceId: 'wal', service: 'TemperatureSensor', index: 0, characteristic: 'CurrentTemperature' };
     let at = 0;
     const write = (n: number) => history.add(Array.from({ length: n }, () => ({ ref, at: at++, value: at })));
@@ -145,7 +152,7 @@ describe('batched writes under load', () => {
     const { db, write, rowsInFileAlone, log } = walCase();
     const checkpointer = new WalCheckpointer(db, log, { ...DEFAULT_CHECKPOINT_TIMING, delayMs: 20 });
     assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 10_000);
-    write(2000);
+    await write(2000);
     assert.equal(rowsInFileAlone(), 0, 'the rows are in the WAL only (the check can fail)');
     checkpointer.wrote();
     assert.equal(rowsInFileAlone(), 0, 'not inside the commit that wrote them');
@@ -160,17 +167,17 @@ describe('batched writes under load', () => {
     // slowMs -1: every checkpoint counts as slow, as on an SD card.
     const checkpointer = new WalCheckpointer(db, log, { delayMs: 5, slowMs: -1, slowCount: 2, idleMs: 300 });
     for (let round = 1; round <= 2; round++) {
-      write(100);
+      await write(100);
       checkpointer.wrote();
       await eventually(() => rowsInFileAlone() === 100 * round, 10_000, `checkpoint ${round} on the event loop`);
     }
     assert.equal(checkpointer.where, 'thread (not running)', 'two slow checkpoints move them to the thread');
-    write(2000);
+    await write(2000);
     checkpointer.wrote();
     assert.equal(checkpointer.where, 'thread');
     await eventually(() => rowsInFileAlone() === 2200, 10_000, 'the thread to copy the WAL into the database');
     await eventually(() => checkpointer.where === 'thread (not running)', 10_000, 'the thread to end when nothing more is written');
-    write(10);
+    await write(10);
     checkpointer.wrote();
     assert.equal(checkpointer.where, 'thread', 'a new write starts it again');
     await eventually(() => rowsInFileAlone() === 2210, 10_000, 'the next checkpoint in the new thread');

@@ -3,7 +3,7 @@ import type { EventBus } from '../../core/events.js';
 import type { DeviceRegistry } from '../../core/registry.js';
 import type { HapCatalog } from '../../homekit/catalog.js';
 import type { AccountStore } from '../../store/account-store.js';
-import type { Db } from '../../store/database.js';
+import type { SqlEngine } from '../../store/engine/sql-engine.js';
 import type { EspNowPairings } from '../../store/espnow-pairings.js';
 import type { HistoryStore } from '../../store/history-store.js';
 import type { OtaStore } from '../../store/ota-store.js';
@@ -13,7 +13,7 @@ import type { HubOptions } from '../hub.js';
 
 export interface HubContext {
   readonly options: HubOptions;
-  readonly db: Db;
+  readonly db: SqlEngine;
   readonly bus: EventBus;
   readonly registry: DeviceRegistry;
   readonly catalog: HapCatalog;

@@ -9,7 +9,9 @@ export class HistoryFeature implements Feature {
   constructor(private readonly ctx: HubContext) {}
 
   start(scope: FeatureScope): void {
-    const recorder = new HistoryRecorder(this.ctx.bus, this.ctx.history, this.ctx.options.historyRetentionMs, this.ctx.wrote);
+    const recorder = new HistoryRecorder(this.ctx.bus, this.ctx.history, this.ctx.options.historyRetentionMs, this.ctx.wrote, (message) =>
+      scope.log.warn(message),
+    );
     recorder.start();
     // Its last batch is written at stop.
     scope.defer(() => recorder.stop());

@@ -20,7 +20,7 @@ export class OtaFeature implements Feature {
     private readonly parts: () => { link: HubLink; channel: DeviceChannel; broker: EmbeddedBroker | undefined },
   ) {}
 
-  start(scope: FeatureScope): void {
+  async start(scope: FeatureScope): Promise<void> {
     const { options } = this.ctx;
     const { link, channel, broker } = this.parts();
     const service = new OtaScheduler({
@@ -42,18 +42,18 @@ export class OtaFeature implements Feature {
       },
     });
     this.#service = service;
-    service.start(scope);
+    await service.start(scope);
   }
 
   stop(): void {
     this.#service?.stop();
   }
 
-  cancel(id: number, by: string): CancelOutcome {
+  cancel(id: number, by: string): Promise<CancelOutcome> {
     return this.#service?.cancel(id, by) ?? cancelJobInStore(this.ctx.ota, uploadsRoot(this.ctx.options.dataDir), id, by);
   }
 
-  cancelRollout(id: number, by: string): RolloutCancelOutcome {
+  cancelRollout(id: number, by: string): Promise<RolloutCancelOutcome> {
     return this.#service?.cancelRollout(id, by) ?? cancelRolloutInStore(this.ctx.ota, id, by, (jobId) => this.cancel(jobId, `${by} (rollout #${id})`));
   }
 }

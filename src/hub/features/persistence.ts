@@ -13,11 +13,17 @@ export class PersistenceFeature implements Feature {
   constructor(private readonly ctx: HubContext) {}
 
   start(scope: FeatureScope): void {
-    const persistence = new RegistryPersistence(this.ctx.bus, this.ctx.registry, this.ctx.store, undefined, this.ctx.wrote);
+    const persistence = new RegistryPersistence(this.ctx.bus, this.ctx.registry, this.ctx.store, undefined, this.ctx.wrote, (message) =>
+      scope.log.warn(message),
+    );
     persistence.start();
     scope.defer(() => persistence.stop());
     // What the hub learned of a device and what a person gave it (name, notes) go with it: a device that
     // takes the id later must not inherit the old one's HomeKit name.
-    scope.on('device:removed', (device) => this.ctx.ota.forgetDevice(device.id));
+    scope.on('device:removed', (device) => {
+      this.ctx.ota
+        .forgetDevice(device.id)
+        .catch((error: unknown) => scope.log.warn({ device: device.id, err: (error as Error).message }, "cannot forget the removed device's info"));
+    });
   }
 }

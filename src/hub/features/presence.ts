@@ -39,12 +39,12 @@ export class PresenceFeature implements Feature {
 
   constructor(private readonly ctx: HubContext) {}
 
-  start(scope: FeatureScope): void {
+  async start(scope: FeatureScope): Promise<void> {
     const { registry } = this.ctx;
     const ttlMs = this.ctx.options.deviceTtlMs;
     const sleeperLookMs = Math.min(SLEEPER_LOOK_MS, ttlMs / 10);
     const expiry = new DeviceExpiry(registry, this.ctx.store, ttlMs, scope.log);
-    expiry.start(scope);
+    await expiry.start(scope);
 
     /** The first moment something can happen to `device`; the checks are strict (>), so one ms after it, on the grid. */
     const dueAt = (device: DeviceRecord, now: number): number => {

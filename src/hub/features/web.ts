@@ -38,6 +38,7 @@ export class WebFeature implements Feature {
       allowedHosts: options.httpAllowedHosts,
       otaMaxFileSize: options.otaMaxFileSize,
       faults: () => this.ctx.faults.snapshot(),
+      cluster: options.cluster,
       // The CLI's way in: a new token each start, owner-only beside hub.json, removed at stop.
       localToken: writeHubToken(options.dataDir),
     });

@@ -51,7 +51,7 @@ export async function firmware(ctx: JobContext): Promise<string> {
   });
   if (!verdict.confirmed) throw new JobFailure(`rolled back: ${verdict.reason}; keepversion not sent`, 'rolled-back');
   await ask.text('keepversion');
-  ctx.parts.store.updateInfo(job.device, {
+  await ctx.parts.store.updateInfo(job.device, {
     ...(after === undefined ? {} : { firmware: after }),
     ...(partitionLabel(now.partition) ? { partition: partitionLabel(now.partition) } : {}),
   });

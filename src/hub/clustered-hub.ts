@@ -1,0 +1,178 @@
+/**
+ * [H-3] A hub on a shared PostgreSQL: active or standby, decided by the lock ([H-1]). The standby runs no
+ * hub at all, only a small web server that says it is the standby and sends people to the active one.
+ * Taking the active role: HomeKit's storage from the database ([H-2]), then the hub starts as any hub
+ * does, from the database (devices, AIDs, jobs, pairings). Losing it: the hub stops at once (bridges
+ * unpublished, OTA stopped) and the standby server comes back.
+ */
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import pg from 'pg';
+import type { Logger } from '../log/logger.js';
+import { PostgresEngine } from '../store/engine/postgres-engine.js';
+import { useHapFileStorage } from '../store/hap-storage.js';
+import { ReplicatedHapStorage } from '../store/hap-storage-replica.js';
+import { StateStore } from '../store/state-store.js';
+import type { Faults } from './faults.js';
+import { Hub, type HubOptions } from './hub.js';
+import { DEFAULT_LEADERSHIP_TIMING, Leadership, type LeadershipTiming } from './leadership.js';
+
+/** Where the active instance says it can be reached (the standby's redirect target). */
+export const ACTIVE_INSTANCE_SETTING = 'cluster.active';
+
+export interface ActiveInstance {
+  url: string;
+  since: number;
+  pid: number;
+}
+
+export interface ClusterEvents {
+  /** This process's hub is running (the banner goes out here). */
+  active(hub: Hub): void | Promise<void>;
+  /** This process waits; `why` says what happened (for the log). */
+  standby(why: string): void | Promise<void>;
+  /** The hub could not start on taking the role: the process should end, so the other instance can take over. */
+  failed(error: Error): void;
+}
+
+export class ClusteredHub {
+  #hub: Hub | undefined;
+  #standbyServer: FastifyInstance | undefined;
+  #transition: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  private constructor(
+    private readonly options: HubOptions & { databaseUrl: string; cluster: { instanceUrl: string } },
+    private readonly log: Logger,
+    private readonly faults: Faults,
+    private readonly events: ClusterEvents,
+    private readonly engine: PostgresEngine,
+    private readonly pool: pg.Pool,
+    private readonly storage: ReplicatedHapStorage,
+    private readonly leadership: Leadership,
+  ) {}
+
+  static async start(
+    options: HubOptions & { databaseUrl: string; cluster: { instanceUrl: string } },
+    log: Logger,
+    faults: Faults,
+    events: ClusterEvents,
+    timing: LeadershipTiming = DEFAULT_LEADERSHIP_TIMING,
+  ): Promise<ClusteredHub> {
+    const clusterLog = log.child({ part: 'cluster' });
+    const engine = await PostgresEngine.open(options.databaseUrl, { onError: (message) => clusterLog.warn(message) });
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 2, connectionTimeoutMillis: 5000 });
+    pool.on('error', (error) => clusterLog.warn(`PostgreSQL connection for HomeKit's storage lost (${error.message}); the next write reconnects`));
+    const storage = useHapFileStorage(
+      join(options.dataDir, 'homekit'),
+      (dir) => new ReplicatedHapStorage(dir, pool, (problem) => clusterLog.warn(problem)),
+    ) as ReplicatedHapStorage;
+    let self: ClusteredHub | undefined;
+    const leadership = new Leadership(
+      options.databaseUrl,
+      {
+        active: () => self?.queueStep(() => self!.becomeActive()),
+        standby: (why) => self?.queueStep(() => self!.becomeStandby(why)),
+      },
+      timing,
+      (problem) => clusterLog.warn(problem),
+    );
+    self = new ClusteredHub(options, clusterLog, faults, events, engine, pool, storage, leadership);
+    await self.#serveStandby();
+    await leadership.start();
+    if (leadership.role === 'standby') await events.standby('another instance holds the active role');
+    return self;
+  }
+
+  get role(): 'active' | 'standby' {
+    return this.#hub ? 'active' : 'standby';
+  }
+
+  get hub(): Hub | undefined {
+    return this.#hub;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#transition;
+    await this.leadership.stop();
+    await this.#transition;
+    await this.#hub?.stop();
+    this.#hub = undefined;
+    await this.#standbyServer?.close();
+    // HomeKit's last writes (a pairing made a moment ago) go to the database before the process ends, if it answers.
+    await Promise.race([this.storage.flush(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    const lost = this.storage.close();
+    if (lost > 0) this.log.warn(`${lost} HomeKit storage writes did not reach the database before stopping`);
+    await this.pool.end().catch(() => {});
+    await this.engine.close();
+  }
+
+  /** Role changes one after another, never interleaved (a loss during a start waits for the start). */
+  private queueStep(step: () => Promise<void>): Promise<void> {
+    this.#transition = this.#transition.then(step, step).catch((error: unknown) => this.log.error({ err: error }, 'cluster role change failed'));
+    return this.#transition;
+  }
+
+  private async becomeActive(): Promise<void> {
+    if (this.#stopped || this.#hub) return;
+    const started = Date.now();
+    await this.#standbyServer?.close();
+    this.#standbyServer = undefined;
+    try {
+      const { restored, seeded } = await this.storage.takeOver();
+      this.log.info(seeded ? `HomeKit storage copied to the database (${seeded} files)` : `HomeKit storage taken from the database (${restored} files)`);
+      this.#hub = await Hub.start(this.options, this.log, this.faults);
+    } catch (error) {
+      this.log.fatal(`took the active role but cannot start: ${error instanceof Error ? error.message : String(error)}`);
+      this.events.failed(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    const active: ActiveInstance = { url: this.options.cluster.instanceUrl, since: Date.now(), pid: process.pid };
+    await new StateStore(this.engine).setSetting(ACTIVE_INSTANCE_SETTING, JSON.stringify(active)).catch(() => {});
+    this.log.info({ ms: Date.now() - started }, 'this instance is active');
+    await this.events.active(this.#hub);
+  }
+
+  private async becomeStandby(why: string): Promise<void> {
+    const hub = this.#hub;
+    this.#hub = undefined;
+    if (hub) {
+      this.log.warn(`left the active role: ${why}`);
+      await hub.stop();
+    }
+    if (this.#stopped) return;
+    await this.#serveStandby();
+    await this.events.standby(why);
+  }
+
+  /** The standby's web server: health says standby; everything else goes to the active instance. */
+  async #serveStandby(): Promise<void> {
+    if (this.options.httpPort === -1 || this.#standbyServer) return;
+    const app = Fastify({ logger: false, bodyLimit: 1024 });
+    const active = async (): Promise<ActiveInstance | undefined> => {
+      try {
+        const text = await new StateStore(this.engine).getSetting(ACTIVE_INSTANCE_SETTING);
+        return text ? (JSON.parse(text) as ActiveInstance) : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    app.get('/api/health', async () => {
+      const now = await active();
+      return { status: 'standby', role: 'standby', instance: this.options.cluster.instanceUrl, ...(now ? { active: now.url } : {}) };
+    });
+    app.setNotFoundHandler(async (request, reply) => {
+      const now = await active();
+      // The path only (never a URL the request names): an open redirect would send people anywhere.
+      const path = request.url.startsWith('/') && !request.url.startsWith('//') ? request.url : '/';
+      if (now && now.url !== this.options.cluster.instanceUrl) return reply.redirect(new URL(path, now.url).toString(), 307);
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .send({ error: 'this mqttkit is the standby and no active instance is known yet: try again in a few seconds' });
+    });
+    await app.listen({ host: this.options.httpHost, port: this.options.httpPort });
+    this.#standbyServer = app;
+  }
+}
