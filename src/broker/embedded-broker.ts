@@ -72,8 +72,8 @@ export interface EmbeddedBrokerOptions {
   onDeviceGone?: (deviceId: string) => void;
   /** [E-10] ESP-NOW: whom a gateway speaks for (its paired peripherals' spaces), and ids that may not log in. */
   espnow?: {
-    mayPublish(gateway: string, topic: string): boolean;
-    maySubscribe(gateway: string, filter: string): boolean;
+    mayPublish(gateway: string, topic: string): Promise<boolean>;
+    maySubscribe(gateway: string, filter: string): Promise<boolean>;
     loginRefusal(id: string | undefined): string | undefined;
   };
 }
@@ -138,10 +138,22 @@ export class EmbeddedBroker {
       authorizeSubscribe(client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void) {
         const role = roles.get(client) ?? 'device';
         if (maySubscribe(role, client.id, subscription.topic)) return callback(null, subscription);
-        if (role === 'device' && options.espnow?.maySubscribe(client.id, subscription.topic)) return callback(null, subscription); // [E-10]
-        if (once.first(`sub:${client.id}:${subscription.topic}`))
-          log.warn({ client: client.id, filter: subscription.topic }, "subscription outside the device's own topics refused");
-        callback(null, null); // SUBACK 0x80
+        const refuse = () => {
+          if (once.first(`sub:${client.id}:${subscription.topic}`))
+            log.warn({ client: client.id, filter: subscription.topic }, "subscription outside the device's own topics refused");
+          callback(null, null); // SUBACK 0x80
+        };
+        const espnow = options.espnow;
+        if (role !== 'device' || !espnow) return refuse();
+        // [E-10] a gateway also subscribes for the peripherals paired to it (aedes waits for this answer
+        // before it reads the client's next packet: order is kept). A store error refuses.
+        espnow.maySubscribe(client.id, subscription.topic).then(
+          (ok) => (ok ? callback(null, subscription) : refuse()),
+          (error: Error) => {
+            log.error({ client: client.id, err: error.message }, 'ESP-NOW subscription check failed: refused');
+            refuse();
+          },
+        );
       },
       // A publish refused with an error closes the client: the remedy for a flood or an oversized message.
       authorizePublish(client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void) {
@@ -157,14 +169,25 @@ export class EmbeddedBroker {
           return callback(new Error('rate limit'));
         }
         const role = roles.get(client) ?? 'device';
-        // [E-10] a gateway also publishes for the peripherals paired to it
-        if (!mayPublish(role, client.id, packet.topic) && !(role === 'device' && options.espnow?.mayPublish(client.id, packet.topic))) {
+        if (mayPublish(role, client.id, packet.topic)) return callback(null);
+        const drop = () => {
           if (once.first(`pub:${client.id}:${packet.topic}`))
             log.warn({ client: client.id, topic: packet.topic }, "publish outside the device's own topics dropped");
           packet.topic = DISCARD_TOPIC;
           packet.retain = false;
-        }
-        callback(null);
+          callback(null);
+        };
+        const espnow = options.espnow;
+        if (role !== 'device' || !espnow) return drop();
+        // [E-10] a gateway also publishes for the peripherals paired to it (aedes waits for this answer
+        // before it reads the client's next packet: order is kept). A store error drops the message.
+        espnow.mayPublish(client.id, packet.topic).then(
+          (ok) => (ok ? callback(null) : drop()),
+          (error: Error) => {
+            log.error({ client: client.id, err: error.message }, 'ESP-NOW publish check failed: message dropped');
+            drop();
+          },
+        );
       },
     });
     aedes.on('clientDisconnect', (client: Client) => {

@@ -72,7 +72,7 @@ Examples:
               );
             return;
           }
-          const gone = new EspNowPairings(ws.db).unpair(peripheral);
+          const gone = await (await EspNowPairings.load(ws.db)).unpair(peripheral);
           if (!gone) throw new CliError(`${peripheral} is not paired (see 'mqttkit espnow list')`);
           if (flags.json) console.log(JSON.stringify({ unpaired: peripheral, gateway: gone.gateway, gatewayForgot: false }));
           else console.log(`${peripheral} unpaired from ${gone.gateway} (the hub is not running: the gateway keeps the key, but the broker refuses it).`);
@@ -84,8 +84,8 @@ Examples:
     .option('--json', 'print JSON')
     .action(
       action((flags: Flags) =>
-        withWorkspace(flags, (ws) => {
-          const rows = new EspNowPairings(ws.db).list();
+        withWorkspace(flags, async (ws) => {
+          const rows = (await EspNowPairings.load(ws.db)).list();
           if (flags.json) {
             console.log(JSON.stringify(rows, null, 2));
             return;
@@ -103,10 +103,10 @@ Examples:
 }
 
 async function withWorkspace(flags: WorkspaceFlags, fn: (ws: Workspace) => Promise<void> | void): Promise<void> {
-  const ws = openWorkspace(flags, { create: false });
+  const ws = await openWorkspace(flags, { create: false });
   try {
     await fn(ws);
   } finally {
-    ws.close();
+    await ws.close();
   }
 }

@@ -16,19 +16,20 @@ export class EspNowAccess {
   ) {}
 
   /** The peripherals device `gateway` speaks for now (none unless its account is the one paired). */
-  speaksFor(gateway: string): string[] {
+  async speaksFor(gateway: string): Promise<string[]> {
+    // Most devices are no gateway: answered from memory, without a store query.
     if (!this.pairings.hasGateway(gateway)) return [];
-    const account = this.accounts.get(gateway);
+    const account = await this.accounts.get(gateway);
     if (account?.role !== 'device' || account.status !== 'active') return [];
     return this.pairings.peripheralsOf(gateway, account.createdAt);
   }
 
-  mayPublish(gateway: string, topic: string): boolean {
-    return this.speaksFor(gateway).some((peripheral) => mayPublish('device', peripheral, topic));
+  async mayPublish(gateway: string, topic: string): Promise<boolean> {
+    return (await this.speaksFor(gateway)).some((peripheral) => mayPublish('device', peripheral, topic));
   }
 
-  maySubscribe(gateway: string, filter: string): boolean {
-    return this.speaksFor(gateway).some((peripheral) => maySubscribe('device', peripheral, filter));
+  async maySubscribe(gateway: string, filter: string): Promise<boolean> {
+    return (await this.speaksFor(gateway)).some((peripheral) => maySubscribe('device', peripheral, filter));
   }
 
   /** Why an MQTT login under `id` is refused, or undefined. */

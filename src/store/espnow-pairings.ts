@@ -8,7 +8,7 @@
  *   espnow_pairings(peripheral TEXT PRIMARY KEY, gateway TEXT NOT NULL, gateway_since INTEGER NOT NULL,
  *                   created_at INTEGER NOT NULL), index on (gateway)
  */
-import { type Db, durably } from './database.js';
+import { durably, type SqlEngine } from './engine/sql-engine.js';
 
 export interface EspNowPairing {
   peripheral: string;
@@ -25,27 +25,28 @@ interface Row {
   created_at: number;
 }
 
+const toPairing = (r: Row): EspNowPairing => ({ peripheral: r.peripheral, gateway: r.gateway, gatewaySince: r.gateway_since, createdAt: r.created_at });
+
+/**
+ * Reads come from memory (the broker asks on every publish of a gateway); writes are on disk first
+ * ([D-2]) and then in memory. Load it with `EspNowPairings.load`; the hub that loaded it is the one
+ * writer (a standby loads it when it takes the active role, [H-1]).
+ */
 export class EspNowPairings {
-  readonly #db: Db;
-  readonly #s;
+  readonly #engine: SqlEngine;
   readonly #byPeripheral = new Map<string, EspNowPairing>();
 
-  constructor(db: Db) {
-    this.#db = db;
-    this.#s = {
-      all: db.prepare<[], Row>('SELECT peripheral, gateway, gateway_since, created_at FROM espnow_pairings'),
-      put: db.prepare<[string, string, number, number]>(
-        'INSERT OR REPLACE INTO espnow_pairings (peripheral, gateway, gateway_since, created_at) VALUES (?, ?, ?, ?)',
-      ),
-      remove: db.prepare<[string]>('DELETE FROM espnow_pairings WHERE peripheral = ?'),
-      removeGateway: db.prepare<[string]>('DELETE FROM espnow_pairings WHERE gateway = ?'),
-    };
-    for (const r of this.#s.all.all())
-      this.#byPeripheral.set(r.peripheral, { peripheral: r.peripheral, gateway: r.gateway, gatewaySince: r.gateway_since, createdAt: r.created_at });
+  private constructor(engine: SqlEngine, rows: Row[]) {
+    this.#engine = engine;
+    for (const r of rows) this.#byPeripheral.set(r.peripheral, toPairing(r));
+  }
+
+  static async load(engine: SqlEngine): Promise<EspNowPairings> {
+    return new EspNowPairings(engine, await engine.all<Row>('SELECT peripheral, gateway, gateway_since, created_at FROM espnow_pairings'));
   }
 
   list(): EspNowPairing[] {
-    return [...this.#byPeripheral.values()].sort((a, b) => a.peripheral.localeCompare(b.peripheral));
+    return [...this.#byPeripheral.values()].sort((a, b) => (a.peripheral < b.peripheral ? -1 : a.peripheral > b.peripheral ? 1 : 0));
   }
 
   get(peripheral: string): EspNowPairing | undefined {
@@ -65,26 +66,31 @@ export class EspNowPairings {
   }
 
   /** Pairs (or moves) a peripheral; on disk before the gateway is told ([D-2]). */
-  pair(peripheral: string, gateway: string, gatewaySince: number): EspNowPairing {
+  async pair(peripheral: string, gateway: string, gatewaySince: number): Promise<EspNowPairing> {
     const pairing = { peripheral, gateway, gatewaySince, createdAt: Date.now() };
-    durably(this.#db, () => this.#s.put.run(peripheral, gateway, gatewaySince, pairing.createdAt));
+    await durably(
+      this.#engine,
+      `INSERT INTO espnow_pairings (peripheral, gateway, gateway_since, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (peripheral) DO UPDATE SET gateway = excluded.gateway, gateway_since = excluded.gateway_since, created_at = excluded.created_at`,
+      [peripheral, gateway, gatewaySince, pairing.createdAt],
+    );
     this.#byPeripheral.set(peripheral, pairing);
     return pairing;
   }
 
-  unpair(peripheral: string): EspNowPairing | undefined {
+  async unpair(peripheral: string): Promise<EspNowPairing | undefined> {
     const pairing = this.#byPeripheral.get(peripheral);
     if (!pairing) return undefined;
-    durably(this.#db, () => this.#s.remove.run(peripheral));
+    await durably(this.#engine, 'DELETE FROM espnow_pairings WHERE peripheral = ?', [peripheral]);
     this.#byPeripheral.delete(peripheral);
     return pairing;
   }
 
   /** A removed gateway's pairings go with it. */
-  removeGateway(gateway: string): string[] {
+  async removeGateway(gateway: string): Promise<string[]> {
     const gone = [...this.#byPeripheral.values()].filter((p) => p.gateway === gateway).map((p) => p.peripheral);
     if (gone.length === 0) return gone;
-    durably(this.#db, () => this.#s.removeGateway.run(gateway));
+    await durably(this.#engine, 'DELETE FROM espnow_pairings WHERE gateway = ?', [gateway]);
     for (const id of gone) this.#byPeripheral.delete(id);
     return gone;
   }

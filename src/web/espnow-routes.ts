@@ -52,37 +52,37 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
     if (problem) throw status(400, `peripheral id: ${problem}`);
     if (d.externalBroker && !d.brokerRights) throw status(409, 'the external broker cannot be given the gateway rights (docs/security.md §8)');
     if (peripheral === gateway) throw status(400, 'a gateway cannot be its own peripheral');
-    const account = d.accounts.get(gateway);
+    const account = await d.accounts.get(gateway);
     if (account?.role !== 'device' || account.status !== 'active') throw status(404, `no device account ${gateway} (see 'mqttkit device list')`);
-    if (d.accounts.get(peripheral))
+    if (await d.accounts.get(peripheral))
       throw status(
         409,
         `${peripheral} has an MQTT account: a peripheral speaks only through its gateway; remove the account first ('mqttkit device remove ${peripheral}') or choose another id`,
       );
     const existing = d.pairings.get(peripheral);
     // A pairing whose gateway account is gone (or registered anew) no longer counts [E-10].
-    const live = existing && d.accounts.get(existing.gateway)?.createdAt === existing.gatewaySince;
+    const live = existing && (await d.accounts.get(existing.gateway))?.createdAt === existing.gatewaySince;
     if (live && existing.gateway !== gateway)
       throw status(409, `${peripheral} is paired to gateway ${existing.gateway}: unpair it first ('mqttkit espnow unpair ${peripheral}')`);
     // [P-23] the window opens through a command: the gateway must hear it now
     const refusal = commandRefusal(d.registry.get(gateway)) ?? (d.registry.get(gateway) ? undefined : `${gateway} has not been seen by the hub yet: start it`);
     if (refusal) throw status(409, refusal);
     const code = randomBytes(16).toString('hex');
-    d.pairings.pair(peripheral, gateway, account.createdAt);
+    await d.pairings.pair(peripheral, gateway, account.createdAt);
     const opened = d.channel.next(gateway, 'Log', ANSWER_MS, (line) => line.startsWith(`espnow: pairing window open for ${peripheral} `));
     try {
       await d.command(gateway, `espnow_pair ${peripheral} ${code} ${windowS}`);
       await opened.answer;
     } catch (error) {
       opened.cancel();
-      if (!live) d.pairings.unpair(peripheral);
+      if (!live) await d.pairings.unpair(peripheral);
       throw status(504, `${(error as Error).message}: is ${gateway} running mqttkit.espnow.Gateway?`);
     }
     // Mosquitto: the rights follow the open window (the gateway subscribes to the peripheral's topics once paired).
     try {
       await d.brokerRights?.grant(gateway, peripheral);
     } catch (error) {
-      if (!live) d.pairings.unpair(peripheral);
+      if (!live) await d.pairings.unpair(peripheral);
       throw status(502, `Mosquitto did not give ${gateway} the rights for ${peripheral}: ${(error as Error).message}`);
     }
     return { gateway, peripheral, windowS, code };
@@ -98,7 +98,7 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
     } catch (error) {
       throw status(502, `Mosquitto still lets ${paired.gateway} speak for ${peripheral} (${(error as Error).message}): nothing changed; try again`);
     }
-    const pairing = d.pairings.unpair(peripheral) ?? paired;
+    const pairing = (await d.pairings.unpair(peripheral)) ?? paired;
     // The broker refuses the gateway's publishes for it from now on [E-10]; the gateway forgets the key
     // if it hears this, and its connection is dropped so that its subscriptions are made again.
     let told = false;

@@ -21,6 +21,7 @@ import { PostgresEngine, postgresSchemaVersion } from '../../src/store/engine/po
 import { POSTGRES_SCHEMA_VERSION } from '../../src/store/engine/postgres-migrations.js';
 import { redactUrl, type SqlEngine } from '../../src/store/engine/sql-engine.js';
 import { SqliteEngine } from '../../src/store/engine/sqlite-engine.js';
+import { EspNowPairings } from '../../src/store/espnow-pairings.js';
 import { HistoryStore } from '../../src/store/history-store.js';
 import { OtaStore } from '../../src/store/ota-store.js';
 import { PUBLISHED_SETTING_PREFIX, StateStore } from '../../src/store/state-store.js';
@@ -383,6 +384,39 @@ for (const { name, fresh } of ENGINES) {
         assert.equal(await web.removeToken('home-assistant'), true);
         assert.equal(await web.tokenName(token), undefined);
         assert.equal(await web.removeToken('home-assistant'), false);
+      }));
+
+    it('ESP-NOW pairings: one gateway per peripheral, moved and unpaired, a removed gateway takes its pairings; all kept across a reopen', (t) =>
+      withStore(t, async (engine, fresh) => {
+        const pairings = await EspNowPairings.load(engine);
+        assert.deepEqual(pairings.list(), []);
+        await pairings.pair('soil-2', 'gw-a', T0);
+        await pairings.pair('soil-1', 'gw-a', T0);
+        await pairings.pair('door', 'gw-b', T0 + 1);
+        await pairings.pair('door', 'gw-a', T0 + 2); // moved: still one row, the new gateway's
+        await pairings.pair('window', 'gw-b', T0 + 1);
+        assert.equal(pairings.get('door')?.gateway, 'gw-a');
+        assert.deepEqual(pairings.peripheralsOf('gw-a', T0).sort(), ['soil-1', 'soil-2'], 'only the pairings made with that account');
+        assert.deepEqual(pairings.peripheralsOf('gw-a', T0 + 2), ['door']);
+        assert.equal((await pairings.unpair('soil-2'))?.gateway, 'gw-a');
+        assert.equal(await pairings.unpair('soil-2'), undefined);
+        assert.deepEqual(await pairings.removeGateway('gw-b'), ['window']);
+        assert.equal(pairings.hasGateway('gw-b'), false);
+        const reopened = await fresh.reopen();
+        try {
+          const again = await EspNowPairings.load(reopened);
+          assert.deepEqual(
+            again.list().map((p) => [p.peripheral, p.gateway, p.gatewaySince]),
+            [
+              ['door', 'gw-a', T0 + 2],
+              ['soil-1', 'gw-a', T0],
+            ],
+          );
+          const row = again.get('soil-1');
+          assert.ok(typeof row?.createdAt === 'number' && row.createdAt > T0, 'times in ms, as numbers');
+        } finally {
+          await reopened.close();
+        }
       }));
 
     it('history: raw points when few, bucket averages when many, pruned and forgotten', (t) =>

@@ -2,7 +2,8 @@
  * [D-9] The PostgreSQL schema, versioned like SQLite's (database.ts) but a list of its own: each entry moves
  * the schema one version up, recorded in the `schema_version` table; never edit one that has shipped.
  * Version 1 holds what SQLite's version 5 holds, table for table and column for column (so `mqttkit
- * migrate` copies rows as they are), with Postgres types: times in ms are BIGINT, ids are identities.
+ * migrate` copies rows as they are), with Postgres types: times in ms are BIGINT, ids are identities;
+ * each later version names the SQLite version it matches.
  */
 export const POSTGRES_MIGRATIONS: readonly string[] = [
   `CREATE TABLE devices (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at BIGINT NOT NULL);
@@ -40,6 +41,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
    CREATE TABLE web_users (name TEXT PRIMARY KEY, secret TEXT NOT NULL, created_at BIGINT NOT NULL);
    CREATE TABLE web_sessions (token_hash TEXT PRIMARY KEY, "user" TEXT NOT NULL, expires_at BIGINT NOT NULL);
    CREATE TABLE api_tokens (token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT NULL);`,
+  // Version 2 = SQLite's version 6: ESP-NOW pairings (store/espnow-pairings.ts).
+  `CREATE TABLE espnow_pairings (
+     peripheral TEXT PRIMARY KEY, gateway TEXT NOT NULL, gateway_since BIGINT NOT NULL, created_at BIGINT NOT NULL);
+   CREATE INDEX espnow_pairings_by_gateway ON espnow_pairings (gateway);`,
 ];
 
 export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.length;
@@ -60,6 +65,7 @@ export const STORE_TABLES = [
   'web_users',
   'web_sessions',
   'api_tokens',
+  'espnow_pairings',
 ] as const;
 
 /** Tables whose `id` Postgres numbers itself: after rows are copied in, its sequence moves past them. */
