@@ -24,6 +24,7 @@ import { SqliteEngine } from '../../src/store/engine/sqlite-engine.js';
 import { EspNowPairings } from '../../src/store/espnow-pairings.js';
 import { HistoryStore } from '../../src/store/history-store.js';
 import { OtaStore } from '../../src/store/ota-store.js';
+import { copySqliteToPostgres } from '../../src/store/sqlite-to-postgres.js';
 import { PUBLISHED_SETTING_PREFIX, StateStore } from '../../src/store/state-store.js';
 import { WebStore } from '../../src/store/web-store.js';
 import { postgresBinDir, type RunningPostgres, requirePostgres, startPostgres } from '../helpers/postgres.js';
@@ -497,6 +498,44 @@ for (const { name, fresh } of ENGINES) {
 }
 
 describe('PostgreSQL specifics', { timeout: 60_000 }, () => {
+  it('migrate copies every SQLite table into PostgreSQL with the same columns (ESP-NOW pairings included)', async (t) => {
+    if (!postgres) return void requirePostgres(t);
+    const file = join(dir, `copy-${DATABASE_FILE}`);
+    const source = openDatabase(file);
+    const url = await postgres.createDatabase();
+    const target = await PostgresEngine.connect(url);
+    try {
+      const sqlite = new SqliteEngine(source);
+      await new AccountStore(sqlite).create('garden-gw', 'device', 'active', 'hash');
+      await (await EspNowPairings.load(sqlite)).pair('soil-1', 'garden-gw', T0);
+      const counts = await copySqliteToPostgres(source, target);
+      // Every table SQLite holds is one migrate knows (a table left out of STORE_TABLES would stay behind).
+      const sqliteTables = (
+        source.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as Array<{ name: string }>
+      ).map((r) => r.name);
+      assert.deepEqual(counts.map((c) => c.table).sort(), sqliteTables);
+      for (const table of sqliteTables) {
+        const columns = (source.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name).sort();
+        const copied = (
+          await target.all<{ name: string }>(
+            'SELECT column_name AS name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema()',
+            [table],
+          )
+        )
+          .map((r) => r.name)
+          .sort();
+        assert.deepEqual(copied, columns, `${table}: the same columns on both engines`);
+      }
+      assert.deepEqual(
+        (await EspNowPairings.load(target)).list().map((p) => [p.peripheral, p.gateway, p.gatewaySince]),
+        [['soil-1', 'garden-gw', T0]],
+      );
+    } finally {
+      source.close();
+      await target.close();
+    }
+  });
+
   it('a server that cannot be reached is named by host and port with the fix, and its password is never shown', async (t) => {
     if (!postgres) return void requirePostgres(t);
     // A port nothing listens on: this cluster's port while it runs is taken, so its neighbour below 1024 is safe to miss.
