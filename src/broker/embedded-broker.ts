@@ -70,6 +70,12 @@ export interface EmbeddedBrokerOptions {
   tls?: TlsListenerOptions | undefined;
   /** A device's own connection closed (clean DISCONNECT included); admins and the hub itself are no devices. */
   onDeviceGone?: (deviceId: string) => void;
+  /** [E-10] ESP-NOW: whom a gateway speaks for (its paired peripherals' spaces), and ids that may not log in. */
+  espnow?: {
+    mayPublish(gateway: string, topic: string): Promise<boolean>;
+    maySubscribe(gateway: string, filter: string): Promise<boolean>;
+    loginRefusal(id: string | undefined): string | undefined;
+  };
 }
 
 export class EmbeddedBroker {
@@ -108,6 +114,9 @@ export class EmbeddedBroker {
         // [S-1] One device, one session: a second connection with the same client id would kick the first.
         // [P-0] client id = username = the device id
         if (username !== undefined && client.id !== username) return refuse(NOT_AUTHORIZED, `client id '${client.id}' must equal the username '${username}'`);
+        // [E-10] a paired peripheral speaks only through its gateway
+        const peripheral = options.espnow?.loginRefusal(client.id);
+        if (peripheral) return refuse(NOT_AUTHORIZED, peripheral);
         options.registration
           .authenticate(username, password?.toString('utf8'), address, () => client.closed)
           .then(
@@ -129,9 +138,22 @@ export class EmbeddedBroker {
       authorizeSubscribe(client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void) {
         const role = roles.get(client) ?? 'device';
         if (maySubscribe(role, client.id, subscription.topic)) return callback(null, subscription);
-        if (once.first(`sub:${client.id}:${subscription.topic}`))
-          log.warn({ client: client.id, filter: subscription.topic }, "subscription outside the device's own topics refused");
-        callback(null, null); // SUBACK 0x80
+        const refuse = () => {
+          if (once.first(`sub:${client.id}:${subscription.topic}`))
+            log.warn({ client: client.id, filter: subscription.topic }, "subscription outside the device's own topics refused");
+          callback(null, null); // SUBACK 0x80
+        };
+        const espnow = options.espnow;
+        if (role !== 'device' || !espnow) return refuse();
+        // [E-10] a gateway also subscribes for the peripherals paired to it (aedes waits for this answer
+        // before it reads the client's next packet: order is kept). A store error refuses.
+        espnow.maySubscribe(client.id, subscription.topic).then(
+          (ok) => (ok ? callback(null, subscription) : refuse()),
+          (error: Error) => {
+            log.error({ client: client.id, err: error.message }, 'ESP-NOW subscription check failed: refused');
+            refuse();
+          },
+        );
       },
       // A publish refused with an error closes the client: the remedy for a flood or an oversized message.
       authorizePublish(client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void) {
@@ -146,13 +168,26 @@ export class EmbeddedBroker {
           if (once.first(`rate:${client.id}`)) log.warn({ client: client.id }, 'client publishes faster than the hub admits (flood): disconnecting it');
           return callback(new Error('rate limit'));
         }
-        if (!mayPublish(roles.get(client) ?? 'device', client.id, packet.topic)) {
+        const role = roles.get(client) ?? 'device';
+        if (mayPublish(role, client.id, packet.topic)) return callback(null);
+        const drop = () => {
           if (once.first(`pub:${client.id}:${packet.topic}`))
             log.warn({ client: client.id, topic: packet.topic }, "publish outside the device's own topics dropped");
           packet.topic = DISCARD_TOPIC;
           packet.retain = false;
-        }
-        callback(null);
+          callback(null);
+        };
+        const espnow = options.espnow;
+        if (role !== 'device' || !espnow) return drop();
+        // [E-10] a gateway also publishes for the peripherals paired to it (aedes waits for this answer
+        // before it reads the client's next packet: order is kept). A store error drops the message.
+        espnow.mayPublish(client.id, packet.topic).then(
+          (ok) => (ok ? callback(null) : drop()),
+          (error: Error) => {
+            log.error({ client: client.id, err: error.message }, 'ESP-NOW publish check failed: message dropped');
+            drop();
+          },
+        );
       },
     });
     aedes.on('clientDisconnect', (client: Client) => {

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
 import type { Account } from '../store/account-store.js';
+import { EspNowPairings } from '../store/espnow-pairings.js';
 import { OtaStore } from '../store/ota-store.js';
 import { hubOf } from './hub-client.js';
 import { ago, printTable } from './table.js';
@@ -137,6 +138,9 @@ async function add(ws: Workspace, id: string, json: boolean): Promise<void> {
   const problem = mqttAccountNameProblem(id);
   if (problem) throw new CliError(`device id ${problem}`, 2);
   if (await ws.accounts.get(id)) throw new CliError(`${id} exists already: use 'mqttkit device reset ${id}' for a new password`);
+  // [E-10] a peripheral speaks only through its gateway: no account of its own (with Mosquitto, a client would be a second voice)
+  const gateway = (await EspNowPairings.load(ws.db)).get(id)?.gateway;
+  if (gateway) throw new CliError(`${id} is an ESP-NOW peripheral of gateway ${gateway}: it has no account of its own ('mqttkit espnow unpair ${id}' first)`);
   const password = generatePassword();
   if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.provisionDevice(id, password));
   await ws.accounts.create(id, 'device', 'active', await hashPassword(password));

@@ -23,6 +23,7 @@ const MODULES: Array<{ names: string[]; register: (program: Command) => Promise<
   { names: ['token'], register: async (p) => (await import('./token-command.js')).registerToken(p) },
   { names: ['backup', 'restore'], register: async (p) => (await import('./backup-command.js')).registerBackup(p) },
   { names: ['conformance'], register: async (p) => (await import('./conformance-command.js')).registerConformance(p) },
+  { names: ['espnow'], register: async (p) => void (await import('./espnow-command.js')).registerEspNow(p) },
   { names: ['migrate'], register: async (p) => (await import('./migrate-command.js')).registerMigrate(p) },
   { names: ['query'], register: async (p) => (await import('./query-command.js')).registerQuery(p) },
 ];

@@ -10,6 +10,7 @@ import { EventBus } from '../core/events.js';
 import { DeviceRegistry } from '../core/registry.js';
 import { HapCatalog } from '../homekit/catalog.js';
 import '../homekit/plain-stack-traces.js';
+import { mosquittoPeripheralRights } from '../broker/mosquitto/espnow-acls.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import { generatePincode } from '../homekit/pincode.js';
 import type { Logger } from '../log/logger.js';
@@ -18,6 +19,7 @@ import { AccountStore } from '../store/account-store.js';
 import { removeStaleTempFiles } from '../store/atomic-file.js';
 import { openEngine } from '../store/engine/open.js';
 import { SqliteEngine } from '../store/engine/sqlite-engine.js';
+import { EspNowPairings } from '../store/espnow-pairings.js';
 import { HistoryStore } from '../store/history-store.js';
 import { OtaStore } from '../store/ota-store.js';
 import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-file.js';
@@ -159,7 +161,29 @@ export class Hub {
       // The features, started in this order and stopped in reverse; each takes what it listens to through its scope.
       // A damaged job, rollout or device_info row is named in the log; the store ends it as failed. [D-3]
       const otaStore = new OtaStore(db, (where, problem) => log.error({ where }, problem));
-      const ctx: HubContext = { options, db, bus, registry, catalog, store, accounts, ota: otaStore, history: new HistoryStore(db), faults, pincode, wrote };
+      const espnow = await EspNowPairings.load(db);
+      // [E-10] a gateway whose account is gone (removed while the hub was stopped) speaks for no one
+      for (const p of espnow.list()) {
+        if ((await accounts.get(p.gateway))?.createdAt !== p.gatewaySince) {
+          await espnow.unpair(p.peripheral);
+          log.warn({ device: p.peripheral }, `ESP-NOW peripheral ${p.peripheral} unpaired: its gateway ${p.gateway}'s account is gone`);
+        }
+      }
+      const ctx: HubContext = {
+        options,
+        db,
+        bus,
+        registry,
+        catalog,
+        store,
+        accounts,
+        ota: otaStore,
+        history: new HistoryStore(db),
+        faults,
+        pincode,
+        wrote,
+        espnow,
+      };
       const features = new FeatureRunner(bus, log);
       stops.push(() => features.stop());
       const homekit = new HomeKitFeature(ctx);
@@ -175,8 +199,15 @@ export class Hub {
         otaOff: options.ota === false ? OTA_OFF_MESSAGE : undefined,
         disconnect: (id) => mqtt.broker?.disconnect(id),
         registration: () => mqtt.registration,
+        espnow: {
+          pairings: espnow,
+          command: (id, text) => mqtt.link.publish(`cmnd/${id}/OTA`, text, { qos: 1, retain: false }),
+          disconnect: (id) => mqtt.broker?.disconnect(id),
+          brokerRights: options.mqtt.kind === 'external' ? mosquittoPeripheralRights(options.mqtt.url, options.dataDir) : undefined,
+        },
         removeDevice: async (id, reason = 'removed from the dashboard') => {
           await accounts.remove(id);
+          await espnow.removeGateway(id); // [E-10] its peripherals lose their voice with it
           registry.remove(id, reason);
           mqtt.broker?.disconnect(id);
         },

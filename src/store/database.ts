@@ -49,6 +49,10 @@ const MIGRATIONS: readonly string[] = [
   // from the index alone (a covering index), not from the index and then each row.
   `DROP INDEX history_by_series;
    CREATE INDEX history_by_series ON history (device, service, idx, characteristic, at, value);`,
+  // ESP-NOW pairings (issue 16): which gateway speaks for which peripheral (store/espnow-pairings.ts).
+  `CREATE TABLE espnow_pairings (
+     peripheral TEXT PRIMARY KEY, gateway TEXT NOT NULL, gateway_since INTEGER NOT NULL, created_at INTEGER NOT NULL);
+   CREATE INDEX espnow_pairings_by_gateway ON espnow_pairings (gateway);`,
 ];
 
 export const DATABASE_FILE = 'mqttkit.db';

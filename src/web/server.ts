@@ -37,6 +37,7 @@ import type { WebStore } from '../store/web-store.js';
 import { adminRoutes, credentials, refuseApiToken } from './admin-routes.js';
 import { HostAllowlist } from './allowed-hosts.js';
 import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
+import { type EspNowDeps, espnowRoutes } from './espnow-routes.js';
 import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
 import { type HubMetrics, PROMETHEUS_TYPE, prometheusText } from './prometheus.js';
 import { qrCode } from './qr-code.js';
@@ -84,6 +85,8 @@ export interface WebDeps {
   externalBroker?: boolean;
   /** Where the device library and its ports.json are (default: the package's device/micropython). */
   deviceLibrary?: string;
+  /** ESP-NOW pairing (issue 16). */
+  espnow?: Omit<EspNowDeps, 'accounts' | 'registry' | 'channel' | 'externalBroker'> | undefined;
 }
 
 const COOKIE = SESSION_COOKIE;
@@ -222,6 +225,14 @@ export class WebServer {
     this.#routes(app);
     adminRoutes(app, { web: this.deps.web, accounts: this.deps.accounts, externalBroker: this.deps.externalBroker, log: this.deps.log });
     queryRoutes(app, this.deps.history.engine);
+    if (this.deps.espnow)
+      espnowRoutes(app, {
+        ...this.deps.espnow,
+        accounts: this.deps.accounts,
+        registry: this.deps.registry,
+        channel: this.deps.channel,
+        externalBroker: this.deps.externalBroker,
+      });
     this.#devicePackage(app);
     this.#keepGivenNames();
     // Anything else under /api is a JSON 404, behind the same check (a stranger learns nothing).

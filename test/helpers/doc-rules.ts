@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const HOME: Record<string, string> = { P: 'protocol.md', O: 'ota.md', S: 'security.md', D: 'data.md', A: 'api.md', H: 'scaling.md', L: 'protocol.md' };
-export const ID = /\[([PODSAHL])-(\d+)\]/g;
+export const HOME: Record<string, string> = { P: 'protocol.md', O: 'ota.md', S: 'security.md', D: 'data.md', A: 'api.md', H: 'scaling.md', L: 'protocol.md', E: 'protocol.md' };
+export const ID = /\[([PODSAHLE])-(\d+)\]/g;
 
 export interface Place {
   id: string;
@@ -60,8 +60,8 @@ export function definedIn(block: { text: string; heading: boolean }): string[] {
   const ids = (s: string) => [...s.matchAll(ID)].map((m) => `${m[1]}-${m[2]}`);
   const text = block.text.replace(/\*\*/g, '').trim();
   if (block.heading) return ids(text.replace(/\bsee\s+(?:\[[A-Z]-\d+\]\s*)+/gi, ''));
-  const lead = /^(?:\[[PODSAHL]-\d+\]\s*)+/.exec(text)?.[0] ?? '';
-  const trail = /(?:\[[PODSAHL]-\d+\]\s*)+[.:]?$/.exec(text);
+  const lead = /^(?:\[[PODSAHLE]-\d+\]\s*)+/.exec(text)?.[0] ?? '';
+  const trail = /(?:\[[PODSAHLE]-\d+\]\s*)+[.:]?$/.exec(text);
   const before = trail ? text.slice(0, trail.index) : '';
   const trailing = trail && !/\bsee\s*$/i.test(before) && !/\([^)]*$/.test(before) ? trail[0] : '';
   return [...new Set([...ids(lead), ...ids(trailing)])];

@@ -37,9 +37,9 @@ export function removeRoot(root: string): void {
   rmSync(root, { recursive: true, force: true });
 }
 
-export function runDevice(python: string, script: string, root: string, args: string[] = []): RunningDevice {
+export function runDevice(python: string, script: string, root: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): RunningDevice {
   const child = spawn(python, ['-u', RUNNER, script, ...args], {
-    env: { ...process.env, MQTTKIT_ROOT: root },
+    env: { ...process.env, ...env, MQTTKIT_ROOT: root },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const events: DeviceEvent[] = [];

@@ -21,8 +21,10 @@ import { PostgresEngine, postgresSchemaVersion } from '../../src/store/engine/po
 import { POSTGRES_SCHEMA_VERSION } from '../../src/store/engine/postgres-migrations.js';
 import { redactUrl, type SqlEngine } from '../../src/store/engine/sql-engine.js';
 import { SqliteEngine } from '../../src/store/engine/sqlite-engine.js';
+import { EspNowPairings } from '../../src/store/espnow-pairings.js';
 import { HistoryStore } from '../../src/store/history-store.js';
 import { OtaStore } from '../../src/store/ota-store.js';
+import { copySqliteToPostgres } from '../../src/store/sqlite-to-postgres.js';
 import { PUBLISHED_SETTING_PREFIX, StateStore } from '../../src/store/state-store.js';
 import { WebStore } from '../../src/store/web-store.js';
 import { postgresBinDir, type RunningPostgres, requirePostgres, startPostgres } from '../helpers/postgres.js';
@@ -385,6 +387,39 @@ for (const { name, fresh } of ENGINES) {
         assert.equal(await web.removeToken('home-assistant'), false);
       }));
 
+    it('ESP-NOW pairings: one gateway per peripheral, moved and unpaired, a removed gateway takes its pairings; all kept across a reopen', (t) =>
+      withStore(t, async (engine, fresh) => {
+        const pairings = await EspNowPairings.load(engine);
+        assert.deepEqual(pairings.list(), []);
+        await pairings.pair('soil-2', 'gw-a', T0);
+        await pairings.pair('soil-1', 'gw-a', T0);
+        await pairings.pair('door', 'gw-b', T0 + 1);
+        await pairings.pair('door', 'gw-a', T0 + 2); // moved: still one row, the new gateway's
+        await pairings.pair('window', 'gw-b', T0 + 1);
+        assert.equal(pairings.get('door')?.gateway, 'gw-a');
+        assert.deepEqual(pairings.peripheralsOf('gw-a', T0).sort(), ['soil-1', 'soil-2'], 'only the pairings made with that account');
+        assert.deepEqual(pairings.peripheralsOf('gw-a', T0 + 2), ['door']);
+        assert.equal((await pairings.unpair('soil-2'))?.gateway, 'gw-a');
+        assert.equal(await pairings.unpair('soil-2'), undefined);
+        assert.deepEqual(await pairings.removeGateway('gw-b'), ['window']);
+        assert.equal(pairings.hasGateway('gw-b'), false);
+        const reopened = await fresh.reopen();
+        try {
+          const again = await EspNowPairings.load(reopened);
+          assert.deepEqual(
+            again.list().map((p) => [p.peripheral, p.gateway, p.gatewaySince]),
+            [
+              ['door', 'gw-a', T0 + 2],
+              ['soil-1', 'gw-a', T0],
+            ],
+          );
+          const row = again.get('soil-1');
+          assert.ok(typeof row?.createdAt === 'number' && row.createdAt > T0, 'times in ms, as numbers');
+        } finally {
+          await reopened.close();
+        }
+      }));
+
     it('history: raw points when few, bucket averages when many, pruned and forgotten', (t) =>
       withStore(t, async (engine) => {
         const history = new HistoryStore(engine);
@@ -463,6 +498,44 @@ for (const { name, fresh } of ENGINES) {
 }
 
 describe('PostgreSQL specifics', { timeout: 60_000 }, () => {
+  it('migrate copies every SQLite table into PostgreSQL with the same columns (ESP-NOW pairings included)', async (t) => {
+    if (!postgres) return void requirePostgres(t);
+    const file = join(dir, `copy-${DATABASE_FILE}`);
+    const source = openDatabase(file);
+    const url = await postgres.createDatabase();
+    const target = await PostgresEngine.connect(url);
+    try {
+      const sqlite = new SqliteEngine(source);
+      await new AccountStore(sqlite).create('garden-gw', 'device', 'active', 'hash');
+      await (await EspNowPairings.load(sqlite)).pair('soil-1', 'garden-gw', T0);
+      const counts = await copySqliteToPostgres(source, target);
+      // Every table SQLite holds is one migrate knows (a table left out of STORE_TABLES would stay behind).
+      const sqliteTables = (
+        source.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as Array<{ name: string }>
+      ).map((r) => r.name);
+      assert.deepEqual(counts.map((c) => c.table).sort(), sqliteTables);
+      for (const table of sqliteTables) {
+        const columns = (source.pragma(`table_info(${table})`) as Array<{ name: string }>).map((c) => c.name).sort();
+        const copied = (
+          await target.all<{ name: string }>(
+            'SELECT column_name AS name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema()',
+            [table],
+          )
+        )
+          .map((r) => r.name)
+          .sort();
+        assert.deepEqual(copied, columns, `${table}: the same columns on both engines`);
+      }
+      assert.deepEqual(
+        (await EspNowPairings.load(target)).list().map((p) => [p.peripheral, p.gateway, p.gatewaySince]),
+        [['soil-1', 'garden-gw', T0]],
+      );
+    } finally {
+      source.close();
+      await target.close();
+    }
+  });
+
   it('a server that cannot be reached is named by host and port with the fix, and its password is never shown', async (t) => {
     if (!postgres) return void requirePostgres(t);
     // A port nothing listens on: this cluster's port while it runs is taken, so its neighbour below 1024 is safe to miss.

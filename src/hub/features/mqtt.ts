@@ -7,6 +7,7 @@ import { DeviceTopics } from '../../broker/device-topics.js';
 import { EmbeddedBroker } from '../../broker/embedded-broker.js';
 import type { HubLink } from '../../broker/hub-link.js';
 import { DEFAULT_THROTTLE } from '../../security/auth-throttle.js';
+import { EspNowAccess } from '../../security/espnow-access.js';
 import { LoginThrottle } from '../../security/login-throttle.js';
 import { Registration } from '../../security/registration.js';
 import type { Feature, FeatureScope } from '../feature.js';
@@ -30,7 +31,14 @@ export class MqttFeature implements Feature {
       const registration = new Registration(accounts, mqtt.registration, brokerLog, throttle);
       this.#registration = registration;
       const broker = await EmbeddedBroker.start(
-        { host: mqtt.host, port: mqtt.port, registration, tls: mqtt.tls, onDeviceGone: (id) => registry.connectionClosed(id) },
+        {
+          host: mqtt.host,
+          port: mqtt.port,
+          registration,
+          tls: mqtt.tls,
+          onDeviceGone: (id) => registry.connectionClosed(id),
+          espnow: new EspNowAccess(this.ctx.espnow, accounts),
+        },
         brokerLog,
       );
       this.#broker = broker;

@@ -3,7 +3,8 @@
  * the schema one version up, recorded in the `schema_version` table; never edit one that has shipped.
  * Version 1 holds what SQLite's version 5 holds, table for table and column for column (so `mqttkit
  * migrate` copies rows as they are), with Postgres types: times in ms are BIGINT, ids are identities.
- * Version 2 makes `device_info.info` JSONB (the engine reads JSON back as text, as SQLite gives it).
+ * Version 2 makes `device_info.info` JSONB (the engine reads JSON back as text, as SQLite gives it);
+ * each later version names the SQLite version it matches.
  */
 export const POSTGRES_MIGRATIONS: readonly string[] = [
   `CREATE TABLE devices (id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at BIGINT NOT NULL);
@@ -48,6 +49,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `ALTER TABLE device_info ALTER COLUMN info TYPE JSONB USING info::jsonb;
    DROP INDEX history_by_series;
    CREATE INDEX history_by_series ON history (device, service, idx, characteristic, at) INCLUDE (value);`,
+  // Version 3 = SQLite's version 7: ESP-NOW pairings (store/espnow-pairings.ts).
+  `CREATE TABLE espnow_pairings (
+     peripheral TEXT PRIMARY KEY, gateway TEXT NOT NULL, gateway_since BIGINT NOT NULL, created_at BIGINT NOT NULL);
+   CREATE INDEX espnow_pairings_by_gateway ON espnow_pairings (gateway);`,
 ];
 
 export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.length;
@@ -68,6 +73,7 @@ export const STORE_TABLES = [
   'web_users',
   'web_sessions',
   'api_tokens',
+  'espnow_pairings',
 ] as const;
 
 /** Tables whose `id` Postgres numbers itself: after rows are copied in, its sequence moves past them. */

@@ -7,6 +7,7 @@ import { messageLine } from './lib/inline.js';
 import { connect, disconnect, live, onLive } from './lib/live.js';
 import { devicePage } from './pages/device.js';
 import { devicesPage } from './pages/devices.js';
+import { espnowPage } from './pages/espnow.js';
 import { loginPage } from './pages/login.js';
 import { otaPage } from './pages/ota.js';
 import { pairingPage } from './pages/pairing.js';
@@ -14,7 +15,7 @@ import { securityPage } from './pages/security.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
-const pages = { devices: devicesPage, device: devicePage, pairing: pairingPage, ota: otaPage, security: securityPage };
+const pages = { devices: devicesPage, device: devicePage, pairing: pairingPage, ota: otaPage, security: securityPage, espnow: espnowPage };
 
 /** The open page's handler of live changes (a page returns one if it follows the stream). */
 let update = null;

@@ -1,0 +1,40 @@
+/**
+ * [E-10] An ESP-NOW gateway speaks for the peripherals paired to it, and for no one else: it may publish
+ * and subscribe in each one's device space (access-policy.ts, [S-3]) as if it were that peripheral, so
+ * only it receives their writes. A peripheral never holds an MQTT account of its own: a login under a
+ * paired peripheral's id is refused, so nobody else can take its topics either. The pairing names the
+ * gateway's account as created at that time: the same name registered again is another gateway.
+ */
+import type { AccountStore } from '../store/account-store.js';
+import type { EspNowPairings } from '../store/espnow-pairings.js';
+import { mayPublish, maySubscribe } from './access-policy.js';
+
+export class EspNowAccess {
+  constructor(
+    private readonly pairings: EspNowPairings,
+    private readonly accounts: AccountStore,
+  ) {}
+
+  /** The peripherals device `gateway` speaks for now (none unless its account is the one paired). */
+  async speaksFor(gateway: string): Promise<string[]> {
+    // Most devices are no gateway: answered from memory, without a store query.
+    if (!this.pairings.hasGateway(gateway)) return [];
+    const account = await this.accounts.get(gateway);
+    if (account?.role !== 'device' || account.status !== 'active') return [];
+    return this.pairings.peripheralsOf(gateway, account.createdAt);
+  }
+
+  async mayPublish(gateway: string, topic: string): Promise<boolean> {
+    return (await this.speaksFor(gateway)).some((peripheral) => mayPublish('device', peripheral, topic));
+  }
+
+  async maySubscribe(gateway: string, filter: string): Promise<boolean> {
+    return (await this.speaksFor(gateway)).some((peripheral) => maySubscribe('device', peripheral, filter));
+  }
+
+  /** Why an MQTT login under `id` is refused, or undefined. */
+  loginRefusal(id: string | undefined): string | undefined {
+    const pairing = id === undefined ? undefined : this.pairings.get(id);
+    return pairing ? `${id} is an ESP-NOW peripheral of gateway ${pairing.gateway}: it has no MQTT login of its own` : undefined;
+  }
+}
