@@ -5,13 +5,22 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Leadership, type LeadershipTiming } from '../../src/hub/leadership.js';
 import { eventually } from '../helpers/hub-process.js';
 import { POSTGRES_MISSING, type RunningPostgres, requirePostgres, startPostgres } from '../helpers/postgres.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
-const CHILD = fileURLToPath(new URL('../helpers/leadership-child.js', import.meta.url));
+const LEADERSHIP = new URL('../../src/hub/leadership.js', import.meta.url).href;
+/** A process that takes the active role and says so (inline: every file under dist/test is run as a test). */
+const CHILD = `
+import { Leadership } from ${JSON.stringify(LEADERSHIP)};
+const leadership = new Leadership(process.argv[1], {
+  active: () => void process.stdout.write('active\\n'),
+  standby: (why) => void process.stdout.write('standby ' + why + '\\n'),
+});
+await leadership.start();
+setInterval(() => {}, 1 << 30);
+`;
 const FAST: LeadershipTiming = { retryMs: 200, checkMs: 200, stepDownMs: 600, sessionTimeoutMs: 1500 };
 
 /** A Leadership whose role changes are recorded with their times. */
@@ -42,7 +51,7 @@ describe('active and standby hub (PostgreSQL advisory lock)', () => {
   it('a standby takes the active role within seconds of the active process being killed (kill -9)', async (t) => {
     if (!cluster) return t.skip(POSTGRES_MISSING);
     const url = await cluster.createDatabase();
-    const child = spawn(process.execPath, [CHILD, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '--eval', CHILD, url], { stdio: ['ignore', 'pipe', 'pipe'] });
     cleanups.push(() => void child.kill('SIGKILL'));
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
+import { chromiumPath, launchChromium } from '../helpers/chromium.js';
 import { characteristicId, characteristicValue, idMap, pair, reconnect } from '../helpers/homekit-controller.js';
 import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { freePort, type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
@@ -22,6 +23,7 @@ import { requireTool } from '../helpers/system-tools.js';
 const BIN = fileURLToPath(new URL('../../../bin/mqttkit.js', import.meta.url));
 const EXAMPLE = fileURLToPath(new URL('../../../examples/main.py', import.meta.url));
 const PINCODE = '031-45-154';
+const ADMIN_PASSWORD = 'correct horse battery';
 
 async function health(port: number): Promise<{ role: string; active?: string; instance?: string }> {
   const response = await fetch(`http://127.0.0.1:${port}/api/health`);
@@ -105,6 +107,12 @@ describe('a standby hub takes over (PostgreSQL + Mosquitto)', { timeout: 240_000
     assert.equal(redirected.status, 307);
     assert.equal(redirected.headers.get('location'), `http://127.0.0.1:${httpA}/`);
     assert.equal((await health(httpA)).role, 'active');
+    const setup = await fetch(`http://127.0.0.1:${httpA}/api/setup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${httpA}` },
+      body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+    });
+    assert.equal(setup.status, 200, await setup.text());
 
     // Devices: a thermometer, a relay that confirms its writes, a sleeper with an OTA job waiting for it.
     const passwords: Record<string, string> = {};
@@ -201,6 +209,23 @@ describe('a standby hub takes over (PostgreSQL + Mosquitto)', { timeout: 240_000
       'the confirmed write in HomeKit',
     );
     await confirmed.close();
+
+    // The dashboard of the new active hub says so (the web accounts are in the database: the first hub's admin logs in).
+    const browserPath = chromiumPath(t);
+    if (browserPath) {
+      const browser = await launchChromium(browserPath);
+      try {
+        const page = await browser.newPage();
+        await page.goto(`http://127.0.0.1:${httpB}/#/login`);
+        await page.fill('#username', 'admin');
+        await page.fill('#password', ADMIN_PASSWORD);
+        await page.click('#submit');
+        await page.waitForSelector('#nav:not([hidden])');
+        assert.equal(await page.textContent('#instance', { timeout: 10_000 }), `active · 127.0.0.1:${httpB}`);
+      } finally {
+        await browser.close();
+      }
+    }
 
     const jobs = await cliAsync(['ota', 'jobs', '--json', '--data-dir', dataB], env);
     const list = JSON.parse(jobs.stdout) as Array<{ device: string; state: string }>;

@@ -18,7 +18,7 @@ const DOCS = fileURLToPath(new URL('../../../docs/api.md', import.meta.url));
 /** The dashboard's files: public by design, and served only from src/web/public and uPlot's dist folder. */
 const ASSETS = ['/*', '/vendor/uplot/*', '/shared/*'];
 /** The only API routes reachable without a session or token. */
-const PUBLIC_API = ['GET /api/session', 'HEAD /api/session', 'POST /api/setup', 'POST /api/login'];
+const PUBLIC_API = ['GET /api/session', 'HEAD /api/session', 'POST /api/setup', 'POST /api/login', 'GET /api/health', 'HEAD /api/health'];
 /** The device library's mip package ([A-7]): public so a board or mpremote installs it without a login; read-only. */
 const PUBLIC_DEVICE = ['/device/package.json', '/device/:port/package.json', '/device/*'].flatMap((url) => [`GET ${url}`, `HEAD ${url}`]);
 const PUBLIC = [...PUBLIC_API, ...PUBLIC_DEVICE];

@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const HOME: Record<string, string> = { P: 'protocol.md', O: 'ota.md', S: 'security.md', D: 'data.md', A: 'api.md', H: 'scaling.md', L: 'protocol.md', E: 'protocol.md' };
+export const HOME: Record<string, string> = {
+  P: 'protocol.md',
+  O: 'ota.md',
+  S: 'security.md',
+  D: 'data.md',
+  A: 'api.md',
+  H: 'scaling.md',
+  L: 'protocol.md',
+  E: 'protocol.md',
+};
 export const ID = /\[([PODSAHLE])-(\d+)\]/g;
 
 export interface Place {

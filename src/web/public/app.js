@@ -39,6 +39,7 @@ async function route() {
       return;
     }
     nav.hidden = false;
+    showInstance();
     // A fresh list on every page: the live stream then keeps it current.
     const fresh = await api('/api/devices');
     live.devices = new Map(fresh.map((d) => [d.id, d]));
@@ -48,6 +49,25 @@ async function route() {
     if (here === visit) update = handler || null;
   } catch (error) {
     if (here === visit) main.replaceChildren(h('p', { class: 'notice error', role: 'alert' }, error.message));
+  }
+}
+
+// [H-3] One of two hubs on a shared database: the header names this instance as the active one.
+let instanceShown = false;
+async function showInstance() {
+  if (instanceShown) return;
+  instanceShown = true;
+  try {
+    const health = await api('/api/health');
+    if (health.role !== 'active') return;
+    const badge = h(
+      'span',
+      { id: 'instance', class: 'instance', title: 'the active one of two hubs (the other is its standby)' },
+      `active · ${new URL(health.instance).host}`,
+    );
+    document.querySelector('header .brand').after(badge);
+  } catch {
+    instanceShown = false; // tried again on the next page
   }
 }
 
