@@ -87,27 +87,11 @@ Examples:
       setTimeout(() => process.exit(1), 200).unref();
       return;
     }
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info(`${signal}: stopping`);
-      setTimeout(() => {
-        log.error('did not stop in time; exiting');
-        process.exit(1);
-      }, STOP_DEADLINE_MS).unref();
-      hub.stop().then(
-        () => {
-          log.info({ faults: faults.snapshot() }, 'stopped');
-          log.flush();
-          process.exit(0);
-        },
-        (error: Error) => {
-          log.error({ err: error }, 'error while stopping');
-          process.exit(1);
-        },
-      );
-    };
+    const stop = stopper(
+      log,
+      () => hub.stop(),
+      () => log.info({ faults: faults.snapshot() }, 'stopped'),
+    );
     // Before the banner: whoever reads "mqttkit is running" may signal at once.
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
@@ -122,26 +106,7 @@ Examples:
  */
 async function runClustered(options: Parameters<typeof ClusteredHub.start>[0], log: Logger, faults: Faults): Promise<void> {
   let cluster: ClusteredHub | undefined;
-  let stopping = false;
-  const stop = (signal: string, code = 0) => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`${signal}: stopping`);
-    setTimeout(() => {
-      log.error('did not stop in time; exiting');
-      process.exit(1);
-    }, STOP_DEADLINE_MS).unref();
-    void (cluster?.stop() ?? Promise.resolve()).then(
-      () => {
-        log.flush();
-        process.exit(code);
-      },
-      (error: unknown) => {
-        log.error({ err: error }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
+  const stop = stopper(log, () => cluster?.stop() ?? Promise.resolve());
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   try {
@@ -157,4 +122,32 @@ async function runClustered(options: Parameters<typeof ClusteredHub.start>[0], l
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 200).unref();
   }
+}
+
+/**
+ * Stops once, however often it is asked: logs why, ends the process with `code` when `end` resolves (1
+ * when it fails), and kills it outright past STOP_DEADLINE_MS (SIGTERM must mean "gone soon").
+ */
+function stopper(log: Logger, end: () => Promise<void>, stopped: () => void = () => {}): (signal: string, code?: number) => void {
+  let stopping = false;
+  return (signal, code = 0) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: stopping`);
+    setTimeout(() => {
+      log.error('did not stop in time; exiting');
+      process.exit(1);
+    }, STOP_DEADLINE_MS).unref();
+    end().then(
+      () => {
+        stopped();
+        log.flush();
+        process.exit(code);
+      },
+      (error: unknown) => {
+        log.error({ err: error }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
 }

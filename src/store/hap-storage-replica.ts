@@ -1,9 +1,9 @@
 /**
  * [H-2] HomeKit's keys, pairings and ids for two hubs sharing one PostgreSQL database. HAP-NodeJS reads and
  * writes its storage synchronously, so the local files stay the copy it works on (HapFileStorage: crash-safe,
- * damaged files refused); every write is also sent, in order, to the `hap_storage` table. A hub taking the
- * active role first replaces its local copy with the table's (the table is the cluster's truth: the other
- * hub may have paired a new iPhone since), then publishes its bridges with the same identity, pairings,
+ * damaged files refused); every write is also sent, in order, to the `hap_storage` table (PostgreSQL
+ * migration 4). A hub taking the active role first replaces its local copy with the table's (the table
+ * is the cluster's truth: the other hub may have paired a new iPhone since), then publishes its bridges with the same identity, pairings,
  * AIDs and IIDs. The one window: a write the active hub made in the last milliseconds before it died, not yet
  * in the table (a pairing added at that instant must be made again).
  */
@@ -13,12 +13,6 @@ import { HapFileStorage } from './hap-storage.js';
 
 /** HAP-NodeJS's file names (`AccessoryInfo.<MAC>.json`, `IdentifierCache.<MAC>.json`). */
 const KEY = /^[A-Za-z]+\.[0-9A-F]{12}\.json$/;
-
-export const HAP_STORAGE_TABLE_SQL = `CREATE TABLE IF NOT EXISTS hap_storage (
-  key TEXT PRIMARY KEY,
-  value JSONB NOT NULL,
-  updated_at BIGINT NOT NULL
-)`;
 
 type Write = { key: string; value: unknown } | { key: string; removed: true };
 
@@ -44,7 +38,6 @@ export class ReplicatedHapStorage extends HapFileStorage {
   async takeOver(): Promise<{ restored: number; seeded: number }> {
     await this.flush();
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    await this.pool.query(HAP_STORAGE_TABLE_SQL);
     const { rows } = await this.pool.query<{ key: string; value: unknown }>('SELECT key, value FROM hap_storage');
     if (rows.length === 0) {
       const local = readdirSync(this.dir).filter((name) => KEY.test(name));

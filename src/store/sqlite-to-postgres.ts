@@ -7,7 +7,7 @@
  */
 import type { Db } from './database.js';
 import { migratePostgres, type PostgresEngine } from './engine/postgres-engine.js';
-import { IDENTITY_TABLES, STORE_TABLES } from './engine/postgres-migrations.js';
+import { IDENTITY_TABLES, POSTGRES_ONLY_TABLES, STORE_TABLES } from './engine/postgres-migrations.js';
 import type { SqlValue } from './engine/sql-engine.js';
 
 /** Rows per INSERT: a few thousand parameters, well under Postgres's 65,535. */
@@ -31,7 +31,7 @@ export async function copySqliteToPostgres(source: Db, target: PostgresEngine, o
   const held: string[] = [];
   for (const table of await existingTables(target)) {
     if (table === 'schema_version') continue;
-    if (!(STORE_TABLES as readonly string[]).includes(table)) {
+    if (![...STORE_TABLES, ...POSTGRES_ONLY_TABLES].includes(table as never)) {
       held.push(`${table} (not mqttkit's)`);
       continue;
     }

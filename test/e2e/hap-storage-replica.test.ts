@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { PostgresEngine } from '../../src/store/engine/postgres-engine.js';
 import { ReplicatedHapStorage } from '../../src/store/hap-storage-replica.js';
 import { POSTGRES_MISSING, type RunningPostgres, requirePostgres, startPostgres } from '../helpers/postgres.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -32,6 +33,12 @@ describe('HomeKit storage replicated through PostgreSQL', () => {
     ends.push(() => rmSync(d, { recursive: true, force: true }));
     return d;
   };
+  /** A new database with mqttkit's schema (the table comes from the PostgreSQL migrations). */
+  const database = async () => {
+    const url = await cluster!.createDatabase();
+    await (await PostgresEngine.open(url)).close();
+    return url;
+  };
   const pool = (url: string) => {
     const p = new pg.Pool({ connectionString: url, connectionTimeoutMillis: 1000 });
     p.on('error', () => {});
@@ -41,7 +48,7 @@ describe('HomeKit storage replicated through PostgreSQL', () => {
 
   it("a standby takes over the active hub's keys, pairings and ids, and later removals too", async (t) => {
     if (!cluster) return t.skip(POSTGRES_MISSING);
-    const url = await cluster.createDatabase();
+    const url = await database();
     const a = new ReplicatedHapStorage(dir(), pool(url));
     assert.deepEqual(await a.takeOver(), { restored: 0, seeded: 0 }, 'a new cluster');
     a.setItemSync(INFO, pairing(1));
@@ -62,7 +69,7 @@ describe('HomeKit storage replicated through PostgreSQL', () => {
 
   it('seeds an empty table from the first hub’s files (a single-machine install moving to a cluster)', async (t) => {
     if (!cluster) return t.skip(POSTGRES_MISSING);
-    const url = await cluster.createDatabase();
+    const url = await database();
     const local = new ReplicatedHapStorage(dir(), pool(url));
     // Written before the hub used the database: files only (HapFileStorage's own path).
     Object.getPrototypeOf(ReplicatedHapStorage.prototype).setItemSync.call(local, INFO, pairing(7));
@@ -74,7 +81,7 @@ describe('HomeKit storage replicated through PostgreSQL', () => {
 
   it('keeps working while the database is away: files at once, the table when it is back, one message', async (t) => {
     if (!cluster) return t.skip(POSTGRES_MISSING);
-    const url = new URL(await cluster.createDatabase());
+    const url = new URL(await database());
     const direct = pool(url.toString());
     await direct.query('SELECT 1');
     const proxy = new TcpProxy(Number(url.port));
@@ -102,7 +109,7 @@ describe('HomeKit storage replicated through PostgreSQL', () => {
 
   it('never writes outside its directory, whatever the table holds', async (t) => {
     if (!cluster) return t.skip(POSTGRES_MISSING);
-    const url = await cluster.createDatabase();
+    const url = await database();
     const p = pool(url);
     const a = new ReplicatedHapStorage(dir(), p);
     await a.takeOver();

@@ -53,7 +53,13 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `CREATE TABLE espnow_pairings (
      peripheral TEXT PRIMARY KEY, gateway TEXT NOT NULL, gateway_since BIGINT NOT NULL, created_at BIGINT NOT NULL);
    CREATE INDEX espnow_pairings_by_gateway ON espnow_pairings (gateway);`,
+  // Version 4, PostgreSQL only ([H-2], docs/scaling.md): HomeKit's storage copied for a standby hub
+  // (store/hap-storage-replica.ts); a single-machine hub keeps it in files and leaves this table empty.
+  `CREATE TABLE IF NOT EXISTS hap_storage (key TEXT PRIMARY KEY, value JSONB NOT NULL, updated_at BIGINT NOT NULL);`,
 ];
+
+/** Tables of PostgreSQL's schema that SQLite has no counterpart for (`mqttkit migrate` copies none into them). */
+export const POSTGRES_ONLY_TABLES = ['hap_storage'] as const;
 
 export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.length;
 
