@@ -39,7 +39,7 @@ async function route() {
       return;
     }
     nav.hidden = false;
-    showInstance();
+    void showInstance();
     // A fresh list on every page: the live stream then keeps it current.
     const fresh = await api('/api/devices');
     live.devices = new Map(fresh.map((d) => [d.id, d]));
