@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { didYouMean } from '../core/suggest.js';
+import { RESERVED_DEVICE_IDS } from '../core/topic.js';
 import { checkPincode } from '../homekit/pincode.js';
 import type { HubOptions } from '../hub/hub.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
@@ -327,7 +328,10 @@ export const START_OPTIONS = {
     flag: '--ha-discovery-prefix',
     env: 'MQTTKIT_HA_DISCOVERY_PREFIX',
     allowed: "Home Assistant's discovery prefix (its MQTT integration's setting), letters, digits, _ and -, e.g. homeassistant",
-    schema: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and -'),
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and -')
+      .refine((v) => !(RESERVED_DEVICE_IDS as readonly string[]).includes(v), 'not a topic root of the device protocol (HomeKit, cmnd, stat, tele, OTA)'),
     fallback: 'homeassistant',
   },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
@@ -467,6 +471,11 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
   }
   if (v.failover && v.databaseUrl === undefined)
     throw new OptionError('--failover needs --database-url: the two hubs share a PostgreSQL database (docs/scaling.md)');
+  if (v.failover && v.mqttUrl === undefined)
+    throw new OptionError(
+      '--failover needs --mqtt-url: devices must reach the same broker whichever hub is active (an embedded broker lives and dies with its hub)',
+    );
+  if (v.instanceUrl !== undefined && !v.failover) throw new OptionError('--instance-url is for --failover (how the standby sends people to the active hub)');
   const saved = v.mqttUrl !== undefined && v.mqttUsername === undefined ? readBrokerCredentials(dataDir) : undefined;
   return {
     logLevel: v.logLevel,

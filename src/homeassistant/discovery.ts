@@ -88,7 +88,8 @@ export function discoveryMessages(device: DeviceRecord, facts: Facts, prefix = D
   const common: Config = {
     availability_topic: deviceFieldTopic(device.id, 'state'),
     // [P-20] a sleeping device's values stand until it wakes: available, like an online one.
-    availability_template: "{{ 'online' if value in ['online', 'sleeping'] else 'offline' }}",
+    // `sleeping` may carry the seconds until it wakes (`sleeping 3600`).
+    availability_template: "{{ 'online' if value.split(' ')[0] in ['online', 'sleeping'] else 'offline' }}",
     device: {
       identifiers: [device.id],
       name: device.meta.name ?? device.id,
@@ -101,7 +102,7 @@ export function discoveryMessages(device: DeviceRecord, facts: Facts, prefix = D
   const add = (component: string, id: string, config: Config) =>
     out.push({
       topic: `${prefix}/${component}/${node}/${id}/config`,
-      payload: JSON.stringify({ ...config, ...common, unique_id: `mqttkit_${node}_${id}`, object_id: `${node}_${id}` }),
+      payload: JSON.stringify({ ...config, ...common, unique_id: `mqttkit:${device.id}:${id}`, object_id: `${node}_${id}` }),
     });
 
   for (const service of device.services) {

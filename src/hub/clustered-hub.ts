@@ -22,6 +22,9 @@ import { DEFAULT_LEADERSHIP_TIMING, Leadership, type LeadershipTiming } from './
 /** Where the active instance says it can be reached (the standby's redirect target). */
 export const ACTIVE_INSTANCE_SETTING = 'cluster.active';
 
+/** A hub that left the active role stops within this, or its process ends (within the lock's timing, [H-1]). */
+const STOP_WHEN_DEMOTED_MS = 2000;
+
 const activeInstance = z.object({ url: z.string().url(), since: z.number(), pid: z.number() });
 export type ActiveInstance = z.output<typeof activeInstance>;
 
@@ -94,15 +97,16 @@ export class ClusteredHub {
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#transition;
-    await this.leadership.stop();
-    await this.#transition;
-    await this.#hub?.stop();
+    // While the lock is still held: stop acting, then HomeKit's last writes to the database, then the lock.
+    const hub = this.#hub;
     this.#hub = undefined;
-    await this.#standbyServer?.close();
-    // HomeKit's last writes (a pairing made a moment ago) go to the database before the process ends, if it answers.
+    await hub?.stop();
     await Promise.race([this.storage.flush(), new Promise((r) => setTimeout(r, 2000).unref())]);
     const lost = this.storage.close();
     if (lost > 0) this.log.warn(`${lost} HomeKit storage writes did not reach the database before stopping`);
+    await this.leadership.stop();
+    await this.#transition;
+    await this.#standbyServer?.close();
     await this.pool.end().catch(() => {});
     await this.engine.close();
   }
@@ -138,7 +142,18 @@ export class ClusteredHub {
     this.#hub = undefined;
     if (hub) {
       this.log.warn(`left the active role: ${why}`);
-      await hub.stop();
+      // Writes HomeKit made while this hub could not reach the database are not the cluster's any more:
+      // the other hub may pair or unpair meanwhile, and a late copy would overwrite its rows.
+      const dropped = this.storage.discard();
+      if (dropped > 0) this.log.warn(`${dropped} HomeKit storage writes never reached the database and are dropped`);
+      // A stop that waits on the unreachable database (its last batch) must not keep the bridges up while
+      // the other hub takes over: past the deadline the process ends (a service manager starts it again).
+      const stopped = await Promise.race([hub.stop().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), STOP_WHEN_DEMOTED_MS).unref())]);
+      if (!stopped) {
+        this.log.fatal(`did not stop within ${STOP_WHEN_DEMOTED_MS} ms of leaving the active role: ending the process, so only one hub acts`);
+        this.events.failed(new Error('did not stop in time after leaving the active role'));
+        return;
+      }
     }
     if (this.#stopped) return;
     await this.#serveStandby();
@@ -165,9 +180,10 @@ export class ClusteredHub {
     });
     app.setNotFoundHandler(async (request, reply) => {
       const now = await active();
-      // The path only (never a URL the request names): an open redirect would send people anywhere.
-      const path = request.url.startsWith('/') && !request.url.startsWith('//') ? request.url : '/';
-      if (now && now.url !== this.options.cluster.instanceUrl) return reply.redirect(new URL(path, now.url).toString(), 307);
+      if (now && now.url !== this.options.cluster.instanceUrl) {
+        const target = sameOriginTarget(request.url, now.url);
+        return reply.redirect(target, 307);
+      }
       return reply
         .code(503)
         .header('retry-after', '5')
@@ -176,4 +192,15 @@ export class ClusteredHub {
     await app.listen({ host: this.options.httpHost, port: this.options.httpPort });
     this.#standbyServer = app;
   }
+}
+
+/**
+ * [H-3] Where the standby sends a request: the same path on the active instance, never another host. A
+ * path a browser reads as a host (`//evil`, `/\\evil`) goes to the active instance's root instead.
+ */
+export function sameOriginTarget(requestUrl: string, activeUrl: string): string {
+  const base = new URL(activeUrl);
+  const path = requestUrl.startsWith('/') && !requestUrl.startsWith('//') && !requestUrl.includes('\\') ? requestUrl : '/';
+  const target = new URL(path, base);
+  return target.origin === base.origin ? target.toString() : new URL('/', base).toString();
 }

@@ -33,6 +33,13 @@ export const DEFAULT_LEADERSHIP_TIMING: LeadershipTiming = { retryMs: 1000, chec
 /** The lock's key: one per database, the same in every mqttkit (an arbitrary 64-bit constant, "mqttkit"). */
 export const ACTIVE_LOCK_KEY = '7881413289637716340';
 
+/**
+ * The server probes the lock's session after 10 s of silence (3 probes, 5 s apart): a holder that vanished
+ * without closing its socket (a power cut sends no FIN) frees the lock in ~25 s, not after the OS
+ * default of two hours.
+ */
+const SERVER_KEEPALIVES = '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3';
+
 export interface LeadershipEvents {
   /** This hub holds the lock: start acting. */
   active(): void | Promise<void>;
@@ -72,8 +79,9 @@ export class Leadership {
     clearTimeout(this.#timer);
     const wasActive = this.#role === 'active';
     this.#role = 'stopped';
-    await this.#dropClient();
+    // As when stepping down: stop acting, then release the lock.
     if (wasActive) await this.events.standby('stopping');
+    await this.#dropClient();
   }
 
   async #tryTake(): Promise<void> {
@@ -88,8 +96,10 @@ export class Leadership {
       if (result.rows[0]?.locked) {
         this.#role = 'active';
         this.#lastProblem = undefined;
-        await this.events.active();
+        // The session proves itself from now on, not once the hub has started: a start longer than the
+        // session timeout must not leave the session idle (PostgreSQL would end it and free the lock).
         this.#schedule(() => this.#check(), this.timing.checkMs);
+        await this.events.active();
         return;
       }
       this.#role = 'standby';
@@ -116,11 +126,14 @@ export class Leadership {
   }
 
   async #stepDown(why: string): Promise<void> {
+    if (this.#role !== 'active') return; // the check and the session's error can both get here
     this.#role = 'standby';
-    await this.#dropClient();
+    clearTimeout(this.#timer);
     try {
+      // Stop acting first, then let the lock go: never a moment with the lock free and this hub still acting.
       await this.events.standby(why);
     } finally {
+      await this.#dropClient();
       this.#schedule(() => this.#tryTake(), this.timing.retryMs);
     }
   }
@@ -132,7 +145,7 @@ export class Leadership {
       connectionTimeoutMillis: this.timing.stepDownMs,
       keepAlive: true,
       application_name: 'mqttkit (active lock)',
-      options: `-c idle_session_timeout=${this.timing.sessionTimeoutMs}`,
+      options: `-c idle_session_timeout=${this.timing.sessionTimeoutMs} ${SERVER_KEEPALIVES}`,
     });
     // A session dying under an active hub: step down now rather than at the next check.
     client.on('error', (error) => {

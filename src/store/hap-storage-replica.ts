@@ -21,6 +21,8 @@ export class ReplicatedHapStorage extends HapFileStorage {
   #draining: Promise<void> | undefined;
   #outage = false;
   #closed = false;
+  /** Bumped by discard(): a write in flight when the queue was dropped does not shift the new queue. */
+  #generation = 0;
 
   constructor(
     dir: string,
@@ -36,7 +38,8 @@ export class ReplicatedHapStorage extends HapFileStorage {
    * local files instead (the first hub of a cluster, or one moved from a single-machine install).
    */
   async takeOver(): Promise<{ restored: number; seeded: number }> {
-    await this.flush();
+    // Writes still queued from an earlier active spell are stale now; the table is the truth.
+    this.discard();
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const { rows } = await this.pool.query<{ key: string; value: unknown }>('SELECT key, value FROM hap_storage');
     if (rows.length === 0) {
@@ -70,6 +73,12 @@ export class ReplicatedHapStorage extends HapFileStorage {
     while ((this.#queue.length > 0 && !this.#closed) || this.#draining) await (this.#draining ??= this.#drain());
   }
 
+  /** Drops the writes not yet in the table (this hub left the active role); returns how many. */
+  discard(): number {
+    this.#generation++;
+    return this.#queue.splice(0).length;
+  }
+
   /** Stops retrying (the hub is stopping); returns how many writes never reached the table. */
   close(): number {
     this.#closed = true;
@@ -90,6 +99,7 @@ export class ReplicatedHapStorage extends HapFileStorage {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const write = this.#queue[0]!;
+        const generation = this.#generation;
         try {
           if ('removed' in write) await this.pool.query('DELETE FROM hap_storage WHERE key = $1', [write.key]);
           else
@@ -98,7 +108,7 @@ export class ReplicatedHapStorage extends HapFileStorage {
                ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
               [write.key, JSON.stringify(write.value), Date.now()],
             );
-          this.#queue.shift();
+          if (generation === this.#generation) this.#queue.shift();
           this.#outage = false;
         } catch (error) {
           // One message per outage (a dropped connection, then refused ones, is one problem for the user).

@@ -132,12 +132,28 @@ describe('Home Assistant discovery (--ha-discovery)', { timeout: 120_000 }, () =
       for (const [state, shown] of [
         ['online', 'online'],
         ['sleeping', 'online'],
+        ['sleeping 3600', 'online'],
         ['offline', 'offline'],
+        ['removed', 'offline'],
       ])
         assert.equal(render(config.availability_template as string, state), shown, `${topic}: $state ${state}`);
     }
     const uniques = mine(id).map(({ config }) => config.unique_id);
     assert.equal(new Set(uniques).size, uniques.length, 'unique ids are unique');
+    // Device `d` with a SmartSpeaker's Volume and device `d_smart` with a Speaker's: snake-cased names
+    // joined by `_` would make one unique id of the two (Home Assistant keeps only the first).
+    const { discoveryMessages } = await import('../../src/homeassistant/discovery.js');
+    const facts = () => ({ name: 'Volume', uuid: 'x', format: 'uint8' as const, perms: ['pr'] });
+    const record = (deviceId: string, service: string) => ({
+      id: deviceId,
+      meta: {},
+      state: 'online' as const,
+      lastSeen: 0,
+      createdAt: 0,
+      services: [{ service, index: 0, values: { Volume: 10 } }],
+    });
+    const idsOf = (d: ReturnType<typeof record>) => discoveryMessages(d, facts).map((m) => (JSON.parse(m.payload) as { unique_id: string }).unique_id);
+    assert.notDeepEqual(idsOf(record('d', 'SmartSpeaker')), idsOf(record('d_smart', 'Speaker')), 'two devices never share a unique id');
 
     // States as Home Assistant would compute them from what the device published.
     const state = (config: Record<string, unknown>, topicKey = 'state_topic', templateKey = 'value_template') => {

@@ -105,6 +105,33 @@ describe('active and standby hub (PostgreSQL advisory lock)', () => {
     assert.equal(b.leadership.role, 'active');
   });
 
+  it('a hub whose start takes longer than the session timeout keeps the lock (the session proves itself meanwhile)', async (t) => {
+    if (!cluster) return t.skip(POSTGRES_MISSING);
+    const url = await cluster.createDatabase();
+    let started = false;
+    const slow = new Leadership(
+      url,
+      {
+        active: async () => {
+          await new Promise((r) => setTimeout(r, FAST.sessionTimeoutMs * 2));
+          started = true;
+        },
+        standby: () => {},
+      },
+      FAST,
+    );
+    cleanups.push(() => slow.stop());
+    const starting = slow.start();
+    const other = watched(url, FAST);
+    cleanups.push(() => other.leadership.stop());
+    await other.leadership.start();
+    await starting;
+    assert.ok(started);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(other.changes, [], 'the other hub never became active while the first was starting');
+    assert.equal(slow.role, 'active');
+  });
+
   it('a database that is down at start: the hub waits as standby, says why once, and becomes active when it is up', async (t) => {
     if (!cluster) return t.skip(POSTGRES_MISSING);
     const url = new URL(await cluster.createDatabase());

@@ -77,6 +77,8 @@ export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
+    // pg also takes the password (and key material) as query parameters.
+    for (const key of [...parsed.searchParams.keys()]) if (/pass|key|secret|token/i.test(key)) parsed.searchParams.set(key, '***');
     return parsed.toString();
   } catch {
     // Not a URL we can parse: show only the scheme, never what might be a password.
@@ -88,13 +90,15 @@ export function redactUrl(url: string): string {
 /** Any text with each occurrence of the URL's password replaced (a driver's error message, a stack). */
 export function redactSecret(text: string, url: string | undefined): string {
   if (!url) return text;
-  let password: string | undefined;
+  const secrets: string[] = [];
   try {
-    password = decodeURIComponent(new URL(url).password);
+    const parsed = new URL(url);
+    if (parsed.password) secrets.push(decodeURIComponent(parsed.password));
+    for (const [key, value] of parsed.searchParams) if (/pass|key|secret|token/i.test(key) && value) secrets.push(value);
   } catch {
-    password = undefined;
+    // nothing readable to hide beyond the URL itself
   }
   let out = text.split(url).join(redactUrl(url));
-  if (password) out = out.split(password).join('***');
+  for (const secret of secrets) out = out.split(secret).join('***');
   return out;
 }
