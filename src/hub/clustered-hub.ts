@@ -62,8 +62,9 @@ export class ClusteredHub {
     timing: LeadershipTiming = DEFAULT_LEADERSHIP_TIMING,
   ): Promise<ClusteredHub> {
     const clusterLog = log.child({ part: 'cluster' });
-    const engine = await PostgresEngine.open(options.databaseUrl, { onError: (message) => clusterLog.warn(message) });
-    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 2, connectionTimeoutMillis: 5000 });
+    const engine = await openWaiting(options.databaseUrl, clusterLog);
+    // Every statement bounded: a database that accepts connections but never answers must not hold a takeover.
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 2, connectionTimeoutMillis: 5000, query_timeout: 10_000 });
     pool.on('error', (error) => clusterLog.warn(`PostgreSQL connection for HomeKit's storage lost (${error.message}); the next write reconnects`));
     const storage = useHapFileStorage(
       join(options.dataDir, 'homekit'),
@@ -164,7 +165,13 @@ export class ClusteredHub {
   async #serveStandby(): Promise<void> {
     if (this.options.httpPort === -1 || this.#standbyServer) return;
     const app = Fastify({ logger: false, bodyLimit: 1024 });
-    const active = async (): Promise<ActiveInstance | undefined> => {
+    // One database read a second at most, however many requests a stranger sends.
+    let known: { at: number; value: Promise<ActiveInstance | undefined> } | undefined;
+    const active = (): Promise<ActiveInstance | undefined> => {
+      if (!known || Date.now() - known.at > 1000) known = { at: Date.now(), value: readActive() };
+      return known.value;
+    };
+    const readActive = async (): Promise<ActiveInstance | undefined> => {
       try {
         const text = await new StateStore(this.engine).getSetting(ACTIVE_INSTANCE_SETTING);
         if (!text) return undefined;
@@ -203,4 +210,24 @@ export function sameOriginTarget(requestUrl: string, activeUrl: string): string 
   const path = requestUrl.startsWith('/') && !requestUrl.startsWith('//') && !requestUrl.includes('\\') ? requestUrl : '/';
   const target = new URL(path, base);
   return target.origin === base.origin ? target.toString() : new URL('/', base).toString();
+}
+
+/**
+ * [H-3] A database that is down when the hubs boot (the whole house lost power, PostgreSQL is slower to
+ * come back): wait for it, saying why once, instead of ending the process.
+ */
+async function openWaiting(databaseUrl: string, log: Logger): Promise<PostgresEngine> {
+  let said = false;
+  for (;;) {
+    try {
+      return await PostgresEngine.open(databaseUrl, { onError: (message) => log.warn(message) });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      // Only a server not there yet is waited for; a refused login or a newer schema needs a person.
+      if (!/^cannot reach PostgreSQL/.test(message)) throw error;
+      if (!said) log.warn(`waiting for the database: ${message}`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
 }

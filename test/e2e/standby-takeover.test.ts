@@ -19,6 +19,7 @@ import { freePort, type RunningMosquitto, startMosquitto } from '../helpers/mosq
 import { cliAsync, connectDevice } from '../helpers/mqtt-device.js';
 import { POSTGRES_MISSING, type RunningPostgres, requirePostgres, startPostgres } from '../helpers/postgres.js';
 import { requireTool } from '../helpers/system-tools.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/mqttkit.js', import.meta.url));
 const EXAMPLE = fileURLToPath(new URL('../../../examples/main.py', import.meta.url));
@@ -235,5 +236,64 @@ describe('a standby hub takes over (PostgreSQL + Mosquitto)', { timeout: 240_000
       'the queued job waits for the sleeper on the new hub',
     );
     removeDataDir(dataA);
+  });
+
+  it('waits for a database that is down when it boots (the house lost power), then takes the active role', async (t) => {
+    const mosquitto = requireTool(t, 'mosquitto', ['mosquitto', '/usr/sbin/mosquitto'], 'apt-get install mosquitto');
+    const bin = requirePostgres(t);
+    if (!mosquitto || !bin) return t.skip(POSTGRES_MISSING);
+    cluster ??= await startPostgres(bin);
+    const url = new URL(await cluster.createDatabase());
+    const proxy = new TcpProxy(Number(url.port));
+    await proxy.start();
+    const port = proxy.port;
+    await proxy.stop(); // nothing answers there yet
+    url.port = String(port);
+    const anonymous = await startMosquitto(mosquitto);
+    const dataDir = tempDataDir();
+    dirs.push(dataDir);
+    let output = '';
+    const hub = spawn(
+      process.execPath,
+      [
+        BIN,
+        'start',
+        '--data-dir',
+        dataDir,
+        '--failover',
+        '--database-url',
+        url.toString(),
+        '--mqtt-url',
+        anonymous.url,
+        '--hap-host',
+        '127.0.0.1',
+        '--hap-port',
+        '0',
+        '--http-host',
+        '127.0.0.1',
+        '--http-port',
+        String(await freePort()),
+        '--instance-url',
+        'http://127.0.0.1:1',
+        '--pincode',
+        PINCODE,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    hub.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    hub.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      await eventually(() => output.includes('waiting for the database'), 20_000, `the hub to say it waits:\n${output}`);
+      assert.equal(hub.exitCode, null, 'it does not end');
+      assert.equal(output.match(/waiting for the database/g)?.length, 1, 'said once');
+      assert.doesNotMatch(output, new RegExp(decodeURIComponent(url.password)), 'no password in its output');
+      await proxy.start(port);
+      await eventually(() => output.includes('mqttkit is running'), 30_000, `the hub to become active once the database is up:\n${output}`);
+    } finally {
+      hub.kill('SIGTERM');
+      await new Promise((r) => hub.once('exit', r));
+      await proxy.stop();
+      await anonymous.stop();
+    }
   });
 });
