@@ -165,7 +165,7 @@ export class ClusteredHub {
   async #serveStandby(): Promise<void> {
     if (this.options.httpPort === -1 || this.#standbyServer) return;
     const app = Fastify({ logger: false, bodyLimit: 1024 });
-    // One database read a second at most, however many requests a stranger sends.
+    // One database read a second at most, however often strangers ask.
     let known: { at: number; value: Promise<ActiveInstance | undefined> } | undefined;
     const active = (): Promise<ActiveInstance | undefined> => {
       if (!known || Date.now() - known.at > 1000) known = { at: Date.now(), value: readActive() };
