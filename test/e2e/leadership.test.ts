@@ -122,6 +122,7 @@ describe('active and standby hub (PostgreSQL advisory lock)', () => {
     );
     cleanups.push(() => slow.stop());
     const starting = slow.start();
+    await eventually(() => slow.role === 'active', 10_000, 'the first to take the lock'); // then the second tries
     const other = watched(url, FAST);
     cleanups.push(() => other.leadership.stop());
     await other.leadership.start();
