@@ -22,7 +22,9 @@ const runs: Run[] = files.map((file) => ({ file, ...(JSON.parse(readFileSync(fil
 const quick = runs.filter((r) => r.quick).map((r) => basename(r.file));
 if (quick.length > 0) console.error(`note: ${quick.join(', ')} ${quick.length === 1 ? 'is a --quick run' : 'are --quick runs'}: not for docs`);
 
-const key = (r: Row) => `${r.scenario}\u0000${r.metric}`;
+// A run's sample count is part of the metric's text ("latency p99 (n=592)"); it must not split a row.
+const metricName = (metric: string) => metric.replace(/\(n=\d+\)/, '').trim();
+const key = (r: Row) => `${r.scenario}\u0000${metricName(r.metric)}`;
 const order: Row[] = [];
 const seen = new Set<string>();
 for (const run of runs) {
@@ -39,7 +41,7 @@ for (const first of order) {
   const met = rows.every((r) => r?.met === undefined) ? '' : rows.every((r) => r?.met === true) ? 'yes' : 'no';
   const floors = rows.map((r) => r?.floor);
   lines.push(
-    `| ${first.scenario} | ${first.metric.replace(/\(n=\d+\)/, '').trim()} | ${cell(
+    `| ${first.scenario} | ${metricName(first.metric)} | ${cell(
       rows.map((r) => r?.value),
       first.unit,
     )} | ${floors.every((f) => f === undefined) ? '' : cell(floors)} | ${first.target ?? ''} | ${met} |`,
