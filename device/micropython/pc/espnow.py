@@ -65,11 +65,16 @@ class ESPNow:
             raise TypeError('ESP8266: config() takes only rxbuf= and timeout_ms= (no getter)')
         return None
 
-    def add_peer(self, mac, lmk=None, channel=0, ifidx=0, encrypt=False, **kwargs):
-        if self.chip == 'esp8266' and (kwargs or ifidx or encrypt or (lmk is not None and len(lmk) != KEY_LEN)):
+    def add_peer(self, mac, *args, **kwargs):
+        # ESP32: add_peer(mac, lmk=None, channel=0, ifidx=0, encrypt=False), positional or keyword;
+        # ESP8266: add_peer(mac[, lmk[, channel]]), positional only, lmk of 16 bytes when given
+        if self.chip == 'esp8266' and (kwargs or len(args) > 2 or (args and (args[0] is None or len(args[0]) != KEY_LEN))):
             raise TypeError('ESP8266: add_peer(mac[, lmk[, channel]]) takes positional arguments only, lmk of 16 bytes')
-        if kwargs:
-            raise TypeError('unexpected keyword argument')
+        names = ('lmk', 'channel', 'ifidx', 'encrypt')
+        if len(args) > len(names) or set(kwargs) - set(names):
+            raise TypeError('add_peer(mac, lmk, channel, ifidx, encrypt)')
+        given = dict(zip(names, args), **kwargs)
+        lmk, channel, ifidx, encrypt = given.get('lmk'), given.get('channel', 0), given.get('ifidx', 0), given.get('encrypt', False)
         mac = bytes(mac)
         if len(mac) != ADDR_LEN:
             raise ValueError('invalid MAC address')
