@@ -15,7 +15,7 @@ import { servePull } from '../../src/ota/pull-server.js';
 import { accessoryBySerial, characteristicId, characteristicValue, pair } from '../helpers/homekit-controller.js';
 import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, cli, cliAsync, connectAdmin } from '../helpers/mqtt-device.js';
-import { deviceRoot, EXAMPLES, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
+import { deviceRoot, EXAMPLES, LIBRARY, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -164,6 +164,23 @@ describe('device library under CPython', { timeout: 180_000 }, () => {
     } finally {
       await proxy.stop();
     }
+  });
+
+  it('a QoS 1 value whose publish breaks on a lost socket stays queued and arrives after the reconnect (Device._flush)', async (t) => {
+    if (!python3(t)) return;
+    // test/device/broken_publish.py: the socket dies while the value 42.5 is written to it. The old
+    // _flush took the message off the queue before the write, so the reconnect had nothing to resend.
+    const since = Date.now();
+    const device = start(join(LIBRARY, '..', '..', 'test', 'device', 'broken_publish.py'), { device_id: 'broken-pub-1' });
+    await device.waitFor((e) => e.broke === true, 10_000, 'the broken write');
+    await device.waitFor((e) => e.status === 'broker lost', 5000, 'the lost connection');
+    await eventually(() => device.events.filter((e) => e.status === 'broker ok').length >= 2, 15_000, 'the reconnection');
+    await eventually(
+      () => messages.some((m) => m.topic === 'HomeKit/broken-pub-1/TemperatureSensor/CurrentTemperature' && m.payload === '42.5' && m.at >= since),
+      10_000,
+      'the value, sent again in the new session',
+    );
+    await device.kill();
   });
 
   it('a sleepy device announces sleep and is not marked offline while asleep', async (t) => {

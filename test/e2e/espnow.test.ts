@@ -28,6 +28,8 @@ const GATEWAY = 'espnow-gw';
 const GW_MAC = '02aa00000001';
 const PERIPHERALS = ['soil-1', 'soil-2', 'soil-3'] as const;
 const MAC: Record<string, string> = { 'soil-1': '02bb00000001', 'soil-2': '02bb00000002', 'soil-3': '02bb00000003' };
+/** soil-1 plays an ESP8266 (pc/espnow.py refuses what its espnow lacks and drops broadcasts it cannot hear). */
+const CHIP: Record<string, string> = { 'soil-1': 'esp8266', 'soil-2': 'esp32', 'soil-3': 'esp32' };
 
 interface Stats {
   frames: number;
@@ -68,6 +70,7 @@ describe('ESP-NOW peripherals through a gateway', { timeout: 240_000 }, () => {
     const device = runDevice(python!, PERIPHERAL_SCRIPT, roots.get(id)!, [String(temperature)], {
       MQTTKIT_ESPNOW_AIR: air.address,
       MQTTKIT_ESPNOW_MAC: MAC[id]!,
+      MQTTKIT_ESPNOW_CHIP: CHIP[id]!,
     });
     devices.push(device);
     const code = await device.exited;

@@ -51,7 +51,8 @@ export class Air {
 
   /** Puts a frame on the air as if `src` sent it (any address: the attacker's radio can claim any). */
   send(src: string, dst: string, msg: Buffer): void {
-    const out = Buffer.concat([Buffer.from(src, 'hex'), msg]);
+    // The destination goes along: a radio that cannot hear broadcasts (ESP8266, pc/espnow.py) drops them.
+    const out = Buffer.concat([Buffer.from(src, 'hex'), Buffer.from(dst, 'hex'), msg]);
     for (const [mac, to] of this.#radios) {
       if (mac === src || (dst !== BROADCAST && dst !== mac)) continue;
       this.socket.send(out, to.port, to.address);

@@ -1,7 +1,9 @@
 /**
- * The device library type-checked against the real board APIs (issue 11): pyright runs once per port
- * over the files ports.json installs on that port, against the MicroPython 1.27 stubs in
- * device/stubs/<port> (see device/stubs/README.md). Zero errors per port; fixtures prove the stubs, not
+ * The device library type-checked against the real board APIs (issue 11): pyright runs once per board
+ * over the files ports.json's packages install on that board (esp32: a Wi-Fi device, an ESP-NOW gateway,
+ * a serial bridge; esp8266: a Wi-Fi device, an ESP-NOW peripheral, a serial bridge; generic: a serial
+ * link's host without Wi-Fi), against the MicroPython 1.27 stubs in device/stubs/<board> (see
+ * device/stubs/README.md). Zero errors per port; fixtures prove the stubs, not
  * CPython's library, decide (a call that exists in CPython but not on the board fails).
  */
 import assert from 'node:assert/strict';
@@ -12,13 +14,15 @@ import { dirname, join, relative } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { BOARDS, type Board, boardOf, filesForBoard, packages } from '../helpers/device-packages.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const LIBRARY = join(ROOT, 'device/micropython');
 const STUBS = join(ROOT, 'device/stubs');
 const FIXTURES = join(ROOT, 'test/device/board-types');
+/** The ESP ports, whose stubs the fixtures below probe (generic is checked for the library alone). */
 const PORTS = ['esp32', 'esp8266'] as const;
-type Port = (typeof PORTS)[number];
+type Port = Board;
 
 /** pyright's own typeshed files each port's stdlib links to: the language itself, no library module. */
 const CORE = ['builtins.pyi', 'typing.pyi', 'typing_extensions.pyi', 'types.pyi', '_typeshed', '_collections_abc.pyi', 'abc.pyi', 'collections'];
@@ -42,9 +46,9 @@ function ownStubs(port: Port): string[] {
 }
 
 function portFiles(port: Port): string[] {
-  const ports = JSON.parse(readFileSync(join(LIBRARY, 'ports.json'), 'utf8')) as Record<string, string[]>;
-  assert.ok(Array.isArray(ports[port]) && ports[port].length > 0, `ports.json lists no files for ${port}`);
-  return ports[port].map((file) => join(LIBRARY, file));
+  const files = filesForBoard(port);
+  assert.ok(files.length > 0, `ports.json lists no package for ${port}`);
+  return files.map((file) => join(LIBRARY, file));
 }
 
 async function check(port: Port, files: string[]): Promise<Diagnostic[]> {
@@ -72,12 +76,17 @@ describe('the device library against the board APIs (pyright, MicroPython 1.27 s
     const fixtures = readdirSync(FIXTURES)
       .filter((f) => f.endsWith('.py'))
       .map((f) => join(FIXTURES, f));
-    // One pyright run per port (about 2 s each): the library, our stubs and the fixtures together.
-    for (const port of PORTS) results.set(port, await check(port, [...portFiles(port), ...ownStubs(port), ...fixtures]));
+    // One pyright run per board (about 2 s each): the library, our stubs and the fixtures together.
+    for (const port of BOARDS) results.set(port, await check(port, [...portFiles(port), ...ownStubs(port), ...(port === 'generic' ? [] : fixtures)]));
   });
 
-  for (const port of PORTS) {
-    it(`${port}: the files ports.json installs have zero errors`, () => {
+  it("every package of ports.json names its board's stubs (device/stubs/<board>)", () => {
+    for (const name of Object.keys(packages())) assert.ok(existsSync(join(STUBS, boardOf(name), 'pyrightconfig.json')), name);
+    assert.throws(() => boardOf('avr_link_host'), /does not start with a board/);
+  });
+
+  for (const port of BOARDS) {
+    it(`${port}: the files ports.json installs on it have zero errors`, () => {
       const errors = (results.get(port) ?? []).filter((d) => d.file.startsWith(LIBRARY));
       assert.equal(errors.length, 0, `${errors.length} error(s) against the ${port} API:\n${show(errors)}`);
     });
@@ -117,6 +126,23 @@ describe('the device library against the board APIs (pyright, MicroPython 1.27 s
     );
   });
 
+  it('espnow: the ESP32-only calls pass on esp32 and fail on esp8266 (its smaller API; an ESP-NOW peripheral runs on both)', () => {
+    assert.deepEqual(inFile('esp32', 'espnow_esp32_only.py'), [], show(inFile('esp32', 'espnow_esp32_only.py')));
+    const errors = inFile('esp8266', 'espnow_esp32_only.py');
+    assert.deepEqual(
+      errors.map((d) => [d.range.start.line + 1, d.rule]),
+      [
+        [4, 'reportAttributeAccessIssue'],
+        [5, 'reportAttributeAccessIssue'],
+        [6, 'reportCallIssue'],
+        [7, 'reportCallIssue'],
+        [8, 'reportAttributeAccessIssue'],
+        [9, 'reportAttributeAccessIssue'],
+      ],
+      show(errors),
+    );
+  });
+
   it("CPython's library does not leak in: time.monotonic, os.environ and uuid fail on both ports", () => {
     for (const port of PORTS) {
       const errors = inFile(port, 'cpython_only.py');
@@ -139,7 +165,7 @@ describe('the device library against the board APIs (pyright, MicroPython 1.27 s
   it('each stub cites the MicroPython 1.27 doc section it follows and has no catch-all', () => {
     const files = [
       ...readdirSync(join(STUBS, 'common')).map((f) => join(STUBS, 'common', f)),
-      ...PORTS.flatMap((p) => ownStubs(p).filter((f) => !lstatSync(f).isSymbolicLink())),
+      ...BOARDS.flatMap((p) => ownStubs(p).filter((f) => !lstatSync(f).isSymbolicLink())),
     ];
     assert.ok(files.length >= 20, `found ${files.length} stub files`);
     for (const file of files) {
@@ -154,7 +180,7 @@ describe('the device library against the board APIs (pyright, MicroPython 1.27 s
   });
 
   it("each port's core links resolve into pyright's bundled typeshed", () => {
-    for (const port of PORTS) {
+    for (const port of BOARDS) {
       for (const name of CORE) {
         const link = join(STUBS, port, 'stdlib', name);
         assert.ok(existsSync(link), `${relative(ROOT, link)} is missing or dangles: pyright's typeshed moved? (npm install pyright)`);

@@ -15,27 +15,15 @@ import { before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { loadMicroPython } from '@micropython/micropython-webassembly-pyscript/micropython.mjs';
 import { boardModules } from '../helpers/board-standins.js';
+import { packages } from '../helpers/device-packages.js';
 import { LIBRARY } from '../helpers/python-device.js';
 
 const ROOT = join(LIBRARY, '..', '..');
 const STUBS = join(ROOT, 'device/stubs');
 const LINK = ['mqttkit/link.py', 'mqttkit/link_host.py', 'mqttkit/link_wire.py', 'mqttkit/link_bridge.py'];
 const EXAMPLES = ['examples/link_host.py', 'examples/link_bridge.py'];
-/** What a host board without Wi-Fi installs (docs/device.md, "Boards without Wi-Fi"). */
-const HOST_FILES = [
-  'mqttkit/__init__.py',
-  'mqttkit/device.py',
-  'mqttkit/mqtt.py',
-  'mqttkit/identity.py',
-  'mqttkit/commands.py',
-  'mqttkit/files.py',
-  'mqttkit/port.py',
-  'mqttkit/board.py',
-  'mqttkit/chip_generic.py',
-  'mqttkit/link.py',
-  'mqttkit/link_host.py',
-  'mqttkit/link_wire.py',
-];
+/** What a host board without Wi-Fi installs: ports.json's generic_link_host (docs/device.md, "Boards without Wi-Fi"). */
+const HOST_FILES = packages().generic_link_host!;
 const pyright = join(dirname(createRequire(import.meta.url).resolve('pyright/package.json')), 'index.js');
 
 interface Diagnostic {
@@ -144,8 +132,8 @@ describe('the serial link on the boards (pyright stubs, MicroPython)', { timeout
       for (const [name, text] of Object.entries(boardModules(socket))) {
         if (!generic || name === 'machine.py') mp.FS.writeFile(`/lib/${name}`, text);
       }
-      const files = JSON.parse(readFileSync(join(LIBRARY, 'ports.json'), 'utf8')) as Record<string, string[]>;
-      const installed = generic ? HOST_FILES : [...files.esp8266!, ...LINK];
+      // The bridge's package on an ESP8266, with the host's side too (one interpreter measures both).
+      const installed = generic ? HOST_FILES : [...packages().esp8266_link_bridge!, ...LINK, ...HOST_FILES.filter((f) => !f.includes('chip_generic'))];
       for (const file of new Set(installed)) mp.FS.writeFile(`/lib/${file}`, readFileSync(join(LIBRARY, file), 'utf8'));
       mp.FS.writeFile('/dev-host/config.json', JSON.stringify({ device_id: 'mp-host' }));
       run(`import sys; sys.path.insert(0, '/lib'); import machine; machine.PORT = '${generic ? 'generic' : 'esp8266'}'`);

@@ -11,6 +11,7 @@ import { join, relative } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { loadMicroPython } from '@micropython/micropython-webassembly-pyscript/micropython.mjs';
 import { boardModules } from '../helpers/board-standins.js';
+import { WIFI_PORTS } from '../helpers/device-packages.js';
 import { espnowFrame } from '../helpers/espnow-air.js';
 import { LIBRARY } from '../helpers/python-device.js';
 
@@ -26,11 +27,10 @@ function pythonFiles(dir: string): string[] {
 
 const PORTS = JSON.parse(readFileSync(join(LIBRARY, 'ports.json'), 'utf8')) as Record<string, string[]>;
 
-/** The install lists docs/device.md shows, by port: every ```sh block marked `# port: <name>`. */
+/** The install lists docs/device.md shows, by package: every ```sh block marked `# port: <name>`. */
 function documentedLists(): Record<string, string[]> {
-  const doc = readFileSync(join(LIBRARY, '..', '..', 'docs', 'device.md'), 'utf8');
   const lists: Record<string, string[]> = {};
-  for (const block of doc.matchAll(/```sh\n([\s\S]*?)```/g)) {
+  for (const block of DOC.matchAll(/```sh\n([\s\S]*?)```/g)) {
     const text = block[1]!;
     const marked = /^# port: (\S+)/m.exec(text);
     if (!marked) continue;
@@ -42,6 +42,7 @@ function documentedLists(): Record<string, string[]> {
   }
   return lists;
 }
+const DOC = readFileSync(join(LIBRARY, '..', '..', 'docs', 'device.md'), 'utf8');
 
 // A socket serving the bytes queued in SERVE; it records every read (buffer identity, size asked)
 // and, like MicroPython's, has no getsockname.
@@ -144,13 +145,61 @@ files.ROOT = '${root}'
     assert.match(standIn, /def firmware_boot\(/, 'the PC stand-in plays the bootloader');
   });
 
-  it("docs/device.md's mpremote lists are exactly each port's files in ports.json (finding 1)", () => {
+  it("docs/device.md's mpremote lists are exactly each package's files in ports.json, and each package has its one mip command (finding 1)", () => {
     const documented = documentedLists();
-    assert.deepEqual(Object.keys(documented).sort(), Object.keys(PORTS).sort(), 'one install block per port');
-    for (const [port, files] of Object.entries(PORTS)) assert.deepEqual([...documented[port]!].sort(), [...files].sort(), `docs/device.md, ${port}`);
+    assert.deepEqual(Object.keys(documented).sort(), [...WIFI_PORTS].sort(), 'one mpremote block per Wi-Fi port');
+    for (const [port, files] of Object.entries(PORTS)) {
+      if (documented[port]) assert.deepEqual([...documented[port]!].sort(), [...files].sort(), `docs/device.md, ${port}`);
+      assert.ok(DOC.includes(`mpremote mip install http://<hub>:8581/device/${port}/package.json`), `docs/device.md shows the one command installing ${port}`);
+    }
+    assert.doesNotMatch(DOC, /not in `ports.json`/, 'the link files are in ports.json now');
   });
 
-  for (const port of Object.keys(PORTS)) {
+  const QUIET = 'class Quiet:\n    def any(self): return 0\n    def read(self, n): return b""\n    def write(self, b): return len(b)\n';
+  const HOST = `from mqttkit.link import Host
+host = Host(Quiet(), {'watchdog_ms': 3000})
+host.step(0)
+for text in ('stats', 'getversion', 'msg_reboot'):
+    host._on_message('cmnd/mp-pkg/OTA', text.encode())
+print('answers', len(host.queue))`;
+  const BRIDGE = `from mqttkit.link import Bridge
+bridge = Bridge(Quiet(), {'ntp_host': '', 'watchdog_ms': 3000})
+bridge.step(0)
+from mqttkit import connect
+print('answers', 0)`;
+  for (const [name, code] of [
+    ['generic_link_host', HOST],
+    ['esp8266_link_bridge', BRIDGE],
+    ['esp32_link_bridge', BRIDGE],
+  ] as const) {
+    it(`${name}: the package's files alone run its role (ports.json is complete for it)`, () => {
+      mp.FS.mkdirTree(`/${name}/mqttkit`);
+      mp.FS.mkdirTree(`/dev-${name}`);
+      for (const file of PORTS[name]!) mp.FS.writeFile(`/${name}/${file}`, readFileSync(join(LIBRARY, file), 'utf8'));
+      mp.FS.writeFile(`/dev-${name}/config.json`, JSON.stringify({ broker: '192.0.2.1', device_id: 'mp-pkg' }));
+      const out = run(`
+import sys
+for n in [n for n in sys.modules if n == 'mqttkit' or n.startswith('mqttkit.')]:
+    del sys.modules[n]
+sys.path[:] = [p for p in sys.path if p == '/lib']
+sys.path.insert(0, '/${name}')
+import machine
+machine.PORT = '${name.split('_')[0]}'
+from mqttkit import files
+files.ROOT = '/dev-${name}'
+${QUIET}${code}
+print(' '.join(sorted(n[8:] for n in sys.modules if n.startswith('mqttkit.'))))
+`);
+      assert.match(out, /^answers \d+/, out);
+      const loaded = out.split('\n').pop()!.split(' ');
+      const listed = PORTS[name]!.map((f) => f.replace(/^mqttkit\//, '').replace(/\.py$/, '')).filter((m) => m !== '__init__');
+      // What the role runs comes from the package alone; the host's rarely used modules (identity,
+      // commands, board) load on demand and are dropped again, so only the always-loaded ones are seen.
+      for (const m of loaded) assert.ok(listed.includes(m), `${name} loaded mqttkit.${m}, which its package lacks`);
+    });
+  }
+
+  for (const port of WIFI_PORTS) {
     it(`${port}: its files alone import and run, each of them is loaded (ports.json is complete and minimal), the rare ones only on demand`, () => {
       usePort(port, `/dev-${port}`, { broker: '192.0.2.1', device_id: `mp-${port}`, watchdog_ms: 3000 });
       // identity.py runs inside Device() (it writes the password on first boot), commands.py when a

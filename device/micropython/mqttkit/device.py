@@ -167,13 +167,15 @@ class Device:
                 self._lost(str(e))
 
     def _flush(self):
-        # QoS 1 with a window of 10: a message leaves the queue when sent and is forgotten only when the
-        # broker acknowledges it; on a lost connection the unacknowledged ones are sent again.
+        # QoS 1 with a window of 10: a message leaves the queue once the client has taken it (a send that
+        # raises leaves it queued: the socket died under it) and is forgotten only when the broker
+        # acknowledges it; on a lost connection the unacknowledged ones are sent again.
         if self.inflight:
             self.inflight = [(pid, m) for pid, m in self.inflight if pid in self.client.unacked]
         while self.queue and self.connected and len(self.inflight) < 10:
-            message = self.queue.pop(0)
-            self.inflight.append((self.client.publish(message[0], message[1], 1, message[2]), message))
+            message = self.queue[0]
+            pid = self.client.publish(message[0], message[1], 1, message[2])
+            self.inflight.append((pid, self.queue.pop(0)))
             self.stats['published'] += 1
             if message[0].startswith(self.base + '/'):
                 self.last_said = port.ticks_ms()

@@ -17,15 +17,25 @@ LINK_FILE = 'espnow.json'  # peripheral: its gateway's address, its key, the cha
 PAIR_FILE = 'espnow_pair.json'  # peripheral: the one-time pairing code, copied over USB [E-7]
 
 
-def _radio(channel=0):
-    # The Wi-Fi interface must be active for ESP-NOW; a peripheral sits on its gateway's channel.
+def _radio(channel=0, peripheral=False):
+    # The Wi-Fi interface must be active for ESP-NOW; a peripheral sits on its gateway's channel. Only
+    # calls both ports have (docs/device.md, "ESP-NOW on an ESP8266"): an ESP8266's espnow has no
+    # config() getter, stats(), get_peers(), peers_table, keyword add_peer(), send(None, ...).
     import espnow
     try:
         import network
         sta = network.WLAN(network.STA_IF)
         sta.active(True)
+        if peripheral:
+            sta.disconnect()  # an ESP8266 re-joins its last access point by itself, moving the channel
         if channel:
-            sta.config(channel=channel)
+            try:
+                sta.config(channel=channel)
+            except (ValueError, OSError):
+                # ESP8266: `channel` is an access-point setting there (one radio, one channel for both)
+                ap = network.WLAN(network.AP_IF)
+                ap.active(True)
+                ap.config(channel=channel, hidden=True)
         mac = bytes(sta.config('mac'))
     except ImportError:
         mac = None  # on a PC: the simulated medium gives the address (pc/espnow.py)
@@ -89,7 +99,7 @@ class Peripheral:
         self.stats = {'ignored': 0}
         link = files.read_file(LINK_FILE)
         self.link = json.loads(link) if link else None
-        self.radio, self.mac = _radio((self.link or {}).get('channel') or c['espnow_channel'])
+        self.radio, self.mac = _radio((self.link or {}).get('channel') or c['espnow_channel'], True)
         if self.link is None:
             self._pair()
         if self.link:

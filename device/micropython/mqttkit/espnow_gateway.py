@@ -10,7 +10,7 @@ from binascii import unhexlify
 
 from . import files, port
 from .espnow import _channel, _hex, _key_ok, _radio
-from .espnow_frame import BROADCAST, DATA, MAX_PAYLOAD, PAIR, PAIR_OK, REPLY, TIME, WAKE, build, derive_key, parse, verify
+from .espnow_frame import DATA, MAX_PAYLOAD, PAIR, PAIR_OK, REPLY, TIME, WAKE, build, derive_key, parse, verify
 
 WINDOW_S = 30  # [E-5] how far a frame's timestamp may be from the gateway's clock
 TXID_STRIDE = 64  # [E-6] the gateway saves a peripheral's last transaction id every this many frames
@@ -179,9 +179,21 @@ class Gateway:
         return None
 
     def _send(self, key, mac, kind, txid, ts, payload):
-        # [E-3] downlinks go to the broadcast address: no peer table entry per peripheral (ESP-NOW holds
-        # 20); the tag binds each to its peripheral's address
-        self.radio.send(BROADCAST, build(key, mac, kind, txid, ts, payload), False)
+        # [E-3] downlinks go to the peripheral's own address (an ESP8266 does not receive broadcasts),
+        # through a peer-table entry held only for the send: ESP-NOW holds 20 peers, a gateway has more
+        # peripherals. sync: the radio has sent it (or given up) before the entry goes.
+        frame = build(key, mac, kind, txid, ts, payload)
+        try:
+            self.radio.add_peer(mac)
+        except OSError:
+            pass  # already a peer
+        try:
+            self.radio.send(mac, frame, True)
+        finally:
+            try:
+                self.radio.del_peer(mac)
+            except OSError:
+                pass
 
     def _pair_request(self, mac, frame, txid, payload):
         w = self.pairing
