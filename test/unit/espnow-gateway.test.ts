@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 const SCRIPT = fileURLToPath(new URL('../../../test/device/espnow_gateway_unit.py', import.meta.url));
 
@@ -37,7 +37,15 @@ describe('ESP-NOW gateway: lost, repeated and flooding frames, and bad bodies (C
   });
 
   it('[E-7] a PAIR replayed while the window is open gets the same PAIR_OK and no new key; another PAIR is refused and counted; the first key works', () => {
-    const r = get<{ first_key_kept: boolean; key_after_replays: boolean; replay_answer_same: boolean; other_answered: boolean; wake_answered: boolean; stats: Record<string, number>; window_open: boolean }>('pair_replay');
+    const r = get<{
+      first_key_kept: boolean;
+      key_after_replays: boolean;
+      replay_answer_same: boolean;
+      other_answered: boolean;
+      wake_answered: boolean;
+      stats: Record<string, number>;
+      window_open: boolean;
+    }>('pair_replay');
     assert.equal(r.first_key_kept, true, 'the real pairing gives both sides one key');
     assert.equal(r.key_after_replays, true, 'the replay did not replace the key the peripheral holds');
     assert.equal(r.replay_answer_same, true, 'the replay is answered with the same PAIR_OK (the same gateway nonce)');
@@ -65,7 +73,7 @@ describe('ESP-NOW gateway: lost, repeated and flooding frames, and bad bodies (C
     assert.deepEqual(r.republished_on_retry, [], 'the retry publishes nothing');
     assert.equal(r.waiting_before_confirmation, 1, 'the write waits until the peripheral confirms it');
     assert.equal(r.waiting_after_confirmation, 0);
-    assert.deepEqual(r.switch, ['1'], "only the confirmation is relayed, not the value from before the write");
+    assert.deepEqual(r.switch, ['1'], 'only the confirmation is relayed, not the value from before the write');
     assert.equal(r.state.at(-1), 'sleeping 60');
     assert.equal(r.stats.repeated, 1);
     assert.equal(r.stats.reused_txid, 0);
