@@ -1,5 +1,5 @@
 # The ESP-NOW gateway (mqttkit.espnow.Gateway; docs/device.md, "ESP-NOW peripherals"; frames:
-# docs/protocol.md [E-1]...[E-10]): a Device on Wi-Fi + MQTT that relays its paired peripherals to the
+# docs/protocol.md [E-1]...[E-12]): a Device on Wi-Fi + MQTT that relays its paired peripherals to the
 # hub, each as its own device HomeKit/<peripheral-id>/..., holds HomeKit writes for them until their next
 # send, and refuses every frame that is not fresh, authentic and from a paired address (counted in stats).
 import json
