@@ -90,6 +90,10 @@ describe('ESP-NOW gateway: lost, repeated and flooding frames, and bad bodies (C
     assert.deepEqual(get('wake_retry'), { retry_answered: 1, older_answered: 0, reused_txid: 1 });
   });
 
+  it('[E-12] the exchanges kept for retries are bounded: twelve peripherals awake at once, eight kept; one dropped early is shown sleeping, its write still waits', () => {
+    assert.deepEqual(get('bounded'), { kept: 8, first_state: 'sleeping 60', waiting: 12 });
+  });
+
   it('[E-4] a radio that never runs dry: poll() returns after a bounded number of frames, and the Device steps between', () => {
     const r = get<{ one_poll: number; frames_before_each_step: number[] }>('flood');
     assert.ok(r.one_poll > 0 && r.one_poll <= 64, `one poll() handled ${r.one_poll} frames`);
