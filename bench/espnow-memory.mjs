@@ -16,7 +16,9 @@ class ESPNow:
 `;
 const b = await board('esp32');
 b.mp.FS.writeFile('/lib/espnow.py', ESPNOW);
-b.run("import network\ndef _config(self, *a, **k):\n    return (b'\\x02\\xaa\\x00\\x00\\x00\\x01' if a[0] == 'mac' else 6) if a else None\nnetwork.WLAN.config = _config\n_config = None\ngc.collect()");
+b.run(
+  "import network\ndef _config(self, *a, **k):\n    return (b'\\x02\\xaa\\x00\\x00\\x00\\x01' if a[0] == 'mac' else 6) if a else None\nnetwork.WLAN.config = _config\n_config = None\ngc.collect()",
+);
 b.run('import espnow\nimport mqttkit\nfrom mqttkit import Device\ngc.collect()');
 const base = b.live();
 b.run('from mqttkit import espnow_frame\ngc.collect()');
@@ -25,7 +27,7 @@ b.run('from mqttkit import espnow\ngc.collect()');
 const periph = b.live();
 b.run('from mqttkit import espnow_gateway\ngc.collect()');
 const gwmod = b.live();
-b.run("g = espnow_gateway.Gateway()\ngc.collect()");
+b.run('g = espnow_gateway.Gateway()\ngc.collect()');
 const gw = b.live();
 // one paired peripheral with a write delivered and its exchange kept; then 8 of them (the cap)
 const exch = (n) => `
@@ -46,7 +48,16 @@ print(len(getattr(g, 'sessions', {})))
 gc.collect()`;
 b.run(exch(1));
 const one = b.live();
-b.run(exch(8).replace('range(8)', 'range(1, 8)')));
+b.run(exch(8).replace('range(8)', 'range(1, 8)'));
 const eight = b.live();
 const kb = (n) => (n / 1024).toFixed(1);
-console.log({ importMqttkit: 'base', frame: kb(frame - base), peripheralModule: kb(periph - frame), gatewayModule: kb(gwmod - periph), gatewayConstructed: kb(gw - gwmod), gatewayAboveImport: kb(gw - base), onePeer: kb(one - gw), eightPeers: kb(eight - gw) });
+console.log({
+  importMqttkit: 'base',
+  frame: kb(frame - base),
+  peripheralModule: kb(periph - frame),
+  gatewayModule: kb(gwmod - periph),
+  gatewayConstructed: kb(gw - gwmod),
+  gatewayAboveImport: kb(gw - base),
+  onePeer: kb(one - gw),
+  eightPeers: kb(eight - gw),
+});
