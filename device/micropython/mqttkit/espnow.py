@@ -67,10 +67,23 @@ def _hex(b):
     return hexlify(b).decode()
 
 
+def _name_ok(name):
+    # [P-4] a service or characteristic name: a letter, then letters, digits and _; at most 64
+    return 1 <= len(name) <= 64 and all(c == '_' or 'a' <= c <= 'z' or 'A' <= c <= 'Z' or ('0' <= c <= '9' and i) for i, c in enumerate(name))
+
+
 def _key_ok(key):
-    # [P-3] a characteristic path under HomeKit/<id>/: Service[/index]/Characteristic, no wildcards
-    levels = key.split('/')
-    return 2 <= len(levels) <= 3 and all(levels) and '+' not in key and '#' not in key
+    # [E-11] a value's key is a characteristic path under HomeKit/<id>/, the hub's grammar ([P-4], [P-8]):
+    # Service[/index 1-99]/Characteristic. Never a write (/set: the gateway would take it for a HomeKit
+    # write), no $-level, wildcard or control character (a broker drops a client that publishes one).
+    levels = key.split('/') if isinstance(key, str) else ()
+    if len(levels) == 3:
+        index = levels[1]
+        if not (1 <= len(index) <= 2 and index[0] in '123456789' and index[-1] in '0123456789'):
+            return False
+    elif len(levels) != 2:
+        return False
+    return _name_ok(levels[0]) and _name_ok(levels[-1]) and levels[-1] != 'set'
 
 
 def Gateway(config=None, status=None, name='ESP-NOW gateway', model=None, firmware=None):
@@ -109,7 +122,10 @@ class Peripheral:
 
     @staticmethod
     def _path(service, characteristic, index):
-        return '%s%s/%s' % (service, '/%d' % index if index else '', characteristic)
+        path = '%s%s/%s' % (service, '/%d' % index if index else '', characteristic)
+        if not _key_ok(path):  # [E-11] refused here, not dropped silently at the gateway
+            raise ValueError('%r is not a characteristic path: Service[/index 1-99]/Characteristic, names of letters, digits and _ (a letter first, at most 64), e.g. TemperatureSensor/CurrentTemperature' % path)
+        return path
 
     def publish(self, service, characteristic, value, index=None):
         self.values[self._path(service, characteristic, index)] = int(value) if value is True or value is False else value
