@@ -37,6 +37,9 @@ class Radio:
     def add_peer(self, mac):
         pass
 
+    def del_peer(self, mac):
+        pass
+
 
 def gateway(peer=True):
     radio = Radio()
@@ -228,7 +231,7 @@ def bad_keys():
 def peripheral_keys():
     # L6, the peripheral's side: a key the gateway would refuse is refused at publish(), by name
     radio = Radio()
-    espnow._radio = lambda channel=0: (radio, P_MAC)
+    espnow._radio = lambda *args: (radio, P_MAC)
     node = espnow.Peripheral({'device_id': 'soil-1'})
     out = {}
     for name, args in (
@@ -262,8 +265,54 @@ def bounded():
     return {'kept': len(g.__dict__.get('sessions', {})), 'first_state': states.get('soil-0'), 'waiting': g._cmd_stats(g.device, '')['espnow']['waiting']}
 
 
+def pair_retry():
+    # [E-7] the gateway's first PAIR_OK is lost on the air: the peripheral's retry must be the same PAIR
+    # (answered with the same PAIR_OK), not a second pairing, which the window refuses
+    g, gw_radio = gateway(peer=False)
+    code = os.urandom(16)
+    g._cmd_pair(None, 'soil-1 %s 300' % code.hex())
+
+    class Air:
+        # the peripheral's radio: each frame it sends reaches the gateway at once; the first answer is lost
+        def __init__(self):
+            self.inbox = []
+            self.lost = 0
+
+        def send(self, mac, msg, sync=True):
+            before = len(gw_radio.sent)
+            hear(g, bytes(msg), P_MAC)
+            for answer in gw_radio.sent[before:]:
+                if self.lost == 0:
+                    self.lost += 1
+                    continue
+                self.inbox.append((GW_MAC, answer))
+
+        def recv(self, timeout_ms=0):
+            return self.inbox.pop(0) if self.inbox else (None, None)
+
+        def add_peer(self, *args, **kwargs):
+            pass
+
+        def del_peer(self, *args):
+            pass
+
+    air = Air()
+    espnow._radio = lambda *args: (air, P_MAC)
+    files.write_file(espnow.PAIR_FILE, json.dumps({'code': code.hex()}))
+    files.remove_file(espnow.LINK_FILE)
+    events = []
+    node = espnow.Peripheral({'device_id': 'soil-1', 'espnow_timeout_ms': 20}, status=lambda e, d=None: events.append(e))
+    link = node.link or {}
+    return {
+        'lost': air.lost,
+        'paired': 'espnow paired' in events,
+        'same_key': link.get('key') == g.peers.get('soil-1', {}).get('key'),
+        'pair_refused': g.stats.get('pair_refused', 0),
+    }
+
+
 result = {}
-for case in (bounded, pair_replay, lost_reply, reply_never_arrives, wake_retry, flood, bad_body, bad_keys, peripheral_keys):
+for case in (bounded, pair_replay, pair_retry, lost_reply, reply_never_arrives, wake_retry, flood, bad_body, bad_keys, peripheral_keys):
     try:
         result[case.__name__] = case()
     except Exception:

@@ -55,6 +55,14 @@ describe('ESP-NOW gateway: lost, repeated and flooding frames, and bad bodies (C
     assert.equal(r.window_open, false, 'and the window closed at it');
   });
 
+  it("[E-7] the gateway's first PAIR_OK lost on the air: the peripheral's retry is the same PAIR and pairs with the same key", () => {
+    const r = get<{ lost: number; paired: boolean; same_key: boolean; pair_refused: number }>('pair_retry');
+    assert.equal(r.lost, 1, 'the first answer was lost');
+    assert.equal(r.pair_refused, 0, 'the retry is not taken for a second pairing');
+    assert.equal(r.paired, true, 'the peripheral paired at its retry');
+    assert.equal(r.same_key, true, 'both sides hold one key');
+  });
+
   it('[E-12] a lost REPLY: the identical retried DATA gets the same REPLY, nothing is published again, the write waits until confirmed, the state ends sleeping', () => {
     const r = get<{
       first_reply: unknown;

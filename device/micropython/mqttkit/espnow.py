@@ -230,9 +230,11 @@ class Peripheral:
             self.status('espnow not paired', 'no %s' % PAIR_FILE)
             return
         code = unhexlify(json.loads(text)['code'])
+        # [E-7] a retry is the same PAIR (the gateway answers it with the same PAIR_OK); a new nonce
+        # would be a second pairing, which the window refuses
+        nonce = os.urandom(16)
+        txid = struct.unpack('>I', os.urandom(4))[0]
         for _try in range(self.config['espnow_tries'] * 3):
-            nonce = os.urandom(16)
-            txid = struct.unpack('>I', os.urandom(4))[0]
             self.radio.send(BROADCAST, build(code, self.mac, PAIR, txid, 0, nonce + self.id.encode()), False)
             got = self._await(None, code, PAIR_OK, txid)
             if got is None or len(got[1]) < 17:

@@ -165,7 +165,7 @@ class Gateway:
                 # [E-12] the peripheral's retry of the DATA we answered (our REPLY was lost): the same
                 # REPLY again, nothing published again
                 self.stats['repeated'] += 1
-                self.radio.send(BROADCAST, session['reply'], False)
+                self._unicast(mac, session['reply'])
                 return None
             return self._drop('reused_txid')  # [E-6] replayed or reordered
         body = self._body(payload)  # [E-8] checked whole before anything is done with it
@@ -206,7 +206,7 @@ class Gateway:
         session['data'] = (txid, tag_)
         session['reply'] = reply
         session['until'] = port.ticks_ms() + SESSION_MS
-        self.radio.send(BROADCAST, reply, False)  # [E-3]
+        self._unicast(mac, reply)  # [E-3]
         session.pop('sleep', None)
         if answer:
             session['sent'] = answer
@@ -272,7 +272,9 @@ class Gateway:
         # [E-3] downlinks go to the peripheral's own address (an ESP8266 does not receive broadcasts),
         # through a peer-table entry held only for the send: ESP-NOW holds 20 peers, a gateway has more
         # peripherals. sync: the radio has sent it (or given up) before the entry goes.
-        frame = build(key, mac, kind, txid, ts, payload)
+        self._unicast(mac, build(key, mac, kind, txid, ts, payload))
+
+    def _unicast(self, mac, frame):
         try:
             self.radio.add_peer(mac)
         except OSError:
