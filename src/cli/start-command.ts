@@ -115,6 +115,11 @@ async function runClustered(options: Parameters<typeof ClusteredHub.start>[0], l
       standby: (why) =>
         console.log(`mqttkit is the standby (${why}): it takes over when the active instance is gone; ${options.cluster.instanceUrl}/api/health says so`),
       failed: () => stop('cannot start', 1),
+      // [H-1] Demoted and not stopped in time: the bridges must go now, not after a graceful stop.
+      abandon: () => {
+        log.flush();
+        process.exit(1);
+      },
     });
   } catch (error) {
     log.fatal(`cannot start: ${(error as Error).message}`);

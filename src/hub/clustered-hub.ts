@@ -5,19 +5,20 @@
  * does, from the database (devices, AIDs, jobs, pairings). Losing it: the hub stops at once (bridges
  * unpublished, OTA stopped) and the standby server comes back.
  */
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { z } from 'zod';
 import { parseJson } from '../core/json.js';
 import type { Logger } from '../log/logger.js';
-import { PostgresEngine } from '../store/engine/postgres-engine.js';
+import { checkedSchemaVersion, PostgresEngine } from '../store/engine/postgres-engine.js';
 import { useHapFileStorage } from '../store/hap-storage.js';
 import { ReplicatedHapStorage } from '../store/hap-storage-replica.js';
 import { StateStore } from '../store/state-store.js';
 import type { Faults } from './faults.js';
 import { Hub, type HubOptions } from './hub.js';
-import { DEFAULT_LEADERSHIP_TIMING, Leadership, type LeadershipTiming } from './leadership.js';
+import { checkLockDatabase, DEFAULT_LEADERSHIP_TIMING, Leadership, type LeadershipTiming } from './leadership.js';
 
 /** Where the active instance says it can be reached (the standby's redirect target). */
 export const ACTIVE_INSTANCE_SETTING = 'cluster.active';
@@ -25,7 +26,11 @@ export const ACTIVE_INSTANCE_SETTING = 'cluster.active';
 /** A hub that left the active role stops within this, or its process ends (within the lock's timing, [H-1]). */
 const STOP_WHEN_DEMOTED_MS = 2000;
 
-const activeInstance = z.object({ url: z.string().url(), since: z.number(), pid: z.number() });
+/** The standby's web server never waits longer than this on the database for the active instance's address. */
+const READ_ACTIVE_MS = 1000;
+
+// `id` tells two instances apart that announce the same URL ([H-3]); records of older versions lack it.
+const activeInstance = z.object({ url: z.string().url(), since: z.number(), pid: z.number(), id: z.string().max(64).optional() });
 export type ActiveInstance = z.output<typeof activeInstance>;
 
 export interface ClusterEvents {
@@ -35,6 +40,11 @@ export interface ClusterEvents {
   standby(why: string): void | Promise<void>;
   /** The hub could not start on taking the role: the process should end, so the other instance can take over. */
   failed(error: Error): void;
+  /**
+   * [H-1] The hub left the active role but could not stop in time: end the process now, without a graceful
+   * stop (that would wait on the same unreachable database while the bridges stay up). Default: failed().
+   */
+  abandon?(why: string): void;
 }
 
 export class ClusteredHub {
@@ -42,6 +52,9 @@ export class ClusteredHub {
   #standbyServer: FastifyInstance | undefined;
   #transition: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** This process among the cluster's instances (the URL alone may be shared by mistake: two machines of one name). */
+  readonly #id = randomUUID();
+  #collisionSaid = false;
 
   private constructor(
     private readonly options: HubOptions & { databaseUrl: string; cluster: { instanceUrl: string } },
@@ -61,8 +74,19 @@ export class ClusteredHub {
     events: ClusterEvents,
     timing: LeadershipTiming = DEFAULT_LEADERSHIP_TIMING,
   ): Promise<ClusteredHub> {
+    // [H-1] The lock is freed only after a cut-off hub has stopped acting, its stop included (which may wait
+    // out STOP_WHEN_DEMOTED_MS on the unreachable database before the process ends).
+    if (timing.checkMs + timing.stepDownMs + STOP_WHEN_DEMOTED_MS >= timing.sessionTimeoutMs)
+      throw new Error('leadership timing: a demoted hub must have stopped before PostgreSQL frees its lock (checkMs + stepDownMs + 2 s < sessionTimeoutMs)');
     const clusterLog = log.child({ part: 'cluster' });
     const engine = await openWaiting(options.databaseUrl, clusterLog);
+    try {
+      // [H-5] A database that cannot hold the lock as [H-1] needs is refused now, not found out in an outage.
+      await checkLockDatabase(options.databaseUrl, timing);
+    } catch (error) {
+      await engine.close().catch(() => {});
+      throw error;
+    }
     // Every statement bounded: a database that accepts connections but never answers must not hold a takeover.
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 2, connectionTimeoutMillis: 5000, query_timeout: 10_000 });
     pool.on('error', (error) => clusterLog.warn(`PostgreSQL connection for HomeKit's storage lost (${error.message}); the next write reconnects`));
@@ -124,6 +148,8 @@ export class ClusteredHub {
     await this.#standbyServer?.close();
     this.#standbyServer = undefined;
     try {
+      // [H-6] Only the lock holder migrates: no older hub can be running on the schema now.
+      await this.engine.migrate(true);
       const { restored, seeded } = await this.storage.takeOver();
       this.log.info(seeded ? `HomeKit storage copied to the database (${seeded} files)` : `HomeKit storage taken from the database (${restored} files)`);
       this.#hub = await Hub.start(this.options, this.log, this.faults);
@@ -132,7 +158,7 @@ export class ClusteredHub {
       this.events.failed(error instanceof Error ? error : new Error(String(error)));
       return;
     }
-    const active: ActiveInstance = { url: this.options.cluster.instanceUrl, since: Date.now(), pid: process.pid };
+    const active: ActiveInstance = { url: this.options.cluster.instanceUrl, since: Date.now(), pid: process.pid, id: this.#id };
     await new StateStore(this.engine).setSetting(ACTIVE_INSTANCE_SETTING, JSON.stringify(active)).catch(() => {});
     this.log.info({ ms: Date.now() - started }, 'this instance is active');
     await this.events.active(this.#hub);
@@ -152,7 +178,8 @@ export class ClusteredHub {
       const stopped = await Promise.race([hub.stop().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), STOP_WHEN_DEMOTED_MS).unref())]);
       if (!stopped) {
         this.log.fatal(`did not stop within ${STOP_WHEN_DEMOTED_MS} ms of leaving the active role: ending the process, so only one hub acts`);
-        this.events.failed(new Error('did not stop in time after leaving the active role'));
+        if (this.events.abandon) this.events.abandon('did not stop in time after leaving the active role');
+        else this.events.failed(new Error('did not stop in time after leaving the active role'));
         return;
       }
     }
@@ -173,20 +200,33 @@ export class ClusteredHub {
     };
     const readActive = async (): Promise<ActiveInstance | undefined> => {
       try {
-        const text = await new StateStore(this.engine).getSetting(ACTIVE_INSTANCE_SETTING);
+        // Bounded: a database that does not answer must not hold the health answer (or a redirect) for a minute.
+        const text = await Promise.race([
+          new StateStore(this.engine).getSetting(ACTIVE_INSTANCE_SETTING),
+          new Promise<undefined>((r) => setTimeout(() => r(undefined), READ_ACTIVE_MS).unref()),
+        ]);
         if (!text) return undefined;
         const parsed = parseJson(text, activeInstance);
-        return parsed.ok ? parsed.value : undefined;
+        if (!parsed.ok) return undefined;
+        this.#checkCollision(parsed.value);
+        return parsed.value;
       } catch {
         return undefined;
       }
     };
     app.get('/api/health', async () => {
       const now = await active();
-      return { status: 'standby', role: 'standby', instance: this.options.cluster.instanceUrl, ...(now ? { active: now.url } : {}) };
+      return {
+        status: 'standby',
+        role: 'standby',
+        instance: this.options.cluster.instanceUrl,
+        ...(now ? { active: now.url } : {}),
+        ...(now && this.#collides(now) ? { problem: this.#collisionMessage() } : {}),
+      };
     });
     app.setNotFoundHandler(async (request, reply) => {
       const now = await active();
+      if (now && this.#collides(now)) return reply.code(503).send({ error: this.#collisionMessage() });
       if (now && now.url !== this.options.cluster.instanceUrl) {
         const target = sameOriginTarget(request.url, now.url);
         return reply.redirect(target, 307);
@@ -198,6 +238,23 @@ export class ClusteredHub {
     });
     await app.listen({ host: this.options.httpHost, port: this.options.httpPort });
     this.#standbyServer = app;
+    // Said at once, not only when someone asks: the collision makes the redirect useless.
+    void active();
+  }
+
+  /** [H-3] Another instance (not this process) announces this instance's own address. */
+  #collides(now: ActiveInstance): boolean {
+    return now.url === this.options.cluster.instanceUrl && now.id !== undefined && now.id !== this.#id;
+  }
+
+  #collisionMessage(): string {
+    return `the active instance announces the same address as this one (${this.options.cluster.instanceUrl}), so this standby cannot send people to it: give each machine its own --instance-url (an address people reach that machine at, e.g. http://<its IP address>:<port>)`;
+  }
+
+  #checkCollision(now: ActiveInstance): void {
+    if (this.#collisionSaid || !this.#collides(now)) return;
+    this.#collisionSaid = true;
+    this.log.warn(this.#collisionMessage());
   }
 }
 
@@ -220,7 +277,17 @@ async function openWaiting(databaseUrl: string, log: Logger): Promise<PostgresEn
   let said = false;
   for (;;) {
     try {
-      return await PostgresEngine.open(databaseUrl, { onError: (message) => log.warn(message) });
+      // [H-6] Connected, not migrated: the schema changes only under the active lock (becomeActive).
+      const engine = await PostgresEngine.connect(databaseUrl, { onError: (message) => log.warn(message) });
+      try {
+        const { version, target } = await checkedSchemaVersion(engine);
+        if (version > 0 && version < target)
+          log.info(`the database's schema is version ${version}, this mqttkit's ${target}: it is migrated when this instance takes the active role`);
+      } catch (error) {
+        await engine.close().catch(() => {});
+        throw error;
+      }
+      return engine;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       // Only a server not there yet is waited for; a refused login or a newer schema needs a person.

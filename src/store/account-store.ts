@@ -44,6 +44,12 @@ export class AccountStore {
     return row ? toAccount(row) : undefined;
   }
 
+  /** Where each account last logged in from, in one statement (`GET /api/devices`). */
+  async lastAddresses(): Promise<Map<string, string | null>> {
+    const rows = await this.engine.all<{ name: string; last_address: string | null }>('SELECT name, last_address FROM accounts');
+    return new Map(rows.map((r) => [r.name, r.last_address]));
+  }
+
   async list(): Promise<Account[]> {
     return (await this.engine.all<Row>('SELECT * FROM accounts ORDER BY role, name')).map(toAccount);
   }

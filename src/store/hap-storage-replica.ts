@@ -16,13 +16,33 @@ const KEY = /^[A-Za-z]+\.[0-9A-F]{12}\.json$/;
 
 type Write = { key: string; value: unknown } | { key: string; removed: true };
 
+/**
+ * [H-2] SQLSTATE classes a retry cannot fix: 22 data exception (e.g. a NUL in a JSON string, which JSONB
+ * refuses), 23 integrity constraint, 42 syntax or access rule. Anything else (08 connection, 57 operator
+ * intervention, no code at all: a socket lost) is the database being away, retried with backoff.
+ */
+const PERMANENT_CLASSES = new Set(['22', '23', '42']);
+
+export function isPermanentDatabaseError(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && PERMANENT_CLASSES.has(code.slice(0, 2));
+}
+
+/** Retries while the database is away back off from retryMs up to this many times it. */
+const MAX_BACKOFF_FACTOR = 16;
+
 export class ReplicatedHapStorage extends HapFileStorage {
-  readonly #queue: Write[] = [];
+  /**
+   * [H-2] Pending writes, at most one per key (the latest: a file's newest content is all the table needs),
+   * oldest key first. A value the database refuses is dropped, so it never holds up the writes after it.
+   */
+  readonly #queue = new Map<string, Write>();
   #draining: Promise<void> | undefined;
   #outage = false;
   #closed = false;
-  /** Bumped by discard(): a write in flight when the queue was dropped does not shift the new queue. */
-  #generation = 0;
+  #refused = 0;
+  /** Keys whose refusal was logged: once each, however often HAP-NodeJS writes them again. */
+  readonly #refusedKeys = new Set<string>();
 
   constructor(
     dir: string,
@@ -44,7 +64,7 @@ export class ReplicatedHapStorage extends HapFileStorage {
     const { rows } = await this.pool.query<{ key: string; value: unknown }>('SELECT key, value FROM hap_storage');
     if (rows.length === 0) {
       const local = readdirSync(this.dir).filter((name) => KEY.test(name));
-      for (const key of local) this.#queue.push({ key, value: super.getItem(key) });
+      for (const key of local) this.#queue.set(key, { key, value: super.getItem(key) });
       await this.flush();
       return { restored: 0, seeded: local.length };
     }
@@ -68,38 +88,46 @@ export class ReplicatedHapStorage extends HapFileStorage {
     this.#enqueue({ key, removed: true });
   }
 
-  /** Resolves when every write so far is in the table (stop, tests; retries while the database is away). */
+  /** Resolves when every write so far is in the table or refused (stop, tests; retries while the database is away). */
   async flush(): Promise<void> {
-    while ((this.#queue.length > 0 && !this.#closed) || this.#draining) await (this.#draining ??= this.#drain());
+    while ((this.#queue.size > 0 && !this.#closed) || this.#draining) await (this.#draining ??= this.#drain());
   }
 
   /** Drops the writes not yet in the table (this hub left the active role); returns how many. */
   discard(): number {
-    this.#generation++;
-    return this.#queue.splice(0).length;
+    const n = this.#queue.size;
+    this.#queue.clear();
+    return n;
   }
 
   /** Stops retrying (the hub is stopping); returns how many writes never reached the table. */
   close(): number {
     this.#closed = true;
-    return this.#queue.length;
+    return this.#queue.size;
   }
 
-  /** Writes not yet in the table. */
+  /** Writes not yet in the table (one per key at most). */
   get pending(): number {
-    return this.#queue.length;
+    return this.#queue.size;
+  }
+
+  /** Writes the database refused as permanently wrong, and which were dropped (since start). */
+  get refused(): number {
+    return this.#refused;
   }
 
   #enqueue(write: Write): void {
-    this.#queue.push(write);
+    // The newest write of a key replaces an older pending one, and goes to the back of the line.
+    this.#queue.delete(write.key);
+    this.#queue.set(write.key, write);
     this.#draining ??= this.#drain();
   }
 
   async #drain(): Promise<void> {
+    let failures = 0;
     try {
-      while (this.#queue.length > 0 && !this.#closed) {
-        const write = this.#queue[0]!;
-        const generation = this.#generation;
+      while (this.#queue.size > 0 && !this.#closed) {
+        const write = this.#queue.values().next().value as Write;
         try {
           if ('removed' in write) await this.pool.query('DELETE FROM hap_storage WHERE key = $1', [write.key]);
           else
@@ -108,20 +136,38 @@ export class ReplicatedHapStorage extends HapFileStorage {
                ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
               [write.key, JSON.stringify(write.value), Date.now()],
             );
-          if (generation === this.#generation) this.#queue.shift();
+          // Only this write leaves the queue: a newer one of the same key (or a discard) meanwhile stays as it is.
+          this.#settle(write);
           this.#outage = false;
+          failures = 0;
         } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          if (isPermanentDatabaseError(error)) {
+            // Retrying cannot help and would block every later write: drop it, say so by name.
+            this.#settle(write);
+            this.#refused++;
+            if (!this.#refusedKeys.has(write.key) && this.#refusedKeys.size < 64) {
+              this.#refusedKeys.add(write.key);
+              this.onProblem(
+                `HomeKit storage ${write.key}: the database refused this write (${(error as { code: string }).code}: ${message}); it is dropped (${this.#refused} so far), the local file keeps it`,
+              );
+            }
+            continue;
+          }
           // One message per outage (a dropped connection, then refused ones, is one problem for the user).
-          if (!this.#outage)
-            this.onProblem(
-              `HomeKit storage not yet copied to the database (retrying until it answers): ${error instanceof Error ? error.message : String(error)}`,
-            );
+          if (!this.#outage) this.onProblem(`HomeKit storage not yet copied to the database (retrying until it answers): ${message}`);
           this.#outage = true;
-          await new Promise((r) => setTimeout(r, this.retryMs));
+          failures++;
+          const wait = this.retryMs * Math.min(2 ** (failures - 1), MAX_BACKOFF_FACTOR);
+          await new Promise((r) => setTimeout(r, wait));
         }
       }
     } finally {
       this.#draining = undefined;
     }
+  }
+
+  #settle(write: Write): void {
+    if (this.#queue.get(write.key) === write) this.#queue.delete(write.key);
   }
 }

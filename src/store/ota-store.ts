@@ -444,8 +444,17 @@ export class OtaStore {
 
   async info(device: string): Promise<DeviceInfo> {
     const row = await this.engine.get<{ info: string }>('SELECT info FROM device_info WHERE device = ?', [device]);
-    if (!row) return {};
-    const parsed = parseJson(row.info, infoSchema);
+    return row ? this.#parseInfo(device, row.info) : {};
+  }
+
+  /** What is known of every device, in one statement (`GET /api/devices`: never a query per device). */
+  async infos(): Promise<Map<string, DeviceInfo>> {
+    const rows = await this.engine.all<{ device: string; info: string }>('SELECT device, info FROM device_info');
+    return new Map(rows.map((r) => [r.device, this.#parseInfo(r.device, r.info)]));
+  }
+
+  #parseInfo(device: string, text: string): DeviceInfo {
+    const parsed = parseJson(text, infoSchema);
     if (parsed.ok) return parsed.value;
     // Observations are learned again from the device; a hand-set --ota-protocol must be set again.
     this.#onDamaged(

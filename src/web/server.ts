@@ -42,7 +42,7 @@ import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
 import { type HubMetrics, PROMETHEUS_TYPE, prometheusText } from './prometheus.js';
 import { qrCode } from './qr-code.js';
 import { queryRoutes } from './query-routes.js';
-import { deviceView } from './views.js';
+import { deviceView, deviceViews } from './views.js';
 
 export interface WebDeps {
   /** [H-3] With a shared PostgreSQL: this hub is the active one, reachable at this address. */
@@ -372,7 +372,7 @@ export class WebServer {
       return reply.clearCookie(COOKIE, { path: '/' }).send({ ok: true });
     });
 
-    app.get('/api/devices', async () => Promise.all(d.registry.list().map((x) => deviceView(x, d))));
+    app.get('/api/devices', async () => deviceViews(d.registry.list(), d));
     app.get<{ Params: { id: string } }>('/api/devices/:id', async (request) => ({
       ...(await deviceView(device(request.params.id), d)),
       jobs: await d.ota.deviceJobs(request.params.id),

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PostgresEngine } from '../../src/store/engine/postgres-engine.js';
 import { ReplicatedHapStorage } from '../../src/store/hap-storage-replica.js';
+import { eventually } from '../helpers/hub-process.js';
 import { POSTGRES_MISSING, type RunningPostgres, requirePostgres, startPostgres } from '../helpers/postgres.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -120,5 +121,47 @@ describe('HomeKit storage replicated through PostgreSQL', () => {
     await b.takeOver();
     assert.deepEqual(readdirSync(b.dir), [INFO]);
     assert.equal(existsSync(join(b.dir, '..', 'escape.json')), false);
+  });
+
+  it('a value the database refuses is dropped by name and does not block the writes after it', async (t) => {
+    if (!cluster) return t.skip(POSTGRES_MISSING);
+    const url = await database();
+    const problems: string[] = [];
+    const a = new ReplicatedHapStorage(dir(), pool(url), (p) => problems.push(p), 50);
+    ends.push(() => void a.close());
+    await a.takeOver();
+    // JSONB refuses a NUL character in a string (SQLSTATE 22P05): no retry can ever store it.
+    a.setItemSync(INFO, { username: '0E:5A:3C:9F:1B:22', name: 'bad\u0000name' });
+    a.setItemSync(IDS, { cache: { 'bench-dev|Switch': 11 } });
+    const direct = pool(url);
+    await eventually(async () => (await direct.query('SELECT 1 FROM hap_storage WHERE key = $1', [IDS])).rowCount === 1, 10_000);
+    await eventually(() => a.pending === 0, 10_000);
+    const refusals = problems.filter((p) => p.includes(INFO));
+    assert.equal(refusals.length, 1, `said once, by name: ${problems.join(' | ')}`);
+    assert.match(refusals[0]!, /22P05/);
+    assert.equal(Reflect.get(a, 'refused'), 1, 'counted');
+    assert.deepEqual(a.getItem(INFO), { username: '0E:5A:3C:9F:1B:22', name: 'bad\u0000name' }, 'the local file keeps it');
+  });
+
+  it('keeps only the latest pending write of each key while the database is away', async (t) => {
+    if (!cluster) return t.skip(POSTGRES_MISSING);
+    const url = new URL(await database());
+    const proxy = new TcpProxy(Number(url.port));
+    await proxy.start();
+    ends.push(() => proxy.stop());
+    const viaProxy = new URL(url);
+    viaProxy.port = String(proxy.port);
+    const a = new ReplicatedHapStorage(dir(), pool(viaProxy.toString()), () => {}, 50);
+    ends.push(() => void a.close());
+    await a.takeOver();
+    await proxy.stop();
+    for (let n = 0; n < 200; n++) a.setItemSync(INFO, pairing(n));
+    a.setItemSync(IDS, { cache: {} });
+    a.removeItemSync(IDS);
+    assert.equal(a.pending, 2, 'one pending write per key, not one per write');
+    await proxy.start(proxy.port);
+    await a.flush();
+    const { rows } = await pool(url.toString()).query<{ key: string; value: unknown }>('SELECT key, value FROM hap_storage ORDER BY key');
+    assert.deepEqual(rows, [{ key: INFO, value: pairing(199) }], 'the latest of each key, the removal too');
   });
 });

@@ -37,9 +37,14 @@ const types = {
 /** Any number, so two processes (a hub and a CLI command) never migrate at once. */
 const MIGRATION_LOCK = 0x6d71_7474; // 'mqtt'
 
+/** [H-1] The active hub's advisory lock key: one per database, the same in every mqttkit (an arbitrary 64-bit constant, "mqttkit"). */
+export const ACTIVE_LOCK_KEY = '7881413289637716340';
+
 export interface PostgresEngineOptions {
   /** Told of a connection lost while idle (the pool replaces it). */
   onError?: (message: string) => void;
+  /** [H-6] The caller holds the active lock itself (the hub that just took the active role): it may migrate. */
+  holdsActiveLock?: boolean;
   /** Connections the hub may hold. */
   max?: number;
 }
@@ -71,7 +76,7 @@ export class PostgresEngine implements SqlEngine {
   static async open(url: string, options: PostgresEngineOptions = {}): Promise<PostgresEngine> {
     const engine = await PostgresEngine.connect(url, options);
     try {
-      await engine.transaction((tx) => migratePostgres(tx, engine.where));
+      await engine.migrate(options.holdsActiveLock === true);
     } catch (error) {
       await engine.close().catch(() => {});
       throw new Error(engine.explain(error));
@@ -89,6 +94,11 @@ export class PostgresEngine implements SqlEngine {
       throw new Error(engine.explain(error));
     }
     return engine;
+  }
+
+  /** Brings the schema to this mqttkit's version ([D-9]); refused while another process holds the active lock ([H-6]). */
+  async migrate(holdsActiveLock = false): Promise<void> {
+    await this.transaction((tx) => migratePostgres(tx, this.where, holdsActiveLock));
   }
 
   async all<T>(sql: string, params: SqlParams = []): Promise<T[]> {
@@ -157,7 +167,7 @@ export class PostgresEngine implements SqlEngine {
 
   /** An error as the user should read it: what failed, where (host and port, no password) and the fix. */
   explain(error: unknown): string {
-    if (error instanceof NewerSchemaError) return error.message;
+    if (error instanceof NewerSchemaError || error instanceof ActiveHubError) return error.message;
     const code = (error as { code?: string }).code;
     const target = this.#target();
     const detail = this.#describe(error);
@@ -199,7 +209,7 @@ export class PostgresEngine implements SqlEngine {
  * Brings the schema to this mqttkit's version inside `tx`, under an advisory lock so two processes (a
  * hub and a CLI command) never migrate at once; a database from a newer mqttkit is refused by name.
  */
-export async function migratePostgres(tx: SqlRunner, where: string): Promise<void> {
+export async function migratePostgres(tx: SqlRunner, where: string, holdsActiveLock = false): Promise<void> {
   await tx.run('SELECT pg_advisory_xact_lock(?)', [MIGRATION_LOCK]);
   await tx.run('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
   const row = await tx.get<{ version: number }>('SELECT version FROM schema_version');
@@ -210,6 +220,13 @@ export async function migratePostgres(tx: SqlRunner, where: string): Promise<voi
       `the PostgreSQL database ${where} is from a newer mqttkit (schema ${version}, this one knows ${POSTGRES_MIGRATIONS.length}): upgrade mqttkit`,
     );
   }
+  // [H-6] A hub running on this schema (the active one, older) must not have it changed under it: a newer
+  // mqttkit migrates only once no other process holds the active lock (it took the role itself, or none runs).
+  if (version > 0 && version < POSTGRES_MIGRATIONS.length && !holdsActiveLock && (await activeLockHeld(tx))) {
+    throw new ActiveHubError(
+      `the PostgreSQL database ${where} has schema ${version} and this mqttkit would migrate it to ${POSTGRES_MIGRATIONS.length}, but another mqttkit is active on it (it holds the active lock) and runs on that schema: upgrade in order (docs/scaling.md, "Upgrading"): start the upgraded hub as the standby (--failover; it migrates when it takes the active role), then stop the active hub`,
+    );
+  }
   for (let v = version; v < POSTGRES_MIGRATIONS.length; v++) {
     for (const statement of splitStatements(POSTGRES_MIGRATIONS[v]!)) await tx.run(statement);
     await tx.run('UPDATE schema_version SET version = ?', [v + 1]);
@@ -217,6 +234,29 @@ export async function migratePostgres(tx: SqlRunner, where: string): Promise<voi
 }
 
 export class NewerSchemaError extends Error {}
+
+/** [H-6] A migration refused because another mqttkit is active on the database. */
+export class ActiveHubError extends Error {}
+
+/** Whether some session holds the active lock (pg_locks shows a bigint key as its two 32-bit halves). */
+async function activeLockHeld(tx: SqlRunner): Promise<boolean> {
+  const row = await tx.get<{ held: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+       AND ((classid::bigint << 32) | objid::bigint) = ?::bigint) AS held`,
+    [ACTIVE_LOCK_KEY],
+  );
+  return row?.held === true;
+}
+
+/** The schema version of a database, refused by name when it is from a newer mqttkit (a standby waits, [H-6]). */
+export async function checkedSchemaVersion(engine: PostgresEngine): Promise<{ version: number; target: number }> {
+  const version = await postgresSchemaVersion(engine);
+  if (version > POSTGRES_MIGRATIONS.length)
+    throw new NewerSchemaError(
+      `the PostgreSQL database ${engine.where} is from a newer mqttkit (schema ${version}, this one knows ${POSTGRES_MIGRATIONS.length}): upgrade mqttkit`,
+    );
+  return { version, target: POSTGRES_MIGRATIONS.length };
+}
 
 /** A migration's statements one by one (a prepared statement holds one; none of ours has a ';' in a literal). */
 function splitStatements(sql: string): string[] {
