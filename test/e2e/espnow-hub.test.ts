@@ -15,6 +15,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { readHubToken } from '../../src/store/runtime-file.js';
 import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, cliAsync, connectAdmin, devicePassword, subackCode } from '../helpers/mqtt-device.js';
+import { postgresBinDir, type RunningPostgres, requirePostgres, startPostgres } from '../helpers/postgres.js';
 
 interface Gateway {
   client: MqttClient;
@@ -24,26 +25,12 @@ interface Gateway {
   got: string[];
 }
 
-describe('ESP-NOW pairing at the hub: revocation, removal, one at a time', { timeout: 120_000 }, () => {
-  let hub: RunningHub;
-  let watcher: MqttClient;
-  const clients: MqttClient[] = [];
-
-  before(async () => {
-    hub = await startHub();
-    watcher = await connectAdmin(hub.info.mqtt.address, 'watcher', addAdmin(hub.dataDir, 'watcher'));
-    clients.push(watcher);
-  });
-  after(async () => {
-    for (const c of clients) c.end(true);
-    await hub?.stop('SIGKILL');
-    if (hub) removeDataDir(hub.dataDir);
-  });
-
+/** What the tests do at one hub: its API (with the CLI's local token), its gateways, its CLI. */
+function hubTools(hubOf: () => RunningHub, clients: MqttClient[]) {
   const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`http://127.0.0.1:${hub.info.httpPort}${path}`, {
+    const response = await fetch(`http://127.0.0.1:${hubOf().info.httpPort}${path}`, {
       method,
-      headers: { authorization: `Bearer ${readHubToken(hub.dataDir)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { authorization: `Bearer ${readHubToken(hubOf().dataDir)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     return { status: response.status, json: (await response.json()) as Record<string, unknown> };
@@ -56,7 +43,7 @@ describe('ESP-NOW pairing at the hub: revocation, removal, one at a time', { tim
 
   /** A gateway as mqttkit.espnow.Gateway behaves on MQTT; `answer` says which commands it confirms. */
   const connectGateway = async (id: string, answer: { pair?: boolean; unpair?: boolean; delayMs?: number }, clean = true): Promise<Gateway> => {
-    const client = await mqtt.connectAsync(hub.info.mqtt.address, {
+    const client = await mqtt.connectAsync(hubOf().info.mqtt.address, {
       clientId: id,
       username: id,
       password: devicePassword(id),
@@ -87,9 +74,30 @@ describe('ESP-NOW pairing at the hub: revocation, removal, one at a time', { tim
     await eventually(async () => (await deviceIds()).includes(peripheral), 10_000, `the hub holds ${peripheral}`);
   };
   const pair = async (gateway: string, peripheral: string) => {
-    const paired = await cliAsync(['espnow', 'pair', gateway, peripheral, '--json', '--data-dir', hub.dataDir]);
+    const paired = await cliAsync(['espnow', 'pair', gateway, peripheral, '--json', '--data-dir', hubOf().dataDir]);
     assert.equal(paired.status, 0, paired.stderr);
   };
+
+  return { api, deviceIds, pairedTo, connectGateway, report, pair };
+}
+
+describe('ESP-NOW pairing at the hub: revocation, removal, one at a time', { timeout: 120_000 }, () => {
+  let hub: RunningHub;
+  let watcher: MqttClient;
+  const clients: MqttClient[] = [];
+
+  before(async () => {
+    hub = await startHub();
+    watcher = await connectAdmin(hub.info.mqtt.address, 'watcher', addAdmin(hub.dataDir, 'watcher'));
+    clients.push(watcher);
+  });
+  after(async () => {
+    for (const c of clients) c.end(true);
+    await hub?.stop('SIGKILL');
+    if (hub) removeDataDir(hub.dataDir);
+  });
+
+  const { api, deviceIds, pairedTo, connectGateway, report, pair } = hubTools(() => hub, clients);
 
   it("an unpaired gateway gets none of the peripheral's writes: not while the hub waits for its answer, not from a stored session", async () => {
     // A gateway that asks for a persistent session and does not confirm the unpairing (out of reach).
@@ -164,19 +172,6 @@ describe('ESP-NOW pairing at the hub: revocation, removal, one at a time', { tim
     assert.ok(!(await pairedTo()).has('soil-2'));
   });
 
-  it('two requests pairing one peripheral to two gateways at once: one wins, the other is refused and its gateway never gets a code', async () => {
-    const gateways = await Promise.all(['gw-a', 'gw-b', 'gw-c'].map((id) => connectGateway(id, { pair: true, delayMs: 300 })));
-    const answers = await Promise.all(['gw-a', 'gw-b', 'gw-c'].map((gateway) => api('POST', '/api/espnow/pairings', { gateway, peripheral: 'soil-3' })));
-    assert.deepEqual(answers.map((a) => a.status).sort(), [200, 409, 409], JSON.stringify(answers));
-    const winner = ['gw-a', 'gw-b', 'gw-c'][answers.findIndex((a) => a.status === 200)]!;
-    assert.equal((await pairedTo()).get('soil-3'), winner);
-    for (const [n, g] of gateways.entries()) {
-      const codes = g.heard.filter((c) => c.startsWith('espnow_pair soil-3 '));
-      assert.equal(codes.length, ['gw-a', 'gw-b', 'gw-c'][n] === winner ? 1 : 0, `${['gw-a', 'gw-b', 'gw-c'][n]} heard ${JSON.stringify(g.heard)}`);
-    }
-    for (const answer of answers.filter((a) => a.status === 409)) assert.match(String(answer.json.error), new RegExp(`paired to gateway ${winner}`));
-  });
-
   it('a gateway that never opens the window: the CLI says so (not "internal error")', async () => {
     await connectGateway('gw-silent', {});
     const paired = await cliAsync(['espnow', 'pair', 'gw-silent', 'soil-4', '--data-dir', hub.dataDir]);
@@ -193,7 +188,8 @@ describe('ESP-NOW pairing at the hub: revocation, removal, one at a time', { tim
       rmSync(fresh, { force: true });
     });
     writeFileSync(out, 'notes\n', { mode: 0o644 });
-    const paired = await cliAsync(['espnow', 'pair', 'gw-a', 'soil-5', '--out', out, '--data-dir', hub.dataDir]);
+    await connectGateway('gw-out', { pair: true });
+    const paired = await cliAsync(['espnow', 'pair', 'gw-out', 'soil-5', '--out', out, '--data-dir', hub.dataDir]);
     const mode = statSync(out).mode & 0o777;
     const text = readFileSync(out, 'utf8');
     assert.equal(paired.status, 1, `exit ${paired.status}, file mode ${mode.toString(8)}: ${paired.stdout}`);
@@ -201,7 +197,7 @@ describe('ESP-NOW pairing at the hub: revocation, removal, one at a time', { tim
     assert.equal(text, 'notes\n');
     assert.ok(!(await pairedTo()).has('soil-5'));
     // A new file is made owner-only, and the CLI says what the code is worth after pairing.
-    const ok = await cliAsync(['espnow', 'pair', 'gw-a', 'soil-5', '--out', fresh, '--data-dir', hub.dataDir]);
+    const ok = await cliAsync(['espnow', 'pair', 'gw-out', 'soil-5', '--out', fresh, '--data-dir', hub.dataDir]);
     assert.equal(ok.status, 0, ok.stderr);
     assert.equal(statSync(fresh).mode & 0o777, 0o600);
     assert.match(ok.stdout, /destroy every copy of the code/);
@@ -216,5 +212,41 @@ describe('ESP-NOW pairing at the hub: revocation, removal, one at a time', { tim
       .map((l) => JSON.parse(l) as { security: string; msg: string });
     assert.ok(lines.some((l) => l.security === 'espnow-paired' && l.msg === 'ESP-NOW peripheral soil-1 paired to gateway gw-1 by mqttkit-cli'));
     assert.ok(lines.some((l) => l.security === 'espnow-unpaired' && l.msg === 'ESP-NOW peripheral soil-1 unpaired by mqttkit-cli'));
+  });
+});
+
+// [E-12] On PostgreSQL each check is a round trip to the server: two requests could both pass them.
+describe('ESP-NOW pairing at a hub on PostgreSQL: one at a time', { timeout: 120_000 }, () => {
+  let postgres: RunningPostgres | undefined;
+  let hub: RunningHub | undefined;
+  const clients: MqttClient[] = [];
+  before(async () => {
+    const bin = postgresBinDir();
+    if (!bin) return;
+    postgres = await startPostgres(bin);
+    hub = await startHub({ args: ['--database-url', await postgres.createDatabase('espnow')] });
+  });
+  after(async () => {
+    for (const c of clients) c.end(true);
+    await hub?.stop('SIGKILL');
+    if (hub) removeDataDir(hub.dataDir);
+    await postgres?.stop();
+  });
+  const { api, pairedTo, connectGateway } = hubTools(() => hub!, clients);
+
+  it('two requests pairing one peripheral to two gateways at once: one wins, the other is refused and its gateway never gets a code', async (t) => {
+    if (!hub) return void requirePostgres(t);
+    const gateways = await Promise.all(['gw-a', 'gw-b', 'gw-c'].map((id) => connectGateway(id, { pair: true, delayMs: 300 })));
+    // Three keep-alive connections open first, so that the three requests reach the hub together.
+    await Promise.all([1, 2, 3].map(() => api('GET', '/api/espnow/pairings')));
+    const answers = await Promise.all(['gw-a', 'gw-b', 'gw-c'].map((gateway) => api('POST', '/api/espnow/pairings', { gateway, peripheral: 'soil-3' })));
+    assert.deepEqual(answers.map((a) => a.status).sort(), [200, 409, 409], JSON.stringify(answers));
+    const winner = ['gw-a', 'gw-b', 'gw-c'][answers.findIndex((a) => a.status === 200)]!;
+    assert.equal((await pairedTo()).get('soil-3'), winner);
+    for (const [n, g] of gateways.entries()) {
+      const codes = g.heard.filter((c) => c.startsWith('espnow_pair soil-3 '));
+      assert.equal(codes.length, ['gw-a', 'gw-b', 'gw-c'][n] === winner ? 1 : 0, `${['gw-a', 'gw-b', 'gw-c'][n]} heard ${JSON.stringify(g.heard)}`);
+    }
+    for (const answer of answers.filter((a) => a.status === 409)) assert.match(String(answer.json.error), new RegExp(`paired to gateway ${winner}`));
   });
 });
