@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
 import { writeToStream } from 'mqtt-packet';
 import type { InboundMessage } from '../core/ingest.js';
 import type { Logger } from '../log/logger.js';
@@ -74,6 +74,8 @@ export interface EmbeddedBrokerOptions {
   espnow?: {
     mayPublish(gateway: string, topic: string): Promise<boolean>;
     maySubscribe(gateway: string, filter: string): Promise<boolean>;
+    /** [E-11] At each delivery, from memory: may `gateway` receive this peripheral topic now? */
+    mayReceive(gateway: string, topic: string): boolean;
     loginRefusal(id: string | undefined): string | undefined;
   };
 }
@@ -95,11 +97,17 @@ export class EmbeddedBroker {
     const limiter = new InflowLimiter(options.messagesPerSecond ?? 100, options.burst ?? 500);
     const once = new OncePerKey();
     const roles = new WeakMap<Client, AccountRole>();
+    // The CONNECT of each client, kept until it is authenticated: a device's session is made clean there [E-11].
+    const connects = new WeakMap<Client, ConnectPacket>();
     // Set once listening; no device can connect before (the listeners are not open yet).
     let broker: EmbeddedBroker | undefined;
     const aedes = await Aedes.createBroker({
       connectTimeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
       heartbeatInterval: AEDES_HEARTBEAT_MS,
+      preConnect(client: Client, packet: ConnectPacket, callback: (error: Error | null, success: boolean) => void) {
+        connects.set(client, packet);
+        callback(null, true);
+      },
       authenticate(
         client: Client,
         username: string | undefined,
@@ -127,6 +135,16 @@ export class EmbeddedBroker {
               if (will && !mayPublish(outcome.role, client.id, will.topic))
                 return refuse(NOT_AUTHORIZED, `last will topic ${will.topic} lies outside the device's own topics`);
               roles.set(client, outcome.role);
+              // [E-11] A device's session is clean, whatever it asked: no subscription or queued message
+              // outlives its connection, so rights taken away (an unpaired peripheral) do not live on in
+              // a stored session. aedes reads the packet's flag after this answer (fetchSubs).
+              const connect = connects.get(client);
+              connects.delete(client);
+              if (outcome.role === 'device' && connect && !connect.clean) {
+                connect.clean = true;
+                (client as { clean: boolean }).clean = true;
+                if (once.first(`clean:${client.id}`)) log.info({ client: client.id }, 'device asked for a persistent session: given a clean one');
+              }
               done(null, true);
             },
             (error: Error) => {
@@ -154,6 +172,15 @@ export class EmbeddedBroker {
             refuse();
           },
         );
+      },
+      // [E-11] Rights are checked again at each delivery: a subscription granted while a gateway was paired
+      // gets nothing for the peripheral once unpaired (before its connection is dropped, and from any
+      // queue). Synchronous, from memory: aedes calls this for every message to every subscriber.
+      authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {
+        const role = roles.get(client);
+        if (role !== 'device' || !options.espnow) return packet;
+        if (maySubscribe('device', client.id, packet.topic)) return packet;
+        return options.espnow.mayReceive(client.id, packet.topic) ? packet : null;
       },
       // A publish refused with an error closes the client: the remedy for a flood or an oversized message.
       authorizePublish(client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void) {

@@ -17,6 +17,7 @@ import type { Logger } from '../log/logger.js';
 import type { RegistrationPolicy } from '../security/registration.js';
 import { AccountStore } from '../store/account-store.js';
 import { removeStaleTempFiles } from '../store/atomic-file.js';
+import { readBrokerCredentials } from '../store/broker-credentials.js';
 import { openEngine } from '../store/engine/open.js';
 import { SqliteEngine } from '../store/engine/sqlite-engine.js';
 import { EspNowPairings } from '../store/espnow-pairings.js';
@@ -26,6 +27,7 @@ import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-fil
 import { ensureBridgeFilesUsable, ensureStateUsable } from '../store/state-check.js';
 import { StateStore } from '../store/state-store.js';
 import { WalCheckpointer } from '../store/wal-checkpointer.js';
+import { HttpError } from '../web/http-error.js';
 import { Faults } from './faults.js';
 import { FeatureRunner } from './feature.js';
 import { ActivityFeature } from './features/activity.js';
@@ -146,6 +148,16 @@ export class Hub {
       const registry = new DeviceRegistry(bus, catalog, { writeTimeoutMs: options.writeTimeoutMs });
       // One device's data never stops the hub: records it cannot use are held aside, named, kept as they are.
       const damaged: Array<{ id: string; problem: string }> = [];
+      // [E-10] a gateway whose account is gone (removed while the hub was stopped) speaks for no one, and
+      // [E-12] its peripherals' devices go with it, before they are restored (their ids are free again).
+      const espnow = await EspNowPairings.load(db);
+      for (const p of espnow.list()) {
+        if ((await accounts.get(p.gateway))?.createdAt !== p.gatewaySince) {
+          await store.deleteDevice(p.peripheral);
+          await espnow.unpair(p.peripheral);
+          log.warn({ device: p.peripheral }, `ESP-NOW peripheral ${p.peripheral} unpaired and removed: its gateway ${p.gateway}'s account is gone`);
+        }
+      }
       const restored = registry.restore(await store.loadDevices((id, problem) => damaged.push({ id, problem })), {
         noneConnected: options.mqtt.kind === 'embedded',
       });
@@ -161,14 +173,9 @@ export class Hub {
       // The features, started in this order and stopped in reverse; each takes what it listens to through its scope.
       // A damaged job, rollout or device_info row is named in the log; the store ends it as failed. [D-3]
       const otaStore = new OtaStore(db, (where, problem) => log.error({ where }, problem));
-      const espnow = await EspNowPairings.load(db);
-      // [E-10] a gateway whose account is gone (removed while the hub was stopped) speaks for no one
-      for (const p of espnow.list()) {
-        if ((await accounts.get(p.gateway))?.createdAt !== p.gatewaySince) {
-          await espnow.unpair(p.peripheral);
-          log.warn({ device: p.peripheral }, `ESP-NOW peripheral ${p.peripheral} unpaired: its gateway ${p.gateway}'s account is gone`);
-        }
-      }
+      // With Mosquitto, a gateway's rights are given and taken there too (dynamic security, [E-10]).
+      const brokerRights = options.mqtt.kind === 'external' ? mosquittoPeripheralRights(options.mqtt.url, options.dataDir) : undefined;
+      const managesBroker = () => brokerRights !== undefined && readBrokerCredentials(options.dataDir) !== undefined;
       const ctx: HubContext = {
         options,
         db,
@@ -203,11 +210,21 @@ export class Hub {
           pairings: espnow,
           command: (id, text) => mqtt.link.publish(`cmnd/${id}/OTA`, text, { qos: 1, retain: false }),
           disconnect: (id) => mqtt.broker?.disconnect(id),
-          brokerRights: options.mqtt.kind === 'external' ? mosquittoPeripheralRights(options.mqtt.url, options.dataDir) : undefined,
+          brokerRights,
         },
         removeDevice: async (id, reason = 'removed from the dashboard') => {
+          // With Mosquitto its login (client) and rights (role, with its peripherals') go first, as with
+          // 'mqttkit device remove'; if Mosquitto refuses, nothing changed.
+          if (managesBroker()) {
+            try {
+              await brokerRights?.removeDevice(id);
+            } catch (error) {
+              throw new HttpError(502, `Mosquitto still lets ${id} log in (${(error as Error).message}): nothing changed; try again`);
+            }
+          }
           await accounts.remove(id);
-          await espnow.removeGateway(id); // [E-10] its peripherals lose their voice with it
+          // [E-10] its peripherals lose their voice with it; [E-12] and their devices go too
+          for (const peripheral of await espnow.removeGateway(id)) registry.remove(peripheral, `its ESP-NOW gateway ${id} was removed`);
           registry.remove(id, reason);
           mqtt.broker?.disconnect(id);
         },
@@ -224,6 +241,15 @@ export class Hub {
       else log.info('history is off (--no-history): no values are recorded');
       if (options.httpPort !== -1) await features.start(web);
       await features.start(new PresenceFeature(ctx));
+      // [E-12] Mosquitto's rights follow the pairings, whatever changed while the hub was stopped (an
+      // offline unpair that could not reach it, an interrupted pairing). Mosquitto down: logged, the hub runs.
+      if (managesBroker())
+        await brokerRights?.reconcile(espnow.list()).then(
+          (changed) => {
+            for (const line of changed) log.warn(`Mosquitto's ESP-NOW rights corrected to match the pairings: ${line}`);
+          },
+          (error: Error) => log.error({ err: error.message }, "cannot check Mosquitto's ESP-NOW rights against the pairings"),
+        );
       if (options.haDiscovery) await features.start(new HaDiscoveryFeature(ctx, () => mqtt.link, options.haDiscovery.prefix), mqtt.link);
       const webPort = web.port;
       const link = mqtt.link;

@@ -32,6 +32,17 @@ export class EspNowAccess {
     return (await this.speaksFor(gateway)).some((peripheral) => maySubscribe('device', peripheral, filter));
   }
 
+  /**
+   * [E-11] At each delivery: is `topic` in the space of a peripheral paired to `gateway` now? From
+   * memory, by name: the hub removes a gateway's pairings with its account, and a hub that starts
+   * drops pairings whose gateway account is another one before the broker listens (hub.ts).
+   */
+  mayReceive(gateway: string, topic: string): boolean {
+    // The peripheral's id is a topic's second level (HomeKit/<id>/…, cmnd/<id>/…) or its first (<id>/OTA).
+    const [first, second] = topic.split('/', 2);
+    return [second, first].some((id) => id !== undefined && this.pairings.get(id)?.gateway === gateway && maySubscribe('device', id, topic));
+  }
+
   /** Why an MQTT login under `id` is refused, or undefined. */
   loginRefusal(id: string | undefined): string | undefined {
     const pairing = id === undefined ? undefined : this.pairings.get(id);

@@ -129,6 +129,11 @@ const SECURITY_ACTIONS: Readonly<Record<string, (r: FastifyRequest) => { action:
   'POST /api/registration/:id/approve': (r) => ({ action: 'device-approved', said: `device ${field(r.params, 'id')} approved` }),
   'POST /api/registration/:id/reset': (r) => ({ action: 'device-reset', said: `device ${field(r.params, 'id')} may register a new password` }),
   'DELETE /api/devices/:id': (r) => ({ action: 'device-removed', said: `device ${field(r.params, 'id')} removed` }),
+  'POST /api/espnow/pairings': (r) => ({
+    action: 'espnow-paired',
+    said: `ESP-NOW peripheral ${field(r.body, 'peripheral')} paired to gateway ${field(r.body, 'gateway')}`,
+  }),
+  'DELETE /api/espnow/pairings/:peripheral': (r) => ({ action: 'espnow-unpaired', said: `ESP-NOW peripheral ${field(r.params, 'peripheral')} unpaired` }),
 };
 
 /** Who acted, as the log names them: a dashboard user, an API token by its name, or the CLI on the hub's machine. */

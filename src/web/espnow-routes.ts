@@ -15,6 +15,7 @@ import { mqttAccountNameProblem } from '../security/access-policy.js';
 import type { AccountStore } from '../store/account-store.js';
 import type { EspNowPairings } from '../store/espnow-pairings.js';
 import { refuseApiToken } from './admin-routes.js';
+import { HttpError } from './http-error.js';
 
 export interface EspNowDeps {
   pairings: EspNowPairings;
@@ -37,11 +38,32 @@ const pairBody = z.object({
   peripheral: z.string().min(1, 'required').max(64, 'at most 64 characters'),
   windowS: z.number().int().min(10).max(3600).default(300),
 });
-const status = (code: number, message: string) => Object.assign(new Error(message), { statusCode: code });
+const status = (code: number, message: string) => new HttpError(code, message);
 /** How long the gateway has to confirm that its window is open. */
 const ANSWER_MS = 10_000;
 
+/**
+ * [E-12] Pairing and unpairing one peripheral run one at a time: two requests pairing it to two gateways
+ * at once would both pass the check and both gateways would hold a key for it.
+ */
+function onePerPeripheral(): <T>(peripheral: string, work: () => Promise<T>) => Promise<T> {
+  const tails = new Map<string, Promise<unknown>>();
+  return (peripheral, work) => {
+    const run = (tails.get(peripheral) ?? Promise.resolve()).then(work, work);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    tails.set(peripheral, tail);
+    void tail.then(() => {
+      if (tails.get(peripheral) === tail) tails.delete(peripheral);
+    });
+    return run;
+  };
+}
+
 export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
+  const serialised = onePerPeripheral();
   app.get('/api/espnow/pairings', async () => d.pairings.list());
 
   app.post('/api/espnow/pairings', async (request) => {
@@ -52,6 +74,10 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
     if (problem) throw status(400, `peripheral id: ${problem}`);
     if (d.externalBroker && !d.brokerRights) throw status(409, 'the external broker cannot be given the gateway rights (docs/security.md §8)');
     if (peripheral === gateway) throw status(400, 'a gateway cannot be its own peripheral');
+    return serialised(peripheral, () => pair(gateway, peripheral, windowS));
+  });
+
+  const pair = async (gateway: string, peripheral: string, windowS: number) => {
     const account = await d.accounts.get(gateway);
     if (account?.role !== 'device' || account.status !== 'active') throw status(404, `no device account ${gateway} (see 'mqttkit device list')`);
     if (await d.accounts.get(peripheral))
@@ -59,6 +85,22 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
         409,
         `${peripheral} has an MQTT account: a peripheral speaks only through its gateway; remove the account first ('mqttkit device remove ${peripheral}') or choose another id`,
       );
+    // With Mosquitto the logins are its clients: the gateway must be one, the peripheral must not [E-10].
+    if (d.brokerRights) {
+      let gatewayThere: boolean;
+      let peripheralThere: boolean;
+      try {
+        [gatewayThere, peripheralThere] = [await d.brokerRights.hasClient(gateway), await d.brokerRights.hasClient(peripheral)];
+      } catch (error) {
+        throw status(502, `cannot ask Mosquitto who may log in: ${(error as Error).message}`);
+      }
+      if (!gatewayThere) throw status(404, `Mosquitto has no client ${gateway}: add the gateway with 'mqttkit device add ${gateway}'`);
+      if (peripheralThere)
+        throw status(
+          409,
+          `${peripheral} is a Mosquitto client: a peripheral speaks only through its gateway; remove it first ('mqttkit device remove ${peripheral}') or choose another id`,
+        );
+    }
     const existing = d.pairings.get(peripheral);
     // A pairing whose gateway account is gone (or registered anew) no longer counts [E-10].
     const live = existing && (await d.accounts.get(existing.gateway))?.createdAt === existing.gatewaySince;
@@ -86,11 +128,15 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
       throw status(502, `Mosquitto did not give ${gateway} the rights for ${peripheral}: ${(error as Error).message}`);
     }
     return { gateway, peripheral, windowS, code };
-  });
+  };
 
   app.delete<{ Params: { peripheral: string } }>('/api/espnow/pairings/:peripheral', async (request) => {
     refuseApiToken(request);
     const peripheral = id.parse(request.params.peripheral);
+    return serialised(peripheral, () => unpair(peripheral));
+  });
+
+  const unpair = async (peripheral: string) => {
     const paired = d.pairings.get(peripheral);
     if (!paired) throw status(404, `${peripheral} is not paired`);
     try {
@@ -98,9 +144,14 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
     } catch (error) {
       throw status(502, `Mosquitto still lets ${paired.gateway} speak for ${peripheral} (${(error as Error).message}): nothing changed; try again`);
     }
+    // [E-11] Revoked before the gateway is told: from here the broker neither takes its publishes for the
+    // peripheral nor delivers it the peripheral's writes (checked at each delivery), while we wait.
     const pairing = (await d.pairings.unpair(peripheral)) ?? paired;
-    // The broker refuses the gateway's publishes for it from now on [E-10]; the gateway forgets the key
-    // if it hears this, and its connection is dropped so that its subscriptions are made again.
+    // [E-12] The peripheral's device goes with it (out of HomeKit, its retained topics cleared, as
+    // `mqttkit device remove`): its id is free again, and whoever registers it next starts afresh.
+    d.registry.remove(peripheral, `unpaired from ESP-NOW gateway ${pairing.gateway}`);
+    // The gateway forgets the key if it hears this, and its connection is dropped so that its
+    // subscriptions are made again.
     let told = false;
     if (!commandRefusal(d.registry.get(pairing.gateway))) {
       const answer = d.channel.next(pairing.gateway, 'Log', ANSWER_MS, (line) => line.startsWith(`espnow: ${peripheral} `));
@@ -114,5 +165,5 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
     }
     d.disconnect(pairing.gateway);
     return { unpaired: peripheral, gateway: pairing.gateway, gatewayForgot: told };
-  });
+  };
 }

@@ -39,6 +39,7 @@ import { HostAllowlist } from './allowed-hosts.js';
 import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
 import { type EspNowDeps, espnowRoutes } from './espnow-routes.js';
 import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
+import { HttpError } from './http-error.js';
 import { type HubMetrics, PROMETHEUS_TYPE, prometheusText } from './prometheus.js';
 import { qrCode } from './qr-code.js';
 import { queryRoutes } from './query-routes.js';
@@ -220,7 +221,9 @@ export class WebServer {
       if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: tooLarge(request) });
       const status = error.statusCode ?? 500;
       if (status >= 500) this.deps.log.error({ err: error }, 'API error');
-      return reply.code(status).send({ error: status >= 500 ? 'internal error (see the hub log)' : error.message.slice(0, 300) });
+      // A route's own HttpError was written for the user (a gateway that did not answer); anything else with a 5xx is not.
+      const said = status < 500 || error instanceof HttpError;
+      return reply.code(status).send({ error: said ? error.message.slice(0, 300) : 'internal error (see the hub log)' });
     });
     this.#routes(app);
     adminRoutes(app, { web: this.deps.web, accounts: this.deps.accounts, externalBroker: this.deps.externalBroker, log: this.deps.log });

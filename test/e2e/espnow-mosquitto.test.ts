@@ -11,7 +11,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
+import { readHubToken } from '../../src/store/runtime-file.js';
 import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { freePort, type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
 import { cli, cliAsync, connectDevice, subackCode } from '../helpers/mqtt-device.js';
@@ -22,6 +24,12 @@ describe('ESP-NOW pairing with an external broker (Mosquitto)', { timeout: 120_0
   let hub: RunningHub | undefined;
   const confDir = mkdtempSync(join(tmpdir(), 'mqttkit-mosquitto-conf-'));
   const clients: MqttClient[] = [];
+  // Shared with the second test: the broker's address, the hub's data, the gateway, and what an admin saw.
+  let url = '';
+  let dataDir = '';
+  let gateway: MqttClient | undefined;
+  let gwPassword = '';
+  const seen: string[] = [];
   after(async () => {
     for (const c of clients) c.end(true);
     await hub?.stop('SIGKILL');
@@ -33,30 +41,30 @@ describe('ESP-NOW pairing with an external broker (Mosquitto)', { timeout: 120_0
   it('pairing gives the gateway the peripheral’s topics at Mosquitto, unpairing takes them away; nobody else gets them', async (t) => {
     const binary = requireTool(t, 'mosquitto', ['mosquitto', '/usr/sbin/mosquitto'], 'apt-get install mosquitto');
     if (!binary) return;
-    const dataDir = tempDataDir();
+    dataDir = tempDataDir();
     const port = await freePort();
     const generated = cli(['mosquitto-config', confDir, '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1']);
     assert.equal(generated.status, 0, generated.stderr);
     broker = await startMosquitto(binary, { config: join(confDir, 'mosquitto.conf'), port });
-    const url = broker.url;
+    url = broker.url;
     hub = await startHub({ dataDir, args: ['--mqtt-url', url] });
     const password = (id: string) => {
       const added = cli(['device', 'add', id, '--json', '--data-dir', dataDir]);
       assert.equal(added.status, 0, added.stderr);
       return (JSON.parse(added.stdout) as { password: string }).password;
     };
-    const gwPassword = password('gw');
+    gwPassword = password('gw');
     const otherPassword = password('other');
     const watcher = await connectDevice(url, 'watcher', {
       password: (JSON.parse(cli(['user', 'add', 'watcher', '--admin', '--json', '--data-dir', dataDir]).stdout) as { password: string }).password,
     });
     clients.push(watcher);
-    const seen: string[] = [];
     watcher.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
     await watcher.subscribeAsync('HomeKit/#', { qos: 1 });
 
     // The gateway: answers espnow_pair / espnow_unpair as the library does.
     const gw = await connectDevice(url, 'gw', { password: gwPassword, reconnectPeriod: 200 });
+    gateway = gw;
     clients.push(gw);
     gw.on('error', () => {});
     const online = () => {
@@ -128,5 +136,49 @@ describe('ESP-NOW pairing with an external broker (Mosquitto)', { timeout: 120_0
     await watcher.publishAsync('HomeKit/gw/Switch/On/set', 'own', { qos: 1 });
     await eventually(() => own.includes('own'), 5000, 'a later write of its own reaches the gateway');
     assert.deepEqual(writes, ['while-paired'], 'the old subscription gets nothing for soil-1 once unpaired');
+  });
+
+  it('unpairing while the hub is stopped takes the rights away at Mosquitto too (or changes nothing); removing the gateway ends its login; the hub corrects rights left behind [E-12]', async (t) => {
+    if (!hub || !gateway) return void t.skip('needs the first test’s broker and gateway');
+    const gw = gateway;
+    const speaksFor = async (peripheral: string, value: string) => {
+      await gw.publishAsync(`HomeKit/${peripheral}/TemperatureSensor/CurrentTemperature`, value, { qos: 1 });
+      await gw.publishAsync('HomeKit/gw/$keepalive', value, { qos: 1 });
+      await eventually(() => seen.includes(`HomeKit/gw/$keepalive ${value}`), 5000, `the gateway’s own publish ${value}`);
+      return seen.includes(`HomeKit/${peripheral}/TemperatureSensor/CurrentTemperature ${value}`);
+    };
+    for (const peripheral of ['soil-2', 'soil-3']) {
+      const paired = await cliAsync(['espnow', 'pair', 'gw', peripheral, '--json', '--data-dir', dataDir]);
+      assert.equal(paired.status, 0, paired.stderr);
+    }
+    await eventually(() => speaksFor('soil-2', '31'), 10_000, 'the gateway speaks for soil-2');
+    await eventually(() => speaksFor('soil-3', '32'), 10_000, 'the gateway speaks for soil-3');
+    await hub.stop();
+
+    // Without the broker's address the CLI cannot take the rights away: it says so and changes nothing.
+    const blind = await cliAsync(['espnow', 'unpair', 'soil-2', '--data-dir', dataDir]);
+    assert.equal(blind.status, 1, blind.stdout);
+    assert.match(blind.stderr, /pass --mqtt-url/);
+    const unpaired = await cliAsync(['espnow', 'unpair', 'soil-2', '--data-dir', dataDir, '--mqtt-url', url]);
+    assert.equal(unpaired.status, 0, unpaired.stderr);
+    assert.equal(await speaksFor('soil-2', '41'), false, 'Mosquitto no longer takes the gateway’s publish for soil-2');
+
+    // A store where soil-3's pairing is gone but its rights are not (as an older mqttkit's offline unpair left it).
+    const db = new Database(join(dataDir, 'mqttkit.db'));
+    db.prepare('DELETE FROM espnow_pairings WHERE peripheral = ?').run('soil-3');
+    db.close();
+    assert.equal(await speaksFor('soil-3', '42'), true, 'still at Mosquitto');
+    hub = await startHub({ dataDir, args: ['--mqtt-url', url] });
+    await hub.printed(/Mosquitto's ESP-NOW rights corrected to match the pairings: gw: /, 10_000);
+    assert.equal(await speaksFor('soil-3', '43'), false, 'the hub took the rights left behind away');
+
+    // The dashboard removes the gateway (DELETE /api/devices/gw): its Mosquitto login ends with it.
+    gw.options.reconnectPeriod = 0;
+    const removed = await fetch(`http://127.0.0.1:${hub.info.httpPort}/api/devices/gw`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${readHubToken(dataDir)}` },
+    });
+    assert.equal(removed.status, 200, await removed.text());
+    await assert.rejects(connectDevice(url, 'gw', { password: gwPassword }), /Not authorized|Bad username or password/i);
   });
 });

@@ -4,13 +4,32 @@
  * unpairing (plus a deny for what a subscription made while paired would still receive). The peripheral
  * gets no client of its own, so nobody logs in under its id (test/e2e/espnow-mosquitto.test.ts).
  */
+import { z } from 'zod';
 import { readBrokerCredentials } from '../../store/broker-credentials.js';
 import type { DynsecClient } from './dynsec.js';
 
 export interface PeripheralRights {
   grant(gateway: string, peripheral: string): Promise<void>;
   revoke(gateway: string, peripheral: string): Promise<void>;
+  /** Is `id` a Mosquitto client (a login)? */
+  hasClient(id: string): Promise<boolean>;
+  /** A removed device's client and role (with every peripheral's rights) go. */
+  removeDevice(id: string): Promise<void>;
+  /**
+   * [E-12] Makes every device role's rights match the pairings: a peripheral's ACLs only in its gateway's
+   * role, and a deny for the deliveries of any peripheral a role held. Returns what it changed.
+   */
+  reconcile(pairings: ReadonlyArray<{ gateway: string; peripheral: string }>): Promise<string[]>;
 }
+
+const ROLE_PREFIX = 'mqttkit-device-';
+const aclKey = (acl: { acltype: string; topic: string; allow: boolean }) => `${acl.acltype} ${acl.topic} ${acl.allow}`;
+const roleAcls = z.looseObject({
+  role: z.looseObject({
+    acls: z.array(z.looseObject({ acltype: z.string(), topic: z.string(), allow: z.boolean() })).default([]),
+  }),
+});
+const roleNames = z.looseObject({ roles: z.array(z.union([z.string(), z.looseObject({ rolename: z.string() })])).default([]) });
 
 export function mosquittoPeripheralRights(url: string, dataDir: string): PeripheralRights {
   const withDynsec = async (fn: (dynsec: DynsecClient, m: typeof import('./dynsec.js')) => Promise<void>) => {
@@ -27,14 +46,13 @@ export function mosquittoPeripheralRights(url: string, dataDir: string): Periphe
   // Mosquitto's default lets a subscription receive (publishClientReceive): a revoked gateway's old
   // subscription is closed by an explicit deny, which a new pairing takes away again.
   const denies = (m: typeof import('./dynsec.js'), peripheral: string) => m.deviceAcls(peripheral).filter((acl) => acl.acltype === 'publishClientReceive');
+  const grant = async (dynsec: DynsecClient, m: typeof import('./dynsec.js'), gateway: string, peripheral: string) => {
+    const rolename = m.deviceRoleName(gateway);
+    for (const acl of denies(m, peripheral)) await dynsec.run({ command: 'removeRoleACL', rolename, acltype: acl.acltype, topic: acl.topic }, ['not found']);
+    for (const acl of m.deviceAcls(peripheral)) await dynsec.run({ command: 'addRoleACL', rolename, ...acl }, ['already exists']);
+  };
   return {
-    grant: (gateway, peripheral) =>
-      withDynsec(async (dynsec, m) => {
-        const rolename = m.deviceRoleName(gateway);
-        for (const acl of denies(m, peripheral))
-          await dynsec.run({ command: 'removeRoleACL', rolename, acltype: acl.acltype, topic: acl.topic }, ['not found']);
-        for (const acl of m.deviceAcls(peripheral)) await dynsec.run({ command: 'addRoleACL', rolename, ...acl }, ['already exists']);
-      }),
+    grant: (gateway, peripheral) => withDynsec((dynsec, m) => grant(dynsec, m, gateway, peripheral)),
     revoke: (gateway, peripheral) =>
       withDynsec(async (dynsec, m) => {
         const rolename = m.deviceRoleName(gateway);
@@ -42,5 +60,43 @@ export function mosquittoPeripheralRights(url: string, dataDir: string): Periphe
           await dynsec.run({ command: 'removeRoleACL', rolename, acltype: acl.acltype, topic: acl.topic }, ['not found']);
         for (const acl of denies(m, peripheral)) await dynsec.run({ command: 'addRoleACL', rolename, ...acl, allow: false }, ['already exists']);
       }),
+    hasClient: async (id) => {
+      let found = false;
+      await withDynsec(async (dynsec) => {
+        const data = await dynsec.run({ command: 'getClient', username: id }, ['not found']);
+        found = typeof data === 'object' && data !== null && 'client' in data;
+      });
+      return found;
+    },
+    removeDevice: (id) => withDynsec((dynsec) => dynsec.removeDevice(id)),
+    reconcile: async (pairings) => {
+      const changed: string[] = [];
+      await withDynsec(async (dynsec, m) => {
+        const listed = roleNames.parse(await dynsec.run({ command: 'listRoles', verbose: false, count: -1, offset: 0 }));
+        for (const entry of listed.roles) {
+          const rolename = typeof entry === 'string' ? entry : entry.rolename;
+          if (!rolename.startsWith(ROLE_PREFIX)) continue;
+          const gateway = rolename.slice(ROLE_PREFIX.length);
+          const peripherals = pairings.filter((p) => p.gateway === gateway).map((p) => p.peripheral);
+          const wanted = new Set([gateway, ...peripherals].flatMap((id) => m.deviceAcls(id).map(aclKey)));
+          const held = roleAcls.parse(await dynsec.run({ command: 'getRole', rolename })).role.acls;
+          // An allow the pairings do not explain (a peripheral unpaired while the hub was stopped) goes, and
+          // what its subscriptions would still receive is denied, as at unpairing.
+          for (const acl of held.filter((a) => a.allow && !wanted.has(aclKey(a)))) {
+            await dynsec.run({ command: 'removeRoleACL', rolename, acltype: acl.acltype, topic: acl.topic }, ['not found']);
+            if (acl.acltype === 'publishClientReceive')
+              await dynsec.run({ command: 'addRoleACL', rolename, acltype: acl.acltype, topic: acl.topic, allow: false }, ['already exists']);
+            changed.push(`${gateway}: ${acl.acltype} ${acl.topic}`);
+          }
+          const heldKeys = new Set(held.map(aclKey));
+          for (const peripheral of peripherals)
+            if (m.deviceAcls(peripheral).some((acl) => !heldKeys.has(aclKey(acl)))) {
+              await grant(dynsec, m, gateway, peripheral);
+              changed.push(`${gateway}: rights for ${peripheral}`);
+            }
+        }
+      });
+      return changed;
+    },
   };
 }

@@ -23,7 +23,8 @@ export async function espnowPage(main) {
         type: 'button',
         'data-unpair': p.peripheral,
         onclick: async () => {
-          if (!(await confirmInline(ask, `Unpair ${p.peripheral}? ${p.gateway} may no longer speak for it.`, 'Unpair'))) return;
+          if (!(await confirmInline(ask, `Unpair ${p.peripheral}? ${p.gateway} may no longer speak for it, and ${p.peripheral} leaves HomeKit.`, 'Unpair')))
+            return;
           const done = await attempt(line, () => del(`/api/espnow/pairings/${encodeURIComponent(p.peripheral)}`));
           if (done) await attempt(pageMessage, reload);
         },
@@ -60,6 +61,11 @@ export async function espnowPage(main) {
             { class: 'card secret-box' },
             h('p', {}, 'Copy ', link, ' to the peripheral over USB (mpremote cp espnow_pair.json :) and start it. Shown only this once:'),
             h('p', { class: 'secret', id: 'espnow-code' }, file.trim()),
+            h(
+              'p',
+              {},
+              'Once it is paired, delete the downloaded file and every other copy of the code: with it, anyone who recorded the pairing can compute the key.',
+            ),
           ),
         );
         peripheral.value = '';
