@@ -74,7 +74,7 @@ export interface EmbeddedBrokerOptions {
   espnow?: {
     mayPublish(gateway: string, topic: string): Promise<boolean>;
     maySubscribe(gateway: string, filter: string): Promise<boolean>;
-    /** [E-11] At each delivery, from memory: may `gateway` receive this peripheral topic now? */
+    /** [E-13] At each delivery, from memory: may `gateway` receive this peripheral topic now? */
     mayReceive(gateway: string, topic: string): boolean;
     loginRefusal(id: string | undefined): string | undefined;
   };
@@ -97,7 +97,7 @@ export class EmbeddedBroker {
     const limiter = new InflowLimiter(options.messagesPerSecond ?? 100, options.burst ?? 500);
     const once = new OncePerKey();
     const roles = new WeakMap<Client, AccountRole>();
-    // The CONNECT of each client, kept until it is authenticated: a device's session is made clean there [E-11].
+    // The CONNECT of each client, kept until it is authenticated: a device's session is made clean there [E-13].
     const connects = new WeakMap<Client, ConnectPacket>();
     // Set once listening; no device can connect before (the listeners are not open yet).
     let broker: EmbeddedBroker | undefined;
@@ -135,7 +135,7 @@ export class EmbeddedBroker {
               if (will && !mayPublish(outcome.role, client.id, will.topic))
                 return refuse(NOT_AUTHORIZED, `last will topic ${will.topic} lies outside the device's own topics`);
               roles.set(client, outcome.role);
-              // [E-11] A device's session is clean, whatever it asked: no subscription or queued message
+              // [E-13] A device's session is clean, whatever it asked: no subscription or queued message
               // outlives its connection, so rights taken away (an unpaired peripheral) do not live on in
               // a stored session. aedes reads the packet's flag after this answer (fetchSubs).
               const connect = connects.get(client);
@@ -173,7 +173,7 @@ export class EmbeddedBroker {
           },
         );
       },
-      // [E-11] Rights are checked again at each delivery: a subscription granted while a gateway was paired
+      // [E-13] Rights are checked again at each delivery: a subscription granted while a gateway was paired
       // gets nothing for the peripheral once unpaired (before its connection is dropped, and from any
       // queue). Synchronous, from memory: aedes calls this for every message to every subscriber.
       authorizeForward(client: Client, packet: AedesPublishPacket): AedesPublishPacket | null {

@@ -93,7 +93,7 @@ Examples:
           const pairings = await EspNowPairings.load(ws.db);
           const paired = pairings.get(peripheral);
           if (!paired) throw new CliError(`${peripheral} is not paired (see 'mqttkit espnow list')`);
-          // With Mosquitto the gateway's rights live there: taken away first, or nothing changes [E-12].
+          // With Mosquitto the gateway's rights live there: taken away first, or nothing changes [E-14].
           if (ws.externalUrl || readBrokerCredentials(ws.dataDir)) {
             if (!ws.externalUrl)
               throw new CliError(
@@ -108,7 +108,7 @@ Examples:
             }
           }
           await pairings.unpair(peripheral);
-          // [E-12] its device goes with it, as when the hub unpairs (the hub starts without it)
+          // [E-14] its device goes with it, as when the hub unpairs (the hub starts without it)
           await ws.store.deleteDevice(peripheral);
           if (flags.json) console.log(JSON.stringify({ unpaired: peripheral, gateway: paired.gateway, gatewayForgot: false }));
           else

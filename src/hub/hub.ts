@@ -149,7 +149,7 @@ export class Hub {
       // One device's data never stops the hub: records it cannot use are held aside, named, kept as they are.
       const damaged: Array<{ id: string; problem: string }> = [];
       // [E-10] a gateway whose account is gone (removed while the hub was stopped) speaks for no one, and
-      // [E-12] its peripherals' devices go with it, before they are restored (their ids are free again).
+      // [E-14] its peripherals' devices go with it, before they are restored (their ids are free again).
       const espnow = await EspNowPairings.load(db);
       for (const p of espnow.list()) {
         if ((await accounts.get(p.gateway))?.createdAt !== p.gatewaySince) {
@@ -223,7 +223,7 @@ export class Hub {
             }
           }
           await accounts.remove(id);
-          // [E-10] its peripherals lose their voice with it; [E-12] and their devices go too
+          // [E-10] its peripherals lose their voice with it; [E-14] and their devices go too
           for (const peripheral of await espnow.removeGateway(id)) registry.remove(peripheral, `its ESP-NOW gateway ${id} was removed`);
           registry.remove(id, reason);
           mqtt.broker?.disconnect(id);
@@ -241,7 +241,7 @@ export class Hub {
       else log.info('history is off (--no-history): no values are recorded');
       if (options.httpPort !== -1) await features.start(web);
       await features.start(new PresenceFeature(ctx));
-      // [E-12] Mosquitto's rights follow the pairings, whatever changed while the hub was stopped (an
+      // [E-14] Mosquitto's rights follow the pairings, whatever changed while the hub was stopped (an
       // offline unpair that could not reach it, an interrupted pairing). Mosquitto down: logged, the hub runs.
       if (managesBroker())
         await brokerRights?.reconcile(espnow.list()).then(

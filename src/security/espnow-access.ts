@@ -33,7 +33,7 @@ export class EspNowAccess {
   }
 
   /**
-   * [E-11] At each delivery: is `topic` in the space of a peripheral paired to `gateway` now? From
+   * [E-13] At each delivery: is `topic` in the space of a peripheral paired to `gateway` now? From
    * memory, by name: the hub removes a gateway's pairings with its account, and a hub that starts
    * drops pairings whose gateway account is another one before the broker listens (hub.ts).
    */

@@ -43,7 +43,7 @@ const status = (code: number, message: string) => new HttpError(code, message);
 const ANSWER_MS = 10_000;
 
 /**
- * [E-12] Pairing and unpairing one peripheral run one at a time: two requests pairing it to two gateways
+ * [E-14] Pairing and unpairing one peripheral run one at a time: two requests pairing it to two gateways
  * at once would both pass the check and both gateways would hold a key for it.
  */
 function onePerPeripheral(): <T>(peripheral: string, work: () => Promise<T>) => Promise<T> {
@@ -144,10 +144,10 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
     } catch (error) {
       throw status(502, `Mosquitto still lets ${paired.gateway} speak for ${peripheral} (${(error as Error).message}): nothing changed; try again`);
     }
-    // [E-11] Revoked before the gateway is told: from here the broker neither takes its publishes for the
+    // [E-13] Revoked before the gateway is told: from here the broker neither takes its publishes for the
     // peripheral nor delivers it the peripheral's writes (checked at each delivery), while we wait.
     const pairing = (await d.pairings.unpair(peripheral)) ?? paired;
-    // [E-12] The peripheral's device goes with it (out of HomeKit, its retained topics cleared, as
+    // [E-14] The peripheral's device goes with it (out of HomeKit, its retained topics cleared, as
     // `mqttkit device remove`): its id is free again, and whoever registers it next starts afresh.
     d.registry.remove(peripheral, `unpaired from ESP-NOW gateway ${pairing.gateway}`);
     // The gateway forgets the key if it hears this, and its connection is dropped so that its

@@ -1,8 +1,8 @@
 /**
  * Issue 16, ESP-NOW, the hub's side of pairing (review 16's hub findings): an unpaired gateway gets
  * none of the peripheral's writes, not while the hub waits for its answer, not from a stored session
- * [E-11]; unpairing and removing the gateway take the peripheral's device with them, so its id starts
- * afresh [E-12]; one pairing at a time per peripheral [E-12]; the hub's explanations of a 5xx reach the
+ * [E-13]; unpairing and removing the gateway take the peripheral's device with them, so its id starts
+ * afresh [E-14]; one pairing at a time per peripheral [E-14]; the hub's explanations of a 5xx reach the
  * CLI; pair and unpair are in the security log [A-11]; `pair --out` never reuses an existing file. The
  * gateways are MQTT.js clients answering the hub's commands as mqttkit.espnow.Gateway does (the radio
  * side is espnow.test.ts's), against a real hub with the embedded broker.
@@ -215,7 +215,7 @@ describe('ESP-NOW pairing at the hub: revocation, removal, one at a time', { tim
   });
 });
 
-// [E-12] On PostgreSQL each check is a round trip to the server: two requests could both pass them.
+// [E-14] On PostgreSQL each check is a round trip to the server: two requests could both pass them.
 describe('ESP-NOW pairing at a hub on PostgreSQL: one at a time', { timeout: 120_000 }, () => {
   let postgres: RunningPostgres | undefined;
   let hub: RunningHub | undefined;

@@ -138,7 +138,7 @@ describe('ESP-NOW pairing with an external broker (Mosquitto)', { timeout: 120_0
     assert.deepEqual(writes, ['while-paired'], 'the old subscription gets nothing for soil-1 once unpaired');
   });
 
-  it('unpairing while the hub is stopped takes the rights away at Mosquitto too (or changes nothing); removing the gateway ends its login; the hub corrects rights left behind [E-12]', async (t) => {
+  it('unpairing while the hub is stopped takes the rights away at Mosquitto too (or changes nothing); removing the gateway ends its login; the hub corrects rights left behind [E-14]', async (t) => {
     if (!hub || !gateway) return void t.skip('needs the first test’s broker and gateway');
     const gw = gateway;
     const speaksFor = async (peripheral: string, value: string) => {

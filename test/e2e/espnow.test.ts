@@ -328,7 +328,7 @@ describe('ESP-NOW peripherals through a gateway', { timeout: 240_000 }, () => {
     await rogue.publishAsync('HomeKit/soil-1/TemperatureSensor/CurrentTemperature', '66', { qos: 1 });
     await rogue.publishAsync('HomeKit/soil-2/TemperatureSensor/CurrentTemperature', '22', { qos: 1 });
     await eventually(async () => (await read('soil-2', 'TemperatureSensor', 'CurrentTemperature')) === 22, 10_000, "the paired peripheral's value");
-    // Unpaired, soil-1 left HomeKit [E-12]; had the broker taken the publish, it would be back with 66.
+    // Unpaired, soil-1 left HomeKit [E-14]; had the broker taken the publish, it would be back with 66.
     assert.equal(await read('soil-1', 'TemperatureSensor', 'CurrentTemperature'), undefined, "the unpaired one's publish was dropped");
 
     // Another device account is no gateway of anyone's.

@@ -16,7 +16,7 @@ export interface PeripheralRights {
   /** A removed device's client and role (with every peripheral's rights) go. */
   removeDevice(id: string): Promise<void>;
   /**
-   * [E-12] Makes every device role's rights match the pairings: a peripheral's ACLs only in its gateway's
+   * [E-14] Makes every device role's rights match the pairings: a peripheral's ACLs only in its gateway's
    * role, and a deny for the deliveries of any peripheral a role held. Returns what it changed.
    */
   reconcile(pairings: ReadonlyArray<{ gateway: string; peripheral: string }>): Promise<string[]>;
