@@ -224,7 +224,8 @@ export class Hub {
       else log.info('history is off (--no-history): no values are recorded');
       if (options.httpPort !== -1) await features.start(web);
       await features.start(new PresenceFeature(ctx));
-      if (options.haDiscovery) await features.start(new HaDiscoveryFeature(ctx, () => mqtt.link, options.haDiscovery.prefix), mqtt.link);
+      // [P-27] also without --ha-discovery: it clears the configs an earlier run with it left retained
+      await features.start(new HaDiscoveryFeature(ctx, () => mqtt.link, options.haDiscovery?.prefix), mqtt.link);
       const webPort = web.port;
       const link = mqtt.link;
       const broker = mqtt.broker;
