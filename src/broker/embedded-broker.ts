@@ -315,7 +315,7 @@ export class EmbeddedBroker {
 
 /** The hub inside the broker: it sees every publish live (aedes does not replay retained messages to it). */
 class AedesLink implements HubLink {
-  readonly #subscriptions: Array<[string, (packet: AedesPublishPacket, done: () => void) => void]> = [];
+  readonly #subscriptions: Array<[string, (packet: AedesPublishPacket, done: () => void) => void, (message: InboundMessage) => void]> = [];
 
   constructor(
     private readonly aedes: Aedes,
@@ -330,8 +330,15 @@ class AedesLink implements HubLink {
         done();
       }
     };
-    this.#subscriptions.push([filter, deliver]);
+    this.#subscriptions.push([filter, deliver, handler]);
     return new Promise((resolve) => this.aedes.subscribe(filter, deliver, () => resolve()));
+  }
+
+  async unsubscribe(filter: string, handler: (message: InboundMessage) => void): Promise<void> {
+    const at = this.#subscriptions.findIndex(([f, , h]) => f === filter && h === handler);
+    if (at < 0) return;
+    const [entry] = this.#subscriptions.splice(at, 1);
+    if (entry) await new Promise<void>((resolve) => this.aedes.unsubscribe(filter, entry[1], () => resolve()));
   }
 
   publish(topic: string, payload: string | Buffer, options: PublishOptions): Promise<void> {

@@ -80,6 +80,14 @@ class ExternalLink implements HubLink {
     await this.client.subscribeAsync(filter, { qos: 1 });
   }
 
+  async unsubscribe(filter: string, handler: (message: InboundMessage) => void): Promise<void> {
+    const at = this.#handlers.findIndex(([f, h]) => f === filter && h === handler);
+    if (at < 0) return;
+    this.#handlers.splice(at, 1);
+    // The broker's subscription is per filter: kept while another handler still listens to it.
+    if (!this.#handlers.some(([f]) => f === filter)) await this.client.unsubscribeAsync(filter);
+  }
+
   async publish(topic: string, payload: string | Buffer, options: PublishOptions): Promise<void> {
     const queued = !this.client.connected;
     if (queued) {

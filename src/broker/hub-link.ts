@@ -13,6 +13,8 @@ export interface HubLink {
   /** Where devices connect, for people: `mqtt://192.168.1.5:1883`. */
   readonly address: string;
   subscribe(filter: string, handler: (message: InboundMessage) => void): Promise<void>;
+  /** Ends one subscription made with `subscribe` (the same filter and handler); others are untouched. Optional: a link without it keeps the subscription. */
+  unsubscribe?(filter: string, handler: (message: InboundMessage) => void): Promise<void>;
   publish(topic: string, payload: string | Buffer, options: PublishOptions): Promise<void>;
   close(): Promise<void>;
 }

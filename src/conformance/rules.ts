@@ -102,6 +102,7 @@ export const HUB_SIDE: Readonly<Record<string, string>> = {
   '[P-24]': 'the names the hub gives services',
   '[P-25]': 'what the hub keeps when a device is removed (removing the device under test is left to its author)',
   '[P-26]': "the hub's Home Assistant discovery configs, made from what a device already publishes (nothing for the device to do)",
+  '[P-27]': 'the hub clears its own leftover Home Assistant discovery configs at start (nothing for the device to do)',
   '[O-8]': "rollouts are the hub's",
   '[O-9]': "how the hub ends jobs (the checker's own jobs end by it)",
   '[O-10]': "the hub's uploads folder",

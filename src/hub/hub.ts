@@ -250,7 +250,8 @@ export class Hub {
           },
           (error: Error) => log.error({ err: error.message }, "cannot check Mosquitto's ESP-NOW rights against the pairings"),
         );
-      if (options.haDiscovery) await features.start(new HaDiscoveryFeature(ctx, () => mqtt.link, options.haDiscovery.prefix), mqtt.link);
+      // [P-27] also without --ha-discovery: it clears the configs an earlier run with it left retained
+      await features.start(new HaDiscoveryFeature(ctx, () => mqtt.link, options.haDiscovery?.prefix), mqtt.link);
       const webPort = web.port;
       const link = mqtt.link;
       const broker = mqtt.broker;

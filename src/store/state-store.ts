@@ -18,6 +18,12 @@ export const PUBLISHED_SETTING_PREFIX = 'homekit.published.';
 /** HAP-NodeJS names a bridge's files by its username without colons: `AccessoryInfo.0E5A3C9F1B22.json`. */
 export const bridgeFileId = (username: string) => username.replace(/:/g, '').toUpperCase();
 
+/** [P-27] Settings key: the discovery prefixes that may still hold Home Assistant configs of ours. */
+export const HA_DISCOVERY_SETTING = 'homeassistant.discovery.prefixes';
+/** A prefix as `--ha-discovery-prefix` allows it; a record holds a few (a sweep that did not finish keeps the old one). */
+const HA_PREFIX = /^[A-Za-z0-9_-]{1,64}$/;
+const MAX_HA_PREFIXES = 8;
+
 const UPSERT_DEVICE =
   'INSERT INTO devices (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at';
 
@@ -65,6 +71,31 @@ export class StateStore {
   /** Settings are few and rarely written (setup code, marks, a heartbeat a minute): each is on disk when this resolves. */
   async setSetting(key: string, value: string): Promise<void> {
     await durably(this.engine, 'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', [key, value]);
+  }
+
+  /**
+   * [P-27] The discovery prefixes under which configs of ours may still be retained ([] when none; the
+   * hub never ran discovery, or cleared them all). A damaged record is named and reads as none.
+   */
+  async haDiscoveryPrefixes(onDamaged?: (problem: string) => void): Promise<string[]> {
+    const text = await this.getSetting(HA_DISCOVERY_SETTING);
+    if (text === undefined) return [];
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    if (!Array.isArray(value) || value.length > MAX_HA_PREFIXES || !value.every((p) => typeof p === 'string' && HA_PREFIX.test(p))) {
+      onDamaged?.(`the setting ${HA_DISCOVERY_SETTING} is not a list of discovery prefixes (${text.slice(0, 100)})`);
+      return [];
+    }
+    return value as string[];
+  }
+
+  async setHaDiscoveryPrefixes(prefixes: readonly string[]): Promise<void> {
+    const kept = [...new Set(prefixes)].filter((p) => HA_PREFIX.test(p)).slice(-MAX_HA_PREFIXES);
+    await this.setSetting(HA_DISCOVERY_SETTING, JSON.stringify(kept));
   }
 
   async bridges(): Promise<BridgeIdentity[]> {

@@ -25,7 +25,7 @@ import { EspNowPairings } from '../../src/store/espnow-pairings.js';
 import { HistoryStore } from '../../src/store/history-store.js';
 import { OtaStore } from '../../src/store/ota-store.js';
 import { copySqliteToPostgres } from '../../src/store/sqlite-to-postgres.js';
-import { PUBLISHED_SETTING_PREFIX, StateStore } from '../../src/store/state-store.js';
+import { HA_DISCOVERY_SETTING, PUBLISHED_SETTING_PREFIX, StateStore } from '../../src/store/state-store.js';
 import { WebStore } from '../../src/store/web-store.js';
 import { postgresBinDir, type RunningPostgres, requirePostgres, startPostgres } from '../helpers/postgres.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -221,6 +221,26 @@ for (const { name, fresh } of ENGINES) {
         const second = await Downtime.load(store, () => now);
         assert.deepEqual(await second.start(undefined), [T0 + 60_000, now]);
         assert.equal((await Downtime.load(store, () => now)).within(T0, now), 3_600_000);
+      }));
+
+    it('Home Assistant discovery prefixes [P-27]: none at first, written, kept across a reopen; a damaged record is named and reads as none', (t) =>
+      withStore(t, async (engine, fresh) => {
+        const store = new StateStore(engine);
+        assert.deepEqual(await store.haDiscoveryPrefixes(), [], 'a hub that never ran discovery has none');
+        await store.setHaDiscoveryPrefixes(['homeassistant', 'ha-old', 'homeassistant']);
+        await store.setHaDiscoveryPrefixes(['ha-old', 'ha2']);
+        const again = await fresh.reopen();
+        try {
+          assert.deepEqual(await new StateStore(again).haDiscoveryPrefixes(), ['ha-old', 'ha2']);
+        } finally {
+          await again.close();
+        }
+        await store.setHaDiscoveryPrefixes([]);
+        assert.deepEqual(await store.haDiscoveryPrefixes(), [], 'cleared');
+        await store.setSetting(HA_DISCOVERY_SETTING, '{"not":"a list"}');
+        const problems: string[] = [];
+        assert.deepEqual(await store.haDiscoveryPrefixes((p) => problems.push(p)), []);
+        assert.match(problems.join(), new RegExp(HA_DISCOVERY_SETTING.replace(/\./g, '\\.')));
       }));
 
     it('OTA jobs: numbered in order, started once, the first end wins, requeued after a restart', (t) =>
