@@ -88,7 +88,14 @@ describe('mqttkit service install / uninstall', { timeout: 120_000 }, () => {
     const verifySystem = spawnSync(analyze, ['verify', systemFile], { encoding: 'utf8' });
     assert.equal(verifySystem.status, 0, verifySystem.stderr);
     // systemd-analyze says "Failed to parse …, ignoring" for a bad line and still exits 0: its words about the unit are the check.
-    assert.equal(verifySystem.stderr.split('\n').filter((l) => l.includes('mqttkit.service')).join('\n'), '', 'no warning about the system unit');
+    assert.equal(
+      verifySystem.stderr
+        .split('\n')
+        .filter((l) => l.includes('mqttkit.service'))
+        .join('\n'),
+      '',
+      'no warning about the system unit',
+    );
     rmSync(unitFile);
   });
 
