@@ -5,13 +5,15 @@
  * (trusting exactly its certificate), and a damaged key file is refused by name.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { cliAsync } from '../helpers/mqtt-device.js';
+import { requireTool } from '../helpers/system-tools.js';
 
 interface Answer {
   status: number;
@@ -146,5 +148,54 @@ describe('the dashboard over HTTPS (--http-tls auto)', { timeout: 120_000 }, () 
     } finally {
       removeDataDir(other);
     }
+  });
+});
+
+describe('the dashboard over HTTPS with your own certificate (--http-tls-cert/--http-tls-key)', { timeout: 120_000 }, () => {
+  const dataDir = tempDataDir();
+  const files = tempDataDir();
+  let hub: RunningHub | undefined;
+  after(async () => {
+    await hub?.stop('SIGKILL');
+    removeDataDir(dataDir);
+    removeDataDir(files);
+  });
+
+  it('serves it, and the CLI trusts exactly that certificate though it names only hub.example (the CLI connects to 127.0.0.1)', async (t) => {
+    const openssl = requireTool(t, 'openssl', ['openssl'], 'apt-get install openssl');
+    if (!openssl) return;
+    const cert = join(files, 'cert.pem');
+    const key = join(files, 'key.pem');
+    execFileSync(
+      openssl,
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '30',
+        '-subj',
+        '/CN=hub.example',
+        '-addext',
+        'subjectAltName=DNS:hub.example',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
+    hub = await startHub({ dataDir, args: ['--http-tls-cert', cert, '--http-tls-key', key] });
+    const fingerprint = new X509Certificate(readFileSync(cert)).fingerprint256;
+    assert.equal(hub.refresh().httpTls?.fingerprint256, fingerprint);
+    assert.ok(hub.output().includes(fingerprint), hub.output());
+    assert.doesNotMatch(hub.output(), /self-signed: your browser/, 'not called self-made');
+    const answer = await cliAsync(['query', 'memory', '--below', '50000', '--json', '--data-dir', dataDir]);
+    assert.equal(answer.status, 0, answer.stderr);
+    assert.equal(existsSync(join(dataDir, 'https')), false, 'no certificate is made');
   });
 });
