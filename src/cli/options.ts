@@ -220,7 +220,7 @@ export const START_OPTIONS = {
     flag: '--http-tls',
     env: 'MQTTKIT_HTTP_TLS',
     allowed:
-      'auto: serve the dashboard over HTTPS with a self-signed certificate made on the first start in <data dir>/https (or give --http-tls-cert and --http-tls-key)',
+      'auto or off, e.g. auto: serve the dashboard over HTTPS with a self-signed certificate made on the first start in <data dir>/https (or give --http-tls-cert and --http-tls-key)',
     schema: z.enum(['auto', 'off']),
     fallback: 'off',
   },
