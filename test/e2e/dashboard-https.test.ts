@@ -47,6 +47,10 @@ function httpsRequest(port: number, ca: string, path: string, init: { method?: s
   });
 }
 
+/** The fingerprint hub.json gives the CLI (docs/data.md [D-8] `httpTls`), read as the file it is. */
+const pinnedIn = (dataDir: string) =>
+  (JSON.parse(readFileSync(join(dataDir, 'hub.json'), 'utf8')) as { httpTls?: { fingerprint256?: string } }).httpTls?.fingerprint256;
+
 describe('the dashboard over HTTPS (--http-tls auto)', { timeout: 120_000 }, () => {
   const dataDir = tempDataDir();
   const certFile = join(dataDir, 'https', 'cert.pem');
@@ -71,7 +75,7 @@ describe('the dashboard over HTTPS (--http-tls auto)', { timeout: 120_000 }, () 
     assert.equal(statSync(keyFile).mode & 0o777, 0o600, 'the private key is owner-only');
     assert.match(hub!.output(), new RegExp(`Dashboard: https://127\\.0\\.0\\.1:${hub!.info.httpPort}`), hub!.output());
     assert.ok(hub!.output().includes(fingerprint), `the banner prints the SHA-256 fingerprint ${fingerprint}:\n${hub!.output()}`);
-    assert.equal(hub!.refresh().httpTls?.fingerprint256, fingerprint, 'hub.json names the certificate the CLI pins');
+    assert.equal(pinnedIn(dataDir), fingerprint, 'hub.json names the certificate the CLI pins');
     const health = await httpsRequest(hub!.info.httpPort!, cert, '/api/health');
     assert.equal(health.status, 200, health.body);
     // Plain HTTP on the same port is not served (a TLS server answers no HTTP request).
@@ -191,7 +195,7 @@ describe('the dashboard over HTTPS with your own certificate (--http-tls-cert/--
     );
     hub = await startHub({ dataDir, args: ['--http-tls-cert', cert, '--http-tls-key', key] });
     const fingerprint = new X509Certificate(readFileSync(cert)).fingerprint256;
-    assert.equal(hub.refresh().httpTls?.fingerprint256, fingerprint);
+    assert.equal(pinnedIn(dataDir), fingerprint);
     assert.ok(hub.output().includes(fingerprint), hub.output());
     assert.doesNotMatch(hub.output(), /self-signed: your browser/, 'not called self-made');
     const answer = await cliAsync(['query', 'memory', '--below', '50000', '--json', '--data-dir', dataDir]);
