@@ -74,7 +74,7 @@ describe('mqttkit service install / uninstall', { timeout: 120_000 }, () => {
       'no warning about the unit',
     );
     // The system unit too (printed with --dry-run: nothing is written to /etc).
-    const system = cli(['service', 'install', '--system', '--run-as', 'nobody', '--data-dir', '/var/lib/mqttkit-verify', '--dry-run']);
+    const system = cli(['service', 'install', '--system', '--run-as', 'daemon', '--data-dir', '/var/lib/mqttkit-verify', '--dry-run']);
     assert.equal(system.status, 0, system.stderr);
     const systemFile = join(root, 'system', 'mqttkit.service');
     mkdirSync(join(root, 'system'), { recursive: true });
