@@ -1,6 +1,7 @@
 /** What `mqttkit start` prints for people: the setup code, a QR code to scan, and where devices connect. */
 import { networkInterfaces } from 'node:os';
 import type { Hub } from '../hub/hub.js';
+import { VERSION } from '../hub/version.js';
 import { qrCode } from '../web/qr-code.js';
 
 export async function startBanner(hub: Hub): Promise<string> {
@@ -8,6 +9,7 @@ export async function startBanner(hub: Hub): Promise<string> {
   const bridges = hub.bridges();
   lines.push(
     '',
+    `mqttkit ${VERSION}, data dir ${hub.options.dataDir}`,
     hub.options.homekit === false
       ? 'mqttkit is running without HomeKit (--no-homekit): no bridge is published.'
       : `mqttkit is running. HomeKit setup code: ${hub.pincode}`,
@@ -23,7 +25,16 @@ export async function startBanner(hub: Hub): Promise<string> {
     lines.push(await qrCode(bridge.setupURI!, 'terminal'));
   }
   lines.push(...brokerLines(hub.mqttAddress, hub.options.mqtt.kind === 'external', hub.options.ota !== false && !hub.options.otaHost));
-  if (hub.webPort !== undefined) lines.push(`Dashboard: ${reachableAddresses(`http://${hub.options.httpHost}:${hub.webPort}`).join(' or ')}`);
+  if (hub.webPort !== undefined) {
+    const scheme = hub.webTls ? 'https' : 'http';
+    lines.push(`Dashboard: ${reachableAddresses(`${scheme}://${hub.options.httpHost}:${hub.webPort}`).join(' or ')}`);
+    if (hub.webTls)
+      lines.push(
+        `  HTTPS certificate ${hub.webTls.certFile}${hub.webTls.generated ? ' (self-signed: your browser asks you to trust it once)' : ''}`,
+        `  its SHA-256 fingerprint: ${hub.webTls.fingerprint256} (compare it with what the browser shows)`,
+      );
+    if (await hub.needsAdmin()) lines.push('  No admin account yet: the first visit to the dashboard creates it (choose the name and password there).');
+  }
   lines.push(`  and publish e.g.: HomeKit/esp8266_12345678/TemperatureSensor/CurrentTemperature 20.5`, '');
   return lines.join('\n');
 }

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { parseJson } from '../core/json.js';
 import { readHubToken, readRuntime, runningHubPid } from '../store/runtime-file.js';
+import { pinnedFetch } from './pinned-fetch.js';
 import { CliError } from './workspace.js';
 
 /** A hub that sends nothing for this long is not answering (it sends a keep-alive every 15 s). */
@@ -22,6 +23,8 @@ export class HubClient {
     readonly pid: number,
     readonly base: string,
     readonly token: string,
+    /** [A-12] The hub serves HTTPS: calls go through a client that trusts exactly its certificate. */
+    private readonly fetch: typeof globalThis.fetch = globalThis.fetch,
   ) {}
 
   /** The running hub's API, or a CliError saying why it cannot be reached (no API, no token). */
@@ -35,7 +38,9 @@ export class HubClient {
     const token = readHubToken(dataDir);
     if (!token) throw new CliError(`cannot read the running hub's local token (${dataDir}/hub-token): run this as the user the hub runs as`);
     const host = !runtime.httpHost || runtime.httpHost === '0.0.0.0' || runtime.httpHost === '::' ? '127.0.0.1' : runtime.httpHost;
-    return new HubClient(dataDir, pid, `http://${host.includes(':') ? `[${host}]` : host}:${runtime.httpPort}`, token);
+    const address = `${host.includes(':') ? `[${host}]` : host}:${runtime.httpPort}`;
+    if (!runtime.httpTls) return new HubClient(dataDir, pid, `http://${address}`, token);
+    return new HubClient(dataDir, pid, `https://${address}`, token, pinnedFetch(runtime.httpTls.certFile, runtime.httpTls.fingerprint256));
   }
 
   /**
@@ -53,7 +58,7 @@ export class HubClient {
   async call(method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<ApiAnswer> {
     let response: Response;
     try {
-      response = await fetch(`${this.base}${path}`, {
+      response = await this.fetch(`${this.base}${path}`, {
         method,
         headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -116,7 +121,7 @@ export class HubClient {
     try {
       let response: Response;
       try {
-        response = await fetch(`${this.base}/api/events${query}`, {
+        response = await this.fetch(`${this.base}/api/events${query}`, {
           headers: { authorization: `Bearer ${this.token}`, accept: 'text/event-stream' },
           signal: abort.signal,
         });

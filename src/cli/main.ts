@@ -26,6 +26,8 @@ const MODULES: Array<{ names: string[]; register: (program: Command) => Promise<
   { names: ['espnow'], register: async (p) => void (await import('./espnow-command.js')).registerEspNow(p) },
   { names: ['migrate'], register: async (p) => (await import('./migrate-command.js')).registerMigrate(p) },
   { names: ['query'], register: async (p) => (await import('./query-command.js')).registerQuery(p) },
+  { names: ['service'], register: async (p) => (await import('./service-command.js')).registerService(p) },
+  { names: ['version'], register: async (p) => (await import('./version-command.js')).registerVersion(p) },
 ];
 
 const program = new Command('mqttkit')

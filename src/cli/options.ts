@@ -216,6 +216,26 @@ export const START_OPTIONS = {
       "more names the dashboard answers to, comma-separated, e.g. hub.example.com,nas.lan (its addresses, localhost, the machine's name and <name>.local always work)",
     schema: hostList,
   },
+  httpTls: {
+    flag: '--http-tls',
+    env: 'MQTTKIT_HTTP_TLS',
+    allowed:
+      'auto or off, e.g. auto: serve the dashboard over HTTPS with a self-signed certificate made on the first start in <data dir>/https (or give --http-tls-cert and --http-tls-key)',
+    schema: z.enum(['auto', 'off']),
+    fallback: 'off',
+  },
+  httpTlsCert: {
+    flag: '--http-tls-cert',
+    env: 'MQTTKIT_HTTP_TLS_CERT',
+    allowed: 'the PEM certificate file (the full chain) for the dashboard over HTTPS, with --http-tls-key, e.g. /etc/mqttkit/https-cert.pem',
+    schema: z.string().min(1),
+  },
+  httpTlsKey: {
+    flag: '--http-tls-key',
+    env: 'MQTTKIT_HTTP_TLS_KEY',
+    allowed: 'the PEM private key file (unencrypted) for --http-tls-cert, e.g. /etc/mqttkit/https-key.pem',
+    schema: z.string().min(1),
+  },
   otaMaxFileSize: {
     flag: '--ota-max-file-size',
     env: 'MQTTKIT_OTA_MAX_FILE_SIZE',
@@ -452,6 +472,9 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     httpHost: string;
     historyRetention: number;
     httpAllowedHosts?: string[];
+    httpTls: 'auto' | 'off';
+    httpTlsCert?: string;
+    httpTlsKey?: string;
     otaMaxFileSize: number;
     otaJobDeadline: number;
     homekit: boolean;
@@ -469,6 +492,12 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       `--registration ${v.registration} needs the embedded broker: an external broker cannot register devices on first connect, so devices are added with 'mqttkit device add'`,
     );
   }
+  if ((v.httpTlsCert === undefined) !== (v.httpTlsKey === undefined))
+    throw new OptionError(
+      '--http-tls-cert and --http-tls-key go together: give both for HTTPS with your own certificate (or --http-tls auto for a self-signed one)',
+    );
+  if (v.httpTlsCert !== undefined && v.httpTls === 'auto')
+    throw new OptionError('--http-tls auto makes a self-signed certificate, --http-tls-cert gives yours: drop one of them');
   if (v.failover && v.databaseUrl === undefined)
     throw new OptionError('--failover needs --database-url: the two hubs share a PostgreSQL database (docs/scaling.md)');
   if (v.failover && v.mqttUrl === undefined)
@@ -485,7 +514,11 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       // [H-3] --failover: one of two hubs on a shared PostgreSQL, active or standby; how people reach it.
       cluster:
         v.databaseUrl && v.failover
-          ? { instanceUrl: v.instanceUrl ?? `http://${hostname()}:${v.httpPort === 0 || v.httpPort === -1 ? 8581 : v.httpPort}` }
+          ? {
+              instanceUrl:
+                v.instanceUrl ??
+                `${v.httpTls === 'auto' || v.httpTlsCert ? 'https' : 'http'}://${hostname()}:${v.httpPort === 0 || v.httpPort === -1 ? 8581 : v.httpPort}`,
+            }
           : undefined,
       mqtt:
         v.mqttUrl !== undefined
@@ -503,6 +536,12 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       httpPort: v.httpPort,
       httpHost: v.httpHost,
       httpAllowedHosts: v.httpAllowedHosts ?? [],
+      httpTls:
+        v.httpTlsCert !== undefined
+          ? { kind: 'files', certFile: resolve(v.httpTlsCert), keyFile: resolve(v.httpTlsKey!) }
+          : v.httpTls === 'auto'
+            ? { kind: 'auto' }
+            : undefined,
       otaMaxFileSize: v.otaMaxFileSize,
       historyRetentionMs: v.historyRetention,
       pincode: v.pincode,

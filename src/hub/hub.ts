@@ -27,7 +27,9 @@ import { removeRuntime, runningHubPid, writeRuntime } from '../store/runtime-fil
 import { ensureBridgeFilesUsable, ensureStateUsable } from '../store/state-check.js';
 import { StateStore } from '../store/state-store.js';
 import { WalCheckpointer } from '../store/wal-checkpointer.js';
+import { WebStore } from '../store/web-store.js';
 import { HttpError } from '../web/http-error.js';
+import type { DashboardTlsOption } from '../web/tls.js';
 import { Faults } from './faults.js';
 import { FeatureRunner } from './feature.js';
 import { ActivityFeature } from './features/activity.js';
@@ -60,6 +62,8 @@ export interface HubOptions {
   httpHost: string;
   /** More Host names the dashboard answers to (docs/api.md [A-5]). */
   httpAllowedHosts?: readonly string[] | undefined;
+  /** HTTPS for the dashboard (docs/api.md [A-12]): the owner's certificate files, or a self-signed one in the data dir. */
+  httpTls?: DashboardTlsOption | undefined;
   /** The largest OTA file, in bytes (docs/api.md [A-6]). */
   otaMaxFileSize?: number | undefined;
   historyRetentionMs: number;
@@ -90,6 +94,9 @@ export const PINCODE_SETTING = 'homekit.pincode';
 
 export class Hub {
   readonly #stops: Array<() => void | Promise<void>> = [];
+  #needsAdmin: () => Promise<boolean> = async () => false;
+  /** The dashboard's certificate when it serves HTTPS (`--http-tls …`): the banner prints its fingerprint. */
+  webTls: { certFile: string; fingerprint256: string; generated: boolean } | undefined;
 
   private constructor(
     readonly options: HubOptions,
@@ -258,6 +265,8 @@ export class Hub {
 
       const hub = new Hub(options, registry, bus, pincode, link.address, homekit, webPort);
       hub.#stops.push(...stops);
+      hub.#needsAdmin = async () => webPort !== undefined && !(await new WebStore(db).hasUsers());
+      hub.webTls = web.tls;
       const mqttInfo = broker
         ? { address: link.address, embedded: true, host: broker.host, port: broker.port, tlsPort: broker.tlsPort }
         : { address: link.address, embedded: false };
@@ -271,6 +280,7 @@ export class Hub {
           httpPort: webPort,
           httpHost: webPort === undefined ? undefined : options.httpHost,
           otaMaxFileSize: options.otaMaxFileSize,
+          httpTls: web.tls && { certFile: web.tls.certFile, fingerprint256: web.tls.fingerprint256 },
         });
       // [D-4] A published bridge has keys and ids on disk; from now on their loss is damage.
       const markPublished = async () => {
@@ -288,6 +298,11 @@ export class Hub {
       await undo();
       throw error;
     }
+  }
+
+  /** The dashboard has no admin account yet: its first visit creates one (the banner says so). */
+  needsAdmin(): Promise<boolean> {
+    return this.#needsAdmin();
   }
 
   bridges(): BridgeStatus[] {

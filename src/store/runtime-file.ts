@@ -20,6 +20,8 @@ export interface RuntimeInfo {
   httpHost?: string | undefined;
   /** The running hub's OTA cap in bytes: the CLI refuses a larger file before sending it. */
   otaMaxFileSize?: number | undefined;
+  /** The API serves HTTPS with this certificate: the CLI trusts exactly it (SHA-256 pin), nothing else. */
+  httpTls?: { certFile: string; fingerprint256: string } | undefined;
 }
 
 export const RUNTIME_FILE = 'hub.json';
@@ -41,6 +43,7 @@ const runtimeSchema = z.looseObject({
   httpPort: port.optional(),
   httpHost: z.string().optional(),
   otaMaxFileSize: z.number().int().positive().optional(),
+  httpTls: z.looseObject({ certFile: z.string(), fingerprint256: z.string().regex(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/) }).optional(),
 });
 
 /** Thrown for a hub.json that exists but cannot be read as one: named, with the fix. */

@@ -46,6 +46,8 @@ import { queryRoutes } from './query-routes.js';
 import { deviceView, deviceViews } from './views.js';
 
 export interface WebDeps {
+  /** [A-12] Serve HTTPS with this PEM certificate and key (the session cookie is `Secure` then). */
+  tls?: { cert: string; key: string } | undefined;
   /** [H-3] With a shared PostgreSQL: this hub is the active one, reachable at this address. */
   cluster?: { instanceUrl: string } | undefined;
   registry: DeviceRegistry;
@@ -185,7 +187,9 @@ export class WebServer {
   constructor(private readonly deps: WebDeps) {
     this.#otaMax = deps.otaMaxFileSize ?? 16 * MIB;
     // A body must arrive within the request timeout: a client trickling bytes cannot hold a request open.
-    this.#app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, requestTimeout: 120_000 });
+    const settings = { logger: false, bodyLimit: BODY_LIMIT, requestTimeout: 120_000 } as const;
+    // [A-12] An HTTPS server has the same Fastify API; its instance type differs only in the raw server's type (never used here).
+    this.#app = deps.tls ? (Fastify({ ...settings, https: deps.tls }) as unknown as FastifyInstance) : Fastify(settings);
   }
 
   /** Every route the server has (method, path pattern, whether it is public): what the route-walking test covers. */
@@ -657,7 +661,9 @@ export class WebServer {
 
   async #login(reply: FastifyReply, user: string) {
     const token = await this.deps.web.createSession(user);
-    return reply.setCookie(COOKIE, token, { httpOnly: true, sameSite: 'strict', path: '/', maxAge: 30 * 24 * 3600 }).send({ user });
+    return reply
+      .setCookie(COOKIE, token, { httpOnly: true, secure: this.deps.tls !== undefined, sameSite: 'strict', path: '/', maxAge: 30 * 24 * 3600 })
+      .send({ user });
   }
 
   #decoySecret: Promise<string> | undefined;

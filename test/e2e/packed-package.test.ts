@@ -12,7 +12,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -77,9 +78,44 @@ describe('the npm package as packed', { timeout: 120_000 }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('starts, and says its version', () => {
-    const version = execFileSync(process.execPath, [bin, '--version'], { cwd: app, encoding: 'utf8' }).trim();
-    assert.equal(version, manifest.version);
+  it('starts, and says its version (`--version` and `version`), and its banner names it with the data dir', () => {
+    for (const args of [['--version'], ['version']]) {
+      const version = execFileSync(process.execPath, [bin, ...args], { cwd: app, encoding: 'utf8' }).trim();
+      assert.equal(version, manifest.version, args.join(' '));
+    }
+    assert.ok(hub!.output().includes(`mqttkit ${manifest.version}, data dir ${hub!.dataDir}`), hub!.output());
+  });
+
+  it('ships no container files (Dockerfile, compose.yaml, .dockerignore are for building from the source)', () => {
+    const installed = join(app, 'node_modules', 'mqttkit');
+    for (const file of ['Dockerfile', 'compose.yaml', '.dockerignore']) assert.equal(existsSync(join(installed, file)), false, `${file} is not in the package`);
+    assert.ok(existsSync(join(installed, 'docs', 'service.md')), 'the service docs are');
+  });
+
+  it('`mqttkit service install` from the installed package names its node and its own bin/mqttkit.js', () => {
+    const unit = execFileSync(process.execPath, [bin, 'service', 'install', '--user', '--dry-run', '--data-dir', join(dir, 'svc-data')], {
+      cwd: app,
+      encoding: 'utf8',
+    });
+    const exec = /^ExecStart=(.*)$/m.exec(unit)?.[1] ?? '';
+    assert.ok(exec.startsWith(`${realpathSync(process.execPath)} `), exec);
+    assert.ok(exec.includes(` ${realpathSync(join(app, 'node_modules', 'mqttkit', 'bin', 'mqttkit.js'))} start --data-dir ${join(dir, 'svc-data')}`), exec);
+  });
+
+  it('serves HTTPS with --http-tls auto, and its CLI reaches that hub (the declared dependencies suffice)', async () => {
+    const secure = await startHub({ bin, cwd: app, args: ['--http-tls', 'auto'] });
+    try {
+      const cert = readFileSync(join(secure.dataDir, 'https', 'cert.pem'), 'utf8');
+      const status = await new Promise<number>((resolve, reject) =>
+        httpsGet({ host: '127.0.0.1', port: secure.info.httpPort, path: '/api/health', ca: cert }, (res) => resolve(res.statusCode ?? 0)).on('error', reject),
+      );
+      assert.equal(status, 200);
+      const asked = await execFileAsync(process.execPath, [bin, 'query', 'memory', '--below', '50000', '--json', '--data-dir', secure.dataDir], { cwd: app });
+      assert.equal((JSON.parse(asked.stdout) as { kind: string }).kind, 'memory');
+    } finally {
+      await secure.stop('SIGKILL');
+      removeDataDir(secure.dataDir);
+    }
   });
 
   it('serves the dashboard and every file its index loads, uPlot included', async () => {

@@ -2,6 +2,7 @@
 import { removeHubToken, writeHubToken } from '../../store/runtime-file.js';
 import { WebStore } from '../../store/web-store.js';
 import { type WebDeps, WebServer } from '../../web/server.js';
+import { dashboardTls } from '../../web/tls.js';
 import type { Feature, FeatureScope } from '../feature.js';
 import type { HubContext } from './context.js';
 
@@ -14,6 +15,7 @@ export type WebParts = Pick<
 export class WebFeature implements Feature {
   readonly name = 'web';
   #port: number | undefined;
+  #tls: { certFile: string; fingerprint256: string; generated: boolean } | undefined;
 
   constructor(
     private readonly ctx: HubContext,
@@ -22,7 +24,11 @@ export class WebFeature implements Feature {
 
   async start(scope: FeatureScope): Promise<void> {
     const { options } = this.ctx;
+    // HTTPS: a certificate that cannot be used stops the start here, named, before any port opens.
+    const tls = options.httpTls ? await dashboardTls(options.httpTls, options.dataDir, (line) => scope.log.warn(line)) : undefined;
+    this.#tls = tls && { certFile: tls.certFile, fingerprint256: tls.fingerprint256, generated: tls.generated };
     const web = new WebServer({
+      tls: tls && { cert: tls.cert, key: tls.key },
       ...this.parts(),
       registry: this.ctx.registry,
       bus: this.ctx.bus,
@@ -45,6 +51,11 @@ export class WebFeature implements Feature {
     scope.defer(() => removeHubToken(options.dataDir));
     this.#port = await web.start(options.httpHost, options.httpPort);
     scope.defer(() => web.stop());
+  }
+
+  /** The certificate the dashboard serves with, when it serves HTTPS. */
+  get tls(): { certFile: string; fingerprint256: string; generated: boolean } | undefined {
+    return this.#tls;
   }
 
   get port(): number | undefined {
