@@ -153,7 +153,7 @@ describe('OTA to a Wi-Fi-less host through its serial bridge (issue 16)', { time
   it('a wire cut mid-transfer: the job fails at its deadline with no file replaced, and a retry succeeds', async (t) => {
     if (!python) return t.skip('no python3');
     const old = readFileSync(join(hostRoot, 'app.py'));
-    const payload = Buffer.from(`VERSION = 3\n# ${'x'.repeat(60 * 1024)}\n`);
+    const payload = Buffer.from(`VERSION = 3\n# ${'x'.repeat(30 * 1024)}\n`);
     const pushing = ota(['push', ID, file('app3.py', payload), '--as', 'app.py']);
     await receiving('app.py');
     await wire.say('cut');
@@ -173,7 +173,7 @@ describe('OTA to a Wi-Fi-less host through its serial bridge (issue 16)', { time
 
   it('a bridge reset mid-transfer is a drop: the job waits for the host, sends the file again and succeeds', async (t) => {
     if (!python) return t.skip('no python3');
-    const payload = Buffer.from(`VERSION = 4\n# ${'y'.repeat(40 * 1024)}\n`);
+    const payload = Buffer.from(`VERSION = 4\n# ${'y'.repeat(30 * 1024)}\n`);
     const pushing = ota(['push', ID, file('app4.py', payload), '--as', 'app.py']);
     await receiving('app.py');
     await bridge.kill();
