@@ -25,6 +25,10 @@ class LinkSource:
     # link (CRC, retransmission), at most `window` unacknowledged, and wait here until ota.receive
     # takes them into its buffer (so at most window x chunk bytes of the file are in memory); FETCHED
     # ends the pull. A link reset, a frame out of order or past the window breaks the transfer [L-14].
+    end: tuple  # FETCHED: (code, total, detail); () while the pull goes on
+    broken: object  # why the transfer broke (a text), or None
+    limit: int
+
     def __init__(self, host, address, port_number, chunk):
         c = host.config
         self.host = host
@@ -33,7 +37,7 @@ class LinkSource:
         self.chunks = []  # DATA bodies not yet read, the first read up to `skip`
         self.skip = 5
         self.received = 0
-        self.end = None  # FETCHED: (code, total, detail)
+        self.end = ()
         self.broken = None
         try:
             # [L-14] the room the filesystem has, less a reserve for the device's own files
@@ -89,7 +93,7 @@ class LinkSource:
         # bound, a write error, a broken link) STOP tells it to; a STOP of an older pull is ignored [L-13].
         host = self.host
         host.transfer = None
-        if self.end is None:
+        if not self.end:
             host.channel.send(wire.STOP, bytes([self.id]))
         self.chunks = []
 
