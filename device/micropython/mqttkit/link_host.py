@@ -20,7 +20,7 @@ DEFERRED = 8  # broker messages held while a transfer runs (more are dropped and
 
 
 class LinkSource:
-    # [L-13] An OTA pull through the bridge, with ota.TcpSource's contract (open, readinto, close,
+    # [L-13] An OTA pull through the bridge, a byte source for ota.receive (open() -> readinto, close,
     # limit): FETCH asks the bridge to read the hub's server; its DATA frames come in order over the
     # link (CRC, retransmission), at most `window` unacknowledged, and wait here until ota.receive
     # takes them into its buffer (so at most window x chunk bytes of the file are in memory); FETCHED
@@ -51,6 +51,7 @@ class LinkSource:
         host.transfer = self
         if not host.channel.send(wire.FETCH, self.request):
             raise OSError('serial link down or full')
+        return self.readinto
 
     def data(self, body):
         # A DATA frame of this pull: in order and within the window, or the transfer is broken [L-14]
@@ -213,8 +214,12 @@ class Host(Device):
     def sleep(self, seconds):
         # As connect.sleep (Device.sleep), which this board cannot load (it imports socket): a moment for
         # pending commands, $state sleeping, the queue out (the link keeps its order, so it reaches the
-        # broker before the DISCONNECT), then a clean leave and deep sleep. No OTA job can wait for it.
+        # broker before the DISCONNECT), then a clean leave and deep sleep. [O-7] It stays awake while the
+        # hub has an OTA job for it (up to pending_wait seconds): its files come through the bridge [L-13].
         self._settle(500)
+        until = port.ticks_ms() + self.config.get('pending_wait', 120) * 1000
+        while self.connected and self.ota_pending and port.ticks_diff(until, port.ticks_ms()) > 0:
+            self.step(50)
         if self.connected:
             self._enqueue(self.base + '/$state', 'sleeping %d' % seconds, True)
             self._settle(2000, True)

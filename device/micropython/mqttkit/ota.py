@@ -1,13 +1,18 @@
 # The OTA receiver (docs/ota.md): pull transfers triggered on <id>/OTA, staged under temporary names and
 # made live only by `commit`; file hashes; firmware to the spare partition with keepversion/rollback.
-# Loaded on demand by a trigger or an OTA command (device.py drops it again when unused). Where the bytes
-# come from is a source (open, readinto, close): the hub's TCP server here (TcpSource), or a bridge on a
-# serial link for a board without Wi-Fi (link_host.LinkSource, docs/protocol.md [L-13]).
+# Loaded on demand by a trigger or an OTA command (device.py drops it again when unused). The bytes come
+# from the hub's TCP server, or for a board without Wi-Fi from a source that reads them through its
+# serial bridge (link_host.LinkSource, docs/protocol.md [L-13]).
 import binascii
 import errno
 import hashlib
 import json
 import os
+
+try:
+    import socket  # pyright: ignore[reportMissingImports] (absent on a serial-link host: see below)
+except ImportError:  # a board without Wi-Fi: its bytes come through its serial bridge [L-13]
+    socket = None
 
 from . import files, port
 from .mqtt import MQTTError
@@ -101,57 +106,41 @@ class FileSink:
         files.remove_file(self.name + '.part')
 
 
-class TcpSource:
-    # [O-1] The bytes from the hub's one-shot TCP server: connect, then read until it closes. `socket` is
-    # imported here, not at the top: a serial-link host has none and brings its own source.
-    limit = 0  # no size bound of its own (a LinkSource has one)
-
-    def __init__(self, host, port_number):
-        import socket  # pyright: ignore[reportMissingImports] (absent on a serial-link host, which never makes one)
-        self.socket = socket
-        self.sock = socket.socket()
-        self.sock.settimeout(STEP_S)
-        self.address = (host, port_number)
-
-    def open(self):
-        s = self.socket
-        self.sock.connect(s.getaddrinfo(self.address[0], self.address[1], 0, s.SOCK_STREAM)[0][-1])
-        # A board's socket reads into a buffer with readinto(); CPython's (the PC stand-in) with recv_into().
-        self.read = getattr(self.sock, 'readinto', None) or getattr(self.sock, 'recv_into')
-
-    def readinto(self, buffer):
-        # Bytes read into buffer, 0 at the end; OSError(ETIMEDOUT) (CPython: 'timed out') after STEP_S
-        # without data.
-        return self.read(buffer)
-
-    def close(self):
-        self.sock.close()
-
-
 def receive(host, port_number, filename, algorithm, expected, tick=None, timeout=20, source=None):
     # Streams the file while hashing, through one CHUNK-byte buffer read with readinto (no allocation
     # per chunk). A file is staged (<name>.new) only when the hash matches; firmware goes to the next
     # partition, which boots only if the hash matched. tick() runs after every chunk and every STEP_S
     # of waiting (the device feeds its watchdog and keeps its MQTT link); the transfer fails after
-    # `timeout` seconds without data. `source` (default: the hub's TCP server at host:port_number) gives
-    # the bytes; a source with a `limit` fails the transfer before a byte past it is written. Returns
-    # (ok, hash, error, sink). Nothing live is touched here.
+    # `timeout` seconds without data. Returns (ok, hash, error, sink). Nothing live is touched here.
+    # The bytes come from the hub's TCP server at host:port_number [O-1], or from `source` when a device
+    # has no network of its own (a serial-link host, [L-13]): open() -> a readinto(buffer) that returns
+    # the bytes read, 0 at the end, or raises OSError(ETIMEDOUT) after STEP_S without any; close();
+    # `limit`: the largest file it has room for (the transfer fails before a byte past it is written).
     h = getattr(hashlib, algorithm)()
     size = 0
     sink = None
+    sock = None
+    limit = 0
     if source is None:
-        source = TcpSource(host, port_number)
-    limit = source.limit
+        sock = socket.socket()  # pyright: ignore[reportOptionalMemberAccess] (None only on a host, which passes a source)
+    else:
+        limit = source.limit
     try:
         if filename == FIRMWARE:
             from . import board  # the chip's partitions (board.py loads only for firmware)
             sink = board.firmware_sink()
         else:
             sink = FileSink(filename)
+        if sock:
+            sock.settimeout(STEP_S)
         if tick:
             tick()
-        source.open()
-        readinto = source.readinto
+        if sock:
+            sock.connect(socket.getaddrinfo(host, port_number, 0, socket.SOCK_STREAM)[0][-1])  # pyright: ignore[reportOptionalMemberAccess]
+            # A board's socket reads into a buffer with readinto(); CPython's (the PC stand-in) with recv_into().
+            readinto = getattr(sock, 'readinto', None) or getattr(sock, 'recv_into')
+        else:
+            readinto = source.open()
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         idle = 0
@@ -183,7 +172,7 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
             sink.abort()
         return False, None, 'transfer failed after %d bytes: %r' % (size, e), sink
     finally:
-        source.close()
+        (sock or source).close()
     actual = binascii.hexlify(h.digest()).decode()
     if actual != expected:
         sink.abort()
