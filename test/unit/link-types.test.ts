@@ -3,7 +3,8 @@
  * against the boards: pyright with the MicroPython 1.27 stubs of esp32 and esp8266 (machine.UART and
  * Pin included), the wire alone against a generic no-Wi-Fi port (device/stubs/generic); and inside real
  * MicroPython (the WebAssembly build): every file compiles, two Channels shake hands and carry frames
- * through garbage in order, and the heap a host and a bridge keep is measured (docs/device.md).
+ * through garbage in order, and the heap a host and a bridge keep is measured (docs/device.md), idle and
+ * while a file comes through the bridge [L-13]; the bridge's fetch rules in CPython [L-14][L-15].
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -124,6 +125,20 @@ describe('the serial link on the boards (pyright stubs, MicroPython)', { timeout
     it('[L-10] only the answer to the latest OPEN attempt is taken, not a late STATUS or an older answer', () => {
       assert.deepEqual(result.answers, [null, null, [3, '127.0.0.1:1883']]);
     });
+  });
+
+  it('[L-14][L-15] the Bridge (CPython) fetches one file at a time, only from the broker, never from a low port', async () => {
+    const run = await promisify(execFile)('python3', [join(ROOT, 'test/device/link_bridge_unit.py')], { cwd: ROOT });
+    const result = JSON.parse(run.stdout) as { first: boolean; stopped: boolean; answers: unknown[]; elsewhere_connected: boolean; refused: number };
+    assert.equal(result.first, true, 'the broker host is fetched from');
+    assert.equal(result.stopped, true, "the host's STOP ends the fetch");
+    assert.deepEqual(result.answers, [
+      [2, 1, 'a transfer is already running: one at a time'],
+      [3, 1, "127.0.0.2 is not the broker's address: the bridge fetches OTA files only from the broker's host (or its ota_hosts)"],
+      [4, 1, "port 22 is below 1024: the bridge fetches OTA files only from the hub's transfer ports"],
+    ]);
+    assert.equal(result.elsewhere_connected, false, 'nothing connected to the other address');
+    assert.equal(result.refused, 3);
   });
 
   describe('inside MicroPython (WebAssembly)', () => {

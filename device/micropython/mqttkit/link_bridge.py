@@ -271,6 +271,7 @@ class Bridge:
         tid, port_number, window, chunk = struct.unpack('>BHBH', body[:6])
         (host,), _ = wire.strings(body[6:], 1)
         if self.transfer:
+            self.stats['fetch_refused'] += 1
             self._fetched(tid, 1, 0, 'a transfer is already running: one at a time')  # [L-14]
             return
         sock = None
