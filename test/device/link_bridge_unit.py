@@ -57,10 +57,10 @@ def accepted(sock):
 
 
 fetch(1, '127.0.0.1', port_number)
-first = bridge.transfer is not None and accepted(server)
+first = bool(bridge.transfer) and accepted(server)
 fetch(2, '127.0.0.1', port_number)  # one at a time [L-14]
 bridge._deliver(wire.STOP, bytes([1]))
-stopped = bridge.transfer is None
+stopped = not bridge.transfer
 fetch(3, '127.0.0.2', elsewhere.getsockname()[1])  # another address on the LAN [L-15]
 fetch(4, '127.0.0.1', 22)  # a low port on the broker's host [L-15]
 answers = [[body[0], body[1], body[6:].decode()] for kind, body in sent if kind == wire.FETCHED]

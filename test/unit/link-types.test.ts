@@ -20,7 +20,7 @@ import { LIBRARY } from '../helpers/python-device.js';
 
 const ROOT = join(LIBRARY, '..', '..');
 const STUBS = join(ROOT, 'device/stubs');
-const LINK = ['mqttkit/link.py', 'mqttkit/link_host.py', 'mqttkit/link_wire.py', 'mqttkit/link_bridge.py'];
+const LINK = ['mqttkit/link.py', 'mqttkit/link_host.py', 'mqttkit/link_wire.py', 'mqttkit/link_bridge.py', 'mqttkit/link_pull.py'];
 const EXAMPLES = ['examples/link_host.py', 'examples/link_bridge.py'];
 /** What a host board without Wi-Fi installs (docs/device.md, "Boards without Wi-Fi"). */
 const HOST_FILES = [

@@ -5,7 +5,6 @@
 # when the host stays silent [L-12]. It fetches the host's OTA files from the hub's server and hands the
 # bytes over as they come, holding no file [L-13]…[L-16]. docs/protocol.md, "Serial link"; docs/device.md,
 # "Boards without Wi-Fi".
-import errno
 import json
 import socket
 import struct
@@ -16,7 +15,6 @@ from . import link_wire as wire
 from .mqtt import MQTTError, _string, packet
 
 WIFI_UP, WIFI_DOWN, BROKER_OK, BROKER_LOST, BROKER_REFUSED, ADDRESS = 1, 2, 3, 4, 5, 6
-MAX_WINDOW, MAX_CHUNK = 8, 1024  # [L-14] a pull's bounds, whatever the host asks (8: the link's window)
 NTP_1970 = 2208988800  # seconds from 1900 (NTP's era) to 1970
 
 
@@ -36,6 +34,7 @@ def network_time(host, port_number=123, timeout=2):
 
 
 class Bridge:
+    transfer: list
     def __init__(self, uart, config=None, status=None, reset_host=None):
         self.status = status or (lambda event, detail=None: None)
         c = {'broker': '127.0.0.1', 'port': 1883, 'ssl': False, 'link_timeout': 5, 'host_reset_after': 30, 'resets_before_self': 3,
@@ -58,7 +57,7 @@ class Bridge:
         self.host_resets = 0
         self.time_at = None
         self.stats = {'forwarded': 0, 'published': 0, 'dropped': 0, 'host_resets': 0, 'fetches': 0, 'fetch_refused': 0, 'fetch_bytes': 0}
-        self.transfer = None  # the one pull running [L-14]: [id, socket, bytes read, window, chunk, last data]
+        self.transfer = []  # the one pull running [L-14]: [id, socket, bytes read, window, chunk, last data]
         self.channel = wire.Channel(uart, wire.BRIDGE, self._deliver, port, self._link_reset, timeout_ms=int(c['link_timeout'] * 1000))
         self.link_was_up = False
 
@@ -88,7 +87,7 @@ class Bridge:
         if self.client:
             self._broker(now)
         if self.transfer:
-            self._pull(now)
+            self._pulls().pull(self, now)
         if up:
             self.host_heard = now
             self.host_resets = 0
@@ -146,7 +145,8 @@ class Bridge:
         # tells the hub); a new session opens when the host asks again. A pull ends too [L-16]: the hub
         # sees its connection close early, as when a Wi-Fi device drops.
         self._drop_broker()
-        self._end_pull()
+        if self.transfer:
+            self._pulls().end(self)
         # A host that restarted quickly has a new session before step() saw the link go: tell it where
         # Wi-Fi stands all the same (without it, it never asks for a broker session).
         self.link_was_up = False
@@ -183,10 +183,10 @@ class Bridge:
         elif kind == wire.CLOSE:
             self._drop_broker(True)
         elif kind == wire.FETCH:
-            self._fetch(body)
+            self._pulls().fetch(self, body)
         elif kind == wire.STOP:
             if self.transfer and self.transfer[0] == body[0]:
-                self._end_pull()
+                self._pulls().end(self)
 
     @staticmethod
     def _topics(body):
@@ -251,85 +251,6 @@ class Bridge:
         else:
             self.stats['dropped'] += 1
 
-    # --- OTA pulls for the host [L-13]…[L-16] ---------------------------------------------------------
-    def _allowed(self, host, port_number):
-        # [L-15] Only the broker's host (or one the bridge's owner listed in ota_hosts), only a port from
-        # 1024 up, and the bridge only reads: a host cannot use the bridge to reach the LAN or to speak
-        # to a service. Addresses are compared resolved (the broker may be named, the trigger has an IP).
-        c = self.config
-        if port_number < 1024:
-            raise ValueError('port %d is below 1024: the bridge fetches OTA files only from the hub\'s transfer ports' % port_number)
-        resolve = lambda name: socket.getaddrinfo(name, c['port'], 0, socket.SOCK_STREAM)[0][-1]  # noqa: E731
-        target = resolve(host)
-        for allowed in [c['broker']] + list(c['ota_hosts']):
-            if resolve(allowed) == target:
-                return socket.getaddrinfo(host, port_number, 0, socket.SOCK_STREAM)[0][-1]
-        raise ValueError('%s is not the broker\'s address: the bridge fetches OTA files only from the broker\'s host (or its ota_hosts)' % host)
-
-    def _fetch(self, body):
-        # FETCH: id, port, window, chunk, address [L-13]; refused with FETCHED code 1 and the reason.
-        tid, port_number, window, chunk = struct.unpack('>BHBH', body[:6])
-        (host,), _ = wire.strings(body[6:], 1)
-        if self.transfer:
-            self.stats['fetch_refused'] += 1
-            self._fetched(tid, 1, 0, 'a transfer is already running: one at a time')  # [L-14]
-            return
-        sock = None
-        try:
-            address = self._allowed(host.decode('utf-8'), port_number)
-            sock = socket.socket()
-            sock.settimeout(self.config['connect_timeout'])
-            sock.connect(address)
-            sock.setblocking(False)
-        except (OSError, ValueError, IndexError) as e:
-            if sock:
-                sock.close()
-            self.stats['fetch_refused'] += 1
-            self.status('fetch refused', str(e))
-            self._fetched(tid, 1, 0, str(e))
-            return
-        self.stats['fetches'] += 1
-        self.status('fetch', '%s:%d' % (host.decode('utf-8'), port_number))
-        self.transfer = [tid, sock, 0, max(1, min(window, MAX_WINDOW)), max(64, min(chunk, MAX_CHUNK)), port.ticks_ms()]
-
-    def _pull(self, now):
-        # Reads the next chunk only while the link has fewer than `window` frames unacknowledged: the
-        # host's pace sets ours, and the bridge holds at most window x chunk bytes of the file [L-14].
-        t = self.transfer
-        channel = self.channel
-        while t is self.transfer and len(channel.sent) + len(channel.queue) < t[3]:
-            try:
-                data = t[1].recv(t[4])
-            except OSError as e:
-                if e.args and e.args[0] in (errno.EAGAIN, errno.ETIMEDOUT):
-                    data = None
-                else:
-                    self._fetched(t[0], 1, t[2], 'the hub\'s connection failed: %r' % e)
-                    self._end_pull()
-                    return
-            if data is None:  # nothing yet (a non-blocking board socket may answer None)
-                if port.ticks_diff(now, t[5]) > self.config['ota_idle'] * 1000:
-                    self._fetched(t[0], 1, t[2], 'no data from the hub for %d s' % self.config['ota_idle'])
-                    self._end_pull()
-                return
-            if not data:  # the hub closed: everything was read
-                self._fetched(t[0], 0, t[2], 'ok')
-                self._end_pull()
-                return
-            if not channel.send(wire.DATA, struct.pack('>BI', t[0], t[2]) + data):
-                self._end_pull()  # no session: the host's side of the pull ended with it [L-16]
-                return
-            t[2] += len(data)
-            t[5] = now
-            self.stats['fetch_bytes'] += len(data)
-
-    def _fetched(self, tid, code, total, detail):
-        self.channel.send(wire.FETCHED, struct.pack('>BBI', tid, code, total) + detail.encode('utf-8'))
-
-    def _end_pull(self):
-        if self.transfer:
-            try:
-                self.transfer[1].close()
-            except OSError:
-                pass
-            self.transfer = None
+    # --- OTA pulls for the host [L-13]…[L-16]: link_pull.py, loaded for a FETCH and dropped after ---------
+    def _pulls(self):
+        return __import__('mqttkit.link_pull', None, None, ('link_pull',))
