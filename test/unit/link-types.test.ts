@@ -111,7 +111,7 @@ describe('the serial link on the boards (pyright stubs, MicroPython)', { timeout
   });
 
   describe('the Host in CPython (test/device/link_host_unit.py)', () => {
-    let result: { kept: boolean; queue: string[]; answers: unknown[] };
+    let result: { kept: boolean; queue: string[]; answers: unknown[]; held: { during: number; answered: string[]; dropped: number } };
     before(async () => {
       const run = await promisify(execFile)('python3', [join(ROOT, 'test/device/link_host_unit.py')], { cwd: ROOT });
       result = JSON.parse(run.stdout) as typeof result;
@@ -124,6 +124,10 @@ describe('the serial link on the boards (pyright stubs, MicroPython)', { timeout
 
     it('[L-10] only the answer to the latest OPEN attempt is taken, not a late STATUS or an older answer', () => {
       assert.deepEqual(result.answers, [null, null, [3, '127.0.0.1:1883']]);
+    });
+
+    it('[L-14] commands that arrive during an OTA transfer wait for its end and are answered in order; past 8, dropped and counted', () => {
+      assert.deepEqual(result.held, { during: 0, answered: ['#1', '#2', '#3', '#4', '#5', '#6', '#7', '#8'], dropped: 2 });
     });
   });
 
@@ -324,6 +328,25 @@ print(host.channel.up)
       };
       const small = pull(8 * 1024);
       const big = pull(64 * 1024);
+      // [L-14] a file larger than the room the host keeps fails before a byte past it is written; the
+      // host's STOP ends the bridge's fetch
+      const tooBig = run(`
+import os
+v = os.statvfs(files.path(''))
+host.config['ota_reserve'] = v[1] * v[4] - 4096
+socket.SERVE[0] = bytes(8 * 1024)
+ok, actual, error, sink = ota.receive('127.0.0.1', 40000, 'toobig.bin', 'sha256', '00', source=host.ota_source('127.0.0.1', 40000))
+for i in range(50):
+    host.channel.poll(0)
+    if not bridge.transfer: break
+    time.sleep_ms(10)
+print(ok, 'toobig.bin.part' in os.listdir(files.path('')), bool(bridge.transfer), error)
+`);
+      assert.match(
+        tooBig,
+        /^False False False transfer failed after 4096 bytes: OSError\('the file is larger than the 4096 bytes this device has room for'/,
+        tooBig,
+      );
       t.diagnostic(`live heap above the start while receiving: 8 KB file ${small.peak} B, 64 KB file ${big.peak} B (host and bridge in one heap)`);
       assert.equal(`${small.same} ${big.same}`, 'True True');
       // Bounded: the 64 KB file's peak is the 8 KB file's (the window, the chunk buffer, the frames), not
