@@ -3,6 +3,8 @@
 #   session ends at the next step) is in the queue for the next session, not lost;
 # - answers: while an OPEN waits, a STATUS "broker lost" (a late one, for a PUB of the last session) and
 #   the answer to an older attempt are not taken for its answer; the answer to this attempt is.
+# - held: broker messages (a command here) that arrive while an OTA transfer runs are held, not run inside
+#   it, and handled in order once it ended; past 8 they are dropped and counted [L-14].
 import json
 import os
 import sys
@@ -50,4 +52,14 @@ host._deliver(getattr(link_wire, 'OPENED', 36), bytes([6, 3]) + b'old attempt')
 answers.append(host.answer)
 host._deliver(getattr(link_wire, 'OPENED', 36), bytes([7, 3]) + b'127.0.0.1:1883')
 answers.append(host.answer)
-print(json.dumps({'kept': '42' in queued, 'queue': queued, 'answers': answers}))
+
+host.transfer = 'a transfer'  # as LinkSource.open() sets it
+before = len(host.queue)
+for n in range(10):
+    host._deliver(link_wire.MSG, bytes([0]) + link_wire.string('cmnd/unit-1/OTA') + b'#%d stats' % (n + 1))
+during = len(host.queue) - before
+host.transfer = None
+host.step(0)
+answered = [m[1].split(' ')[0] for m in host.queue[before:]]
+held = {'during': during, 'answered': answered, 'dropped': host.stats.get('held_dropped')}
+print(json.dumps({'kept': '42' in queued, 'queue': queued, 'answers': answers, 'held': held}))

@@ -1,14 +1,17 @@
 # The wire between a Host and a Bridge on a PC: two pseudo-terminals whose far ends this process joins,
 # so the test can cut the wire, mend it, or make it noisy. Prints {"host": <pty>, "bridge": <pty>} and
 # then takes commands on stdin, one a line:
-#   cut | mend | clean | noise <seed> | quit
+#   cut | mend | clean | noise <seed> | pace <baud> | quit
 # noise: every chunk in either direction may get random garbage before it, lose its tail (a partial
 # frame), have a bit flipped, or be sent twice; seeded, so a failing run can be replayed.
+# pace: each direction carries at most baud / 10 bytes a second (8N1: ten bits a byte), as a UART at that
+# speed does; `pace 0` carries bytes as fast as they come (the default).
 import json
 import os
 import random
 import select
 import sys
+import time
 import tty
 
 
@@ -26,10 +29,31 @@ def main():
     print(json.dumps({'host': host_path, 'bridge': bridge_path}), flush=True)
     cut = False
     noise = None
+    baud = 0
+    waiting = {host_m: bytearray(), bridge_m: bytearray()}  # paced bytes not yet on the far side
+    credit = {host_m: 0.0, bridge_m: 0.0}  # bytes each line may carry now: a token bucket of a FIFO's size
+    last = time.monotonic()
     counts = {'chunks': 0, 'garbage': 0, 'truncated': 0, 'flipped': 0, 'duplicated': 0, 'dropped_while_cut': 0}
     peers = {host_m: bridge_m, bridge_m: host_m}
+    def carry(fd, chunk):
+        try:
+            os.write(peers[fd], chunk)
+        except OSError:
+            pass
+
     while True:
-        ready, _, _ = select.select([host_m, bridge_m, sys.stdin], [], [], 1)
+        now = time.monotonic()
+        for fd, data in waiting.items():
+            credit[fd] = min(64.0, credit[fd] + (now - last) * baud / 10)
+            n = min(len(data), int(credit[fd]))
+            if n:
+                chunk = bytes(data[:n])
+                del data[:n]
+                credit[fd] -= n
+                carry(fd, chunk)
+        last = now
+        busy = any(waiting.values())
+        ready, _, _ = select.select([host_m, bridge_m, sys.stdin], [], [], 0.002 if busy else 1)
         for fd in ready:
             if fd is sys.stdin:
                 line = sys.stdin.readline()
@@ -44,6 +68,8 @@ def main():
                     noise = None
                 elif word[0] == 'noise':
                     noise = random.Random(int(word[1]))
+                elif word[0] == 'pace':
+                    baud = int(word[1])
                 print(json.dumps({'done': word[0], 'counts': counts}), flush=True)
                 continue
             try:
@@ -52,7 +78,9 @@ def main():
                 continue  # the far end is closed (a board restarting): nothing to carry
             counts['chunks'] += 1
             if cut:
-                counts['dropped_while_cut'] += len(data)
+                counts['dropped_while_cut'] += len(data) + sum(len(w) for w in waiting.values())
+                for w in waiting.values():
+                    del w[:]
                 continue
             out = [data]
             if noise is not None:
@@ -72,10 +100,10 @@ def main():
                     out = [data, data]
                     counts['duplicated'] += 1
             for chunk in out:
-                try:
-                    os.write(peers[fd], chunk)
-                except OSError:
-                    pass
+                if baud:
+                    waiting[fd].extend(chunk)
+                else:
+                    carry(fd, chunk)
 
 
 main()

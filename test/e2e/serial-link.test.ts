@@ -6,70 +6,21 @@
  * bridge reset lose no QoS 1 message; the bridge resets a silent host; the bridge keeps no password.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { HttpClient } from 'hap-controller';
 import type { MqttClient } from 'mqtt';
 import { accessoryBySerial, characteristicId, characteristicValue, pair } from '../helpers/homekit-controller.js';
 import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { addAdmin, cliAsync, connectAdmin } from '../helpers/mqtt-device.js';
 import { deviceRoot, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
+import { DEVICE_SCRIPTS as DEVICE, Wire } from '../helpers/serial-wire.js';
 import { requireTool } from '../helpers/system-tools.js';
 
-const DEVICE = fileURLToPath(new URL('../../../test/device/', import.meta.url));
 const ID = 'serial-1';
 const VALUES = `HomeKit/${ID}/LightSensor/CurrentAmbientLightLevel`;
-
-/** The wire: two ptys joined by a relay that takes `cut`, `mend`, `noise <seed>`, `clean` on stdin. */
-class Wire {
-  child!: ChildProcess;
-  paths!: { host: string; bridge: string };
-  private out = '';
-  private waiting: Array<() => void> = [];
-
-  async start(python: string) {
-    this.child = spawn(python, ['-u', join(DEVICE, 'link_relay.py')], { stdio: ['pipe', 'pipe', 'inherit'] });
-    this.child.stdout!.on('data', (d: Buffer) => {
-      this.out += d.toString();
-      for (const wake of this.waiting.splice(0)) wake();
-    });
-    this.paths = await eventually(
-      () => {
-        const first = this.out.split('\n')[0];
-        return first && this.out.includes('\n') ? (JSON.parse(first) as { host: string; bridge: string }) : undefined;
-      },
-      5000,
-      'the relay',
-    );
-  }
-
-  /** Sends a command and resolves with the relay's counts once it is done. */
-  async say(command: string): Promise<Record<string, number>> {
-    const before = this.out.length;
-    this.child.stdin!.write(`${command}\n`);
-    const line = await eventually(
-      () =>
-        this.out
-          .slice(before)
-          .split('\n')
-          .find((l) => l.includes('"done"')),
-      5000,
-      `the relay's ${command}`,
-    );
-    return (JSON.parse(line) as { counts: Record<string, number> }).counts;
-  }
-
-  async stop() {
-    if (this.child && this.child.exitCode === null) {
-      this.child.kill('SIGKILL');
-      await new Promise((r) => this.child.once('exit', r));
-    }
-  }
-}
 
 /** A one-shot SNTP server on loopback: answers every query with a fixed transmit time. */
 const NTP_TIME = 1_900_000_000; // 2030-03-17, seconds since 1970
@@ -210,7 +161,8 @@ describe('a Wi-Fi-less host over a serial link to a bridge (issue 16)', { timeou
     const link = JSON.parse(await command('link')) as { up: boolean; time: number; frames_in: number };
     assert.equal(link.up, true);
     assert.ok(link.time >= NTP_TIME && link.time < NTP_TIME + 120, `host time ${link.time}`);
-    assert.match(await command('open x'), /not available over the serial link/);
+    // [L-16] OTA through the bridge: `open` answers the bridge's address, where the host's files are fetched from
+    assert.equal(await command('open x'), 'ota open at 127.0.0.1');
   });
 
   it("the bridge's Wi-Fi going down and coming back reaches the host as status values", async (t) => {

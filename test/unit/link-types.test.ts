@@ -3,7 +3,8 @@
  * against the boards: pyright with the MicroPython 1.27 stubs of esp32 and esp8266 (machine.UART and
  * Pin included), the wire alone against a generic no-Wi-Fi port (device/stubs/generic); and inside real
  * MicroPython (the WebAssembly build): every file compiles, two Channels shake hands and carry frames
- * through garbage in order, and the heap a host and a bridge keep is measured (docs/device.md).
+ * through garbage in order, and the heap a host and a bridge keep is measured (docs/device.md), idle and
+ * while a file comes through the bridge [L-13]; the bridge's fetch rules in CPython [L-14][L-15].
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -20,7 +21,7 @@ import { LIBRARY } from '../helpers/python-device.js';
 
 const ROOT = join(LIBRARY, '..', '..');
 const STUBS = join(ROOT, 'device/stubs');
-const LINK = ['mqttkit/link.py', 'mqttkit/link_host.py', 'mqttkit/link_wire.py', 'mqttkit/link_bridge.py'];
+const LINK = ['mqttkit/link.py', 'mqttkit/link_host.py', 'mqttkit/link_wire.py', 'mqttkit/link_bridge.py', 'mqttkit/link_pull.py'];
 const EXAMPLES = ['examples/link_host.py', 'examples/link_bridge.py'];
 /** What a host board without Wi-Fi installs: ports.json's generic_link_host (docs/device.md, "Boards without Wi-Fi"). */
 const HOST_FILES = packages().generic_link_host!;
@@ -97,7 +98,7 @@ describe('the serial link on the boards (pyright stubs, MicroPython)', { timeout
   });
 
   describe('the Host in CPython (test/device/link_host_unit.py)', () => {
-    let result: { kept: boolean; queue: string[]; answers: unknown[] };
+    let result: { kept: boolean; queue: string[]; answers: unknown[]; held: { during: number; answered: string[]; dropped: number } };
     before(async () => {
       const run = await promisify(execFile)('python3', [join(ROOT, 'test/device/link_host_unit.py')], { cwd: ROOT });
       result = JSON.parse(run.stdout) as typeof result;
@@ -111,9 +112,46 @@ describe('the serial link on the boards (pyright stubs, MicroPython)', { timeout
     it('[L-10] only the answer to the latest OPEN attempt is taken, not a late STATUS or an older answer', () => {
       assert.deepEqual(result.answers, [null, null, [3, '127.0.0.1:1883']]);
     });
+
+    it('[L-14] commands that arrive during an OTA transfer wait for its end and are answered in order; past 8, dropped and counted', () => {
+      assert.deepEqual(result.held, { during: 0, answered: ['#1', '#2', '#3', '#4', '#5', '#6', '#7', '#8'], dropped: 2 });
+    });
+  });
+
+  it('[L-14][L-15] the Bridge (CPython) fetches one file at a time, only from the broker, never from a low port', async () => {
+    const run = await promisify(execFile)('python3', [join(ROOT, 'test/device/link_bridge_unit.py')], { cwd: ROOT });
+    const result = JSON.parse(run.stdout) as { first: boolean; stopped: boolean; answers: unknown[]; elsewhere_connected: boolean; refused: number };
+    assert.equal(result.first, true, 'the broker host is fetched from');
+    assert.equal(result.stopped, true, "the host's STOP ends the fetch");
+    assert.deepEqual(result.answers, [
+      [2, 1, 'a transfer is already running: one at a time'],
+      [3, 1, "127.0.0.2 is not the broker's address: the bridge fetches OTA files only from the broker's host (or its ota_hosts)"],
+      [4, 1, "port 22 is below 1024: the bridge fetches OTA files only from the hub's transfer ports"],
+    ]);
+    assert.equal(result.elsewhere_connected, false, 'nothing connected to the other address');
+    assert.equal(result.refused, 3);
   });
 
   describe('inside MicroPython (WebAssembly)', () => {
+    const NO_NETWORK = "SOCK_STREAM = 1\nSOCK_DGRAM = 2\nAF_INET = 2\ndef getaddrinfo(*a): raise OSError('no network in this test')\n";
+    /** The hub's one-shot server as the bridge's socket sees it: SERVE[0] is read in recv(n) slices, then b''. */
+    const PULL_SERVER = `SOCK_STREAM = 1
+SOCK_DGRAM = 2
+AF_INET = 2
+SERVE = [b'']
+CONNECTS = []
+def getaddrinfo(host, port, *a): return [(2, 1, 0, '', (host, port))]
+class socket:
+    def __init__(self, *a): self.at = 0
+    def settimeout(self, t): pass
+    def setblocking(self, b): pass
+    def connect(self, address): CONNECTS.append(address)
+    def recv(self, n):
+        d = SERVE[0][self.at:self.at + n]
+        self.at += len(d)
+        return d
+    def close(self): pass
+`;
     let mp: Awaited<ReturnType<typeof loadMicroPython>>;
     let output = '';
     const run = (code: string) => {
@@ -124,11 +162,10 @@ describe('the serial link on the boards (pyright stubs, MicroPython)', { timeout
 
     /** A fresh MicroPython with the esp8266 file set, the link files and the board stand-ins; generic: a
      * board without Wi-Fi, i.e. the host's files only, no `network`, no `socket`, no ESP chip module. */
-    const boot = async (generic = false) => {
+    const boot = async (generic = false, socket = NO_NETWORK) => {
       mp = await loadMicroPython({ stdout: (l: string) => (output += `${l}\n`), stderr: (l: string) => (output += `${l}\n`) });
       mp.FS.mkdirTree('/lib/mqttkit');
       mp.FS.mkdirTree('/dev-host');
-      const socket = "SOCK_STREAM = 1\nSOCK_DGRAM = 2\nAF_INET = 2\ndef getaddrinfo(*a): raise OSError('no network in this test')\n";
       for (const [name, text] of Object.entries(boardModules(socket))) {
         if (!generic || name === 'machine.py') mp.FS.writeFile(`/lib/${name}`, text);
       }
@@ -164,14 +201,18 @@ class Quiet:
     def write(self, b): return len(b)
 host = Host(Quiet(), {'watchdog_ms': 3000})
 host.step(0)
-for text in ('stats', 'getversion', 'msg_reboot', 'open x'):
+from mqttkit import link_wire
+host._deliver(link_wire.STATUS, bytes([6]) + b'192.168.1.60')  # [L-16] the bridge's address
+for text in ('stats', 'getversion', 'msg_reboot', 'open x', 'partitions'):
     host._on_message('cmnd/mp-host/OTA', text.encode())
-print(len(host.queue), [m[1][:30] for m in host.queue][-4:])
+print(len(host.queue), [m[1][:30] for m in host.queue][-6:])
 `);
       assert.doesNotMatch(result, /network exists/);
-      assert.match(result, /^4 \['\{"(mem_free|uptime_s)/, result);
+      assert.match(result, /^6 \['\{"(mem_free|uptime_s)/, result);
       assert.match(result, /"partition": "fa/, 'getversion: chip_generic answers the partition');
-      assert.match(result, /not available over the serial /);
+      // [L-16] OTA through the bridge: ota.py loads without socket; `open` answers the bridge's address
+      assert.match(result, /'\{"address": "192.168.1.60"\}', 'ota open at 192.168.1.60'/, result);
+      assert.match(result, /'\{"count": 1, "running": "fact/, result);
     });
 
     it('two Channels shake hands and carry 30 frames in order through garbage, under MicroPython', () => {
@@ -205,6 +246,100 @@ for i in range(3000):
 print(got == [b'%d' % i for i in range(30)], hb.stats['bad_crc'] + hb.stats['bad_cobs'] + hb.stats['bad_length'] > 0, ha.stats['retransmits'] > 0)
 `);
       assert.equal(result, 'True True True');
+    });
+
+    it('[L-13][L-14] a host receiving a file through a bridge keeps a bounded heap: 64 KB costs what 8 KB does', async (t) => {
+      // One interpreter plays both boards: a Host and a Bridge joined by two in-memory pipes (the host's
+      // pipe steps the bridge whenever the host looks for bytes), the hub's server a socket stand-in.
+      // This WebAssembly build frees memory only between runPython calls (gc.collect() inside one call
+      // keeps everything), so the pull is driven a few chunks per call, as ota.receive's loop does it
+      // (LinkSource.readinto into one buffer, hash, write), and the live heap is read between calls.
+      await boot(false, PULL_SERVER);
+      run(`
+import gc, hashlib, binascii, socket, time
+from mqttkit import files
+files.ROOT = '/dev-host'
+from mqttkit.link import Host, Bridge
+from mqttkit import ota
+class Pipe:
+    def __init__(self): self.buf = bytearray(); self.peer = None; self.other = None
+    def any(self):
+        if self.other: self.other()
+        return len(self.buf)
+    def read(self, n):
+        d = bytes(self.buf[:n]); self.buf = self.buf[n:]; return d
+    def write(self, b): self.peer.buf.extend(b); return len(b)
+hp, bp = Pipe(), Pipe(); hp.peer = bp; bp.peer = hp
+bridge = Bridge(bp, {'ntp_host': ''})
+host = Host(hp, {'link_timeout': 30})
+hp.other = lambda: bridge.step(0)
+for i in range(400):
+    host.channel.poll(0)
+    if host.channel.up and bridge.channel.up: break
+    time.sleep_ms(10)
+buffer = bytearray(ota.CHUNK)
+def start(size):
+    global source, sink, h, n
+    socket.SERVE[0] = bytes(i % 251 for i in range(size))
+    source = host.ota_source('127.0.0.1', 40000)
+    sink = ota.FileSink('big%d.bin' % size)
+    h = hashlib.sha256()
+    source.open()
+    n = -1
+def chunks(k):
+    global n
+    for _ in range(k):
+        if n == 0: return
+        n = source.readinto(buffer)
+        if n:
+            h.update(memoryview(buffer)[:n]); sink.write(memoryview(buffer)[:n])
+def finish(size):
+    source.close(); sink.finish()
+    with open(files.path('big%d.bin.new' % size), 'rb') as f:
+        return f.read() == socket.SERVE[0] and binascii.hexlify(h.digest()) == binascii.hexlify(hashlib.sha256(socket.SERVE[0]).digest())
+print(host.channel.up)
+`);
+      const live = () => {
+        run('gc.collect()');
+        return Number(run('print(gc.mem_alloc())'));
+      };
+      const pull = (size: number) => {
+        run(`start(${size})`);
+        const base = live();
+        let peak = 0;
+        for (let i = 0; i < 400 && run('print(n)') !== '0'; i++) {
+          run('chunks(4)');
+          peak = Math.max(peak, live() - base);
+        }
+        return { same: run(`print(finish(${size}))`), peak };
+      };
+      const small = pull(8 * 1024);
+      const big = pull(64 * 1024);
+      // [L-14] a file larger than the room the host keeps fails before a byte past it is written; the
+      // host's STOP ends the bridge's fetch
+      const tooBig = run(`
+import os
+v = os.statvfs(files.path(''))
+host.config['ota_reserve'] = v[1] * v[4] - 4096
+socket.SERVE[0] = bytes(8 * 1024)
+ok, actual, error, sink = ota.receive('127.0.0.1', 40000, 'toobig.bin', 'sha256', '00', source=host.ota_source('127.0.0.1', 40000))
+for i in range(50):
+    host.channel.poll(0)
+    if not bridge.transfer: break
+    time.sleep_ms(10)
+print(ok, 'toobig.bin.part' in os.listdir(files.path('')), bool(bridge.transfer), error)
+`);
+      assert.match(
+        tooBig,
+        /^False False False transfer failed after 4096 bytes: OSError\('the file is larger than the 4096 bytes this device has room for'/,
+        tooBig,
+      );
+      t.diagnostic(`live heap above the start while receiving: 8 KB file ${small.peak} B, 64 KB file ${big.peak} B (host and bridge in one heap)`);
+      assert.equal(`${small.same} ${big.same}`, 'True True');
+      // Bounded: the 64 KB file's peak is the 8 KB file's (the window, the chunk buffer, the frames), not
+      // proportional to the file; and it is small next to a host's heap.
+      assert.ok(big.peak < small.peak + 2048, JSON.stringify({ small, big }));
+      assert.ok(big.peak < 16 * 1024, JSON.stringify({ small, big }));
     });
 
     /** Heap kept (bytes, after gc.collect()) by each step, in a fresh interpreter. */

@@ -2,16 +2,19 @@
 # the broker's address, network time) and none of the host's identity: the host sends its device id,
 # password and last will in OPEN for each broker session, and the bridge uses them for that one CONNECT
 # and keeps no copy [L-11]. It watches the host and resets it (a GPIO on its reset line), and then itself,
-# when the host stays silent [L-12]. docs/protocol.md, "Serial link"; docs/device.md, "Boards without Wi-Fi".
+# when the host stays silent [L-12]. It fetches the host's OTA files from the hub's server and hands the
+# bytes over as they come, holding no file [L-13]…[L-16]. docs/protocol.md, "Serial link"; docs/device.md,
+# "Boards without Wi-Fi".
 import json
 import socket
 import struct
+import sys
 
 from . import files, port
 from . import link_wire as wire
 from .mqtt import MQTTError, _string, packet
 
-WIFI_UP, WIFI_DOWN, BROKER_OK, BROKER_LOST, BROKER_REFUSED = 1, 2, 3, 4, 5
+WIFI_UP, WIFI_DOWN, BROKER_OK, BROKER_LOST, BROKER_REFUSED, ADDRESS = 1, 2, 3, 4, 5, 6
 NTP_1970 = 2208988800  # seconds from 1900 (NTP's era) to 1970
 
 
@@ -31,10 +34,12 @@ def network_time(host, port_number=123, timeout=2):
 
 
 class Bridge:
+    transfer: list
     def __init__(self, uart, config=None, status=None, reset_host=None):
         self.status = status or (lambda event, detail=None: None)
         c = {'broker': '127.0.0.1', 'port': 1883, 'ssl': False, 'link_timeout': 5, 'host_reset_after': 30, 'resets_before_self': 3,
-             'watchdog_ms': 0, 'ntp_host': 'pool.ntp.org', 'ntp_port': 123, 'ntp_interval': 3600, 'connect_timeout': 3}
+             'watchdog_ms': 0, 'ntp_host': 'pool.ntp.org', 'ntp_port': 123, 'ntp_interval': 3600, 'connect_timeout': 3,
+             'ota_hosts': [], 'ota_idle': 20}
         stored = files.read_file('config.json')
         if stored:
             c.update(json.loads(stored))
@@ -51,7 +56,8 @@ class Bridge:
         self.last_contact = self.last_ping = self.host_heard = port.ticks_ms()
         self.host_resets = 0
         self.time_at = None
-        self.stats = {'forwarded': 0, 'published': 0, 'dropped': 0, 'host_resets': 0}
+        self.stats = {'forwarded': 0, 'published': 0, 'dropped': 0, 'host_resets': 0, 'fetches': 0, 'fetch_refused': 0, 'fetch_bytes': 0}
+        self.transfer = []  # the one pull running [L-14]: [id, socket, bytes read, window, chunk, last data]
         self.channel = wire.Channel(uart, wire.BRIDGE, self._deliver, port, self._link_reset, timeout_ms=int(c['link_timeout'] * 1000))
         self.link_was_up = False
 
@@ -80,6 +86,8 @@ class Bridge:
             self._say(WIFI_UP if wifi else WIFI_DOWN)
         if self.client:
             self._broker(now)
+        if self.transfer:
+            self._pulls().pull(self, now)
         if up:
             self.host_heard = now
             self.host_resets = 0
@@ -134,8 +142,15 @@ class Bridge:
 
     def _link_reset(self, why):
         # [L-8] the host restarted or the wire is silent: its broker session ends with the link (the will
-        # tells the hub); a new session opens when the host asks again.
+        # tells the hub); a new session opens when the host asks again. A pull ends too [L-16]: the hub
+        # sees its connection close early, as when a Wi-Fi device drops.
         self._drop_broker()
+        if self.transfer:
+            self._pulls().end(self)
+        # A host that restarted quickly has a new session before step() saw the link go: tell it where
+        # Wi-Fi stands all the same (without it, it never asks for a broker session).
+        self.link_was_up = False
+        self.wifi_was_up = None
         self.status('link reset', why)
 
     def _deliver(self, kind, body):
@@ -167,6 +182,11 @@ class Bridge:
                 self._say(BROKER_LOST, str(e))
         elif kind == wire.CLOSE:
             self._drop_broker(True)
+        elif kind == wire.FETCH:
+            self._pulls().fetch(self, body)
+        elif kind == wire.STOP:
+            if self.transfer and self.transfer[0] == body[0]:
+                self._pulls().end(self)
 
     @staticmethod
     def _topics(body):
@@ -199,6 +219,18 @@ class Bridge:
         self.last_contact = self.last_ping = port.ticks_ms()
         self.status('broker ok', client_id.decode('utf-8'))
         self._answer(attempt, BROKER_OK, '%s:%s' % (c['broker'], c['port']))
+        try:
+            # [L-16] our own address: where the hub sees the host's OTA pulls come from ([O-4] `open`).
+            # board.py (and its chip module) go again at once: a bridge's heap is small.
+            board = __import__('mqttkit.board', None, None, ('board',))
+            self._say(ADDRESS, board.local_address(self.client.sock) or '')
+        except (ImportError, OSError, AttributeError) as e:
+            self.status('no address', repr(e))
+        package = sys.modules.get('mqttkit')
+        for name in ('board', 'chip_esp32', 'chip_esp8266'):
+            sys.modules.pop('mqttkit.' + name, None)
+            if hasattr(package, name):
+                delattr(package, name)
 
     def _answer(self, attempt, code, detail):
         # [L-10] OPENED names the host's attempt, so a late answer is never taken for a newer one's
@@ -218,3 +250,7 @@ class Bridge:
             self.stats['forwarded'] += 1
         else:
             self.stats['dropped'] += 1
+
+    # --- OTA pulls for the host [L-13]…[L-16]: link_pull.py, loaded for a FETCH and dropped after ---------
+    def _pulls(self):
+        return __import__('mqttkit.link_pull', None, None, ('link_pull',))

@@ -1,8 +1,12 @@
 # A board without Wi-Fi as a first-class mqttkit device: Host is the Device API (docs/device.md) over a
 # serial link to a Bridge (link_bridge.py: an ESP8266/ESP32 with Wi-Fi and MQTT) wired to its UART.
 # Loaded through mqttkit.link.Host (link.py), so that a bridge never compiles it. The
-# wire is link_wire.py's (docs/protocol.md, "Serial link", [L-1]…[L-12]). The host's identity (device id,
-# password) lives here only; the bridge is told it per broker session and forgets it [L-11].
+# wire is link_wire.py's (docs/protocol.md, "Serial link", [L-1]…[L-16]). The host's identity (device id,
+# password) lives here only; the bridge is told it per broker session and forgets it [L-11]. OTA files
+# come through the bridge (LinkSource, [L-13]…[L-16]); ota.py stages, checks and commits them as for
+# any device.
+import errno
+import os
 import struct
 
 from . import files, port
@@ -10,10 +14,89 @@ from . import link_wire as wire
 from .device import Device, drop
 from .mqtt import MQTTClient, MQTTError
 
-# STATUS codes the bridge sends [L-10]
-WIFI_UP, WIFI_DOWN, BROKER_OK, BROKER_LOST, BROKER_REFUSED = 1, 2, 3, 4, 5
-# Commands that need the board's own network (OTA pulls files over HTTP): refused over the link.
-NO_OTA = ('open', 'commit', 'discard', 'hashes', 'keepversion', 'partitions')
+# STATUS codes the bridge sends [L-10]; ADDRESS: the bridge's own address, for `open` [L-16]
+WIFI_UP, WIFI_DOWN, BROKER_OK, BROKER_LOST, BROKER_REFUSED, ADDRESS = 1, 2, 3, 4, 5, 6
+DEFERRED = 8  # broker messages held while a transfer runs (more are dropped and counted) [L-14]
+
+
+class LinkSource:
+    # [L-13] An OTA pull through the bridge, a byte source for ota.receive (open() -> readinto, close,
+    # limit): FETCH asks the bridge to read the hub's server; its DATA frames come in order over the
+    # link (CRC, retransmission), at most `window` unacknowledged, and wait here until ota.receive
+    # takes them into its buffer (so at most window x chunk bytes of the file are in memory); FETCHED
+    # ends the pull. A link reset, a frame out of order or past the window breaks the transfer [L-14].
+    end: tuple  # FETCHED: (code, total, detail); () while the pull goes on
+    broken: object  # why the transfer broke (a text), or None
+    limit: int
+
+    def __init__(self, host, address, port_number, chunk):
+        c = host.config
+        self.host = host
+        host.fetch_id = self.id = host.fetch_id % 255 + 1
+        self.request = struct.pack('>BHBH', self.id, port_number, c['ota_window'], chunk) + wire.string(address)
+        self.chunks = []  # DATA bodies not yet read, the first read up to `skip`
+        self.skip = 5
+        self.received = 0
+        self.end = ()
+        self.broken = None
+        try:
+            # [L-14] the room the filesystem has, less a reserve for the device's own files
+            v = os.statvfs(files.path('') if files.ROOT else '/')
+            self.limit = max(1, v[1] * v[4] - c['ota_reserve'])
+        except (AttributeError, OSError):
+            self.limit = 0
+
+    def open(self):
+        host = self.host
+        host.transfer = self
+        if not host.channel.send(wire.FETCH, self.request):
+            raise OSError('serial link down or full')
+        return self.readinto
+
+    def data(self, body):
+        # A DATA frame of this pull: in order and within the window, or the transfer is broken [L-14]
+        if struct.unpack('>I', body[1:5])[0] != self.received:
+            self.broken = 'the bridge sent bytes out of order'
+        elif len(self.chunks) >= self.host.config['ota_window']:
+            self.broken = 'the bridge sent more than the window'
+        else:
+            self.chunks.append(body)
+            self.received += len(body) - 5
+
+    def readinto(self, buffer):
+        # As a socket's: bytes into buffer, 0 at the end, OSError(ETIMEDOUT) after a second without any.
+        channel = self.host.channel
+        until = port.ticks_ms() + 1000
+        while not self.chunks:
+            if self.broken:
+                raise OSError(self.broken)
+            if self.end:
+                code, total, detail = self.end
+                if code:
+                    raise OSError('bridge: ' + detail)
+                if total != self.received:
+                    raise OSError('the bridge read %d bytes, %d came over the link' % (total, self.received))
+                return 0
+            if port.ticks_diff(until, port.ticks_ms()) <= 0:
+                raise OSError(errno.ETIMEDOUT)
+            channel.poll(50)
+        chunk = self.chunks[0]
+        n = min(len(buffer), len(chunk) - self.skip)
+        memoryview(buffer)[:n] = memoryview(chunk)[self.skip:self.skip + n]
+        self.skip += n
+        if self.skip == len(chunk):
+            self.chunks.pop(0)
+            self.skip = 5
+        return n
+
+    def close(self):
+        # The bridge closes its connection when the pull ended; otherwise (the host gave up: a size
+        # bound, a write error, a broken link) STOP tells it to; a STOP of an older pull is ignored [L-13].
+        host = self.host
+        host.transfer = None
+        if not self.end:
+            host.channel.send(wire.STOP, bytes([self.id]))
+        self.chunks = []
 
 
 class LinkClient(MQTTClient):
@@ -72,13 +155,17 @@ class Host(Device):
     bridge_heard: int
     reboot_at: int
     attempt: int
+    transfer: object
+    deferred: list
+    fetch_id: int
+    bridge_address: object
 
     def __init__(self, uart, config=None, status=None, name=None, model=None, manufacturer=None, firmware=None, reset_bridge=None):
         self.status = status or (lambda event, detail=None: None)
         __import__('mqttkit.identity', None, None, ('identity',)).setup(self, config, (('name', name), ('model', model), ('manufacturer', manufacturer), ('firmware', firmware)))
         drop('identity')
         c = self.config
-        for key, value in (('link_timeout', 5), ('bridge_reset_after', 60)):
+        for key, value in (('link_timeout', 5), ('bridge_reset_after', 60), ('ota_window', 3), ('ota_reserve', 8192)):
             c.setdefault(key, value)
         self.dog = None
         if c['watchdog_ms']:
@@ -97,11 +184,21 @@ class Host(Device):
         # Device.step reports 'wifi up'/'wifi down' from this: the bridge's Wi-Fi, seen over a live link
         self.wifi_up = lambda: self.channel.up and self.bridge_wifi
         self.commands['link'] = lambda device, argument: dict(device.channel.stats, up=device.channel.up, time=device.time())
-        for name in NO_OTA:
-            self.commands[name] = lambda device, argument: 'not available over the serial link: OTA needs the board\'s own network'
+        self.transfer = self.bridge_address = None
+        self.deferred = []
+        self.fetch_id = 0
         self.reboot_at = 0
         self.attempt = 0
         self.commands['reboot'] = self._reboot  # ota.py's would load socket, which such a board lacks
+
+    def ota_source(self, address, port_number):
+        # ota.handle's byte source: the hub's server, read by the bridge [L-13]
+        from .ota import CHUNK
+        return LinkSource(self, address, port_number, CHUNK)
+
+    def local_address(self):
+        # [O-4] the address the hub sees the files fetched from: the bridge's [L-16]
+        return self.bridge_address
 
     def time(self):
         # Seconds since 1970 (UTC) from the bridge's network time [L-10], or None before the first.
@@ -117,8 +214,12 @@ class Host(Device):
     def sleep(self, seconds):
         # As connect.sleep (Device.sleep), which this board cannot load (it imports socket): a moment for
         # pending commands, $state sleeping, the queue out (the link keeps its order, so it reaches the
-        # broker before the DISCONNECT), then a clean leave and deep sleep. No OTA job can wait for it.
+        # broker before the DISCONNECT), then a clean leave and deep sleep. [O-7] It stays awake while the
+        # hub has an OTA job for it (up to pending_wait seconds): its files come through the bridge [L-13].
         self._settle(500)
+        until = port.ticks_ms() + self.config.get('pending_wait', 120) * 1000
+        while self.connected and self.ota_pending and port.ticks_diff(until, port.ticks_ms()) > 0:
+            self.step(50)
         if self.connected:
             self._enqueue(self.base + '/$state', 'sleeping %d' % seconds, True)
             self._settle(2000, True)
@@ -140,6 +241,8 @@ class Host(Device):
                 self.bridge_wifi = code == WIFI_UP
             elif self.connected and code in (BROKER_LOST, BROKER_REFUSED):
                 self.lost_reason = detail
+            elif code == ADDRESS:
+                self.bridge_address = detail
         elif kind == wire.OPENED:
             # [L-10] the answer to our OPEN of this attempt (a late one, of an attempt we gave up, is not)
             if body[0] == self.attempt:
@@ -149,7 +252,21 @@ class Host(Device):
                 self.client.unacked.pop(struct.unpack('>H', body[:2])[0], None)
         elif kind == wire.MSG:
             (topic,), payload = wire.strings(body[1:], 1)
-            self._on_message(topic.decode('utf-8'), payload, body[0] == 1)
+            if self.transfer is None:
+                self._on_message(topic.decode('utf-8'), payload, body[0] == 1)
+            elif len(self.deferred) < DEFERRED:
+                # [L-14] not inside a transfer (a trigger or command would nest in it): after it, in order
+                self.deferred.append((topic.decode('utf-8'), payload, body[0] == 1))
+            else:
+                self.stats['held_dropped'] = self.stats.get('held_dropped', 0) + 1
+        elif kind == wire.DATA or kind == wire.FETCHED:
+            t = self.transfer
+            if not isinstance(t, LinkSource) or body[0] != t.id:
+                return  # of a pull this host gave up: the bridge stops it (STOP, or the link reset)
+            if kind == wire.DATA:
+                t.data(body)
+            else:
+                t.end = (body[1], struct.unpack('>I', body[2:6])[0], body[6:].decode('utf-8'))
         elif kind == wire.TIME:
             self.time_unix, self.time_ticks = struct.unpack('>I', body[:4])[0], port.ticks_ms()
             self.status('time', self.time_unix)
@@ -160,6 +277,8 @@ class Host(Device):
         self.bridge_wifi = False
         if self.connected:
             self.lost_reason = 'serial link: ' + why
+        if isinstance(self.transfer, LinkSource):
+            self.transfer.broken = 'serial link: ' + why  # [L-16] the bridge dropped the pull too
 
     def _raise_if_lost(self):
         why = self.lost_reason
@@ -168,6 +287,8 @@ class Host(Device):
             raise MQTTError(str(why))
 
     def step(self, wait_ms=0):
+        while self.deferred and self.transfer is None:
+            self._on_message(*self.deferred.pop(0))
         if not self.connected:
             self.channel.poll(wait_ms)  # Device.step would only sleep: the link needs reading
             wait_ms = 0
@@ -199,7 +320,7 @@ class Host(Device):
         base = self.base
         self.answer = self.lost_reason = None
         self.attempt = self.attempt % 255 + 1
-        topics = (base + '/+/+/set', base + '/+/+/+/set', 'cmnd/%s/OTA' % self.id, 'cmnd/%s/OTA/pending' % self.id)
+        topics = (base + '/+/+/set', base + '/+/+/+/set', 'cmnd/%s/OTA' % self.id, 'cmnd/%s/OTA/pending' % self.id, '%s/OTA' % self.id)
         # [P-1] the last will: $state offline, QoS 1, retained
         opened = self.channel.send(wire.OPEN, wire.string(self.id) + wire.string(self.id) + wire.string(self.password) + wire.string(base + '/$state') + wire.string('offline') + struct.pack('>BBHB', 1, 1, c['keepalive'], self.attempt))
         if opened:

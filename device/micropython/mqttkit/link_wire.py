@@ -1,4 +1,4 @@
-# The serial link's wire (docs/protocol.md, "Serial link", [L-1]…[L-12]): frames cut by a zero byte and
+# The serial link's wire (docs/protocol.md, "Serial link", [L-1]…[L-16]): frames cut by a zero byte and
 # COBS-encoded, each with a CRC-32; epochs that tell a reset peer from a live one; sequence numbers,
 # acknowledgements and retransmission for the frames that must arrive (in order, exactly once per
 # session). Shared by the Host (link.py) and the Bridge (link_bridge.py). Pure functions first, then the
@@ -17,7 +17,9 @@ MAX_ENCODED = MAX_FRAME + MAX_FRAME // 254 + 2
 # Frame types [L-4]: HELLO and ACK are sent unreliably; every other type is reliable (seq >= 1).
 HELLO, ACK = 1, 2
 OPEN, SUB, PUB, CLOSE = 16, 17, 18, 19  # host -> bridge
+FETCH, STOP = 20, 21  # host -> bridge: an OTA pull through the bridge [L-13]
 STATUS, PUBOK, MSG, TIME, OPENED = 32, 33, 34, 35, 36  # bridge -> host
+DATA, FETCHED = 37, 38  # bridge -> host: the pulled bytes and the end of the pull [L-13]
 HOST, BRIDGE = 1, 2  # roles in HELLO
 
 

@@ -1,12 +1,18 @@
 # The OTA receiver (docs/ota.md): pull transfers triggered on <id>/OTA, staged under temporary names and
 # made live only by `commit`; file hashes; firmware to the spare partition with keepversion/rollback.
-# Loaded on demand by a trigger or an OTA command (device.py drops it again when unused).
+# Loaded on demand by a trigger or an OTA command (device.py drops it again when unused). The bytes come
+# from the hub's TCP server, or for a board without Wi-Fi from a source that reads them through its
+# serial bridge (link_host.LinkSource, docs/protocol.md [L-13]).
 import binascii
 import errno
 import hashlib
 import json
 import os
-import socket
+
+try:
+    import socket  # pyright: ignore[reportMissingImports] (absent on a serial-link host: see below)
+except ImportError:  # a board without Wi-Fi: its bytes come through its serial bridge [L-13]
+    socket = None
 
 from . import files, port
 from .mqtt import MQTTError
@@ -32,8 +38,9 @@ def parse_trigger(text):
     algorithm = 'sha1'
     if digest.startswith('sha256:'):
         algorithm, digest = 'sha256', digest[7:]
-    if not filename or filename.startswith('/') or '..' in filename.split('/'):
-        raise ValueError('unsafe file name %r' % filename)
+    steps = filename.split('/')
+    if '' in steps or '.' in steps or '..' in steps:
+        raise ValueError('unsafe file name %r' % filename)  # [O-2] relative, no empty, '.' or '..' part
     return host, int(port_text), filename, algorithm, digest.lower(), parts[4] == '1' if len(parts) == 5 else None
 
 
@@ -99,28 +106,41 @@ class FileSink:
         files.remove_file(self.name + '.part')
 
 
-def receive(host, port_number, filename, algorithm, expected, tick=None, timeout=20):
+def receive(host, port_number, filename, algorithm, expected, tick=None, timeout=20, source=None):
     # Streams the file while hashing, through one CHUNK-byte buffer read with readinto (no allocation
     # per chunk). A file is staged (<name>.new) only when the hash matches; firmware goes to the next
     # partition, which boots only if the hash matched. tick() runs after every chunk and every STEP_S
     # of waiting (the device feeds its watchdog and keeps its MQTT link); the transfer fails after
     # `timeout` seconds without data. Returns (ok, hash, error, sink). Nothing live is touched here.
+    # The bytes come from the hub's TCP server at host:port_number [O-1], or from `source` when a device
+    # has no network of its own (a serial-link host, [L-13]): open() -> a readinto(buffer) that returns
+    # the bytes read, 0 at the end, or raises OSError(ETIMEDOUT) after STEP_S without any; close();
+    # `limit`: the largest file it has room for (the transfer fails before a byte past it is written).
     h = getattr(hashlib, algorithm)()
     size = 0
     sink = None
-    sock = socket.socket()
+    sock = None
+    limit = 0
+    if source is None:
+        sock = socket.socket()  # pyright: ignore[reportOptionalMemberAccess] (None only on a host, which passes a source)
+    else:
+        limit = source.limit
     try:
         if filename == FIRMWARE:
             from . import board  # the chip's partitions (board.py loads only for firmware)
             sink = board.firmware_sink()
         else:
             sink = FileSink(filename)
-        sock.settimeout(STEP_S)
+        if sock:
+            sock.settimeout(STEP_S)
         if tick:
             tick()
-        sock.connect(socket.getaddrinfo(host, port_number, 0, socket.SOCK_STREAM)[0][-1])
-        # A board's socket reads into a buffer with readinto(); CPython's (the PC stand-in) with recv_into().
-        readinto = getattr(sock, 'readinto', None) or getattr(sock, 'recv_into')
+        if sock:
+            sock.connect(socket.getaddrinfo(host, port_number, 0, socket.SOCK_STREAM)[0][-1])  # pyright: ignore[reportOptionalMemberAccess]
+            # A board's socket reads into a buffer with readinto(); CPython's (the PC stand-in) with recv_into().
+            readinto = getattr(sock, 'readinto', None) or getattr(sock, 'recv_into')
+        else:
+            readinto = source.open()
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         idle = 0
@@ -140,6 +160,9 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
             if not n:
                 break
             idle = 0
+            if limit and size + n > limit:
+                # [L-14] checked before the write: a file that does not fit never fills the filesystem
+                raise OSError('the file is larger than the %d bytes this device has room for' % limit)
             chunk = buffer if n == CHUNK else view[:n]  # a full buffer as it is: no slice object per read
             h.update(chunk)
             sink.write(chunk)
@@ -149,7 +172,7 @@ def receive(host, port_number, filename, algorithm, expected, tick=None, timeout
             sink.abort()
         return False, None, 'transfer failed after %d bytes: %r' % (size, e), sink
     finally:
-        sock.close()
+        (sock or source).close()
     actual = binascii.hexlify(h.digest()).decode()
     if actual != expected:
         sink.abort()
@@ -236,8 +259,10 @@ def command(device, name, _argument):
     # The OTA commands on cmnd/<id>/OTA.
     from . import board
     if name == 'open':
-        # [O-4] the board's own address, from its network interface (boards' sockets have no getsockname)
-        address = board.local_address(device.client.sock if device.client else None)
+        # [O-4] the board's own address, from its network interface (boards' sockets have no getsockname);
+        # a serial-link host's is its bridge's, which fetches the files for it [L-13]
+        local = getattr(device, 'local_address', None)
+        address = local() if local else board.local_address(device.client.sock if device.client else None)
         device._enqueue('stat/%s/OTA' % device.id, json.dumps({'address': address}), False)
         return 'ota open at %s' % address
     if name == 'commit':
@@ -272,7 +297,9 @@ def handle(device, text):
         # [O-16] a board without it says so in getversion's "hashes"; a hub that sent it anyway gets this
         device._enqueue(topic, json.dumps({'file': filename, 'ok': False, 'hash': None, 'error': '%s is not supported by this board (getversion lists its hashes)' % algorithm}), False)
         return
-    ok, actual, error, sink = receive(host, port_number, filename, algorithm, expected, lambda: _tick(device))
+    # A device without its own network (a serial-link host) names where its bytes come from [L-13]
+    make = getattr(device, 'ota_source', None)
+    ok, actual, error, sink = receive(host, port_number, filename, algorithm, expected, lambda: _tick(device), source=make(host, port_number) if make else None)
     if actual and algorithm != 'sha1':
         actual = algorithm + ':' + actual  # [O-16] the report's hash in the trigger's form
     report = {'file': filename, 'ok': ok, 'hash': actual, 'error': error}  # [O-3]
