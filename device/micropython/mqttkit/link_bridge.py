@@ -52,6 +52,7 @@ def time_answer(sock):
 
 class Bridge:
     transfer: list
+    ntp: list
     def __init__(self, uart, config=None, status=None, reset_host=None):
         self.status = status or (lambda event, detail=None: None)
         c = {'broker': '127.0.0.1', 'port': 1883, 'ssl': False, 'link_timeout': 5, 'host_reset_after': 30, 'resets_before_self': 3,
@@ -73,7 +74,7 @@ class Bridge:
         self.last_contact = self.last_ping = self.host_heard = port.ticks_ms()
         self.host_resets = 0
         self.time_at = None
-        self.ntp = None  # the SNTP query in flight: [socket, sent at]
+        self.ntp = []  # the SNTP query in flight: [socket, sent at]
         self.ntp_address = None  # the server's address, looked up once (a lookup blocks) [L-18]
         self.stats = {'forwarded': 0, 'published': 0, 'dropped': 0, 'too_big': 0, 'host_resets': 0, 'fetches': 0, 'fetch_refused': 0, 'fetch_bytes': 0}
         self.transfer = []  # the one pull running [L-14]: [id, socket, bytes read, window, chunk, last data]
@@ -151,7 +152,7 @@ class Bridge:
         except OSError as e:
             self.ntp_address = None
             self.status('time failed', str(e))
-        self.ntp = None
+        self.ntp = []
         sock.close()
 
     def _broker(self, now):
