@@ -8,10 +8,18 @@
 #              medium that drops, duplicates (late copies), truncates, flips bits, inserts garbage,
 #              falls silent, and resets either side; every session delivers in order, exactly once,
 #              nothing that was not sent, and once the medium is clean everything sent arrives
+#   body       {side, kind, mode, data, at, byte}: a real Host or Bridge, in session with a peer that
+#              speaks the wire correctly, is sent one reliable frame of `kind` whose body is random or a
+#              well-formed one cut, corrupted or extended; it never raises, the frame is taken (ACKed),
+#              the session stays up and the next frame is delivered; a body it cannot take is counted
+#              in bad_body [L-17]
 import json
 import os
 import random
+import socket
+import struct
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', 'device', 'micropython'))
@@ -19,8 +27,15 @@ sys.path.insert(0, os.path.join(HERE, '..', '..', 'device', 'micropython', 'pc')
 
 import mqttkit_pc_port  # noqa: E402
 
-mqttkit_pc_port.install('/nonexistent')
+mqttkit_pc_port.install(tempfile.mkdtemp())
 from mqttkit import link_wire as w  # noqa: E402
+
+
+def _no_network(*args, **kwargs):
+    raise OSError('no network in the property test')
+
+
+socket.getaddrinfo = _no_network  # a random OPEN or FETCH must not reach anything on this machine
 
 
 class Clock:
@@ -237,7 +252,106 @@ def session(case):
     return {'ok': why is None, 'why': why, 'stats': stats, 'delivered': len(a.received) + len(b.received)}
 
 
-CASES = {'roundtrip': roundtrip, 'garbage': garbage, 'mutate': mutate, 'session': session}
+class Pipe:
+    # One end of an in-memory wire: writes land in the peer's buffer.
+    def __init__(self):
+        self.buf = bytearray()
+        self.peer = None
+
+    def any(self):
+        return len(self.buf)
+
+    def read(self, n):
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def write(self, data):
+        self.peer.buf.extend(data)
+        return len(data)
+
+
+# A well-formed body of each reliable kind (docs/protocol.md [L-10][L-13]); the case cuts, corrupts or
+# extends it, or replaces it with random bytes.
+TEMPLATES = {
+    w.OPEN: b''.join(w.string(x) for x in ('prop-host', 'prop-host', 'x' * 16, 'HomeKit/prop-host/$state', 'offline')) + struct.pack('>BBHB', 1, 1, 30, 1),
+    w.SUB: w.string('HomeKit/prop-host/+/+/set') + w.string('cmnd/prop-host/OTA'),
+    w.PUB: struct.pack('>HBB', 7, 1, 0) + w.string('HomeKit/prop-host/Switch/On') + b'1',
+    w.CLOSE: b'',
+    w.FETCH: struct.pack('>BHBH', 1, 40000, 3, 512) + w.string('127.0.0.1'),
+    w.STOP: b'\x01',
+    w.STATUS: b'\x04' + b'broker gone',
+    w.PUBOK: struct.pack('>H', 5),
+    w.MSG: b'\x00' + w.string('HomeKit/prop-host/Switch/On/set') + b'1',
+    w.TIME: struct.pack('>I', 1700000000),
+    w.OPENED: b'\x01\x03' + b'127.0.0.1:1883',
+    w.DATA: struct.pack('>BI', 1, 0) + b'abc',
+    w.FETCHED: struct.pack('>BBI', 1, 0, 3) + b'ok',
+}
+
+
+def hostile_body(case):
+    data = bytes.fromhex(case.get('data', ''))
+    body = TEMPLATES[case['kind']]
+    mode = case['mode']
+    if mode == 'random':
+        return data
+    if mode == 'cut':
+        return body[:case['at'] % (len(body) + 1)]
+    if mode == 'corrupt' and body:
+        at = case['at'] % len(body)
+        return body[:at] + bytes([case['byte'] & 0xFF]) + body[at + 1:]
+    return (body + data)[:w.MAX_BODY]
+
+
+def body(case):
+    from mqttkit.link import Bridge, Host
+    from mqttkit.link_host import LinkSource
+    me, other = Pipe(), Pipe()
+    me.peer, other.peer = other, me
+    if case['side'] == 'host':
+        victim = Host(me, {'device_id': 'prop-host', 'password': 'x' * 16, 'link_timeout': 60})
+        victim.attempt = 1
+        victim.transfer = LinkSource(victim, '127.0.0.1', 40000, 512)
+        victim.transfer.id = 1
+        step = victim.channel.poll
+        peer = w.Channel(other, w.BRIDGE, lambda k, b: None, mqttkit_pc_port, timeout_ms=60000)
+        good = (w.STATUS, b'\x06' + b'10.0.0.9')  # the bridge's address [L-16]: seen in bridge_address
+    else:
+        victim = Bridge(me, {'ntp_host': '', 'broker': '127.0.0.1', 'link_timeout': 60})
+        step = victim.step
+        peer = w.Channel(other, w.HOST, lambda k, b: None, mqttkit_pc_port, timeout_ms=60000)
+        good = (w.CLOSE, b'')
+    channel = victim.channel
+    for _ in range(50):
+        peer.poll(0)
+        step(0)
+        if peer.up and channel.up:
+            break
+    if not (peer.up and channel.up):
+        return {'ok': False, 'why': 'no session with the peer'}
+    before = dict(channel.stats)
+    hostile = hostile_body(case)
+    for kind, payload in ((case['kind'], hostile), good):
+        peer.send(kind, payload)
+        for _ in range(50):
+            step(0)
+            peer.poll(0)
+            if not peer.sent and not peer.queue:
+                break
+    taken = channel.stats['frames_in'] - before['frames_in']
+    result = {'ok': True, 'body': hostile.hex(), 'bad_body': channel.stats.get('bad_body', 0) - before.get('bad_body', 0), 'taken': taken,
+              'last_bad': getattr(channel, 'last_bad', None)}
+    if taken < 2 or peer.sent or peer.queue:
+        return dict(result, ok=False, why='the frames were not both taken and acknowledged')
+    if channel.stats['resets'] or not channel.up:
+        return dict(result, ok=False, why='the session ended')
+    if case['side'] == 'host' and victim.bridge_address != '10.0.0.9':
+        return dict(result, ok=False, why='the frame after it was not delivered')
+    return result
+
+
+CASES = {'roundtrip': roundtrip, 'garbage': garbage, 'mutate': mutate, 'session': session, 'body': body}
 
 for line in sys.stdin:
     case = json.loads(line)

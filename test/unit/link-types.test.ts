@@ -4,7 +4,8 @@
  * Pin included), the wire alone against a generic no-Wi-Fi port (device/stubs/generic); and inside real
  * MicroPython (the WebAssembly build): every file compiles, two Channels shake hands and carry frames
  * through garbage in order, and the heap a host and a bridge keep is measured (docs/device.md), idle and
- * while a file comes through the bridge [L-13]; the bridge's fetch rules in CPython [L-14][L-15].
+ * while a file comes through the bridge [L-13]; the bridge's fetch rules in CPython [L-14][L-15], and its
+ * queue, oversized messages and SNTP under load [L-17][L-18].
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -130,6 +131,41 @@ describe('the serial link on the boards (pyright stubs, MicroPython)', { timeout
     ]);
     assert.equal(result.elsewhere_connected, false, 'nothing connected to the other address');
     assert.equal(result.refused, 3);
+  });
+
+  describe('the Bridge under load and faults (CPython, test/device/link_bridge_faults.py)', () => {
+    let result: Record<string, Record<string, unknown>>;
+    before(async () => {
+      const run = await promisify(execFile)('python3', [join(ROOT, 'test/device/link_bridge_faults.py')], { cwd: ROOT });
+      result = JSON.parse(run.stdout) as typeof result;
+    });
+
+    it("[L-10][L-17] a burst of broker messages fills the link: the host's PUBOK is kept until the link takes it, and arrives once", () => {
+      // Review finding M5: the bridge forgot a PUBOK it could not queue; the host's QoS 1 stream stalled.
+      const p = result.pubok!;
+      assert.deepEqual(p.pubok, [7], JSON.stringify(p));
+      assert.deepEqual(p.kept_while_full, [7], 'refused while even the reserve was full, kept for the next step');
+      // bulk frames left the last 4 places to control frames: the 4 STATUS frames got in
+      assert.equal(p.status, 5, JSON.stringify(p));
+      assert.equal(Number(p.msg) + Number(p.dropped), 48, JSON.stringify(p));
+      assert.equal(p.msg, p.forwarded);
+    });
+
+    it('[L-17] a broker message bigger than a frame is dropped and counted; the link and the next message go on', () => {
+      assert.deepEqual(result.too_big, { delivered: ['after'], too_big: 1, event: [['message too big', 'cmnd/host-1/OTA: 2000 bytes']], up: true });
+    });
+
+    it('[L-18] the SNTP query does not hold the loop: an answer sent after step() returned reaches the host; a silent server is given up', () => {
+      const t = result.time!;
+      assert.deepEqual(t.time, [1700000000], JSON.stringify(t));
+      assert.equal(t.asked_again, true);
+      assert.equal(t.given_up, true);
+      assert.deepEqual(t.failed, ['no answer from 127.0.0.1 in 50 ms']);
+    });
+
+    it("[L-3] the Host's publish of more than a frame holds is dropped and counted, the next one goes", () => {
+      assert.deepEqual(result.host_too_big, { too_big: 1, unacked: [2], small: 2, queued: 1 });
+    });
   });
 
   describe('inside MicroPython (WebAssembly)', () => {

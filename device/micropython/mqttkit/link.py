@@ -1,5 +1,5 @@
 # mqttkit.link: a board without Wi-Fi reaching the hub through a bridge on its UART (docs/device.md,
-# "Boards without Wi-Fi"; the wire: docs/protocol.md, "Serial link", [L-1]…[L-16]). Host (link_host.py)
+# "Boards without Wi-Fi"; the wire: docs/protocol.md, "Serial link", [L-1]…[L-18]). Host (link_host.py)
 # runs on the board without Wi-Fi, Bridge (link_bridge.py) on the ESP8266/ESP32 wired to it: each loads
 # only its own side, so a bridge with ~36 KiB of heap never compiles the host's code, and the reverse.
 

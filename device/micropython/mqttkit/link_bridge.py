@@ -5,6 +5,7 @@
 # when the host stays silent [L-12]. It fetches the host's OTA files from the hub's server and hands the
 # bytes over as they come, holding no file [L-13]…[L-16]. docs/protocol.md, "Serial link"; docs/device.md,
 # "Boards without Wi-Fi".
+import errno
 import json
 import socket
 import struct
@@ -18,16 +19,32 @@ WIFI_UP, WIFI_DOWN, BROKER_OK, BROKER_LOST, BROKER_REFUSED, ADDRESS = 1, 2, 3, 4
 NTP_1970 = 2208988800  # seconds from 1900 (NTP's era) to 1970
 
 
-def network_time(host, port_number=123, timeout=2):
-    # One SNTP query (RFC 4330): seconds since 1970 from the server's transmit timestamp.
-    address = socket.getaddrinfo(host, port_number, 0, socket.SOCK_DGRAM)[0][-1]
+NTP_WAIT_MS = 2000  # how long an SNTP answer may take
+
+
+def time_query(address):
+    # One SNTP query (RFC 4330), sent without waiting: the answer is read by time_answer from step(), so
+    # a slow or silent server never holds the loop (and the link's heartbeat) up [L-18].
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        sock.settimeout(timeout)
+        sock.setblocking(False)
         sock.sendto(b'\x1b' + bytes(47), address)
-        answer = sock.recv(48)
-    finally:
+    except OSError:
         sock.close()
+        raise
+    return sock
+
+
+def time_answer(sock):
+    # Seconds since 1970 from the server's transmit timestamp; None while no answer is in.
+    try:
+        answer = sock.recv(48)
+    except OSError as e:
+        if e.args and e.args[0] in (errno.EAGAIN, errno.ETIMEDOUT):
+            return None
+        raise
+    if answer is None:
+        return None
     if len(answer) < 48:
         raise OSError('short NTP answer')
     return struct.unpack('>I', answer[40:44])[0] - NTP_1970
@@ -35,6 +52,7 @@ def network_time(host, port_number=123, timeout=2):
 
 class Bridge:
     transfer: list
+    ntp: list
     def __init__(self, uart, config=None, status=None, reset_host=None):
         self.status = status or (lambda event, detail=None: None)
         c = {'broker': '127.0.0.1', 'port': 1883, 'ssl': False, 'link_timeout': 5, 'host_reset_after': 30, 'resets_before_self': 3,
@@ -56,7 +74,9 @@ class Bridge:
         self.last_contact = self.last_ping = self.host_heard = port.ticks_ms()
         self.host_resets = 0
         self.time_at = None
-        self.stats = {'forwarded': 0, 'published': 0, 'dropped': 0, 'host_resets': 0, 'fetches': 0, 'fetch_refused': 0, 'fetch_bytes': 0}
+        self.ntp = []  # the SNTP query in flight: [socket, sent at]
+        self.ntp_address = None  # the server's address, looked up once (a lookup blocks) [L-18]
+        self.stats = {'forwarded': 0, 'published': 0, 'dropped': 0, 'too_big': 0, 'host_resets': 0, 'fetches': 0, 'fetch_refused': 0, 'fetch_bytes': 0}
         self.transfer = []  # the one pull running [L-14]: [id, socket, bytes read, window, chunk, last data]
         self.channel = wire.Channel(uart, wire.BRIDGE, self._deliver, port, self._link_reset, timeout_ms=int(c['link_timeout'] * 1000))
         self.link_was_up = False
@@ -66,7 +86,7 @@ class Bridge:
             self.step(20)
 
     def _say(self, code, detail=''):
-        self.channel.send(wire.STATUS, bytes([code]) + detail.encode('utf-8'))
+        self.channel.send(wire.STATUS, bytes([code]) + detail[:200].encode('utf-8'))  # [L-3] within a body
 
     def step(self, wait_ms=0):
         if self.dog:
@@ -88,13 +108,20 @@ class Bridge:
             self._broker(now)
         if self.transfer:
             self._pulls().pull(self, now)
+        if self.ntp:
+            self._time(now)
         if up:
             self.host_heard = now
             self.host_resets = 0
-            if wifi and self.config['ntp_host'] and (self.time_at is None or port.ticks_diff(now, self.time_at) > self.config['ntp_interval'] * 1000):
+            if wifi and self.config['ntp_host'] and not self.ntp and (self.time_at is None or port.ticks_diff(now, self.time_at) > self.config['ntp_interval'] * 1000):
                 self.time_at = now
                 try:
-                    self.channel.send(wire.TIME, struct.pack('>I', network_time(self.config['ntp_host'], self.config['ntp_port'])))
+                    if self.ntp_address is None:
+                        # [L-18] the one step that may block (a DNS lookup; none for an address): once,
+                        # then kept; a heartbeat just before gives the host the whole link timeout
+                        self.channel.beat()
+                        self.ntp_address = socket.getaddrinfo(self.config['ntp_host'], self.config['ntp_port'], 0, socket.SOCK_DGRAM)[0][-1]
+                    self.ntp = [time_query(self.ntp_address), now]
                 except (OSError, IndexError) as e:
                     self.status('time failed', str(e))
         elif port.ticks_diff(now, self.host_heard) > self.config['host_reset_after'] * 1000:
@@ -111,13 +138,34 @@ class Bridge:
                 port.sleep_ms(50)
                 self.reset_host.value(1)
 
+    def _time(self, now):
+        # The SNTP query's answer, if it is in; a failed or silent one is given up (the address is looked
+        # up again next time: the server may have moved) [L-18].
+        sock, sent = self.ntp
+        try:
+            seconds = time_answer(sock)
+            if seconds is None:
+                if port.ticks_diff(now, sent) < NTP_WAIT_MS:
+                    return
+                raise OSError('no answer from %s in %d ms' % (self.config['ntp_host'], NTP_WAIT_MS))
+            self.channel.send(wire.TIME, struct.pack('>I', seconds))
+        except OSError as e:
+            self.ntp_address = None
+            self.status('time failed', str(e))
+        self.ntp = []
+        sock.close()
+
     def _broker(self, now):
         client = self.client
         try:
             if client.check_msg(0):
                 self.last_contact = now
             for pid in [p for p in self.pending if p not in client.unacked]:
-                self.channel.send(wire.PUBOK, struct.pack('>H', self.pending.pop(pid)))  # [L-10]
+                # [L-10] the host's packet id, once the broker has it; forgotten only once the link took
+                # the PUBOK (else the host's QoS 1 message would wait for it for ever): tried again next step
+                if not self.channel.send(wire.PUBOK, struct.pack('>H', self.pending[pid])):
+                    break
+                del self.pending[pid]
             if self.keepalive:
                 if port.ticks_diff(now, self.last_ping) > self.keepalive * 500:
                     client.ping()
@@ -169,6 +217,8 @@ class Bridge:
         elif kind == wire.PUB:
             pid, qos, retain = struct.unpack('>HBB', body[:4])
             (topic,), payload = wire.strings(body[4:], 1)
+            if qos > 1:
+                raise ValueError('PUB with QoS %d' % qos)  # [L-17] counted and dropped by the channel
             if not self.client:
                 self._say(BROKER_LOST, 'not connected to the broker')
                 return
@@ -183,7 +233,12 @@ class Bridge:
         elif kind == wire.CLOSE:
             self._drop_broker(True)
         elif kind == wire.FETCH:
-            self._pulls().fetch(self, body)
+            pulls = self._pulls()
+            try:
+                pulls.fetch(self, body)
+            finally:
+                if not self.transfer:
+                    pulls._drop()  # a FETCH too malformed to answer [L-17]: the module goes all the same
         elif kind == wire.STOP:
             if self.transfer and self.transfer[0] == body[0]:
                 self._pulls().end(self)
@@ -200,6 +255,8 @@ class Bridge:
         # [L-11] the host's credentials live in this call's locals only: used for one CONNECT, not kept.
         (client_id, user, password, will_topic, will_message), rest = wire.strings(body, 5)
         will_qos, will_retain, keepalive, attempt = struct.unpack('>BBHB', rest[:5])
+        if will_qos > 1:
+            raise ValueError('OPEN with a will of QoS %d' % will_qos)  # [L-17]
         self._drop_broker()
         c = self.config
         try:
@@ -234,7 +291,7 @@ class Bridge:
 
     def _answer(self, attempt, code, detail):
         # [L-10] OPENED names the host's attempt, so a late answer is never taken for a newer one's
-        self.channel.send(wire.OPENED, bytes([attempt, code]) + detail.encode('utf-8'))
+        self.channel.send(wire.OPENED, bytes([attempt, code]) + detail[:200].encode('utf-8'))
 
     def _beat(self):
         # Between the blocking steps of a CONNECT: feed the watchdog and keep the host's heartbeat going
@@ -245,8 +302,13 @@ class Bridge:
 
     def _forward(self, topic, payload, retained):
         # A message from the broker for the host: reliable over the link [L-9]; a full link drops it
-        # (counted): the link is then down and the broker session goes with it.
-        if self.channel.send(wire.MSG, bytes([1 if retained else 0]) + wire.string(topic) + payload):
+        # (counted), as does one too big for a frame (the broker takes larger ones than the link) [L-17].
+        body = bytes([1 if retained else 0]) + wire.string(topic) + payload
+        if len(body) > wire.MAX_BODY:
+            self.stats['too_big'] += 1
+            self.status('message too big', '%s: %d bytes' % (topic[:60], len(payload)))
+            return
+        if self.channel.send(wire.MSG, body):
             self.stats['forwarded'] += 1
         else:
             self.stats['dropped'] += 1

@@ -1,7 +1,7 @@
 # A board without Wi-Fi as a first-class mqttkit device: Host is the Device API (docs/device.md) over a
 # serial link to a Bridge (link_bridge.py: an ESP8266/ESP32 with Wi-Fi and MQTT) wired to its UART.
 # Loaded through mqttkit.link.Host (link.py), so that a bridge never compiles it. The
-# wire is link_wire.py's (docs/protocol.md, "Serial link", [L-1]…[L-16]). The host's identity (device id,
+# wire is link_wire.py's (docs/protocol.md, "Serial link", [L-1]…[L-18]). The host's identity (device id,
 # password) lives here only; the bridge is told it per broker session and forgets it [L-11]. OTA files
 # come through the bridge (LinkSource, [L-13]…[L-16]); ota.py stages, checks and commits them as for
 # any device.
@@ -57,6 +57,8 @@ class LinkSource:
         # A DATA frame of this pull: in order and within the window, or the transfer is broken [L-14]
         if struct.unpack('>I', body[1:5])[0] != self.received:
             self.broken = 'the bridge sent bytes out of order'
+        elif len(body) == 5:
+            pass  # no bytes: nothing to read (kept, readinto would take it for the end of the file)
         elif len(self.chunks) >= self.host.config['ota_window']:
             self.broken = 'the bridge sent more than the window'
         else:
@@ -116,7 +118,14 @@ class LinkClient(MQTTClient):
             self.unacked[pid] = True
         if isinstance(message, str):
             message = message.encode('utf-8')
-        if not self.host.channel.send(wire.PUB, struct.pack('>HBB', pid, qos, 1 if retain else 0) + wire.string(topic) + message):
+        body = struct.pack('>HBB', pid, qos, 1 if retain else 0) + wire.string(topic) + message
+        if len(body) > wire.MAX_BODY:
+            # [L-3] more than a frame holds: dropped and counted (kept, it would block the queue for ever)
+            self.unacked.pop(pid, None)
+            stats = self.host.stats
+            stats['too_big'] = stats.get('too_big', 0) + 1
+            return pid
+        if not self.host.channel.send(wire.PUB, body):
             self.unacked.pop(pid, None)
             raise MQTTError('serial link down or full')
         return pid
@@ -183,7 +192,7 @@ class Host(Device):
         self.channel = wire.Channel(uart, wire.HOST, self._deliver, port, self._link_reset, timeout_ms=int(c['link_timeout'] * 1000))
         # Device.step reports 'wifi up'/'wifi down' from this: the bridge's Wi-Fi, seen over a live link
         self.wifi_up = lambda: self.channel.up and self.bridge_wifi
-        self.commands['link'] = lambda device, argument: dict(device.channel.stats, up=device.channel.up, time=device.time())
+        self.commands['link'] = lambda device, argument: dict(device.channel.stats, up=device.channel.up, time=device.time(), last_bad=device.channel.last_bad)
         self.transfer = self.bridge_address = None
         self.deferred = []
         self.fetch_id = 0
@@ -248,8 +257,9 @@ class Host(Device):
             if body[0] == self.attempt:
                 self.answer = (body[1], body[2:].decode('utf-8'))
         elif kind == wire.PUBOK:
+            pid = struct.unpack('>H', body[:2])[0]
             if self.client:
-                self.client.unacked.pop(struct.unpack('>H', body[:2])[0], None)
+                self.client.unacked.pop(pid, None)
         elif kind == wire.MSG:
             (topic,), payload = wire.strings(body[1:], 1)
             if self.transfer is None:
@@ -357,7 +367,7 @@ class Host(Device):
         if self.inflight:
             self.inflight = [(pid, m) for pid, m in self.inflight if pid in self.client.unacked]
         channel = self.channel
-        while self.queue and self.connected and channel.up and len(self.inflight) < 10 and len(channel.sent) + len(channel.queue) < channel.limit - 2:
+        while self.queue and self.connected and channel.up and len(self.inflight) < 10 and len(channel.sent) + len(channel.queue) < channel.limit - wire.RESERVE:
             message = self.queue[0]
             pid = self.client.publish(message[0], message[1], 1, message[2])
             self.queue.pop(0)

@@ -93,7 +93,7 @@ def pull(bridge, now):
 
 
 def fetched(bridge, tid, code, total, detail):
-    bridge.channel.send(wire.FETCHED, struct.pack('>BBI', tid, code, total) + detail.encode('utf-8'))
+    bridge.channel.send(wire.FETCHED, struct.pack('>BBI', tid, code, total) + detail[:200].encode('utf-8'))  # [L-3]
 
 
 def end(bridge):

@@ -1,4 +1,4 @@
-# The serial link's wire (docs/protocol.md, "Serial link", [L-1]…[L-16]): frames cut by a zero byte and
+# The serial link's wire (docs/protocol.md, "Serial link", [L-1]…[L-17]): frames cut by a zero byte and
 # COBS-encoded, each with a CRC-32; epochs that tell a reset peer from a live one; sequence numbers,
 # acknowledgements and retransmission for the frames that must arrive (in order, exactly once per
 # session). Shared by the Host (link.py) and the Bridge (link_bridge.py). Pure functions first, then the
@@ -21,6 +21,10 @@ FETCH, STOP = 20, 21  # host -> bridge: an OTA pull through the bridge [L-13]
 STATUS, PUBOK, MSG, TIME, OPENED = 32, 33, 34, 35, 36  # bridge -> host
 DATA, FETCHED = 37, 38  # bridge -> host: the pulled bytes and the end of the pull [L-13]
 HOST, BRIDGE = 1, 2  # roles in HELLO
+# [L-17] Bulk frames (a broker message, a host's publish, a file chunk) may not take the last RESERVE
+# places of the queue: they stay for the control frames (PUBOK, OPENED, STATUS, FETCHED, OPEN, ...).
+BULK = (PUB, MSG, DATA)
+RESERVE = 4
 
 
 def crc32(data):
@@ -167,7 +171,8 @@ class Channel:
         self.epoch = new_epoch(clock, role)
         self.splitter = Splitter()
         self.stats = {'frames_in': 0, 'frames_out': 0, 'bad_cobs': 0, 'bad_length': 0, 'bad_crc': 0, 'oversize': 0,
-                      'stale': 0, 'duplicate': 0, 'ahead': 0, 'retransmits': 0, 'resets': 0, 'refused': 0}
+                      'stale': 0, 'duplicate': 0, 'ahead': 0, 'retransmits': 0, 'resets': 0, 'refused': 0, 'bad_body': 0}
+        self.last_bad = None  # the last body this side could not take [L-17]: 'kind: reason'
         self.ended = []  # peers we had a session with under this epoch [L-5]
         self.quiet_ms = heartbeat_ms * 5 // 2
         self._start(0)
@@ -189,8 +194,12 @@ class Channel:
 
     def send(self, kind, body=b''):
         # Queues a reliable frame; False when the queue is full or no session is up (the caller decides
-        # what is lost: it is counted there).
-        if not self.up or len(self.sent) + len(self.queue) >= self.limit:
+        # what is lost: it is counted there). A bulk frame finds the queue full RESERVE places earlier
+        # [L-17]. A body over the limit is the caller's bug: refused here, before it is queued (in the
+        # queue it would raise at every retransmission).
+        if len(body) > MAX_BODY:
+            raise ValueError('frame body of %d bytes is over the limit of %d' % (len(body), MAX_BODY))
+        if not self.up or len(self.sent) + len(self.queue) >= self.limit - (RESERVE if kind in BULK else 0):
             return False
         self.queue.append((kind, body))
         self._pump()
@@ -301,7 +310,14 @@ class Channel:
             self.expected = self.expected % 0xFFFF + 1
             self._write(ACK, seq)
             self.stats['frames_in'] += 1
-            self.deliver(kind, body)
+            try:
+                self.deliver(kind, body)
+            except Exception as e:
+                # [L-17] a body the upper layer cannot take (short, not UTF-8, a value out of range: a
+                # peer's bug or a hostile peer, the CRC passed) is counted and dropped; it never ends
+                # the program (a board would reboot, and the peer could do it again at will)
+                self.stats['bad_body'] += 1
+                self.last_bad = ('%d: %r' % (kind, e))[:80]
             return 1
         if _before_or_at(seq, _previous(self.expected)):
             self.stats['duplicate'] += 1
