@@ -156,4 +156,21 @@ describe('Home Assistant discovery with the embedded broker: what went while the
       db.close();
     }
   });
+
+  it('a damaged record is named in the log and read as empty; the hub runs and publishes configs as before', async () => {
+    const db = new Database(join(dataDir, 'mqttkit.db'));
+    try {
+      const put = db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+      put.run('homeassistant.discovery.configs.keep-1', 'not json');
+      put.run('homeassistant.discovery.leftovers', '["HomeKit/keep-1/Switch/On/set"]');
+    } finally {
+      db.close();
+    }
+    await restart(['--ha-discovery']);
+    await hub!.printed(/homeassistant\.discovery\.configs\.keep-1 is not a list of discovery config topics/);
+    await hub!.printed(/homeassistant\.discovery\.leftovers is not a list of discovery config topics/);
+    const ha = await homeAssistant();
+    await eventually(() => topicsOf(ha, 'keep-1').length === 1, 10_000, 'keep-1’s config, as before');
+    assert.equal(hub!.child.exitCode, null, 'the hub runs');
+  });
 });

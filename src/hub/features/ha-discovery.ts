@@ -110,9 +110,15 @@ export class HaDiscoveryFeature implements Feature {
     const topics = [...this.#leftovers];
     for (const topic of topics) this.#leftovers.delete(topic);
     this.#saveLeftovers();
-    void this.#send(topics.map((topic) => ({ topic, payload: '' }))).then(() =>
-      this.#scope?.log.info({ cleared: topics.length }, `Home Assistant announced itself: cleared ${topics.length} leftover config(s) of ours for it`),
-    );
+    void this.#send(topics.map((topic) => ({ topic, payload: '' }))).then((failed) => {
+      this.#scope?.log.info(
+        { cleared: topics.length - failed.length },
+        `Home Assistant announced itself: cleared ${topics.length - failed.length} leftover config(s) of ours for it`,
+      );
+      if (failed.length === 0) return;
+      for (const topic of failed) this.#leftovers.add(topic);
+      this.#saveLeftovers();
+    });
   }
 
   #saveLeftovers(): void {
@@ -214,18 +220,27 @@ export class HaDiscoveryFeature implements Feature {
     this.#due.delete(device.id);
     const topics = new Set([...(this.#published.get(device.id)?.keys() ?? []), ...discoveryMessages(device, this.#facts, prefix).map((m) => m.topic)]);
     this.#published.delete(device.id);
-    await this.#send([...topics].map((topic) => ({ topic, payload: '' })));
-    // Forgotten once cleared: Home Assistant, connected while the hub runs, has taken it.
+    const failed = await this.#send([...topics].map((topic) => ({ topic, payload: '' })));
+    // Forgotten once cleared: Home Assistant, connected while the hub runs, has taken it. What the broker
+    // did not take stays a leftover, cleared at the next start or announcement.
     this.#record?.device(device.id, []);
+    if (failed.length > 0) {
+      for (const topic of failed) this.#leftovers.add(topic);
+      this.#saveLeftovers();
+    }
   }
 
-  async #send(messages: DiscoveryMessage[]): Promise<void> {
+  /** Publishes each message; resolves to the topics the broker did not take (logged). */
+  async #send(messages: DiscoveryMessage[]): Promise<string[]> {
+    const failed: string[] = [];
     for (const { topic, payload } of messages) {
       try {
         await this.link().publish(topic, payload, { qos: 1, retain: true });
       } catch (error) {
+        failed.push(topic);
         this.#scope?.log.warn({ topic, err: error instanceof Error ? error.message : String(error) }, 'Home Assistant discovery config not published');
       }
     }
+    return failed;
   }
 }
