@@ -43,7 +43,7 @@ describe('Home Assistant discovery with the embedded broker: what went while the
   };
 
   /** Home Assistant connecting to the hub just started: subscribes to discovery, then sends its birth message. */
-  const homeAssistant = async (): Promise<HomeAssistant> => {
+  const homeAssistant = async (announce = true): Promise<HomeAssistant> => {
     const client = await connectAdmin(hub!.info.mqtt.address, 'homeassistant', password);
     client.on('error', () => {});
     clients.push(client);
@@ -57,7 +57,7 @@ describe('Home Assistant discovery with the embedded broker: what went while the
       }
     });
     await client.subscribeAsync('homeassistant/#', { qos: 1 });
-    await client.publishAsync('homeassistant/status', 'online', { qos: 0, retain: false });
+    if (announce) await client.publishAsync('homeassistant/status', 'online', { qos: 0, retain: false });
     return ha;
   };
 
@@ -131,6 +131,37 @@ describe('Home Assistant discovery with the embedded broker: what went while the
     await eventually(() => topicsOf(ha, 'keep-1').length === 1, 10_000, 'keep-1’s config, as before');
     assert.deepEqual(topicsOf(ha, 'ttl-1'), []);
     assert.ok(!cli(['devices', '--json', '--data-dir', dataDir]).stdout.includes('ttl-1'), 'the TTL removed ttl-1');
+  });
+
+  it('a device removed while the hub was stopped that comes back before Home Assistant announces itself keeps its config', async () => {
+    for (const id of ['back-1', 'gone-2']) {
+      const device = await connectDevice(hub!.info.mqtt.address, id);
+      await device.publishAsync(`HomeKit/${id}/Switch/On`, '1', { qos: 1 });
+      device.end(true);
+    }
+    const first = await homeAssistant();
+    await eventually(() => topicsOf(first, 'back-1').length === 1 && topicsOf(first, 'gone-2').length === 1, 10_000, 'configs of back-1 and gone-2');
+    await hub!.stop('SIGTERM');
+    for (const id of ['back-1', 'gone-2']) assert.equal(cli(['device', 'remove', id, '--data-dir', dataDir]).status, 0);
+    await restart(['--ha-discovery']);
+    const ha = await homeAssistant(false);
+    const device = await connectDevice(hub!.info.mqtt.address, 'back-1');
+    await device.publishAsync('HomeKit/back-1/Switch/On', '1', { qos: 1 });
+    device.end(true);
+    await eventually(() => topicsOf(ha, 'back-1').length === 1, 10_000, 'back-1’s config published again');
+    await ha.client.publishAsync('homeassistant/status', 'online', { qos: 0, retain: false });
+    await eventually(
+      () => topicsOf(ha, 'back-1').length === 1 && topicsOf(ha, 'gone-2').length === 0 && ha.emptied.size > 0,
+      10_000,
+      'back-1’s config, gone-2’s cleared',
+    );
+    await hub!.stop('SIGTERM');
+    assert.deepEqual([...ha.emptied.keys()], topicsOf(first, 'gone-2'), 'only gone-2’s config is cleared');
+    assert.deepEqual(topicsOf(ha, 'back-1'), topicsOf(first, 'back-1'));
+    assert.equal(cli(['device', 'remove', 'back-1', '--data-dir', dataDir]).status, 0);
+    await restart(['--ha-discovery']);
+    const last = await homeAssistant(); // takes back-1's leftover, so the next test starts with keep-1 alone
+    await eventually(() => last.emptied.size === 1, 10_000, 'back-1’s config cleared');
   });
 
   it('discovery turned off after it ran: every recorded config is cleared once, then the record is empty', async () => {

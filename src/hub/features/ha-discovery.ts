@@ -107,9 +107,11 @@ export class HaDiscoveryFeature implements Feature {
   #announced(message: InboundMessage): void {
     // A retained `online` replayed by a broker is no sign that Home Assistant listens now.
     if (!message.live || message.payload.toString().trim() !== 'online' || this.#leftovers.size === 0) return;
-    const topics = [...this.#leftovers];
-    for (const topic of topics) this.#leftovers.delete(topic);
+    // Checked at the moment of clearing: a device back meanwhile (its config not yet published again) keeps it.
+    const topics = [...this.#leftovers].filter((topic) => !this.#wanted(topic, this.prefix));
+    this.#leftovers.clear();
     this.#saveLeftovers();
+    if (topics.length === 0) return;
     void this.#send(topics.map((topic) => ({ topic, payload: '' }))).then((failed) => {
       this.#scope?.log.info(
         { cleared: topics.length - failed.length },
@@ -213,6 +215,10 @@ export class HaDiscoveryFeature implements Feature {
     for (const topic of before.keys()) if (!wanted.has(topic)) changes.push({ topic, payload: '' });
     this.#published.set(device.id, wanted);
     this.#record?.device(device.id, [...wanted.keys()]);
+    // A device back under a leftover's topic: wanted again, so never cleared for Home Assistant later.
+    let back = false;
+    for (const topic of wanted.keys()) back = this.#leftovers.delete(topic) || back;
+    if (back) this.#saveLeftovers();
     await this.#send(changes);
   }
 
