@@ -23,6 +23,36 @@ export const HA_DISCOVERY_SETTING = 'homeassistant.discovery.prefixes';
 /** A prefix as `--ha-discovery-prefix` allows it; a record holds a few (a sweep that did not finish keeps the old one). */
 const HA_PREFIX = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_HA_PREFIXES = 8;
+/**
+ * [P-27] Settings keys: the discovery config topics the hub has published per device (`…configs.<device id>`),
+ * and those of ours nothing wants any more that Home Assistant has not yet been seen to take (`…leftovers`).
+ * The embedded broker forgets retained configs at a restart; this record does not.
+ */
+export const HA_CONFIGS_SETTING_PREFIX = 'homeassistant.discovery.configs.';
+export const HA_LEFTOVERS_SETTING = 'homeassistant.discovery.leftovers';
+/** Only a discovery config topic is ever cleared from the record: `<prefix>/<component>/<node>/<object>/config`. */
+const HA_CONFIG_TOPIC = /^[A-Za-z0-9_-]{1,64}\/[a-z_]{1,32}\/[A-Za-z0-9_-]{1,64}\/[A-Za-z0-9_-]{1,160}\/config$/;
+/** A device's configs are one per service or characteristic: a few dozen; the leftovers as many as the sweep looks at. */
+export const MAX_HA_CONFIGS_PER_DEVICE = 1000;
+export const MAX_HA_LEFTOVERS = 10_000;
+
+export interface HaDiscoveryRecord {
+  /** Device id → the config topics published for it. */
+  configs: Map<string, string[]>;
+  /** Config topics of ours that nothing wants now, cleared but not yet known to have reached Home Assistant. */
+  leftovers: string[];
+}
+
+/** A recorded list of config topics, or undefined when it is not one. */
+function configTopics(text: string, max: number): string[] | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return Array.isArray(value) && value.length <= max && value.every((t) => typeof t === 'string' && HA_CONFIG_TOPIC.test(t)) ? (value as string[]) : undefined;
+}
 
 const UPSERT_DEVICE =
   'INSERT INTO devices (id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at';
@@ -96,6 +126,54 @@ export class StateStore {
   async setHaDiscoveryPrefixes(prefixes: readonly string[]): Promise<void> {
     const kept = [...new Set(prefixes)].filter((p) => HA_PREFIX.test(p)).slice(-MAX_HA_PREFIXES);
     await this.setSetting(HA_DISCOVERY_SETTING, JSON.stringify(kept));
+  }
+
+  /**
+   * [P-27] The discovery configs the hub has published, per device, and its uncleared leftovers. Each key
+   * is read on its own: a damaged one is named to `onDamaged` and reads as empty; the others still count.
+   */
+  async haDiscoveryRecord(onDamaged?: (problem: string) => void): Promise<HaDiscoveryRecord> {
+    const record: HaDiscoveryRecord = { configs: new Map(), leftovers: [] };
+    const rows = await this.engine.all<{ key: string; value: string }>('SELECT key, value FROM settings WHERE key LIKE ? OR key = ? ORDER BY key', [
+      `${HA_CONFIGS_SETTING_PREFIX}%`,
+      HA_LEFTOVERS_SETTING,
+    ]);
+    for (const { key, value } of rows) {
+      const leftovers = key === HA_LEFTOVERS_SETTING;
+      const topics = configTopics(value, leftovers ? MAX_HA_LEFTOVERS : MAX_HA_CONFIGS_PER_DEVICE);
+      if (topics === undefined) onDamaged?.(`the setting ${key} is not a list of discovery config topics (${value.slice(0, 100)})`);
+      else if (leftovers) record.leftovers = topics;
+      else record.configs.set(key.slice(HA_CONFIGS_SETTING_PREFIX.length), topics);
+    }
+    return record;
+  }
+
+  /**
+   * [P-27] Changes to the record in one transaction: a device's topics (an empty list forgets the device),
+   * and the leftovers when given. Topics that are not discovery config topics are not recorded; a list
+   * past its bound keeps its last entries.
+   */
+  async saveHaDiscoveryRecord(change: { configs?: ReadonlyMap<string, readonly string[]>; leftovers?: readonly string[] }): Promise<void> {
+    const kept = (topics: readonly string[], max: number) => [...new Set(topics)].filter((t) => HA_CONFIG_TOPIC.test(t)).slice(-max);
+    const writes: Array<[string, string[]]> = [...(change.configs ?? [])].map(([id, topics]) => [
+      HA_CONFIGS_SETTING_PREFIX + id,
+      kept(topics, MAX_HA_CONFIGS_PER_DEVICE),
+    ]);
+    if (change.leftovers) writes.push([HA_LEFTOVERS_SETTING, kept(change.leftovers, MAX_HA_LEFTOVERS)]);
+    if (writes.length === 0) return;
+    await this.engine.transaction(
+      async (tx) => {
+        for (const [key, topics] of writes) {
+          if (topics.length === 0) await tx.run('DELETE FROM settings WHERE key = ?', [key]);
+          else
+            await tx.run('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', [
+              key,
+              JSON.stringify(topics),
+            ]);
+        }
+      },
+      { durable: true },
+    );
   }
 
   async bridges(): Promise<BridgeIdentity[]> {

@@ -25,7 +25,7 @@ import { EspNowPairings } from '../../src/store/espnow-pairings.js';
 import { HistoryStore } from '../../src/store/history-store.js';
 import { OtaStore } from '../../src/store/ota-store.js';
 import { copySqliteToPostgres } from '../../src/store/sqlite-to-postgres.js';
-import { HA_DISCOVERY_SETTING, PUBLISHED_SETTING_PREFIX, StateStore } from '../../src/store/state-store.js';
+import { HA_CONFIGS_SETTING_PREFIX, HA_DISCOVERY_SETTING, HA_LEFTOVERS_SETTING, PUBLISHED_SETTING_PREFIX, StateStore } from '../../src/store/state-store.js';
 import { WebStore } from '../../src/store/web-store.js';
 import { postgresBinDir, type RunningPostgres, requirePostgres, startPostgres } from '../helpers/postgres.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -241,6 +241,44 @@ for (const { name, fresh } of ENGINES) {
         const problems: string[] = [];
         assert.deepEqual(await store.haDiscoveryPrefixes((p) => problems.push(p)), []);
         assert.match(problems.join(), new RegExp(HA_DISCOVERY_SETTING.replace(/\./g, '\\.')));
+      }));
+
+    it('Home Assistant discovery record [P-27]: configs per device and leftovers, in one transaction, kept across a reopen; a damaged key is named and reads as empty, the others still count', (t) =>
+      withStore(t, async (engine, fresh) => {
+        const store = new StateStore(engine);
+        assert.deepEqual(await store.haDiscoveryRecord(), { configs: new Map(), leftovers: [] }, 'a hub that never ran discovery has none');
+        const a = ['homeassistant/switch/dev-a/switch/config', 'homeassistant/sensor/dev-a/temperature_sensor_current_temperature/config'];
+        await store.saveHaDiscoveryRecord({
+          configs: new Map([
+            ['dev-a', a],
+            ['dev-b', ['ha2/light/dev-b/lightbulb/config', 'HomeKit/dev-b/$state', 'ha2/light/dev-b/lightbulb/config']],
+          ]),
+          leftovers: ['homeassistant/lock/gone/lock_mechanism/config'],
+        });
+        const again = await fresh.reopen();
+        try {
+          const record = await new StateStore(again).haDiscoveryRecord();
+          assert.deepEqual(
+            [...record.configs].sort(),
+            [
+              ['dev-a', a],
+              ['dev-b', ['ha2/light/dev-b/lightbulb/config']],
+            ],
+            'kept across a reopen; a topic that is not a discovery config is never recorded, a repeated one once',
+          );
+          assert.deepEqual(record.leftovers, ['homeassistant/lock/gone/lock_mechanism/config']);
+        } finally {
+          await again.close();
+        }
+        await store.saveHaDiscoveryRecord({ configs: new Map([['dev-b', []]]), leftovers: [] });
+        assert.deepEqual(await store.haDiscoveryRecord(), { configs: new Map([['dev-a', a]]), leftovers: [] }, 'an empty list forgets');
+        await store.setSetting(`${HA_CONFIGS_SETTING_PREFIX}dev-c`, '["HomeKit/dev-c/Switch/On/set"]');
+        await store.setSetting(HA_LEFTOVERS_SETTING, '{oops');
+        const problems: string[] = [];
+        assert.deepEqual(await store.haDiscoveryRecord((p) => problems.push(p)), { configs: new Map([['dev-a', a]]), leftovers: [] });
+        assert.equal(problems.length, 2, problems.join('; '));
+        assert.match(problems.join(), /homeassistant\.discovery\.configs\.dev-c/);
+        assert.match(problems.join(), /homeassistant\.discovery\.leftovers/);
       }));
 
     it('OTA jobs: numbered in order, started once, the first end wins, requeued after a restart', (t) =>
