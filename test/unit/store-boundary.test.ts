@@ -31,12 +31,14 @@ function matches(pattern: RegExp, under = SRC, skip?: string): string[] {
     );
 }
 
-const SQL = /\.prepare\(|\.exec\(\s*['"`]|\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE|ALTER\s+TABLE|DROP\s+TABLE)\b/;
+const SQL = /\.prepare\(|\.exec\(\s*['"`]|['"`]\s*(SELECT|SHOW)\s|\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE|ALTER\s+TABLE|DROP\s+TABLE)\b/;
 
 describe('boundaries', () => {
   it('the pattern finds SQL where there is some (src/store)', () => {
     assert.ok(matches(SQL, join(SRC, 'store')).length > 10);
     assert.ok(SQL.test(`ws.db.prepare("UPDATE rollouts SET state = 'running' WHERE id = ?")`));
+    // a statement without FROM (the active lock's, src/store/engine/active-lock.ts) is SQL too
+    assert.ok(SQL.test("client.query('SELECT pg_try_advisory_lock($1::bigint) AS locked', [key])"));
   });
 
   it('no SQL outside src/store', () => {
