@@ -34,6 +34,7 @@ import type { HubContext } from './features/context.js';
 import { HaDiscoveryFeature } from './features/ha-discovery.js';
 import { HistoryFeature } from './features/history.js';
 import { HomeKitFeature } from './features/homekit.js';
+import { MatterFeature } from './features/matter.js';
 import { MqttFeature } from './features/mqtt.js';
 import { OTA_OFF_MESSAGE, OtaFeature } from './features/ota.js';
 import { PersistenceFeature } from './features/persistence.js';
@@ -80,6 +81,8 @@ export interface HubOptions {
   cluster?: { instanceUrl: string } | undefined;
   /** `--ha-discovery`: Home Assistant discovery configs under this prefix ([P-26]); off when undefined. */
   haDiscovery?: { prefix: string } | undefined;
+  /** `--matter`: a Matter bridge on this UDP port (0: a free one) (docs/matter.md); off when undefined. */
+  matter?: { port: number } | undefined;
   /** `--reset-state`: move damaged state files aside and start with what is left, instead of refusing. */
   resetState?: boolean | undefined;
 }
@@ -97,6 +100,8 @@ export class Hub {
     readonly mqttAddress: string,
     private readonly homekit: HomeKitFeature,
     readonly webPort: number | undefined,
+    /** `--matter`: the bridge's status (pairing codes, fabrics) for the banner. */
+    readonly matter?: MatterFeature | undefined,
   ) {}
 
   /** `faults` counts what the hub survived (the start command also feeds it process-level faults). */
@@ -190,7 +195,10 @@ export class Hub {
       const mqtt = new MqttFeature(ctx);
       const commands = new CommandsFeature(ctx, () => mqtt.link);
       const ota = new OtaFeature(ctx, () => ({ link: mqtt.link, channel: commands.channel, broker: mqtt.broker }));
+      const matter = options.matter ? new MatterFeature(ctx, options.matter.port) : undefined;
+      let matterRunning = false;
       const web = new WebFeature(ctx, () => ({
+        matter: () => (matterRunning ? matter : undefined),
         channel: commands.channel,
         bridges: () => homekit.bridges(),
         counters: () => mqtt.counters(),
@@ -225,11 +233,18 @@ export class Hub {
       if (options.httpPort !== -1) await features.start(web);
       await features.start(new PresenceFeature(ctx));
       if (options.haDiscovery) await features.start(new HaDiscoveryFeature(ctx, () => mqtt.link, options.haDiscovery.prefix), mqtt.link);
+      if (matter) {
+        await features.start(matter);
+        matterRunning = true;
+        stops.push(() => {
+          matterRunning = false;
+        });
+      }
       const webPort = web.port;
       const link = mqtt.link;
       const broker = mqtt.broker;
 
-      const hub = new Hub(options, registry, bus, pincode, link.address, homekit, webPort);
+      const hub = new Hub(options, registry, bus, pincode, link.address, homekit, webPort, matter);
       hub.#stops.push(...stops);
       const mqttInfo = broker
         ? { address: link.address, embedded: true, host: broker.host, port: broker.port, tlsPort: broker.tlsPort }
