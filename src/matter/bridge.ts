@@ -84,6 +84,8 @@ interface ServiceNode {
 interface DeviceNode {
   endpoint: Endpoint;
   services: Map<string, ServiceNode>;
+  /** Services whose endpoint matter.js refused, with the shape it refused. */
+  failed: Map<string, MatterShape>;
 }
 
 const clip = (text: string, max = MAX_LABEL) => [...text].slice(0, max).join('');
@@ -215,7 +217,7 @@ export class MatterBridge {
         },
       });
       await this.aggregator.add(endpoint);
-      this.#devices.set(facts.id, { endpoint, services: new Map() });
+      this.#devices.set(facts.id, { endpoint, services: new Map(), failed: new Map() });
     });
   }
 
@@ -231,8 +233,17 @@ export class MatterBridge {
         await existing.endpoint.delete();
         device.services.delete(key);
       }
+      const failedAs = device.failed.get(key);
+      if (failedAs && sameShape(failedAs, shape)) return; // said once; tried again when the service changes shape
       const endpoint = new Endpoint(endpointType(shape), { id: `n${number}`, number, ...merge(initialState(shape), values) });
-      await device.endpoint.add(endpoint);
+      try {
+        await device.endpoint.add(endpoint);
+      } catch (error) {
+        device.failed.set(key, shape);
+        await endpoint.delete().catch(() => {});
+        throw new Error(`${service.service} ${service.index}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      device.failed.delete(key);
       device.services.set(key, { endpoint, shape });
       this.#watchWrites(deviceId, service, endpoint);
     });
@@ -343,6 +354,8 @@ function initialState(shape: MatterShape): AttributePatch {
                 colorTempPhysicalMaxMireds: MIREDS_MAX,
                 coupleColorTempToLevelMinMireds: MIREDS_MIN,
                 startUpColorTemperatureMireds: null,
+                colorMode: 2, // ColorTemperatureMireds
+                enhancedColorMode: 2,
               },
             }
           : {}),
@@ -352,7 +365,8 @@ function initialState(shape: MatterShape): AttributePatch {
     case 'cover':
       return { windowCovering: { currentPositionLiftPercent100ths: null, targetPositionLiftPercent100ths: null } };
     case 'lock':
-      return { doorLock: { lockState: null, lockType: 2, actuatorEnabled: true } };
+      // A deadbolt in normal mode; the code-entry limits are validated even without PIN codes (matter.js: 1–255).
+      return { doorLock: { lockState: null, lockType: 2, actuatorEnabled: true, operatingMode: 0, wrongCodeEntryLimit: 5, userCodeTemporaryDisableTime: 10 } };
     case 'thermostat':
       return {
         thermostat: {

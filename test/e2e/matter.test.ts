@@ -139,6 +139,53 @@ describe('Matter bridge (--matter)', { timeout: 180_000 }, () => {
     await eventually(() => clusterState(node, 'bridgedDeviceBasicInformation')?.reachable === true, 10_000, 'reachable again');
   });
 
+  it('maps every supported service (docs/matter.md table) and turns lock, cover and level commands into /set', async () => {
+    await device('m-multi', [
+      ['HumiditySensor/CurrentRelativeHumidity', '40'],
+      ['MotionSensor/MotionDetected', 'true'],
+      ['Lightbulb/On', '1'],
+      ['Lightbulb/Brightness', '50'],
+      ['Lightbulb/ColorTemperature', '300'],
+      ['Outlet/On', '0'],
+      ['WindowCovering/CurrentPosition', '30'],
+      ['WindowCovering/TargetPosition', '30'],
+      ['LockMechanism/LockCurrentState', '1'],
+      ['LockMechanism/LockTargetState', '1'],
+      ['Thermostat/CurrentTemperature', '19'],
+      ['Thermostat/TargetTemperature', '21'],
+      ['Thermostat/TargetHeatingCoolingState', '1'],
+    ]);
+    const at = (cluster: string) => eventually(() => endpointOf('m-multi', cluster), 15_000, `the m-multi ${cluster} endpoint`);
+    const expect = async (cluster: string, attribute: string, value: unknown) => {
+      const endpoint = await at(cluster);
+      await eventually(
+        () => JSON.stringify(clusterState(endpoint, cluster)?.[attribute]) === JSON.stringify(value),
+        10_000,
+        `${cluster}.${attribute} = ${JSON.stringify(value)}`,
+      );
+    };
+    await expect('relativeHumidityMeasurement', 'measuredValue', 4000);
+    await expect('occupancySensing', 'occupancy', { occupied: true });
+    await expect('levelControl', 'currentLevel', 127);
+    await expect('colorControl', 'colorTemperatureMireds', 300);
+    await expect('windowCovering', 'currentPositionLiftPercent100ths', 7000);
+    await expect('doorLock', 'lockState', 1);
+    await expect('thermostat', 'localTemperature', 1900);
+    await expect('thermostat', 'occupiedHeatingSetpoint', 2100);
+    // A commands object answers any name (even `then`): never returned from an async function.
+    const commandsOf = (endpoint: Awaited<ReturnType<typeof at>>, cluster: string) =>
+      (endpoint.commands as unknown as Record<string, Record<string, (request?: unknown) => Promise<void>>>)[cluster]!;
+    const lock = await at('doorLock');
+    const cover = await at('windowCovering');
+    const light = await at('levelControl');
+    await commandsOf(lock, 'doorLock').unlockDoor!({});
+    await commandsOf(cover, 'windowCovering').goToLiftPercentage!({ liftPercent100thsValue: 2500 });
+    await commandsOf(light, 'levelControl').moveToLevel!({ level: 254, transitionTime: 0, optionsMask: {}, optionsOverride: {} });
+    for (const expected of ['LockMechanism/LockTargetState/set 0', 'WindowCovering/TargetPosition/set 75', 'Lightbulb/Brightness/set 100']) {
+      await eventually(() => sets.includes(`HomeKit/m-multi/${expected}`), 5000, `HomeKit/m-multi/${expected}`);
+    }
+  });
+
   it('adds a device that appears live as a new endpoint, and takes a removed one away', async () => {
     await device('m-contact', [['ContactSensor/ContactSensorState', '0']]);
     const contact = await eventually(() => endpointOf('m-contact', 'booleanState'), 15_000, 'the new contact sensor endpoint');

@@ -69,7 +69,10 @@ export class MatterFeature implements Feature, MatterControl {
     scope.on('value', (ref, value, _changed, first) => {
       const device = this.ctx.registry.get(ref.deviceId);
       // A characteristic seen for the first time can change the endpoint's shape (a light gains Brightness).
-      this.#then(() => (first && device ? this.#sync(device) : this.#update(ref, value)));
+      this.#then(async () => {
+        if (first && device) await this.#sync(device);
+        await this.#update(ref, value);
+      });
     });
     // The device did not confirm a write in time: Matter shows its last confirmed value again, as HomeKit does.
     scope.on('write:reverted', (ref, confirmed) => {
