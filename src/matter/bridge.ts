@@ -25,6 +25,7 @@ import { ThermostatDevice } from '@matter/main/devices/thermostat';
 import { WindowCoveringDevice } from '@matter/main/devices/window-covering';
 import { AggregatorEndpoint } from '@matter/main/endpoints/aggregator';
 import { BridgedNodeEndpoint } from '@matter/main/endpoints/bridged-node';
+import { FabricManager } from '@matter/main/protocol';
 import { FabricIndex, Status, StatusResponseError } from '@matter/main/types';
 import type { Logger as HubLogger } from '../log/logger.js';
 import type { AttributePatch, MatterShape } from './mapping.js';
@@ -171,10 +172,33 @@ export class MatterBridge {
   /** Removes a controller's fabric (as its own RemoveFabric would); false: no such fabric. */
   async removeFabric(fabricIndex: number): Promise<boolean> {
     if (!this.fabrics().some((f) => f.fabricIndex === fabricIndex)) return false;
-    await this.server.act(async (agent) => {
-      await agent.operationalCredentials.removeFabric({ fabricIndex: FabricIndex(fabricIndex) });
-    });
+    // The RemoveFabric command is for the fabric's own controller; locally the fabric leaves as it would then.
+    const fabric = this.server.env.get(FabricManager).maybeFor(FabricIndex(fabricIndex));
+    if (!fabric) return false;
+    const last = this.fabrics().length === 1;
+    // Without a fabric left, matter.js resets the node to commissionable (its fabric data erased, our
+    // endpoints kept) and brings it online again: answer once it is back, so the next status is whole.
+    const back = last ? this.#onlineAgain(15_000) : Promise.resolve();
+    await fabric.leave();
+    await back;
     return true;
+  }
+
+  #onlineAgain(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.server.lifecycle.online.off(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms).unref();
+      this.server.lifecycle.online.on(done);
+    });
+  }
+
+  /** Whether the node can be read now (not in the middle of the reset after its last fabric left). */
+  get usable(): boolean {
+    return this.server.construction.status === 'active' && this.server.lifecycle.isOnline;
   }
 
   /** Runs one device's endpoint changes in order; a failure is logged, not thrown (the hub keeps running). */

@@ -1,7 +1,7 @@
 /**
  * The Matter bridge on the dashboard (docs/matter.md, docs/api.md): its pairing codes with a QR code,
- * commissioning state and fabrics, and removing a fabric (a controller's access). Removing is a state
- * change: not for an API token ([A-4]), and from a browser only from the dashboard's own origin (the guard).
+ * commissioning state and fabrics, and removing a fabric (a controller's access): a state change, so
+ * not for an API token ([A-9]) and from a browser only from the dashboard's own origin (the guard, [A-2]) (see [M-8]).
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';

@@ -22,7 +22,7 @@ import {
   readAttribute,
   startMatterController,
 } from '../helpers/matter-controller.js';
-import { connectDevice } from '../helpers/mqtt-device.js';
+import { cli, connectDevice } from '../helpers/mqtt-device.js';
 
 describe('Matter bridge (--matter)', { timeout: 180_000 }, () => {
   let hub: RunningHub;
@@ -216,5 +216,22 @@ describe('Matter bridge (--matter)', { timeout: 180_000 }, () => {
     assert.deepEqual(numbers(), before);
     const status = await matterStatus(dataDir, hub.info.httpPort!);
     assert.equal(status.fabrics?.length, 1, 'the same one fabric: no new commissioning');
+  });
+
+  it("removes a controller's fabric for the dashboard or CLI, never for an API token ([M-8])", async () => {
+    const url = `http://127.0.0.1:${hub.info.httpPort}/api/matter/fabrics`;
+    const { fabrics } = await matterStatus(dataDir, hub.info.httpPort!);
+    const index = fabrics![0]!.fabricIndex;
+    const apiToken = (JSON.parse(cli(['token', 'create', 'matter-script', '--json', '--data-dir', dataDir]).stdout) as { token: string }).token;
+    const asToken = await fetch(`${url}/${index}`, { method: 'DELETE', headers: { authorization: `Bearer ${apiToken}` } });
+    assert.equal(asToken.status, 403);
+    const local = readFileSync(join(dataDir, 'hub-token'), 'utf8').trim();
+    assert.equal((await fetch(`${url}/99`, { method: 'DELETE', headers: { authorization: `Bearer ${local}` } })).status, 404);
+    assert.equal((await fetch(`${url}/0`, { method: 'DELETE', headers: { authorization: `Bearer ${local}` } })).status, 400);
+    const removed = await fetch(`${url}/${index}`, { method: 'DELETE', headers: { authorization: `Bearer ${local}` } });
+    assert.equal(removed.status, 200);
+    const after = await matterStatus(dataDir, hub.info.httpPort!);
+    assert.deepEqual(after.fabrics, []);
+    assert.equal(after.commissioned, false);
   });
 });

@@ -97,6 +97,8 @@ export class MatterFeature implements Feature, MatterControl {
   status(): MatterStatus {
     const bridge = this.#bridge;
     if (!bridge) throw new Error('the Matter bridge is not running');
+    if (!bridge.usable)
+      throw Object.assign(new Error('the Matter bridge is restarting (its last controller was removed): try again in a moment'), { statusCode: 503 });
     const codes = bridge.pairingCodes();
     return {
       port: bridge.port ?? (this.port === 0 ? undefined : this.port),
