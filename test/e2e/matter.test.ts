@@ -102,6 +102,15 @@ describe('Matter bridge (--matter)', { timeout: 180_000 }, () => {
     assert.equal(after.fabrics?.length, 1);
   });
 
+  it('refuses the pairing code to anyone else once a controller has added the bridge (no open commissioning window)', async () => {
+    const { Seconds } = await import('@matter/main');
+    const status = await matterStatus(dataDir, hub.info.httpPort!);
+    const stranger = await controller.node.peers.forDescriptor({ addresses: [{ type: 'udp', ip: '127.0.0.1', port: matterPort }] });
+    await assert.rejects(stranger.commission({ pairingCode: status.manualCode!, timeout: Seconds(5) }));
+    await stranger.delete().catch(() => {});
+    assert.equal((await matterStatus(dataDir, hub.info.httpPort!)).fabrics?.length, 1);
+  });
+
   it('reports a new MQTT value to the subscribed controller', async () => {
     const temperature = endpointOf('m-sensor', 'temperatureMeasurement')!;
     const seen: unknown[] = [];
