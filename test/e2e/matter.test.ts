@@ -6,12 +6,13 @@
  * and after a restart the same fabric and endpoint numbers, without commissioning anew.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ClientNode } from '@matter/main';
 import type { MqttClient } from 'mqtt';
+import { runHub } from '../helpers/data-dir.js';
 import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import {
   bridgedDevice,
@@ -242,5 +243,18 @@ describe('Matter bridge (--matter)', { timeout: 180_000 }, () => {
     const after = await matterStatus(dataDir, hub.info.httpPort!);
     assert.deepEqual(after.fabrics, []);
     assert.equal(after.commissioned, false);
+  });
+
+  it('refuses to start on a damaged Matter file, naming it, and leaves it untouched ([M-7])', async () => {
+    await hub.stop('SIGTERM');
+    const store = join(dataDir, 'matter', 'mqttkit');
+    const name = readdirSync(store).find((f) => f.startsWith('root.'))!;
+    const file = join(store, name);
+    writeFileSync(file, '{"damaged');
+    const run = await runHub(dataDir, ['--matter', '--matter-port', String(matterPort)]);
+    assert.equal(run.started, false, run.output);
+    assert.notEqual(run.code, 0);
+    assert.ok(run.output.includes(`${name} is damaged`), run.output);
+    assert.equal(readFileSync(file, 'utf8'), '{"damaged');
   });
 });
