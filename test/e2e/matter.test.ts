@@ -11,7 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ClientNode } from '@matter/main';
+import jsQRModule from 'jsqr';
 import type { MqttClient } from 'mqtt';
+import { PNG } from 'pngjs';
+import { chromiumPath, launchChromium } from '../helpers/chromium.js';
 import { runHub } from '../helpers/data-dir.js';
 import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import {
@@ -24,6 +27,9 @@ import {
   startMatterController,
 } from '../helpers/matter-controller.js';
 import { cli, connectDevice } from '../helpers/mqtt-device.js';
+
+// jsqr is CommonJS with its function on `default`.
+const jsQR = (jsQRModule as unknown as { default: (data: Uint8ClampedArray, width: number, height: number) => { data: string } | null }).default;
 
 describe('Matter bridge (--matter)', { timeout: 180_000 }, () => {
   let hub: RunningHub;
@@ -228,10 +234,41 @@ describe('Matter bridge (--matter)', { timeout: 180_000 }, () => {
     assert.equal(status.fabrics?.length, 1, 'the same one fabric: no new commissioning');
   });
 
+  it('shows the Matter code, a QR code of the MT: payload and the fabric on the dashboard, where an admin removes it', async (t) => {
+    const executable = chromiumPath(t);
+    if (!executable) return;
+    const status = await matterStatus(dataDir, hub.info.httpPort!);
+    const base = `http://127.0.0.1:${hub.info.httpPort}`;
+    const browser = await launchChromium(executable);
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 1400 } });
+      await page.goto(base);
+      await page.waitForSelector('text=Create the admin account');
+      await page.fill('#password', 'a long dashboard password');
+      await page.click('#submit');
+      await page.waitForSelector('table#devices');
+      await page.goto(`${base}/#/pairing`);
+      await page.waitForSelector('#matter-code');
+      assert.equal(await page.textContent('#matter-code'), status.manualCode);
+      assert.ok(await page.textContent('#setup-code'), 'the HomeKit code beside it');
+      const png = PNG.sync.read(await page.locator('#matter-qr').screenshot());
+      assert.equal(jsQR(new Uint8ClampedArray(png.data), png.width, png.height)?.data, status.qrPayload);
+      const fabric = String(status.fabrics![0]!.fabricIndex);
+      await page.click(`[data-remove-fabric="${fabric}"]`);
+      await page.click('[data-confirm="yes"]');
+      await eventually(async () => (await matterStatus(dataDir, hub.info.httpPort!)).fabrics?.length === 0, 20_000, 'the fabric removed');
+      await page.waitForSelector('text=No controller has added the bridge yet.');
+    } finally {
+      await browser.close();
+    }
+  });
+
   it("removes a controller's fabric for the dashboard or CLI, never for an API token ([M-8])", async () => {
     const url = `http://127.0.0.1:${hub.info.httpPort}/api/matter/fabrics`;
     const { fabrics } = await matterStatus(dataDir, hub.info.httpPort!);
-    const index = fabrics![0]!.fabricIndex;
+    // With Chromium the dashboard removed the fabric already: commission again to have one to remove.
+    if (fabrics!.length === 0) peer = await controller.commission(matterPort, (await matterStatus(dataDir, hub.info.httpPort!)).manualCode!);
+    const index = (await matterStatus(dataDir, hub.info.httpPort!)).fabrics![0]!.fabricIndex;
     const apiToken = (JSON.parse(cli(['token', 'create', 'matter-script', '--json', '--data-dir', dataDir]).stdout) as { token: string }).token;
     const asToken = await fetch(`${url}/${index}`, { method: 'DELETE', headers: { authorization: `Bearer ${apiToken}` } });
     assert.equal(asToken.status, 403);

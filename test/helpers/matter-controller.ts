@@ -45,8 +45,23 @@ export interface MatterController {
   close(): Promise<void>;
 }
 
+let configured = false;
+
 export async function startMatterController(storageDir: string): Promise<MatterController> {
-  await import('../../src/matter/platform.js');
+  // The controller is the test's own, independent of the hub's code: its matter.js set up here, before
+  // matter.js first loads (no reading of the test runner's argv or environment, no signal traps).
+  const { config } = await import('@matter/nodejs/config');
+  if (!configured) {
+    configured = true;
+    Object.assign(config, {
+      loadProcessArgv: false,
+      loadProcessEnv: false,
+      loadConfigFile: false,
+      trapProcessSignals: false,
+      trapUnhandledErrors: false,
+      setProcessExitCodeOnError: false,
+    });
+  }
   const { Environment, Logger, LogLevel, ServerNode } = await import('@matter/main');
   const { ControllerBehavior } = await import('@matter/main/node');
   Logger.level = LogLevel.ERROR;
