@@ -49,7 +49,9 @@ export class MatterFeature implements Feature, MatterControl {
     const bridge = await MatterBridge.start(
       { storagePath: dir, port: this.port, pairing, name: options.bridgeName, version: VERSION, log: scope.log },
       (deviceId, service, cluster, attribute, value) => this.#write(deviceId, service, cluster, attribute, value),
-    );
+    ).catch((error: unknown) => {
+      throw portHint(error, this.port);
+    });
     this.#bridge = bridge;
     scope.defer(async () => {
       this.#bridge = undefined;
@@ -58,7 +60,9 @@ export class MatterFeature implements Feature, MatterControl {
     });
     // Every known device before going online: a controller never sees a half-built bridge.
     for (const device of this.ctx.registry.list()) await this.#sync(device);
-    await bridge.goOnline();
+    await bridge.goOnline().catch((error: unknown) => {
+      throw portHint(error, this.port);
+    });
     tighten(dir);
 
     const sync = (device: DeviceRecord) => this.#then(() => this.#sync(device));
@@ -192,4 +196,11 @@ export class MatterFeature implements Feature, MatterControl {
     );
     if (!result.ok) throw new Error(result.error);
   }
+}
+
+/** matter.js's "port is already in use" names the port, not the option that moves it. */
+function portHint(error: unknown, port: number): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!/already in use/i.test(message)) return error instanceof Error ? error : new Error(message);
+  return new Error(`${message}: another program (or another hub) has UDP port ${port}; give the Matter bridge another with --matter-port`, { cause: error });
 }

@@ -5,7 +5,8 @@ import { h } from '../lib/dom.js';
 import { attempt, confirmInline, messageLine } from '../lib/inline.js';
 
 export async function pairingPage(main) {
-  const [pairing, matter] = await Promise.all([api('/api/pairing'), api('/api/matter')]);
+  // The Matter part never keeps the HomeKit code from showing (it answers 503 while it restarts).
+  const [pairing, matter] = await Promise.all([api('/api/pairing'), api('/api/matter').catch((error) => ({ enabled: false, error: error.message }))]);
   main.replaceChildren(
     h('h1', {}, 'Pair with the Home app'),
     h('p', {}, 'In the Home app: Add Accessory, then scan the code below, or enter the setup code.'),
@@ -24,6 +25,7 @@ export async function pairingPage(main) {
       );
     }),
     ...(matter.enabled ? matterSection(matter, () => pairingPage(main)) : []),
+    ...(matter.error ? [h('p', { class: 'notice error', id: 'matter-error' }, `Matter: ${matter.error}`)] : []),
   );
 }
 
