@@ -9,6 +9,7 @@ import { deviceMemory } from './scenarios/device-memory.js';
 import { flood, load, scale } from './scenarios/fleet.js';
 import { idle } from './scenarios/idle.js';
 import { latency } from './scenarios/latency.js';
+import { matterLatency } from './scenarios/matter.js';
 import { ota } from './scenarios/ota.js';
 import { queries } from './scenarios/queries.js';
 import type { Row } from './stats.js';
@@ -32,6 +33,8 @@ const scenarios: Array<[number, string, () => Promise<Row[]>]> = [
   [8, 'idle', () => idle(quick ? { devices: 20, settleSeconds: 2, seconds: 3 } : { devices: 100, settleSeconds: 40, seconds: 60 })],
   // Issue 15: ~5.3 million samples into SQLite and PostgreSQL take minutes: only with `--only 9`.
   [9, 'queries', () => queries(quick ? { devices: 50, days: 7, runs: 10 } : { devices: 50, days: 365, runs: 30 })],
+  // Issue 17: MQTT -> Matter subscription report, beside HomeKit's event on the same hub.
+  [10, 'matter', () => matterLatency(quick ? { samples: 10 } : { samples: 500 })],
 ];
 /** Scenarios that run only when `--only` names them. */
 const OPT_IN = new Set([9]);

@@ -24,6 +24,7 @@ export async function startBanner(hub: Hub): Promise<string> {
     lines.push('', `Scan with the Home app to add "${bridge.name}" (or enter the code ${hub.pincode}):`);
     lines.push(await qrCode(bridge.setupURI!, 'terminal'));
   }
+  lines.push(...(await matterLines(hub)));
   lines.push(...brokerLines(hub.mqttAddress, hub.options.mqtt.kind === 'external', hub.options.ota !== false && !hub.options.otaHost));
   if (hub.webPort !== undefined) {
     const scheme = hub.webTls ? 'https' : 'http';
@@ -37,6 +38,22 @@ export async function startBanner(hub: Hub): Promise<string> {
   }
   lines.push(`  and publish e.g.: HomeKit/esp8266_12345678/TemperatureSensor/CurrentTemperature 20.5`, '');
   return lines.join('\n');
+}
+
+/** `--matter`: the manual pairing code and, until a controller has added the bridge, its QR code (docs/matter.md). */
+async function matterLines(hub: Hub): Promise<string[]> {
+  const matter = hub.matter?.status();
+  if (!matter) return [];
+  const fabrics = matter.fabrics.length;
+  const lines = [
+    '',
+    `Matter pairing code: ${matter.manualCode} (UDP port ${matter.port ?? '?'}, ${fabrics === 0 ? 'not commissioned yet' : `${fabrics} controller${fabrics === 1 ? '' : 's'}`})`,
+  ];
+  if (!matter.commissioned) {
+    lines.push(`Scan with Google Home, Alexa, SmartThings, Home Assistant or the Home app (QR payload ${matter.qrPayload}):`);
+    lines.push(await qrCode(matter.qrPayload, 'terminal'));
+  }
+  return lines;
 }
 
 /** A broker listening on all interfaces is reached at this machine's LAN addresses, not at 0.0.0.0. */

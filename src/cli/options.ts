@@ -354,6 +354,22 @@ export const START_OPTIONS = {
       .refine((v) => !(RESERVED_DEVICE_IDS as readonly string[]).includes(v), 'not a topic root of the device protocol (HomeKit, cmnd, stat, tele, OTA)'),
     fallback: 'homeassistant',
   },
+  matter: {
+    flag: '--matter',
+    switch: true,
+    enables: true,
+    env: 'MQTTKIT_MATTER',
+    allowed: 'on or off: a Matter bridge for Google Home, Alexa, SmartThings, Home Assistant and Apple Home (docs/matter.md)',
+    schema: onOff,
+    fallback: 'off',
+  },
+  matterPort: {
+    flag: '--matter-port',
+    env: 'MQTTKIT_MATTER_PORT',
+    allowed: "the Matter bridge's UDP port 0-65535 (0 picks a free one), e.g. 5540",
+    schema: port,
+    fallback: 5540,
+  },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
   deviceTtl: {
     flag: '--device-ttl',
@@ -482,6 +498,8 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     history: boolean;
     haDiscovery: boolean;
     haDiscoveryPrefix: string;
+    matter: boolean;
+    matterPort: number;
   };
   const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
   if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
@@ -555,6 +573,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
       ota: v.ota,
       history: v.history,
       haDiscovery: v.haDiscovery ? { prefix: v.haDiscoveryPrefix } : undefined,
+      matter: v.matter ? { port: v.matterPort } : undefined,
     },
   };
 }

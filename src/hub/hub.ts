@@ -38,6 +38,7 @@ import type { HubContext } from './features/context.js';
 import { HaDiscoveryFeature } from './features/ha-discovery.js';
 import { HistoryFeature } from './features/history.js';
 import { HomeKitFeature } from './features/homekit.js';
+import { MatterFeature } from './features/matter.js';
 import { MqttFeature } from './features/mqtt.js';
 import { OTA_OFF_MESSAGE, OtaFeature } from './features/ota.js';
 import { PersistenceFeature } from './features/persistence.js';
@@ -86,6 +87,8 @@ export interface HubOptions {
   cluster?: { instanceUrl: string } | undefined;
   /** `--ha-discovery`: Home Assistant discovery configs under this prefix ([P-26]); off when undefined. */
   haDiscovery?: { prefix: string } | undefined;
+  /** `--matter`: a Matter bridge on this UDP port (0: a free one) (docs/matter.md); off when undefined. */
+  matter?: { port: number } | undefined;
   /** `--reset-state`: move damaged state files aside and start with what is left, instead of refusing. */
   resetState?: boolean | undefined;
 }
@@ -106,6 +109,8 @@ export class Hub {
     readonly mqttAddress: string,
     private readonly homekit: HomeKitFeature,
     readonly webPort: number | undefined,
+    /** `--matter`: the bridge's status (pairing codes, fabrics) for the banner. */
+    readonly matter?: MatterFeature | undefined,
   ) {}
 
   /** `faults` counts what the hub survived (the start command also feeds it process-level faults). */
@@ -204,7 +209,10 @@ export class Hub {
       const mqtt = new MqttFeature(ctx);
       const commands = new CommandsFeature(ctx, () => mqtt.link);
       const ota = new OtaFeature(ctx, () => ({ link: mqtt.link, channel: commands.channel, broker: mqtt.broker }));
+      const matter = options.matter ? new MatterFeature(ctx, options.matter.port) : undefined;
+      let matterRunning = false;
       const web = new WebFeature(ctx, () => ({
+        matter: () => (matterRunning ? matter : undefined),
         channel: commands.channel,
         bridges: () => homekit.bridges(),
         counters: () => mqtt.counters(),
@@ -259,11 +267,18 @@ export class Hub {
         );
       // [P-27] also without --ha-discovery: it clears the configs an earlier run with it left retained
       await features.start(new HaDiscoveryFeature(ctx, () => mqtt.link, options.haDiscovery?.prefix), mqtt.link);
+      if (matter) {
+        await features.start(matter);
+        matterRunning = true;
+        stops.push(() => {
+          matterRunning = false;
+        });
+      }
       const webPort = web.port;
       const link = mqtt.link;
       const broker = mqtt.broker;
 
-      const hub = new Hub(options, registry, bus, pincode, link.address, homekit, webPort);
+      const hub = new Hub(options, registry, bus, pincode, link.address, homekit, webPort, matter);
       hub.#stops.push(...stops);
       hub.#needsAdmin = async () => webPort !== undefined && !(await new WebStore(db).hasUsers());
       hub.webTls = web.tls;

@@ -21,6 +21,7 @@ import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import { VERSION } from '../hub/version.js';
 import { HUB_LOG_LINES, type HubLogLine, hubLog, LEVEL_RANK } from '../log/log-ring.js';
 import type { Logger } from '../log/logger.js';
+import type { MatterControl } from '../matter/status.js';
 import { commandRefusal } from '../ota/command-reach.js';
 import type { DeviceChannel, DeviceLogLine } from '../ota/device-channel.js';
 import { base64Length, fileSizeProblem, formatSize, KIB, MIB } from '../ota/file-size.js';
@@ -40,6 +41,7 @@ import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.
 import { type EspNowDeps, espnowRoutes } from './espnow-routes.js';
 import { guard, LOCAL_KEY, SESSION_COOKIE } from './guard.js';
 import { HttpError } from './http-error.js';
+import { matterRoutes } from './matter-routes.js';
 import { type HubMetrics, PROMETHEUS_TYPE, prometheusText } from './prometheus.js';
 import { qrCode } from './qr-code.js';
 import { queryRoutes } from './query-routes.js';
@@ -90,6 +92,8 @@ export interface WebDeps {
   deviceLibrary?: string;
   /** ESP-NOW pairing (issue 16). */
   espnow?: Omit<EspNowDeps, 'accounts' | 'registry' | 'channel' | 'externalBroker'> | undefined;
+  /** `--matter`: the Matter bridge while it runs (docs/matter.md). */
+  matter?: (() => MatterControl | undefined) | undefined;
 }
 
 const COOKIE = SESSION_COOKIE;
@@ -240,6 +244,7 @@ export class WebServer {
         channel: this.deps.channel,
         externalBroker: this.deps.externalBroker,
       });
+    matterRoutes(app, () => this.deps.matter?.());
     this.#devicePackage(app);
     this.#keepGivenNames();
     // Anything else under /api is a JSON 404, behind the same check (a stranger learns nothing).

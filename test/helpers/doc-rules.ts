@@ -17,8 +17,9 @@ export const HOME: Record<string, string> = {
   H: 'scaling.md',
   L: 'protocol.md',
   E: 'protocol.md',
+  M: 'matter.md',
 };
-export const ID = /\[([PODSAHLE])-(\d+)\]/g;
+export const ID = /\[([PODSAHLEM])-(\d+)\]/g;
 
 export interface Place {
   id: string;
@@ -69,8 +70,8 @@ export function definedIn(block: { text: string; heading: boolean }): string[] {
   const ids = (s: string) => [...s.matchAll(ID)].map((m) => `${m[1]}-${m[2]}`);
   const text = block.text.replace(/\*\*/g, '').trim();
   if (block.heading) return ids(text.replace(/\bsee\s+(?:\[[A-Z]-\d+\]\s*)+/gi, ''));
-  const lead = /^(?:\[[PODSAHLE]-\d+\]\s*)+/.exec(text)?.[0] ?? '';
-  const trail = /(?:\[[PODSAHLE]-\d+\]\s*)+[.:]?$/.exec(text);
+  const lead = /^(?:\[[PODSAHLEM]-\d+\]\s*)+/.exec(text)?.[0] ?? '';
+  const trail = /(?:\[[PODSAHLEM]-\d+\]\s*)+[.:]?$/.exec(text);
   const before = trail ? text.slice(0, trail.index) : '';
   const trailing = trail && !/\bsee\s*$/i.test(before) && !/\([^)]*$/.test(before) ? trail[0] : '';
   return [...new Set([...ids(lead), ...ids(trailing)])];

@@ -1,0 +1,35 @@
+/**
+ * The Matter setup passcode and discriminator: random per data dir at first start ([M-6]), never one of
+ * the passcodes the Matter specification forbids (5.1.7.1: 00000000, 11111111 … 99999999, 12345678,
+ * 87654321), never logged (only the pairing code derived from them is shown, in the banner).
+ */
+import { randomInt } from 'node:crypto';
+import { fail, ok, type Result } from '../core/result.js';
+
+export interface MatterPairing {
+  /** 1–99999998, not a forbidden one. */
+  passcode: number;
+  /** The 12-bit long discriminator, 0–4095. */
+  discriminator: number;
+}
+
+const FORBIDDEN = new Set([...Array.from({ length: 10 }, (_, d) => Number(String(d).repeat(8))), 12345678, 87654321]);
+
+export function checkPairing(value: unknown): Result<MatterPairing> {
+  if (typeof value !== 'object' || value === null) return fail('not an object with passcode and discriminator');
+  const { passcode, discriminator } = value as Record<string, unknown>;
+  if (typeof passcode !== 'number' || !Number.isInteger(passcode) || passcode < 1 || passcode > 99999998 || FORBIDDEN.has(passcode)) {
+    return fail(`passcode ${String(passcode)} is not a valid Matter passcode (1–99999998, not a trivial one)`);
+  }
+  if (typeof discriminator !== 'number' || !Number.isInteger(discriminator) || discriminator < 0 || discriminator > 4095) {
+    return fail(`discriminator ${String(discriminator)} is not 0–4095`);
+  }
+  return ok({ passcode, discriminator });
+}
+
+export function generatePairing(random: (max: number) => number = randomInt): MatterPairing {
+  for (;;) {
+    const candidate = { passcode: 1 + random(99999998), discriminator: random(4096) };
+    if (checkPairing(candidate).ok) return candidate;
+  }
+}
