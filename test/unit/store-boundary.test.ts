@@ -31,7 +31,8 @@ function matches(pattern: RegExp, under = SRC, skip?: string): string[] {
     );
 }
 
-const SQL = /\.prepare\(|\.exec\(\s*['"`]|['"`]\s*(SELECT|SHOW)\s|\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE|ALTER\s+TABLE|DROP\s+TABLE)\b/;
+const SQL =
+  /\.prepare\(|\.exec\(\s*['"`]|['"`]\s*(SELECT|SHOW)\s|\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE|ALTER\s+TABLE|DROP\s+TABLE)\b/;
 
 describe('boundaries', () => {
   it('the pattern finds SQL where there is some (src/store)', () => {
