@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { cliAsync } from '../helpers/mqtt-device.js';
 import { requireTool } from '../helpers/system-tools.js';
+import { privateCaLeaf } from '../helpers/tls-certs.js';
 
 interface Answer {
   status: number;
@@ -201,5 +202,17 @@ describe('the dashboard over HTTPS with your own certificate (--http-tls-cert/--
     const answer = await cliAsync(['query', 'memory', '--below', '50000', '--json', '--data-dir', dataDir]);
     assert.equal(answer.status, 0, answer.stderr);
     assert.equal(existsSync(join(dataDir, 'https')), false, 'no certificate is made');
+  });
+
+  it('lets the CLI reach a hub serving a leaf of a private CA (without its chain): the pin alone decides', async (t) => {
+    const openssl = requireTool(t, 'openssl', ['openssl'], 'apt-get install openssl');
+    if (!openssl) return;
+    const leaf = privateCaLeaf(openssl, files);
+    await hub?.stop();
+    hub = await startHub({ dataDir, args: ['--http-tls-cert', leaf.certFile, '--http-tls-key', leaf.keyFile] });
+    assert.equal(pinnedIn(dataDir), new X509Certificate(readFileSync(leaf.certFile)).fingerprint256);
+    const answer = await cliAsync(['query', 'memory', '--below', '50000', '--json', '--data-dir', dataDir]);
+    assert.equal(answer.status, 0, answer.stderr);
+    assert.equal((JSON.parse(answer.stdout) as { kind: string }).kind, 'memory');
   });
 });
