@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -153,6 +153,26 @@ describe('the dashboard over HTTPS (--http-tls auto)', { timeout: 120_000 }, () 
     } finally {
       removeDataDir(other);
     }
+  });
+});
+
+describe('the dashboard over HTTPS after a start cut short (--http-tls auto)', { timeout: 60_000 }, () => {
+  const dataDir = tempDataDir();
+  let hub: RunningHub | undefined;
+  after(async () => {
+    await hub?.stop('SIGKILL');
+    removeDataDir(dataDir);
+  });
+
+  it('starts with a new pair when <data>/https holds key.pem alone (the half is kept aside)', async () => {
+    mkdirSync(join(dataDir, 'https'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(dataDir, 'https', 'key.pem'), 'half of a pair', { mode: 0o600 });
+    hub = await startHub({ dataDir, args: ['--http-tls', 'auto'] });
+    const cert = readFileSync(join(dataDir, 'https', 'cert.pem'), 'utf8');
+    assert.equal(pinnedIn(dataDir), new X509Certificate(cert).fingerprint256);
+    const health = await httpsRequest(hub.info.httpPort!, cert, '/api/health');
+    assert.equal(health.status, 200, health.body);
+    assert.match(hub.output(), /a new self-signed certificate was made/, hub.output());
   });
 });
 
