@@ -6,16 +6,11 @@
  * right after the handshake, before a byte of the request (and its bearer token) is written. Process
  * wide TLS settings stay as they are: no NODE_TLS_REJECT_UNAUTHORIZED, no global agent.
  */
-import { existsSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
-import { CliError } from './workspace.js';
 
+/** `certFile` (hub.json's) only names the certificate in a refusal: the fingerprint is all that is compared. */
 export function pinnedFetch(certFile: string, fingerprint256: string): typeof globalThis.fetch {
-  if (!existsSync(certFile))
-    throw new CliError(
-      `the hub serves HTTPS, and its certificate ${certFile} (named in hub.json) is gone: restart the hub, or run this as the user the hub runs as`,
-    );
   // Chain and date checks are off because the pin replaces them; the fingerprint is compared before undici writes anything.
   const connector = buildConnector({ rejectUnauthorized: false });
   const agent = new Agent({
@@ -26,9 +21,12 @@ export function pinnedFetch(certFile: string, fingerprint256: string): typeof gl
         if (served === fingerprint256) return callback(null, socket);
         socket.destroy();
         callback(
-          Object.assign(new Error(`the hub's certificate is not the one hub.json names (SHA-256 ${served ?? 'none'}, expected ${fingerprint256})`), {
-            code: 'ERR_MQTTKIT_CERT_PIN',
-          }),
+          Object.assign(
+            new Error(`the hub's certificate is not the one hub.json names (SHA-256 ${served ?? 'none'}, expected ${fingerprint256}, of ${certFile})`),
+            {
+              code: 'ERR_MQTTKIT_CERT_PIN',
+            },
+          ),
           null,
         );
       }),
