@@ -41,9 +41,11 @@ USER mqttkit
 VOLUME ["/data"]
 # MQTT, MQTT over TLS (with --mqtts-port), the dashboard and API, HomeKit (bridge n on 51826 + n).
 EXPOSE 1883 8883 8581 51826
-# /api/health at the address and scheme the running hub wrote in /data/hub.json (any --http-port, HTTPS
-# verified against the hub's own certificate). Node itself: the slim image has no curl.
+# /api/health at the address and scheme the running hub wrote in /data/hub.json (any --http-port). HTTPS:
+# the served certificate's SHA-256 must be the one hub.json names, compared right after the handshake and
+# before the request is written; no chain, name or date is asked (a private CA's leaf, an expired one pass).
+# Node itself: the slim image has no curl.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["node", "-e", "const fs = require('node:fs'); const dir = process.env.MQTTKIT_DATA_DIR || '/data'; const hub = JSON.parse(fs.readFileSync(dir + '/hub.json', 'utf8')); const tls = hub.httpTls; const host = ['0.0.0.0', '::', undefined].includes(hub.httpHost) ? '127.0.0.1' : hub.httpHost; require(tls ? 'node:https' : 'node:http').get({ host, port: hub.httpPort, path: '/api/health', timeout: 4000, ca: tls && [fs.readFileSync(tls.certFile, 'utf8'), ...require('node:tls').rootCertificates], checkServerIdentity: () => undefined }, (res) => process.exit(res.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1)).on('timeout', () => process.exit(1));"]
+  CMD ["node", "-e", "const fs = require('node:fs'); const dir = process.env.MQTTKIT_DATA_DIR || '/data'; const hub = JSON.parse(fs.readFileSync(dir + '/hub.json', 'utf8')); const pin = hub.httpTls && hub.httpTls.fingerprint256; const host = ['0.0.0.0', '::', undefined].includes(hub.httpHost) ? '127.0.0.1' : hub.httpHost; const pinned = (o, done) => { const s = require('node:tls').connect({ host, port: hub.httpPort, rejectUnauthorized: false }); s.once('secureConnect', () => { if (s.getPeerCertificate().fingerprint256 === pin) return done(null, s); s.destroy(); process.exit(1); }); s.once('error', () => process.exit(1)); }; require('node:http').get({ host, port: hub.httpPort, path: '/api/health', timeout: 4000, ...(pin ? { createConnection: pinned } : {}) }, (res) => process.exit(res.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1)).on('timeout', () => process.exit(1));"]
 ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/bin/mqttkit.js"]
 CMD ["start"]

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { VERSION } from '../hub/version.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
-import { inTmp, UNIT_MARKER, UNIT_NAME, unitPathProblem, unitText } from './service-unit.js';
+import { inTmp, SERVICE_ENV_FILE, UNIT_MARKER, UNIT_NAME, unitPathProblem, unitText } from './service-unit.js';
 import { action, CliError } from './workspace.js';
 
 interface Flags {
@@ -104,11 +104,51 @@ function launcherSettings(): { env: Record<string, string>; flags: string[] } {
   return { env, flags: node < 0 ? [] : words.slice(node + 1) };
 }
 
+/**
+ * Start options go into ExecStart=, in a unit file every user can read (and ps, systemctl show): no line
+ * breaks (they would add lines to the unit), no secrets (they go to the 0600 environment file it reads).
+ */
+function refuseStartOptions(startOptions: string[]): void {
+  const secretFix = (variable: string) =>
+    `put it in the data dir's ${SERVICE_ENV_FILE} instead (a line ${variable}=…, the file at mode 0600: the unit reads it with EnvironmentFile=), or in config.json at mode 0600`;
+  for (const [i, option] of startOptions.entries()) {
+    if (/[\u0000-\u001f\u007f]/.test(option))
+      throw new CliError(
+        `the start option ${JSON.stringify(option)} has a line break or control character in it, which would add lines to the unit: give it without`,
+        2,
+      );
+    const flag = option.startsWith('--') ? option.split('=', 1)[0]! : startOptions[i - 1]?.startsWith('--') ? startOptions[i - 1]!.split('=', 1)[0]! : '';
+    const value = option.includes('=') && option.startsWith('--') ? option.slice(option.indexOf('=') + 1) : option;
+    if (option === '--mqtt-password' || option.startsWith('--mqtt-password='))
+      throw new CliError(
+        `--mqtt-password after -- would be readable by every user in the unit file, ps and systemctl show: ${secretFix('MQTTKIT_MQTT_PASSWORD')}`,
+        2,
+      );
+    if (hasUrlPassword(value)) {
+      const variable = flag === '--database-url' ? 'MQTTKIT_DATABASE_URL' : flag === '--mqtt-url' ? 'MQTTKIT_MQTT_URL' : 'MQTTKIT_…';
+      throw new CliError(
+        `the start option ${flag || 'value'} is a URL with a password, which would be readable by every user in the unit file, ps and systemctl show: ${secretFix(variable)}`,
+        2,
+      );
+    }
+  }
+}
+
+function hasUrlPassword(value: string): boolean {
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value)) return false;
+  try {
+    return new URL(value).password !== '';
+  } catch {
+    return /^[^:]+:\/\/[^/@]*:[^/@]*@/.test(value);
+  }
+}
+
 function install(startOptions: string[], flags: Flags): void {
   const target = targetOf(flags);
   const { mode } = target;
   if (startOptions.some((o) => o === '--data-dir' || o.startsWith('--data-dir=')))
     throw new CliError('give the data dir to `mqttkit service install --data-dir <dir>`, not after --: the unit needs it for ReadWritePaths= too', 2);
+  refuseStartOptions(startOptions);
   const dataDir = resolve(
     flags.dataDir ??
       (process.env.MQTTKIT_DATA_DIR || undefined) ??
@@ -122,7 +162,12 @@ function install(startOptions: string[], flags: Flags): void {
     );
   if (runAs === 'root') throw new CliError('--run-as root: the hub must not run as root; name an ordinary account (e.g. useradd --system mqttkit)', 2);
   if (flags.runAs && mode === 'user') throw new CliError('--run-as is for --system: a --user service runs as you', 2);
+  if (runAs !== undefined && /[\u0000-\u001f\u007f\s]/.test(runAs))
+    throw new CliError(`--run-as ${JSON.stringify(runAs)} has a space or control character in it: name an account (e.g. mqttkit)`, 2);
   const owner = runAs ? idsOf(runAs) : undefined;
+  // Any account of uid 0 is root (`--run-as 0`, a second uid-0 name): User= would run the hub with every privilege.
+  if (runAs && owner?.[0] === 0)
+    throw new CliError(`--run-as ${runAs}: that account's uid is 0, so the hub would run as root; name an ordinary account (e.g. useradd --system mqttkit)`, 2);
   const node = realpathSync(process.execPath);
   const script = realpathSync(LAUNCHER);
   for (const path of [dataDir, node, script]) {
@@ -132,7 +177,8 @@ function install(startOptions: string[], flags: Flags): void {
   if (inTmp(dataDir))
     console.log(`Warning: the data dir ${dataDir} is under /tmp, which many systems empty at boot: the hub would forget its devices and pairings.`);
   const launcher = launcherSettings();
-  const text = unitText({ mode, version: VERSION, node, nodeFlags: launcher.flags, env: launcher.env, script, dataDir, startOptions, runAs });
+  const envFile = join(dataDir, SERVICE_ENV_FILE);
+  const text = unitText({ mode, version: VERSION, node, nodeFlags: launcher.flags, env: launcher.env, envFile, script, dataDir, startOptions, runAs });
   const ctl = mode === 'user' ? ['systemctl', '--user'] : ['systemctl'];
   const journal = mode === 'user' ? 'journalctl --user -u mqttkit -f' : 'journalctl -u mqttkit -f';
   if (flags.dryRun) {

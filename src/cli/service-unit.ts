@@ -6,6 +6,8 @@
 /** The unit's first line: a unit without it was not written by us, and is not replaced or removed without --force. */
 export const UNIT_MARKER = '# Written by `mqttkit service install`';
 export const UNIT_NAME = 'mqttkit.service';
+/** In the data dir: secrets for `mqttkit start` (MQTTKIT_DATABASE_URL=…), mode 0600, read by systemd (EnvironmentFile=), never in the unit. */
+export const SERVICE_ENV_FILE = 'service.env';
 
 export interface UnitSpec {
   mode: 'user' | 'system';
@@ -14,6 +16,8 @@ export interface UnitSpec {
   node: string;
   nodeFlags: string[];
   env: Record<string, string>;
+  /** The optional environment file (SERVICE_ENV_FILE in the data dir). */
+  envFile?: string | undefined;
   /** This install's `bin/mqttkit.js`. */
   script: string;
   dataDir: string;
@@ -33,6 +37,8 @@ export function unitPathProblem(path: string): string | undefined {
 
 /** One ExecStart= word: quoted when it has to be; `%` (specifiers) and `$` (variables) are doubled so systemd passes them as they are. */
 export function execWord(word: string): string {
+  // A line break would end ExecStart= and start a line of the caller's choosing (User=root, ExecStartPre=…).
+  if (/[\u0000-\u001f\u007f]/.test(word)) throw new Error(`${JSON.stringify(word)} has a control character, which a unit line cannot hold`);
   const escaped = word.replace(/%/g, '%%').replace(/\$/g, '$$$$');
   if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(escaped)) return escaped;
   return `"${escaped.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
@@ -62,6 +68,9 @@ export function unitText(spec: UnitSpec): string {
     'Type=simple',
     ...(spec.mode === 'system' && spec.runAs ? [`User=${spec.runAs}`] : []),
     ...Object.entries(spec.env).map(([name, value]) => `Environment=${name}=${value}`),
+    ...(spec.envFile
+      ? [`# Secrets (e.g. MQTTKIT_DATABASE_URL=…, MQTTKIT_MQTT_PASSWORD=…) go here, mode 0600, not in this file:`, `EnvironmentFile=-${spec.envFile}`]
+      : []),
     `WorkingDirectory=${spec.dataDir}`,
     `ExecStart=${exec}`,
     // SIGTERM stops the hub cleanly within 5 s (it kills itself past that): systemd need not wait longer.

@@ -5,7 +5,7 @@
  * the CLI's pin hold). A file that cannot be used is refused by name with the fix, never replaced.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
@@ -42,23 +42,59 @@ export async function dashboardTls(option: DashboardTlsOption, dataDir: string, 
   const certFile = join(dir, AUTO_CERT);
   const keyFile = join(dir, AUTO_KEY);
   const fix = `remove ${certFile} and ${keyFile} to have a new self-signed certificate made (browsers then warn once more), or give your own with --http-tls-cert/--http-tls-key`;
-  const haveCert = existsSync(certFile);
-  const haveKey = existsSync(keyFile);
-  if (haveCert !== haveKey) throw new DashboardTlsError(`${haveCert ? keyFile : certFile} is missing while ${haveCert ? certFile : keyFile} exists: ${fix}`);
-  if (haveCert) {
-    const found = checkPair(certFile, keyFile, fix, { allowExpired: true });
-    if (!found.expired) return { ...found, generated: true };
-    // An expired certificate of our own making is renewed (kept aside): a service must not stop starting after 825 days.
-    const aside = `.expired-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    renameSync(certFile, certFile + aside);
-    renameSync(keyFile, keyFile + aside);
-    warn(`the dashboard's self-signed certificate expired; a new one was made (the old one is kept as ${certFile + aside}): browsers warn once more`);
+  const stamp = () => new Date().toISOString().replace(/[:.]/g, '-');
+  // The pair only ever appears whole: made in a folder of its own and renamed into place in one step, so two
+  // starts at once cannot pair one's key with the other's certificate, and a power cut leaves no half.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const haveCert = existsSync(certFile);
+    const haveKey = existsSync(keyFile);
+    if (haveCert && haveKey) {
+      const found = checkPair(certFile, keyFile, fix, { allowExpired: true });
+      if (!found.expired) return { ...found, generated: true };
+      // An expired certificate of our own making is renewed (kept aside): a service must not stop starting after 825 days.
+      const aside = `${dir}.expired-${stamp()}`;
+      if (moveAside(dir, aside))
+        warn(`the dashboard's self-signed certificate expired; a new one was made (the old one is kept in ${aside}): browsers warn once more`);
+      continue;
+    }
+    if (haveCert || haveKey) {
+      // Half a pair (an older mqttkit stopped between its two writes): this is our own folder, so it is made anew, the half kept aside.
+      const aside = `${dir}.incomplete-${stamp()}`;
+      if (moveAside(dir, aside))
+        warn(
+          `${haveCert ? keyFile : certFile} was missing while ${haveCert ? certFile : keyFile} existed (a start cut short): a new self-signed certificate was made, the half kept in ${aside}`,
+        );
+      continue;
+    }
+    const made = await makeSelfSigned();
+    const staging = mkdtempSync(join(dataDir, `.${AUTO_TLS_DIR}-`));
+    writeFileAtomic(join(staging, AUTO_KEY), made.key, { mode: 0o600 });
+    writeFileAtomic(join(staging, AUTO_CERT), made.cert, { mode: 0o644 });
+    try {
+      // Replaces a missing or empty folder; a full one is another start's pair, which is then used.
+      renameSync(staging, dir);
+    } catch (error) {
+      rmSync(staging, { recursive: true, force: true });
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+      if (!existsSync(certFile) && !existsSync(keyFile))
+        throw new DashboardTlsError(`${dir} holds files other than ${AUTO_CERT} and ${AUTO_KEY}, so no certificate can be made there: move them away`);
+      continue;
+    }
+    return { ...checkPair(certFile, keyFile, fix), generated: true };
   }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const made = await makeSelfSigned();
-  writeFileAtomic(keyFile, made.key, { mode: 0o600 });
-  writeFileAtomic(certFile, made.cert, { mode: 0o644 });
-  return { ...checkPair(certFile, keyFile, fix), generated: true };
+  throw new DashboardTlsError(`${dir} keeps changing while the dashboard's certificate is made (another hub starting on this data dir?): start one hub only`);
+}
+
+/** Renames `from` to `to`; false when `from` is already gone (another start moved it first). */
+function moveAside(from: string, to: string): boolean {
+  try {
+    renameSync(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
 }
 
 /** A self-signed certificate naming localhost, 127.0.0.1, ::1, this machine's name and <name>.local. */

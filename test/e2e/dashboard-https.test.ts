@@ -7,13 +7,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { cliAsync } from '../helpers/mqtt-device.js';
 import { requireTool } from '../helpers/system-tools.js';
+import { privateCaLeaf } from '../helpers/tls-certs.js';
 
 interface Answer {
   status: number;
@@ -155,6 +156,26 @@ describe('the dashboard over HTTPS (--http-tls auto)', { timeout: 120_000 }, () 
   });
 });
 
+describe('the dashboard over HTTPS after a start cut short (--http-tls auto)', { timeout: 60_000 }, () => {
+  const dataDir = tempDataDir();
+  let hub: RunningHub | undefined;
+  after(async () => {
+    await hub?.stop('SIGKILL');
+    removeDataDir(dataDir);
+  });
+
+  it('starts with a new pair when <data>/https holds key.pem alone (the half is kept aside)', async () => {
+    mkdirSync(join(dataDir, 'https'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(dataDir, 'https', 'key.pem'), 'half of a pair', { mode: 0o600 });
+    hub = await startHub({ dataDir, args: ['--http-tls', 'auto'] });
+    const cert = readFileSync(join(dataDir, 'https', 'cert.pem'), 'utf8');
+    assert.equal(pinnedIn(dataDir), new X509Certificate(cert).fingerprint256);
+    const health = await httpsRequest(hub.info.httpPort!, cert, '/api/health');
+    assert.equal(health.status, 200, health.body);
+    assert.match(hub.output(), /a new self-signed certificate was made/, hub.output());
+  });
+});
+
 describe('the dashboard over HTTPS with your own certificate (--http-tls-cert/--http-tls-key)', { timeout: 120_000 }, () => {
   const dataDir = tempDataDir();
   const files = tempDataDir();
@@ -201,5 +222,17 @@ describe('the dashboard over HTTPS with your own certificate (--http-tls-cert/--
     const answer = await cliAsync(['query', 'memory', '--below', '50000', '--json', '--data-dir', dataDir]);
     assert.equal(answer.status, 0, answer.stderr);
     assert.equal(existsSync(join(dataDir, 'https')), false, 'no certificate is made');
+  });
+
+  it('lets the CLI reach a hub serving a leaf of a private CA (without its chain): the pin alone decides', async (t) => {
+    const openssl = requireTool(t, 'openssl', ['openssl'], 'apt-get install openssl');
+    if (!openssl) return;
+    const leaf = privateCaLeaf(openssl, files);
+    await hub?.stop();
+    hub = await startHub({ dataDir, args: ['--http-tls-cert', leaf.certFile, '--http-tls-key', leaf.keyFile] });
+    assert.equal(pinnedIn(dataDir), new X509Certificate(readFileSync(leaf.certFile)).fingerprint256);
+    const answer = await cliAsync(['query', 'memory', '--below', '50000', '--json', '--data-dir', dataDir]);
+    assert.equal(answer.status, 0, answer.stderr);
+    assert.equal((JSON.parse(answer.stdout) as { kind: string }).kind, 'memory');
   });
 });

@@ -7,11 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
+import { requireTool } from '../helpers/system-tools.js';
+import { privateCaLeaf } from '../helpers/tls-certs.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const read = (file: string) => readFileSync(`${ROOT}${file}`, 'utf8');
@@ -183,6 +186,33 @@ describe("the image's HEALTHCHECK command, run against real hubs", { timeout: 12
     hubs.push(hub);
     const healthy = runHealthCheck(hub.dataDir);
     assert.equal(healthy.status, 0, healthy.output);
+    // Another certificate than the one hub.json pins (as a process that took the port would serve): unhealthy.
+    const runtime = join(hub.dataDir, 'hub.json');
+    const saved = readFileSync(runtime, 'utf8');
+    const info = JSON.parse(saved) as { httpTls: { fingerprint256: string } };
+    info.httpTls.fingerprint256 = info.httpTls.fingerprint256.replace(/^../, (b) => (b === '00' ? '01' : '00'));
+    writeFileSync(runtime, JSON.stringify(info));
+    try {
+      const wrong = runHealthCheck(hub.dataDir);
+      assert.notEqual(wrong.status, 0, `a certificate other than the pinned one is unhealthy: ${wrong.output}`);
+    } finally {
+      writeFileSync(runtime, saved);
+    }
+  });
+
+  it("exits 0 for a hub serving the owner's leaf of a private CA (no chain): the pin alone decides", async (t) => {
+    const openssl = requireTool(t, 'openssl', ['openssl'], 'apt-get install openssl');
+    if (!openssl) return;
+    const files = tempDataDir();
+    try {
+      const leaf = privateCaLeaf(openssl, files);
+      const hub = await startHub({ args: ['--http-tls-cert', leaf.certFile, '--http-tls-key', leaf.keyFile] });
+      hubs.push(hub);
+      const healthy = runHealthCheck(hub.dataDir);
+      assert.equal(healthy.status, 0, healthy.output);
+    } finally {
+      removeDataDir(files);
+    }
   });
 });
 

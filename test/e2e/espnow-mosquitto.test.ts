@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
+import { DynsecClient } from '../../src/broker/mosquitto/dynsec.js';
+import { readBrokerCredentials } from '../../src/store/broker-credentials.js';
 import { readHubToken } from '../../src/store/runtime-file.js';
 import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { freePort, type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
@@ -180,5 +182,37 @@ describe('ESP-NOW pairing with an external broker (Mosquitto)', { timeout: 120_0
     });
     assert.equal(removed.status, 200, await removed.text());
     await assert.rejects(connectDevice(url, 'gw', { password: gwPassword }), /Not authorized|Bad username or password/i);
+  });
+
+  it('leaves an admin’s own ACLs on a device role alone at each start: no removal, no deny [E-14]', async (t) => {
+    if (!hub) return void t.skip('needs the first test’s broker and hub');
+    const credentials = readBrokerCredentials(dataDir);
+    assert.ok(credentials, 'mosquitto-config wrote the hub’s broker login');
+    const dynsec = await DynsecClient.connect(url, credentials.username, credentials.password);
+    const acls = async () =>
+      (
+        (await dynsec.run({ command: 'getRole', rolename: 'mqttkit-device-other' })) as {
+          role: { acls: Array<{ acltype: string; topic: string; allow: boolean }> };
+        }
+      ).role.acls;
+    try {
+      // `other` never paired anything; its owner lets it read the weather station's topics.
+      for (const acltype of ['subscribePattern', 'publishClientReceive'])
+        await dynsec.run({ command: 'addRoleACL', rolename: 'mqttkit-device-other', acltype, topic: 'weather/#', allow: true });
+      const before = await acls();
+      await hub.stop();
+      hub = await startHub({ dataDir, args: ['--mqtt-url', url] });
+      const afterRestart = await acls();
+      for (const acltype of ['subscribePattern', 'publishClientReceive'])
+        assert.ok(
+          afterRestart.some((a) => a.acltype === acltype && a.topic === 'weather/#' && a.allow),
+          `${acltype} weather/# allow survives the start: ${JSON.stringify(afterRestart)}`,
+        );
+      assert.ok(!afterRestart.some((a) => !a.allow), `no deny was added: ${JSON.stringify(afterRestart)}`);
+      assert.equal(afterRestart.length, before.length, 'nothing added or removed');
+      assert.doesNotMatch(hub.output(), /rights corrected to match the pairings: other:/);
+    } finally {
+      await dynsec.close();
+    }
   });
 });

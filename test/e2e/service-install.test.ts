@@ -175,4 +175,52 @@ describe('mqttkit service install / uninstall', { timeout: 120_000 }, () => {
     assert.equal(spaced.status, 2);
     assert.ok(spaced.stderr.includes(`${join(root, 'hub data')} has a space`), spaced.stderr);
   });
+
+  it('refuses --run-as an account of uid 0 (`--run-as 0` is root by another name)', () => {
+    const zero = cli(['service', 'install', '--system', '--run-as', '0', '--data-dir', '/var/lib/mqttkit-zero', '--dry-run']);
+    assert.equal(zero.status, 2, zero.stdout);
+    assert.match(zero.stderr, /uid is 0, so the hub would run as root; name an ordinary account \(e\.g\. useradd --system mqttkit\)/);
+    assert.doesNotMatch(zero.stdout, /^User=/m, 'no unit printed');
+  });
+
+  it('refuses a start option with a line break (it would add lines such as User=root to the unit), and writes nothing', () => {
+    const injected = cli([
+      'service',
+      'install',
+      '--user',
+      '--unit-dir',
+      unitDir,
+      '--data-dir',
+      join(root, 'inject'),
+      '--',
+      '--bridge-name',
+      'Living\nExecStartPre=/bin/touch /tmp/mqttkit-pwned\n#',
+    ]);
+    assert.equal(injected.status, 2, injected.stdout);
+    assert.match(injected.stderr, /has a line break or control character in it, which would add lines to the unit: give it without/);
+    assert.equal(existsSync(unitFile), false, 'no unit written');
+  });
+
+  it('keeps secrets out of the unit: a URL with a password or --mqtt-password after -- is refused, naming the 0600 environment file the unit reads', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--database-url', 'postgres://mqttkit:s3cret-pw@db.local:5432/mqttkit'], /--database-url is a URL with a password.*MQTTKIT_DATABASE_URL=/],
+      [['--mqtt-url=mqtts://hub:s3cret-pw@broker.local:8883'], /--mqtt-url is a URL with a password.*MQTTKIT_MQTT_URL=/],
+      [['--mqtt-username', 'hub', '--mqtt-password', 's3cret-pw'], /--mqtt-password after -- .*MQTTKIT_MQTT_PASSWORD=/],
+    ];
+    const dir = join(root, 'secret');
+    for (const [options, message] of cases) {
+      const refused = cli(['service', 'install', '--user', '--unit-dir', unitDir, '--data-dir', dir, '--', ...options]);
+      assert.equal(refused.status, 2, `${options.join(' ')}: ${refused.stdout}`);
+      assert.match(refused.stderr, message);
+      assert.ok(refused.stderr.includes(`${dir}/service.env`) || refused.stderr.includes('service.env'), refused.stderr);
+      assert.match(refused.stderr, /mode 0600/);
+      assert.ok(!refused.stderr.includes('s3cret-pw'), 'the password is not printed');
+      assert.equal(existsSync(unitFile), false, 'no unit written');
+    }
+    // A URL without a password is fine; the unit reads the (optional) environment file in the data dir.
+    const plain = cli(['service', 'install', '--user', '--unit-dir', unitDir, '--data-dir', dir, '--', '--mqtt-url', 'mqtt://broker.local:1883']);
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.deepEqual(settings(readFileSync(unitFile, 'utf8'), 'EnvironmentFile'), [`-${join(dir, 'service.env')}`]);
+    rmSync(unitFile);
+  });
 });

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { readBrokerCredentials } from '../../store/broker-credentials.js';
-import type { DynsecClient } from './dynsec.js';
+import type { DynsecAcl, DynsecClient } from './dynsec.js';
 
 export interface PeripheralRights {
   grant(gateway: string, peripheral: string): Promise<void>;
@@ -17,7 +17,8 @@ export interface PeripheralRights {
   removeDevice(id: string): Promise<void>;
   /**
    * [E-14] Makes every device role's rights match the pairings: a peripheral's ACLs only in its gateway's
-   * role, and a deny for the deliveries of any peripheral a role held. Returns what it changed.
+   * role, and a deny for the deliveries of any peripheral a role held. ACLs of any other shape (an admin's
+   * own on a device role) are left alone. Returns what it changed.
    */
   reconcile(pairings: ReadonlyArray<{ gateway: string; peripheral: string }>): Promise<string[]>;
 }
@@ -30,6 +31,21 @@ const roleAcls = z.looseObject({
   }),
 });
 const roleNames = z.looseObject({ roles: z.array(z.union([z.string(), z.looseObject({ rolename: z.string() })])).default([]) });
+
+/**
+ * The device whose peripheral rights `acl` is one of (an allow exactly as deviceAcls(id) gives it), or
+ * undefined: an ACL of any other shape (an admin's own, e.g. `subscribePattern weather/#`) is nobody's.
+ */
+export function peripheralOfAcl(acl: { acltype: string; topic: string; allow: boolean }, deviceAcls: (id: string) => DynsecAcl[]): string | undefined {
+  if (!acl.allow) return undefined;
+  const levels = acl.topic.split('/');
+  // The id is the second level (HomeKit/<id>/…, stat/<id>/…, tele/<id>/…, cmnd/<id>/…) or the first (<id>/OTA).
+  for (const id of new Set([levels[1], levels[0]])) {
+    if (!id || id === '+' || id === '#') continue;
+    if (deviceAcls(id).some((own) => aclKey(own) === aclKey(acl))) return id;
+  }
+  return undefined;
+}
 
 export function mosquittoPeripheralRights(url: string, dataDir: string): PeripheralRights {
   const withDynsec = async (fn: (dynsec: DynsecClient, m: typeof import('./dynsec.js')) => Promise<void>) => {
@@ -80,9 +96,15 @@ export function mosquittoPeripheralRights(url: string, dataDir: string): Periphe
           const peripherals = pairings.filter((p) => p.gateway === gateway).map((p) => p.peripheral);
           const wanted = new Set([gateway, ...peripherals].flatMap((id) => m.deviceAcls(id).map(aclKey)));
           const held = roleAcls.parse(await dynsec.run({ command: 'getRole', rolename })).role.acls;
-          // An allow the pairings do not explain (a peripheral unpaired while the hub was stopped) goes, and
-          // what its subscriptions would still receive is denied, as at unpairing.
-          for (const acl of held.filter((a) => a.allow && !wanted.has(aclKey(a)))) {
+          // A peripheral's allow the pairings do not explain (unpaired while the hub was stopped) goes, and what
+          // its subscriptions would still receive is denied, as at unpairing. Only a peripheral's (exactly another
+          // device's ACL, even one that has a login since: it must not stay impersonable): an ACL of any other
+          // shape an admin added to the role is not ours to take away, and gets no deny.
+          const stale = (a: (typeof held)[number]) => {
+            const owner = peripheralOfAcl(a, m.deviceAcls);
+            return owner !== undefined && owner !== gateway && !wanted.has(aclKey(a));
+          };
+          for (const acl of held.filter(stale)) {
             await dynsec.run({ command: 'removeRoleACL', rolename, acltype: acl.acltype, topic: acl.topic }, ['not found']);
             if (acl.acltype === 'publishClientReceive')
               await dynsec.run({ command: 'addRoleACL', rolename, acltype: acl.acltype, topic: acl.topic, allow: false }, ['already exists']);
