@@ -55,6 +55,12 @@ export function registerBackup(program: Command): void {
         console.log(
           [
             `Backup written to ${summary.file} (${(summary.bytes / 1024).toFixed(0)} KiB): ${summary.devices} devices, ${summary.accounts} accounts, ${summary.bridges} HomeKit bridge(s).`,
+            ...(summary.matterFiles > 0
+              ? [
+                  `Matter: ${summary.matterFiles} files (fabrics, keys, pairing code), copied once unchanged for ${summary.matterQuietMs} ms; a backup of a stopped hub is exact.`,
+                ]
+              : []),
+            ...(summary.https ? ["HTTPS: the dashboard's certificate and its key (same fingerprint after a restore)."] : []),
             SECRETS_NOTE,
             `Restore it with: mqttkit restore ${summary.file} --data-dir <a new data dir>`,
           ].join('\n'),
@@ -79,6 +85,8 @@ export function registerBackup(program: Command): void {
         console.log(
           [
             `Restored the backup of ${summary.createdAt} into ${dataDir}: ${summary.devices} devices, ${summary.accounts} accounts, ${summary.bridges} HomeKit bridge(s) with their pairings.`,
+            ...(summary.matterFiles > 0 ? ['Matter: the bridge with its fabrics and pairing code (controllers need no new commissioning).'] : []),
+            ...(summary.https ? ["HTTPS: the dashboard's certificate and key."] : []),
             ...summary.movedAside.map((m) => `Moved the previous ${m}`),
             ...(summary.keptConfig ? [`Kept the config.json already in ${dataDir} (the backup's was not applied).`] : []),
             summary.pincode ? `HomeKit setup code: ${summary.pincode} (paired iPhones need no new pairing)` : '',

@@ -15,6 +15,13 @@ export const NODE_DIR = 'mqttkit';
 export const PAIRING_FILE = 'pairing.json';
 /** matter.js's own lock and pid files, and its in-flight temp files: not state. */
 const NOT_STATE = /^(matter\.lock|matter\.pid)$|\.tmp$/;
+/** The names matter.js's file driver gives stored values: a key, `encodeURIComponent`ed, plus `driver.json`. */
+const STORE_FILE = /^[A-Za-z0-9_~%-][A-Za-z0-9._~%-]{0,199}$/;
+
+/** matter.js's `*.tmp` files: a write in flight (it writes a value to `<name>.tmp`, then renames it). */
+export const isWriteInFlight = (name: string): boolean => name.endsWith('.tmp');
+/** A file of `<data>/matter/mqttkit/` that is matter.js's state (not its lock, pid or temp files). */
+export const isMatterStateFile = (name: string): boolean => STORE_FILE.test(name) && !NOT_STATE.test(name);
 
 export class MatterStateError extends Error {}
 

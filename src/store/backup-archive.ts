@@ -8,8 +8,8 @@
  * Any truncation, flipped byte, unknown entry name or extra byte is found when the file is read.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, statSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { dirname, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../core/json.js';
 
@@ -18,8 +18,27 @@ export const BACKUP_FORMAT = 1;
 const MAX_MANIFEST_BYTES = 1 << 20;
 const CHUNK = 1 << 20;
 
-/** The only names an archive may hold: paths inside the data dir, never outside it. */
-const ENTRY_NAME = /^(mqttkit\.db|config\.json|broker-credentials\.json|homekit\/(AccessoryInfo|IdentifierCache|ControllerStorage)\.[0-9A-F]{12}\.json)$/;
+/**
+ * The only names an archive may hold: paths inside the data dir, never outside it. Matter's are the
+ * names matter.js's file driver writes (an encoded key: no `/`, never `.` or `..`, not its lock, pid or
+ * temp files); the dashboard's certificate and key only by their own names.
+ */
+const ENTRY_NAME =
+  /^(mqttkit\.db|config\.json|broker-credentials\.json|homekit\/(AccessoryInfo|IdentifierCache|ControllerStorage)\.[0-9A-F]{12}\.json|matter\/pairing\.json|matter\/mqttkit\/(?!matter\.lock$|matter\.pid$)[A-Za-z0-9_~%-][A-Za-z0-9._~%-]{0,199}(?<!\.tmp)|https\/(cert|key)\.pem)$/;
+/** Matter files and the certificate are small: a larger one is refused before it is read. */
+const MATTER_ENTRY_BYTES = 1 << 20;
+const HTTPS_ENTRY_BYTES = 64 << 10;
+const MAX_MATTER_ENTRIES = 4096;
+
+/** The largest size an entry of this name may have (the database and HomeKit files: their own checks). */
+export function maxEntryBytes(name: string): number {
+  if (name.startsWith('matter/')) return MATTER_ENTRY_BYTES;
+  if (name.startsWith('https/')) return HTTPS_ENTRY_BYTES;
+  return Number.MAX_SAFE_INTEGER;
+}
+
+/** Whether `name` may be an entry of a backup. */
+export const isEntryName = (name: string): boolean => ENTRY_NAME.test(name);
 
 export interface ManifestEntry {
   name: string;
@@ -107,7 +126,11 @@ export function extractArchive(file: string, dir: string): Manifest {
   try {
     let offset = dataOffset;
     for (const entry of manifest.entries) {
-      const out = openSync(join(dir, entry.name), 'wx', 0o600);
+      // The names were checked against ENTRY_NAME; this is the second lock on the same door.
+      const target = resolve(dir, entry.name);
+      if (!target.startsWith(resolve(dir) + sep)) throw new BackupFormatError(`${file} is damaged: ${entry.name} points outside the data dir`);
+      mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+      const out = openSync(target, 'wx', 0o600);
       const hash = createHash('sha256');
       try {
         const buffer = Buffer.alloc(Math.min(CHUNK, Math.max(entry.size, 1)));
@@ -147,9 +170,13 @@ function checkManifest(file: string, value: unknown): asserts value is Manifest 
     if (seen.has(entry.name)) throw bad(`it holds ${entry.name} twice`);
     seen.add(entry.name);
     if (typeof entry.size !== 'number' || !Number.isSafeInteger(entry.size) || entry.size < 0) throw bad(`${entry.name} has no valid size`);
+    if (entry.size > maxEntryBytes(entry.name))
+      throw bad(`${entry.name} is ${entry.size} bytes, more than the ${maxEntryBytes(entry.name)} such a file may have`);
     if (typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) throw bad(`${entry.name} has no valid checksum`);
   }
   if (!seen.has('mqttkit.db')) throw bad('it holds no mqttkit.db');
+  const matter = [...seen].filter((name) => name.startsWith('matter/')).length;
+  if (matter > MAX_MATTER_ENTRIES) throw bad(`it holds ${matter} Matter files, more than the ${MAX_MATTER_ENTRIES} a hub writes`);
 }
 
 function eachChunk(file: string, fn: (chunk: Buffer) => void): number {

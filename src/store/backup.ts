@@ -11,6 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { syncDirectory, TEMP_PREFIX } from './atomic-file.js';
 import { type EntrySource, extractArchive, type Manifest, writeArchive } from './backup-archive.js';
+import { checkFolders, FOLDERS, FolderError, HTTPS_DIR, MATTER_QUIET_MS, readHttpsPair, readMatterFiles, tightenRestored } from './backup-folders.js';
 import { BROKER_CREDENTIALS_FILE } from './broker-credentials.js';
 import { DATABASE_FILE, SCHEMA_VERSION } from './database.js';
 import { runningHubPid } from './runtime-file.js';
@@ -31,6 +32,11 @@ export interface BackupSummary {
   accounts: number;
   pincode: string | undefined;
   entries: string[];
+  /** Matter files carried (0: the hub never ran with --matter); copied once unchanged for `matterQuietMs`. */
+  matterFiles: number;
+  matterQuietMs: number;
+  /** The dashboard's `--http-tls auto` certificate and key carried. */
+  https: boolean;
 }
 
 /** Writes a backup of `dataDir` to `file` (owner-only, atomically). Works while a hub runs there. */
@@ -72,6 +78,17 @@ export async function takeBackup(dataDir: string, file: string, options: { force
       const data = readIfExists(join(dataDir, name));
       if (data) sources.push({ name, data });
     }
+    // 3. Matter's storage as one consistent set, and the dashboard's certificate with its key.
+    let matter: EntrySource[];
+    let https: EntrySource[];
+    try {
+      matter = await readMatterFiles(dataDir);
+      https = await readHttpsPair(dataDir);
+    } catch (error) {
+      if (error instanceof FolderError) throw new BackupError(error.message);
+      throw error;
+    }
+    sources.push(...matter, ...https);
 
     const fd = openSync(temp, 'wx', 0o600);
     let manifest: Manifest;
@@ -90,6 +107,9 @@ export async function takeBackup(dataDir: string, file: string, options: { force
       accounts: facts.accounts,
       pincode: facts.pincode,
       entries: manifest.entries.map((e) => e.name),
+      matterFiles: matter.length,
+      matterQuietMs: MATTER_QUIET_MS,
+      https: https.length > 0,
     };
   } finally {
     rmSync(temp, { force: true });
@@ -97,7 +117,7 @@ export async function takeBackup(dataDir: string, file: string, options: { force
   }
 }
 
-export interface RestoreSummary extends Omit<BackupSummary, 'file' | 'bytes'> {
+export interface RestoreSummary extends Omit<BackupSummary, 'file' | 'bytes' | 'matterQuietMs'> {
   createdAt: string;
   movedAside: string[];
   keptConfig: boolean;
@@ -114,6 +134,8 @@ export function existingState(dataDir: string): string[] {
         .filter((name) => HOMEKIT_FILE.test(name))
         .map((name) => `${HOMEKIT_DIR}/${name}`),
     );
+  // Matter's and the certificate's folders are moved aside whole (a mix of two hubs' files is no state).
+  for (const folder of FOLDERS) if (existsSync(join(dataDir, folder))) found.push(folder);
   return found;
 }
 
@@ -145,13 +167,13 @@ export function restoreBackup(file: string, dataDir: string, options: { force: b
       throw new BackupError((error as Error).message);
     }
     const facts = databaseFacts(join(stage, DATABASE_FILE), `the database in ${file}`, true);
-    const problems = checkState(stage);
+    const names = manifest.entries.map((e) => e.name);
+    const problems = [...checkState(stage), ...checkFolders(stage, names)];
     if (problems.length > 0)
       throw new BackupError(`${file} does not hold a consistent state:\n${problems.map((p) => `  - ${p.file} ${p.problem}`).join('\n')}`);
 
     // 2. Make room: the old state is moved aside, never deleted.
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    const names = manifest.entries.map((e) => e.name);
     const keptConfig = names.includes(CONFIG_FILE) && existsSync(join(dataDir, CONFIG_FILE)) && !options.force;
     const movedAside: string[] = [];
     const replaced = options.force ? [...existing, ...(names.includes(CONFIG_FILE) && existsSync(join(dataDir, CONFIG_FILE)) ? [CONFIG_FILE] : [])] : [];
@@ -163,7 +185,14 @@ export function restoreBackup(file: string, dataDir: string, options: { force: b
 
     // 3. Into place, one whole file at a time; the database last.
     mkdirSync(join(dataDir, HOMEKIT_DIR), { recursive: true, mode: 0o700 });
-    const order = [...names.filter((n) => n !== DATABASE_FILE && !(keptConfig && n === CONFIG_FILE)), DATABASE_FILE];
+    const inFolder = (name: string) => FOLDERS.some((folder) => name.startsWith(`${folder}/`));
+    // Matter's and the certificate's folders go into place whole, owner-only (the key 0600).
+    const folders = FOLDERS.filter((folder) => names.some((name) => name.startsWith(`${folder}/`)));
+    for (const folder of folders) {
+      tightenRestored(join(stage, folder));
+      renameSync(join(stage, folder), join(dataDir, folder));
+    }
+    const order = [...names.filter((n) => n !== DATABASE_FILE && !inFolder(n) && !(keptConfig && n === CONFIG_FILE)), DATABASE_FILE];
     for (const name of order) renameSync(join(stage, name), join(dataDir, name));
     syncDirectory(join(dataDir, HOMEKIT_DIR));
     syncDirectory(dataDir);
@@ -173,7 +202,9 @@ export function restoreBackup(file: string, dataDir: string, options: { force: b
       devices: facts.devices,
       accounts: facts.accounts,
       pincode: facts.pincode,
-      entries: order,
+      entries: [...names.filter(inFolder), ...order],
+      matterFiles: names.filter((name) => name.startsWith('matter/')).length,
+      https: folders.includes(HTTPS_DIR),
       movedAside,
       keptConfig,
     };
