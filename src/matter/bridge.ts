@@ -118,7 +118,8 @@ export class MatterBridge {
   static async start(options: BridgeOptions, onWrite: WriteHandler): Promise<MatterBridge> {
     routeLog(options.log);
     Environment.default.vars.set('storage.path', options.storagePath);
-    const uniqueId = createHash('sha256').update(options.storagePath).digest('hex').slice(0, 32);
+    // [M-7] kept in the pairing file, so a restored or moved hub is the same bridge to every ecosystem
+    const uniqueId = options.pairing.uniqueId ?? createHash('sha256').update(options.storagePath).digest('hex').slice(0, 32);
     const server = await ServerNode.create({
       id: 'mqttkit',
       network: { port: options.port },

@@ -3,7 +3,7 @@
  * the passcodes the Matter specification forbids (5.1.7.1: 00000000, 11111111 … 99999999, 12345678,
  * 87654321), never logged (only the pairing code derived from them is shown, in the banner).
  */
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { fail, ok, type Result } from '../core/result.js';
 
 export interface MatterPairing {
@@ -11,6 +11,18 @@ export interface MatterPairing {
   passcode: number;
   /** The 12-bit long discriminator, 0–4095. */
   discriminator: number;
+  /**
+   * The bridge's UniqueID (32 hex digits, random): kept here, beside the passcode, so it travels with
+   * the data dir and its backups; an ecosystem that keys the bridge on it sees one device after a move.
+   * Files written before it existed get one at the next start.
+   */
+  uniqueId?: string;
+}
+
+const UNIQUE_ID = /^[0-9a-f]{32}$/;
+
+export function newUniqueId(): string {
+  return randomBytes(16).toString('hex');
 }
 
 const FORBIDDEN = new Set([...Array.from({ length: 10 }, (_, d) => Number(String(d).repeat(8))), 12345678, 87654321]);
@@ -24,7 +36,9 @@ export function checkPairing(value: unknown): Result<MatterPairing> {
   if (typeof discriminator !== 'number' || !Number.isInteger(discriminator) || discriminator < 0 || discriminator > 4095) {
     return fail(`discriminator ${String(discriminator)} is not 0–4095`);
   }
-  return ok({ passcode, discriminator });
+  const { uniqueId } = value as Record<string, unknown>;
+  if (uniqueId !== undefined && (typeof uniqueId !== 'string' || !UNIQUE_ID.test(uniqueId))) return fail('uniqueId is not 32 hex digits');
+  return ok(uniqueId === undefined ? { passcode, discriminator } : { passcode, discriminator, uniqueId });
 }
 
 export function generatePairing(random: (max: number) => number = randomInt): MatterPairing {

@@ -7,7 +7,7 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../store/atomic-file.js';
-import { checkPairing, generatePairing, type MatterPairing } from './pairing.js';
+import { checkPairing, generatePairing, type MatterPairing, newUniqueId } from './pairing.js';
 
 export const MATTER_DIR = 'matter';
 /** matter.js's storage of the bridge's node (its `ServerNode` id). */
@@ -70,7 +70,7 @@ export function checkMatterStorage(dir: string): void {
 export function loadPairing(dir: string, generate: () => MatterPairing = generatePairing): MatterPairing {
   const path = join(dir, PAIRING_FILE);
   if (!existsSync(path)) {
-    const pairing = generate();
+    const pairing = { ...generate(), uniqueId: newUniqueId() };
     writeFileAtomic(path, `${JSON.stringify(pairing)}\n`, { mode: 0o600 });
     return pairing;
   }
@@ -82,5 +82,10 @@ export function loadPairing(dir: string, generate: () => MatterPairing = generat
   }
   const checked = checkPairing(parsed);
   if (!checked.ok) throw damaged(path, checked.error);
-  return checked.value;
+  if (checked.value.uniqueId) return checked.value;
+  // Written before the bridge kept its UniqueID here (it was derived from the folder's path, so it
+  // changed when a hub moved): one is chosen now and kept.
+  const pairing = { ...checked.value, uniqueId: newUniqueId() };
+  writeFileAtomic(path, `${JSON.stringify(pairing)}\n`, { mode: 0o600 });
+  return pairing;
 }

@@ -39,6 +39,7 @@ describe('backup and restore of the Matter bridge and the HTTPS certificate', { 
   let fingerprint: string;
   let numbers: { node: number; temperature: number };
   let backup: string;
+  let uniqueId: unknown;
   const newDir = () => {
     const dir = tempDataDir();
     dirs.push(dir);
@@ -65,6 +66,8 @@ describe('backup and restore of the Matter bridge and the HTTPS certificate', { 
     );
     numbers = { node: bridgedDevice(peer, 'b-sensor')!.node.number!, temperature: temperature.number! };
     fingerprint = await servedFingerprint(original.info.httpPort!);
+    uniqueId = await readAttribute(peer, 0, 'basicInformation', 'uniqueId');
+    assert.match(String(uniqueId), /^[0-9a-f]{32}$/);
   });
 
   after(async () => {
@@ -122,6 +125,8 @@ describe('backup and restore of the Matter bridge and the HTTPS certificate', { 
       `measuredValue 2300 read at endpoint ${numbers.temperature} of the restored hub`,
     );
     assert.equal(bridgedDevice(peer, 'b-sensor')?.node.number, numbers.node, 'the same bridged node number');
+    // An ecosystem that keys the bridge on its UniqueID (Home Assistant's Matter server) sees the same bridge.
+    assert.equal(await readAttribute(peer, 0, 'basicInformation', 'uniqueId'), uniqueId, 'the same UniqueID in another data dir');
     assert.equal(await servedFingerprint(hub.info.httpPort!), fingerprint, 'the same certificate: no new browser warning, the CLI pin holds');
   });
 

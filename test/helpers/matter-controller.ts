@@ -106,10 +106,15 @@ export function clusterState(endpoint: Endpoint, cluster: string): Record<string
 }
 
 /** One attribute read from the peer now (not from the subscription's cache): what a controller does when it polls. */
-export async function readAttribute(peer: ClientNode, endpoint: number, cluster: 'temperatureMeasurement' | 'onOff', attribute: string): Promise<unknown> {
+export async function readAttribute(
+  peer: ClientNode,
+  endpoint: number,
+  cluster: 'temperatureMeasurement' | 'onOff' | 'basicInformation',
+  attribute: string,
+): Promise<unknown> {
   const { Read } = await import('@matter/main/protocol');
   const clusters = await import('@matter/main/clusters');
-  const spec = cluster === 'temperatureMeasurement' ? clusters.TemperatureMeasurement : clusters.OnOff;
+  const spec = cluster === 'temperatureMeasurement' ? clusters.TemperatureMeasurement : cluster === 'onOff' ? clusters.OnOff : clusters.BasicInformation;
   let value: unknown;
   // matter.js's selector types are per cluster; the attribute is named by the caller.
   const request = Read(Read.Attribute({ endpoint, cluster: spec, attributes: [attribute] } as never));

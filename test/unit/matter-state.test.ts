@@ -46,6 +46,19 @@ describe('Matter pairing [M-6]', () => {
     assert.deepEqual(loadPairing(dir), first);
   });
 
+  it("keeps the bridge's UniqueID with the passcode: a file from before it gets one once, and it moves with the file", () => {
+    const dir = prepareMatterDir(temp());
+    writeFileSync(join(dir, PAIRING_FILE), '{"passcode": 20202021, "discriminator": 3840}', { mode: 0o600 });
+    const first = loadPairing(dir);
+    assert.match(first.uniqueId ?? '', /^[0-9a-f]{32}$/);
+    assert.deepEqual(loadPairing(dir), first, 'chosen once and kept');
+    const moved = prepareMatterDir(temp());
+    writeFileSync(join(moved, PAIRING_FILE), readFileSync(join(dir, PAIRING_FILE)));
+    assert.equal(loadPairing(moved).uniqueId, first.uniqueId, 'the same in another data dir');
+    writeFileSync(join(dir, PAIRING_FILE), '{"passcode": 20202021, "discriminator": 3840, "uniqueId": "../x"}');
+    assert.throws(() => loadPairing(dir), /uniqueId/);
+  });
+
   it('refuses a damaged pairing file by name and leaves it as it is', () => {
     const dir = prepareMatterDir(temp());
     writeFileSync(join(dir, PAIRING_FILE), '{"passcode": 12345678, "discriminator": 1}');
