@@ -108,9 +108,10 @@ describe('dashboard polish in Chromium', { timeout: 240_000 }, () => {
   it('a rename can be undone from its notice, with the keyboard, and HomeKit gets the old name back', async (t) => {
     const s = await session(t);
     if (!s || !hub) return;
-    await arrive('undo-lamp');
+    const lamp = await arrive('undo-lamp');
+    await lamp.publishAsync('HomeKit/undo-lamp/$name', 'Desk lamp', { qos: 1, retain: true });
     const detail = async () => (await (await s.context.request.get(`${s.base}/api/devices/undo-lamp`)).json()) as { name: string; meta: { name: string } };
-    await eventually(async () => (await detail()).name, 5000, 'undo-lamp known');
+    await eventually(async () => (await detail()).meta?.name === 'Desk lamp', 5000, 'undo-lamp known by its name');
     const before = await detail();
     const page = await open(s, '#/device/undo-lamp');
     await page.waitForSelector('#device-name');
