@@ -12,7 +12,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { chromiumPath, launchChromium } from '../helpers/chromium.js';
 import { axeProblems } from '../helpers/dashboard-checks.js';
 import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
-import { connectDevice } from '../helpers/mqtt-device.js';
+import { cli, connectDevice } from '../helpers/mqtt-device.js';
 
 const PASSWORD = 'a long dashboard password';
 
@@ -30,12 +30,15 @@ describe('dashboard polish in Chromium', { timeout: 240_000 }, () => {
     if (hub) removeDataDir(hub.dataDir);
   });
 
+  let started: Promise<RunningHub> | undefined;
+  const hubOnly = () => (started ??= startHub().then((h) => (hub = h)));
+
   /** One hub, one browser context logged in as admin; each test opens its own page (its own live stream). */
   const session = (t: TestContext) =>
     (ready ??= (async () => {
       const executable = chromiumPath(t);
       if (!executable) return undefined;
-      hub = await startHub();
+      hub = await hubOnly();
       const base = `http://127.0.0.1:${hub.info.httpPort}`;
       browser = await launchChromium(executable);
       const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
@@ -103,6 +106,72 @@ describe('dashboard polish in Chromium', { timeout: 240_000 }, () => {
     assert.equal(page_.length, want.length, 'as many lines on the page as in the hub log (none twice)');
     want.forEach((l, i) => assert.ok(page_[i]?.endsWith(` ${l.text}\n`), `line ${i}: ${page_[i]} is not ${l.text}`));
     await page.close();
+  });
+
+  it('the live stream resumes the hub log after a cursor (?hubLogAfter, Last-Event-ID) and refuses a bad one', async () => {
+    const running = await hubOnly();
+    const base = `http://127.0.0.1:${running.info.httpPort}`;
+    const made = cli(['token', 'create', 'stream-reader', '--json', '--data-dir', running.dataDir]);
+    assert.equal(made.status, 0, made.stderr);
+    const { token } = JSON.parse(made.stdout) as { token: string };
+    // A few devices arrive: the hub logs their coming, enough lines to resume in the middle of.
+    for (const id of ['cursor-a', 'cursor-b', 'cursor-c']) (await arrive(id)).end(true);
+    await eventually(
+      async () =>
+        ((await (await fetch(`${base}/api/hub-log`, { headers: { authorization: `Bearer ${token}` } })).json()) as { lines: unknown[] }).lines.length >= 8,
+      10_000,
+      'eight lines in the hub log',
+    );
+    /** The stream's first blocks up to its second hub-log event: [hello's data, [sse id, line id]…]. */
+    const read = async (query: string, headers: Record<string, string> = {}) => {
+      const abort = new AbortController();
+      const response = await fetch(`${base}/api/events${query}`, { headers: { authorization: `Bearer ${token}`, ...headers }, signal: abort.signal });
+      if (response.status !== 200) {
+        const answer = { status: response.status, error: ((await response.json()) as { error: string }).error };
+        abort.abort();
+        return answer;
+      }
+      let text = '';
+      const decoder = new TextDecoder();
+      const timer = setTimeout(() => abort.abort(), 10_000);
+      try {
+        for await (const chunk of response.body!) {
+          text += decoder.decode(chunk as Uint8Array, { stream: true });
+          if ((text.match(/event: hub-log/g) ?? []).length >= 2) break;
+        }
+      } catch {
+        // the deadline: what came is checked below
+      } finally {
+        clearTimeout(timer);
+        abort.abort();
+      }
+      const blocks = text.split('\n\n');
+      const hello = JSON.parse(/^data: (.*)$/m.exec(blocks.find((b) => b.includes('event: hello')) ?? '')?.[1] ?? '{}') as { hubLogAfter?: number };
+      const lines = blocks
+        .filter((b) => b.includes('event: hub-log'))
+        .map((b) => [Number(/^id: (\d+)$/m.exec(b)?.[1]), (JSON.parse(/^data: (.*)$/m.exec(b)![1]!) as { id: number }).id])
+        .slice(0, 2);
+      return { status: 200, hello, lines };
+    };
+    const resumed = (await read('?hubLogAfter=2')) as { status: number; hello: { hubLogAfter?: number }; lines: unknown };
+    assert.deepEqual(
+      { ...resumed, hello: resumed.hello.hubLogAfter },
+      {
+        status: 200,
+        hello: 2,
+        lines: [
+          [3, 3],
+          [4, 4],
+        ],
+      },
+    );
+    assert.deepEqual(((await read('', { 'last-event-id': '5' })) as { lines: unknown }).lines, [
+      [6, 6],
+      [7, 7],
+    ]);
+    const bad = await read('?hubLogAfter=soon');
+    assert.equal(bad.status, 400);
+    assert.match(String((bad as { error: string }).error), /hubLogAfter.*whole number/);
   });
 
   it('a rename can be undone from its notice, with the keyboard, and HomeKit gets the old name back', async (t) => {
