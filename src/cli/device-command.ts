@@ -141,6 +141,14 @@ async function add(ws: Workspace, id: string, json: boolean): Promise<void> {
   // [E-10] a peripheral speaks only through its gateway: no account of its own (with Mosquitto, a client would be a second voice)
   const gateway = (await EspNowPairings.load(ws.db)).get(id)?.gateway;
   if (gateway) throw new CliError(`${id} is an ESP-NOW peripheral of gateway ${gateway}: it has no account of its own ('mqttkit espnow unpair ${id}' first)`);
+  // A running hub makes it (so its security log names the action [A-11]); an external broker's dynamic
+  // security is the CLI's to write, so that path stays here.
+  const hub = ws.externalUrl ? undefined : hubOf(ws);
+  if (hub) {
+    const made = await hub.ok<{ password: string }>('POST', '/api/registration/devices', { id });
+    printPassword(id, made.password, json, 'password');
+    return;
+  }
   const password = generatePassword();
   if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.provisionDevice(id, password));
   await ws.accounts.create(id, 'device', 'active', await hashPassword(password));

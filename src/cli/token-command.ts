@@ -1,6 +1,7 @@
 /** `mqttkit token create|list|remove`: API tokens for scripts (Authorization: Bearer <token>). */
 import type { Command } from 'commander';
 import { WebStore } from '../store/web-store.js';
+import { type HubClient, hubOf } from './hub-client.js';
 import { ago, printTable } from './table.js';
 import { action, addWorkspaceOptions, CliError, openWorkspace, type WorkspaceFlags } from './workspace.js';
 
@@ -11,10 +12,10 @@ export function registerToken(program: Command): void {
     .command('token')
     .description('API tokens for scripts that use the HTTP API')
     .addHelpText('after', "\nExamples:\n  $ mqttkit token create home-assistant\n  $ curl -H 'Authorization: Bearer mk_…' http://hub:8581/api/devices");
-  const withStore = async (flags: Flags, fn: (store: WebStore) => Promise<void>) => {
+  const withStore = async (flags: Flags, fn: (store: WebStore, hub: HubClient | undefined) => Promise<void>) => {
     const ws = await openWorkspace(flags, { create: true });
     try {
-      await fn(new WebStore(ws.db));
+      await fn(new WebStore(ws.db), hubOf(ws));
     } finally {
       await ws.close();
     }
@@ -23,9 +24,10 @@ export function registerToken(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action((name: string, flags: Flags) =>
-        withStore(flags, async (store) => {
+        withStore(flags, async (store, hub) => {
           if ((await store.tokens()).some((t) => t.name === name)) throw new CliError(`a token named ${name} exists already`);
-          const value = await store.createToken(name);
+          // A running hub makes it, so its security log names the action [A-11]; offline, the store does.
+          const value = hub ? (await hub.ok<{ token: string }>('POST', '/api/tokens', { name })).token : await store.createToken(name);
           console.log(flags.json ? JSON.stringify({ name, token: value }) : `Token ${name} (shown only this once):\n${value}`);
         }),
       ),

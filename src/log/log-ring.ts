@@ -73,6 +73,11 @@ export class LogRing {
     return this.#lines.filter((l) => l.id > after && (LEVEL_RANK[l.level] ?? 30) >= min);
   }
 
+  /** The id of the last line written (0: none yet): a stream that starts now sends every line after it. */
+  get lastId(): number {
+    return this.#next - 1;
+  }
+
   onLine(fn: (line: HubLogLine) => void): () => void {
     this.#listeners.add(fn);
     return () => this.#listeners.delete(fn);

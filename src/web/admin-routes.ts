@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { isCheckerAccountName } from '../conformance/checker-account.js';
 import type { Logger } from '../log/logger.js';
 import { accountNameProblem, mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
@@ -36,6 +37,7 @@ export const credentials = z.object({
   password: z.string().min(10, 'at least 10 characters').max(200),
 });
 const deviceBody = z.object({ id: z.string().min(1, 'required').max(64, 'at most 64 characters') });
+const adminBody = z.object({ name: z.string().min(1, 'required').max(64, 'at most 64 characters') });
 
 const status = (code: number, message: string) => Object.assign(new Error(message), { statusCode: code });
 
@@ -105,6 +107,24 @@ export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
     if (!(await d.accounts.create(id, 'device', 'active', await hashPassword(password)))) throw status(409, `${id} exists already`);
     return { id, username: id, clientId: id, password };
   });
+
+  /**
+   * `mqttkit user add <name> --admin` with a hub running: an MQTT admin account (every topic), made here
+   * so it lands in the security log [A-11]; the generated password is in this answer only.
+   */
+  app.post('/api/admins', { bodyLimit: 1024 }, async (request) => {
+    refuseApiToken(request);
+    const { name } = adminBody.parse(request.body);
+    const problem = mqttAccountNameProblem(name);
+    if (problem) throw status(400, `name: ${problem}`);
+    if (isCheckerAccountName(name))
+      throw status(400, `name: '${name}' has the form of 'mqttkit conformance''s temporary accounts (removed when the hub starts): choose another name`);
+    if (d.externalBroker) throw status(409, `the hub uses an external broker: add the account there with 'mqttkit user add ${name} --admin'`);
+    if (await d.accounts.get(name)) throw status(409, `${name} exists already`);
+    const password = generatePassword();
+    if (!(await d.accounts.create(name, 'admin', 'active', await hashPassword(password)))) throw status(409, `${name} exists already`);
+    return { username: name, password };
+  });
 }
 
 /** A field of a request that succeeded (so the route's own schema passed it), bounded and on one line. */
@@ -126,6 +146,7 @@ const SECURITY_ACTIONS: Readonly<Record<string, (r: FastifyRequest) => { action:
   'DELETE /api/users/:name': (r) => ({ action: 'user-removed', said: `dashboard account ${field(r.params, 'name')} removed` }),
   'POST /api/registration/policy': (r) => ({ action: 'policy-switched', said: `registration policy switched to ${field(r.body, 'policy')}` }),
   'POST /api/registration/devices': (r) => ({ action: 'device-added', said: `device ${field(r.body, 'id')} added` }),
+  'POST /api/admins': (r) => ({ action: 'admin-added', said: `MQTT admin account ${field(r.body, 'name')} added` }),
   'POST /api/registration/:id/approve': (r) => ({ action: 'device-approved', said: `device ${field(r.params, 'id')} approved` }),
   'POST /api/registration/:id/reset': (r) => ({ action: 'device-reset', said: `device ${field(r.params, 'id')} may register a new password` }),
   'DELETE /api/devices/:id': (r) => ({ action: 'device-removed', said: `device ${field(r.params, 'id')} removed` }),

@@ -168,6 +168,8 @@ const STREAM_LOG_LINES = 100;
  * does not wake the hub (issue 13).
  */
 const STREAM_TICK_MS = 250;
+/** A hub log cursor as a query or a Last-Event-ID header: the id of the last line the reader has. */
+const HUB_LOG_CURSOR = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional();
 /** [A-3] How often an open stream checks that its session or token still holds; every third time it sends `: keep-alive` (15 s). */
 const STREAM_CHECK_MS = 5000;
 /** Stored log lines a `?logs=<id>` stream sends per tick (the rest follow on the next ones). */
@@ -732,6 +734,13 @@ export class WebServer {
     // unfinished at a send: it goes once, ended, so whoever follows it (the CLI) sees its end.
     const firstNewJob = ((await d.ota.jobs(1))[0]?.id ?? 0) + 1;
     let logAfter = logsOf === undefined ? 0 : await d.ota.lastLogId(logsOf);
+    // [A-3] The hub log's cursor: a stream resumes after the last line its reader has (`?hubLogAfter=<id>`,
+    // or the browser's Last-Event-ID when it reconnects by itself); each hub-log event carries its id.
+    const resume = HUB_LOG_CURSOR.safeParse(request.query.hubLogAfter ?? request.headers['last-event-id']);
+    if ((request.query.hubLogAfter !== undefined || request.headers['last-event-id'] !== undefined) && !resume.success) {
+      void reply.code(400).send({ error: 'hubLogAfter (or Last-Event-ID): not a hub log line id (a whole number from 0)' });
+      return;
+    }
     const open = this.#streams.get(auth.key) ?? 0;
     if (open >= MAX_STREAMS_PER_USER) {
       void reply
@@ -764,7 +773,10 @@ export class WebServer {
     let lines: DeviceLogLine[] = [];
     let linesDropped = 0;
     /** The hub's own log lines since the last send (at most its ring's size: older ones are in GET /api/hub-log). */
-    let hubLines: HubLogLine[] = [];
+    // Resumed: the lines after the cursor that the ring still holds go first (older ones are gone).
+    let hubLines: HubLogLine[] = logsOf === undefined && resume.success && resume.data !== undefined ? hubLog.lines('trace', resume.data) : [];
+    /** Every hub log line after this one comes on this stream (told in `hello`). */
+    const hubLogAfter = resume.success && resume.data !== undefined ? Math.min(resume.data, hubLog.lastId) : hubLog.lastId;
     const offs = [
       d.bus.on('value', (ref) => queue(ref.deviceId)),
       d.bus.on('device:state', (x) => queue(x.id)),
@@ -838,7 +850,7 @@ export class WebServer {
         for (const line of sending) send('log', line);
         if (linesDropped > 0) send('log-dropped', { lines: linesDropped });
         linesDropped = 0;
-        for (const line of hubLines) send('hub-log', line);
+        for (const line of hubLines) write(`id: ${line.id}\nevent: hub-log\ndata: ${JSON.stringify(line)}\n\n`);
         hubLines = [];
         const now = JSON.stringify(await d.ota.jobs(20));
         if (now !== jobs) send('jobs', JSON.parse(now));
@@ -887,7 +899,8 @@ export class WebServer {
     };
     out.once('close', close);
     out.on('error', () => {}); // a reset connection is the reader leaving; 'close' follows
-    send('hello', { devices: d.registry.size, ...(logsOf !== undefined ? { logAfter } : {}) });
+    send('hello', { devices: d.registry.size, ...(logsOf !== undefined ? { logAfter } : { hubLogAfter }) });
+    if (hubLines.length > 0) soon();
     await tracked();
     if (active.job.size > 0 || active.rollout.size > 0) soon();
   }

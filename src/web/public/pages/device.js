@@ -209,10 +209,51 @@ function removal(id) {
   return h('div', {}, h('p', {}, button, ask), message.el);
 }
 
+/** How long a rename's Undo is offered. */
+const UNDO_MS = 10_000;
+
 /** The name (what the dashboard shows and HomeKit offers by default) and the notes the hub keeps. */
 function nameAndNotes(id, detail) {
   const name = h('input', { type: 'text', id: 'device-name', value: detail.name, maxlength: 64, 'aria-label': 'Device name' });
   const nameMessage = messageLine({ id: 'name-message' });
+  // A rename can be taken back for a while: an Undo button beside its notice (the next stop of the
+  // keyboard after Rename), which renames back through the same API, so HomeKit's name follows too.
+  const undoHost = h('span', { class: 'undo' });
+  let current = detail.name;
+  let undoTimer;
+  const dropUndo = () => {
+    clearTimeout(undoTimer);
+    const button = undoHost.firstChild;
+    if (button && document.activeElement === button) name.focus();
+    undoHost.replaceChildren();
+  };
+  const rename = async (to, told) => {
+    const from = current;
+    const answer = await attempt(nameMessage, () => post(devicePath(id, '/name'), { name: to }));
+    if (!answer) return false;
+    current = answer.name;
+    name.value = current;
+    nameMessage.done(told(from, current));
+    return true;
+  };
+  const offerUndo = (previous) => {
+    dropUndo();
+    const button = h(
+      'button',
+      {
+        type: 'button',
+        class: 'secondary',
+        id: 'rename-undo',
+        onclick: async () => {
+          dropUndo();
+          await rename(previous, (_, to) => `Name back to “${to}”.`);
+        },
+      },
+      'Undo',
+    );
+    undoHost.replaceChildren(button);
+    undoTimer = setTimeout(dropUndo, UNDO_MS);
+  };
   const notes = h('textarea', { id: 'device-notes', maxlength: 2000, 'aria-label': 'Notes' }, detail.notes || '');
   const notesMessage = messageLine({ id: 'notes-message' });
   return h(
@@ -224,15 +265,17 @@ function nameAndNotes(id, detail) {
         class: 'device-rename',
         onsubmit: async (e) => {
           e.preventDefault();
-          if (await attempt(nameMessage, () => post(devicePath(id, '/name'), { name: name.value })))
-            nameMessage.done('Renamed (HomeKit offers this name to new pairings).');
+          const previous = current;
+          dropUndo();
+          if ((await rename(name.value, (from, to) => `Renamed from “${from}” to “${to}” (HomeKit offers this name to new pairings).`)) && previous !== current)
+            offerUndo(previous);
         },
       },
       h('label', { for: 'device-name' }, 'Name'),
       name,
       h('button', { type: 'submit', id: 'rename' }, 'Rename'),
     ),
-    nameMessage.el,
+    h('div', { class: 'rename-notice' }, nameMessage.el, undoHost),
     h('label', { for: 'device-notes' }, 'Notes'),
     notes,
     h(

@@ -19,31 +19,59 @@ const meter = new TransferMeter();
 /** A device that never answered `getversion` cannot be told what to fetch: it is marked, not offered blindly. */
 const otaReady = (d) => d.answersCommands === true;
 
+const optionText = (d) => `${d.name === d.id ? d.id : `${d.name} (${d.id})`}, ${d.state}${otaReady(d) ? '' : ', never answered getversion'}`;
+
+/**
+ * The devices to pick, kept live from the stream ([A-3]): a device that arrives is added, one removed
+ * goes, one whose name, state or getversion answer changed is shown anew. The select itself stays (so
+ * it keeps the focus) and so does what was picked; a change that alters no option redraws nothing.
+ */
+function devicePicker(onChange) {
+  const select = h('select', { id: 'ota-device', multiple: true });
+  const shown = new Map(); // id → the text and readiness its option shows
+  const draw = () => {
+    const devices = [...live.devices.values()].sort((a, b) => a.id.localeCompare(b.id));
+    const ready = devices.filter(otaReady);
+    const silent = devices.filter((d) => !otaReady(d));
+    const picked = new Set([...select.selectedOptions].map((o) => o.value));
+    const option = (d) => h('option', { value: d.id, 'data-ota': otaReady(d) ? 'ready' : 'no-answer', selected: picked.has(d.id) }, optionText(d));
+    select.replaceChildren(
+      ...(ready.length ? [h('optgroup', { label: 'Ready for updates' }, ready.map(option))] : []),
+      ...(silent.length ? [h('optgroup', { label: 'No getversion answer yet: an update would wait or fail' }, silent.map(option))] : []),
+    );
+    select.size = Math.min(8, Math.max(3, devices.length + (silent.length ? 1 : 0) + (ready.length ? 1 : 0)));
+    shown.clear();
+    for (const d of devices) shown.set(d.id, `${otaReady(d)} ${optionText(d)}`);
+    onChange();
+  };
+  draw();
+  return {
+    select,
+    ids: () => [...shown.keys()],
+    /** A device changed ('device') or went ('removed'). */
+    update(kind, id) {
+      const d = live.devices.get(id);
+      if (kind === 'removed' ? !shown.has(id) : d && shown.get(id) === `${otaReady(d)} ${optionText(d)}`) return;
+      keepFocus(select.parentNode ?? select, draw);
+    },
+  };
+}
+
 export async function otaPage(main) {
   live.jobs = await api('/api/ota/jobs');
-  const devices = [...live.devices.values()].sort((a, b) => a.id.localeCompare(b.id));
-  const ready = devices.filter(otaReady);
-  const silent = devices.filter((d) => !otaReady(d));
-  const option = (d) =>
-    h(
-      'option',
-      { value: d.id, 'data-ota': otaReady(d) ? 'ready' : 'no-answer' },
-      `${d.name === d.id ? d.id : `${d.name} (${d.id})`}, ${d.state}${otaReady(d) ? '' : ', never answered getversion'}`,
-    );
-  const select = h(
-    'select',
-    { id: 'ota-device', multiple: true, size: Math.min(8, Math.max(3, devices.length + (silent.length ? 1 : 0) + (ready.length ? 1 : 0))) },
-    ready.length ? h('optgroup', { label: 'Ready for updates' }, ready.map(option)) : null,
-    silent.length ? h('optgroup', { label: 'No getversion answer yet: an update would wait or fail' }, silent.map(option)) : null,
-  );
   const pickWarning = h('p', { class: 'notice warn', id: 'ota-pick-warning', hidden: true });
-  select.addEventListener('change', () => {
+  const warnUnready = () => {
     const unready = [...select.selectedOptions].filter((o) => o.dataset.ota !== 'ready').map((o) => o.value);
     pickWarning.hidden = unready.length === 0;
     pickWarning.textContent = unready.length
       ? `${unready.join(', ')} never answered getversion: the hub cannot tell ${unready.length > 1 ? 'them' : 'it'} to fetch files until ${unready.length > 1 ? 'they run' : 'it runs'} the mqttkit device library.`
       : '';
-  });
+  };
+  // The rollout's match count follows the device list too (set below, once the rollout form exists).
+  let devicesChanged = () => {};
+  const picker = devicePicker(() => devicesChanged());
+  const select = picker.select;
+  select.addEventListener('change', warnUnready);
   const chosen = () => {
     const targets = [...select.selectedOptions].map((o) => o.value);
     if (targets.length === 0) throw new Error('pick one or more devices');
@@ -142,7 +170,11 @@ export async function otaPage(main) {
     firmwareMessage.el,
   );
 
-  const rollouts = rolloutSection(devices);
+  const rollouts = rolloutSection(picker.ids);
+  devicesChanged = () => {
+    warnUnready();
+    rollouts.showMatched();
+  };
   const head = h(
     'thead',
     {},
@@ -161,7 +193,10 @@ export async function otaPage(main) {
     h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-labelledby': 'jobs-title' }, h('table', { id: 'jobs', class: 'jobs' }, head, rows)),
   );
   // [A-3] a transfer's bytes come with `jobs` every quarter second while it runs; a rollout with `rollout`.
-  return (kind) => (kind === 'jobs' || kind === 'rollout') && render();
+  return (kind, data) => {
+    if (kind === 'jobs' || kind === 'rollout') render();
+    if (kind === 'device' || kind === 'removed') picker.update(kind, data);
+  };
 }
 
 /**
@@ -270,8 +305,7 @@ function actionsFor(map, job, select, syncMessage) {
 }
 
 /** The rollout form (files, which devices, canaries, how many at a time) and the panel that follows one. */
-function rolloutSection(devices) {
-  const ids = devices.map((d) => d.id);
+function rolloutSection(ids) {
   const files = h('input', { type: 'file', id: 'rollout-files', multiple: true });
   const prefix = h('input', { type: 'text', id: 'rollout-prefix', placeholder: 'e.g. lib/ (optional)' });
   const pattern = h('input', { type: 'text', id: 'rollout-pattern', value: 'all', autocomplete: 'off', spellcheck: 'false' });
@@ -279,7 +313,7 @@ function rolloutSection(devices) {
   const concurrency = h('input', { type: 'number', id: 'rollout-concurrency', value: 2, min: 1, max: 5000, step: 1, inputmode: 'numeric' });
   const matched = h('p', { class: 'muted', id: 'rollout-matched', 'aria-live': 'polite' });
   const showMatched = () => {
-    const m = matchDevices(pattern.value.trim() || 'all', ids);
+    const m = matchDevices(pattern.value.trim() || 'all', ids());
     // Ids are kept whole on a narrow screen (a break at their hyphen reads as two names).
     const names = m.slice(0, 8).flatMap((id, i) => [i ? ', ' : '', h('span', { class: 'nowrap' }, id)]);
     if (m.length) matched.replaceChildren(`${m.length} device${m.length > 1 ? 's' : ''}: `, ...names, m.length > 8 ? ', …' : '');
@@ -356,7 +390,7 @@ function rolloutSection(devices) {
           const picked = [...files.files];
           if (picked.length === 0) throw new Error('pick one or more files');
           const which = pattern.value.trim() || 'all';
-          const targets = matchDevices(which, ids);
+          const targets = matchDevices(which, ids());
           if (targets.length === 0) throw new Error(`no device matches '${which}': use 'all' or a pattern such as relay-*`);
           const body = {
             files: await Promise.all(picked.map(async (f) => ({ path: prefix.value + f.name, content: await fileToBase64(f) }))),
@@ -392,5 +426,5 @@ function rolloutSection(devices) {
   // A rollout that runs when the page opens is followed at once.
   const running = [...live.rollouts.values()].find((r) => r.state === 'running');
   if (running) followed = running;
-  return { form, panel, render };
+  return { form, panel, render, showMatched };
 }

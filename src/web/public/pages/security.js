@@ -4,6 +4,7 @@
 import { api, del, post } from '../lib/api.js';
 import { h } from '../lib/dom.js';
 import { attempt, confirmInline, messageLine } from '../lib/inline.js';
+import { hubLogSince, streamReady } from '../lib/live.js';
 import { when } from './ota-format.js';
 
 const POLICIES = {
@@ -136,7 +137,12 @@ export async function securityPage(main) {
     await usersSection(),
     hubLog.el,
   );
-  return (kind, data) => kind === 'hub-log' && hubLog.add(data);
+  // The lines the stream brought while the rest of the page loaded (no handler heard them yet).
+  hubLog.catchUp();
+  return (kind, data) => {
+    if (kind === 'hub-log') hubLog.add(data);
+    if (kind === 'hub-log-restarted') void hubLog.load();
+  };
 }
 
 /** A row of a named thing (a token, an account) with its creation time and a confirmed removal in place. */
@@ -288,15 +294,26 @@ async function hubLogSection() {
     view.replaceChildren(...lines.filter(shown).map((l) => h('span', { class: `lvl-${l.level}`, 'data-level': l.level }, text(l))));
     if (atEnd) view.scrollTop = view.scrollHeight;
   };
+  /** Lines the stream brought after the last one shown, in order, none twice. */
+  const catchUp = () => {
+    const last = lines.length ? lines[lines.length - 1].id : 0;
+    for (const line of hubLogSince(last)) add(line);
+  };
+  // Fetched once the stream is open ([A-3] the hub log's cursor): every later line comes on the stream,
+  // and the ones it brought meanwhile are taken from it after the fetched ones.
   const load = async () => {
+    await streamReady();
     const answer = await attempt(message, () => api('/api/hub-log?level=trace'));
-    if (answer) lines = answer.lines.slice(-KEEP);
+    lines = answer ? answer.lines.slice(-KEEP) : [];
+    catchUp();
     draw();
     view.scrollTop = view.scrollHeight;
   };
   level.addEventListener('change', draw);
   await load();
   return {
+    load,
+    catchUp,
     el: h(
       'section',
       { class: 'card', 'aria-labelledby': 'hub-log-title' },
@@ -305,15 +322,16 @@ async function hubLogSection() {
       message.el,
       view,
     ),
-    add(line) {
-      if (lines.length && line.id <= lines[lines.length - 1].id) return;
-      lines.push(line);
-      if (lines.length > KEEP) lines = lines.slice(-KEEP);
-      if (!shown(line)) return;
-      const atEnd = view.scrollTop + view.clientHeight >= view.scrollHeight - 4;
-      view.append(h('span', { class: `lvl-${line.level}`, 'data-level': line.level }, text(line)));
-      while (view.childNodes.length > KEEP) view.firstChild.remove();
-      if (atEnd) view.scrollTop = view.scrollHeight;
-    },
+    add,
   };
+  function add(line) {
+    if (lines.length && line.id <= lines[lines.length - 1].id) return;
+    lines.push(line);
+    if (lines.length > KEEP) lines = lines.slice(-KEEP);
+    if (!shown(line)) return;
+    const atEnd = view.scrollTop + view.clientHeight >= view.scrollHeight - 4;
+    view.append(h('span', { class: `lvl-${line.level}`, 'data-level': line.level }, text(line)));
+    while (view.childNodes.length > KEEP) view.firstChild.remove();
+    if (atEnd) view.scrollTop = view.scrollHeight;
+  }
 }

@@ -1,0 +1,96 @@
+/**
+ * issue 13/14: `mqttkit device add`, `token create` and `user add` go through the running hub's API, so
+ * its security log [A-11] names each with who did it (the CLI: `mqttkit-cli`), and what they made works
+ * at once; with no hub on the data dir they work on the store directly, as before. Real hub and CLI.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
+import { cli, cliAsync, connectAdmin, connectDevice } from '../helpers/mqtt-device.js';
+
+describe('security commands of the CLI and the hub log', { timeout: 120_000 }, () => {
+  let hub: RunningHub;
+  const offline = tempDataDir();
+
+  before(async () => {
+    hub = await startHub();
+  });
+  after(async () => {
+    await hub?.stop('SIGKILL');
+    if (hub) removeDataDir(hub.dataDir);
+    removeDataDir(offline);
+  });
+
+  /** The hub's log lines (pino JSON) that name a security action. */
+  const audit = () =>
+    hub
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"security"'))
+      .map((l) => JSON.parse(l) as { security: string; by: string; msg: string });
+
+  const run = async (args: string[], dataDir: string) => {
+    const result = await cliAsync([...args, '--json', '--data-dir', dataDir]);
+    assert.equal(result.status, 0, `${args.join(' ')}: ${result.stderr}`);
+    return JSON.parse(result.stdout) as Record<string, string>;
+  };
+
+  it('with a hub running, device add, token create and user add are in its security log, by the CLI', async () => {
+    const device = await run(['device', 'add', 'porch-light'], hub.dataDir);
+    const token = await run(['token', 'create', 'cli-script'], hub.dataDir);
+    const admin = await run(['user', 'add', 'node-red', '--admin'], hub.dataDir);
+
+    const want = [
+      ['device-added', 'device porch-light added by mqttkit-cli'],
+      ['token-created', 'API token cli-script created by mqttkit-cli'],
+      ['admin-added', 'MQTT admin account node-red added by mqttkit-cli'],
+    ];
+    await eventually(() => want.every(([action]) => audit().some((l) => l.security === action)), 10_000, 'the three actions in the hub log');
+    for (const [action, msg] of want) {
+      const line = audit().find((l) => l.security === action);
+      assert.deepEqual({ by: line?.by, msg: line?.msg }, { by: 'mqttkit-cli', msg }, action);
+    }
+    // Names only: the secrets the CLI printed are nowhere in the log.
+    for (const secret of [device.password!, token.token!, admin.password!]) assert.ok(!hub.output().includes(secret), 'a secret in the hub log');
+
+    // What was made works at once: the device and the admin log in, the token reads the API.
+    const porch = await connectDevice(hub.info.mqtt.address, 'porch-light', { password: device.password!, reconnectPeriod: 0 });
+    porch.end(true);
+    const red = await connectAdmin(hub.info.mqtt.address, 'node-red', admin.password!);
+    red.end(true);
+    const answer = await fetch(`http://127.0.0.1:${hub.info.httpPort}/api/devices`, { headers: { authorization: `Bearer ${token.token}` } });
+    assert.equal(answer.status, 200);
+  });
+
+  it('a name that exists is refused by name through the hub, and nothing is logged for it', async () => {
+    const before = audit().length;
+    const again = cli(['token', 'create', 'cli-script', '--data-dir', hub.dataDir]);
+    assert.notEqual(again.status, 0);
+    assert.match(again.stderr, /cli-script exists already/);
+    const admin = cli(['user', 'add', 'node-red', '--admin', '--data-dir', hub.dataDir]);
+    assert.notEqual(admin.status, 0);
+    assert.match(admin.stderr, /node-red exists already/);
+    assert.equal(audit().length, before);
+  });
+
+  it('with no hub running, the three commands work on the store directly', async () => {
+    await run(['device', 'add', 'porch-light'], offline);
+    await run(['token', 'create', 'cli-script'], offline);
+    await run(['user', 'add', 'node-red', '--admin'], offline);
+    const devices = JSON.parse(cli(['device', 'list', '--json', '--data-dir', offline]).stdout) as Array<{ id: string; account: string }>;
+    assert.deepEqual(
+      devices.map((d) => [d.id, d.account]),
+      [['porch-light', 'registered']],
+    );
+    const tokens = JSON.parse(cli(['token', 'list', '--json', '--data-dir', offline]).stdout) as Array<{ name: string }>;
+    assert.deepEqual(
+      tokens.map((t) => t.name),
+      ['cli-script'],
+    );
+    const admins = JSON.parse(cli(['user', 'list', '--json', '--data-dir', offline]).stdout) as Array<{ name: string }>;
+    assert.deepEqual(
+      admins.map((a) => a.name),
+      ['node-red'],
+    );
+  });
+});
