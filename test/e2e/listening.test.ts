@@ -59,7 +59,8 @@ class ScriptedDevice {
     this.sessions.push([]);
     this.client = await connectDevice(this.url, id, { will: { topic: `HomeKit/${id}/$state`, payload: 'offline' } });
     this.client.on('error', () => {});
-    this.client.on('message', (topic, payload) => void this.#handle(topic, payload.toString()));
+    // An answer still in flight when the device leaves (the hub's retry can cross its sleep) is dropped, as a real device's would be.
+    this.client.on('message', (topic, payload) => void this.#handle(topic, payload.toString()).catch(() => {}));
     const filters = [`cmnd/${id}/OTA`, `${id}/OTA`, ...(this.behaviour.pending ? [`cmnd/${id}/OTA/pending`] : [])];
     const later = this.behaviour.subscribeAfterMs ?? 0;
     if (later === 0) await this.client.subscribeAsync(filters, { qos: 1 });
