@@ -25,6 +25,23 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Waits (10 s at most) until `port` on loopback takes connections; false if `child` ended or time ran out. */
+export async function listening(child: ChildProcess, port: number, ms = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (up) return true;
+    if (child.exitCode !== null || Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Starts Mosquitto with `config`, or with an anonymous loopback-only config when none is given. */
 export async function startMosquitto(binary: string, given?: { config: string; port: number }): Promise<RunningMosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'mqttkit-mosquitto-'));
@@ -34,19 +51,7 @@ export async function startMosquitto(binary: string, given?: { config: string; p
   const child = spawn(binary, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`mosquitto did not start:\n${log}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  if (!(await listening(child, port))) throw new Error(`mosquitto did not start:\n${log}`);
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,

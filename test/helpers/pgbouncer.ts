@@ -4,10 +4,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './mosquitto.js';
+import { freePort, listening } from './mosquitto.js';
 
 export interface RunningPgBouncer {
   /** The cluster's URL with PgBouncer's port instead. */
@@ -53,21 +52,9 @@ export async function startPgBouncer(binary: string, databaseUrl: string, settin
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`pgbouncer did not start:\n${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  if (!(await listening(child, port))) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`pgbouncer did not start:\n${log}`);
   }
   return {
     url(databaseUrl: string) {
