@@ -3,6 +3,9 @@
  * CurrentTemperature), and HAP write -> `/set` at the device; each beside a bare HAP-NodeJS accessory.
  */
 
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { removeDataDir, startHub } from '../../test/helpers/hub-process.js';
 import { connectDevice } from '../../test/helpers/mqtt-device.js';
 import { bareAccessory, Controller, findId } from '../homekit-probe.js';
@@ -32,6 +35,36 @@ async function measure(n: number, once: (i: number) => Promise<number>, gapMs = 
     await sleep(gapMs);
   }
   return summarize(samples);
+}
+
+/** Scenario 2's second floor: a byte from this process through a relay child that does nothing, and back. */
+async function twoProcessHops(n: number): Promise<Summary> {
+  const child = spawn(process.execPath, [new URL('../relay-child.js', import.meta.url).pathname], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const [line] = (await once(child.stdout, 'data')) as [Buffer];
+    const port = Number(line.toString().trim());
+    const open = async () => {
+      const socket = connect(port, '127.0.0.1');
+      socket.setNoDelay(true);
+      await once(socket, 'connect');
+      return socket;
+    };
+    const into = await open();
+    const back: Socket = await open();
+    let arrived: ((at: number) => void) | undefined;
+    back.on('data', () => arrived?.(now()));
+    const summary = await measure(n, async () => {
+      const done = new Promise<number>((resolve) => (arrived = resolve));
+      const t0 = now();
+      into.write('x');
+      return (await done) - t0;
+    });
+    into.destroy();
+    back.destroy();
+    return summary;
+  } finally {
+    child.kill();
+  }
 }
 
 export async function latency(options: LatencyOptions): Promise<Row[]> {
@@ -65,6 +98,7 @@ export async function latency(options: LatencyOptions): Promise<Row[]> {
   });
   await floorController.close();
   await bare.stop();
+  const hops = await twoProcessHops(options.writes);
 
   // mqttkit: a real hub process, an MQTT.js device, the same controller.
   const hub = await startHub({ args: ['--log-level', 'warn'] });
@@ -128,6 +162,8 @@ export async function latency(options: LatencyOptions): Promise<Row[]> {
       ...latencyRows('1. event latency, immediate (MotionDetected)', immediate, floorImmediate, 2.4),
       ...latencyRows('1. event latency, batched (CurrentTemperature)', batched, floorBatched, 255),
       ...latencyRows('2. write latency (HAP write -> /set)', writes, floorWrites, 3.6),
+      // Not a floor of the hub's code: what two process crossings cost this machine with no work at all.
+      ...latencyRows('2. write latency, second floor: two process hops with no work (bench -> relay child -> bench)', hops, undefined),
     ];
   } finally {
     await hub.stop('SIGTERM');
