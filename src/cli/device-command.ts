@@ -40,7 +40,10 @@ Examples:
       withWorkspace(flags, false, async (ws) => {
         const account = await existing(ws, id);
         if (account.status !== 'pending') throw new CliError(`device ${id} does not wait for approval (it is ${describe(account)})`);
-        await ws.accounts.setStatus(id, 'active');
+        // A running hub approves it, so its security log names the action [A-11].
+        const hub = hubOf(ws);
+        if (hub) await hub.ok('POST', `/api/registration/${encodeURIComponent(id)}/approve`);
+        else await ws.accounts.setStatus(id, 'active');
         console.log(`Device ${id} approved: it connects with the password it presented at its next attempt.`);
       }),
     ),
@@ -57,12 +60,15 @@ Examples:
             await withDynsec(ws, (dynsec) => dynsec.setPassword(id, password));
             await ws.accounts.setSecret(id, await hashPassword(password));
             printPassword(id, password, flags.json === true, 'new password');
+            // The running hub drops its connection: it must log in again with the new password.
+            await hubOf(ws)?.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
           } else {
-            await ws.accounts.setSecret(id, null);
+            // A running hub forgets the password and drops the connection, and its security log names the action [A-11].
+            const hub = hubOf(ws);
+            if (hub) await hub.ok('POST', `/api/registration/${encodeURIComponent(id)}/reset`);
+            else await ws.accounts.setSecret(id, null);
             console.log(`Device ${id} reset: the next password it presents becomes its password.`);
           }
-          // The running hub drops its connection: it must log in again with the new password.
-          await hubOf(ws)?.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
         }),
       ),
     );

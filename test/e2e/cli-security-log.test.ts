@@ -1,7 +1,8 @@
 /**
- * issue 13/14: `mqttkit device add`, `token create` and `user add` go through the running hub's API, so
- * its security log [A-11] names each with who did it (the CLI: `mqttkit-cli`), and what they made works
- * at once; with no hub on the data dir they work on the store directly, as before. Real hub and CLI.
+ * issue 13/14: `mqttkit device add/approve/reset`, `token create` and `user add` go through the running
+ * hub's API, so its security log [A-11] names each with who did it (the CLI: `mqttkit-cli`), and what they
+ * made works at once; with no hub on the data dir they work on the store directly, as before. Real hub
+ * and CLI; the hub asks for approval of new devices ([S-2] `approve`), so a device can wait for it.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +14,7 @@ describe('security commands of the CLI and the hub log', { timeout: 120_000 }, (
   const offline = tempDataDir();
 
   before(async () => {
-    hub = await startHub();
+    hub = await startHub({ args: ['--registration', 'approve'] });
   });
   after(async () => {
     await hub?.stop('SIGKILL');
@@ -60,6 +61,33 @@ describe('security commands of the CLI and the hub log', { timeout: 120_000 }, (
     red.end(true);
     const answer = await fetch(`http://127.0.0.1:${hub.info.httpPort}/api/devices`, { headers: { authorization: `Bearer ${token.token}` } });
     assert.equal(answer.status, 200);
+  });
+
+  it('with a hub running, device approve and device reset are in its security log, by the CLI, and take effect at once', async () => {
+    // An unknown device is held for approval; approved, its password is its own.
+    await assert.rejects(connectDevice(hub.info.mqtt.address, 'garage-door', { reconnectPeriod: 0 }));
+    const approve = await cliAsync(['device', 'approve', 'garage-door', '--data-dir', hub.dataDir]);
+    assert.equal(approve.status, 0, approve.stderr);
+    (await connectDevice(hub.info.mqtt.address, 'garage-door', { reconnectPeriod: 0 })).end(true);
+
+    // Reset: the hub drops the connection and the next password presented becomes the device's.
+    const garage = await connectDevice(hub.info.mqtt.address, 'garage-door', { reconnectPeriod: 0 });
+    const dropped = new Promise<void>((resolve) => garage.once('close', () => resolve()));
+    const reset = await cliAsync(['device', 'reset', 'garage-door', '--data-dir', hub.dataDir]);
+    assert.equal(reset.status, 0, reset.stderr);
+    await dropped;
+    (await connectDevice(hub.info.mqtt.address, 'garage-door', { password: 'a-new-password-0123', reconnectPeriod: 0 })).end(true);
+    await assert.rejects(connectDevice(hub.info.mqtt.address, 'garage-door', { reconnectPeriod: 0 }), 'the old password is refused');
+
+    const want = [
+      ['device-approved', 'device garage-door approved by mqttkit-cli'],
+      ['device-reset', 'device garage-door may register a new password by mqttkit-cli'],
+    ];
+    await eventually(() => want.every(([action]) => audit().some((l) => l.security === action)), 10_000, 'approve and reset in the hub log');
+    for (const [action, msg] of want) {
+      const line = audit().find((l) => l.security === action);
+      assert.deepEqual({ by: line?.by, msg: line?.msg }, { by: 'mqttkit-cli', msg }, action);
+    }
   });
 
   it('a name that exists is refused by name through the hub, and nothing is logged for it', async () => {
