@@ -30,6 +30,15 @@ describe('security commands of the CLI and the hub log', { timeout: 120_000 }, (
       .filter((l) => l.includes('"security"'))
       .map((l) => JSON.parse(l) as { security: string; by: string; msg: string });
 
+  /** Each [action, message] is in the hub log, said by the CLI. */
+  const loggedByCli = async (want: Array<[string, string]>) => {
+    await eventually(() => want.every(([action]) => audit().some((l) => l.security === action)), 10_000, `${want.map(([a]) => a).join(', ')} in the hub log`);
+    for (const [action, msg] of want) {
+      const line = audit().find((l) => l.security === action);
+      assert.deepEqual({ by: line?.by, msg: line?.msg }, { by: 'mqttkit-cli', msg }, action);
+    }
+  };
+
   const run = async (args: string[], dataDir: string) => {
     const result = await cliAsync([...args, '--json', '--data-dir', dataDir]);
     assert.equal(result.status, 0, `${args.join(' ')}: ${result.stderr}`);
@@ -41,16 +50,11 @@ describe('security commands of the CLI and the hub log', { timeout: 120_000 }, (
     const token = await run(['token', 'create', 'cli-script'], hub.dataDir);
     const admin = await run(['user', 'add', 'node-red', '--admin'], hub.dataDir);
 
-    const want = [
+    await loggedByCli([
       ['device-added', 'device porch-light added by mqttkit-cli'],
       ['token-created', 'API token cli-script created by mqttkit-cli'],
       ['admin-added', 'MQTT admin account node-red added by mqttkit-cli'],
-    ];
-    await eventually(() => want.every(([action]) => audit().some((l) => l.security === action)), 10_000, 'the three actions in the hub log');
-    for (const [action, msg] of want) {
-      const line = audit().find((l) => l.security === action);
-      assert.deepEqual({ by: line?.by, msg: line?.msg }, { by: 'mqttkit-cli', msg }, action);
-    }
+    ]);
     // Names only: the secrets the CLI printed are nowhere in the log.
     for (const secret of [device.password!, token.token!, admin.password!]) assert.ok(!hub.output().includes(secret), 'a secret in the hub log');
 
@@ -79,15 +83,10 @@ describe('security commands of the CLI and the hub log', { timeout: 120_000 }, (
     (await connectDevice(hub.info.mqtt.address, 'garage-door', { password: 'a-new-password-0123', reconnectPeriod: 0 })).end(true);
     await assert.rejects(connectDevice(hub.info.mqtt.address, 'garage-door', { reconnectPeriod: 0 }), 'the old password is refused');
 
-    const want = [
+    await loggedByCli([
       ['device-approved', 'device garage-door approved by mqttkit-cli'],
       ['device-reset', 'device garage-door may register a new password by mqttkit-cli'],
-    ];
-    await eventually(() => want.every(([action]) => audit().some((l) => l.security === action)), 10_000, 'approve and reset in the hub log');
-    for (const [action, msg] of want) {
-      const line = audit().find((l) => l.security === action);
-      assert.deepEqual({ by: line?.by, msg: line?.msg }, { by: 'mqttkit-cli', msg }, action);
-    }
+    ]);
   });
 
   it('a name that exists is refused by name through the hub, and nothing is logged for it', async () => {
