@@ -47,5 +47,5 @@ EXPOSE 1883 8883 8581 51826
 # Node itself: the slim image has no curl.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "const fs = require('node:fs'); const dir = process.env.MQTTKIT_DATA_DIR || '/data'; const hub = JSON.parse(fs.readFileSync(dir + '/hub.json', 'utf8')); const pin = hub.httpTls && hub.httpTls.fingerprint256; const host = ['0.0.0.0', '::', undefined].includes(hub.httpHost) ? '127.0.0.1' : hub.httpHost; const pinned = (o, done) => { const s = require('node:tls').connect({ host, port: hub.httpPort, rejectUnauthorized: false }); s.once('secureConnect', () => { if (s.getPeerCertificate().fingerprint256 === pin) return done(null, s); s.destroy(); process.exit(1); }); s.once('error', () => process.exit(1)); }; require('node:http').get({ host, port: hub.httpPort, path: '/api/health', timeout: 4000, ...(pin ? { createConnection: pinned } : {}) }, (res) => process.exit(res.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1)).on('timeout', () => process.exit(1));"]
-ENTRYPOINT ["node", "--max-semi-space-size=2", "--optimize-for-size", "/app/bin/mqttkit.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--optimize-for-size", "/app/bin/mqttkit.js"]
 CMD ["start"]

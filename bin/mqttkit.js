@@ -1,10 +1,12 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2 --optimize-for-size
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=8 --optimize-for-size
 // Memory (issue 13; `npm start` passes the same, test hubs read them from this line):
-// --max-semi-space-size=2: V8's young generation grows to 3 x 16 MiB under a busy hub's garbage; 2 MiB
-//   keeps ~25 MB of RSS away with no measured cost in CPU or latency.
 // --optimize-for-size: V8 grows its old generation in smaller steps and gives pages back sooner; the V8 heap
-//   held 65 MB for 52 MB in use at the end of the 500-device load, ~12 MB less RSS with it (134-136 MB
-//   against 141-154 MB over five runs), CPU and latency within the runs' spread (docs/benchmarks.md).
+//   held 65 MB for 52 MB in use at the end of the 500-device load, ~12 MB less RSS with it (133-137 MB
+//   against 141-154 MB), CPU within the runs' spread (docs/benchmarks.md).
+// --max-semi-space-size=8: without a cap V8's young generation grows to 3 x 16 MiB under a busy hub's
+//   garbage (~25 MB of RSS); --optimize-for-size alone holds it at 1 MiB, collected ~30 times a second
+//   under the 500-device load, and what survives fills the old generation, whose pauses (up to ~15 ms)
+//   were the load's p99. 8 lets it reach 2 MiB: half the scavenges, the same RSS.
 // MALLOC_ARENA_MAX=2: glibc gives each thread (libuv's pool, the hashing thread) its own malloc arena,
 //   which keeps what it once held; two arenas keep ~15 MB away under a 500-device load.
 // MALLOC_MMAP_THRESHOLD_=131072: each device's first login hashes its password with scrypt (16 MiB of

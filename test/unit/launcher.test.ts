@@ -8,7 +8,7 @@ import { BIN, launcherSettings } from '../helpers/hub-process.js';
 describe('launcher', () => {
   it('asks node for a small young generation and glibc for two malloc arenas and a fixed mmap threshold, and `npm start` passes the same', () => {
     const { env, flags } = launcherSettings();
-    assert.ok(flags.includes('--max-semi-space-size=2'), `the launcher's flags: ${flags.join(' ')}`);
+    assert.ok(flags.includes('--max-semi-space-size=8'), `the launcher's flags: ${flags.join(' ')}`);
     assert.ok(flags.includes('--optimize-for-size'), `the launcher's flags: ${flags.join(' ')}`);
     assert.deepEqual(env, { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' });
     const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
