@@ -1,5 +1,6 @@
 /** `mqttkit start`: resolve options, run the hub, stop cleanly on SIGINT/SIGTERM. */
 import type { Command } from 'commander';
+import { BACKGROUND_NICE, yieldBackgroundThreads } from '../hub/background-threads.js';
 import { ClusteredHub } from '../hub/clustered-hub.js';
 import { Faults } from '../hub/faults.js';
 import { Hub } from '../hub/hub.js';
@@ -64,6 +65,9 @@ Examples:
     // From here on no unhandled rejection or uncaught exception ends the hub: logged, counted, survived.
     const faults = new Faults(log);
     faults.installProcessHandlers();
+    const threads = yieldBackgroundThreads();
+    if (threads.skipped) log.debug(`V8's background threads keep their priority: ${threads.skipped}`);
+    else log.debug(`V8's ${threads.lowered.length} background threads yield to the event loop (nice ${BACKGROUND_NICE})`);
     const cluster = resolved.hub.cluster;
     if (resolved.hub.databaseUrl && cluster) {
       await runClustered({ ...resolved.hub, databaseUrl: resolved.hub.databaseUrl, cluster }, log, faults);
