@@ -370,6 +370,15 @@ export const START_OPTIONS = {
     schema: port,
     fallback: 5540,
   },
+  yieldBackground: {
+    flag: '--no-yield-background',
+    switch: true,
+    env: 'MQTTKIT_YIELD_BACKGROUND',
+    allowed:
+      "on or off: V8's background threads (JIT compiles, GC helpers) run as SCHED_BATCH so they never preempt the event loop (Linux with util-linux's chrt; docs/benchmarks.md)",
+    schema: onOff,
+    fallback: 'on',
+  },
   logLevel: { flag: '--log-level', env: 'MQTTKIT_LOG_LEVEL', allowed: LOG_LEVELS.join(', '), schema: z.enum(LOG_LEVELS), fallback: 'info' },
   deviceTtl: {
     flag: '--device-ttl',
@@ -393,6 +402,8 @@ export type RawOptions = Partial<Record<StartOptionName, string>>;
 export interface ResolvedStart {
   hub: HubOptions;
   logLevel: LogLevel;
+  /** `--no-yield-background` turns it off: V8's background threads as SCHED_BATCH (src/hub/background-threads.ts). */
+  yieldBackground: boolean;
 }
 
 export class OptionError extends Error {}
@@ -500,6 +511,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
     haDiscoveryPrefix: string;
     matter: boolean;
     matterPort: number;
+    yieldBackground: boolean;
   };
   const tlsGiven = [v.mqttsPort, v.tlsCert, v.tlsKey].filter((x) => x !== undefined).length;
   if (tlsGiven > 0 && tlsGiven < 3) throw new OptionError('--mqtts-port, --tls-cert and --tls-key go together: give all three for an MQTT-over-TLS listener');
@@ -526,6 +538,7 @@ export function resolveStartOptions(flags: RawOptions, env: NodeJS.ProcessEnv = 
   const saved = v.mqttUrl !== undefined && v.mqttUsername === undefined ? readBrokerCredentials(dataDir) : undefined;
   return {
     logLevel: v.logLevel,
+    yieldBackground: v.yieldBackground,
     hub: {
       dataDir,
       databaseUrl: v.databaseUrl,

@@ -1,6 +1,6 @@
 /** `mqttkit start`: resolve options, run the hub, stop cleanly on SIGINT/SIGTERM. */
 import type { Command } from 'commander';
-import { BACKGROUND_NICE, yieldBackgroundThreads } from '../hub/background-threads.js';
+import { type BackgroundThreadsResult, yieldBackgroundThreads } from '../hub/background-threads.js';
 import { ClusteredHub } from '../hub/clustered-hub.js';
 import { Faults } from '../hub/faults.js';
 import { Hub } from '../hub/hub.js';
@@ -65,9 +65,7 @@ Examples:
     // From here on no unhandled rejection or uncaught exception ends the hub: logged, counted, survived.
     const faults = new Faults(log);
     faults.installProcessHandlers();
-    const threads = yieldBackgroundThreads();
-    if (threads.skipped) log.debug(`V8's background threads keep their priority: ${threads.skipped}`);
-    else log.debug(`V8's ${threads.lowered.length} background threads yield to the event loop (nice ${BACKGROUND_NICE})`);
+    if (resolved.yieldBackground) void yieldBackgroundThreads().then((threads) => logThreads(log, threads));
     const cluster = resolved.hub.cluster;
     if (resolved.hub.databaseUrl && cluster) {
       await runClustered({ ...resolved.hub, databaseUrl: resolved.hub.databaseUrl, cluster }, log, faults);
@@ -101,6 +99,15 @@ Examples:
     process.on('SIGTERM', () => stop('SIGTERM'));
     console.log(await startBanner(hub));
   });
+}
+
+/** What became of V8's background threads: a line at debug level, a warning only when some could not be changed. */
+function logThreads(log: Logger, threads: BackgroundThreadsResult): void {
+  if (threads.skipped) log.debug(`V8's background threads keep the event loop's scheduling: ${threads.skipped}`);
+  if (threads.batched.length > 0)
+    log.debug(`V8's background threads (${threads.batched.join(', ')}) run as SCHED_BATCH: they no longer preempt the event loop`);
+  for (const { tid, reason } of threads.failed)
+    log.warn(`V8's background thread ${tid} keeps the event loop's scheduling: ${reason} (--no-yield-background stops trying)`);
 }
 
 /**

@@ -1,76 +1,122 @@
 /**
- * V8's background threads (JIT compiles, concurrent marking) yield to the event loop.
+ * V8's background threads (JIT compiles, GC helpers) run as SCHED_BATCH, so they never preempt the event loop.
  *
  * Why: on a small board the scheduler often wakes a V8 worker on the event loop's own core, and the
  * worker, just woken, preempts it: a TurboFan compile of a hot function (1–8 ms) then sits between a
  * HomeKit write and its `/set`. Traced on the 2-vCPU benchmark machine, such preemptions were behind
- * 49 of 61 writes over 2.5 ms (docs/benchmarks.md). At nice 19 a worker no longer preempts the event
- * loop; it runs on an idle core or while the loop sleeps (V8 does on the main thread whatever cannot
- * wait, as it always does when its workers lag).
+ * 49 of 61 writes over 2.5 ms (docs/benchmarks.md, "What it was: V8's own threads"). Linux's SCHED_BATCH
+ * keeps a thread's fair share of the CPU (nice 0: GC helpers are not starved on a busy machine) but
+ * takes away its right to preempt on wake-up: the worker runs on an idle core, when the loop sleeps, or
+ * at the next tick. There is no system call for it in Node, so util-linux's `chrt` sets it.
  *
- * Only V8's threads: libuv's pool (password hashing, file reads, DNS) keeps the loop's priority, so a
- * busy machine does not starve a device's login. Node creates V8's platform threads first (its delayed
- * task scheduler, then `--v8-pool-size` workers), before the inspector's signal thread and libuv's
- * pool, so they are the oldest threads after the main one (test/unit/background-threads.test.ts checks
- * this against the running Node: compile work lands on the threads picked here, hashing does not).
+ * Only V8's threads: libuv's pool (file reads, DNS, zlib) and worker threads such as the password
+ * hasher keep the event loop's policy. Node 20 starts, before any JavaScript runs, its delayed-task
+ * scheduler and `--v8-pool-size` workers, then the inspector's signal thread, then (for an ES module
+ * entry) libuv's pool: so V8's are the oldest threads after the main one. Anything else (another
+ * thread count, a tracing or inspector flag, a thread named for libuv, a wrapped pid counter) and
+ * nothing is changed: this is a tuning, never a guess. test/unit/background-threads.test.ts checks it
+ * against the running Node by the work each thread does.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { promisify } from 'node:util';
 
-/** Node's default `--v8-pool-size`. */
+const run = promisify(execFile);
+
+/** Node's default `--v8-pool-size`; libuv's default pool size. */
 const DEFAULT_V8_POOL_SIZE = 4;
-export const BACKGROUND_NICE = 19;
+const DEFAULT_UV_POOL_SIZE = 4;
+/** Linux's policy number for SCHED_BATCH (field 41 of /proc/<pid>/task/<tid>/stat). */
+export const SCHED_BATCH = 3;
 
-export interface ThreadPriorityResult {
-  /** The thread ids given BACKGROUND_NICE. */
-  lowered: number[];
-  /** Why nothing was done (not Linux, no /proc, a refused call), if so. */
+export interface BackgroundThreadsResult {
+  /** Threads now SCHED_BATCH. */
+  batched: number[];
+  /** Threads that could not be changed, and why. */
+  failed: Array<{ tid: number; reason: string }>;
+  /** Why nothing was tried, if so. */
   skipped?: string;
 }
 
-/** The number of V8 workers this process runs: `--v8-pool-size=N` if given (0 means Node picks), else Node's default. */
-export function v8PoolSize(execArgv: readonly string[]): number | undefined {
+/**
+ * The number of V8 workers: `--v8-pool-size` from NODE_OPTIONS, then the command line (the later one wins,
+ * as in Node; `_` and `-` alike). undefined when Node sizes the pool itself (0) or the value is not a number.
+ */
+export function v8PoolSize(execArgv: readonly string[], nodeOptions = ''): number | undefined {
   let size = DEFAULT_V8_POOL_SIZE;
-  for (const [i, arg] of execArgv.entries()) {
-    const value = arg.startsWith('--v8-pool-size=') ? arg.slice('--v8-pool-size='.length) : arg === '--v8-pool-size' ? execArgv[i + 1] : undefined;
+  const args = [...nodeOptions.split(/\s+/).filter(Boolean), ...execArgv];
+  for (const [i, arg] of args.entries()) {
+    const flag = arg.replace(/_/g, '-');
+    const value = flag.startsWith('--v8-pool-size=') ? flag.slice('--v8-pool-size='.length) : flag === '--v8-pool-size' ? args[i + 1] : undefined;
     if (value === undefined) continue;
     const n = Number(value);
-    // 0 lets Node size the pool from the core count: we cannot tell which threads are V8's then.
     size = Number.isInteger(n) && n > 0 ? n : Number.NaN;
   }
   return Number.isNaN(size) ? undefined : size;
 }
 
-/** A thread's start time (clock ticks since boot), field 22 of /proc/<pid>/task/<tid>/stat. */
-function startedAt(tid: number): number {
-  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-  // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+interface ThreadStat {
+  tid: number;
+  comm: string;
+  /** Start time, clock ticks since boot (field 22). */
+  started: number;
+  /** Scheduling policy (field 41). */
+  policy: number;
 }
 
-/** The ids of V8's platform threads in this process (oldest first), or undefined when they cannot be told apart. */
-export function v8ThreadIds(): number[] | undefined {
-  const pool = v8PoolSize(process.execArgv);
-  if (pool === undefined) return undefined;
+export function threadStat(tid: number, pid: number | 'self' = 'self'): ThreadStat {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  return { tid, comm: stat.slice(stat.indexOf('(') + 1, close), started: Number(fields[19]), policy: Number(fields[38]) };
+}
+
+/** V8's platform threads in this process (oldest first), or why they cannot be told apart. */
+export function v8Threads(env: NodeJS.ProcessEnv = process.env): { tids: number[] } | { skipped: string } {
+  if (readlinkSync('/proc/self') !== String(process.pid)) return { skipped: "/proc is another pid namespace's" };
+  const pool = v8PoolSize(process.execArgv, env.NODE_OPTIONS);
+  if (pool === undefined) return { skipped: '--v8-pool-size=0 lets Node size the pool: its threads cannot be counted' };
   const others = readdirSync('/proc/self/task')
     .map(Number)
     .filter((tid) => tid !== process.pid)
-    .map((tid) => ({ tid, started: startedAt(tid) }))
+    .map((tid) => threadStat(tid))
     .sort((a, b) => a.started - b.started || a.tid - b.tid);
-  // The delayed task scheduler and the workers; fewer threads than that means an unfamiliar Node.
-  if (others.length < pool + 1) return undefined;
-  return others.slice(0, pool + 1).map((t) => t.tid);
+  // The pid counter wrapped since this process started: creation order cannot be read from the ids.
+  if (others.some((t) => t.tid < process.pid)) return { skipped: 'thread ids wrapped around since start' };
+  const uvPool = Math.min(1024, Math.max(1, Number(env.UV_THREADPOOL_SIZE) || DEFAULT_UV_POOL_SIZE));
+  const known = pool + 2; // the delayed-task scheduler, the workers, the inspector's signal thread
+  if (others.length !== known && others.length !== known + uvPool) {
+    return {
+      skipped: `${others.length + 1} threads where Node 20 starts ${known + 1} or ${known + uvPool + 1} (a tracing or inspector flag, or another Node)`,
+    };
+  }
+  const picked = others.slice(0, pool + 1);
+  if (picked.some((t) => t.comm.startsWith('libuv'))) return { skipped: "a thread named for libuv's pool is among the oldest" };
+  return { tids: picked.map((t) => t.tid) };
 }
 
-/** Gives V8's background threads nice BACKGROUND_NICE. Never throws: a hub that cannot do it runs as before. */
-export function yieldBackgroundThreads(): ThreadPriorityResult {
-  if (process.platform !== 'linux') return { lowered: [], skipped: `not on Linux (${process.platform})` };
+/** Makes V8's background threads SCHED_BATCH. Never throws: a hub that cannot do it runs as before. */
+export async function yieldBackgroundThreads(options: { chrt?: string } = {}): Promise<BackgroundThreadsResult> {
+  if (process.platform !== 'linux') return { batched: [], failed: [], skipped: `not on Linux (${process.platform})` };
+  let found: ReturnType<typeof v8Threads>;
   try {
-    const tids = v8ThreadIds();
-    if (!tids) return { lowered: [], skipped: 'cannot tell V8 threads apart (--v8-pool-size=0 or an unfamiliar Node)' };
-    for (const tid of tids) setPriority(tid, BACKGROUND_NICE);
-    return { lowered: tids };
+    found = v8Threads();
   } catch (error) {
-    return { lowered: [], skipped: (error as Error).message };
+    return { batched: [], failed: [], skipped: `cannot read /proc/self/task: ${(error as Error).message}` };
   }
+  if ('skipped' in found) return { batched: [], failed: [], skipped: found.skipped };
+  const result: BackgroundThreadsResult = { batched: [], failed: [] };
+  for (const tid of found.tids) {
+    try {
+      await run(options.chrt ?? 'chrt', ['-b', '-p', '0', String(tid)], { timeout: 5000 });
+      if (threadStat(tid).policy !== SCHED_BATCH) throw new Error('chrt returned, the policy did not change');
+      result.batched.push(tid);
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      if (e.code === 'ENOENT' && result.batched.length === 0) return { ...result, skipped: 'chrt (util-linux) is not installed' };
+      result.failed.push({ tid, reason: e.message.split('\n')[0] ?? String(error) });
+    }
+  }
+  return result;
 }
