@@ -375,7 +375,7 @@ export const START_OPTIONS = {
     switch: true,
     env: 'MQTTKIT_YIELD_BACKGROUND',
     allowed:
-      "on or off: V8's background threads (JIT compiles, GC helpers) run as SCHED_BATCH so they never preempt the event loop (Linux with util-linux's chrt; docs/benchmarks.md)",
+      "on or off: V8's background threads (JIT compiles, GC helpers) run as SCHED_BATCH at nice +5 so they do not preempt the event loop (Linux with util-linux's chrt; docs/benchmarks.md)",
     schema: onOff,
     fallback: 'on',
   },

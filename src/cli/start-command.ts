@@ -105,7 +105,7 @@ Examples:
 function logThreads(log: Logger, threads: BackgroundThreadsResult): void {
   if (threads.skipped) log.debug(`V8's background threads keep the event loop's scheduling: ${threads.skipped}`);
   if (threads.batched.length > 0)
-    log.debug(`V8's background threads (${threads.batched.join(', ')}) run as SCHED_BATCH: they no longer preempt the event loop`);
+    log.debug(`V8's background threads (${threads.batched.join(', ')}) run as SCHED_BATCH at nice +5: they no longer preempt the event loop`);
   for (const { tid, reason } of threads.failed)
     log.warn(`V8's background thread ${tid} keeps the event loop's scheduling: ${reason} (--no-yield-background stops trying)`);
 }

@@ -1,13 +1,16 @@
 /**
- * V8's background threads (JIT compiles, GC helpers) run as SCHED_BATCH, so they never preempt the event loop.
+ * V8's background threads (JIT compiles, GC helpers) run as SCHED_BATCH at nice +5, so they do not preempt
+ * the event loop, nor hold a core long against whatever it wakes.
  *
  * Why: on a small board the scheduler often wakes a V8 worker on the event loop's own core, and the
  * worker, just woken, preempts it: a TurboFan compile of a hot function (1–8 ms) then sits between a
  * HomeKit write and its `/set`. Traced on the 2-vCPU benchmark machine, such preemptions were behind
  * 49 of 61 writes over 2.5 ms (docs/benchmarks.md, "What it was: V8's own threads"). Linux's SCHED_BATCH
- * keeps a thread's fair share of the CPU (nice 0: GC helpers are not starved on a busy machine) but
- * takes away its right to preempt on wake-up: the worker runs on an idle core, when the loop sleeps, or
- * at the next tick. There is no system call for it in Node, so util-linux's `chrt` sets it.
+ * takes away a thread's right to preempt on wake-up (there is no system call for it in Node, so
+ * util-linux's `chrt` sets it); nice +5 lets a process the loop wakes (a local broker, a controller)
+ * take the core from a compiling worker. Not nice 19: it starves the GC helpers on a busy machine, and a
+ * scavenge waits for its helpers (measured with two busy loops beside the hub: pauses up to 330 ms,
+ * against 8 ms untouched and 4 ms like this).
  *
  * Only V8's threads: libuv's pool (file reads, DNS, zlib) and worker threads such as the password
  * hasher keep the event loop's policy. Node 20 starts, before any JavaScript runs, its delayed-task
@@ -19,6 +22,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -28,9 +32,11 @@ const DEFAULT_V8_POOL_SIZE = 4;
 const DEFAULT_UV_POOL_SIZE = 4;
 /** Linux's policy number for SCHED_BATCH (field 41 of /proc/<pid>/task/<tid>/stat). */
 export const SCHED_BATCH = 3;
+/** How much nicer than the event loop V8's threads become. */
+export const NICE_STEP = 5;
 
 export interface BackgroundThreadsResult {
-  /** Threads now SCHED_BATCH. */
+  /** Threads now SCHED_BATCH, NICE_STEP nicer than the event loop. */
   batched: number[];
   /** Threads that could not be changed, and why. */
   failed: Array<{ tid: number; reason: string }>;
@@ -62,6 +68,8 @@ interface ThreadStat {
   started: number;
   /** Scheduling policy (field 41). */
   policy: number;
+  /** Nice value (field 19). */
+  nice: number;
 }
 
 export function threadStat(tid: number, pid: number | 'self' = 'self'): ThreadStat {
@@ -69,7 +77,7 @@ export function threadStat(tid: number, pid: number | 'self' = 'self'): ThreadSt
   // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
   const close = stat.lastIndexOf(')');
   const fields = stat.slice(close + 2).split(' ');
-  return { tid, comm: stat.slice(stat.indexOf('(') + 1, close), started: Number(fields[19]), policy: Number(fields[38]) };
+  return { tid, comm: stat.slice(stat.indexOf('(') + 1, close), started: Number(fields[19]), policy: Number(fields[38]), nice: Number(fields[16]) };
 }
 
 /** V8's platform threads in this process (oldest first), or why they cannot be told apart. */
@@ -107,10 +115,12 @@ export async function yieldBackgroundThreads(options: { chrt?: string } = {}): P
   }
   if ('skipped' in found) return { batched: [], failed: [], skipped: found.skipped };
   const result: BackgroundThreadsResult = { batched: [], failed: [] };
+  const nice = Math.min(19, threadStat(process.pid).nice + NICE_STEP);
   for (const tid of found.tids) {
     try {
       await run(options.chrt ?? 'chrt', ['-b', '-p', '0', String(tid)], { timeout: 5000 });
       if (threadStat(tid).policy !== SCHED_BATCH) throw new Error('chrt returned, the policy did not change');
+      setPriority(tid, nice);
       result.batched.push(tid);
     } catch (error) {
       const e = error as NodeJS.ErrnoException;

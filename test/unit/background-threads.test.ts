@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { SCHED_BATCH, threadStat, v8PoolSize } from '../../src/hub/background-threads.js';
+import { NICE_STEP, SCHED_BATCH, threadStat, v8PoolSize } from '../../src/hub/background-threads.js';
 import { eventually, launcherSettings, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { requireTool } from '../helpers/system-tools.js';
 
@@ -19,9 +19,11 @@ interface Probe {
   failed: Array<{ tid: number; reason: string }>;
   skipped?: string;
   main: number;
-  /** Each thread's scheduling policy after the call, and before it (the main thread's). */
+  /** Each thread's scheduling policy and nice value after the call, and the main thread's before it. */
   policy: Record<string, number>;
+  nice: Record<string, number>;
   mainPolicyBefore: number;
+  mainNiceBefore: number;
   /** CPU ticks each thread spent in the phase. */
   compile: Record<string, number>;
   hashing: Record<string, number>;
@@ -32,7 +34,7 @@ const probeSource = (moduleUrl: string) => `
 import { readdirSync, readFileSync } from 'node:fs';
 import { scrypt } from 'node:crypto';
 const { yieldBackgroundThreads, threadStat } = await import(${JSON.stringify(moduleUrl)});
-const mainPolicyBefore = threadStat(process.pid).policy;
+const { policy: mainPolicyBefore, nice: mainNiceBefore } = threadStat(process.pid);
 const result = await yieldBackgroundThreads();
 const ticks = () => Object.fromEntries(readdirSync('/proc/self/task').map((tid) => {
   const stat = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8');
@@ -65,7 +67,8 @@ if (!process.env.PROBE_LIGHT) {
   if (sink === 0.5) console.error('never');
 }
 const policy = Object.fromEntries(readdirSync('/proc/self/task').map((tid) => [tid, threadStat(Number(tid)).policy]));
-console.log(JSON.stringify({ ...result, main: process.pid, mainPolicyBefore, policy, compile, hashing }));
+const nice = Object.fromEntries(readdirSync('/proc/self/task').map((tid) => [tid, threadStat(Number(tid)).nice]));
+console.log(JSON.stringify({ ...result, main: process.pid, mainPolicyBefore, mainNiceBefore, policy, nice, compile, hashing }));
 `;
 
 function runProbe(flags: string[] = [], env: Record<string, string> = {}): Probe {
@@ -104,8 +107,13 @@ function assertOnlyV8Batched(probe: Probe, workers: number): void {
   assert.deepEqual(probe.failed, [], detail);
   assert.equal(probe.batched.length, workers + 1, `the delayed-task scheduler and ${workers} workers: ${detail}`);
   for (const [tid, policy] of Object.entries(probe.policy)) {
-    if (probe.batched.includes(Number(tid))) assert.equal(policy, SCHED_BATCH, `thread ${tid}: ${detail}`);
-    else assert.equal(policy, probe.mainPolicyBefore, `thread ${tid} keeps the event loop's policy: ${detail}`);
+    if (probe.batched.includes(Number(tid))) {
+      assert.equal(policy, SCHED_BATCH, `thread ${tid}: ${detail}`);
+      assert.equal(probe.nice[tid], Math.min(19, probe.mainNiceBefore + NICE_STEP), `thread ${tid}: ${detail}`);
+    } else {
+      assert.equal(policy, probe.mainPolicyBefore, `thread ${tid} keeps the event loop's policy: ${detail}`);
+      assert.equal(probe.nice[tid], probe.mainNiceBefore, `thread ${tid} keeps the event loop's nice value: ${detail}`);
+    }
   }
 }
 
@@ -153,6 +161,10 @@ describe('background threads', { skip: process.platform !== 'linux' && 'thread p
         Object.values(probe.policy).every((p) => p === probe.mainPolicyBefore),
         JSON.stringify(probe),
       );
+      assert.ok(
+        Object.values(probe.nice).every((n) => n === probe.mainNiceBefore),
+        JSON.stringify(probe),
+      );
     }
   });
 
@@ -165,6 +177,9 @@ describe('background threads', { skip: process.platform !== 'linux' && 'thread p
       await eventually(() => policies(pid).filter((t) => t.policy === SCHED_BATCH).length === 5, 10_000, "five of the hub's threads SCHED_BATCH");
       const threads = policies(pid);
       assert.notEqual(threads.find((t) => t.tid === pid)?.policy, SCHED_BATCH, 'the event loop keeps its policy');
+      const mainNice = threadStat(pid, pid).nice;
+      for (const t of threads)
+        assert.equal(threadStat(t.tid, pid).nice, t.policy === SCHED_BATCH ? Math.min(19, mainNice + NICE_STEP) : mainNice, `thread ${t.tid}`);
       // The password hasher and libuv's pool start with the hub, after the call: at the loop's policy.
       assert.ok(threads.length > 6, `${threads.length} threads`);
     } finally {
