@@ -10,7 +10,7 @@
  * util-linux's `chrt` sets it); nice +5 lets a process the loop wakes (a local broker, a controller)
  * take the core from a compiling worker. Not nice 19: it starves the GC helpers on a busy machine, and a
  * scavenge waits for its helpers (measured with two busy loops beside the hub: pauses up to 330 ms,
- * against 8 ms untouched and 4 ms like this).
+ * against 8–18 ms untouched and 4–8 ms like this).
  *
  * Only V8's threads: libuv's pool (file reads, DNS, zlib) and worker threads such as the password
  * hasher keep the event loop's policy. Node 20 starts, before any JavaScript runs, its delayed-task
