@@ -7,7 +7,7 @@
  * latencies and each thread's run-queue wait from /proc only. How docs/benchmarks.md's "What it was:
  * V8's own threads" was found; compare `MQTTKIT_YIELD_BACKGROUND=off` with the default.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { removeDataDir, startHub } from '../test/helpers/hub-process.js';
 import { connectDevice } from '../test/helpers/mqtt-device.js';
 import { Controller, findId } from './homekit-probe.js';
@@ -23,23 +23,32 @@ interface Sample {
   ms: number;
 }
 
-function canTrace(): boolean {
+/** The tracefs settings this tool changes, as they were: put back when it ends, whatever happens. */
+const SETTINGS = ['trace_clock', 'buffer_size_kb', 'tracing_on', ...EVENTS.map((e) => `events/sched/${e}/enable`)];
+
+function readSettings(): Map<string, string> | undefined {
   try {
-    writeFileSync(`${TRACING}trace_clock`, 'mono');
-    return true;
+    const saved = new Map(SETTINGS.map((name) => [name, readFileSync(`${TRACING}${name}`, 'utf8').trim()] as const));
+    // trace_clock lists every clock with the current one in brackets.
+    saved.set('trace_clock', /\[(\w+)\]/.exec(saved.get('trace_clock') ?? '')?.[1] ?? 'local');
+    accessSync(`${TRACING}trace_clock`, constants.W_OK);
+    return saved;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-function tracing(on: boolean): void {
-  if (on) {
-    writeFileSync(`${TRACING}buffer_size_kb`, '65536');
-    for (const e of EVENTS) writeFileSync(`${TRACING}events/sched/${e}/enable`, '1');
-    writeFileSync(`${TRACING}trace`, '');
-  }
-  writeFileSync(`${TRACING}tracing_on`, on ? '1' : '0');
-  if (!on) for (const e of EVENTS) writeFileSync(`${TRACING}events/sched/${e}/enable`, '0');
+function startTracing(): void {
+  writeFileSync(`${TRACING}trace_clock`, 'mono');
+  writeFileSync(`${TRACING}buffer_size_kb`, '65536');
+  for (const e of EVENTS) writeFileSync(`${TRACING}events/sched/${e}/enable`, '1');
+  writeFileSync(`${TRACING}trace`, '');
+  writeFileSync(`${TRACING}tracing_on`, '1');
+}
+
+function restore(saved: Map<string, string>): void {
+  writeFileSync(`${TRACING}tracing_on`, '0');
+  for (const [name, value] of saved) writeFileSync(`${TRACING}${name}`, value);
 }
 
 /** Run-queue wait and involuntary switches of each thread of a process (/proc/<pid>/task/<tid>/schedstat, status). */
@@ -71,7 +80,8 @@ function switches(): Switch[] {
 
 async function main(): Promise<void> {
   const writes = Number(process.argv[2] ?? 1000);
-  const traced = canTrace();
+  const saved = readSettings();
+  const traced = saved !== undefined;
   const hub = await startHub({ args: ['--log-level', 'warn'] });
   const hubPid = hub.child.pid!;
   try {
@@ -93,17 +103,28 @@ async function main(): Promise<void> {
     });
     await sleep(500);
     const before = waits(hubPid);
-    if (traced) tracing(true);
     const samples: Sample[] = [];
-    for (let i = 0; i < writes; i++) {
-      const set = new Promise<number>((resolve) => (arrived = resolve));
-      const at = Number(process.hrtime.bigint()) / 1e6;
-      const t0 = now();
-      await controller.client.setCharacteristics({ [on]: i % 2 === 0 });
-      samples.push({ at, ms: (await set) - t0 });
-      await sleep(5);
+    let events: Switch[] = [];
+    try {
+      if (traced) startTracing();
+      for (let i = 0; i < writes; i++) {
+        const set = new Promise<number>((resolve, reject) => {
+          arrived = resolve;
+          setTimeout(() => reject(new Error(`write ${i}: no /set within 5 s`)), 5000).unref();
+        });
+        const at = Number(process.hrtime.bigint()) / 1e6;
+        const t0 = now();
+        await controller.client.setCharacteristics({ [on]: i % 2 === 0 });
+        samples.push({ at, ms: (await set) - t0 });
+        await sleep(5);
+      }
+      if (traced) {
+        writeFileSync(`${TRACING}tracing_on`, '0');
+        events = switches();
+      }
+    } finally {
+      if (saved) restore(saved);
     }
-    if (traced) tracing(false);
     const after = waits(hubPid);
     await controller.close();
     device.end(true);
@@ -126,7 +147,6 @@ async function main(): Promise<void> {
       return;
     }
     const hubThreads = new Set(readdirSync(`/proc/${hubPid}/task`).map(Number));
-    const events = switches();
     const lost = { hubThreads: 0, benchmark: 0, other: 0 };
     let preempted = 0;
     for (const sample of samples) {

@@ -1,6 +1,6 @@
 /** `mqttkit start`: resolve options, run the hub, stop cleanly on SIGINT/SIGTERM. */
 import type { Command } from 'commander';
-import { type BackgroundThreadsResult, yieldBackgroundThreads } from '../hub/background-threads.js';
+import { type BackgroundThreadsResult, findBackgroundThreads, yieldBackgroundThreads } from '../hub/background-threads.js';
 import { ClusteredHub } from '../hub/clustered-hub.js';
 import { Faults } from '../hub/faults.js';
 import { Hub } from '../hub/hub.js';
@@ -61,11 +61,14 @@ Examples:
     }
     // Everything the hub writes (HomeKit keys, state, runtime file) is for its owner only.
     process.umask(0o077);
+    // Before the logger: on a terminal it writes through a worker thread, and a thread count Node does not
+    // start makes V8's threads impossible to tell apart.
+    const threads = resolved.yieldBackground ? findBackgroundThreads() : undefined;
     const log = createLogger(resolved.logLevel);
     // From here on no unhandled rejection or uncaught exception ends the hub: logged, counted, survived.
     const faults = new Faults(log);
     faults.installProcessHandlers();
-    if (resolved.yieldBackground) void yieldBackgroundThreads().then((threads) => logThreads(log, threads));
+    if (threads) void yieldBackgroundThreads(threads).then((result) => logThreads(log, result));
     const cluster = resolved.hub.cluster;
     if (resolved.hub.databaseUrl && cluster) {
       await runClustered({ ...resolved.hub, databaseUrl: resolved.hub.databaseUrl, cluster }, log, faults);
@@ -105,9 +108,8 @@ Examples:
 function logThreads(log: Logger, threads: BackgroundThreadsResult): void {
   if (threads.skipped) log.debug(`V8's background threads keep the event loop's scheduling: ${threads.skipped}`);
   if (threads.batched.length > 0)
-    log.debug(`V8's background threads (${threads.batched.join(', ')}) run as SCHED_BATCH at nice +5: they no longer preempt the event loop`);
-  for (const { tid, reason } of threads.failed)
-    log.warn(`V8's background thread ${tid} keeps the event loop's scheduling: ${reason} (--no-yield-background stops trying)`);
+    log.debug(`V8's background threads (${threads.batched.join(', ')}) run as SCHED_BATCH at nice +5: they do not preempt the event loop`);
+  for (const { tid, reason } of threads.failed) log.warn(`V8's background thread ${tid}: ${reason} (--no-yield-background stops trying)`);
 }
 
 /**

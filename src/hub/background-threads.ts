@@ -21,7 +21,7 @@
  * against the running Node by the work each thread does.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { promisify } from 'node:util';
 
@@ -36,7 +36,7 @@ export const SCHED_BATCH = 3;
 export const NICE_STEP = 5;
 
 export interface BackgroundThreadsResult {
-  /** Threads now SCHED_BATCH, NICE_STEP nicer than the event loop. */
+  /** Threads now SCHED_BATCH (NICE_STEP nicer than the event loop unless `failed` says otherwise). */
   batched: number[];
   /** Threads that could not be changed, and why. */
   failed: Array<{ tid: number; reason: string }>;
@@ -104,29 +104,59 @@ export function v8Threads(env: NodeJS.ProcessEnv = process.env): { tids: number[
   return { tids: picked.map((t) => t.tid) };
 }
 
-/** Makes V8's background threads SCHED_BATCH. Never throws: a hub that cannot do it runs as before. */
-export async function yieldBackgroundThreads(options: { chrt?: string } = {}): Promise<BackgroundThreadsResult> {
-  if (process.platform !== 'linux') return { batched: [], failed: [], skipped: `not on Linux (${process.platform})` };
-  let found: ReturnType<typeof v8Threads>;
+/** Where util-linux installs chrt: by absolute path, so a service never runs whatever `chrt` its PATH finds. */
+const CHRT = ['/usr/bin/chrt', '/bin/chrt'];
+const SCHED_OTHER = 0;
+
+export type BackgroundThreads = { tids: number[]; nice: number } | { skipped: string };
+
+/**
+ * V8's threads, read now: call it before anything starts a thread of its own (a terminal's pretty logger
+ * runs in a worker thread), then hand the answer to yieldBackgroundThreads. Never throws.
+ */
+export function findBackgroundThreads(env: NodeJS.ProcessEnv = process.env): BackgroundThreads {
+  if (process.platform !== 'linux') return { skipped: `not on Linux (${process.platform})` };
   try {
-    found = v8Threads();
+    const main = threadStat(process.pid);
+    // A real-time or idle event loop was set up that way on purpose: V8's threads follow it, untouched.
+    if (main.policy !== SCHED_OTHER && main.policy !== SCHED_BATCH) return { skipped: `the event loop runs with scheduling policy ${main.policy}` };
+    const found = v8Threads(env);
+    return 'skipped' in found ? found : { tids: found.tids, nice: Math.min(19, main.nice + NICE_STEP) };
   } catch (error) {
-    return { batched: [], failed: [], skipped: `cannot read /proc/self/task: ${(error as Error).message}` };
+    return { skipped: `cannot read /proc/self/task: ${(error as Error).message}` };
   }
+}
+
+/** Makes V8's background threads SCHED_BATCH, NICE_STEP nicer than the loop. Never throws: a hub that cannot do it runs as before. */
+export async function yieldBackgroundThreads(
+  found: BackgroundThreads = findBackgroundThreads(),
+  options: { chrt?: string; timeoutMs?: number } = {},
+): Promise<BackgroundThreadsResult> {
   if ('skipped' in found) return { batched: [], failed: [], skipped: found.skipped };
+  const chrt = [options.chrt ?? CHRT].flat().find((path) => existsSync(path));
+  if (!chrt) return { batched: [], failed: [], skipped: 'chrt (util-linux) is not installed' };
+  const timeoutMs = options.timeoutMs ?? 5000;
   const result: BackgroundThreadsResult = { batched: [], failed: [] };
-  const nice = Math.min(19, threadStat(process.pid).nice + NICE_STEP);
-  for (const tid of found.tids) {
+  for (const [i, tid] of found.tids.entries()) {
     try {
-      await run(options.chrt ?? 'chrt', ['-b', '-p', '0', String(tid)], { timeout: 5000 });
+      await run(chrt, ['-b', '-p', '0', String(tid)], { timeout: timeoutMs, env: { LC_ALL: 'C', PATH: '/usr/bin:/bin' } });
       if (threadStat(tid).policy !== SCHED_BATCH) throw new Error('chrt returned, the policy did not change');
-      setPriority(tid, nice);
-      result.batched.push(tid);
     } catch (error) {
-      const e = error as NodeJS.ErrnoException;
-      if (e.code === 'ENOENT' && result.batched.length === 0) return { ...result, skipped: 'chrt (util-linux) is not installed' };
-      result.failed.push({ tid, reason: e.message.split('\n')[0] ?? String(error) });
+      const e = error as NodeJS.ErrnoException & { stderr?: string; killed?: boolean };
+      if (e.killed) {
+        // A chrt that hangs once would hang for each: give up on the rest.
+        for (const left of found.tids.slice(i)) result.failed.push({ tid: left, reason: `chrt did not finish within ${timeoutMs} ms` });
+        return result;
+      }
+      result.failed.push({ tid, reason: e.stderr?.trim() || e.message.split('\n')[0] || String(error) });
+      continue;
     }
+    try {
+      setPriority(tid, found.nice);
+    } catch (error) {
+      result.failed.push({ tid, reason: `SCHED_BATCH, but its nice value stays: ${(error as Error).message}` });
+    }
+    result.batched.push(tid);
   }
   return result;
 }

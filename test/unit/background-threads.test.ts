@@ -4,14 +4,16 @@
  * JIT compiles must land on the changed threads, libuv's pool work (here: async scrypt) on the others.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { NICE_STEP, SCHED_BATCH, threadStat, v8PoolSize } from '../../src/hub/background-threads.js';
-import { eventually, launcherSettings, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { readRuntime } from '../../src/store/runtime-file.js';
+import { BIN, eventually, launcherSettings, PINCODE, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { requireTool } from '../helpers/system-tools.js';
 
 interface Probe {
@@ -33,9 +35,14 @@ interface Probe {
 const probeSource = (moduleUrl: string) => `
 import { readdirSync, readFileSync } from 'node:fs';
 import { scrypt } from 'node:crypto';
-const { yieldBackgroundThreads, threadStat } = await import(${JSON.stringify(moduleUrl)});
+import { Worker } from 'node:worker_threads';
+const { findBackgroundThreads, yieldBackgroundThreads, threadStat } = await import(${JSON.stringify(moduleUrl)});
 const { policy: mainPolicyBefore, nice: mainNiceBefore } = threadStat(process.pid);
-const result = await yieldBackgroundThreads();
+const found = findBackgroundThreads();
+// A thread started between the two calls, as a terminal's pretty logger starts one in the hub.
+const worker = process.env.PROBE_WORKER ? new Worker('setInterval(() => {}, 1000)', { eval: true }) : undefined;
+if (worker) await new Promise((resolve) => worker.once('online', resolve));
+const result = await yieldBackgroundThreads(found, { chrt: process.env.PROBE_CHRT, timeoutMs: Number(process.env.PROBE_TIMEOUT) || undefined });
 const ticks = () => Object.fromEntries(readdirSync('/proc/self/task').map((tid) => {
   const stat = readFileSync('/proc/self/task/' + tid + '/stat', 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -69,6 +76,7 @@ if (!process.env.PROBE_LIGHT) {
 const policy = Object.fromEntries(readdirSync('/proc/self/task').map((tid) => [tid, threadStat(Number(tid)).policy]));
 const nice = Object.fromEntries(readdirSync('/proc/self/task').map((tid) => [tid, threadStat(Number(tid)).nice]));
 console.log(JSON.stringify({ ...result, main: process.pid, mainPolicyBefore, mainNiceBefore, policy, nice, compile, hashing }));
+await worker?.terminate();
 `;
 
 function runProbe(flags: string[] = [], env: Record<string, string> = {}): Probe {
@@ -147,12 +155,47 @@ describe('background threads', { skip: process.platform !== 'linux' && 'thread p
     assertOnlyV8Batched(runProbe(['--v8_pool_size=3'], { PROBE_LIGHT: '1' }), 3);
   });
 
+  it('reads the threads before anything else starts one: a worker started in between is left alone', (t) => {
+    if (!chrt(t)) return;
+    const probe = runProbe([], { PROBE_WORKER: '1', PROBE_LIGHT: '1' });
+    assertOnlyV8Batched(probe, 4);
+    assert.equal(Object.keys(probe.policy).length, 12, 'the main thread, 10 of Node and the worker');
+  });
+
+  it('says why for each thread when chrt fails, and gives up on the rest when it hangs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mqttkit-chrt-'));
+    try {
+      const refusing = join(dir, 'chrt-refusing');
+      writeFileSync(refusing, `#!/bin/sh\necho "chrt: failed to set pid $4's policy: Operation not permitted" >&2\nexit 1\n`, { mode: 0o755 });
+      const hanging = join(dir, 'chrt-hanging');
+      writeFileSync(hanging, '#!/bin/sh\nexec sleep 10\n', { mode: 0o755 });
+      const refused = runProbe([], { PROBE_CHRT: refusing, PROBE_LIGHT: '1' });
+      assert.equal(refused.failed.length, 5, JSON.stringify(refused));
+      for (const f of refused.failed) assert.equal(f.reason, `chrt: failed to set pid ${f.tid}'s policy: Operation not permitted`);
+      const hung = runProbe([], { PROBE_CHRT: hanging, PROBE_TIMEOUT: '300', PROBE_LIGHT: '1' });
+      assert.equal(hung.failed.length, 5, JSON.stringify(hung));
+      assert.ok(
+        hung.failed.every((f) => f.reason === 'chrt did not finish within 300 ms'),
+        JSON.stringify(hung),
+      );
+      for (const probe of [refused, hung]) {
+        assert.deepEqual(probe.batched, []);
+        assert.ok(
+          Object.values(probe.policy).every((p) => p === probe.mainPolicyBefore),
+          JSON.stringify(probe),
+        );
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('changes nothing when the threads cannot be told apart: Node sizing the pool, a tracing agent, no chrt', () => {
     for (const [flags, env, reason] of [
       [['--v8-pool-size=0'], {}, /--v8-pool-size=0 lets Node size the pool/],
       [[], { NODE_OPTIONS: '--v8-pool-size=0' }, /--v8-pool-size=0 lets Node size the pool/],
       [['--trace-event-categories', 'v8'], {}, /threads where Node 20 starts/],
-      [[], { PATH: '/nonexistent' }, /chrt \(util-linux\) is not installed/],
+      [[], { PROBE_CHRT: '/nonexistent/chrt' }, /chrt \(util-linux\) is not installed/],
     ] as const) {
       const probe = runProbe([...flags], { ...env, PROBE_LIGHT: '1' });
       assert.match(probe.skipped ?? '', reason, JSON.stringify(probe));
@@ -168,6 +211,36 @@ describe('background threads', { skip: process.platform !== 'linux' && 'thread p
     }
   });
 
+  it("does it on a terminal too, where the hub's pretty logger starts a thread of its own first", async (t) => {
+    if (!chrt(t)) return;
+    const script = requireTool(t, 'script', ['script'], 'apt-get install bsdutils');
+    if (!script) return;
+    const dataDir = tempDataDir();
+    const { env, flags } = launcherSettings();
+    const args = ['start', '--data-dir', dataDir, '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--hap-host', '127.0.0.1', '--hap-port', '0'];
+    const command = [process.execPath, ...flags, BIN, ...args, '--http-host', '127.0.0.1', '--http-port', '0', '--pincode', PINCODE]
+      .map((word) => `'${word.replace(/'/g, "'\\''")}'`)
+      .join(' ');
+    // script(1) gives the hub a pseudo-terminal, as a person's shell does.
+    const child = spawn(script, ['-qfec', command, '/dev/null'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      const pid = await eventually(() => readRuntime(dataDir)?.pid, 30_000, `the hub's runtime file; it printed: ${output}`);
+      await eventually(
+        () => readdirSync(`/proc/${pid}/task`).filter((tid) => threadStat(Number(tid), pid).policy === SCHED_BATCH).length === 5,
+        10_000,
+        "five of the hub's threads SCHED_BATCH",
+      );
+      assert.ok(readdirSync(`/proc/${pid}/task`).length > 11, "the pretty logger's thread runs beside Node's");
+      process.kill(pid, 'SIGTERM');
+      await once(child, 'exit');
+    } finally {
+      child.kill('SIGKILL');
+      removeDataDir(dataDir);
+    }
+  });
+
   it('the hub does it at start, and --no-yield-background leaves every thread alone', async (t) => {
     if (!chrt(t)) return;
     const policies = (pid: number) => readdirSync(`/proc/${pid}/task`).map((tid) => ({ tid: Number(tid), policy: threadStat(Number(tid), pid).policy }));
@@ -180,8 +253,6 @@ describe('background threads', { skip: process.platform !== 'linux' && 'thread p
       const mainNice = threadStat(pid, pid).nice;
       for (const t of threads)
         assert.equal(threadStat(t.tid, pid).nice, t.policy === SCHED_BATCH ? Math.min(19, mainNice + NICE_STEP) : mainNice, `thread ${t.tid}`);
-      // The password hasher and libuv's pool start with the hub, after the call: at the loop's policy.
-      assert.ok(threads.length > 6, `${threads.length} threads`);
     } finally {
       await hub.stop();
       removeDataDir(hub.dataDir);
