@@ -9,7 +9,18 @@ import type { HubContext } from './context.js';
 /** What the web feature needs from the other features. */
 export type WebParts = Pick<
   WebDeps,
-  'channel' | 'bridges' | 'counters' | 'cancelJob' | 'cancelRollout' | 'disconnect' | 'removeDevice' | 'otaOff' | 'registration' | 'espnow' | 'matter'
+  | 'channel'
+  | 'bridges'
+  | 'counters'
+  | 'cancelJob'
+  | 'cancelRollout'
+  | 'disconnect'
+  | 'removeDevice'
+  | 'otaOff'
+  | 'registration'
+  | 'espnow'
+  | 'matter'
+  | 'brokerAccounts'
 >;
 
 export class WebFeature implements Feature {
