@@ -55,18 +55,16 @@ Examples:
       action((id: string, flags: Flags) =>
         withWorkspace(flags, false, async (ws) => {
           await existing(ws, id);
-          // A running hub resets it (in Mosquitto too with an external broker) and drops the connection, and
-          // its security log names the action [A-11].
-          const hub = hubOf(ws);
-          if (ws.externalUrl && hub) {
-            const made = await hub.ok<{ password: string }>('POST', `/api/registration/${encodeURIComponent(id)}/reset`);
-            printPassword(id, made.password, flags.json === true, 'new password');
-          } else if (ws.externalUrl) {
+          if (ws.externalUrl) {
             const password = generatePassword();
             await withDynsec(ws, (dynsec) => dynsec.setPassword(id, password));
             await ws.accounts.setSecret(id, await hashPassword(password));
             printPassword(id, password, flags.json === true, 'new password');
+            // The running hub drops its connection: it must log in again with the new password.
+            await hubOf(ws)?.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
           } else {
+            // A running hub forgets the password and drops the connection, and its security log names the action [A-11].
+            const hub = hubOf(ws);
             if (hub) await hub.ok('POST', `/api/registration/${encodeURIComponent(id)}/reset`);
             else await ws.accounts.setSecret(id, null);
             console.log(`Device ${id} reset: the next password it presents becomes its password.`);
@@ -149,9 +147,9 @@ async function add(ws: Workspace, id: string, json: boolean): Promise<void> {
   // [E-10] a peripheral speaks only through its gateway: no account of its own (with Mosquitto, a client would be a second voice)
   const gateway = (await EspNowPairings.load(ws.db)).get(id)?.gateway;
   if (gateway) throw new CliError(`${id} is an ESP-NOW peripheral of gateway ${gateway}: it has no account of its own ('mqttkit espnow unpair ${id}' first)`);
-  // A running hub makes it, in Mosquitto's dynamic security too with an external broker, so its security
-  // log names the action [A-11]; with none running the CLI does both itself.
-  const hub = hubOf(ws);
+  // A running hub makes it (so its security log names the action [A-11]); an external broker's dynamic
+  // security is the CLI's to write, so that path stays here.
+  const hub = ws.externalUrl ? undefined : hubOf(ws);
   if (hub) {
     const made = await hub.ok<{ password: string }>('POST', '/api/registration/devices', { id });
     printPassword(id, made.password, json, 'password');

@@ -32,9 +32,9 @@ export function registerUser(program: Command): void {
         const ws = await openWorkspace(flags, { create: true });
         try {
           if (await ws.accounts.get(name)) throw new CliError(`${name} exists already`);
-          // A running hub makes it (in Mosquitto's dynamic security too with an external broker), so its
-          // security log names the action [A-11]; with none running the CLI does both itself.
-          const hub = hubOf(ws);
+          // A running hub makes it, so its security log names the action [A-11]; an external broker's
+          // dynamic security is the CLI's to write, so that path (and the offline one) stays here.
+          const hub = ws.externalUrl ? undefined : hubOf(ws);
           if (hub) {
             const made = await hub.ok<{ password: string }>('POST', '/api/admins', { name });
             if (flags.json) console.log(JSON.stringify({ username: name, password: made.password }));

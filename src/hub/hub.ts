@@ -221,7 +221,6 @@ export class Hub {
         otaOff: options.ota === false ? OTA_OFF_MESSAGE : undefined,
         disconnect: (id) => mqtt.broker?.disconnect(id),
         registration: () => mqtt.registration,
-        brokerAccounts: () => (managesBroker() ? brokerRights : undefined),
         espnow: {
           pairings: espnow,
           command: (id, text) => mqtt.link.publish(`cmnd/${id}/OTA`, text, { qos: 1, retain: false }),

@@ -13,20 +13,11 @@ import { generatePassword, hashPassword } from '../security/password-hash.js';
 import type { AccountStore } from '../store/account-store.js';
 import type { WebStore } from '../store/web-store.js';
 
-/** Mosquitto's dynamic security as the hub reaches it, with the broker login `mqttkit mosquitto-config` saved. */
-export interface BrokerAccounts {
-  provisionDevice(id: string, password: string): Promise<void>;
-  setPassword(id: string, password: string): Promise<void>;
-  createAdmin(name: string, password: string): Promise<void>;
-}
-
 export interface AdminDeps {
   web: WebStore;
   accounts: AccountStore;
-  /** Set with an external broker: device and admin accounts live in Mosquitto's dynamic security too. */
+  /** Set with an external broker: device accounts live in Mosquitto's dynamic security, made by the CLI. */
   externalBroker?: boolean;
-  /** With an external broker, its dynamic security (undefined: the data dir holds no broker login). */
-  brokerAccounts?: () => BrokerAccounts | undefined;
   /** The hub log, where each security action is written with who did it ([A-11]). */
   log?: Logger;
 }
@@ -60,28 +51,8 @@ export function refuseApiToken(request: FastifyRequest): void {
     throw status(403, "an API token cannot manage tokens, accounts or registration: use the dashboard (logged in) or the mqttkit CLI on the hub's machine");
 }
 
-/**
- * With an external broker, Mosquitto's dynamic security first (a refusal changes nothing), then the hub's
- * own account; with the embedded broker, nothing to do there.
- */
-export async function inBroker(
-  d: Pick<AdminDeps, 'externalBroker' | 'brokerAccounts'>,
-  what: string,
-  change: (broker: BrokerAccounts) => Promise<void>,
-): Promise<void> {
-  if (!d.externalBroker) return;
-  const broker = d.brokerAccounts?.();
-  if (!broker)
-    throw status(409, `the hub uses an external broker but holds no login for its dynamic security: run 'mqttkit mosquitto-config' with this --data-dir`);
-  try {
-    await change(broker);
-  } catch (error) {
-    throw status(502, `Mosquitto refused ${what} (${(error as Error).message}): nothing changed; try again`);
-  }
-}
-
 export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
-  if (d.log) auditSecurityActions(app, d.log, d.externalBroker === true);
+  if (d.log) auditSecurityActions(app, d.log);
   app.get('/api/tokens', async (request) => {
     refuseApiToken(request);
     return await d.web.tokens();
@@ -130,9 +101,9 @@ export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
     const { id } = deviceBody.parse(request.body);
     const problem = mqttAccountNameProblem(id);
     if (problem) throw status(400, `id: ${problem}`);
+    if (d.externalBroker) throw status(409, `the hub uses an external broker: add the device there with 'mqttkit device add ${id}'`);
     if (await d.accounts.get(id)) throw status(409, `${id} exists already: reset its password instead`);
     const password = generatePassword();
-    await inBroker(d, `device ${id}`, (broker) => broker.provisionDevice(id, password));
     if (!(await d.accounts.create(id, 'device', 'active', await hashPassword(password)))) throw status(409, `${id} exists already`);
     return { id, username: id, clientId: id, password };
   });
@@ -148,9 +119,9 @@ export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
     if (problem) throw status(400, `name: ${problem}`);
     if (isCheckerAccountName(name))
       throw status(400, `name: '${name}' has the form of 'mqttkit conformance''s temporary accounts (removed when the hub starts): choose another name`);
+    if (d.externalBroker) throw status(409, `the hub uses an external broker: add the account there with 'mqttkit user add ${name} --admin'`);
     if (await d.accounts.get(name)) throw status(409, `${name} exists already`);
     const password = generatePassword();
-    await inBroker(d, `admin account ${name}`, (broker) => broker.createAdmin(name, password));
     if (!(await d.accounts.create(name, 'admin', 'active', await hashPassword(password)))) throw status(409, `${name} exists already`);
     return { username: name, password };
   });
@@ -168,7 +139,7 @@ const field = (from: unknown, key: string): string => {
  * [A-11] What each security action says in the hub log, by the route Fastify matched. Only names are
  * taken (a token's name, an account's name, a device id), never a body's password or a token's secret.
  */
-const SECURITY_ACTIONS: Readonly<Record<string, (r: FastifyRequest, externalBroker: boolean) => { action: string; said: string }>> = {
+const SECURITY_ACTIONS: Readonly<Record<string, (r: FastifyRequest) => { action: string; said: string }>> = {
   'POST /api/tokens': (r) => ({ action: 'token-created', said: `API token ${field(r.body, 'name')} created` }),
   'DELETE /api/tokens/:name': (r) => ({ action: 'token-revoked', said: `API token ${field(r.params, 'name')} revoked` }),
   'POST /api/users': (r) => ({ action: 'user-added', said: `dashboard account ${field(r.body, 'username')} added` }),
@@ -177,10 +148,7 @@ const SECURITY_ACTIONS: Readonly<Record<string, (r: FastifyRequest, externalBrok
   'POST /api/registration/devices': (r) => ({ action: 'device-added', said: `device ${field(r.body, 'id')} added` }),
   'POST /api/admins': (r) => ({ action: 'admin-added', said: `MQTT admin account ${field(r.body, 'name')} added` }),
   'POST /api/registration/:id/approve': (r) => ({ action: 'device-approved', said: `device ${field(r.params, 'id')} approved` }),
-  'POST /api/registration/:id/reset': (r, externalBroker) => ({
-    action: 'device-reset',
-    said: `device ${field(r.params, 'id')} ${externalBroker ? 'given a new password' : 'may register a new password'}`,
-  }),
+  'POST /api/registration/:id/reset': (r) => ({ action: 'device-reset', said: `device ${field(r.params, 'id')} may register a new password` }),
   'DELETE /api/devices/:id': (r) => ({ action: 'device-removed', said: `device ${field(r.params, 'id')} removed` }),
   'POST /api/espnow/pairings': (r) => ({
     action: 'espnow-paired',
@@ -198,12 +166,12 @@ function actor(request: FastifyRequest): string {
 }
 
 /** Writes one info line per security action that succeeded, naming who did it. */
-export function auditSecurityActions(app: FastifyInstance, log: Logger, externalBroker = false): void {
+export function auditSecurityActions(app: FastifyInstance, log: Logger): void {
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode >= 400) return;
     const describe = SECURITY_ACTIONS[`${request.method} ${request.routeOptions.url ?? ''}`];
     if (!describe) return;
-    const { action, said } = describe(request, externalBroker);
+    const { action, said } = describe(request);
     const by = actor(request);
     log.info({ security: action, by }, `${said} by ${by}`);
   });

@@ -29,13 +29,13 @@ import type { CancelOutcome, RolloutCancelOutcome } from '../ota/job-control.js'
 import { devicePathProblem, FIRMWARE_TARGET } from '../ota/protocol.js';
 import { KnownPasswords } from '../security/known-passwords.js';
 import { LoginThrottle } from '../security/login-throttle.js';
-import { generatePassword, hashPassword, verifyPassword } from '../security/password-hash.js';
+import { hashPassword, verifyPassword } from '../security/password-hash.js';
 import { REGISTRATION_POLICIES, type Registration, type RegistrationPolicy } from '../security/registration.js';
 import type { AccountStore } from '../store/account-store.js';
 import type { HistoryStore } from '../store/history-store.js';
 import { FINISHED, type OtaStore } from '../store/ota-store.js';
 import type { WebStore } from '../store/web-store.js';
-import { adminRoutes, type BrokerAccounts, credentials, inBroker, refuseApiToken } from './admin-routes.js';
+import { adminRoutes, credentials, refuseApiToken } from './admin-routes.js';
 import { HostAllowlist } from './allowed-hosts.js';
 import { DEVICE_LIBRARY, loadDeviceLibrary, servedPath } from './device-package.js';
 import { type EspNowDeps, espnowRoutes } from './espnow-routes.js';
@@ -86,10 +86,8 @@ export interface WebDeps {
   otaOff?: string | undefined;
   /** The embedded broker's registration, to read and switch its policy (none with an external broker). */
   registration?: () => Pick<Registration, 'currentPolicy' | 'setPolicy'> | undefined;
-  /** The broker is external (Mosquitto): device and admin accounts are made in its dynamic security too. */
+  /** The broker is external (Mosquitto): device accounts are made there, not by the dashboard. */
   externalBroker?: boolean;
-  /** With an external broker, its dynamic security while the data dir holds the broker login. */
-  brokerAccounts?: () => BrokerAccounts | undefined;
   /** Where the device library and its ports.json are (default: the package's device/micropython). [A-7] */
   deviceLibrary?: string;
   /** ESP-NOW pairing (issue 16). */
@@ -238,13 +236,7 @@ export class WebServer {
       return reply.code(status).send({ error: said ? error.message.slice(0, 300) : 'internal error (see the hub log)' });
     });
     this.#routes(app);
-    adminRoutes(app, {
-      web: this.deps.web,
-      accounts: this.deps.accounts,
-      externalBroker: this.deps.externalBroker,
-      brokerAccounts: this.deps.brokerAccounts,
-      log: this.deps.log,
-    });
+    adminRoutes(app, { web: this.deps.web, accounts: this.deps.accounts, externalBroker: this.deps.externalBroker, log: this.deps.log });
     queryRoutes(app, this.deps.history.engine);
     if (this.deps.espnow)
       espnowRoutes(app, {
@@ -509,22 +501,10 @@ export class WebServer {
     });
     app.post<{ Params: { id: string } }>('/api/registration/:id/reset', async (request, reply) => {
       idParams.parse(request.params);
-      const id = request.params.id;
-      if (!(await d.accounts.get(id))) return reply.code(404).send({ error: `no device account ${id}` });
-      if (!d.externalBroker) {
-        // The embedded broker learns the next password the device presents.
-        await d.accounts.setSecret(id, null);
-        d.disconnect(id);
-        return { reset: id };
-      }
-      // Mosquitto checks passwords itself: a new one, set there first, shown in this answer only. Minting a
-      // credential is not for an API token [A-4].
-      refuseApiToken(request);
-      const password = generatePassword();
-      await inBroker(d, `device ${id}'s new password`, (broker) => broker.setPassword(id, password));
-      await d.accounts.setSecret(id, await hashPassword(password));
-      d.disconnect(id);
-      return { reset: id, password };
+      if (!(await d.accounts.get(request.params.id))) return reply.code(404).send({ error: `no device account ${request.params.id}` });
+      await d.accounts.setSecret(request.params.id, null);
+      d.disconnect(request.params.id);
+      return { reset: request.params.id };
     });
 
     app.get('/api/ota/jobs', async () => await d.ota.jobs(100));

@@ -7,7 +7,6 @@
 import { z } from 'zod';
 import { readBrokerCredentials } from '../../store/broker-credentials.js';
 import type { DynsecAcl, DynsecClient } from './dynsec.js';
-import { HUB_ROLE } from './mosquitto-config.js';
 
 export interface PeripheralRights {
   grant(gateway: string, peripheral: string): Promise<void>;
@@ -16,12 +15,6 @@ export interface PeripheralRights {
   hasClient(id: string): Promise<boolean>;
   /** A removed device's client and role (with every peripheral's rights) go. */
   removeDevice(id: string): Promise<void>;
-  /** A device's client and role, made with this password (`mqttkit device add` through a running hub). */
-  provisionDevice(id: string, password: string): Promise<void>;
-  /** A device's new password (`mqttkit device reset` through a running hub). */
-  setPassword(id: string, password: string): Promise<void>;
-  /** An MQTT admin: a client with the hub's role (`mqttkit user add --admin` through a running hub). */
-  createAdmin(name: string, password: string): Promise<void>;
   /**
    * [E-14] Makes every device role's rights match the pairings: a peripheral's ACLs only in its gateway's
    * role, and a deny for the deliveries of any peripheral a role held. ACLs of any other shape (an admin's
@@ -92,12 +85,6 @@ export function mosquittoPeripheralRights(url: string, dataDir: string): Periphe
       return found;
     },
     removeDevice: (id) => withDynsec((dynsec) => dynsec.removeDevice(id)),
-    provisionDevice: (id, password) => withDynsec((dynsec) => dynsec.provisionDevice(id, password)),
-    setPassword: (id, password) => withDynsec((dynsec) => dynsec.setPassword(id, password)),
-    createAdmin: (name, password) =>
-      withDynsec(async (dynsec) => {
-        await dynsec.run({ command: 'createClient', username: name, password, roles: [{ rolename: HUB_ROLE }] });
-      }),
     reconcile: async (pairings) => {
       const changed: string[] = [];
       await withDynsec(async (dynsec, m) => {

@@ -9,18 +9,7 @@ import type { HubContext } from './context.js';
 /** What the web feature needs from the other features. */
 export type WebParts = Pick<
   WebDeps,
-  | 'channel'
-  | 'bridges'
-  | 'counters'
-  | 'cancelJob'
-  | 'cancelRollout'
-  | 'disconnect'
-  | 'removeDevice'
-  | 'otaOff'
-  | 'registration'
-  | 'espnow'
-  | 'matter'
-  | 'brokerAccounts'
+  'channel' | 'bridges' | 'counters' | 'cancelJob' | 'cancelRollout' | 'disconnect' | 'removeDevice' | 'otaOff' | 'registration' | 'espnow' | 'matter'
 >;
 
 export class WebFeature implements Feature {
