@@ -495,13 +495,15 @@ export class WebServer {
     app.post<{ Params: { id: string } }>('/api/registration/:id/approve', async (request, reply) => {
       idParams.parse(request.params);
       const account = await d.accounts.get(request.params.id);
-      if (account?.status !== 'pending') return reply.code(404).send({ error: `${request.params.id} does not wait for approval` });
+      if (account?.role !== 'device' || account.status !== 'pending') return reply.code(404).send({ error: `${request.params.id} does not wait for approval` });
       await d.accounts.setStatus(request.params.id, 'active');
       return { approved: request.params.id };
     });
     app.post<{ Params: { id: string } }>('/api/registration/:id/reset', async (request, reply) => {
       idParams.parse(request.params);
-      if (!(await d.accounts.get(request.params.id))) return reply.code(404).send({ error: `no device account ${request.params.id}` });
+      // A device's only: an MQTT admin's password forgotten would let the next login under its name
+      // register any password, an every-topic account that outlives the API token which asked.
+      if ((await d.accounts.get(request.params.id))?.role !== 'device') return reply.code(404).send({ error: `no device account ${request.params.id}` });
       await d.accounts.setSecret(request.params.id, null);
       d.disconnect(request.params.id);
       return { reset: request.params.id };

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
-import { cli } from '../helpers/mqtt-device.js';
+import { cli, connectDevice } from '../helpers/mqtt-device.js';
 
 describe('what an API token may not do', { timeout: 60_000 }, () => {
   let hub: RunningHub;
@@ -54,6 +54,17 @@ describe('what an API token may not do', { timeout: 60_000 }, () => {
     );
     const policy = (await (await call('GET', '/api/registration')).json()) as { policy: string };
     assert.equal(policy.policy, 'approve', 'the policy did not change');
+  });
+
+  it('cannot reset or approve an MQTT admin account, so a leaked token never turns into an every-topic login', async () => {
+    const { password } = JSON.parse(cli(['user', 'add', 'node-red', '--admin', '--json', '--data-dir', hub.dataDir]).stdout) as { password: string };
+    for (const action of ['reset', 'approve']) {
+      const response = await call('POST', `/api/registration/node-red/${action}`);
+      assert.equal(response.status, 404, `${action}: ${await response.text()}`);
+    }
+    // The admin's password still works, and no other one does.
+    (await connectDevice(hub.info.mqtt.address, 'node-red', { password })).end(true);
+    await assert.rejects(connectDevice(hub.info.mqtt.address, 'node-red', { password: 'chosen-by-the-attacker' }));
   });
 
   it('still reads what it is for: devices and metrics', async () => {
