@@ -8,6 +8,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { z } from 'zod';
 import { parseJson } from '../../core/json.js';
 import { devicePublishSpace, deviceSubscribeSpace } from '../../security/access-policy.js';
+import { redactUrl } from '../../store/engine/sql-engine.js';
 
 const REQUEST_TOPIC = '$CONTROL/dynamic-security/v1';
 const RESPONSE_TOPIC = `${REQUEST_TOPIC}/response`;
@@ -70,7 +71,8 @@ export class DynsecClient {
         connectTimeout: 5000,
       });
     } catch (error) {
-      throw new Error(`cannot reach the broker at ${url} as ${username}: ${(error as Error).message}`);
+      // The URL may carry a login (mqtt://user:pass@host): the message reaches the hub log, never the password.
+      throw new Error(`cannot reach the broker at ${redactUrl(url)} as ${username}: ${(error as Error).message}`);
     }
     const granted = await client.subscribeAsync(RESPONSE_TOPIC, { qos: 1 });
     if (granted[0]?.qos === 128) {
