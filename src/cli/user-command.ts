@@ -82,6 +82,14 @@ export function registerUser(program: Command): void {
       try {
         const account = await ws.accounts.get(name);
         if (account?.role !== 'admin') throw new CliError(`no admin account ${name}`);
+        // A running hub removes it and drops its connection, and its security log names the action [A-11];
+        // an external broker's dynamic security is the CLI's to write, so that path stays here.
+        const hub = ws.externalUrl ? undefined : hubOf(ws);
+        if (hub) {
+          await hub.ok('DELETE', `/api/admins/${encodeURIComponent(name)}`);
+          console.log(`Admin ${name} removed.`);
+          return;
+        }
         if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'deleteClient', username: name }, ['not found']));
         await ws.accounts.remove(name);
         // The running hub drops a connection it holds under that name.

@@ -20,6 +20,8 @@ export interface AdminDeps {
   externalBroker?: boolean;
   /** The hub log, where each security action is written with who did it ([A-11]). */
   log?: Logger;
+  /** Drops the broker connection held under this name (a removed admin's). */
+  disconnect?: (name: string) => void;
 }
 
 const tokenName = z
@@ -125,6 +127,17 @@ export function adminRoutes(app: FastifyInstance, d: AdminDeps): void {
     if (!(await d.accounts.create(name, 'admin', 'active', await hashPassword(password)))) throw status(409, `${name} exists already`);
     return { username: name, password };
   });
+
+  /** `mqttkit user remove <name>` with a hub running: the admin account goes and its connection is dropped. */
+  app.delete<{ Params: { name: string } }>('/api/admins/:name', async (request) => {
+    refuseApiToken(request);
+    const { name } = adminBody.parse({ name: request.params.name });
+    if ((await d.accounts.get(name))?.role !== 'admin') throw status(404, `no MQTT admin account ${name}`);
+    if (d.externalBroker) throw status(409, `the hub uses an external broker: remove the account there with 'mqttkit user remove ${name}'`);
+    await d.accounts.remove(name);
+    d.disconnect?.(name);
+    return { removed: name };
+  });
 }
 
 /** A field of a request that succeeded (so the route's own schema passed it), bounded and on one line. */
@@ -147,6 +160,7 @@ const SECURITY_ACTIONS: Readonly<Record<string, (r: FastifyRequest) => { action:
   'POST /api/registration/policy': (r) => ({ action: 'policy-switched', said: `registration policy switched to ${field(r.body, 'policy')}` }),
   'POST /api/registration/devices': (r) => ({ action: 'device-added', said: `device ${field(r.body, 'id')} added` }),
   'POST /api/admins': (r) => ({ action: 'admin-added', said: `MQTT admin account ${field(r.body, 'name')} added` }),
+  'DELETE /api/admins/:name': (r) => ({ action: 'admin-removed', said: `MQTT admin account ${field(r.params, 'name')} removed` }),
   'POST /api/registration/:id/approve': (r) => ({ action: 'device-approved', said: `device ${field(r.params, 'id')} approved` }),
   'POST /api/registration/:id/reset': (r) => ({ action: 'device-reset', said: `device ${field(r.params, 'id')} may register a new password` }),
   'DELETE /api/devices/:id': (r) => ({ action: 'device-removed', said: `device ${field(r.params, 'id')} removed` }),

@@ -236,7 +236,13 @@ export class WebServer {
       return reply.code(status).send({ error: said ? error.message.slice(0, 300) : 'internal error (see the hub log)' });
     });
     this.#routes(app);
-    adminRoutes(app, { web: this.deps.web, accounts: this.deps.accounts, externalBroker: this.deps.externalBroker, log: this.deps.log });
+    adminRoutes(app, {
+      web: this.deps.web,
+      accounts: this.deps.accounts,
+      externalBroker: this.deps.externalBroker,
+      log: this.deps.log,
+      disconnect: (name) => this.deps.disconnect(name),
+    });
     queryRoutes(app, this.deps.history.engine);
     if (this.deps.espnow)
       espnowRoutes(app, {

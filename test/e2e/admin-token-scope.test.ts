@@ -40,6 +40,8 @@ describe('what an API token may not do', { timeout: 60_000 }, () => {
       ['DELETE', '/api/users/admin'],
       ['POST', '/api/registration/devices', { id: 'planted-device' }],
       ['POST', '/api/registration/policy', { policy: 'open' }],
+      ['POST', '/api/admins', { name: 'planted-admin' }],
+      ['DELETE', '/api/admins/planted-admin'],
     ];
     for (const [method, path, body] of attempts) {
       const response = await call(method, path, body);

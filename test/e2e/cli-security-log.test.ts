@@ -89,6 +89,21 @@ describe('security commands of the CLI and the hub log', { timeout: 120_000 }, (
     ]);
   });
 
+  it('with a hub running, user remove is in its security log, by the CLI, and the admin is cut off at once', async () => {
+    const { password } = await run(['user', 'add', 'flows', '--admin'], hub.dataDir);
+    const flows = await connectAdmin(hub.info.mqtt.address, 'flows', password!);
+    const dropped = new Promise<void>((resolve) => flows.once('close', () => resolve()));
+    const removed = await cliAsync(['user', 'remove', 'flows', '--data-dir', hub.dataDir]);
+    assert.equal(removed.status, 0, removed.stderr);
+    await dropped;
+    await loggedByCli([['admin-removed', 'MQTT admin account flows removed by mqttkit-cli']]);
+    await assert.rejects(connectAdmin(hub.info.mqtt.address, 'flows', password!), 'its password is refused');
+    // A device's account is not removed as an admin's (device remove does that, with its accessory).
+    const notAdmin = await cliAsync(['user', 'remove', 'porch-light', '--data-dir', hub.dataDir]);
+    assert.notEqual(notAdmin.status, 0);
+    assert.match(notAdmin.stderr, /no admin account porch-light/);
+  });
+
   it('a name that exists is refused by name through the hub, and nothing is logged for it', async () => {
     const before = audit().length;
     const again = cli(['token', 'create', 'cli-script', '--data-dir', hub.dataDir]);
