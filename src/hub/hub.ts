@@ -228,20 +228,24 @@ export class Hub {
           brokerRights,
         },
         removeDevice: async (id, reason = 'removed from the dashboard') => {
+          // A device's login only: an MQTT admin that published under this id keeps its account (removing
+          // a device is open to API tokens; an admin is removed with 'mqttkit user remove').
+          const account = await accounts.get(id);
+          const ownLogin = account === undefined || account.role === 'device';
           // With Mosquitto its login (client) and rights (role, with its peripherals') go first, as with
           // 'mqttkit device remove'; if Mosquitto refuses, nothing changed.
-          if (managesBroker()) {
+          if (ownLogin && managesBroker()) {
             try {
               await brokerRights?.removeDevice(id);
             } catch (error) {
               throw new HttpError(502, `Mosquitto still lets ${id} log in (${(error as Error).message}): nothing changed; try again`);
             }
           }
-          await accounts.remove(id);
+          if (ownLogin) await accounts.remove(id);
           // [E-10] its peripherals lose their voice with it; [E-14] and their devices go too
           for (const peripheral of await espnow.removeGateway(id)) registry.remove(peripheral, `its ESP-NOW gateway ${id} was removed`);
           registry.remove(id, reason);
-          mqtt.broker?.disconnect(id);
+          if (ownLogin) mqtt.broker?.disconnect(id);
         },
       }));
       await features.start(new PersistenceFeature(ctx));

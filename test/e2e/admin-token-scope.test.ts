@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
+import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
 import { cli, connectDevice } from '../helpers/mqtt-device.js';
 
 describe('what an API token may not do', { timeout: 60_000 }, () => {
@@ -64,6 +64,15 @@ describe('what an API token may not do', { timeout: 60_000 }, () => {
       const response = await call('POST', `/api/registration/node-red/${action}`);
       assert.equal(response.status, 404, `${action}: ${await response.text()}`);
     }
+    assert.equal((await call('DELETE', '/api/admins/node-red')).status, 403);
+    // An admin that published under its own name made a device of it: removing that device (open to a
+    // token) leaves the admin's account alone.
+    const red = await connectDevice(hub.info.mqtt.address, 'node-red', { password });
+    await red.publishAsync('HomeKit/node-red/Switch/On', '1', { qos: 1 });
+    const listed = async () => ((await (await call('GET', '/api/devices')).json()) as Array<{ id: string }>).some((x) => x.id === 'node-red');
+    await eventually(listed, 5000, 'node-red listed as a device');
+    red.end(true);
+    assert.equal((await call('DELETE', '/api/devices/node-red')).status, 200);
     // The admin's password still works, and no other one does.
     (await connectDevice(hub.info.mqtt.address, 'node-red', { password })).end(true);
     await assert.rejects(connectDevice(hub.info.mqtt.address, 'node-red', { password: 'chosen-by-the-attacker' }));
