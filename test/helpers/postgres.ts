@@ -80,21 +80,34 @@ export async function startPostgres(binDir: string): Promise<RunningPostgres> {
   }
   const as = (binary: string, args: string[]) =>
     user ? run('runuser', ['-u', user.name, '--', join(binDir, binary), ...args]) : run(join(binDir, binary), args);
-  const port = await freePort();
+  // PostgreSQL cannot take port 0, so the port is picked free and may be taken before the server binds
+  // it (an outgoing connection of a test running beside this one can get it as its local port): a start
+  // that fails on the bind is retried on another port, anything else is reported at once.
+  let port = 0;
   try {
     await as('initdb', ['-D', data, '-U', 'mqttkit', '--auth=scram-sha-256', `--pwfile=${passwordFile}`, '-E', 'UTF8', '--no-sync']);
-    await as('pg_ctl', [
-      '-D',
-      data,
-      '-l',
-      logFile,
-      '-w',
-      '-t',
-      '60',
-      '-o',
-      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off`,
-      'start',
-    ]);
+    for (let attempt = 1; ; attempt++) {
+      port = await freePort();
+      try {
+        await as('pg_ctl', [
+          '-D',
+          data,
+          '-l',
+          logFile,
+          '-w',
+          '-t',
+          '60',
+          '-o',
+          `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off`,
+          'start',
+        ]);
+        break;
+      } catch (error) {
+        const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
+        if (attempt >= 5 || !/could not bind .*Address already in use/.test(log)) throw error;
+        rmSync(logFile, { force: true });
+      }
+    }
   } catch (error) {
     const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
     rmSync(dir, { recursive: true, force: true });
