@@ -11,10 +11,11 @@ import type { InboundMessage } from '../core/ingest.js';
 import type { Logger } from '../log/logger.js';
 import { OncePerKey } from '../log/once.js';
 import { type AccountRole, mayPublish, maySubscribe } from '../security/access-policy.js';
-import { NOT_AUTHORIZED, type Registration } from '../security/registration.js';
+import { NOT_AUTHORIZED, type Registration, SERVER_UNAVAILABLE } from '../security/registration.js';
 import { DeviceListening } from './device-listening.js';
 import type { HubLink, PublishOptions } from './hub-link.js';
 import { InflowLimiter } from './inflow-limiter.js';
+import { LoginsInFlight } from './logins-in-flight.js';
 import { describeViolation, guardSocket, MAX_PAYLOAD_BYTES, type PacketViolation, publishLimit } from './packet-guard.js';
 
 /**
@@ -90,6 +91,7 @@ export class EmbeddedBroker {
     readonly host: string,
     readonly port: number,
     readonly tlsPort: number | undefined,
+    private readonly inFlight: LoginsInFlight<Client>,
   ) {}
 
   static async start(options: EmbeddedBrokerOptions, log: Logger): Promise<EmbeddedBroker> {
@@ -99,6 +101,7 @@ export class EmbeddedBroker {
     const roles = new WeakMap<Client, AccountRole>();
     // The CONNECT of each client, kept until it is authenticated: a device's session is made clean there [E-13].
     const connects = new WeakMap<Client, ConnectPacket>();
+    const inFlight = new LoginsInFlight<Client>();
     // Set once listening; no device can connect before (the listeners are not open yet).
     let broker: EmbeddedBroker | undefined;
     const aedes = await Aedes.createBroker({
@@ -125,11 +128,22 @@ export class EmbeddedBroker {
         // [E-10] a paired peripheral speaks only through its gateway
         const peripheral = options.espnow?.loginRefusal(client.id);
         if (peripheral) return refuse(NOT_AUTHORIZED, peripheral);
+        const id = client.id;
+        inFlight.begin(id, client);
+        // Until aedes registers it ('client' below), or its socket closes before.
+        client.conn.once('close', () => inFlight.end(id, client));
         options.registration
           .authenticate(username, password?.toString('utf8'), address, () => client.closed)
           .then(
             (outcome) => {
-              if (!outcome.ok) return done(Object.assign(new Error(outcome.reason), { returnCode: outcome.returnCode }) as AuthenticateError, false);
+              if (!outcome.ok) {
+                inFlight.end(id, client);
+                return done(Object.assign(new Error(outcome.reason), { returnCode: outcome.returnCode }) as AuthenticateError, false);
+              }
+              if (inFlight.revoked(client)) {
+                inFlight.end(id, client);
+                return refuse(SERVER_UNAVAILABLE, `the account of ${id} was removed or reset while this login was checked: try again`);
+              }
               // [S-3] a device's last will must lie in its own space too
               const will = (client as Client & { _will?: { topic: string } })._will;
               if (will && !mayPublish(outcome.role, client.id, will.topic))
@@ -148,6 +162,7 @@ export class EmbeddedBroker {
               done(null, true);
             },
             (error: Error) => {
+              inFlight.end(id, client);
               log.error({ client: client.id, err: error.message }, 'authentication failed');
               done(Object.assign(new Error('server error'), { returnCode: 3 }) as AuthenticateError, false);
             },
@@ -225,6 +240,12 @@ export class EmbeddedBroker {
     });
     // [P-21] A device listens once its current connection subscribed (granted: not 128) to its topics.
     aedes.on('client', (client: Client) => {
+      inFlight.end(client.id, client);
+      // Closed between its check and now (aedes registers it after storing its session and will).
+      if (inFlight.revoked(client)) {
+        log.warn({ client: client.id }, 'connection closed: its account was removed or reset while it logged in');
+        return client.close();
+      }
       if (roles.get(client) === 'device') broker?.listening.opened(client.id, client);
     });
     aedes.on('subscribe', (subscriptions: Subscription[], client: Client) => {
@@ -277,7 +298,7 @@ export class EmbeddedBroker {
         tlsPort = await listen(server, options.host, tls.port, '--mqtts-port', servers);
       }
       for (const server of servers) server.on('error', (error) => log.error({ err: error }, 'MQTT listener error'));
-      broker = new EmbeddedBroker(aedes, servers, options.host, port, tlsPort);
+      broker = new EmbeddedBroker(aedes, servers, options.host, port, tlsPort, inFlight);
       return broker;
     } catch (error) {
       for (const server of servers) server.close();
@@ -301,6 +322,8 @@ export class EmbeddedBroker {
     // aedes keeps connected clients by id; the map is public in JS but missing from its typings.
     const clients = (this.aedes as unknown as { clients: Record<string, { close(): void } | undefined> }).clients;
     clients[clientId]?.close();
+    // A login of that id being checked now would otherwise finish with what was just taken away.
+    this.inFlight.revoke(clientId);
   }
 
   link(): HubLink {
