@@ -427,9 +427,12 @@ export class WebServer {
       }
     });
 
-    // Any MQTT client id (a device, or an admin account such as the conformance checker's).
-    app.post<{ Params: { id: string } }>('/api/devices/:id/disconnect', async (request) => {
+    // Any MQTT client id (a device, or an admin account such as the conformance checker's); an API token
+    // only a device's: a leaked one must not keep knocking an integration's admin login off.
+    app.post<{ Params: { id: string } }>('/api/devices/:id/disconnect', async (request, reply) => {
       const { id } = idParams.parse(request.params);
+      if (request.auth?.key.startsWith('token:') && ((await d.accounts.get(id))?.role ?? 'device') !== 'device')
+        return reply.code(404).send({ error: `no device ${id}: an API token disconnects devices only` });
       d.disconnect(id);
       return { disconnected: id };
     });

@@ -78,6 +78,23 @@ describe('what an API token may not do', { timeout: 60_000 }, () => {
     await assert.rejects(connectDevice(hub.info.mqtt.address, 'node-red', { password: 'chosen-by-the-attacker' }));
   });
 
+  it("cannot knock an MQTT admin's connection off, only a device's", async () => {
+    const { password } = JSON.parse(cli(['user', 'add', 'flows', '--admin', '--json', '--data-dir', hub.dataDir]).stdout) as { password: string };
+    const flows = await connectDevice(hub.info.mqtt.address, 'flows', { password });
+    let closed = false;
+    flows.on('close', () => (closed = true));
+    const refused = await call('POST', '/api/devices/flows/disconnect');
+    assert.equal(refused.status, 404, await refused.text());
+    // A device's connection it may drop (a script restarting a stuck device's session).
+    const added = JSON.parse(cli(['device', 'add', 'tap-1', '--json', '--data-dir', hub.dataDir]).stdout) as { password: string };
+    const device = await connectDevice(hub.info.mqtt.address, 'tap-1', { password: added.password });
+    const gone = new Promise<void>((resolve) => device.once('close', () => resolve()));
+    assert.equal((await call('POST', '/api/devices/tap-1/disconnect')).status, 200);
+    await gone;
+    assert.equal(closed, false, "the admin's connection stays");
+    flows.end(true);
+  });
+
   it('still reads what it is for: devices and metrics', async () => {
     assert.equal((await call('GET', '/api/devices')).status, 200);
     assert.equal((await call('GET', '/api/metrics')).status, 200);
