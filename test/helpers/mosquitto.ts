@@ -1,6 +1,6 @@
 /** A real Mosquitto broker on a free loopback port, in a temp dir, for the external-broker mode. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,46 @@ export interface RunningMosquitto {
   stop(): Promise<void>;
 }
 
+/**
+ * A port for a server that must be told its port (Mosquitto, PostgreSQL, a hub's fixed ports), picked
+ * below the kernel's ephemeral range: a port from listen(0) is free only until it is closed again, and
+ * any outgoing connection (a test run makes thousands) may take it as its local port before the server
+ * binds it. Below the range only servers bind, and the port is checked free first.
+ */
 export async function freePort(): Promise<number> {
+  const low = ephemeralLow();
+  const floor = 10_000;
+  for (let attempt = 0; low - floor >= 1000 && attempt < 20; attempt++) {
+    const port = floor + Math.floor(Math.random() * (low - floor));
+    if (handedOut.has(port)) continue;
+    if (await bindable(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  return ephemeralPort();
+}
+
+/** Ports this process gave out already (their servers may have stopped and a restart reuse them). */
+const handedOut = new Set<number>();
+
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 0;
+  } catch {
+    return 0; // not Linux: the kernel's own pick
+  }
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function ephemeralPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
