@@ -1,7 +1,8 @@
 /**
  * The conformance checker's temporary admin account (`mqttkit conformance`). It is removed when the
  * run ends or is interrupted (SIGINT/SIGTERM/SIGHUP); a run killed outright (SIGKILL, power cut)
- * leaves it behind, so the hub removes every such leftover when it starts: a temporary admin
+ * leaves it behind, so the hub removes every such leftover when it starts (and Mosquitto's client of
+ * that name, with an external broker: hub.ts): a temporary admin
  * login never becomes a standing one. The name pattern is reserved (`mqttkit user add` refuses it).
  */
 import { randomBytes } from 'node:crypto';

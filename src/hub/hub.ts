@@ -5,7 +5,7 @@
 import { chmodSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TlsListenerOptions } from '../broker/embedded-broker.js';
-import { removeLeftoverCheckerAccounts } from '../conformance/checker-account.js';
+import { isCheckerAccountName, removeLeftoverCheckerAccounts } from '../conformance/checker-account.js';
 import { EventBus } from '../core/events.js';
 import { DeviceRegistry } from '../core/registry.js';
 import { HapCatalog } from '../homekit/catalog.js';
@@ -262,13 +262,22 @@ export class Hub {
       await features.start(new PresenceFeature(ctx));
       // [E-14] Mosquitto's rights follow the pairings, whatever changed while the hub was stopped (an
       // offline unpair that could not reach it, an interrupted pairing). Mosquitto down: logged, the hub runs.
-      if (managesBroker())
+      if (managesBroker()) {
+        // A conformance run killed outright left its temporary admin login in Mosquitto too (its password
+        // was in the killed process only, but a standing every-topic login must not stay).
+        await brokerRights?.removeAdminClients(isCheckerAccountName).then(
+          (removed) => {
+            for (const name of removed) log.warn(`removed Mosquitto's admin client ${name}, left by an interrupted 'mqttkit conformance'`);
+          },
+          (error: Error) => log.error({ err: error.message }, "cannot look for the admin clients an interrupted 'mqttkit conformance' left in Mosquitto"),
+        );
         await brokerRights?.reconcile(espnow.list()).then(
           (changed) => {
             for (const line of changed) log.warn(`Mosquitto's ESP-NOW rights corrected to match the pairings: ${line}`);
           },
           (error: Error) => log.error({ err: error.message }, "cannot check Mosquitto's ESP-NOW rights against the pairings"),
         );
+      }
       // [P-27] also without --ha-discovery: it clears the configs an earlier run with it left retained
       await features.start(new HaDiscoveryFeature(ctx, () => mqtt.link, options.haDiscovery?.prefix), mqtt.link);
       if (matter) {

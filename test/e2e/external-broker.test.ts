@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
+import { DynsecClient } from '../../src/broker/mosquitto/dynsec.js';
+import { HUB_ROLE } from '../../src/broker/mosquitto/mosquitto-config.js';
+import { readBrokerCredentials } from '../../src/store/broker-credentials.js';
 import { accessoryBySerial, characteristicId, characteristicValue, pair, reconnect } from '../helpers/homekit-controller.js';
 import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
 import { freePort, type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
@@ -92,9 +95,8 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     assert.equal(await subackCode(thermo, 'HomeKit/thermo/#'), 1);
 
     // [S-3] The same spaces at Mosquitto: a bare <root>/<id> is never delivered, what lies below is. [P-2] reserved ids.
-    const watcher = await connectDevice(url, 'watcher', {
-      password: (JSON.parse(cli(['user', 'add', 'watcher', '--admin', '--json', '--data-dir', dataDir]).stdout) as { password: string }).password,
-    });
+    const watcherPassword = (JSON.parse(cli(['user', 'add', 'watcher', '--admin', '--json', '--data-dir', dataDir]).stdout) as { password: string }).password;
+    const watcher = await connectDevice(url, 'watcher', { password: watcherPassword });
     clients.push(watcher);
     const watched: string[] = [];
     watcher.on('message', (topic) => watched.push(topic));
@@ -134,8 +136,29 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     assert.ok(await refused(url, 'relay', passwords.relay!), 'its account is gone from Mosquitto');
     await controller.close();
 
+    // A conformance run killed outright (SIGKILL) leaves its temporary admin client in Mosquitto; one
+    // somebody gave rights of their own is not the checker's.
+    const credentials = readBrokerCredentials(dataDir)!;
+    const dynsec = await DynsecClient.connect(url, credentials.username, credentials.password);
+    const left = 'conformance-0badc0de';
+    const kept = 'conformance-1badc0de';
+    await dynsec.run({ command: 'createClient', username: left, password: 'left-by-a-killed-run', roles: [{ rolename: HUB_ROLE }] });
+    await dynsec.run({ command: 'createRole', rolename: 'someone-elses' });
+    await dynsec.run({
+      command: 'createClient',
+      username: kept,
+      password: 'given-other-rights',
+      roles: [{ rolename: HUB_ROLE }, { rolename: 'someone-elses' }],
+    });
+    await dynsec.close();
+    (await connectDevice(url, left, { password: 'left-by-a-killed-run' })).end(true);
+
     assert.equal(await hub.stop('SIGTERM'), 0);
     hub = await startHub({ dataDir, args: ['--mqtt-url', url] });
+    await hub.printed(new RegExp(`removed Mosquitto's admin client ${left}, left by an interrupted 'mqttkit conformance'`));
+    assert.ok(await refused(url, left, 'left-by-a-killed-run'), "the killed run's admin login is gone");
+    (await connectDevice(url, kept, { password: 'given-other-rights' })).end(true);
+    (await connectDevice(url, 'watcher', { password: watcherPassword })).end(true);
     const again = reconnect(hub.info.bridges[0]!.port!, pairing);
     await new Promise((r) => setTimeout(r, 1000)); // let retained messages replay
     const after = await again.getAccessories();

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { readBrokerCredentials } from '../../store/broker-credentials.js';
 import type { DynsecAcl, DynsecClient } from './dynsec.js';
+import { HUB_ROLE } from './mosquitto-config.js';
 
 export interface PeripheralRights {
   grant(gateway: string, peripheral: string): Promise<void>;
@@ -21,6 +22,11 @@ export interface PeripheralRights {
    * own on a device role) are left alone. Returns what it changed.
    */
   reconcile(pairings: ReadonlyArray<{ gateway: string; peripheral: string }>): Promise<string[]>;
+  /**
+   * Deletes the admin clients (the hub's role, nothing else) whose names `match`: the temporary logins a
+   * killed `mqttkit conformance` left. Returns their names.
+   */
+  removeAdminClients(match: (name: string) => boolean): Promise<string[]>;
 }
 
 const ROLE_PREFIX = 'mqttkit-device-';
@@ -31,6 +37,10 @@ const roleAcls = z.looseObject({
   }),
 });
 const roleNames = z.looseObject({ roles: z.array(z.union([z.string(), z.looseObject({ rolename: z.string() })])).default([]) });
+const clientNames = z.looseObject({ clients: z.array(z.union([z.string(), z.looseObject({ username: z.string() })])).default([]) });
+const clientRoles = z.looseObject({
+  client: z.looseObject({ roles: z.array(z.looseObject({ rolename: z.string() })).default([]) }),
+});
 
 /**
  * The device whose peripheral rights `acl` is one of (an allow exactly as deviceAcls(id) gives it), or
@@ -85,6 +95,23 @@ export function mosquittoPeripheralRights(url: string, dataDir: string): Periphe
       return found;
     },
     removeDevice: (id) => withDynsec((dynsec) => dynsec.removeDevice(id)),
+    removeAdminClients: async (match) => {
+      const removed: string[] = [];
+      await withDynsec(async (dynsec) => {
+        const listed = clientNames.parse(await dynsec.run({ command: 'listClients', verbose: false, count: -1, offset: 0 }));
+        for (const entry of listed.clients) {
+          const name = typeof entry === 'string' ? entry : entry.username;
+          if (!match(name)) continue;
+          const answer = clientRoles.safeParse(await dynsec.run({ command: 'getClient', username: name }, ['not found']));
+          // Only a login exactly as the checker makes it: one somebody gave other rights is theirs.
+          const roles = answer.success ? answer.data.client.roles.map((r) => r.rolename) : [];
+          if (roles.length !== 1 || roles[0] !== HUB_ROLE) continue;
+          await dynsec.run({ command: 'deleteClient', username: name }, ['not found']);
+          removed.push(name);
+        }
+      });
+      return removed;
+    },
     reconcile: async (pairings) => {
       const changed: string[] = [];
       await withDynsec(async (dynsec, m) => {
