@@ -246,8 +246,10 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
     assert.ok(lamp.connected, 'the device logs in with the password the page showed');
     lamp.end(true);
     await assert.rejects(connectDevice(hub.info.mqtt.address, 'ops-new-lamp', { password: 'not the password at all', reconnectPeriod: 0 }));
-    // Shown once: after the page is opened again it is nowhere.
+    // Shown once: after the page is opened again it is nowhere. (Each page waited for: until the next
+    // one is drawn, the one before stays on the screen.)
     await page.goto(`${base}/#/devices`);
+    await page.waitForSelector('#devices');
     await page.goto(`${base}/#/security`);
     await page.waitForSelector('#token-name');
     assert.equal(await page.locator('#device-password').count(), 0);
@@ -282,6 +284,31 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
     await page.click('[data-remove-user="second-admin"]');
     await page.click('tr[data-user="second-admin"] [data-confirm="yes"]');
     await page.waitForSelector('tr[data-user="second-admin"]', { state: 'detached', timeout: 10_000 });
+  });
+
+  it('shows the page the user went to last, not a slower one they left', async (t) => {
+    const s = await session(t);
+    if (!s) return;
+    const { page, base } = s;
+    await page.goto(`${base}/#/pairing`);
+    await page.waitForSelector('h1:has-text("Pair with the Home app")');
+    // The next page's data is slow (a long device list on a busy hub); the user moves on meanwhile.
+    let held = 0;
+    await page.route('**/api/devices', async (route) => {
+      if (held++ === 0) await new Promise((r) => setTimeout(r, 1500));
+      await route.continue();
+    });
+    try {
+      await page.goto(`${base}/#/ota`);
+      await page.goto(`${base}/#/security`);
+      await page.waitForSelector('#token-name');
+      await page.waitForTimeout(2500); // the slow page's answer has come by now
+      assert.ok(held >= 2, 'both pages asked for the device list');
+      assert.equal(await page.locator('#token-name').count(), 1, 'the Security page is still shown');
+      assert.equal(await page.locator('h1', { hasText: 'Over-the-air updates' }).count(), 0, 'the Updates page, left while it loaded, did not cover it');
+    } finally {
+      await page.unroute('**/api/devices');
+    }
   });
 
   it('Security: switches the registration policy of the running hub', async (t) => {

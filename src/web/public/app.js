@@ -28,10 +28,17 @@ async function route() {
   const here = ++visit;
   const [, page = 'devices', arg] = location.hash.split('/');
   update = null;
+  // What a page draws reaches the screen only while it is the latest visit: else a slow page (a long
+  // device list) finishing after a quick one would cover it, with the quick one's live updates lost.
+  const stage = {
+    replaceChildren: (...nodes) => {
+      if (here === visit) main.replaceChildren(...nodes);
+    },
+  };
   try {
     if (page === 'login') {
       nav.hidden = true;
-      return await loginPage(main);
+      return await loginPage(stage);
     }
     const session = await api('/api/session');
     if (!session.user) {
@@ -45,7 +52,7 @@ async function route() {
     live.devices = new Map(fresh.map((d) => [d.id, d]));
     connect();
     const show = pages[page] || devicesPage;
-    const handler = await show(main, arg === undefined ? undefined : decodeURIComponent(arg));
+    const handler = await show(stage, arg === undefined ? undefined : decodeURIComponent(arg));
     if (here === visit) update = handler || null;
   } catch (error) {
     if (here === visit) main.replaceChildren(h('p', { class: 'notice error', role: 'alert' }, error.message));
