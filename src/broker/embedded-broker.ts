@@ -92,6 +92,7 @@ export class EmbeddedBroker {
     readonly port: number,
     readonly tlsPort: number | undefined,
     private readonly inFlight: LoginsInFlight<Client>,
+    private readonly silenced: WeakSet<Client>,
   ) {}
 
   static async start(options: EmbeddedBrokerOptions, log: Logger): Promise<EmbeddedBroker> {
@@ -102,6 +103,9 @@ export class EmbeddedBroker {
     // The CONNECT of each client, kept until it is authenticated: a device's session is made clean there [E-13].
     const connects = new WeakMap<Client, ConnectPacket>();
     const inFlight = new LoginsInFlight<Client>();
+    // Connections the hub cut off for good (an account removed, a login revoked in flight): they leave no
+    // last will, or a removed device's retained `$state offline` would bring it straight back.
+    const silenced = new WeakSet<Client>();
     // Set once listening; no device can connect before (the listeners are not open yet).
     let broker: EmbeddedBroker | undefined;
     const aedes = await Aedes.createBroker({
@@ -144,6 +148,14 @@ export class EmbeddedBroker {
                 inFlight.end(id, client);
                 return refuse(SERVER_UNAVAILABLE, `the account of ${id} was removed or reset while this login was checked: try again`);
               }
+              // [E-10] paired as a peripheral while its login was checked
+              const paired = options.espnow?.loginRefusal(id);
+              if (paired) {
+                inFlight.end(id, client);
+                return refuse(NOT_AUTHORIZED, paired);
+              }
+              // Hung up meanwhile: aedes drops it without registering it ('client' never comes).
+              if (client.closed) inFlight.end(id, client);
               // [S-3] a device's last will must lie in its own space too
               const will = (client as Client & { _will?: { topic: string } })._will;
               if (will && !mayPublish(outcome.role, client.id, will.topic))
@@ -200,6 +212,7 @@ export class EmbeddedBroker {
       // A publish refused with an error closes the client: the remedy for a flood or an oversized message.
       authorizePublish(client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void) {
         if (!client) return callback(null); // a will whose client is gone: checked when it connected
+        if (silenced.has(client)) return callback(new Error('the hub closed this connection'));
         const size = packet.payload?.length ?? 0;
         if (size > maxPayload) {
           if (once.first(`size:${client.id}`))
@@ -241,9 +254,12 @@ export class EmbeddedBroker {
     // [P-21] A device listens once its current connection subscribed (granted: not 128) to its topics.
     aedes.on('client', (client: Client) => {
       inFlight.end(client.id, client);
-      // Closed between its check and now (aedes registers it after storing its session and will).
-      if (inFlight.revoked(client)) {
-        log.warn({ client: client.id }, 'connection closed: its account was removed or reset while it logged in');
+      // Revoked or paired between its check and now (aedes registers it after storing its session and
+      // will): a login never answered leaves no last word.
+      const paired = options.espnow?.loginRefusal(client.id);
+      if (inFlight.revoked(client) || paired) {
+        log.warn({ client: client.id }, `connection closed: ${paired ?? 'its account was removed or reset while it logged in'}`);
+        silenced.add(client);
         return client.close();
       }
       if (roles.get(client) === 'device') broker?.listening.opened(client.id, client);
@@ -298,7 +314,7 @@ export class EmbeddedBroker {
         tlsPort = await listen(server, options.host, tls.port, '--mqtts-port', servers);
       }
       for (const server of servers) server.on('error', (error) => log.error({ err: error }, 'MQTT listener error'));
-      broker = new EmbeddedBroker(aedes, servers, options.host, port, tlsPort, inFlight);
+      broker = new EmbeddedBroker(aedes, servers, options.host, port, tlsPort, inFlight, silenced);
       return broker;
     } catch (error) {
       for (const server of servers) server.close();
@@ -317,11 +333,17 @@ export class EmbeddedBroker {
     return deviceAddress && hubAddress ? { deviceAddress, hubAddress } : undefined;
   }
 
-  /** Closes a client's connection (its account was removed or reset). */
-  disconnect(clientId: string): void {
+  /**
+   * Closes a client's connection (its account was reset, its rights changed, a check asked for it): its
+   * last will is published as for any dropped connection. `removed`: the account is gone, the connection
+   * leaves no last will (a removed device's retained `$state` would make it a device again).
+   */
+  disconnect(clientId: string, { removed = false }: { removed?: boolean } = {}): void {
     // aedes keeps connected clients by id; the map is public in JS but missing from its typings.
-    const clients = (this.aedes as unknown as { clients: Record<string, { close(): void } | undefined> }).clients;
-    clients[clientId]?.close();
+    const clients = (this.aedes as unknown as { clients: Record<string, Client | undefined> }).clients;
+    const client = clients[clientId];
+    if (client && removed) this.silenced.add(client);
+    client?.close();
     // A login of that id being checked now would otherwise finish with what was just taken away.
     this.inFlight.revoke(clientId);
   }

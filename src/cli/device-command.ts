@@ -104,17 +104,21 @@ Examples:
     .action(
       action((id: string, flags: Flags) =>
         withWorkspace(flags, false, async (ws) => {
-          const hadAccount = await ws.accounts.remove(id);
           const damaged: string[] = []; // a record the hub holds aside can be removed too
           const known = (await ws.store.loadDevices((bad) => damaged.push(bad))).some((d) => d.id === id) || damaged.includes(id);
+          // A device's login only: an MQTT admin that published under its name keeps its account (as the hub's removal does).
+          const account = await ws.accounts.get(id);
+          const ownLogin = account === undefined || account.role === 'device';
+          if (!ownLogin && !known) throw new CliError(`${id} is an MQTT admin account, not a device: remove it with 'mqttkit user remove ${id}'`);
+          const hadAccount = ownLogin && (await ws.accounts.remove(id));
           if (!hadAccount && !known) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
-          if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.removeDevice(id));
+          if (ws.externalUrl && ownLogin) await withDynsec(ws, (dynsec) => dynsec.removeDevice(id));
           const hub = hubOf(ws);
           if (hub) {
             // The hub takes it out of HomeKit and drops its connection; a device it does not hold (an
             // account only) is only disconnected.
             const answer = await hub.call('DELETE', `/api/devices/${encodeURIComponent(id)}`);
-            if (answer.status === 404) await hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
+            if (answer.status === 404 && ownLogin) await hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
             else if (answer.status >= 300) throw new CliError(String(answer.json.error));
           } else await ws.store.deleteDevice(id);
           if (flags.json) console.log(JSON.stringify({ removed: id, account: hadAccount, hubRunning: ws.hubPid !== undefined }));

@@ -219,7 +219,7 @@ export class Hub {
         cancelJob: (id, by) => ota.cancel(id, by),
         cancelRollout: (id, by) => ota.cancelRollout(id, by),
         otaOff: options.ota === false ? OTA_OFF_MESSAGE : undefined,
-        disconnect: (id) => mqtt.broker?.disconnect(id),
+        disconnect: (id, how) => mqtt.broker?.disconnect(id, how),
         registration: () => mqtt.registration,
         espnow: {
           pairings: espnow,
@@ -245,7 +245,7 @@ export class Hub {
           // [E-10] its peripherals lose their voice with it; [E-14] and their devices go too
           for (const peripheral of await espnow.removeGateway(id)) registry.remove(peripheral, `its ESP-NOW gateway ${id} was removed`);
           registry.remove(id, reason);
-          if (ownLogin) mqtt.broker?.disconnect(id);
+          if (ownLogin) mqtt.broker?.disconnect(id, { removed: true });
         },
       }));
       await features.start(new PersistenceFeature(ctx));

@@ -111,6 +111,12 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
     if (refusal) throw status(409, refusal);
     const code = randomBytes(16).toString('hex');
     await d.pairings.pair(peripheral, gateway, account.createdAt);
+    // A login under the peripheral's id that registered while this was checked came first (one still being
+    // checked is refused by the broker now that the id is paired [E-10]).
+    if (await d.accounts.get(peripheral)) {
+      if (!live) await d.pairings.unpair(peripheral);
+      throw status(409, `${peripheral} registered an MQTT account just now: remove it first ('mqttkit device remove ${peripheral}') or choose another id`);
+    }
     const opened = d.channel.next(gateway, 'Log', ANSWER_MS, (line) => line.startsWith(`espnow: pairing window open for ${peripheral} `));
     try {
       await d.command(gateway, `espnow_pair ${peripheral} ${code} ${windowS}`);

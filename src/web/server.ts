@@ -67,7 +67,8 @@ export interface WebDeps {
   /** Removes a device the way `mqttkit device remove` does; `reason` goes to the log. */
   removeDevice: (id: string, reason?: string) => Promise<void>;
   /** Drops an MQTT client's connection (after its password changed, or to test a reconnect). */
-  disconnect: (id: string) => void;
+  /** Drops a client's MQTT connection; `removed`: its account is gone, no last will (embedded broker). */
+  disconnect: (id: string, options?: { removed?: boolean }) => void;
   /** Stops a rollout and cancels its unfinished jobs; `by` names who asked. */
   cancelRollout: (id: number, by: string) => Promise<RolloutCancelOutcome>;
   /** [A-8] The hub's local token for the CLI (a new one each start), or none. */
@@ -241,7 +242,7 @@ export class WebServer {
       accounts: this.deps.accounts,
       externalBroker: this.deps.externalBroker,
       log: this.deps.log,
-      disconnect: (name) => this.deps.disconnect(name),
+      disconnect: (name) => this.deps.disconnect(name, { removed: true }),
     });
     queryRoutes(app, this.deps.history.engine);
     if (this.deps.espnow)
@@ -431,9 +432,13 @@ export class WebServer {
     // only a device's: a leaked one must not keep knocking an integration's admin login off.
     app.post<{ Params: { id: string } }>('/api/devices/:id/disconnect', async (request, reply) => {
       const { id } = idParams.parse(request.params);
-      if (request.auth?.key.startsWith('token:') && ((await d.accounts.get(id))?.role ?? 'device') !== 'device')
-        return reply.code(404).send({ error: `no device ${id}: an API token disconnects devices only` });
-      d.disconnect(id);
+      const account = await d.accounts.get(id);
+      // The same answer for an admin's name as for an unknown one: a token learns no admin names here.
+      if (request.auth?.key.startsWith('token:') && account?.role !== 'device')
+        return reply.code(404).send({ error: `no device account ${id} (an API token disconnects devices only)` });
+      // No account any more ('mqttkit device remove' took it): the connection leaves no last will, which
+      // would bring the device back.
+      d.disconnect(id, { removed: account === undefined });
       return { disconnected: id };
     });
     /** [O-11] `mqttkit device set <id> ota-protocol 1|2|auto`; read at the start of each OTA job. */

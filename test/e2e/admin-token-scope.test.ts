@@ -84,7 +84,16 @@ describe('what an API token may not do', { timeout: 60_000 }, () => {
     let closed = false;
     flows.on('close', () => (closed = true));
     const refused = await call('POST', '/api/devices/flows/disconnect');
-    assert.equal(refused.status, 404, await refused.text());
+    const refusal = (await refused.json()) as { error: string };
+    assert.equal(refused.status, 404, refusal.error);
+    // The same answer as for a name nobody has: a token learns no admin names here.
+    const unknown = await call('POST', '/api/devices/nobody-here/disconnect');
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { error: string }).error.replace('nobody-here', 'flows'), refusal.error);
+    // Nor does 'mqttkit device remove' take an admin's account (it names the command that does).
+    const removed = cli(['device', 'remove', 'flows', '--data-dir', hub.dataDir]);
+    assert.notEqual(removed.status, 0);
+    assert.match(removed.stderr, /MQTT admin account.*mqttkit user remove flows/);
     // A device's connection it may drop (a script restarting a stuck device's session).
     const added = JSON.parse(cli(['device', 'add', 'tap-1', '--json', '--data-dir', hub.dataDir]).stdout) as { password: string };
     const device = await connectDevice(hub.info.mqtt.address, 'tap-1', { password: added.password });

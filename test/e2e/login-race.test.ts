@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { readHubToken } from '../../src/store/runtime-file.js';
 import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
-import { connectDevice } from '../helpers/mqtt-device.js';
+import { cli, connectDevice } from '../helpers/mqtt-device.js';
 import { rawConnack } from '../helpers/raw-mqtt.js';
 
 describe('an account changed while its login is checked', { timeout: 120_000 }, () => {
@@ -55,5 +55,39 @@ describe('an account changed while its login is checked', { timeout: 120_000 }, 
     await hub.printed(/account of victim was removed or reset while this login was checked/);
     // Retried later, the id is a new device (registration is open); removal is not a ban.
     await Promise.all(flood);
+  });
+
+  it("a removed device's last will does not bring it back, whether the hub held its accessory or only its account", async () => {
+    hub ??= await startHub();
+    const url = hub.info.mqtt.address;
+    const token = readHubToken(hub.dataDir)!;
+    const status = async (id: string) =>
+      (await fetch(`http://127.0.0.1:${hub!.info.httpPort}/api/devices/${id}`, { headers: { authorization: `Bearer ${token}` } })).status;
+    // The protocol's retained last will, [P-1]: the broker publishes it when the connection drops.
+    const will = (id: string) => ({ topic: `HomeKit/${id}/$state`, payload: 'offline' });
+    const shown = await connectDevice(url, 'will-shown', { password: 'will-shown-password', will: will('will-shown') });
+    await shown.publishAsync('HomeKit/will-shown/$state', 'online', { qos: 1, retain: true });
+    await shown.publishAsync('HomeKit/will-shown/Switch/On', '1', { qos: 1, retain: true });
+    await eventually(async () => (await status('will-shown')) === 200, 10_000, 'the hub to hold will-shown');
+    const silent = await connectDevice(url, 'will-silent', { password: 'will-silent-password', will: will('will-silent') });
+    for (const c of [shown, silent]) c.on('error', () => {});
+
+    for (const id of ['will-shown', 'will-silent']) {
+      const removed = cli(['device', 'remove', id, '--data-dir', hub.dataDir]);
+      assert.equal(removed.status, 0, removed.stderr);
+    }
+    await eventually(() => !shown.connected && !silent.connected, 5000, 'both connections to be cut');
+    await new Promise((r) => setTimeout(r, 1000)); // a last will would have come and gone through the hub by now
+    assert.equal(await status('will-shown'), 404, 'the removed device did not come back');
+    assert.equal(await status('will-silent'), 404, 'the removed account did not turn into a device');
+    // Nothing retained under their topics for the next subscriber (Home Assistant, a restarted hub).
+    const { password } = JSON.parse(cli(['user', 'add', 'will-watch', '--admin', '--json', '--data-dir', hub.dataDir]).stdout) as { password: string };
+    const watcher = await connectDevice(url, 'will-watch', { password });
+    const seen: string[] = [];
+    watcher.on('message', (topic, payload) => seen.push(`${topic}=${payload}`));
+    await watcher.subscribeAsync(['HomeKit/will-shown/#', 'HomeKit/will-silent/#']);
+    await new Promise((r) => setTimeout(r, 500));
+    watcher.end(true);
+    assert.deepEqual(seen, [], 'no retained messages left behind');
   });
 });
