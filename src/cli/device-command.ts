@@ -115,11 +115,11 @@ Examples:
           if (ws.externalUrl && ownLogin) await withDynsec(ws, (dynsec) => dynsec.removeDevice(id));
           const hub = hubOf(ws);
           if (hub) {
-            // The hub takes it out of HomeKit and drops its connection; a device it does not hold (an
-            // account only) is only disconnected.
+            // Its connection first (its account is gone, so it leaves no last will to bring it back), then
+            // the hub takes it out of HomeKit; a device it does not hold (an account only) was only connected.
+            if (ownLogin) await hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
             const answer = await hub.call('DELETE', `/api/devices/${encodeURIComponent(id)}`);
-            if (answer.status === 404 && ownLogin) await hub.ok('POST', `/api/devices/${encodeURIComponent(id)}/disconnect`);
-            else if (answer.status >= 300) throw new CliError(String(answer.json.error));
+            if (answer.status >= 300 && answer.status !== 404) throw new CliError(String(answer.json.error));
           } else await ws.store.deleteDevice(id);
           if (flags.json) console.log(JSON.stringify({ removed: id, account: hadAccount, hubRunning: ws.hubPid !== undefined }));
           else console.log(`Device ${id} removed${ws.hubPid ? ' (the running hub takes it out of HomeKit now)' : ''}.`);

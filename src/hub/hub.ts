@@ -241,11 +241,15 @@ export class Hub {
               throw new HttpError(502, `Mosquitto still lets ${id} log in (${(error as Error).message}): nothing changed; try again`);
             }
           }
-          if (ownLogin) await accounts.remove(id);
+          if (ownLogin) {
+            await accounts.remove(id);
+            // Cut off at once, before anything else is awaited: a connection that dropped by itself meanwhile
+            // would publish its last will ($state offline) and make a device of it again.
+            mqtt.broker?.disconnect(id, { removed: true });
+          }
           // [E-10] its peripherals lose their voice with it; [E-14] and their devices go too
           for (const peripheral of await espnow.removeGateway(id)) registry.remove(peripheral, `its ESP-NOW gateway ${id} was removed`);
           registry.remove(id, reason);
-          if (ownLogin) mqtt.broker?.disconnect(id, { removed: true });
         },
       }));
       await features.start(new PersistenceFeature(ctx));

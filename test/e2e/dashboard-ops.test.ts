@@ -17,7 +17,7 @@ import type { Browser, Page } from 'playwright-core';
 import { chromiumPath, launchChromium } from '../helpers/chromium.js';
 import { axeProblems, phoneProblems, unreachable } from '../helpers/dashboard-checks.js';
 import { eventually, type RunningHub, removeDataDir, startHub } from '../helpers/hub-process.js';
-import { connectDevice } from '../helpers/mqtt-device.js';
+import { cliAsync, connectDevice } from '../helpers/mqtt-device.js';
 import { deviceRoot, PROBE, type RunningDevice, removeRoot, runDevice } from '../helpers/python-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
@@ -300,12 +300,48 @@ describe('dashboard operations in Chromium', { timeout: 300_000 }, () => {
     });
     try {
       await page.goto(`${base}/#/ota`);
+      await eventually(() => held > 0, 5000, 'the Updates page to ask for the device list');
       await page.goto(`${base}/#/security`);
       await page.waitForSelector('#token-name');
       await page.waitForTimeout(2500); // the slow page's answer has come by now
       assert.ok(held >= 2, 'both pages asked for the device list');
       assert.equal(await page.locator('#token-name').count(), 1, 'the Security page is still shown');
       assert.equal(await page.locator('h1', { hasText: 'Over-the-air updates' }).count(), 0, 'the Updates page, left while it loaded, did not cover it');
+    } finally {
+      await page.unroute('**/api/devices');
+    }
+  });
+
+  it('a slow page left behind does not put back, with its older list, a device removed meanwhile', async (t) => {
+    const s = await session(t);
+    if (!s || !hub) return;
+    const { page, base } = s;
+    const ghost = await connectDevice(hub.info.mqtt.address, 'ops-ghost');
+    await ghost.publishAsync('HomeKit/ops-ghost/Switch/On', '1', { qos: 1 });
+    ghost.end(true);
+    await page.goto(`${base}/#/devices`);
+    await page.waitForSelector('tr[data-device="ops-ghost"]');
+    // The Updates page's device list is answered as it was when asked, and only 4 s later.
+    let held = 0;
+    await page.route('**/api/devices', async (route) => {
+      if (held++ > 0) return route.continue();
+      const response = await route.fetch();
+      await new Promise((r) => setTimeout(r, 4000));
+      await route.fulfill({ response });
+    });
+    try {
+      await page.goto(`${base}/#/ota`);
+      await eventually(() => held > 0, 5000, 'the Updates page to ask for the device list');
+      const removed = await cliAsync(['device', 'remove', 'ops-ghost', '--data-dir', hub.dataDir]);
+      assert.equal(removed.status, 0, removed.stderr);
+      await page.goto(`${base}/#/devices`);
+      await page.waitForSelector('tr[data-device="ops-ghost"]', { state: 'detached' });
+      await eventually(() => held >= 2, 5000, 'the Devices page to ask for its own list');
+      await page.waitForTimeout(4500); // the left page's old list has arrived by now
+      // Typing in the search draws the list again from what the page holds.
+      await page.fill('#device-search', 'ops-');
+      await page.fill('#device-search', '');
+      assert.equal(await page.locator('tr[data-device="ops-ghost"]').count(), 0, 'the removed device did not come back');
     } finally {
       await page.unroute('**/api/devices');
     }

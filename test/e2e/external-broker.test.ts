@@ -150,6 +150,15 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
       password: 'given-other-rights',
       roles: [{ rolename: HUB_ROLE }, { rolename: 'someone-elses' }],
     });
+    const grouped = 'conformance-2badc0de'; // other rights through a group
+    await dynsec.run({ command: 'createGroup', groupname: 'someone-elses-group', roles: [{ rolename: 'someone-elses' }] });
+    await dynsec.run({
+      command: 'createClient',
+      username: grouped,
+      password: 'given-a-group',
+      roles: [{ rolename: HUB_ROLE }],
+      groups: [{ groupname: 'someone-elses-group' }],
+    });
     await dynsec.close();
     (await connectDevice(url, left, { password: 'left-by-a-killed-run' })).end(true);
 
@@ -158,6 +167,7 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     await hub.printed(new RegExp(`removed Mosquitto's admin client ${left}, left by an interrupted 'mqttkit conformance'`));
     assert.ok(await refused(url, left, 'left-by-a-killed-run'), "the killed run's admin login is gone");
     (await connectDevice(url, kept, { password: 'given-other-rights' })).end(true);
+    (await connectDevice(url, grouped, { password: 'given-a-group' })).end(true);
     (await connectDevice(url, 'watcher', { password: watcherPassword })).end(true);
     const again = reconnect(hub.info.bridges[0]!.port!, pairing);
     await new Promise((r) => setTimeout(r, 1000)); // let retained messages replay

@@ -39,7 +39,10 @@ const roleAcls = z.looseObject({
 const roleNames = z.looseObject({ roles: z.array(z.union([z.string(), z.looseObject({ rolename: z.string() })])).default([]) });
 const clientNames = z.looseObject({ clients: z.array(z.union([z.string(), z.looseObject({ username: z.string() })])).default([]) });
 const clientRoles = z.looseObject({
-  client: z.looseObject({ roles: z.array(z.looseObject({ rolename: z.string() })).default([]) }),
+  client: z.looseObject({
+    roles: z.array(z.looseObject({ rolename: z.string() })).default([]),
+    groups: z.array(z.unknown()).default([]),
+  }),
 });
 
 /**
@@ -105,7 +108,7 @@ export function mosquittoPeripheralRights(url: string, dataDir: string): Periphe
           const answer = clientRoles.safeParse(await dynsec.run({ command: 'getClient', username: name }, ['not found']));
           // Only a login exactly as the checker makes it: one somebody gave other rights is theirs.
           const roles = answer.success ? answer.data.client.roles.map((r) => r.rolename) : [];
-          if (roles.length !== 1 || roles[0] !== HUB_ROLE) continue;
+          if (roles.length !== 1 || roles[0] !== HUB_ROLE || !answer.success || answer.data.client.groups.length > 0) continue;
           await dynsec.run({ command: 'deleteClient', username: name }, ['not found']);
           removed.push(name);
         }

@@ -28,11 +28,13 @@ async function route() {
   const here = ++visit;
   const [, page = 'devices', arg] = location.hash.split('/');
   update = null;
-  // What a page draws reaches the screen only while it is the latest visit: else a slow page (a long
-  // device list) finishing after a quick one would cover it, with the quick one's live updates lost.
+  // A visit the user has left changes nothing any more: what a slow page (a long device list) draws or
+  // fetches after a quick one would cover it, or put older data under its live updates.
+  const current = () => here === visit;
   const stage = {
+    current,
     replaceChildren: (...nodes) => {
-      if (here === visit) main.replaceChildren(...nodes);
+      if (current()) main.replaceChildren(...nodes);
     },
   };
   try {
@@ -41,6 +43,7 @@ async function route() {
       return await loginPage(stage);
     }
     const session = await api('/api/session');
+    if (!current()) return;
     if (!session.user) {
       location.hash = '#/login';
       return;
@@ -49,6 +52,7 @@ async function route() {
     void showInstance();
     // A fresh list on every page: the live stream then keeps it current.
     const fresh = await api('/api/devices');
+    if (!current()) return;
     live.devices = new Map(fresh.map((d) => [d.id, d]));
     connect();
     const show = pages[page] || devicesPage;

@@ -25,6 +25,7 @@ export async function devicePage(main, id) {
     );
     return undefined;
   }
+  if (!main.current()) return undefined; // left while it loaded: its data is older than the stream's
   live.devices.set(id, detail);
   const title = h('h1');
   const meta = h('dl');

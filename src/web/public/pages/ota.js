@@ -58,7 +58,9 @@ function devicePicker(onChange) {
 }
 
 export async function otaPage(main) {
-  live.jobs = await api('/api/ota/jobs');
+  const jobs = await api('/api/ota/jobs');
+  if (!main.current()) return undefined; // left while it loaded: its list is older than the stream's
+  live.jobs = jobs;
   const pickWarning = h('p', { class: 'notice warn', id: 'ota-pick-warning', hidden: true });
   const warnUnready = () => {
     const unready = [...select.selectedOptions].filter((o) => o.dataset.ota !== 'ready').map((o) => o.value);
