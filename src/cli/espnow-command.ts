@@ -103,7 +103,7 @@ Examples:
               await mosquittoPeripheralRights(ws.externalUrl, ws.dataDir).revoke(paired.gateway, peripheral);
             } catch (error) {
               throw new CliError(
-                `Mosquitto still lets ${paired.gateway} speak for ${peripheral} (${(error as Error).message}): nothing changed; start Mosquitto (or the hub) and try again`,
+                `Mosquitto did not finish taking ${paired.gateway}'s rights for ${peripheral} (${(error as Error).message}): the pairing stays; start Mosquitto (or the hub) and try again`,
               );
             }
           }

@@ -233,12 +233,12 @@ export class Hub {
           const account = await accounts.get(id);
           const ownLogin = account === undefined || account.role === 'device';
           // With Mosquitto its login (client) and rights (role, with its peripherals') go first, as with
-          // 'mqttkit device remove'; if Mosquitto refuses, nothing changed.
+          // 'mqttkit device remove'; if Mosquitto does not finish, the hub keeps the device (trying again finishes it).
           if (ownLogin && managesBroker()) {
             try {
               await brokerRights?.removeDevice(id);
             } catch (error) {
-              throw new HttpError(502, `Mosquitto still lets ${id} log in (${(error as Error).message}): nothing changed; try again`);
+              throw new HttpError(502, `Mosquitto did not finish removing ${id} (${(error as Error).message}): the hub keeps the device; try again`);
             }
           }
           if (ownLogin) {

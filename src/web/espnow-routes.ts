@@ -148,7 +148,10 @@ export function espnowRoutes(app: FastifyInstance, d: EspNowDeps): void {
     try {
       await d.brokerRights?.revoke(paired.gateway, peripheral);
     } catch (error) {
-      throw status(502, `Mosquitto still lets ${paired.gateway} speak for ${peripheral} (${(error as Error).message}): nothing changed; try again`);
+      throw status(
+        502,
+        `Mosquitto did not finish taking ${paired.gateway}'s rights for ${peripheral} (${(error as Error).message}): the pairing stays; try again`,
+      );
     }
     // [E-13] Revoked before the gateway is told: from here the broker neither takes its publishes for the
     // peripheral nor delivers it the peripheral's writes (checked at each delivery), while we wait.

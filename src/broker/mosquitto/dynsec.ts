@@ -12,6 +12,11 @@ import { redactUrl } from '../../store/engine/sql-engine.js';
 
 const REQUEST_TOPIC = '$CONTROL/dynamic-security/v1';
 const RESPONSE_TOPIC = `${REQUEST_TOPIC}/response`;
+/**
+ * How long one request may take, from sending it to Mosquitto's answer (it answers in ~1 ms). A QoS 1
+ * publish on a connection Mosquitto dropped never completes by itself: the deadline covers it too.
+ */
+const REQUEST_MS = 5000;
 
 export interface DynsecAcl {
   acltype: 'publishClientSend' | 'publishClientReceive' | 'subscribePattern' | 'subscribeLiteral' | 'unsubscribePattern';
@@ -43,8 +48,17 @@ const dynsecResponse = z.looseObject({ correlationData: z.string(), error: z.str
 
 export class DynsecClient {
   readonly #pending = new Map<string, (response: { error?: string; data?: unknown }) => void>();
+  /** Set when the connection to Mosquitto is gone: every request then fails at once. */
+  #lost: string | undefined;
+  readonly #onLost = new Set<(why: string) => void>();
 
   private constructor(private readonly client: MqttClient) {
+    const lost = (why: string) => {
+      this.#lost ??= why;
+      for (const fail of this.#onLost) fail(this.#lost);
+    };
+    client.on('close', () => lost('the connection to the broker closed'));
+    client.on('error', (error) => lost(`the connection to the broker failed: ${error.message}`));
     client.on('message', (_topic, payload) => {
       // Not ours to answer (another client's request, a broker of another version): left for its timeout.
       const parsed = parseJson(payload.toString(), dynsecResponses);
@@ -74,7 +88,14 @@ export class DynsecClient {
       // The URL may carry a login (mqtt://user:pass@host): the message reaches the hub log, never the password.
       throw new Error(`cannot reach the broker at ${redactUrl(url)} as ${username}: ${(error as Error).message}`);
     }
-    const granted = await client.subscribeAsync(RESPONSE_TOPIC, { qos: 1 });
+    client.on('error', () => {}); // reported by the request that meets it (below), never unhandled
+    let granted: Awaited<ReturnType<MqttClient['subscribeAsync']>>;
+    try {
+      granted = await withDeadline(client.subscribeAsync(RESPONSE_TOPIC, { qos: 1 }), `subscribing to Mosquitto's answers at ${redactUrl(url)}`);
+    } catch (error) {
+      client.end(true);
+      throw error;
+    }
     if (granted[0]?.qos === 128) {
       client.end(true);
       throw new Error(`${username} may not use Mosquitto's dynamic-security API: generate the broker config with 'mqttkit mosquitto-config'`);
@@ -82,23 +103,34 @@ export class DynsecClient {
     return new DynsecClient(client);
   }
 
+  /**
+   * One request. A refusal (Mosquitto answered with an error) is a DynsecRefusal: nothing was changed. Any
+   * other failure (no answer in time, the connection gone) leaves it unknown whether the change was made.
+   */
   async run(command: Command, tolerate: string[] = []): Promise<unknown> {
+    if (this.#lost) throw new Error(`cannot send ${command.command}: ${this.#lost}`);
     const correlationData = randomUUID();
+    let fail: (why: string) => void = () => {};
+    let timer: NodeJS.Timeout | undefined;
     const response = new Promise<{ error?: string; data?: unknown }>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(correlationData);
-        reject(new Error(`the broker did not answer ${command.command} (is the dynamic-security plugin loaded?)`));
-      }, 5000);
-      this.#pending.set(correlationData, (r) => {
-        clearTimeout(timer);
-        this.#pending.delete(correlationData);
-        resolve(r);
-      });
+      fail = (why) => reject(new Error(`${command.command} got no answer: ${why}`));
+      timer = setTimeout(() => fail(`the broker did not answer within ${REQUEST_MS / 1000} s (is the dynamic-security plugin loaded?)`), REQUEST_MS);
+      this.#onLost.add(fail);
+      this.#pending.set(correlationData, resolve);
     });
-    await this.client.publishAsync(REQUEST_TOPIC, JSON.stringify({ commands: [{ ...command, correlationData }] }), { qos: 1 });
-    const { error, data } = await response;
-    if (error && !tolerate.some((t) => error.includes(t))) throw new Error(`Mosquitto refused ${command.command}: ${error}`);
-    return data;
+    try {
+      // Not awaited on its own: on a dropped connection it would wait forever; the answer is what counts.
+      this.client.publish(REQUEST_TOPIC, JSON.stringify({ commands: [{ ...command, correlationData }] }), { qos: 1 }, (error) => {
+        if (error) fail(`sending it failed: ${error.message}`);
+      });
+      const { error, data } = await response;
+      if (error && !tolerate.some((t) => error.includes(t))) throw new DynsecRefusal(`Mosquitto refused ${command.command}: ${error}`);
+      return data;
+    } finally {
+      clearTimeout(timer);
+      this.#onLost.delete(fail);
+      this.#pending.delete(correlationData);
+    }
   }
 
   /** Creates (or re-creates) a device's role and client with the given password. */
@@ -117,7 +149,26 @@ export class DynsecClient {
     await this.run({ command: 'deleteRole', rolename: deviceRoleName(id) }, ['not found']);
   }
 
+  /** Closes the connection; one that hangs (a broker gone silent) is cut after a moment. */
   async close(): Promise<void> {
-    await this.client.endAsync();
+    if (this.#lost) return void this.client.end(true);
+    await withDeadline(this.client.endAsync(), 'closing the connection to Mosquitto').catch(() => this.client.end(true));
+  }
+}
+
+/** Mosquitto answered a request with an error: the request changed nothing. */
+export class DynsecRefusal extends Error {
+  override name = 'DynsecRefusal';
+}
+
+async function withDeadline<T>(work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${REQUEST_MS / 1000} s`)), REQUEST_MS);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
