@@ -160,7 +160,14 @@ async function add(ws: Workspace, id: string, json: boolean): Promise<void> {
     return;
   }
   const password = generatePassword();
-  if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.provisionDevice(id, password));
+  if (ws.externalUrl)
+    await withDynsec(ws, async (dynsec) => {
+      // A client Mosquitto has already (the hub's own login, one made there by hand) is not mqttkit's to replace.
+      const there = await dynsec.run({ command: 'getClient', username: id }, ['not found']);
+      if (typeof there === 'object' && there !== null && 'client' in there)
+        throw new CliError(`Mosquitto has a client ${id} already, not made by mqttkit: choose another id, or delete that client in Mosquitto first`);
+      await dynsec.provisionDevice(id, password);
+    });
   await ws.accounts.create(id, 'device', 'active', await hashPassword(password));
   printPassword(id, password, json, 'password');
 }

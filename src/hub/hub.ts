@@ -234,7 +234,9 @@ export class Hub {
           const ownLogin = account === undefined || account.role === 'device';
           // With Mosquitto its login (client) and rights (role, with its peripherals') go first, as with
           // 'mqttkit device remove'; if Mosquitto does not finish, the hub keeps the device (trying again finishes it).
-          if (ownLogin && managesBroker()) {
+          // Only a client the hub's own store says is a device's: never one made elsewhere in Mosquitto whose
+          // name some publisher used as a device id (removing a device is open to API tokens), nor the hub's own login.
+          if (account?.role === 'device' && managesBroker() && id !== readBrokerCredentials(options.dataDir)?.username) {
             try {
               await brokerRights?.removeDevice(id);
             } catch (error) {

@@ -129,6 +129,35 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     assert.ok(await refused(url, 'thermo', passwords.thermo!), 'the old password no longer works');
     (await connectDevice(url, 'thermo', { password: fresh })).end(true);
 
+    // Mosquitto clients mqttkit did not make are not its to replace or delete: one made there by hand, and
+    // the hub's own login. Neither 'device add' nor removing a device of that name (open to an API token,
+    // e.g. after an admin published under the name) touches them.
+    {
+      const login = readBrokerCredentials(dataDir)!;
+      const dynsec = await DynsecClient.connect(url, login.username, login.password);
+      await dynsec.run({ command: 'createClient', username: 'by-hand', password: 'made-by-hand-password' });
+      await dynsec.close();
+      for (const name of ['by-hand', login.username]) {
+        const added = cli(['device', 'add', name, '--data-dir', dataDir]);
+        assert.notEqual(added.status, 0, added.stdout);
+        assert.match(added.stderr, name === 'by-hand' ? /Mosquitto has a client by-hand already/ : /reserved for the hub's own account/);
+      }
+      const integration = JSON.parse(cli(['user', 'add', 'integration', '--admin', '--json', '--data-dir', dataDir]).stdout) as { password: string };
+      const admin = await connectDevice(url, 'integration', { password: integration.password });
+      clients.push(admin);
+      const { token } = JSON.parse(cli(['token', 'create', 'script', '--json', '--data-dir', dataDir]).stdout) as { token: string };
+      for (const name of ['by-hand', login.username]) {
+        await admin.publishAsync(`HomeKit/${name}/Switch/On`, '1', { qos: 1 });
+        const api = (method: string) =>
+          fetch(`http://127.0.0.1:${hub!.info.httpPort}/api/devices/${name}`, { method, headers: { authorization: `Bearer ${token}` } });
+        await eventually(async () => (await api('GET')).status === 200, 5000, `the hub to hold ${name}`);
+        assert.equal((await api('DELETE')).status, 200);
+      }
+      (await connectDevice(url, 'by-hand', { password: 'made-by-hand-password' })).end(true);
+      (await connectDevice(url, login.username, { password: login.password, clientId: `${login.username}-check` })).end(true);
+      assert.equal(cli(['device', 'list', '--data-dir', dataDir]).status, 0);
+    }
+
     // Removal through the CLI: account gone at the broker, accessory gone, retained topics cleared.
     const removed = cli(['device', 'remove', 'relay', '--data-dir', dataDir]);
     assert.equal(removed.status, 0, removed.stderr);
