@@ -7,7 +7,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { HUB_ROLE } from '../broker/mosquitto/mosquitto-config.js';
 import { checkerAccountName } from '../conformance/checker-account.js';
 import { type Context, Results } from '../conformance/context.js';
 import { Probe } from '../conformance/probe.js';
@@ -92,8 +91,7 @@ Examples:
             await disconnect(name).catch(() => {}); // a hub that has gone has dropped it already
             if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.run({ command: 'deleteClient', username: name }, ['not found'])).catch(() => {});
           });
-          if (ws.externalUrl)
-            await withDynsec(ws, (dynsec) => dynsec.run({ command: 'createClient', username: name, password, roles: [{ rolename: HUB_ROLE }] }));
+          if (ws.externalUrl) await withDynsec(ws, (dynsec) => dynsec.createAdmin(name, password));
           await ws.accounts.create(name, 'admin', 'active', await hashPassword(password));
           const probe = await Probe.open(url, name, password, device).catch((error: Error) => {
             throw new CliError(`cannot log in to the broker at ${url} as the checker's admin account: ${error.message}`);

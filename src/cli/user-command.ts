@@ -1,6 +1,5 @@
 /** `mqttkit user add|list|remove`: admin accounts (scripts, tools) that may touch every topic. */
 import type { Command } from 'commander';
-import { HUB_ROLE } from '../broker/mosquitto/mosquitto-config.js';
 import { isCheckerAccountName } from '../conformance/checker-account.js';
 import { mqttAccountNameProblem } from '../security/access-policy.js';
 import { generatePassword, hashPassword } from '../security/password-hash.js';
@@ -43,7 +42,7 @@ export function registerUser(program: Command): void {
           }
           const password = generatePassword();
           if (ws.externalUrl) {
-            await withDynsec(ws, (dynsec) => dynsec.run({ command: 'createClient', username: name, password, roles: [{ rolename: HUB_ROLE }] }));
+            await withDynsec(ws, (dynsec) => dynsec.createAdmin(name, password));
           }
           await ws.accounts.create(name, 'admin', 'active', await hashPassword(password));
           if (flags.json) console.log(JSON.stringify({ username: name, password }));

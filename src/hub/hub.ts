@@ -11,6 +11,7 @@ import { DeviceRegistry } from '../core/registry.js';
 import { HapCatalog } from '../homekit/catalog.js';
 import '../homekit/plain-stack-traces.js';
 import { mosquittoPeripheralRights } from '../broker/mosquitto/espnow-acls.js';
+import { HUB_ROLE } from '../broker/mosquitto/mosquitto-config.js';
 import type { BridgeStatus } from '../homekit/homekit-bridges.js';
 import { generatePincode } from '../homekit/pincode.js';
 import type { Logger } from '../log/logger.js';
@@ -276,6 +277,15 @@ export class Hub {
             for (const name of removed) log.warn(`removed Mosquitto's admin client ${name}, left by an interrupted 'mqttkit conformance'`);
           },
           (error: Error) => log.error({ err: error.message }, "cannot look for the admin clients an interrupted 'mqttkit conformance' left in Mosquitto"),
+        );
+        // MQTT admins made before the admin role existed held the hub's, with Mosquitto's own API.
+        const admins = (await accounts.list()).filter((a) => a.role === 'admin').map((a) => a.name);
+        await brokerRights?.narrowAdmins(admins).then(
+          (changed) => {
+            for (const name of changed)
+              log.warn(`MQTT admin ${name} no longer holds Mosquitto's dynamic-security API (role ${HUB_ROLE} replaced by mqttkit-admin)`);
+          },
+          (error: Error) => log.error({ err: error.message }, "cannot check the MQTT admins' rights at Mosquitto"),
         );
         await brokerRights?.reconcile(espnow.list()).then(
           (changed) => {

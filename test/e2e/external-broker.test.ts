@@ -98,6 +98,12 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     const watcherPassword = (JSON.parse(cli(['user', 'add', 'watcher', '--admin', '--json', '--data-dir', dataDir]).stdout) as { password: string }).password;
     const watcher = await connectDevice(url, 'watcher', { password: watcherPassword });
     clients.push(watcher);
+    // An MQTT admin has every topic, but not Mosquitto's own API: it cannot make itself logins there that
+    // would outlive its removal.
+    const evil = { commands: [{ command: 'createClient', username: 'evil', password: 'evil-password-1', roles: [{ rolename: HUB_ROLE }] }] };
+    await watcher.publishAsync('$CONTROL/dynamic-security/v1', JSON.stringify(evil), { qos: 1 });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(await refused(url, 'evil', 'evil-password-1'), "an admin's request to Mosquitto's API made nothing");
     const watched: string[] = [];
     watcher.on('message', (topic) => watched.push(topic));
     await watcher.subscribeAsync('tele/#', { qos: 1 });
@@ -191,8 +197,26 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     await dynsec.close();
     (await connectDevice(url, left, { password: 'left-by-a-killed-run' })).end(true);
 
+    // An admin made by an older mqttkit held the hub's role (with Mosquitto's API): narrowed at the next start.
+    const oldAdmin = (JSON.parse(cli(['user', 'add', 'old-admin', '--admin', '--json', '--data-dir', dataDir]).stdout) as { password: string }).password;
+    {
+      const login = readBrokerCredentials(dataDir)!;
+      const older = await DynsecClient.connect(url, login.username, login.password);
+      await older.run({ command: 'addClientRole', username: 'old-admin', rolename: HUB_ROLE });
+      await older.run({ command: 'removeClientRole', username: 'old-admin', rolename: 'mqttkit-admin' });
+      await older.close();
+    }
+
     assert.equal(await hub.stop('SIGTERM'), 0);
     hub = await startHub({ dataDir, args: ['--mqtt-url', url] });
+    await hub.printed(/MQTT admin old-admin no longer holds Mosquitto's dynamic-security API/);
+    const narrowed = await connectDevice(url, 'old-admin', { password: oldAdmin });
+    clients.push(narrowed);
+    const evil2 = { commands: [{ command: 'createClient', username: 'evil-2', password: 'evil-password-2', roles: [{ rolename: HUB_ROLE }] }] };
+    await narrowed.publishAsync('$CONTROL/dynamic-security/v1', JSON.stringify(evil2), { qos: 1 });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(await refused(url, 'evil-2', 'evil-password-2'), 'the narrowed admin has no access to the API');
+    assert.equal(await subackCode(narrowed, 'HomeKit/#'), 1, 'and still every topic');
     await hub.printed(new RegExp(`removed Mosquitto's admin client ${left}, left by an interrupted 'mqttkit conformance'`));
     assert.ok(await refused(url, left, 'left-by-a-killed-run'), "the killed run's admin login is gone");
     (await connectDevice(url, kept, { password: 'given-other-rights' })).end(true);

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { parseJson } from '../../core/json.js';
 import { devicePublishSpace, deviceSubscribeSpace } from '../../security/access-policy.js';
 import { redactUrl } from '../../store/engine/sql-engine.js';
+import { ADMIN_ACLS, ADMIN_ROLE } from './mosquitto-config.js';
 
 const REQUEST_TOPIC = '$CONTROL/dynamic-security/v1';
 const RESPONSE_TOPIC = `${REQUEST_TOPIC}/response`;
@@ -138,6 +139,12 @@ export class DynsecClient {
     await this.removeDevice(id);
     await this.run({ command: 'createRole', rolename: deviceRoleName(id), acls: deviceAcls(id) });
     await this.run({ command: 'createClient', username: id, password, clientid: id, roles: [{ rolename: deviceRoleName(id) }] });
+  }
+
+  /** An MQTT admin: every topic, not Mosquitto's own API (its role is made if this Mosquitto was set up before it existed). */
+  async createAdmin(name: string, password: string): Promise<void> {
+    await this.run({ command: 'createRole', rolename: ADMIN_ROLE, acls: ADMIN_ACLS }, ['already exists']);
+    await this.run({ command: 'createClient', username: name, password, roles: [{ rolename: ADMIN_ROLE }] });
   }
 
   async setPassword(id: string, password: string): Promise<void> {

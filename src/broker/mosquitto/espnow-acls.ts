@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { readBrokerCredentials } from '../../store/broker-credentials.js';
 import type { DynsecAcl, DynsecClient } from './dynsec.js';
-import { HUB_ROLE } from './mosquitto-config.js';
+import { ADMIN_ACLS, ADMIN_ROLE, HUB_ROLE } from './mosquitto-config.js';
 
 export interface PeripheralRights {
   grant(gateway: string, peripheral: string): Promise<void>;
@@ -27,6 +27,12 @@ export interface PeripheralRights {
    * killed `mqttkit conformance` left. Returns their names.
    */
   removeAdminClients(match: (name: string) => boolean): Promise<string[]>;
+  /**
+   * Takes Mosquitto's own API away from these MQTT admins: a client holding the hub's role gets the admin
+   * role instead (every topic, no `$CONTROL`). Versions before the admin role gave admins the hub's. Returns
+   * the names changed; Mosquitto drops their connections (they log in again at once).
+   */
+  narrowAdmins(names: readonly string[]): Promise<string[]>;
 }
 
 const ROLE_PREFIX = 'mqttkit-device-';
@@ -108,12 +114,31 @@ export function mosquittoPeripheralRights(url: string, dataDir: string): Periphe
           const answer = clientRoles.safeParse(await dynsec.run({ command: 'getClient', username: name }, ['not found']));
           // Only a login exactly as the checker makes it: one somebody gave other rights is theirs.
           const roles = answer.success ? answer.data.client.roles.map((r) => r.rolename) : [];
-          if (roles.length !== 1 || roles[0] !== HUB_ROLE || !answer.success || answer.data.client.groups.length > 0) continue;
+          // (the hub's role: made by versions before mqttkit-admin existed)
+          const checkers = [ADMIN_ROLE, HUB_ROLE];
+          if (roles.length !== 1 || !checkers.includes(roles[0]!) || !answer.success || answer.data.client.groups.length > 0) continue;
           await dynsec.run({ command: 'deleteClient', username: name }, ['not found']);
           removed.push(name);
         }
       });
       return removed;
+    },
+    narrowAdmins: async (names) => {
+      const changed: string[] = [];
+      if (names.length === 0) return changed;
+      const hubLogin = readBrokerCredentials(dataDir)?.username;
+      await withDynsec(async (dynsec) => {
+        for (const name of names) {
+          if (name === hubLogin) continue;
+          const answer = clientRoles.safeParse(await dynsec.run({ command: 'getClient', username: name }, ['not found']));
+          if (!answer.success || !answer.data.client.roles.some((r) => r.rolename === HUB_ROLE)) continue;
+          await dynsec.run({ command: 'createRole', rolename: ADMIN_ROLE, acls: ADMIN_ACLS }, ['already exists']);
+          await dynsec.run({ command: 'addClientRole', username: name, rolename: ADMIN_ROLE }, ['already']);
+          await dynsec.run({ command: 'removeClientRole', username: name, rolename: HUB_ROLE });
+          changed.push(name);
+        }
+      });
+      return changed;
     },
     reconcile: async (pairings) => {
       const changed: string[] = [];

@@ -9,7 +9,16 @@ import { join } from 'node:path';
 import { MAX_PAYLOAD_BYTES, publishLimit } from '../packet-guard.js';
 
 export const HUB_ACCOUNT = 'mqttkit-hub';
+/** The hub's own role: every topic, and Mosquitto's dynamic-security API (it provisions devices). */
 export const HUB_ROLE = 'mqttkit-hub';
+/**
+ * MQTT admins' role (`mqttkit user add --admin`, the conformance checker): every topic, nothing else. `#`
+ * matches no topic that starts with `$`, so an admin cannot reach `$CONTROL/dynamic-security` and make
+ * itself logins that outlive its removal.
+ */
+export const ADMIN_ROLE = 'mqttkit-admin';
+export const ALL_ACL_TYPES = ['publishClientSend', 'publishClientReceive', 'subscribePattern', 'unsubscribePattern'] as const;
+export const ADMIN_ACLS = ALL_ACL_TYPES.map((acltype) => ({ acltype, topic: '#', allow: true }));
 /**
  * [S-4] The embedded broker's packet cap, as a whole packet (type byte and a 3-byte length included):
  * Mosquitto disconnects a client whose packet header announces more, before reading it.
@@ -44,7 +53,6 @@ export function mosquittoConf(input: MosquittoConfigInput): string {
 export function dynsecState(hubPassword: string): object {
   const salt = randomBytes(12);
   const hash = pbkdf2Sync(hubPassword, salt, PBKDF2_ITERATIONS, 64, 'sha512');
-  const all = ['publishClientSend', 'publishClientReceive', 'subscribePattern', 'unsubscribePattern'];
   return {
     defaultACLAccess: { publishClientSend: false, publishClientReceive: true, subscribe: false, unsubscribe: true },
     clients: [
@@ -62,11 +70,9 @@ export function dynsecState(hubPassword: string): object {
       {
         rolename: HUB_ROLE,
         textname: 'the mqttkit hub: every topic, and device provisioning',
-        acls: [
-          ...all.map((acltype) => ({ acltype, topic: '#', allow: true })),
-          ...all.map((acltype) => ({ acltype, topic: '$CONTROL/dynamic-security/#', allow: true })),
-        ],
+        acls: [...ADMIN_ACLS, ...ALL_ACL_TYPES.map((acltype) => ({ acltype, topic: '$CONTROL/dynamic-security/#', allow: true }))],
       },
+      { rolename: ADMIN_ROLE, textname: 'mqttkit admin accounts: every topic', acls: ADMIN_ACLS },
     ],
   };
 }
