@@ -179,14 +179,18 @@ function actor(request: FastifyRequest): string {
   return request.auth?.user ?? 'someone';
 }
 
-/** Writes one info line per security action that succeeded, naming who did it. */
+/**
+ * Writes one info line per security action that succeeded, naming who did it: when its answer is ready,
+ * not once it was delivered, so a caller that hung up after the change was made does not hide it.
+ */
 export function auditSecurityActions(app: FastifyInstance, log: Logger): void {
-  app.addHook('onResponse', async (request, reply) => {
-    if (reply.statusCode >= 400) return;
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (reply.statusCode >= 400) return payload;
     const describe = SECURITY_ACTIONS[`${request.method} ${request.routeOptions.url ?? ''}`];
-    if (!describe) return;
+    if (!describe) return payload;
     const { action, said } = describe(request);
     const by = actor(request);
     log.info({ security: action, by }, `${said} by ${by}`);
+    return payload;
   });
 }

@@ -99,4 +99,20 @@ describe('security actions in the hub log', { timeout: 60_000 }, () => {
     const page = (await call('GET', '/api/hub-log?level=info')) as unknown as { lines: Array<{ text: string }> };
     assert.ok(page.lines.some((l) => l.text.startsWith('device garage-door added by admin')));
   });
+
+  it('names an action whose caller hung up before the answer came (the change was made all the same)', async () => {
+    const hangUp = new AbortController();
+    const asked = fetch(`${base}/api/registration/devices`, {
+      method: 'POST',
+      headers: { cookie, origin: base, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'hung-up-lamp' }),
+      signal: hangUp.signal,
+    }).catch(() => undefined);
+    setTimeout(() => hangUp.abort(), 10); // before the password is hashed and the account made
+    await asked;
+    const made = async () =>
+      ((await call('GET', '/api/registration')) as unknown as { accounts: Array<{ id: string }> }).accounts.some((a) => a.id === 'hung-up-lamp');
+    await eventually(made, 5000, 'the account to be made');
+    await eventually(() => audit().some((l) => l.msg === 'device hung-up-lamp added by admin'), 5000, 'its security line');
+  });
 });
