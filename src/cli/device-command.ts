@@ -110,9 +110,15 @@ Examples:
           const account = await ws.accounts.get(id);
           const ownLogin = account === undefined || account.role === 'device';
           if (!ownLogin && !known) throw new CliError(`${id} is an MQTT admin account, not a device: remove it with 'mqttkit user remove ${id}'`);
-          const hadAccount = ownLogin && (await ws.accounts.remove(id));
-          if (!hadAccount && !known) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
-          if (ws.externalUrl && ownLogin) await withDynsec(ws, (dynsec) => dynsec.removeDevice(id));
+          const deviceAccount = account?.role === 'device';
+          if (!deviceAccount && !known) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
+          // Mosquitto first, and only a client mqttkit made (its device account says so): if Mosquitto does not
+          // finish, nothing is removed here and the same command finishes it later.
+          if (ws.externalUrl && deviceAccount)
+            await withDynsec(ws, (dynsec) => dynsec.removeDevice(id)).catch((error: Error) => {
+              throw new CliError(`Mosquitto did not finish removing ${id} (${error.message}): nothing else was removed; start Mosquitto and try again`);
+            });
+          const hadAccount = deviceAccount && (await ws.accounts.remove(id));
           const hub = hubOf(ws);
           if (hub) {
             // Its connection first (its account is gone, so it leaves no last will to bring it back), then

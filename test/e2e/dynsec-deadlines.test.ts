@@ -13,7 +13,7 @@ import { DynsecClient, DynsecRefusal } from '../../src/broker/mosquitto/dynsec.j
 import { readBrokerCredentials } from '../../src/store/broker-credentials.js';
 import { removeDataDir, tempDataDir } from '../helpers/hub-process.js';
 import { freePort, type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
-import { cli } from '../helpers/mqtt-device.js';
+import { cli, cliAsync, connectDevice } from '../helpers/mqtt-device.js';
 import { findTool } from '../helpers/system-tools.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -93,5 +93,29 @@ describe("Mosquitto's dynamic-security client when the broker goes away", { time
     const closed = await outcome(dynsec.close());
     assert.ok(closed.ms < 8000, `closing took ${closed.ms} ms`);
     proxy.thaw();
+  });
+
+  it("'mqttkit device remove' with Mosquitto not answering removes nothing, says so, and finishes when tried again", async (t) => {
+    if (!broker) return t.skip('mosquitto is not installed');
+    const proxy = new TcpProxy(broker.port);
+    proxies.push(proxy);
+    await proxy.start();
+    const via = ['--data-dir', dataDir, '--mqtt-url', `mqtt://127.0.0.1:${proxy.port}`];
+    const added = await cliAsync(['device', 'add', 'deadline-lamp', '--json', ...via]);
+    assert.equal(added.status, 0, added.stderr);
+    const { password } = JSON.parse(added.stdout) as { password: string };
+    proxy.freeze();
+    const failed = await cliAsync(['device', 'remove', 'deadline-lamp', ...via]);
+    assert.notEqual(failed.status, 0);
+    assert.match(failed.stderr, /Mosquitto did not finish removing deadline-lamp .*nothing else was removed/);
+    proxy.thaw();
+    const listed = JSON.parse((await cliAsync(['device', 'list', '--json', ...via])).stdout) as Array<{ id: string }>;
+    assert.ok(
+      listed.some((d) => d.id === 'deadline-lamp'),
+      'its account is still there, so the command can be run again',
+    );
+    (await connectDevice(`mqtt://127.0.0.1:${broker.port}`, 'deadline-lamp', { password })).end(true);
+    const removed = await cliAsync(['device', 'remove', 'deadline-lamp', ...via]);
+    assert.equal(removed.status, 0, removed.stderr);
   });
 });
