@@ -272,18 +272,21 @@ export class Hub {
       if (managesBroker()) {
         // A conformance run killed outright left its temporary admin login in Mosquitto too (its password
         // was in the killed process only, but a standing every-topic login must not stay).
-        await brokerRights?.removeAdminClients(isCheckerAccountName).then(
+        void brokerRights?.removeAdminClients(isCheckerAccountName).then(
           (removed) => {
             for (const name of removed) log.warn(`removed Mosquitto's admin client ${name}, left by an interrupted 'mqttkit conformance'`);
           },
           (error: Error) => log.error({ err: error.message }, "cannot look for the admin clients an interrupted 'mqttkit conformance' left in Mosquitto"),
         );
-        // MQTT admins made before the admin role existed held the hub's, with Mosquitto's own API.
+        // MQTT admins made before the admin role existed held the hub's, with Mosquitto's own API. In the
+        // background: a slow Mosquitto does not hold up the start (each request ends within 5 s).
         const admins = (await accounts.list()).filter((a) => a.role === 'admin').map((a) => a.name);
-        await brokerRights?.narrowAdmins(admins).then(
-          (changed) => {
+        void brokerRights?.narrowAdmins(admins).then(
+          ({ changed, failed }) => {
             for (const name of changed)
               log.warn(`MQTT admin ${name} no longer holds Mosquitto's dynamic-security API (role ${HUB_ROLE} replaced by mqttkit-admin)`);
+            for (const name of failed)
+              log.error(`cannot take Mosquitto's dynamic-security API from MQTT admin ${name} (role ${HUB_ROLE}): remove that role from it in Mosquitto`);
           },
           (error: Error) => log.error({ err: error.message }, "cannot check the MQTT admins' rights at Mosquitto"),
         );

@@ -95,6 +95,16 @@ describe("Mosquitto's dynamic-security client when the broker goes away", { time
     proxy.thaw();
   });
 
+  it('a peer that takes the connection and closes it before the login answer (Mosquitto down behind a proxy) fails the login at once', async (t) => {
+    if (!broker) return t.skip('mosquitto is not installed');
+    const proxy = new TcpProxy(await freePort()); // nothing listens behind it
+    proxies.push(proxy);
+    await proxy.start();
+    const login = await outcome(DynsecClient.connect(`mqtt://127.0.0.1:${proxy.port}`, 'mqttkit-hub', 'any-password'));
+    assert.match(String(login.error?.message), /cannot reach the broker at mqtt:\/\/127\.0\.0\.1:\d+ as mqttkit-hub/);
+    assert.ok(login.ms < 7000, `failed after ${login.ms} ms`);
+  });
+
   it("'mqttkit device remove' with Mosquitto not answering removes nothing, says so, and finishes when tried again", async (t) => {
     if (!broker) return t.skip('mosquitto is not installed');
     const proxy = new TcpProxy(broker.port);

@@ -198,11 +198,13 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     (await connectDevice(url, left, { password: 'left-by-a-killed-run' })).end(true);
 
     // An admin made by an older mqttkit held the hub's role (with Mosquitto's API): narrowed at the next start.
+    // Another was left with both roles by a narrowing cut off half-way: it is finished too.
     const oldAdmin = (JSON.parse(cli(['user', 'add', 'old-admin', '--admin', '--json', '--data-dir', dataDir]).stdout) as { password: string }).password;
+    assert.equal(cli(['user', 'add', 'half-admin', '--admin', '--data-dir', dataDir]).status, 0);
     {
       const login = readBrokerCredentials(dataDir)!;
       const older = await DynsecClient.connect(url, login.username, login.password);
-      await older.run({ command: 'addClientRole', username: 'old-admin', rolename: HUB_ROLE });
+      for (const name of ['old-admin', 'half-admin']) await older.run({ command: 'addClientRole', username: name, rolename: HUB_ROLE });
       await older.run({ command: 'removeClientRole', username: 'old-admin', rolename: 'mqttkit-admin' });
       await older.close();
     }
@@ -210,6 +212,7 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     assert.equal(await hub.stop('SIGTERM'), 0);
     hub = await startHub({ dataDir, args: ['--mqtt-url', url] });
     await hub.printed(/MQTT admin old-admin no longer holds Mosquitto's dynamic-security API/);
+    await hub.printed(/MQTT admin half-admin no longer holds Mosquitto's dynamic-security API/);
     const narrowed = await connectDevice(url, 'old-admin', { password: oldAdmin });
     clients.push(narrowed);
     const evil2 = { commands: [{ command: 'createClient', username: 'evil-2', password: 'evil-password-2', roles: [{ rolename: HUB_ROLE }] }] };

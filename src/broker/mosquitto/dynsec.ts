@@ -75,21 +75,28 @@ export class DynsecClient {
   }
 
   static async connect(url: string, username: string, password: string): Promise<DynsecClient> {
-    let client: MqttClient;
+    const client = mqtt.connect(url, {
+      clientId: `${username}-ctl-${randomUUID().slice(0, 8)}`,
+      username,
+      password,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: REQUEST_MS,
+    });
+    client.on('error', () => {}); // reported by the login below or the request that meets it, never unhandled
+    // Not mqtt.js's connectAsync: a peer that accepts TCP and closes before its CONNACK left it pending for good.
+    const loggedIn = new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+      client.once('close', () => reject(new Error('the connection closed before the broker answered the login')));
+    });
     try {
-      client = await mqtt.connectAsync(url, {
-        clientId: `${username}-ctl-${randomUUID().slice(0, 8)}`,
-        username,
-        password,
-        protocolVersion: 4,
-        reconnectPeriod: 0,
-        connectTimeout: 5000,
-      });
+      await withDeadline(loggedIn, 'logging in');
     } catch (error) {
+      client.end(true);
       // The URL may carry a login (mqtt://user:pass@host): the message reaches the hub log, never the password.
       throw new Error(`cannot reach the broker at ${redactUrl(url)} as ${username}: ${(error as Error).message}`);
     }
-    client.on('error', () => {}); // reported by the request that meets it (below), never unhandled
     let granted: Awaited<ReturnType<MqttClient['subscribeAsync']>>;
     try {
       granted = await withDeadline(client.subscribeAsync(RESPONSE_TOPIC, { qos: 1 }), `subscribing to Mosquitto's answers at ${redactUrl(url)}`);

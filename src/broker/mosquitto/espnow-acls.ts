@@ -32,7 +32,7 @@ export interface PeripheralRights {
    * role instead (every topic, no `$CONTROL`). Versions before the admin role gave admins the hub's. Returns
    * the names changed; Mosquitto drops their connections (they log in again at once).
    */
-  narrowAdmins(names: readonly string[]): Promise<string[]>;
+  narrowAdmins(names: readonly string[]): Promise<{ changed: string[]; failed: string[] }>;
 }
 
 const ROLE_PREFIX = 'mqttkit-device-';
@@ -125,20 +125,29 @@ export function mosquittoPeripheralRights(url: string, dataDir: string): Periphe
     },
     narrowAdmins: async (names) => {
       const changed: string[] = [];
-      if (names.length === 0) return changed;
+      const failed: string[] = [];
+      if (names.length === 0) return { changed, failed };
       const hubLogin = readBrokerCredentials(dataDir)?.username;
       await withDynsec(async (dynsec) => {
         for (const name of names) {
           if (name === hubLogin) continue;
-          const answer = clientRoles.safeParse(await dynsec.run({ command: 'getClient', username: name }, ['not found']));
-          if (!answer.success || !answer.data.client.roles.some((r) => r.rolename === HUB_ROLE)) continue;
-          await dynsec.run({ command: 'createRole', rolename: ADMIN_ROLE, acls: ADMIN_ACLS }, ['already exists']);
-          await dynsec.run({ command: 'addClientRole', username: name, rolename: ADMIN_ROLE }, ['already']);
-          await dynsec.run({ command: 'removeClientRole', username: name, rolename: HUB_ROLE });
-          changed.push(name);
+          // One admin that cannot be changed (half-narrowed by a start that was cut off, changed by hand)
+          // does not keep the others from being checked.
+          try {
+            const answer = clientRoles.safeParse(await dynsec.run({ command: 'getClient', username: name }, ['not found']));
+            const roles = answer.success ? answer.data.client.roles.map((r) => r.rolename) : [];
+            if (!roles.includes(HUB_ROLE)) continue;
+            await dynsec.run({ command: 'createRole', rolename: ADMIN_ROLE, acls: ADMIN_ACLS }, ['already exists']);
+            // (Mosquitto 2.0 answers adding a role a client holds already with "Internal error": asked only when missing)
+            if (!roles.includes(ADMIN_ROLE)) await dynsec.run({ command: 'addClientRole', username: name, rolename: ADMIN_ROLE });
+            await dynsec.run({ command: 'removeClientRole', username: name, rolename: HUB_ROLE });
+            changed.push(name);
+          } catch {
+            failed.push(name);
+          }
         }
       });
-      return changed;
+      return { changed, failed };
     },
     reconcile: async (pairings) => {
       const changed: string[] = [];

@@ -12,9 +12,9 @@ export const HUB_ACCOUNT = 'mqttkit-hub';
 /** The hub's own role: every topic, and Mosquitto's dynamic-security API (it provisions devices). */
 export const HUB_ROLE = 'mqttkit-hub';
 /**
- * MQTT admins' role (`mqttkit user add --admin`, the conformance checker): every topic, nothing else. `#`
- * matches no topic that starts with `$`, so an admin cannot reach `$CONTROL/dynamic-security` and make
- * itself logins that outlive its removal.
+ * MQTT admins' role (`mqttkit user add --admin`, the conformance checker): every topic, nothing else. A
+ * publish to `$CONTROL/dynamic-security` is not matched by `#`, so an admin cannot make itself logins that
+ * outlive its removal (subscribing to `$` topics is granted, but the plugin answers only whoever asked).
  */
 export const ADMIN_ROLE = 'mqttkit-admin';
 export const ALL_ACL_TYPES = ['publishClientSend', 'publishClientReceive', 'subscribePattern', 'unsubscribePattern'] as const;
