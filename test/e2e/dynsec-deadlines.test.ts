@@ -12,8 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import { DynsecClient, DynsecRefusal } from '../../src/broker/mosquitto/dynsec.js';
 import { readBrokerCredentials } from '../../src/store/broker-credentials.js';
 import { removeDataDir, tempDataDir } from '../helpers/hub-process.js';
-import { freePort, type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
-import { cli, cliAsync, connectDevice } from '../helpers/mqtt-device.js';
+import { freePort, type RunningMosquitto, startConfiguredMosquitto } from '../helpers/mosquitto.js';
+import { cliAsync, connectDevice } from '../helpers/mqtt-device.js';
 import { findTool } from '../helpers/system-tools.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -42,10 +42,7 @@ describe("Mosquitto's dynamic-security client when the broker goes away", { time
     if (!binary && process.env.CI === 'true') throw new Error('mosquitto is not installed (apt-get install mosquitto); CI must install it in .ci/run');
     if (!binary) return;
     dataDir = tempDataDir();
-    const port = await freePort();
-    const generated = cli(['mosquitto-config', confDir, '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1']);
-    assert.equal(generated.status, 0, generated.stderr);
-    broker = await startMosquitto(binary, { config: join(confDir, 'mosquitto.conf'), port });
+    broker = await startConfiguredMosquitto(binary, dataDir, confDir);
     login = readBrokerCredentials(dataDir);
   });
   after(async () => {

@@ -17,7 +17,7 @@ import { DynsecClient } from '../../src/broker/mosquitto/dynsec.js';
 import { readBrokerCredentials } from '../../src/store/broker-credentials.js';
 import { readHubToken } from '../../src/store/runtime-file.js';
 import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
-import { freePort, type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
+import { type RunningMosquitto, startConfiguredMosquitto } from '../helpers/mosquitto.js';
 import { cli, cliAsync, connectDevice, subackCode } from '../helpers/mqtt-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
@@ -44,10 +44,7 @@ describe('ESP-NOW pairing with an external broker (Mosquitto)', { timeout: 120_0
     const binary = requireTool(t, 'mosquitto', ['mosquitto', '/usr/sbin/mosquitto'], 'apt-get install mosquitto');
     if (!binary) return;
     dataDir = tempDataDir();
-    const port = await freePort();
-    const generated = cli(['mosquitto-config', confDir, '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1']);
-    assert.equal(generated.status, 0, generated.stderr);
-    broker = await startMosquitto(binary, { config: join(confDir, 'mosquitto.conf'), port });
+    broker = await startConfiguredMosquitto(binary, dataDir, confDir);
     url = broker.url;
     hub = await startHub({ dataDir, args: ['--mqtt-url', url] });
     const password = (id: string) => {

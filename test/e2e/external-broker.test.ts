@@ -14,7 +14,7 @@ import { HUB_ROLE } from '../../src/broker/mosquitto/mosquitto-config.js';
 import { readBrokerCredentials } from '../../src/store/broker-credentials.js';
 import { accessoryBySerial, characteristicId, characteristicValue, pair, reconnect } from '../helpers/homekit-controller.js';
 import { eventually, type RunningHub, removeDataDir, startHub, tempDataDir } from '../helpers/hub-process.js';
-import { freePort, type RunningMosquitto, startMosquitto } from '../helpers/mosquitto.js';
+import { type RunningMosquitto, startConfiguredMosquitto } from '../helpers/mosquitto.js';
 import { cli, connectDevice, subackCode } from '../helpers/mqtt-device.js';
 import { requireTool } from '../helpers/system-tools.js';
 
@@ -44,10 +44,7 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
     const binary = requireTool(t, 'mosquitto', ['mosquitto', '/usr/sbin/mosquitto'], 'apt-get install mosquitto');
     if (!binary) return;
     const dataDir = tempDataDir();
-    const port = await freePort();
-    const generated = cli(['mosquitto-config', confDir, '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1']);
-    assert.equal(generated.status, 0, generated.stderr);
-    broker = await startMosquitto(binary, { config: join(confDir, 'mosquitto.conf'), port });
+    broker = await startConfiguredMosquitto(binary, dataDir, confDir);
     const url = broker.url;
     assert.ok(await refused(url, 'anyone', 'anonymous-guess'), 'unknown clients are refused');
 

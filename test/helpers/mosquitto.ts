@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cli } from './mqtt-device.js';
 
 export interface RunningMosquitto {
   port: number;
@@ -104,4 +105,15 @@ export async function startMosquitto(binary: string, given?: { config: string; p
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Mosquitto as `mqttkit mosquitto-config` sets it up (dynamic security, the hub's broker login saved in
+ * `dataDir`, the config in `confDir`), on a free loopback port.
+ */
+export async function startConfiguredMosquitto(binary: string, dataDir: string, confDir: string): Promise<RunningMosquitto> {
+  const port = await freePort();
+  const generated = cli(['mosquitto-config', confDir, '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1']);
+  if (generated.status !== 0) throw new Error(`mqttkit mosquitto-config failed: ${generated.stderr}`);
+  return startMosquitto(binary, { config: join(confDir, 'mosquitto.conf'), port });
 }
