@@ -111,7 +111,15 @@ Examples:
           const ownLogin = account === undefined || account.role === 'device';
           if (!ownLogin && !known) throw new CliError(`${id} is an MQTT admin account, not a device: remove it with 'mqttkit user remove ${id}'`);
           const deviceAccount = account?.role === 'device';
-          if (!deviceAccount && !known) throw new CliError(`no device ${id} (see 'mqttkit device list')`);
+          if (!deviceAccount && !known) {
+            // Only a device client mqttkit made, left in Mosquitto without its account (an interrupted add).
+            if (ws.externalUrl && !account && (await withDynsec(ws, (dynsec) => dynsec.deviceClient(id))) === 'mqttkit-device') {
+              await withDynsec(ws, (dynsec) => dynsec.removeDevice(id));
+              console.log(`Removed Mosquitto's device client ${id}, left without its account by an interrupted 'mqttkit device add'.`);
+              return;
+            }
+            throw new CliError(`no device ${id} (see 'mqttkit device list')`);
+          }
           // Mosquitto first, and only a client mqttkit made (its device account says so): if Mosquitto does not
           // finish, nothing is removed here and the same command finishes it later.
           if (ws.externalUrl && deviceAccount)
@@ -168,10 +176,14 @@ async function add(ws: Workspace, id: string, json: boolean): Promise<void> {
   const password = generatePassword();
   if (ws.externalUrl)
     await withDynsec(ws, async (dynsec) => {
-      // A client Mosquitto has already (the hub's own login, one made there by hand) is not mqttkit's to replace.
-      const there = await dynsec.run({ command: 'getClient', username: id }, ['not found']);
-      if (typeof there === 'object' && there !== null && 'client' in there)
-        throw new CliError(`Mosquitto has a client ${id} already, not made by mqttkit: choose another id, or delete that client in Mosquitto first`);
+      // A client Mosquitto has already is not mqttkit's to replace, unless it is shaped exactly as mqttkit makes
+      // a device's (left by an add interrupted before the account was stored).
+      const there = await dynsec.deviceClient(id);
+      if (there === 'other')
+        throw new CliError(
+          `Mosquitto has a client ${id} already, with no account in this data dir: choose another id, or delete that client in Mosquitto first`,
+        );
+      if (there === 'mqttkit-device') console.error(`(Mosquitto held a device client ${id} with no account here, left by an interrupted add: replaced)`);
       await dynsec.provisionDevice(id, password);
     });
   await ws.accounts.create(id, 'device', 'active', await hashPassword(password));

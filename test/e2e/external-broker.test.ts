@@ -145,6 +145,21 @@ describe('external broker (Mosquitto with dynamic security)', { timeout: 180_000
         assert.notEqual(added.status, 0, added.stdout);
         assert.match(added.stderr, name === 'by-hand' ? /Mosquitto has a client by-hand already/ : /reserved for the hub's own account/);
       }
+      // A device client exactly as mqttkit makes one, left without its account by an interrupted 'device add':
+      // the next add replaces it, and 'device remove' removes one.
+      {
+        const dynsec = await DynsecClient.connect(url, login.username, login.password);
+        for (const id of ['left-1', 'left-2']) await dynsec.provisionDevice(id, `${id}-interrupted-password`);
+        await dynsec.close();
+        const again = cli(['device', 'add', 'left-1', '--json', '--data-dir', dataDir]);
+        assert.equal(again.status, 0, again.stderr);
+        assert.match(again.stderr, /left by an interrupted add: replaced/);
+        (await connectDevice(url, 'left-1', { password: (JSON.parse(again.stdout) as { password: string }).password })).end(true);
+        assert.ok(await refused(url, 'left-1', 'left-1-interrupted-password'));
+        const cleaned = cli(['device', 'remove', 'left-2', '--data-dir', dataDir]);
+        assert.equal(cleaned.status, 0, cleaned.stderr);
+        assert.ok(await refused(url, 'left-2', 'left-2-interrupted-password'), 'the leftover client is gone');
+      }
       const integration = JSON.parse(cli(['user', 'add', 'integration', '--admin', '--json', '--data-dir', dataDir]).stdout) as { password: string };
       const admin = await connectDevice(url, 'integration', { password: integration.password });
       clients.push(admin);

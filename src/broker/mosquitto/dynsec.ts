@@ -44,6 +44,14 @@ export function deviceAcls(id: string): DynsecAcl[] {
 const dynsecResponses = z.looseObject({
   responses: z.array(z.unknown()).optional(),
 });
+/** getClient's answer, as far as telling a device client mqttkit made from anyone else's. */
+const clientShape = z.looseObject({
+  client: z.looseObject({
+    clientid: z.string().optional(),
+    roles: z.array(z.looseObject({ rolename: z.string() })).default([]),
+    groups: z.array(z.unknown()).default([]),
+  }),
+});
 /** One answer; one that does not fit is skipped (its request times out, naming the command), the others still count. */
 const dynsecResponse = z.looseObject({ correlationData: z.string(), error: z.string().optional(), data: z.unknown().optional() });
 
@@ -152,6 +160,20 @@ export class DynsecClient {
   async createAdmin(name: string, password: string): Promise<void> {
     await this.run({ command: 'createRole', rolename: ADMIN_ROLE, acls: ADMIN_ACLS }, ['already exists']);
     await this.run({ command: 'createClient', username: name, password, roles: [{ rolename: ADMIN_ROLE }] });
+  }
+
+  /**
+   * Whether Mosquitto has a client `id`, and if so whether it is shaped exactly as provisionDevice makes a
+   * device's (client id = username, the device's own role and nothing else): then it is mqttkit's, e.g.
+   * left by a `device add` interrupted before it stored the account. Any other is somebody else's.
+   */
+  async deviceClient(id: string): Promise<'none' | 'mqttkit-device' | 'other'> {
+    const answer = await this.run({ command: 'getClient', username: id }, ['not found']);
+    const parsed = clientShape.safeParse(answer);
+    if (!parsed.success) return typeof answer === 'object' && answer !== null && 'client' in answer ? 'other' : 'none';
+    const { clientid, roles, groups } = parsed.data.client;
+    const ours = clientid === id && roles.length === 1 && roles[0]!.rolename === deviceRoleName(id) && groups.length === 0;
+    return ours ? 'mqttkit-device' : 'other';
   }
 
   async setPassword(id: string, password: string): Promise<void> {
